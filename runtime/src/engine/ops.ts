@@ -1,0 +1,672 @@
+/**
+ * Instances of the core steps inside one worker. Stateless steps pass epochs and
+ * frontiers straight through; steps with state (statefulBatch, sinks, inputs) align on
+ * epochs and write snapshots when an epoch closes.
+ */
+import { StepError, typeError } from "../errors.ts";
+import type {
+  BranchStep,
+  FlatMapBatchStep,
+  InputStep,
+  InspectDebugStep,
+  OutputStep,
+  StatefulBatchLogic,
+  StatefulBatchStep,
+} from "../graph.ts";
+import { isFixedPartitionedSource, type StatefulSourcePartition, type StatelessSourcePartition } from "../inputs.ts";
+import {
+  type FixedPartitionedSink,
+  isFixedPartitionedSink,
+  type StatefulSinkPartition,
+  type StatelessSinkPartition,
+} from "../outputs.ts";
+import { EpochAligner, type EpochHandler } from "./aligner.ts";
+import { assignPartitions, stableHash, workerForKey } from "./hash.ts";
+import { Serial } from "./serial.ts";
+import type { StateStore } from "./state-store.ts";
+import { type Consumer, Emitter, MinFrontier } from "./stream.ts";
+
+const INF = Number.POSITIVE_INFINITY;
+/** How long an idle partition without `nextAwake` waits before it is polled again. */
+const IDLE_POLL_MS = 5;
+
+export interface WorkerContext {
+  readonly index: number;
+  readonly count: number;
+  readonly startEpoch: number;
+  readonly store: StateStore | undefined;
+  fail(err: unknown): void;
+  wake(): void;
+  now(): number;
+}
+
+/** What the worker loop asks of every instance. */
+export interface Op {
+  readonly stepId: string;
+  /** Every epoch below this is finished here, snapshots included. */
+  progress(): number;
+  /** Resolves once asynchronous work (writes, closes) has finished. */
+  settled(): Promise<void>;
+}
+
+export interface TimedOp {
+  nextTime(): number;
+  onTime(now: number): void;
+}
+
+function keyed(stepId: string, item: unknown): [string, unknown] {
+  if (!Array.isArray(item) || item.length !== 2 || typeof item[0] !== "string") {
+    throw typeError(stepId, item, "expected a [key, value] pair with a string key; key the stream with keyOn first");
+  }
+  return item as [string, unknown];
+}
+
+/** A pass-through step: output frontier is input frontier. */
+abstract class Stateless implements Op, Consumer {
+  readonly down: Emitter;
+  readonly stepId: string;
+
+  constructor(stepId: string, ctx: WorkerContext) {
+    this.stepId = stepId;
+    this.down = new Emitter(ctx.startEpoch);
+  }
+
+  abstract items(epoch: number, batch: unknown[]): void;
+
+  frontier(frontier: number): void {
+    this.down.advance(frontier);
+  }
+
+  progress(): number {
+    return this.down.frontier;
+  }
+
+  async settled(): Promise<void> {}
+}
+
+export class FlatMapBatchOp extends Stateless {
+  private readonly step: FlatMapBatchStep;
+  constructor(step: FlatMapBatchStep, ctx: WorkerContext) {
+    super(step.stepId, ctx);
+    this.step = step;
+  }
+
+  items(epoch: number, batch: unknown[]): void {
+    let out: Iterable<unknown>;
+    try {
+      out = this.step.mapper(batch);
+      if (!Array.isArray(out)) out = Array.from(out);
+    } catch (err) {
+      throw StepError.wrap(this.stepId, err);
+    }
+    this.down.push(epoch, out as unknown[]);
+  }
+}
+
+export class BranchOp implements Op, Consumer {
+  readonly trues: Emitter;
+  readonly falses: Emitter;
+  readonly stepId: string;
+  private readonly step: BranchStep;
+
+  constructor(step: BranchStep, ctx: WorkerContext) {
+    this.step = step;
+    this.stepId = step.stepId;
+    this.trues = new Emitter(ctx.startEpoch);
+    this.falses = new Emitter(ctx.startEpoch);
+  }
+
+  items(epoch: number, batch: unknown[]): void {
+    const trues: unknown[] = [];
+    const falses: unknown[] = [];
+    const predicate = this.step.predicate;
+    for (const item of batch) {
+      let verdict: unknown;
+      try {
+        verdict = predicate(item);
+      } catch (err) {
+        throw StepError.wrap(this.stepId, err, item);
+      }
+      if (verdict === true) trues.push(item);
+      else if (verdict === false) falses.push(item);
+      else throw typeError(this.stepId, item, `predicate must return a boolean, got ${typeof verdict}`);
+    }
+    this.trues.push(epoch, trues);
+    this.falses.push(epoch, falses);
+  }
+
+  frontier(frontier: number): void {
+    this.trues.advance(frontier);
+    this.falses.advance(frontier);
+  }
+
+  progress(): number {
+    return this.trues.frontier;
+  }
+
+  async settled(): Promise<void> {}
+}
+
+export class InspectDebugOp extends Stateless {
+  private readonly step: InspectDebugStep;
+  private readonly ctx: WorkerContext;
+  constructor(step: InspectDebugStep, ctx: WorkerContext) {
+    super(step.stepId, ctx);
+    this.step = step;
+    this.ctx = ctx;
+  }
+
+  items(epoch: number, batch: unknown[]): void {
+    const { inspector } = this.step;
+    for (const item of batch) {
+      try {
+        inspector(this.stepId, item, epoch, this.ctx.index);
+      } catch (err) {
+        throw StepError.wrap(this.stepId, err, item);
+      }
+    }
+    this.down.push(epoch, batch);
+  }
+}
+
+/** Merge and redistribute (after its exchange): items pass, frontiers combine. */
+export class PassOp extends Stateless {
+  readonly #inputs: MinFrontier;
+
+  constructor(stepId: string, ctx: WorkerContext, inputs: number) {
+    super(stepId, ctx);
+    this.#inputs = new MinFrontier(inputs, ctx.startEpoch);
+  }
+
+  items(epoch: number, batch: unknown[]): void {
+    this.down.push(epoch, batch);
+  }
+
+  input(i: number): Consumer {
+    return {
+      items: (epoch, batch) => this.down.push(epoch, batch),
+      frontier: (f) => this.down.advance(this.#inputs.set(i, f)),
+    };
+  }
+}
+
+type AnyLogic = StatefulBatchLogic<unknown, unknown, unknown>;
+
+export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
+  readonly stepId: string;
+  readonly down: Emitter;
+  readonly #logics = new Map<string, AnyLogic>();
+  readonly #notify = new Map<string, number>();
+  #nextNotify = INF;
+  /** Keys whose state changed in the open epoch; tracked only when snapshots are kept. */
+  readonly #touched: Set<string> | undefined;
+  readonly #aligner: EpochAligner;
+
+  private readonly step: StatefulBatchStep;
+  private readonly ctx: WorkerContext;
+
+  constructor(step: StatefulBatchStep, ctx: WorkerContext) {
+    this.step = step;
+    this.ctx = ctx;
+    this.stepId = step.stepId;
+    this.down = new Emitter(ctx.startEpoch);
+    this.#aligner = new EpochAligner(ctx.startEpoch, this);
+    this.#touched = ctx.store === undefined ? undefined : new Set();
+    if (ctx.store === undefined) return;
+    for (const [key, state] of ctx.store.load(this.stepId)) {
+      if (workerForKey(key, ctx.count) !== ctx.index) continue;
+      const logic = this.#build(key, state);
+      this.#logics.set(key, logic);
+      this.#schedule(key, logic);
+    }
+  }
+
+  items(epoch: number, batch: unknown[]): void {
+    this.#aligner.items(epoch, batch);
+  }
+
+  frontier(frontier: number): void {
+    this.#aligner.advance(frontier);
+    this.down.advance(this.#aligner.frontier);
+  }
+
+  progress(): number {
+    return this.#aligner.frontier;
+  }
+
+  async settled(): Promise<void> {}
+
+  process(epoch: number, batch: unknown[]): void {
+    const groups = new Map<string, unknown[]>();
+    for (const item of batch) {
+      const [key, value] = keyed(this.stepId, item);
+      const group = groups.get(key);
+      if (group === undefined) groups.set(key, [value]);
+      else group.push(value);
+    }
+    const keys = groups.size === 1 ? groups.keys() : [...groups.keys()].sort();
+    const out: unknown[] = [];
+    for (const key of keys) {
+      const values = groups.get(key) as unknown[];
+      let logic = this.#logics.get(key);
+      if (logic === undefined) {
+        logic = this.#build(key, undefined);
+        this.#logics.set(key, logic);
+      }
+      this.#activate(key, logic, "onBatch", values, out);
+    }
+    this.down.push(epoch, out);
+  }
+
+  nextTime(): number {
+    return this.#aligner.frontier === INF ? INF : this.#nextNotify;
+  }
+
+  onTime(now: number): void {
+    if (now < this.#nextNotify || this.#aligner.frontier === INF) return;
+    const due: string[] = [];
+    let next = INF;
+    for (const [key, at] of this.#notify) {
+      if (at <= now) due.push(key);
+      else if (at < next) next = at;
+    }
+    this.#nextNotify = next;
+    const out: unknown[] = [];
+    for (const key of due.sort()) {
+      this.#notify.delete(key);
+      const logic = this.#logics.get(key);
+      if (logic !== undefined) this.#activate(key, logic, "onNotify", undefined, out);
+    }
+    this.down.push(this.#aligner.frontier, out);
+  }
+
+  closeEpoch(epoch: number): void {
+    const touched = this.#touched;
+    if (touched === undefined || touched.size === 0) return;
+    const store = this.ctx.store as StateStore;
+    for (const key of touched) {
+      const logic = this.#logics.get(key);
+      let state: unknown;
+      try {
+        state = logic?.snapshot();
+      } catch (err) {
+        throw StepError.wrap(this.stepId, err, key);
+      }
+      store.write(this.stepId, key, epoch, state);
+    }
+    touched.clear();
+  }
+
+  end(lastEpoch: number): void {
+    const out: unknown[] = [];
+    for (const key of [...this.#logics.keys()].sort()) {
+      this.#activate(key, this.#logics.get(key) as AnyLogic, "onEof", undefined, out);
+    }
+    this.down.push(lastEpoch, out);
+    this.closeEpoch(lastEpoch);
+  }
+
+  #build(key: string, state: unknown): AnyLogic {
+    try {
+      return this.step.builder(state);
+    } catch (err) {
+      throw StepError.wrap(this.stepId, err, key);
+    }
+  }
+
+  #activate(
+    key: string,
+    logic: AnyLogic,
+    method: "onBatch" | "onNotify" | "onEof",
+    values: unknown[] | undefined,
+    out: unknown[],
+  ): void {
+    let emit: Iterable<unknown>;
+    let discard: boolean;
+    try {
+      const result = method === "onBatch" ? logic.onBatch(values as unknown[]) : logic[method]();
+      [emit, discard] = result;
+      for (const value of emit) out.push([key, value]);
+    } catch (err) {
+      throw StepError.wrap(this.stepId, err, values === undefined ? key : [key, values]);
+    }
+    this.#touched?.add(key);
+    if (discard) {
+      this.#logics.delete(key);
+      this.#notify.delete(key);
+    } else {
+      this.#schedule(key, logic);
+    }
+  }
+
+  #schedule(key: string, logic: AnyLogic): void {
+    let at: Date | undefined;
+    try {
+      at = logic.notifyAt();
+    } catch (err) {
+      throw StepError.wrap(this.stepId, err, key);
+    }
+    if (at === undefined) {
+      this.#notify.delete(key);
+      return;
+    }
+    if (!(at instanceof Date)) throw typeError(this.stepId, key, "notifyAt must return a Date or undefined");
+    const t = at.getTime();
+    this.#notify.set(key, t);
+    if (t < this.#nextNotify) this.#nextNotify = t;
+  }
+}
+
+interface SourceSlot {
+  readonly name: string;
+  readonly part: StatefulSourcePartition<unknown, unknown> | StatelessSourcePartition<unknown>;
+  readonly stateful: boolean;
+  awake: number;
+  pending: boolean;
+  eof: boolean;
+}
+
+export class InputOp implements Op {
+  readonly stepId: string;
+  readonly down: Emitter;
+  readonly #ready: Array<[SourceSlot, Iterable<unknown> | null]> = [];
+  readonly #closes: Serial;
+  #open: number;
+  private readonly ctx: WorkerContext;
+  private readonly slots: SourceSlot[];
+
+  private constructor(step: InputStep, ctx: WorkerContext, slots: SourceSlot[]) {
+    this.ctx = ctx;
+    this.slots = slots;
+    this.stepId = step.stepId;
+    this.down = new Emitter(ctx.startEpoch);
+    this.#closes = new Serial((err) => ctx.fail(StepError.wrap(this.stepId, err)));
+    this.#open = slots.length;
+  }
+
+  static async build(step: InputStep, ctx: WorkerContext): Promise<InputOp> {
+    const { source, stepId } = step;
+    const slots: SourceSlot[] = [];
+    const slot = (name: string, part: SourceSlot["part"], stateful: boolean): SourceSlot => ({
+      name,
+      part,
+      stateful,
+      awake: 0,
+      pending: false,
+      eof: false,
+    });
+    try {
+      if (isFixedPartitionedSource(source)) {
+        const owners = assignPartitions(source.listParts(), ctx.count);
+        const resume = new Map(ctx.store?.load(stepId) ?? []);
+        for (const [name, owner] of owners) {
+          if (owner !== ctx.index) continue;
+          slots.push(slot(name, await source.buildPart(stepId, name, resume.get(name)), true));
+        }
+      } else {
+        slots.push(slot(`worker-${ctx.index}`, await source.build(stepId, ctx.index, ctx.count), false));
+      }
+    } catch (err) {
+      throw StepError.wrap(stepId, err);
+    }
+    return new InputOp(step, ctx, slots);
+  }
+
+  /** Polls due partitions; returns whether any work was done. */
+  poll(now: number, epoch: number): boolean {
+    // A worker that owns no partition has nothing to read: end at once.
+    if (this.#open === 0 && this.down.frontier < INF) {
+      this.down.advance(INF);
+      return true;
+    }
+    let worked = this.#drainReady(epoch, now);
+    for (const slot of this.slots) {
+      if (slot.eof || slot.pending || slot.awake > now) continue;
+      let result: ReturnType<SourceSlot["part"]["nextBatch"]>;
+      try {
+        result = slot.part.nextBatch();
+      } catch (err) {
+        throw StepError.wrap(this.stepId, err, `partition ${slot.name}`);
+      }
+      worked = true;
+      if (result instanceof Promise) {
+        slot.pending = true;
+        result.then(
+          (batch) => {
+            this.#ready.push([slot, batch]);
+            this.ctx.wake();
+          },
+          (err: unknown) => this.ctx.fail(StepError.wrap(this.stepId, err, `partition ${slot.name}`)),
+        );
+      } else {
+        this.#handle(slot, result, epoch, now);
+      }
+    }
+    return worked;
+  }
+
+  nextTime(): number {
+    let next = INF;
+    for (const slot of this.slots) if (!slot.eof && !slot.pending && slot.awake < next) next = slot.awake;
+    return next;
+  }
+
+  /** Closes `epoch`: snapshots every open partition's position, then advances. */
+  closeEpoch(epoch: number): void {
+    this.#drainReady(epoch, this.ctx.now());
+    if (this.#open === 0) return;
+    const store = this.ctx.store;
+    if (store !== undefined)
+      for (const slot of this.slots) if (!slot.eof && slot.stateful) this.#snapshot(slot, epoch, store);
+    this.down.advance(epoch + 1);
+  }
+
+  progress(): number {
+    return this.#open === 0 && this.#closes.idle ? INF : this.down.frontier;
+  }
+
+  settled(): Promise<void> {
+    return this.#closes.settled();
+  }
+
+  #drainReady(epoch: number, now: number): boolean {
+    if (this.#ready.length === 0) return false;
+    for (const [slot, batch] of this.#ready.splice(0)) {
+      slot.pending = false;
+      this.#handle(slot, batch, epoch, now);
+    }
+    return true;
+  }
+
+  #handle(slot: SourceSlot, result: Iterable<unknown> | null, epoch: number, now: number): void {
+    if (result === null) {
+      slot.eof = true;
+      this.#open -= 1;
+      if (slot.stateful && this.ctx.store !== undefined) this.#snapshot(slot, epoch, this.ctx.store);
+      const { part } = slot;
+      if (part.close !== undefined) this.#closes.run(() => part.close?.());
+      if (this.#open === 0) this.down.advance(INF);
+      return;
+    }
+    const batch = Array.isArray(result) ? result : Array.from(result);
+    this.down.push(epoch, batch);
+    let awake: Date | undefined;
+    try {
+      awake = slot.part.nextAwake?.();
+    } catch (err) {
+      throw StepError.wrap(this.stepId, err, `partition ${slot.name}`);
+    }
+    slot.awake = awake !== undefined ? awake.getTime() : batch.length > 0 ? now : now + IDLE_POLL_MS;
+  }
+
+  #snapshot(slot: SourceSlot, epoch: number, store: StateStore): void {
+    let state: unknown;
+    try {
+      state = (slot.part as StatefulSourcePartition<unknown, unknown>).snapshot();
+    } catch (err) {
+      throw StepError.wrap(this.stepId, err, `partition ${slot.name}`);
+    }
+    store.write(this.stepId, slot.name, epoch, state);
+  }
+}
+
+/** The receiving end of a partitioned sink: the partitions this worker owns. */
+export class FixedSinkOp implements Op, Consumer, EpochHandler {
+  readonly stepId: string;
+  readonly #aligner: EpochAligner;
+  readonly #serial: Serial;
+  #done: number;
+  private readonly ctx: WorkerContext;
+  private readonly sink: FixedPartitionedSink<unknown, unknown>;
+  private readonly names: readonly string[];
+  private readonly parts: Map<string, StatefulSinkPartition<unknown, unknown>>;
+
+  private constructor(
+    stepId: string,
+    ctx: WorkerContext,
+    sink: FixedPartitionedSink<unknown, unknown>,
+    names: readonly string[],
+    parts: Map<string, StatefulSinkPartition<unknown, unknown>>,
+  ) {
+    this.ctx = ctx;
+    this.sink = sink;
+    this.names = names;
+    this.parts = parts;
+    this.stepId = stepId;
+    this.#done = ctx.startEpoch;
+    this.#aligner = new EpochAligner(ctx.startEpoch, this);
+    this.#serial = new Serial((err) => ctx.fail(StepError.wrap(stepId, err)));
+  }
+
+  static async build(
+    step: OutputStep,
+    ctx: WorkerContext,
+  ): Promise<{ op: FixedSinkOp; route: (item: unknown) => number }> {
+    if (!isFixedPartitionedSink(step.sink)) throw new Error("not a partitioned sink");
+    const sink = step.sink;
+    const names = sink.listParts();
+    if (names.length === 0) throw new StepError(step.stepId, new Error("sink has no partitions"));
+    const owners = assignPartitions(names, ctx.count);
+    const resume = new Map(ctx.store?.load(step.stepId) ?? []);
+    const parts = new Map<string, StatefulSinkPartition<unknown, unknown>>();
+    try {
+      for (const [name, owner] of owners) {
+        if (owner === ctx.index) parts.set(name, await sink.buildPart(step.stepId, name, resume.get(name)));
+      }
+    } catch (err) {
+      throw StepError.wrap(step.stepId, err);
+    }
+    const op = new FixedSinkOp(step.stepId, ctx, sink, names, parts);
+    const route = (item: unknown): number => owners.get(op.partFor(keyed(step.stepId, item)[0])) as number;
+    return { op, route };
+  }
+
+  partFor(key: string): string {
+    let index: number;
+    try {
+      index = this.sink.partFn === undefined ? stableHash(key) % this.names.length : this.sink.partFn(key);
+    } catch (err) {
+      throw StepError.wrap(this.stepId, err, key);
+    }
+    const name = this.names[index];
+    if (name === undefined) {
+      throw typeError(
+        this.stepId,
+        key,
+        `partFn returned ${index}, not an index of the ${this.names.length} partitions`,
+      );
+    }
+    return name;
+  }
+
+  items(epoch: number, batch: unknown[]): void {
+    this.#aligner.items(epoch, batch);
+  }
+
+  frontier(frontier: number): void {
+    this.#aligner.advance(frontier);
+    this.#serial.run(() => {
+      this.#done = frontier;
+    });
+  }
+
+  process(_epoch: number, batch: unknown[]): void {
+    const byPart = new Map<string, unknown[]>();
+    for (const item of batch) {
+      const [key, value] = keyed(this.stepId, item);
+      const name = this.partFor(key);
+      const values = byPart.get(name);
+      if (values === undefined) byPart.set(name, [value]);
+      else values.push(value);
+    }
+    for (const [name, values] of byPart) {
+      const part = this.parts.get(name);
+      if (part === undefined)
+        throw new Error(`partition ${name} of ${this.stepId} is not owned by worker ${this.ctx.index}`);
+      this.#serial.run(() => part.writeBatch(values));
+    }
+  }
+
+  closeEpoch(epoch: number): void {
+    const store = this.ctx.store;
+    if (store === undefined) return;
+    this.#serial.run(() => {
+      for (const [name, part] of this.parts) store.write(this.stepId, name, epoch, part.snapshot());
+    });
+  }
+
+  end(lastEpoch: number): void {
+    this.closeEpoch(lastEpoch);
+    for (const part of this.parts.values()) if (part.close !== undefined) this.#serial.run(() => part.close?.());
+  }
+
+  progress(): number {
+    return this.#done;
+  }
+
+  settled(): Promise<void> {
+    return this.#serial.settled();
+  }
+}
+
+export class DynamicSinkOp implements Op, Consumer {
+  readonly stepId: string;
+  readonly #serial: Serial;
+  #done: number;
+  private readonly part: StatelessSinkPartition<unknown>;
+
+  private constructor(stepId: string, ctx: WorkerContext, part: StatelessSinkPartition<unknown>) {
+    this.part = part;
+    this.stepId = stepId;
+    this.#done = ctx.startEpoch;
+    this.#serial = new Serial((err) => ctx.fail(StepError.wrap(stepId, err)));
+  }
+
+  static async build(step: OutputStep, ctx: WorkerContext): Promise<DynamicSinkOp> {
+    if (isFixedPartitionedSink(step.sink)) throw new Error("not a dynamic sink");
+    try {
+      return new DynamicSinkOp(step.stepId, ctx, await step.sink.build(step.stepId, ctx.index, ctx.count));
+    } catch (err) {
+      throw StepError.wrap(step.stepId, err);
+    }
+  }
+
+  items(_epoch: number, batch: unknown[]): void {
+    this.#serial.run(() => this.part.writeBatch(batch));
+  }
+
+  frontier(frontier: number): void {
+    if (frontier === INF && this.part.close !== undefined) this.#serial.run(() => this.part.close?.());
+    this.#serial.run(() => {
+      this.#done = frontier;
+    });
+  }
+
+  progress(): number {
+    return this.#done;
+  }
+
+  settled(): Promise<void> {
+    return this.#serial.settled();
+  }
+}

@@ -1,0 +1,329 @@
+/**
+ * One worker: an instance of every step of the dataflow, driven by a loop that polls
+ * sources, delivers exchanged items, fires notifications and closes epochs. W workers
+ * per process times P processes run the same graph; keyed state is split among them.
+ */
+import { setImmediate as yieldToEventLoop } from "node:timers/promises";
+import type { Dataflow } from "../dataflow.ts";
+import { BuildError } from "../errors.ts";
+import { isFixedPartitionedSink } from "../outputs.ts";
+import { Exchange } from "./exchange.ts";
+import { workerForKey } from "./hash.ts";
+import {
+  BranchOp,
+  DynamicSinkOp,
+  FixedSinkOp,
+  FlatMapBatchOp,
+  InputOp,
+  InspectDebugOp,
+  type Op,
+  PassOp,
+  StatefulBatchOp,
+  type TimedOp,
+  type WorkerContext,
+} from "./ops.ts";
+import type { StateStore } from "./state-store.ts";
+import type { Consumer, Emitter } from "./stream.ts";
+import type { ExchangeMessage, Transport } from "./transport.ts";
+
+const INF = Number.POSITIVE_INFINITY;
+/** The longest the loop computes without letting timers and sockets run. */
+const MAX_BUSY_MS = 10;
+
+export interface WorkerOptions {
+  readonly index: number;
+  readonly count: number;
+  /** Milliseconds between epochs (the snapshot interval when recovery is on). */
+  readonly epochIntervalMs: number;
+  readonly transport?: Transport;
+  readonly store?: StateStore;
+  readonly signal?: AbortSignal;
+}
+
+export interface StepCount {
+  readonly stepId: string;
+  readonly itemsOut: number;
+}
+
+export class Worker {
+  readonly index: number;
+  readonly count: number;
+  epoch: number;
+  readonly #flow: Dataflow;
+  readonly #opts: WorkerOptions;
+  readonly #ctx: WorkerContext;
+  readonly #ops: Op[] = [];
+  readonly #inputs: InputOp[] = [];
+  readonly #timed: TimedOp[] = [];
+  readonly #emitters = new Map<string, Emitter>();
+  readonly #exchanges: Exchange[] = [];
+  readonly #inbox: Array<[number, ExchangeMessage[]]> = [];
+  #outbox: ExchangeMessage[][] = [];
+  #failure: unknown;
+  #wake: (() => void) | undefined;
+  /** Set when something happened while the loop was busy, so it must not sleep. */
+  #woken = false;
+  #committed = 0;
+  #lastEpochWritten = 0;
+
+  constructor(flow: Dataflow, opts: WorkerOptions) {
+    if (!Number.isInteger(opts.count) || opts.count < 1)
+      throw new RangeError(`worker count must be >= 1, got ${opts.count}`);
+    if (opts.count > 1 && opts.transport === undefined)
+      throw new Error("a transport is needed for more than one worker");
+    if (!(opts.epochIntervalMs > 0)) throw new RangeError(`epoch interval must be > 0 ms, got ${opts.epochIntervalMs}`);
+    this.#flow = flow;
+    this.#opts = opts;
+    this.index = opts.index;
+    this.count = opts.count;
+    this.epoch = opts.store?.resumeEpoch ?? 1;
+    this.#committed = this.epoch;
+    const store = opts.store === undefined ? undefined : this.#trackEpochs(opts.store);
+    this.#ctx = {
+      index: opts.index,
+      count: opts.count,
+      startEpoch: this.epoch,
+      store,
+      fail: (err) => this.#fail(err),
+      wake: () => this.#signalWake(),
+      now: () => Date.now(),
+    };
+    this.#outbox = Array.from({ length: opts.count }, () => []);
+    opts.transport?.listen((from, messages) => {
+      this.#inbox.push([from, messages]);
+      this.#signalWake();
+    });
+    opts.signal?.addEventListener("abort", () => this.#fail(opts.signal?.reason), { once: true });
+  }
+
+  /** Items each core step has emitted so far on this worker. */
+  stepCounts(): StepCount[] {
+    return this.#ops.map((op) => ({
+      stepId: op.stepId,
+      itemsOut: this.#emitters.get(`${op.stepId}.down`)?.count ?? 0,
+    }));
+  }
+
+  async run(): Promise<void> {
+    await this.#build();
+    const interval = this.#opts.epochIntervalMs;
+    let nextEpochAt = Date.now() + interval;
+    let lastYield = performance.now();
+    while (this.#progress() < INF) {
+      this.#throwIfFailed();
+      let worked = this.#drainInbox();
+      const now = Date.now();
+      for (const input of this.#inputs) worked = input.poll(now, this.epoch) || worked;
+      for (const op of this.#timed) {
+        if (op.nextTime() <= now) {
+          op.onTime(now);
+          worked = true;
+        }
+      }
+      if (now >= nextEpochAt) {
+        for (const input of this.#inputs) input.closeEpoch(this.epoch);
+        this.epoch += 1;
+        nextEpochAt = now + interval;
+        worked = true;
+      }
+      this.#flush();
+      await this.#commit(this.#progress());
+      if (worked) {
+        if (performance.now() - lastYield > MAX_BUSY_MS) {
+          await yieldToEventLoop();
+          lastYield = performance.now();
+        }
+      } else {
+        await this.#sleep(Math.min(nextEpochAt, this.#nextTime()) - Date.now());
+        lastYield = performance.now();
+      }
+    }
+    await Promise.all(this.#ops.map((op) => op.settled()));
+    this.#throwIfFailed();
+    await this.#commit(Math.max(this.epoch, this.#lastEpochWritten) + 1);
+  }
+
+  async #build(): Promise<void> {
+    const ctx = this.#ctx;
+    const exchangeCtx = { ...ctx, send: (to: number, message: ExchangeMessage) => this.#outbox[to]?.push(message) };
+    const exchange = (route: (item: unknown) => number, target: Consumer): Consumer => {
+      const ex = new Exchange(this.#exchanges.length, exchangeCtx, route, target);
+      this.#exchanges.push(ex);
+      return ex;
+    };
+    const upstream = (stepId: string, streamId: string): Emitter => {
+      const emitter = this.#emitters.get(streamId);
+      if (emitter === undefined)
+        throw new BuildError(`step ${JSON.stringify(stepId)} reads unknown stream ${streamId}`);
+      return emitter;
+    };
+    const connect = (stepId: string, streamId: string, consumer: Consumer): void => {
+      upstream(stepId, streamId).consumers.push(consumer);
+    };
+    if (this.#flow.steps.filter((s) => s.kind === "input").length === 0) {
+      throw new BuildError(`dataflow ${JSON.stringify(this.#flow.flowId)} has no input steps`);
+    }
+    for (const step of this.#flow.steps) {
+      switch (step.kind) {
+        case "input": {
+          const op = await InputOp.build(step, ctx);
+          this.#emitters.set(step.down, op.down);
+          this.#inputs.push(op);
+          this.#ops.push(op);
+          break;
+        }
+        case "flatMapBatch": {
+          const op = new FlatMapBatchOp(step, ctx);
+          connect(step.stepId, step.up, op);
+          this.#emitters.set(step.down, op.down);
+          this.#ops.push(op);
+          break;
+        }
+        case "branch": {
+          const op = new BranchOp(step, ctx);
+          connect(step.stepId, step.up, op);
+          this.#emitters.set(step.trues, op.trues);
+          this.#emitters.set(step.falses, op.falses);
+          this.#ops.push(op);
+          break;
+        }
+        case "inspectDebug": {
+          const op = new InspectDebugOp(step, ctx);
+          connect(step.stepId, step.up, op);
+          this.#emitters.set(step.down, op.down);
+          this.#ops.push(op);
+          break;
+        }
+        case "merge": {
+          const op = new PassOp(step.stepId, ctx, step.ups.length);
+          for (const [i, up] of step.ups.entries()) connect(step.stepId, up, op.input(i));
+          this.#emitters.set(step.down, op.down);
+          this.#ops.push(op);
+          break;
+        }
+        case "redistribute": {
+          const op = new PassOp(step.stepId, ctx, 1);
+          let next = this.index;
+          connect(
+            step.stepId,
+            step.up,
+            exchange(() => (next = (next + 1) % this.count), op),
+          );
+          this.#emitters.set(step.down, op.down);
+          this.#ops.push(op);
+          break;
+        }
+        case "statefulBatch": {
+          const op = new StatefulBatchOp(step, ctx);
+          const route = (item: unknown): number =>
+            Array.isArray(item) && typeof item[0] === "string" ? workerForKey(item[0], this.count) : this.index;
+          connect(step.stepId, step.up, exchange(route, op));
+          this.#emitters.set(step.down, op.down);
+          this.#timed.push(op);
+          this.#ops.push(op);
+          break;
+        }
+        case "output": {
+          if (isFixedPartitionedSink(step.sink)) {
+            const { op, route } = await FixedSinkOp.build(step, ctx);
+            connect(step.stepId, step.up, exchange(route, op));
+            this.#ops.push(op);
+          } else {
+            const op = await DynamicSinkOp.build(step, ctx);
+            connect(step.stepId, step.up, op);
+            this.#ops.push(op);
+          }
+          break;
+        }
+      }
+    }
+  }
+
+  #trackEpochs(store: StateStore): StateStore {
+    return {
+      resumeEpoch: store.resumeEpoch,
+      load: (stepId) => store.load(stepId),
+      write: (stepId, key, epoch, state) => {
+        if (epoch > this.#lastEpochWritten) this.#lastEpochWritten = epoch;
+        store.write(stepId, key, epoch, state);
+      },
+      commit: (worker, frontier) => store.commit(worker, frontier),
+    };
+  }
+
+  #progress(): number {
+    let min = INF;
+    for (const op of this.#ops) {
+      const p = op.progress();
+      if (p < min) min = p;
+    }
+    return min;
+  }
+
+  async #commit(frontier: number): Promise<void> {
+    const store = this.#opts.store;
+    if (store === undefined || frontier <= this.#committed || frontier === INF) return;
+    this.#committed = frontier;
+    await store.commit(this.index, frontier);
+  }
+
+  #nextTime(): number {
+    let next = INF;
+    for (const op of [...this.#inputs, ...this.#timed]) {
+      const t = op.nextTime();
+      if (t < next) next = t;
+    }
+    return next;
+  }
+
+  #drainInbox(): boolean {
+    if (this.#inbox.length === 0) return false;
+    for (const [from, messages] of this.#inbox.splice(0)) {
+      for (const message of messages) {
+        const ex = this.#exchanges[message.exchange];
+        if (ex === undefined) throw new Error(`message for unknown exchange ${message.exchange} from worker ${from}`);
+        ex.receive(from, message);
+      }
+    }
+    return true;
+  }
+
+  #flush(): void {
+    const transport = this.#opts.transport;
+    if (transport === undefined) return;
+    this.#outbox.forEach((messages, to) => {
+      if (messages.length === 0) return;
+      this.#outbox[to] = [];
+      transport.send(to, messages);
+    });
+  }
+
+  #signalWake(): void {
+    if (this.#wake === undefined) this.#woken = true;
+    else this.#wake();
+  }
+
+  #sleep(ms: number): Promise<void> {
+    const woken = this.#woken;
+    this.#woken = false;
+    if (woken || this.#inbox.length > 0 || this.#failure !== undefined) return Promise.resolve();
+    const { promise, resolve } = Promise.withResolvers<void>();
+    const timer = setTimeout(resolve, Math.max(0, Math.min(ms, 2 ** 31 - 1)));
+    this.#wake = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    return promise.finally(() => {
+      this.#wake = undefined;
+    });
+  }
+
+  #fail(err: unknown): void {
+    if (this.#failure === undefined) this.#failure = err ?? new Error("worker aborted");
+    this.#signalWake();
+  }
+
+  #throwIfFailed(): void {
+    if (this.#failure !== undefined) throw this.#failure;
+  }
+}

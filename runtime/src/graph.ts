@@ -1,0 +1,90 @@
+/**
+ * The core steps the engine executes. Every operator is one of these or a composition
+ * of them (see operators/), which is what keeps the engine small.
+ */
+
+import type { Source } from "./inputs.ts";
+import type { Sink } from "./outputs.ts";
+
+/** What one activation of stateful logic returns: items to emit, and whether to discard the key's state. */
+export type LogicResult<W> = readonly [emit: Iterable<W>, discard: boolean];
+
+export const RETAIN = false;
+export const DISCARD = true;
+
+/** Per-key logic of `statefulBatch`; one instance per key, built from its resume state. */
+export interface StatefulBatchLogic<V, W, S> {
+  /** Called with the key's items of one activation, in arrival order. */
+  onBatch(values: V[]): LogicResult<W>;
+  /** Called once the time returned by `notifyAt` has passed. */
+  onNotify(): LogicResult<W>;
+  /** Called when the upstream has ended. */
+  onEof(): LogicResult<W>;
+  /** When to call `onNotify` next; asked again after every call for this key. */
+  notifyAt(): Date | undefined;
+  /** The state to recover this key from; must be structured-cloneable. */
+  snapshot(): S;
+}
+
+export type Inspector<X> = (stepId: string, item: X, epoch: number, worker: number) => void;
+
+interface Base {
+  /** Full step id, `flow.step.sub`. */
+  readonly stepId: string;
+}
+
+export interface InputStep extends Base {
+  readonly kind: "input";
+  readonly source: Source<unknown>;
+  readonly down: string;
+}
+export interface OutputStep extends Base {
+  readonly kind: "output";
+  readonly up: string;
+  readonly sink: Sink<unknown>;
+}
+export interface FlatMapBatchStep extends Base {
+  readonly kind: "flatMapBatch";
+  readonly up: string;
+  readonly down: string;
+  readonly mapper: (batch: unknown[]) => Iterable<unknown>;
+}
+export interface BranchStep extends Base {
+  readonly kind: "branch";
+  readonly up: string;
+  readonly trues: string;
+  readonly falses: string;
+  readonly predicate: (item: unknown) => unknown;
+}
+export interface InspectDebugStep extends Base {
+  readonly kind: "inspectDebug";
+  readonly up: string;
+  readonly down: string;
+  readonly inspector: Inspector<unknown>;
+}
+export interface MergeStep extends Base {
+  readonly kind: "merge";
+  readonly ups: readonly string[];
+  readonly down: string;
+}
+export interface RedistributeStep extends Base {
+  readonly kind: "redistribute";
+  readonly up: string;
+  readonly down: string;
+}
+export interface StatefulBatchStep extends Base {
+  readonly kind: "statefulBatch";
+  readonly up: string;
+  readonly down: string;
+  readonly builder: (resumeState: unknown) => StatefulBatchLogic<unknown, unknown, unknown>;
+}
+
+export type CoreStep =
+  | InputStep
+  | OutputStep
+  | FlatMapBatchStep
+  | BranchStep
+  | InspectDebugStep
+  | MergeStep
+  | RedistributeStep
+  | StatefulBatchStep;

@@ -1,0 +1,12 @@
+import { defineConfig } from "vitest/config";
+
+// Tests run against the TypeScript sources: the "waxflow-source" export condition
+// resolves `waxflow/...` imports to src/ instead of the built dist/.
+export default defineConfig({
+  resolve: { conditions: ["waxflow-source"] },
+  ssr: { resolve: { conditions: ["waxflow-source"] } },
+  test: {
+    include: ["runtime/test/**/*.test.ts", "examples/**/*.test.ts"],
+    testTimeout: 20_000,
+  },
+});
