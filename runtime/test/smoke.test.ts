@@ -8,10 +8,13 @@ test("map filter keyOn statefulMap", async () => {
   const out: [string, number][] = [];
   const nums = op.input("inp", flow, new TestingSource([1, 2, 3, 4, 5, 6], 2));
   const counts = nums
-    .then(op.map, "double", (x): number => x * 2)
-    .then(op.filter, "big", (x) => x > 4)
+    .then(op.map, "double", (x: number) => x * 2)
+    .then(op.filter, "big", (x: number) => x > 4)
     .then(op.keyOn, "parity", (x: number) => (x % 4 === 0 ? "four" : "two"))
-    .then(op.statefulMap, "sum", (acc: number | undefined, x: number): [number, number] => [(acc ?? 0) + x, (acc ?? 0) + x]);
+    .then(op.statefulMap, "sum", (acc: number | undefined, x: number): [number, number] => [
+      (acc ?? 0) + x,
+      (acc ?? 0) + x,
+    ]);
   op.output("out", counts, new TestingSink(out));
   await runMain(flow);
   // Keys within one activation are processed in sorted order.

@@ -49,8 +49,6 @@ export function map<X, Y>(stepId: string, up: Stream<X>, mapper: (item: X) => Y)
 }
 
 /** Keeps items for which `predicate` returns true; it must return a boolean. */
-export function filter<X, Y extends X>(stepId: string, up: Stream<X>, predicate: (item: X) => item is Y): Stream<Y>;
-export function filter<X>(stepId: string, up: Stream<X>, predicate: (item: X) => boolean): Stream<X>;
 export function filter<X>(stepId: string, up: Stream<X>, predicate: (item: X) => boolean): Stream<X> {
   return nest(stepId, [up], (id, _, up) =>
     flatMapBatch("flat_map_batch", up, (batch: X[]) => {
