@@ -6,7 +6,12 @@ export default defineConfig({
   resolve: { conditions: ["waxflow-source"] },
   ssr: { resolve: { conditions: ["waxflow-source"] } },
   test: {
-    include: ["runtime/test/**/*.test.ts", "examples/**/*.test.ts"],
+    include: [
+      "runtime/test/**/*.test.ts",
+      "examples/**/*.test.ts",
+      "crds/test/**/*.test.ts",
+      "controller/test/**/*.test.ts",
+    ],
     testTimeout: 20_000,
   },
 });

@@ -24,6 +24,11 @@ export class BuildError extends Error {
 
 const NO_ITEM: unique symbol = Symbol("no item");
 
+/** Stops a run as if the process crashed; passes through steps unwrapped. */
+export class AbortExecution extends Error {
+  override name = "AbortExecution";
+}
+
 /** User code (or a type check on its result) failed inside a step. */
 export class StepError extends Error {
   override name = "StepError";
@@ -32,15 +37,22 @@ export class StepError extends Error {
   constructor(stepId: string, cause: unknown, item: unknown = NO_ITEM, what?: string) {
     const reason = what ?? (cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause));
     const on = item === NO_ITEM ? "" : ` on item ${preview(item)}`;
-    super(`step ${JSON.stringify(stepId)} failed${on}: ${reason}`, { cause });
+    super(`step ${JSON.stringify(stepId)} failed${on}${what === undefined ? ": " : " "}${reason}`, { cause });
     this.stepId = stepId;
     this.item = item === NO_ITEM ? undefined : item;
   }
 
   /** Wraps `cause` unless it already names its step (a nested step failed first). */
-  static wrap(stepId: string, cause: unknown, ...item: [] | [unknown]): StepError {
-    if (cause instanceof StepError) return cause;
+  static wrap(stepId: string, cause: unknown, ...item: [] | [unknown]): Error {
+    if (cause instanceof StepError || cause instanceof AbortExecution) return cause;
     return new StepError(stepId, cause, ...item);
+  }
+
+  /** Wraps a failure of a source or sink partition, naming the partition. */
+  static inPartition(stepId: string, cause: unknown, partition: string): Error {
+    if (cause instanceof StepError || cause instanceof AbortExecution) return cause;
+    const reason = cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause);
+    return new StepError(stepId, cause, NO_ITEM, `in partition ${JSON.stringify(partition)}: ${reason}`);
   }
 }
 

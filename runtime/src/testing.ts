@@ -3,15 +3,13 @@
  * end, abort or pause a run, a sink that collects into an array, and runners.
  */
 import type { Dataflow } from "./dataflow.ts";
-import { type ExecuteOptions, execute } from "./engine/execute.ts";
+import { type ExecuteOptions, execute, type RecoveryConfig } from "./engine/execute.ts";
 import type { StateStore } from "./engine/state-store.ts";
+import { AbortExecution } from "./errors.ts";
 import type { FixedPartitionedSource, StatefulSourcePartition } from "./inputs.ts";
 import type { DynamicSink, StatelessSinkPartition } from "./outputs.ts";
 
-/** Thrown when a run reaches a `TestingSource.ABORT` marker, as if the process crashed. */
-export class AbortExecution extends Error {
-  override name = "AbortExecution";
-}
+export { AbortExecution } from "./errors.ts";
 
 /** Ends this run at this point; a resumed run continues after it. */
 class EOF {
@@ -64,9 +62,15 @@ export class TestingSource<X> implements FixedPartitionedSource<X, number> {
     for (; index < (resumeIndex ?? 0); index++) if (it.next().done) break;
     let awake: Date | undefined;
     let done = false;
+    let abortNext = false;
+    const abort = () => new AbortExecution("TestingSource reached an ABORT marker");
     return {
       nextBatch: () => {
         if (done) return null;
+        if (abortNext) {
+          abortNext = false;
+          throw abort();
+        }
         const batch: X[] = [];
         while (batch.length < this.batchSize) {
           const next = it.next();
@@ -87,7 +91,11 @@ export class TestingSource<X> implements FixedPartitionedSource<X, number> {
           if (item instanceof ABORT) {
             if (!item.triggered) {
               item.triggered = true;
-              throw new AbortExecution("TestingSource reached an ABORT marker");
+              if (batch.length === 0) throw abort();
+              // As Bytewax: the items read before the marker are delivered, the next call aborts.
+              abortNext = true;
+              awake = undefined;
+              return batch;
             }
             continue;
           }
@@ -121,6 +129,8 @@ export class TestingSink<X> implements DynamicSink<X> {
 
 export interface RunOptions {
   readonly epochIntervalMs?: number;
+  /** Snapshot into, and resume from, a recovery directory. */
+  readonly recovery?: RecoveryConfig;
   readonly store?: (worker: number) => StateStore;
   readonly signal?: AbortSignal;
 }

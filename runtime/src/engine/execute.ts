@@ -1,55 +1,119 @@
 /**
- * Runs a dataflow's workers in this thread. The first failure aborts the others, so a
- * run either completes on every worker or rejects with the cause.
+ * Runs this process's share of a dataflow: W workers in this thread, connected to the
+ * workers of the other processes through the TCP mesh. The first failure anywhere — a
+ * step here, or a peer process lost — aborts every worker, so a run either completes
+ * everywhere or rejects with the cause.
  */
+import { type PeerAddress, ProcessMesh } from "../cluster/mesh.ts";
 import type { Dataflow } from "../dataflow.ts";
+import { UsageError } from "../errors.ts";
+import { RecoveryStore } from "../recovery/store.ts";
 import type { StateStore } from "./state-store.ts";
-import { LocalMesh } from "./transport.ts";
 import { Worker } from "./worker.ts";
 
 /** Bytewax's default epoch length when recovery is off. */
 export const DEFAULT_EPOCH_INTERVAL_MS = 10_000;
 
-export interface ExecuteOptions {
-  /** Workers in this thread (default 1). */
-  readonly workers?: number;
-  readonly epochIntervalMs?: number;
-  /** The state store of each worker, when recovery is on. */
-  readonly store?: (worker: number) => StateStore;
-  readonly signal?: AbortSignal;
-  /** Called with the workers once they are built, e.g. to serve their counts. */
-  readonly onStart?: (workers: readonly Worker[]) => void;
+/** Where snapshots go and how long they are kept (Bytewax's RecoveryConfig). */
+export interface RecoveryConfig {
+  /** Directory of recovery partitions, created by `waxflow recovery init`. */
+  readonly dbDir: string;
+  /** Milliseconds snapshots are kept before garbage collection (default 0). */
+  readonly backupIntervalMs?: number;
 }
 
+/** This process's place in a cluster of processes. */
+export interface ClusterConfig {
+  readonly processId: number;
+  /** Every process's cluster address, in process order. */
+  readonly addresses: readonly PeerAddress[];
+  readonly connectTimeoutMs?: number;
+}
+
+export interface ExecuteOptions {
+  /** Workers in this process (default 1). */
+  readonly workers?: number;
+  readonly epochIntervalMs?: number;
+  /** Recovery: snapshots every epoch into these partitions, and resume from them. */
+  readonly recovery?: RecoveryConfig;
+  /** A state store per worker (tests); `recovery` is the usual way. */
+  readonly store?: (worker: number) => StateStore;
+  /** Omitted: a single process. */
+  readonly cluster?: ClusterConfig;
+  readonly signal?: AbortSignal;
+  /** Called once the cluster is connected and the workers are built. */
+  readonly onStart?: (run: RunningProcess) => void;
+}
+
+export interface RunningProcess {
+  readonly workers: readonly Worker[];
+  readonly mesh: ProcessMesh;
+}
+
+const SINGLE: ClusterConfig = { processId: 0, addresses: [{ host: "127.0.0.1", port: 0 }] };
+
 export async function execute(flow: Dataflow, opts: ExecuteOptions = {}): Promise<void> {
-  const count = opts.workers ?? 1;
-  if (!Number.isInteger(count) || count < 1) throw new RangeError(`workers must be a whole number >= 1, got ${count}`);
-  const mesh = count > 1 ? new LocalMesh(count) : undefined;
+  const perProcess = opts.workers ?? 1;
+  if (!Number.isInteger(perProcess) || perProcess < 1) {
+    throw new RangeError(`workers must be a whole number >= 1, got ${perProcess}`);
+  }
+  const cluster = opts.cluster ?? SINGLE;
+  const count = perProcess * cluster.addresses.length;
+  const epochIntervalMs = opts.epochIntervalMs ?? DEFAULT_EPOCH_INTERVAL_MS;
+  if (opts.recovery !== undefined && cluster.addresses.length > 1) {
+    throw new UsageError(
+      "recovery across several processes is not supported yet: run one process with -w workers, or run without -r",
+    );
+  }
+  const recovery =
+    opts.recovery === undefined
+      ? undefined
+      : RecoveryStore.open(opts.recovery.dbDir, {
+          workerCount: count,
+          snapshotIntervalMs: epochIntervalMs,
+          backupIntervalMs: opts.recovery.backupIntervalMs ?? 0,
+        });
   const abort = new AbortController();
   const signal = opts.signal === undefined ? abort.signal : AbortSignal.any([abort.signal, opts.signal]);
-  const workers = Array.from(
-    { length: count },
-    (_, index) =>
-      new Worker(flow, {
-        index,
+  let mesh: ProcessMesh | undefined;
+  try {
+    mesh = await ProcessMesh.connect({
+      processId: cluster.processId,
+      addresses: cluster.addresses,
+      workersPerProcess: perProcess,
+      flowId: flow.flowId,
+      connectTimeoutMs: cluster.connectTimeoutMs,
+      signal,
+    });
+    const connected = mesh;
+    connected.onFailure((err) => abort.abort(err));
+    const workers = Array.from({ length: perProcess }, (_, local) => {
+      return new Worker(flow, {
+        index: cluster.processId * perProcess + local,
         count,
-        epochIntervalMs: opts.epochIntervalMs ?? DEFAULT_EPOCH_INTERVAL_MS,
-        transport: mesh?.transport(index),
-        store: opts.store?.(index),
+        epochIntervalMs,
+        transport: connected.transport(local),
+        backpressure: connected,
+        store: recovery === undefined ? opts.store?.(local) : recovery.workerView(),
         signal,
-      }),
-  );
-  opts.onStart?.(workers);
-  let first: unknown;
-  await Promise.all(
-    workers.map((w) =>
-      w.run().catch((err: unknown) => {
-        if (first === undefined) {
-          first = err;
-          abort.abort(err);
-        }
-      }),
-    ),
-  );
-  if (first !== undefined) throw first;
+      });
+    });
+    opts.onStart?.({ workers, mesh: connected });
+    let first: unknown;
+    await Promise.all(
+      workers.map((w) =>
+        w.run().catch((err: unknown) => {
+          if (first === undefined) {
+            first = err;
+            abort.abort(err);
+          }
+        }),
+      ),
+    );
+    if (first !== undefined) throw first;
+    await connected.finish();
+  } finally {
+    mesh?.close();
+    recovery?.close();
+  }
 }

@@ -61,6 +61,16 @@ function keyed(stepId: string, item: unknown): [string, unknown] {
   return item as [string, unknown];
 }
 
+/** A batch a user function returned, as an array; `Array.from` would turn a non-iterable into `[]`. */
+function toBatch(stepId: string, value: unknown, what: string): unknown[] {
+  if (Array.isArray(value)) return value;
+  if (value == null || typeof (value as Iterable<unknown>)[Symbol.iterator] !== "function") {
+    const got = value === null ? "null" : typeof value;
+    throw new StepError(stepId, new TypeError(`${what} must return an iterable, got ${got}`));
+  }
+  return Array.from(value as Iterable<unknown>);
+}
+
 /** A pass-through step: output frontier is input frontier. */
 abstract class Stateless implements Op, Consumer {
   readonly down: Emitter;
@@ -92,14 +102,13 @@ export class FlatMapBatchOp extends Stateless {
   }
 
   items(epoch: number, batch: unknown[]): void {
-    let out: Iterable<unknown>;
+    let out: unknown[];
     try {
-      out = this.step.mapper(batch);
-      if (!Array.isArray(out)) out = Array.from(out);
+      out = toBatch(this.stepId, this.step.mapper(batch), "mapper");
     } catch (err) {
       throw StepError.wrap(this.stepId, err);
     }
-    this.down.push(epoch, out as unknown[]);
+    this.down.push(epoch, out);
   }
 }
 
@@ -192,6 +201,39 @@ export class PassOp extends Stateless {
 
 type AnyLogic = StatefulBatchLogic<unknown, unknown, unknown>;
 
+function byKey(a: readonly [string, unknown], b: readonly [string, unknown]): number {
+  return a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0;
+}
+
+type Group = [key: string, values: unknown[]];
+
+function groupByMap(items: readonly [string, unknown][]): Group[] {
+  const groups = new Map<string, unknown[]>();
+  for (const [key, value] of items) {
+    const values = groups.get(key);
+    if (values === undefined) groups.set(key, [value]);
+    else values.push(value);
+  }
+  return [...groups].sort(byKey);
+}
+
+/** A stable sort of the items and one pass over its runs: no map when keys are distinct. */
+function groupBySort(items: readonly [string, unknown][]): Group[] {
+  const sorted = items.slice().sort(byKey);
+  const groups: Group[] = [];
+  let start = 0;
+  while (start < sorted.length) {
+    const key = (sorted[start] as [string, unknown])[0];
+    let end = start + 1;
+    while (end < sorted.length && (sorted[end] as [string, unknown])[0] === key) end++;
+    const values = new Array<unknown>(end - start);
+    for (let i = start; i < end; i++) values[i - start] = (sorted[i] as [string, unknown])[1];
+    groups.push([key, values]);
+    start = end;
+  }
+  return groups;
+}
+
 export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
   readonly stepId: string;
   readonly down: Emitter;
@@ -201,6 +243,8 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
   /** Keys whose state changed in the open epoch; tracked only when snapshots are kept. */
   readonly #touched: Set<string> | undefined;
   readonly #aligner: EpochAligner;
+  /** Whether the last batch had few distinct keys; picks how the next one is grouped. */
+  #fewKeys = false;
 
   private readonly step: StatefulBatchStep;
   private readonly ctx: WorkerContext;
@@ -213,8 +257,7 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
     this.#aligner = new EpochAligner(ctx.startEpoch, this);
     this.#touched = ctx.store === undefined ? undefined : new Set();
     if (ctx.store === undefined) return;
-    for (const [key, state] of ctx.store.load(this.stepId)) {
-      if (workerForKey(key, ctx.count) !== ctx.index) continue;
+    for (const [key, state] of ctx.store.load(this.stepId, (key) => workerForKey(key, ctx.count) === ctx.index)) {
       const logic = this.#build(key, state);
       this.#logics.set(key, logic);
       this.#schedule(key, logic);
@@ -236,18 +279,16 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
 
   async settled(): Promise<void> {}
 
+  /** Groups the batch by key (keys sorted, values in arrival order) and activates each key once. */
   process(epoch: number, batch: unknown[]): void {
-    const groups = new Map<string, unknown[]>();
-    for (const item of batch) {
-      const [key, value] = keyed(this.stepId, item);
-      const group = groups.get(key);
-      if (group === undefined) groups.set(key, [value]);
-      else group.push(value);
-    }
-    const keys = groups.size === 1 ? groups.keys() : [...groups.keys()].sort();
+    for (const item of batch) keyed(this.stepId, item);
+    const items = batch as [string, unknown][];
+    const groups = this.#fewKeys ? groupByMap(items) : groupBySort(items);
+    // The next batch likely looks like this one: a map of per-key arrays wins when keys
+    // repeat, a sort of the items when most keys are distinct.
+    this.#fewKeys = groups.length * 4 < items.length;
     const out: unknown[] = [];
-    for (const key of keys) {
-      const values = groups.get(key) as unknown[];
+    for (const [key, values] of groups) {
       let logic = this.#logics.get(key);
       if (logic === undefined) {
         logic = this.#build(key, undefined);
@@ -347,7 +388,7 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
       throw StepError.wrap(this.stepId, err, key);
     }
     if (at === undefined) {
-      this.#notify.delete(key);
+      if (this.#notify.size > 0) this.#notify.delete(key);
       return;
     }
     if (!(at instanceof Date)) throw typeError(this.stepId, key, "notifyAt must return a Date or undefined");
@@ -370,6 +411,8 @@ export class InputOp implements Op {
   readonly stepId: string;
   readonly down: Emitter;
   readonly #ready: Array<[SourceSlot, Iterable<unknown> | null]> = [];
+  /** The epoch whose close waits for a batch in flight. */
+  #deferred: number | undefined;
   readonly #closes: Serial;
   #open: number;
   private readonly ctx: WorkerContext;
@@ -380,7 +423,10 @@ export class InputOp implements Op {
     this.slots = slots;
     this.stepId = step.stepId;
     this.down = new Emitter(ctx.startEpoch);
-    this.#closes = new Serial((err) => ctx.fail(StepError.wrap(this.stepId, err)));
+    this.#closes = new Serial(
+      (err) => ctx.fail(StepError.wrap(this.stepId, err)),
+      () => ctx.wake(),
+    );
     this.#open = slots.length;
   }
 
@@ -398,7 +444,7 @@ export class InputOp implements Op {
     try {
       if (isFixedPartitionedSource(source)) {
         const owners = assignPartitions(source.listParts(), ctx.count);
-        const resume = new Map(ctx.store?.load(stepId) ?? []);
+        const resume = new Map(ctx.store?.load(stepId, (part) => owners.get(part) === ctx.index) ?? []);
         for (const [name, owner] of owners) {
           if (owner !== ctx.index) continue;
           slots.push(slot(name, await source.buildPart(stepId, name, resume.get(name)), true));
@@ -413,20 +459,21 @@ export class InputOp implements Op {
   }
 
   /** Polls due partitions; returns whether any work was done. */
-  poll(now: number, epoch: number): boolean {
+  poll(now: number, workerEpoch: number): boolean {
     // A worker that owns no partition has nothing to read: end at once.
     if (this.#open === 0 && this.down.frontier < INF) {
       this.down.advance(INF);
       return true;
     }
-    let worked = this.#drainReady(epoch, now);
+    let worked = this.#drainReady(workerEpoch, now);
+    const epoch = this.#deferred ?? workerEpoch;
     for (const slot of this.slots) {
       if (slot.eof || slot.pending || slot.awake > now) continue;
       let result: ReturnType<SourceSlot["part"]["nextBatch"]>;
       try {
         result = slot.part.nextBatch();
       } catch (err) {
-        throw StepError.wrap(this.stepId, err, `partition ${slot.name}`);
+        throw StepError.inPartition(this.stepId, err, slot.name);
       }
       worked = true;
       if (result instanceof Promise) {
@@ -436,7 +483,7 @@ export class InputOp implements Op {
             this.#ready.push([slot, batch]);
             this.ctx.wake();
           },
-          (err: unknown) => this.ctx.fail(StepError.wrap(this.stepId, err, `partition ${slot.name}`)),
+          (err: unknown) => this.ctx.fail(StepError.inPartition(this.stepId, err, slot.name)),
         );
       } else {
         this.#handle(slot, result, epoch, now);
@@ -451,13 +498,24 @@ export class InputOp implements Op {
     return next;
   }
 
-  /** Closes `epoch`: snapshots every open partition's position, then advances. */
+  /**
+   * Closes `epoch`: snapshots every open partition's position, then advances. While a
+   * partition has a batch in flight its position may already count items the engine
+   * has not received, so the close waits for the batch; until then every item of this
+   * input stays in the epoch being closed.
+   */
   closeEpoch(epoch: number): void {
     this.#drainReady(epoch, this.ctx.now());
     if (this.#open === 0) return;
+    if (this.slots.some((slot) => slot.pending)) {
+      this.#deferred ??= epoch;
+      return;
+    }
+    const closing = this.#deferred ?? epoch;
+    this.#deferred = undefined;
     const store = this.ctx.store;
     if (store !== undefined)
-      for (const slot of this.slots) if (!slot.eof && slot.stateful) this.#snapshot(slot, epoch, store);
+      for (const slot of this.slots) if (!slot.eof && slot.stateful) this.#snapshot(slot, closing, store);
     this.down.advance(epoch + 1);
   }
 
@@ -469,12 +527,13 @@ export class InputOp implements Op {
     return this.#closes.settled();
   }
 
-  #drainReady(epoch: number, now: number): boolean {
+  #drainReady(workerEpoch: number, now: number): boolean {
     if (this.#ready.length === 0) return false;
     for (const [slot, batch] of this.#ready.splice(0)) {
       slot.pending = false;
-      this.#handle(slot, batch, epoch, now);
+      this.#handle(slot, batch, this.#deferred ?? workerEpoch, now);
     }
+    if (this.#deferred !== undefined && !this.slots.some((slot) => slot.pending)) this.closeEpoch(workerEpoch - 1);
     return true;
   }
 
@@ -488,13 +547,13 @@ export class InputOp implements Op {
       if (this.#open === 0) this.down.advance(INF);
       return;
     }
-    const batch = Array.isArray(result) ? result : Array.from(result);
+    const batch = toBatch(this.stepId, result, `nextBatch of partition ${slot.name}`);
     this.down.push(epoch, batch);
     let awake: Date | undefined;
     try {
       awake = slot.part.nextAwake?.();
     } catch (err) {
-      throw StepError.wrap(this.stepId, err, `partition ${slot.name}`);
+      throw StepError.inPartition(this.stepId, err, slot.name);
     }
     slot.awake = awake !== undefined ? awake.getTime() : batch.length > 0 ? now : now + IDLE_POLL_MS;
   }
@@ -504,7 +563,7 @@ export class InputOp implements Op {
     try {
       state = (slot.part as StatefulSourcePartition<unknown, unknown>).snapshot();
     } catch (err) {
-      throw StepError.wrap(this.stepId, err, `partition ${slot.name}`);
+      throw StepError.inPartition(this.stepId, err, slot.name);
     }
     store.write(this.stepId, slot.name, epoch, state);
   }
@@ -535,7 +594,10 @@ export class FixedSinkOp implements Op, Consumer, EpochHandler {
     this.stepId = stepId;
     this.#done = ctx.startEpoch;
     this.#aligner = new EpochAligner(ctx.startEpoch, this);
-    this.#serial = new Serial((err) => ctx.fail(StepError.wrap(stepId, err)));
+    this.#serial = new Serial(
+      (err) => ctx.fail(StepError.wrap(stepId, err)),
+      () => ctx.wake(),
+    );
   }
 
   static async build(
@@ -547,7 +609,7 @@ export class FixedSinkOp implements Op, Consumer, EpochHandler {
     const names = sink.listParts();
     if (names.length === 0) throw new StepError(step.stepId, new Error("sink has no partitions"));
     const owners = assignPartitions(names, ctx.count);
-    const resume = new Map(ctx.store?.load(step.stepId) ?? []);
+    const resume = new Map(ctx.store?.load(step.stepId, (part) => owners.get(part) === ctx.index) ?? []);
     const parts = new Map<string, StatefulSinkPartition<unknown, unknown>>();
     try {
       for (const [name, owner] of owners) {
@@ -639,7 +701,10 @@ export class DynamicSinkOp implements Op, Consumer {
     this.part = part;
     this.stepId = stepId;
     this.#done = ctx.startEpoch;
-    this.#serial = new Serial((err) => ctx.fail(StepError.wrap(stepId, err)));
+    this.#serial = new Serial(
+      (err) => ctx.fail(StepError.wrap(stepId, err)),
+      () => ctx.wake(),
+    );
   }
 
   static async build(step: OutputStep, ctx: WorkerContext): Promise<DynamicSinkOp> {

@@ -8,8 +8,12 @@ export class Serial {
   #failed = false;
 
   private readonly onError: (err: unknown) => void;
-  constructor(onError: (err: unknown) => void) {
+  private readonly onIdle: () => void;
+
+  /** `onIdle` runs when asynchronous work finishes, so a sleeping worker looks again. */
+  constructor(onError: (err: unknown) => void, onIdle: () => void) {
     this.onError = onError;
+    this.onIdle = onIdle;
   }
 
   run(task: () => void | Promise<void>): void {
@@ -40,7 +44,10 @@ export class Serial {
   #track(promise: Promise<void>): void {
     const tail: Promise<void> = promise.then(
       () => {
-        if (this.#tail === tail) this.#tail = undefined;
+        if (this.#tail === tail) {
+          this.#tail = undefined;
+          this.onIdle();
+        }
       },
       (err: unknown) => {
         if (this.#tail === tail) this.#tail = undefined;

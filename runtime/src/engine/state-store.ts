@@ -5,8 +5,8 @@
 export interface StateStore {
   /** The epoch this execution starts at: 1 on a fresh start. */
   readonly resumeEpoch: number;
-  /** The newest snapshot before the resume epoch of every key of `stepId`. */
-  load(stepId: string): Iterable<readonly [key: string, state: unknown]>;
+  /** The newest snapshot before the resume epoch of every key of `stepId` that `owns` accepts. */
+  load(stepId: string, owns: (key: string) => boolean): Iterable<readonly [key: string, state: unknown]>;
   /** Records `state` for (step, key) as of the end of `epoch`; `undefined` deletes the key. */
   write(stepId: string, key: string, epoch: number, state: unknown): void;
   /** Every snapshot of this worker before `frontier` is written; makes them durable. */

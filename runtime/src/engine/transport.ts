@@ -11,27 +11,3 @@ export interface Transport {
   send(to: number, messages: ExchangeMessage[]): void;
   listen(receive: (from: number, messages: ExchangeMessage[]) => void): void;
 }
-
-/** Workers in one thread: delivery is a push onto the receiver's inbox. */
-export class LocalMesh {
-  readonly #receivers: Array<((from: number, messages: ExchangeMessage[]) => void) | undefined>;
-
-  readonly workerCount: number;
-  constructor(workerCount: number) {
-    this.workerCount = workerCount;
-    this.#receivers = new Array(workerCount).fill(undefined);
-  }
-
-  transport(index: number): Transport {
-    return {
-      send: (to, messages) => {
-        const receive = this.#receivers[to];
-        if (receive === undefined) throw new Error(`worker ${to} is not listening`);
-        receive(index, messages);
-      },
-      listen: (receive) => {
-        this.#receivers[index] = receive;
-      },
-    };
-  }
-}

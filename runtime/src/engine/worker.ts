@@ -36,6 +36,8 @@ export interface WorkerOptions {
   /** Milliseconds between epochs (the snapshot interval when recovery is on). */
   readonly epochIntervalMs: number;
   readonly transport?: Transport;
+  /** Pauses reading sources while outgoing links are full, so memory stays bounded. */
+  readonly backpressure?: { congested(): boolean; onDrain(listener: () => void): void };
   readonly store?: StateStore;
   readonly signal?: AbortSignal;
 }
@@ -93,6 +95,7 @@ export class Worker {
       this.#inbox.push([from, messages]);
       this.#signalWake();
     });
+    opts.backpressure?.onDrain(() => this.#signalWake());
     opts.signal?.addEventListener("abort", () => this.#fail(opts.signal?.reason), { once: true });
   }
 
@@ -113,12 +116,15 @@ export class Worker {
       this.#throwIfFailed();
       let worked = this.#drainInbox();
       const now = Date.now();
-      for (const input of this.#inputs) worked = input.poll(now, this.epoch) || worked;
+      // Notifications that are due fire before newly read items: they came first.
       for (const op of this.#timed) {
         if (op.nextTime() <= now) {
           op.onTime(now);
           worked = true;
         }
+      }
+      if (this.#opts.backpressure?.congested() !== true) {
+        for (const input of this.#inputs) worked = input.poll(now, this.epoch) || worked;
       }
       if (now >= nextEpochAt) {
         for (const input of this.#inputs) input.closeEpoch(this.epoch);
@@ -242,7 +248,7 @@ export class Worker {
   #trackEpochs(store: StateStore): StateStore {
     return {
       resumeEpoch: store.resumeEpoch,
-      load: (stepId) => store.load(stepId),
+      load: (stepId, owns) => store.load(stepId, owns),
       write: (stepId, key, epoch, state) => {
         if (epoch > this.#lastEpochWritten) this.#lastEpochWritten = epoch;
         store.write(stepId, key, epoch, state);

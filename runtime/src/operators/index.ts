@@ -275,7 +275,13 @@ export function stateful<V, W, S>(
           const out: W[] = [];
           for (const value of values) {
             if (logic === undefined) logic = builder(undefined);
-            const [emit, discard] = checkResult<W>(id, value, logic.onItem(value));
+            let result: unknown;
+            try {
+              result = logic.onItem(value);
+            } catch (err) {
+              throw StepError.wrap(id, err, value);
+            }
+            const [emit, discard] = checkResult<W>(id, value, result);
             for (const w of emit) out.push(w);
             if (discard) logic = undefined;
           }
@@ -307,7 +313,12 @@ export function statefulMap<V, S, W>(
           const out = new Array<W>(values.length);
           for (let i = 0; i < values.length; i++) {
             const value = values[i] as V;
-            const result: unknown = mapper(state, value);
+            let result: unknown;
+            try {
+              result = mapper(state, value);
+            } catch (err) {
+              throw StepError.wrap(id, err, value);
+            }
             if (!Array.isArray(result) || result.length !== 2) {
               throw typeError(id, value, "mapper must return [state, emit]");
             }
@@ -333,7 +344,13 @@ export function statefulFlatMap<V, S, W>(
 ): KeyedStream<W> {
   return nest(stepId, [up], (id, _, up) => {
     const mapped = statefulMap("stateful_map", up, (state: S | undefined, value: V) => {
-      const [next, emits] = mapper(state, value);
+      let result: readonly [S | undefined, Iterable<W>];
+      try {
+        result = mapper(state, value);
+      } catch (err) {
+        throw StepError.wrap(id, err, value);
+      }
+      const [next, emits] = result;
       if (!isIterable(emits)) throw typeError(id, value, "mapper must return [state, iterable of emits]");
       return [next, emits] as const;
     });
@@ -348,12 +365,14 @@ export function foldFinal<V, S>(
   builder: () => S,
   folder: (acc: S, value: V) => S,
 ): KeyedStream<S> {
-  return nest(stepId, [up], (_id, _, up) =>
+  return nest(stepId, [up], (id, _, up) =>
     statefulBatch("stateful_batch", up, (resume: S | undefined): StatefulBatchLogic<V, S, S> => {
       let acc = resume === undefined ? builder() : resume;
       return {
         onBatch(values) {
-          for (const v of values) acc = folder(acc, v);
+          eachItem(id, values, (v) => {
+            acc = folder(acc, v);
+          });
           return NOTHING;
         },
         onNotify: () => NOTHING,
@@ -367,16 +386,16 @@ export function foldFinal<V, S>(
 
 /** Emits each key's values combined by `reducer` once the upstream ends. */
 export function reduceFinal<V>(stepId: string, up: KeyedStream<V>, reducer: (acc: V, value: V) => V): KeyedStream<V> {
-  return nest(stepId, [up], (_id, _, up) =>
+  return nest(stepId, [up], (id, _, up) =>
     statefulBatch("stateful_batch", up, (resume: V | undefined): StatefulBatchLogic<V, V, V | undefined> => {
       let acc = resume;
       let seen = resume !== undefined;
       return {
         onBatch(values) {
-          for (const v of values) {
+          eachItem(id, values, (v) => {
             acc = seen ? reducer(acc as V, v) : v;
             seen = true;
-          }
+          });
           return NOTHING;
         },
         onNotify: () => NOTHING,

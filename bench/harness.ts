@@ -1,0 +1,214 @@
+/**
+ * What a benchmark case is and how one is measured. A case runs the engine on a fixed
+ * workload and, where it makes sense, the same computation as a plain loop, so each
+ * figure is read beside what this machine and this Node can do at all.
+ */
+
+export interface Targets {
+  /** The engine must process at least this many input items per second. */
+  readonly minItemsPerSec?: number;
+  /** engine / loop throughput must be at least this (0.2: at most 5x slower). */
+  readonly minRatio?: number;
+}
+
+/** Tracks the highest RSS and heap seen while a run is under way. */
+export class MemoryProbe {
+  peakRss = 0;
+  peakHeapUsed = 0;
+  #timer: NodeJS.Timeout | undefined;
+
+  sample(): void {
+    const { rss, heapUsed } = process.memoryUsage();
+    if (rss > this.peakRss) this.peakRss = rss;
+    if (heapUsed > this.peakHeapUsed) this.peakHeapUsed = heapUsed;
+  }
+
+  /** Samples whenever the event loop turns; a synchronous loop must call `sample` itself. */
+  start(): void {
+    this.sample();
+    this.#timer = setInterval(() => this.sample(), 5);
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+    this.sample();
+  }
+}
+
+export interface Runners {
+  /** One engine run, input production included; throws if the output is wrong. Returns input items. */
+  engine(probe: MemoryProbe): Promise<number>;
+  /** The same computation as a plain loop, input and output arrays included. Returns input items. */
+  loop?(probe: MemoryProbe): number | Promise<number>;
+}
+
+export interface Skip {
+  readonly skipped: string;
+}
+
+export interface BenchCase {
+  readonly title: string;
+  readonly targets: Targets;
+  /** Loads what the case needs, or says why it cannot run in this checkout. */
+  prepare(): Promise<Runners | Skip>;
+}
+
+export interface Side {
+  /** Median over runs of input items per wall-clock second. */
+  readonly itemsPerSec: number;
+  /**
+   * Median of input items per second of this process's CPU time: less sensitive to other
+   * work on the machine, though GC helper threads add to it.
+   */
+  readonly itemsPerCpuSec: number;
+  readonly runsItemsPerSec: number[];
+  readonly peakRssBytes: number;
+  readonly peakHeapUsedBytes: number;
+}
+
+export type Verdict = "PASS" | "FAIL" | "SKIP" | "ERROR";
+
+/**
+ * A case in the registry. Its module is imported only when the case runs, so `--filter`
+ * skips heavy dependencies and a part that is not built yet skips only its own cases.
+ */
+export interface CaseEntry {
+  /** Short id matched by `--filter`. */
+  readonly name: string;
+  load(): Promise<BenchCase>;
+}
+
+export interface CaseResult {
+  readonly name: string;
+  readonly title?: string;
+  readonly targets?: Targets;
+  readonly verdict: Verdict;
+  readonly engine?: Side;
+  readonly loop?: Side;
+  /** engine / loop median throughput. */
+  readonly ratio?: number;
+  /** Why the verdict is not PASS. */
+  readonly reason?: string;
+}
+
+export interface MeasureOptions {
+  readonly runs: number;
+  readonly warmup: number;
+}
+
+// Run with --expose-gc so each run starts from a collected heap; without it figures are noisier.
+const collect: () => void = typeof globalThis.gc === "function" ? globalThis.gc : () => {};
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+interface Run {
+  readonly itemsPerSec: number;
+  readonly itemsPerCpuSec: number;
+}
+
+async function timed(run: (probe: MemoryProbe) => number | Promise<number>, probe: MemoryProbe): Promise<Run> {
+  collect();
+  probe.start();
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  try {
+    const items = await run(probe);
+    const wall = (performance.now() - t0) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+    return { itemsPerSec: items / wall, itemsPerCpuSec: items / ((cpu.user + cpu.system) / 1e6) };
+  } finally {
+    probe.stop();
+  }
+}
+
+function side(runs: Run[], probe: MemoryProbe): Side {
+  return {
+    itemsPerSec: median(runs.map((r) => r.itemsPerSec)),
+    itemsPerCpuSec: median(runs.map((r) => r.itemsPerCpuSec)),
+    runsItemsPerSec: runs.map((r) => r.itemsPerSec),
+    peakRssBytes: probe.peakRss,
+    peakHeapUsedBytes: probe.peakHeapUsed,
+  };
+}
+
+function judge(targets: Targets, engine: Side, ratio: number | undefined): string | undefined {
+  const misses: string[] = [];
+  if (targets.minItemsPerSec !== undefined && engine.itemsPerSec < targets.minItemsPerSec) {
+    misses.push(`engine ${formatRate(engine.itemsPerSec)}/s < ${formatRate(targets.minItemsPerSec)}/s`);
+  }
+  if (targets.minRatio !== undefined && ratio !== undefined && ratio < targets.minRatio) {
+    misses.push(`engine/loop ${ratio.toFixed(2)} < ${targets.minRatio}`);
+  }
+  return misses.length === 0 ? undefined : misses.join("; ");
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? (err.stack ?? err.message) : String(err);
+}
+
+/** Warms up, then alternates engine and loop runs so drift hits both alike; reports medians. */
+export async function measure(entry: CaseEntry, opts: MeasureOptions): Promise<CaseResult> {
+  let bench: BenchCase;
+  try {
+    bench = await entry.load();
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    if (code === "ERR_MODULE_NOT_FOUND" || code === "ERR_PACKAGE_PATH_NOT_EXPORTED") {
+      const what = err instanceof Error ? (err.message.split("\n")[0] ?? "") : String(err);
+      return { name: entry.name, verdict: "SKIP", reason: `not available: ${what}` };
+    }
+    return { name: entry.name, verdict: "ERROR", reason: describe(err) };
+  }
+  const base = { name: entry.name, title: bench.title, targets: bench.targets };
+  try {
+    const runners = await bench.prepare();
+    if ("skipped" in runners) return { ...base, verdict: "SKIP", reason: runners.skipped };
+    const { engine, loop } = runners;
+    const scratch = new MemoryProbe();
+    for (let i = 0; i < opts.warmup; i++) {
+      await engine(scratch);
+      if (loop !== undefined) await loop(scratch);
+    }
+    const engineProbe = new MemoryProbe();
+    const loopProbe = new MemoryProbe();
+    const engineRuns: Run[] = [];
+    const loopRuns: Run[] = [];
+    for (let i = 0; i < opts.runs; i++) {
+      engineRuns.push(await timed(engine, engineProbe));
+      if (loop !== undefined) loopRuns.push(await timed(loop, loopProbe));
+    }
+    const engineSide = side(engineRuns, engineProbe);
+    const loopSide = loop === undefined ? undefined : side(loopRuns, loopProbe);
+    const ratio = loopSide === undefined ? undefined : engineSide.itemsPerSec / loopSide.itemsPerSec;
+    const miss = judge(bench.targets, engineSide, ratio);
+    return {
+      ...base,
+      verdict: miss === undefined ? "PASS" : "FAIL",
+      engine: engineSide,
+      loop: loopSide,
+      ratio,
+      reason: miss,
+    };
+  } catch (err) {
+    return { ...base, verdict: "ERROR", reason: describe(err) };
+  }
+}
+
+export function formatRate(perSec: number): string {
+  if (perSec >= 1e6) return `${(perSec / 1e6).toFixed(2)}M`;
+  if (perSec >= 1e3) return `${(perSec / 1e3).toFixed(1)}k`;
+  return perSec.toFixed(0);
+}
+
+/** Throws when a run's output is not what the computation must produce. */
+export function expectEqual(what: string, actual: unknown, expected: unknown): void {
+  const a = JSON.stringify(actual);
+  const e = JSON.stringify(expected);
+  if (a !== e) throw new Error(`${what}: expected ${e}, got ${a}`);
+}

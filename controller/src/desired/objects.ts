@@ -1,0 +1,337 @@
+// Pure functions: a Dataflow in, the objects that should exist for it out.
+// Names, labels, ports and the volume layout are fixed by the Kubernetes contract.
+import { createHash } from "node:crypto";
+import type {
+  V1Container,
+  V1EnvVar,
+  V1OwnerReference,
+  V1PersistentVolumeClaim,
+  V1PodTemplateSpec,
+  V1Service,
+  V1StatefulSet,
+} from "@kubernetes/client-node";
+import { API_VERSION, type Dataflow, type DefaultedDataflowSpec, KIND, withDefaults } from "@waxflow/crds";
+
+export const FIELD_MANAGER = "waxflow-controller";
+export const FINALIZER = "waxflow.io/volumes";
+export const CONTAINER = "waxflow";
+export const CLUSTER_PORT = 2101;
+export const API_PORT = 3030;
+export const RECOVERY_VOLUME = "recovery";
+export const RECOVERY_PATH = "/var/lib/waxflow/recovery";
+export const TEMPLATE_HASH = "waxflow.io/template-hash";
+export const APPLIED_HASH = "waxflow.io/applied-hash";
+export const DATAFLOW_LABEL = "waxflow.io/dataflow";
+export const MANAGED_BY = "waxflow-controller";
+const RUN_AS = 65532;
+
+export interface DataflowRef {
+  readonly name: string;
+  readonly namespace: string;
+  readonly uid: string;
+}
+
+export function refOf(df: Dataflow): DataflowRef {
+  const { name, namespace, uid } = df.metadata ?? {};
+  if (name === undefined || namespace === undefined || uid === undefined) {
+    throw new Error("Dataflow without metadata.name, namespace or uid: it was not read from the API server");
+  }
+  return { name, namespace, uid };
+}
+
+export function labelsFor(name: string): Record<string, string> {
+  return {
+    "app.kubernetes.io/name": "waxflow",
+    "app.kubernetes.io/instance": name,
+    "app.kubernetes.io/managed-by": MANAGED_BY,
+    [DATAFLOW_LABEL]: name,
+  };
+}
+
+/** The pods' selector: immutable on a StatefulSet, so only the labels that never change. */
+export function selectorFor(name: string): Record<string, string> {
+  return { "app.kubernetes.io/name": "waxflow", [DATAFLOW_LABEL]: name };
+}
+
+export function selectorString(name: string): string {
+  return Object.entries(selectorFor(name))
+    .map(([k, v]) => `${k}=${v}`)
+    .join(",");
+}
+
+export const apiServiceName = (name: string) => `${name}-api`;
+
+export function ownerReference(ref: DataflowRef): V1OwnerReference {
+  return {
+    apiVersion: API_VERSION,
+    kind: KIND,
+    name: ref.name,
+    uid: ref.uid,
+    controller: true,
+    blockOwnerDeletion: true,
+  };
+}
+
+function metadataFor(ref: DataflowRef, name: string) {
+  return { name, namespace: ref.namespace, labels: labelsFor(ref.name), ownerReferences: [ownerReference(ref)] };
+}
+
+/** Go duration ("1m30s", "500ms") to seconds, as the runtime's -s/-b flags take them. */
+export function durationSeconds(text: string): number {
+  const units: Record<string, number> = { ns: 1e-9, us: 1e-6, ms: 1e-3, s: 1, m: 60, h: 3600 };
+  const parts = [...text.matchAll(/([0-9]+(?:\.[0-9]+)?)(ns|us|ms|s|m|h)/g)];
+  if (parts.length === 0 || parts.map((p) => p[0]).join("") !== text) throw new Error(`not a duration: "${text}"`);
+  return parts.reduce((sum, [, n, unit]) => sum + Number(n) * (units[unit as string] ?? 0), 0);
+}
+
+function runtimeEnv(ref: DataflowRef, spec: DefaultedDataflowSpec): V1EnvVar[] {
+  const env: V1EnvVar[] = [
+    { name: "WAXFLOW_WORKERS_PER_PROCESS", value: String(spec.workersPerProcess) },
+    { name: "WAXFLOW_STATEFULSET_NAME", value: ref.name },
+    { name: "WAXFLOW_SERVICE_NAME", value: ref.name },
+    { name: "WAXFLOW_REPLICAS", value: String(spec.processes) },
+    { name: "WAXFLOW_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
+    { name: "WAXFLOW_POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
+    { name: "WAXFLOW_API_PORT", value: String(API_PORT) },
+  ];
+  env.push({ name: "WAXFLOW_SNAPSHOT_INTERVAL", value: String(durationSeconds(spec.recovery.snapshotInterval)) });
+  if (spec.recovery.enabled) {
+    env.push(
+      { name: "WAXFLOW_RECOVERY_DIRECTORY", value: RECOVERY_PATH },
+      { name: "WAXFLOW_BACKUP_INTERVAL", value: String(durationSeconds(spec.recovery.backupInterval)) },
+    );
+  }
+  return [...env, ...(spec.env ?? [])];
+}
+
+function container(ref: DataflowRef, spec: DefaultedDataflowSpec): V1Container {
+  return {
+    name: CONTAINER,
+    image: spec.image,
+    args: [spec.module],
+    env: runtimeEnv(ref, spec),
+    ...(spec.envFrom === undefined ? {} : { envFrom: spec.envFrom }),
+    ...(spec.resources === undefined ? {} : { resources: spec.resources }),
+    ports: [
+      { name: "cluster", containerPort: CLUSTER_PORT, protocol: "TCP" },
+      { name: "api", containerPort: API_PORT, protocol: "TCP" },
+    ],
+    readinessProbe: { httpGet: { path: "/readyz", port: "api" }, periodSeconds: 5, failureThreshold: 2 },
+    livenessProbe: { httpGet: { path: "/livez", port: "api" }, periodSeconds: 10, failureThreshold: 6 },
+    securityContext: {
+      runAsNonRoot: true,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ["ALL"] },
+    },
+    volumeMounts: [
+      { name: "tmp", mountPath: "/tmp" },
+      ...(spec.recovery.enabled ? [{ name: RECOVERY_VOLUME, mountPath: RECOVERY_PATH }] : []),
+    ],
+  };
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === "object" && !Array.isArray(v);
+}
+
+/**
+ * The user's pod template overlay: labels/annotations are added, pod spec fields set,
+ * the `waxflow` container merged field by field, other containers and volumes appended.
+ * The contract's labels, the cluster ports and the recovery mount always win.
+ */
+export function mergePodTemplate(base: V1PodTemplateSpec, overlay: V1PodTemplateSpec | undefined): V1PodTemplateSpec {
+  if (overlay === undefined) return base;
+  const baseSpec = base.spec ?? { containers: [] };
+  const { containers = [], initContainers, volumes = [], ...podFields } = overlay.spec ?? { containers: [] };
+  const ours = baseSpec.containers[0];
+  const theirs = containers.find((c) => c.name === CONTAINER);
+  const merged: V1Container | undefined =
+    ours === undefined
+      ? undefined
+      : {
+          ...ours,
+          ...theirs,
+          name: CONTAINER,
+          image: ours.image,
+          args: ours.args,
+          ports: ours.ports,
+          env: [...(ours.env ?? []), ...(theirs?.env ?? [])],
+          volumeMounts: [...(ours.volumeMounts ?? []), ...(theirs?.volumeMounts ?? [])],
+          securityContext: { ...theirs?.securityContext, ...ours.securityContext },
+        };
+  const sidecars = containers.filter((c) => c.name !== CONTAINER);
+  const spec = {
+    ...baseSpec,
+    ...(isObject(podFields) ? podFields : {}),
+    containers: [...(merged === undefined ? [] : [merged]), ...sidecars],
+    volumes: [...(baseSpec.volumes ?? []), ...volumes],
+    securityContext: { ...podFields.securityContext, ...baseSpec.securityContext },
+    ...(initContainers === undefined ? {} : { initContainers }),
+  };
+  return {
+    metadata: {
+      labels: { ...overlay.metadata?.labels, ...base.metadata?.labels },
+      annotations: { ...overlay.metadata?.annotations, ...base.metadata?.annotations },
+    },
+    spec,
+  };
+}
+
+function stableJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(stableJson).join(",")}]`;
+  if (isObject(value)) {
+    const keys = Object.keys(value)
+      .filter((k) => value[k] !== undefined)
+      .sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${stableJson(value[k])}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export function hashOf(value: unknown): string {
+  return createHash("sha256").update(stableJson(value)).digest("hex").slice(0, 16);
+}
+
+export function podTemplate(df: Dataflow): V1PodTemplateSpec {
+  const ref = refOf(df);
+  const spec = withDefaults(df.spec);
+  const base: V1PodTemplateSpec = {
+    // The nonce is part of the template so that changing it changes the hash: a restart.
+    metadata: {
+      labels: labelsFor(ref.name),
+      annotations: spec.restartNonce === undefined ? {} : { "waxflow.io/restart-nonce": String(spec.restartNonce) },
+    },
+    spec: {
+      containers: [container(ref, spec)],
+      ...(spec.serviceAccountName === undefined ? {} : { serviceAccountName: spec.serviceAccountName }),
+      securityContext: {
+        runAsNonRoot: true,
+        runAsUser: RUN_AS,
+        runAsGroup: RUN_AS,
+        fsGroup: RUN_AS,
+        seccompProfile: { type: "RuntimeDefault" },
+      },
+      volumes: [{ name: "tmp", emptyDir: {} }],
+    },
+  };
+  const merged = mergePodTemplate(base, spec.podTemplate);
+  const hash = hashOf(merged);
+  return {
+    ...merged,
+    metadata: { ...merged.metadata, annotations: { ...merged.metadata?.annotations, [TEMPLATE_HASH]: hash } },
+  };
+}
+
+/**
+ * Marks a desired object with the hash of its content, so the reconciler can skip a
+ * server-side apply (the controller's most expensive request) when nothing changed.
+ */
+function stamped<T extends { metadata?: { annotations?: Record<string, string> } }>(object: T): T {
+  const hash = hashOf(object);
+  return {
+    ...object,
+    metadata: { ...object.metadata, annotations: { ...object.metadata?.annotations, [APPLIED_HASH]: hash } },
+  };
+}
+
+export function appliedHashOf(
+  object: { metadata?: { annotations?: Record<string, string> } } | undefined,
+): string | undefined {
+  return object?.metadata?.annotations?.[APPLIED_HASH];
+}
+
+export function templateHashOf(template: V1PodTemplateSpec | undefined): string | undefined {
+  return template?.metadata?.annotations?.[TEMPLATE_HASH];
+}
+
+function recoveryClaim(ref: DataflowRef, spec: DefaultedDataflowSpec): V1PersistentVolumeClaim {
+  const { size, storageClassName } = spec.recovery.storage;
+  return {
+    apiVersion: "v1",
+    kind: "PersistentVolumeClaim",
+    metadata: { name: RECOVERY_VOLUME, labels: labelsFor(ref.name) },
+    spec: {
+      accessModes: ["ReadWriteOnce"],
+      resources: { requests: { storage: size } },
+      ...(storageClassName === undefined ? {} : { storageClassName }),
+    },
+  };
+}
+
+/**
+ * The worker cluster. `replicas` is decided by the reconciler (0 while stopping or
+ * suspended). OnDelete: the StatefulSet controller never replaces pods one by one, so
+ * old and new pods cannot meet; the reconciler replaces them all together.
+ * whenScaled is always Retain because every roll scales to zero; the reconciler deletes
+ * the claims of removed ordinals itself when the spec asks for it.
+ */
+export function desiredStatefulSet(df: Dataflow, replicas: number): V1StatefulSet {
+  const ref = refOf(df);
+  const spec = withDefaults(df.spec);
+  return stamped<V1StatefulSet>({
+    apiVersion: "apps/v1",
+    kind: "StatefulSet",
+    metadata: metadataFor(ref, ref.name),
+    spec: {
+      replicas,
+      serviceName: ref.name,
+      podManagementPolicy: "Parallel",
+      updateStrategy: { type: "OnDelete" },
+      selector: { matchLabels: selectorFor(ref.name) },
+      template: podTemplate(df),
+      ...(spec.recovery.enabled
+        ? {
+            volumeClaimTemplates: [recoveryClaim(ref, spec)],
+            persistentVolumeClaimRetentionPolicy: {
+              whenDeleted: spec.recovery.retention.whenDeleted,
+              whenScaled: "Retain",
+            },
+          }
+        : {}),
+    },
+  });
+}
+
+/** Fields of a StatefulSet the API server will not change in place. */
+export function immutableShape(sts: V1StatefulSet | undefined): string {
+  const s = sts?.spec;
+  return hashOf({
+    serviceName: s?.serviceName,
+    podManagementPolicy: s?.podManagementPolicy,
+    selector: s?.selector?.matchLabels,
+    claims: (s?.volumeClaimTemplates ?? []).map((c) => ({
+      name: c.metadata?.name,
+      storage: c.spec?.resources?.requests?.storage,
+      storageClassName: c.spec?.storageClassName,
+    })),
+  });
+}
+
+export function desiredHeadlessService(df: Dataflow): V1Service {
+  const ref = refOf(df);
+  return stamped<V1Service>({
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: metadataFor(ref, ref.name),
+    spec: {
+      clusterIP: "None",
+      publishNotReadyAddresses: true,
+      selector: selectorFor(ref.name),
+      ports: [{ name: "cluster", port: CLUSTER_PORT, targetPort: CLUSTER_PORT, protocol: "TCP" }],
+    },
+  });
+}
+
+export function desiredApiService(df: Dataflow): V1Service {
+  const ref = refOf(df);
+  return stamped<V1Service>({
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: metadataFor(ref, apiServiceName(ref.name)),
+    spec: {
+      selector: selectorFor(ref.name),
+      ports: [{ name: "api", port: API_PORT, targetPort: API_PORT, protocol: "TCP" }],
+    },
+  });
+}

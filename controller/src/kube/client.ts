@@ -1,0 +1,152 @@
+// The controller's only contact with the API server: reads for observe, writes for the
+// executor. Everything here is a thin call; decisions live in reconcile/.
+import {
+  ApiextensionsV1Api,
+  AppsV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  type KubeConfig,
+  type KubernetesObject,
+  KubernetesObjectApi,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1PersistentVolumeClaim,
+  type V1Pod,
+  type V1Service,
+  type V1StatefulSet,
+} from "@kubernetes/client-node";
+import { type Dataflow, type DataflowStatus, GROUP, KIND, PLURAL, VERSION } from "@waxflow/crds";
+import { FIELD_MANAGER, selectorString } from "../desired/objects.ts";
+import { statusCode } from "../log.ts";
+import type { KubeEvent, ObjectRef } from "../reconcile/reconcile.ts";
+
+const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
+
+async function orUndefined<T>(p: Promise<T>): Promise<T | undefined> {
+  try {
+    return await p;
+  } catch (err) {
+    if (statusCode(err) === 404) return undefined;
+    throw err;
+  }
+}
+
+export class Kube {
+  readonly objects: KubernetesObjectApi;
+  readonly custom: CustomObjectsApi;
+  readonly core: CoreV1Api;
+  readonly apps: AppsV1Api;
+  readonly extensions: ApiextensionsV1Api;
+
+  constructor(kc: KubeConfig) {
+    this.objects = KubernetesObjectApi.makeApiClient(kc);
+    this.custom = kc.makeApiClient(CustomObjectsApi);
+    this.core = kc.makeApiClient(CoreV1Api);
+    this.apps = kc.makeApiClient(AppsV1Api);
+    this.extensions = kc.makeApiClient(ApiextensionsV1Api);
+  }
+
+  async readDataflow(namespace: string, name: string): Promise<Dataflow | undefined> {
+    return orUndefined(
+      this.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name }),
+    ) as Promise<Dataflow | undefined>;
+  }
+
+  async readStatefulSet(namespace: string, name: string): Promise<V1StatefulSet | undefined> {
+    return orUndefined(this.apps.readNamespacedStatefulSet({ namespace, name }));
+  }
+
+  async listPods(namespace: string, name: string): Promise<V1Pod[]> {
+    return (await this.core.listNamespacedPod({ namespace, labelSelector: selectorString(name) })).items;
+  }
+
+  async listServices(namespace: string, name: string): Promise<V1Service[]> {
+    const list = await this.core.listNamespacedService({ namespace, labelSelector: `waxflow.io/dataflow=${name}` });
+    return list.items;
+  }
+
+  async listClaims(namespace: string, name: string): Promise<V1PersistentVolumeClaim[]> {
+    const list = await this.core.listNamespacedPersistentVolumeClaim({
+      namespace,
+      labelSelector: `waxflow.io/dataflow=${name}`,
+    });
+    return list.items;
+  }
+
+  async apply<T extends KubernetesObject>(object: T): Promise<T> {
+    return this.objects.patch(object, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+  }
+
+  async scaleToZero(target: ObjectRef): Promise<void> {
+    await orUndefined(
+      this.apps.patchNamespacedStatefulSet(
+        {
+          namespace: target.namespace,
+          name: target.name,
+          body: { spec: { replicas: 0 } },
+          fieldManager: FIELD_MANAGER,
+        },
+        mergePatch,
+      ),
+    );
+  }
+
+  async delete(target: ObjectRef, propagationPolicy: "Background" | "Orphan"): Promise<void> {
+    const header = {
+      apiVersion: target.apiVersion,
+      kind: target.kind,
+      metadata: { name: target.name, namespace: target.namespace },
+    };
+    await orUndefined(this.objects.delete(header, undefined, undefined, undefined, undefined, propagationPolicy));
+  }
+
+  /** PUT with the observed resourceVersion: fails with 409 when someone wrote in between. */
+  async writeStatus(df: Dataflow, status: DataflowStatus): Promise<Dataflow> {
+    const { name = "", namespace = "" } = df.metadata ?? {};
+    return (await this.custom.replaceNamespacedCustomObjectStatus({
+      group: GROUP,
+      version: VERSION,
+      plural: PLURAL,
+      namespace,
+      name,
+      body: { ...df, status },
+    })) as Dataflow;
+  }
+
+  async setFinalizers(df: Dataflow, finalizers: string[]): Promise<Dataflow> {
+    const { name = "", namespace = "", resourceVersion } = df.metadata ?? {};
+    return (await this.custom.patchNamespacedCustomObject(
+      {
+        group: GROUP,
+        version: VERSION,
+        plural: PLURAL,
+        namespace,
+        name,
+        body: { metadata: { finalizers, resourceVersion } },
+        fieldManager: FIELD_MANAGER,
+      },
+      mergePatch,
+    )) as Dataflow;
+  }
+
+  async event(df: Dataflow, event: KubeEvent): Promise<void> {
+    const { name = "", namespace = "", uid, resourceVersion } = df.metadata ?? {};
+    const now = new Date();
+    await this.core.createNamespacedEvent({
+      namespace,
+      body: {
+        metadata: { generateName: `${name}.`, namespace },
+        involvedObject: { apiVersion: `${GROUP}/${VERSION}`, kind: KIND, name, namespace, uid, resourceVersion },
+        type: event.type,
+        reason: event.reason,
+        message: event.message.slice(0, 1024),
+        source: { component: FIELD_MANAGER },
+        reportingComponent: FIELD_MANAGER,
+        reportingInstance: process.env.HOSTNAME ?? FIELD_MANAGER,
+        firstTimestamp: now,
+        lastTimestamp: now,
+        count: 1,
+      },
+    });
+  }
+}

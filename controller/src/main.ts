@@ -1,0 +1,71 @@
+// waxflow-controller: installs the CRD, wins the Lease, then reconciles Dataflows until
+// it loses the lease or is told to stop.
+//   WATCH_NAMESPACES   comma-separated namespaces; all when empty
+//   POD_NAMESPACE      where the Lease lives (default "default")
+//   LEADER_ELECT       "false" to run without a Lease (one replica only)
+//   LEASE_DURATION_SECONDS  how long a dead leader blocks the others (default 15)
+//   PROBE_PORT         /healthz and /metrics (default 8080)
+//   INSTALL_CRD        "false" when the chart installs the CRD
+import { hostname } from "node:os";
+import { KubeConfig } from "@kubernetes/client-node";
+import { Controller } from "./controller.ts";
+import { installCrd } from "./kube/crd.ts";
+import { LeaderElector } from "./kube/leader.ts";
+import { errorText, log } from "./log.ts";
+import { serveProbes } from "./metrics.ts";
+
+const env = process.env;
+
+/** client-go's proportions: renew deadline 2/3 and retry period 2/15 of the lease duration. */
+function leaseTimings(seconds: number) {
+  const ms = seconds * 1000;
+  return { leaseDurationMs: ms, renewDeadlineMs: (ms * 2) / 3, retryPeriodMs: (ms * 2) / 15 };
+}
+const kc = new KubeConfig();
+kc.loadFromDefault();
+const namespaces = (env.WATCH_NAMESPACES ?? "")
+  .split(",")
+  .map((s) => s.trim())
+  .filter((s) => s !== "");
+const controller = new Controller(kc, { namespaces });
+const elector = new LeaderElector(kc, {
+  namespace: env.POD_NAMESPACE ?? "default",
+  name: "waxflow-controller",
+  identity: `${hostname()}-${process.pid}`,
+  ...(env.LEASE_DURATION_SECONDS ? leaseTimings(Number(env.LEASE_DURATION_SECONDS)) : {}),
+});
+const leaderElect = env.LEADER_ELECT !== "false";
+const server = await serveProbes(controller.metrics, Number(env.PROBE_PORT ?? 8080), () =>
+  leaderElect && !elector.leading ? true : controller.synced,
+);
+
+let stopping = false;
+async function shutdown(code: number): Promise<never> {
+  if (!stopping) {
+    stopping = true;
+    await controller.stop();
+    await elector.release();
+    server.close();
+  }
+  process.exit(code);
+}
+process.on("SIGTERM", () => void shutdown(0));
+process.on("SIGINT", () => void shutdown(0));
+
+try {
+  if (env.INSTALL_CRD !== "false") await installCrd(controller.kube);
+  if (leaderElect) {
+    await elector.acquire();
+    controller.metrics.leader.set(1);
+  }
+  controller.start();
+  log("info", "controller started", { namespaces: namespaces.length ? namespaces : "all" });
+  if (leaderElect) {
+    await elector.holdUntilLost();
+    log("error", "lost the lease; exiting so a fresh process competes again");
+    await shutdown(1);
+  }
+} catch (err) {
+  log("error", "controller failed to start", { error: errorText(err) });
+  await shutdown(1);
+}

@@ -1,0 +1,474 @@
+// reconcile(observed, now) -> plan: one pure function of what was observed. It never
+// talks to the API server; the executor (controller.ts) writes the status first, as a
+// write-ahead record, then carries out the actions in order.
+import type {
+  KubernetesObject,
+  V1PersistentVolumeClaim,
+  V1Pod,
+  V1Service,
+  V1StatefulSet,
+} from "@kubernetes/client-node";
+import {
+  type Dataflow,
+  type DataflowCondition,
+  type DataflowRollout,
+  type DataflowStatus,
+  type DefaultedDataflowSpec,
+  withDefaults,
+} from "@waxflow/crds";
+import {
+  apiServiceName,
+  appliedHashOf,
+  CONTAINER,
+  desiredApiService,
+  desiredHeadlessService,
+  desiredStatefulSet,
+  durationSeconds,
+  FINALIZER,
+  immutableShape,
+  RECOVERY_VOLUME,
+  refOf,
+  selectorString,
+  templateHashOf,
+} from "../desired/objects.ts";
+import { classifySpecDiff } from "./diff.ts";
+
+export interface Observed {
+  readonly dataflow: Dataflow;
+  readonly statefulSet: V1StatefulSet | undefined;
+  /** Every pod of the Dataflow, terminating ones included. */
+  readonly pods: readonly V1Pod[];
+  readonly claims: readonly V1PersistentVolumeClaim[];
+  /** The Dataflow's Services; applies of unchanged objects are skipped. */
+  readonly services?: readonly V1Service[];
+}
+
+export interface ObjectRef {
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly name: string;
+  readonly namespace: string;
+}
+
+export type Action =
+  | { readonly type: "apply"; readonly object: KubernetesObject }
+  | { readonly type: "scaleToZero"; readonly target: ObjectRef }
+  | { readonly type: "delete"; readonly target: ObjectRef; readonly propagation: "Background" | "Orphan" }
+  | { readonly type: "addFinalizer" }
+  | { readonly type: "removeFinalizer" };
+
+export interface KubeEvent {
+  readonly type: "Normal" | "Warning";
+  readonly reason: string;
+  readonly message: string;
+}
+
+export interface Plan {
+  readonly status: DataflowStatus;
+  readonly actions: readonly Action[];
+  readonly events: readonly KubeEvent[];
+  readonly requeueAfterMs?: number;
+}
+
+/** Container states that will not get better by waiting; the user has to act. */
+const STUCK = new Set([
+  "CrashLoopBackOff",
+  "ErrImagePull",
+  "ImagePullBackOff",
+  "InvalidImageName",
+  "CreateContainerConfigError",
+  "CreateContainerError",
+  "RunContainerError",
+]);
+/** Degraded reason the executor writes when the API server refuses an object we built. */
+export const REJECTED = "RejectedByApiServer";
+/** How long running processes may stay unready (peers not connected) before we call it a failure. */
+export const CLUSTER_FORM_TIMEOUT_MS = 120_000;
+/**
+ * Pod, StatefulSet and Dataflow changes arrive by watch; these requeues are the safety net
+ * (and the clock for time-based conditions), so they can be slow.
+ */
+const ROLL_POLL_MS = 5_000;
+const POLL_MS = 30_000;
+
+const isReady = (pod: V1Pod) => pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") === true;
+const isTerminating = (pod: V1Pod) => pod.metadata?.deletionTimestamp !== undefined;
+
+function condition(
+  prev: readonly DataflowCondition[] | undefined,
+  type: DataflowCondition["type"],
+  status: boolean,
+  reason: string,
+  message: string,
+  generation: number | undefined,
+  now: Date,
+): DataflowCondition {
+  const value = status ? "True" : "False";
+  const old = prev?.find((c) => c.type === type);
+  return {
+    type,
+    status: value,
+    reason,
+    message,
+    lastTransitionTime: old?.status === value && old.lastTransitionTime ? old.lastTransitionTime : now.toISOString(),
+    ...(generation === undefined ? {} : { observedGeneration: generation }),
+  };
+}
+
+/** Why the processes are unhealthy, from pod status; undefined when nothing is wrong. */
+export function diagnosePods(pods: readonly V1Pod[], now: Date): { reason: string; message: string } | undefined {
+  for (const pod of pods) {
+    if (isTerminating(pod)) continue;
+    const name = pod.metadata?.name ?? "?";
+    for (const cs of pod.status?.containerStatuses ?? []) {
+      const waiting = cs.state?.waiting;
+      if (waiting?.reason !== undefined && STUCK.has(waiting.reason)) {
+        const last = cs.lastState?.terminated;
+        const exit =
+          last === undefined
+            ? ""
+            : `; last exit code ${last.exitCode}${last.message ? `: ${last.message.trim().split("\n").at(-1)}` : last.reason ? ` (${last.reason})` : ""}`;
+        return {
+          reason: waiting.reason,
+          message: `pod ${name}: container ${cs.name} ${waiting.reason}${waiting.message ? `: ${waiting.message}` : ""}${exit}`,
+        };
+      }
+    }
+    const unschedulable = pod.status?.conditions?.find(
+      (c) => c.type === "PodScheduled" && c.reason === "Unschedulable",
+    );
+    if (unschedulable !== undefined) {
+      return { reason: "Unschedulable", message: `pod ${name} cannot be scheduled: ${unschedulable.message ?? ""}` };
+    }
+  }
+  const running = pods.filter((p) => !isTerminating(p) && p.status?.phase === "Running");
+  const stuck = running.filter((p) => {
+    const started = p.status?.startTime;
+    return (
+      !isReady(p) && started !== undefined && now.getTime() - new Date(started).getTime() > CLUSTER_FORM_TIMEOUT_MS
+    );
+  });
+  if (stuck.length > 0) {
+    return {
+      reason: "ClusterNotFormed",
+      message: `${stuck.length} process(es) running for over ${CLUSTER_FORM_TIMEOUT_MS / 1000}s without every peer connected (/readyz): check their logs and that port 2101 is reachable between pods`,
+    };
+  }
+  return undefined;
+}
+
+function parseSpec(text: string | undefined): DefaultedDataflowSpec | undefined {
+  if (text === undefined) return undefined;
+  try {
+    return withDefaults(JSON.parse(text) as DefaultedDataflowSpec);
+  } catch {
+    return undefined;
+  }
+}
+
+function ordinalOf(claim: V1PersistentVolumeClaim, name: string): number | undefined {
+  const prefix = `${RECOVERY_VOLUME}-${name}-`;
+  const n = claim.metadata?.name;
+  if (n === undefined || !n.startsWith(prefix)) return undefined;
+  const ordinal = Number(n.slice(prefix.length));
+  return Number.isInteger(ordinal) ? ordinal : undefined;
+}
+
+function finalize(observed: Observed, now: Date): Plan {
+  const df = observed.dataflow;
+  const { name, namespace } = refOf(df);
+  const prev = df.status ?? {};
+  if (!(df.metadata?.finalizers ?? []).includes(FINALIZER)) return { status: prev, actions: [], events: [] };
+  const spec = withDefaults(df.spec);
+  const removeVolumes = spec.recovery.retention.whenDeleted === "Delete";
+  const ref = (apiVersion: string, kind: string, n: string): ObjectRef => ({ apiVersion, kind, name: n, namespace });
+  const actions: Action[] = [
+    { type: "delete", target: ref("apps/v1", "StatefulSet", name), propagation: "Background" },
+    { type: "delete", target: ref("v1", "Service", name), propagation: "Background" },
+    { type: "delete", target: ref("v1", "Service", apiServiceName(name)), propagation: "Background" },
+  ];
+  const claims = observed.claims.map((c) => c.metadata?.name ?? "").filter((n) => n !== "");
+  if (removeVolumes) {
+    for (const c of claims) {
+      actions.push({ type: "delete", target: ref("v1", "PersistentVolumeClaim", c), propagation: "Background" });
+    }
+  }
+  actions.push({ type: "removeFinalizer" });
+  const events: KubeEvent[] = [
+    {
+      type: "Normal",
+      reason: "Deleting",
+      message:
+        claims.length === 0
+          ? "deleting the worker cluster"
+          : removeVolumes
+            ? `deleting the worker cluster and its ${claims.length} recovery volume(s) (recovery.retention.whenDeleted: Delete)`
+            : `deleting the worker cluster; keeping its ${claims.length} recovery volume(s): ${claims.join(", ")}`,
+    },
+  ];
+  const status: DataflowStatus = {
+    ...prev,
+    phase: "Deleting",
+    conditions: [
+      condition(
+        prev.conditions,
+        "Ready",
+        false,
+        "Deleting",
+        "the Dataflow is being deleted",
+        df.metadata?.generation,
+        now,
+      ),
+      ...(prev.conditions ?? []).filter((c) => c.type !== "Ready"),
+    ],
+  };
+  return { status, actions, events };
+}
+
+function invalid(observed: Observed, err: unknown, now: Date): Plan {
+  const df = observed.dataflow;
+  const prev = df.status ?? {};
+  const gen = df.metadata?.generation;
+  const message = `invalid spec: ${err instanceof Error ? err.message : String(err)}`;
+  return {
+    status: {
+      ...prev,
+      observedGeneration: gen,
+      phase: "Failed",
+      conditions: [
+        condition(prev.conditions, "Ready", false, "InvalidSpec", message, gen, now),
+        condition(prev.conditions, "Progressing", false, "InvalidSpec", "fix the spec to continue", gen, now),
+        condition(prev.conditions, "Degraded", true, "InvalidSpec", message, gen, now),
+      ],
+    },
+    actions: [],
+    events: prev.phase === "Failed" ? [] : [{ type: "Warning", reason: "InvalidSpec", message }],
+  };
+}
+
+export function reconcile(observed: Observed, now: Date): Plan {
+  const df = observed.dataflow;
+  if (df.metadata?.deletionTimestamp !== undefined) return finalize(observed, now);
+  if (!(df.metadata?.finalizers ?? []).includes(FINALIZER)) {
+    return { status: df.status ?? {}, actions: [{ type: "addFinalizer" }], events: [], requeueAfterMs: 0 };
+  }
+
+  // validate: what the API server's schema cannot check.
+  let spec: DefaultedDataflowSpec;
+  let stsWanted: V1StatefulSet;
+  try {
+    spec = withDefaults(df.spec);
+    durationSeconds(spec.recovery.snapshotInterval);
+    durationSeconds(spec.recovery.backupInterval);
+    stsWanted = desiredStatefulSet(df, spec.state === "running" ? spec.processes : 0);
+  } catch (err) {
+    return invalid(observed, err, now);
+  }
+
+  const { name, namespace } = refOf(df);
+  const prev = df.status ?? {};
+  const gen = df.metadata?.generation;
+  const replicas = stsWanted.spec?.replicas ?? 0;
+  const sts = observed.statefulSet;
+  const hashWant = templateHashOf(stsWanted.spec?.template);
+  const live = observed.pods.filter((p) => !isTerminating(p));
+  const stalePods = observed.pods.filter((p) => templateHashOf(p) !== hashWant);
+  const stsReplicas = sts?.spec?.replicas ?? 0;
+  const shapeChanged = sts !== undefined && immutableShape(sts) !== immutableShape(stsWanted);
+  const stsStale = sts !== undefined && (templateHashOf(sts.spec?.template) !== hashWant || shapeChanged);
+  const last = parseSpec(prev.lastReconciledSpec);
+  const diff = classifySpecDiff(last, spec);
+  const actions: Action[] = [];
+  const events: KubeEvent[] = [];
+  const stsRef: ObjectRef = { apiVersion: "apps/v1", kind: "StatefulSet", name, namespace };
+  // Server-side apply is idempotent but costly: skip it when the live object carries the
+  // hash of exactly what we would send.
+  const applyIfChanged = (object: V1StatefulSet | V1Service): Action[] => {
+    const live =
+      object.kind === "StatefulSet" ? sts : observed.services?.find((s) => s.metadata?.name === object.metadata?.name);
+    return live !== undefined && appliedHashOf(live) === appliedHashOf(object) ? [] : [{ type: "apply", object }];
+  };
+  const services: Action[] = [desiredHeadlessService(df), desiredApiService(df)].flatMap(applyIfChanged);
+
+  // A roll is needed when starting the wanted processes could meet processes of another spec.
+  const needsRoll = replicas > 0 && (stalePods.length > 0 || (stsStale && stsReplicas > 0));
+  let rollout: DataflowRollout | undefined = prev.rollout;
+  if (needsRoll && rollout?.stage !== "Stopping") {
+    const kind = diff.class === "scale" ? "scale" : "upgrade";
+    rollout = { kind, stage: "Stopping", generation: gen ?? 0, startedAt: now.toISOString() };
+    const from = last?.processes ?? stsReplicas;
+    events.push({
+      type: "Normal",
+      reason: kind === "scale" ? "Scaling" : "Upgrading",
+      message:
+        `${diff.fields.length > 0 ? `changed ${diff.fields.join(", ")}: ` : ""}stopping all ${Math.max(live.length, from)} process(es) ` +
+        `before starting ${replicas} new one(s); a worker cluster never mixes old and new processes`,
+    });
+  }
+  let lastReconciledSpec = prev.lastReconciledSpec;
+  let progressing: { reason: string; message: string } | undefined;
+
+  if (rollout?.stage === "Stopping") {
+    if (observed.pods.length > 0 || stsReplicas > 0) {
+      if (shapeChanged) actions.push({ type: "scaleToZero", target: stsRef });
+      else actions.push(...applyIfChanged(desiredStatefulSet(df, 0)));
+      progressing = {
+        reason: rollout.kind === "scale" ? "Scaling" : "Upgrading",
+        message: `stopping ${observed.pods.length} old process(es) before starting ${replicas} new one(s)`,
+      };
+    } else {
+      rollout = { ...rollout, stage: "Starting" };
+      events.push({
+        type: "Normal",
+        reason: "ProcessesStopped",
+        message: `all old processes stopped; starting ${replicas}`,
+      });
+    }
+  }
+  if (rollout?.stage === "Starting") {
+    if (shapeChanged) {
+      // The pods are gone: recreate the StatefulSet with fields that cannot change in place; Orphan keeps the claims.
+      actions.push({ type: "delete", target: stsRef, propagation: "Orphan" });
+      progressing = { reason: "Recreating", message: "recreating the StatefulSet for a change of recovery storage" };
+    } else {
+      actions.push(...applyIfChanged(stsWanted), ...services);
+      lastReconciledSpec = JSON.stringify(spec);
+      if (sts !== undefined && !stsStale && stsReplicas === replicas) {
+        events.push({
+          type: "Normal",
+          reason: "RollComplete",
+          message: `started ${replicas} process(es) of ${spec.image}`,
+        });
+        rollout = undefined;
+      } else {
+        progressing = { reason: "Starting", message: `starting ${replicas} process(es) together` };
+      }
+    }
+  } else if (rollout === undefined) {
+    actions.push(...applyIfChanged(stsWanted), ...services);
+    lastReconciledSpec = JSON.stringify(spec);
+    if (spec.recovery.retention.whenScaled === "Delete") {
+      const used = new Set(observed.pods.map((p) => p.metadata?.name));
+      for (const claim of observed.claims) {
+        const ordinal = ordinalOf(claim, name);
+        if (ordinal === undefined || ordinal < spec.processes || used.has(`${name}-${ordinal}`)) continue;
+        if (claim.metadata?.deletionTimestamp !== undefined) continue;
+        const target = { apiVersion: "v1", kind: "PersistentVolumeClaim", name: claim.metadata?.name ?? "", namespace };
+        actions.push({ type: "delete", target, propagation: "Background" });
+        events.push({
+          type: "Normal",
+          reason: "VolumeDeleted",
+          message: `deleted ${target.name}: scaled below ordinal ${ordinal}`,
+        });
+      }
+    }
+  }
+
+  // observe -> status
+  const ready = live.filter(isReady).length;
+  const suspended = spec.state === "suspended";
+  const phase: DataflowStatus["phase"] =
+    rollout !== undefined
+      ? "Deploying"
+      : suspended
+        ? "Suspended"
+        : ready === spec.processes && stalePods.length === 0
+          ? "Running"
+          : sts === undefined && observed.pods.length === 0
+            ? "Pending"
+            : "Deploying";
+  if (progressing === undefined && rollout === undefined) {
+    if (suspended && observed.pods.length > 0) {
+      progressing = { reason: "Suspending", message: `stopping ${observed.pods.length} process(es); volumes are kept` };
+    } else if (!suspended && phase !== "Running") {
+      progressing = { reason: "Starting", message: `${ready}/${spec.processes} processes ready` };
+    }
+  }
+  const problem = diagnosePods(live, now);
+  const readyMessage =
+    phase === "Running"
+      ? `${ready}/${spec.processes} processes ready`
+      : suspended
+        ? "suspended: no processes run; set spec.state to running to resume from recovery"
+        : `${ready}/${spec.processes} processes ready${rollout ? ` (${rollout.kind} in progress)` : ""}`;
+  const conditions = [
+    condition(
+      prev.conditions,
+      "Ready",
+      phase === "Running",
+      phase === "Running"
+        ? "ProcessesReady"
+        : suspended
+          ? "Suspended"
+          : rollout
+            ? "RollInProgress"
+            : "ProcessesNotReady",
+      readyMessage,
+      gen,
+      now,
+    ),
+    condition(
+      prev.conditions,
+      "Progressing",
+      progressing !== undefined,
+      progressing?.reason ?? (suspended ? "Suspended" : "Stable"),
+      progressing?.message ?? (suspended ? "suspended" : "every process runs the current spec"),
+      gen,
+      now,
+    ),
+    condition(
+      prev.conditions,
+      "Degraded",
+      problem !== undefined,
+      problem?.reason ?? "AsExpected",
+      problem?.message ?? "no process reports a problem",
+      gen,
+      now,
+    ),
+  ];
+  const runningImage = live.flatMap((p) => p.spec?.containers ?? []).find((c) => c.name === CONTAINER)?.image;
+  const status: DataflowStatus = {
+    observedGeneration: gen,
+    phase,
+    processes: live.length,
+    readyProcesses: ready,
+    ready: `${ready}/${spec.processes}`,
+    selector: selectorString(name),
+    ...((runningImage ?? prev.image) ? { image: runningImage ?? prev.image } : {}),
+    conditions,
+    ...(rollout === undefined ? {} : { rollout }),
+    ...(lastReconciledSpec === undefined ? {} : { lastReconciledSpec }),
+  };
+  if (prev.phase !== phase) {
+    events.push({
+      type: "Normal",
+      reason: phase ?? "Pending",
+      message: `${prev.phase === undefined ? "" : `phase ${prev.phase} -> ${phase}: `}${readyMessage}`,
+    });
+  }
+  const prevDegraded = prev.conditions?.find((c) => c.type === "Degraded");
+  if (problem !== undefined && (prevDegraded?.status !== "True" || prevDegraded.reason !== problem.reason)) {
+    events.push({ type: "Warning", reason: problem.reason, message: problem.message });
+  }
+  // The executor recorded that the API server refused an object built from this
+  // generation: keep saying so (the actions are retried with backoff) until the spec changes.
+  const rejected =
+    prev.phase === "Failed" &&
+    prevDegraded?.reason === REJECTED &&
+    prevDegraded.status === "True" &&
+    prevDegraded.observedGeneration === gen;
+  if (rejected) {
+    return { status: { ...status, phase: "Failed", conditions: prev.conditions }, actions, events: [] };
+  }
+  const settled = phase === "Running" || (phase === "Suspended" && observed.pods.length === 0);
+  return {
+    status,
+    actions,
+    events,
+    ...(rollout !== undefined
+      ? { requeueAfterMs: ROLL_POLL_MS }
+      : settled && problem === undefined
+        ? {}
+        : { requeueAfterMs: POLL_MS }),
+  };
+}

@@ -1,0 +1,403 @@
+// The controller against a real kube-apiserver and kube-controller-manager (StatefulSet,
+// garbage collector, PVC protection). There are no nodes: pods stay unscheduled, so the
+// tests play the kubelet's part by marking pods Ready.
+import type { AddressInfo } from "node:net";
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  type KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1Pod,
+} from "@kubernetes/client-node";
+import { type Dataflow, type DataflowSpec, GROUP, PLURAL, VERSION } from "@waxflow/crds";
+import { afterAll, beforeAll, expect, test } from "vitest";
+import { Controller } from "../src/controller.ts";
+import { templateHashOf } from "../src/desired/objects.ts";
+import { installCrd } from "../src/kube/crd.ts";
+import { LeaderElector } from "../src/kube/leader.ts";
+import { setQuiet } from "../src/log.ts";
+import { serveProbes } from "../src/metrics.ts";
+import { startCluster, type TestCluster } from "./harness/apiserver.ts";
+
+const IMAGE = `registry.local/flow@sha256:${"a".repeat(64)}`;
+const IMAGE2 = `registry.local/flow@sha256:${"b".repeat(64)}`;
+const NS = "flows";
+let cluster: TestCluster;
+let kc: KubeConfig;
+let core: CoreV1Api;
+let custom: CustomObjectsApi;
+let controller: Controller;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      last = err;
+    }
+    await sleep(200);
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+}
+
+function startController(): Controller {
+  const c = new Controller(kc, { namespaces: [NS], watch: { resyncMs: 10_000, stallMs: 20_000, maxBackoffMs: 2_000 } });
+  c.start();
+  return c;
+}
+
+beforeAll(async () => {
+  setQuiet(true);
+  cluster = await startCluster({
+    controllers: [
+      "statefulset-controller",
+      "garbage-collector-controller",
+      "persistentvolumeclaim-protection-controller",
+    ],
+  });
+  kc = cluster.kubeConfig();
+  core = kc.makeApiClient(CoreV1Api);
+  custom = kc.makeApiClient(CustomObjectsApi);
+  await core.createNamespace({ body: { metadata: { name: NS } } });
+  controller = startController();
+  await installCrd(controller.kube);
+}, 3_600_000);
+
+afterAll(async () => {
+  await controller?.stop();
+  await cluster?.stop();
+}, 60_000);
+
+const ref = { group: GROUP, version: VERSION, plural: PLURAL, namespace: NS };
+
+async function create(name: string, spec: Partial<DataflowSpec>): Promise<void> {
+  await custom.createNamespacedCustomObject({
+    ...ref,
+    body: {
+      apiVersion: `${GROUP}/${VERSION}`,
+      kind: "Dataflow",
+      metadata: { name },
+      spec: { image: IMAGE, module: "/app/flow.js", ...spec },
+    },
+  });
+}
+
+async function get(name: string): Promise<Dataflow | undefined> {
+  try {
+    return (await custom.getNamespacedCustomObject({ ...ref, name })) as Dataflow;
+  } catch {
+    return undefined;
+  }
+}
+
+async function patchSpec(name: string, spec: Partial<DataflowSpec>): Promise<void> {
+  await custom.patchNamespacedCustomObject(
+    { ...ref, name, body: { spec } },
+    setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+  );
+}
+
+async function pods(name: string): Promise<V1Pod[]> {
+  return (await core.listNamespacedPod({ namespace: NS, labelSelector: `waxflow.io/dataflow=${name}` })).items;
+}
+
+/** The kubelet's part: report every live pod of the Dataflow Running and Ready. */
+async function markReady(name: string): Promise<void> {
+  for (const pod of await pods(name)) {
+    if (pod.metadata?.deletionTimestamp) continue;
+    await core.patchNamespacedPodStatus(
+      {
+        namespace: NS,
+        name: pod.metadata?.name ?? "",
+        body: {
+          status: {
+            phase: "Running",
+            startTime: new Date(),
+            conditions: [
+              { type: "PodScheduled", status: "True" },
+              { type: "Ready", status: "True" },
+            ],
+          },
+        },
+      },
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    );
+  }
+}
+
+async function phaseOf(name: string) {
+  return (await get(name))?.status?.phase;
+}
+
+test("reconcile creates the owned objects with the contract's names, labels and owner", async () => {
+  await create("wc", { processes: 2 });
+  const sts = await waitFor("StatefulSet wc", () => controller.kube.readStatefulSet(NS, "wc"));
+  const labels = {
+    "app.kubernetes.io/name": "waxflow",
+    "app.kubernetes.io/instance": "wc",
+    "app.kubernetes.io/managed-by": "waxflow-controller",
+    "waxflow.io/dataflow": "wc",
+  };
+  expect(sts.metadata?.labels).toEqual(labels);
+  expect(sts.metadata?.ownerReferences?.[0]).toMatchObject({ kind: "Dataflow", name: "wc", controller: true });
+  expect(sts.metadata?.managedFields?.some((f) => f.manager === "waxflow-controller" && f.operation === "Apply")).toBe(
+    true,
+  );
+  expect(sts.spec?.replicas).toBe(2);
+  const headless = await waitFor("Service wc", () => core.readNamespacedService({ namespace: NS, name: "wc" }));
+  expect(headless.spec?.clusterIP).toBe("None");
+  expect(headless.spec?.publishNotReadyAddresses).toBe(true);
+  expect(headless.metadata?.labels).toEqual(labels);
+  const api = await waitFor("Service wc-api", () => core.readNamespacedService({ namespace: NS, name: "wc-api" }));
+  expect(api.spec?.ports?.[0]?.port).toBe(3030);
+
+  // The StatefulSet controller creates the pods; once they are Ready the Dataflow is Running.
+  await waitFor("2 pods", async () => (await pods("wc")).length === 2);
+  expect((await get("wc"))?.status).toMatchObject({ phase: "Deploying", ready: "0/2" });
+  await markReady("wc");
+  await waitFor("Running", async () => (await phaseOf("wc")) === "Running");
+  const df = await get("wc");
+  expect(df?.status?.conditions?.find((c) => c.type === "Ready")).toMatchObject({
+    status: "True",
+    reason: "ProcessesReady",
+  });
+  expect(df?.status?.image).toBe(IMAGE);
+  expect(df?.metadata?.finalizers).toContain("waxflow.io/volumes");
+  const events = await core.listNamespacedEvent({ namespace: NS, fieldSelector: "involvedObject.name=wc" });
+  expect(events.items.map((e) => e.reason)).toContain("Running");
+});
+
+test("an image change replaces every process together: old and new pods never coexist", async () => {
+  const before = templateHashOf((await pods("wc"))[0]);
+  const mixed: string[] = [];
+  let watching = true;
+  const monitor = (async () => {
+    while (watching) {
+      const hashes = new Set((await pods("wc")).map((p) => templateHashOf(p)));
+      if (hashes.size > 1) mixed.push([...hashes].join(","));
+      await sleep(50);
+    }
+  })();
+  await patchSpec("wc", { image: IMAGE2, processes: 3 });
+  await waitFor(
+    "a roll in the status",
+    async () => (await get("wc"))?.status?.rollout !== undefined || (await pods("wc")).length === 3,
+  );
+  const three = await waitFor("3 new pods", async () => {
+    const ps = await pods("wc");
+    return ps.length === 3 && ps.every((p) => templateHashOf(p) !== before) ? ps : undefined;
+  });
+  await markReady("wc");
+  await waitFor("Running again", async () => (await phaseOf("wc")) === "Running");
+  watching = false;
+  await monitor;
+  expect(mixed).toEqual([]);
+  expect(three.every((p) => p.spec?.containers[0]?.image === IMAGE2)).toBe(true);
+  const df = await get("wc");
+  expect(df?.status?.image).toBe(IMAGE2);
+  expect(df?.status?.rollout).toBeUndefined();
+  const reasons = (
+    await core.listNamespacedEvent({ namespace: NS, fieldSelector: "involvedObject.name=wc" })
+  ).items.map((e) => e.reason);
+  expect(reasons).toEqual(expect.arrayContaining(["Upgrading", "ProcessesStopped", "RollComplete"]));
+});
+
+test("suspend scales to zero and keeps volumes; resume starts the same volumes again", async () => {
+  await create("sus", { processes: 2, recovery: { enabled: true } });
+  await waitFor("2 pods", async () => (await pods("sus")).length === 2);
+  const claims = await waitFor("2 claims", async () => {
+    const list = (
+      await core.listNamespacedPersistentVolumeClaim({ namespace: NS, labelSelector: "waxflow.io/dataflow=sus" })
+    ).items;
+    return list.length === 2 ? list : undefined;
+  });
+  expect(claims.map((c) => c.metadata?.name).sort()).toEqual(["recovery-sus-0", "recovery-sus-1"]);
+
+  await patchSpec("sus", { state: "suspended" });
+  await waitFor("no pods", async () => (await pods("sus")).length === 0);
+  await waitFor("Suspended", async () => (await phaseOf("sus")) === "Suspended");
+  expect((await controller.kube.readStatefulSet(NS, "sus"))?.spec?.replicas).toBe(0);
+  const kept = (
+    await core.listNamespacedPersistentVolumeClaim({ namespace: NS, labelSelector: "waxflow.io/dataflow=sus" })
+  ).items;
+  expect(kept.map((c) => c.metadata?.uid).sort()).toEqual(claims.map((c) => c.metadata?.uid).sort());
+
+  await patchSpec("sus", { state: "running" });
+  await waitFor("2 pods again", async () => (await pods("sus")).length === 2);
+  const resumed = await pods("sus");
+  expect(
+    resumed
+      .flatMap((p) => p.spec?.volumes ?? [])
+      .filter((v) => v.name === "recovery")
+      .map((v) => v.persistentVolumeClaim?.claimName)
+      .sort(),
+  ).toEqual(["recovery-sus-0", "recovery-sus-1"]);
+});
+
+async function claimNames(name: string): Promise<string[]> {
+  const list = await core.listNamespacedPersistentVolumeClaim({
+    namespace: NS,
+    labelSelector: `waxflow.io/dataflow=${name}`,
+  });
+  return list.items.map((c) => c.metadata?.name ?? "").sort();
+}
+
+test("delete keeps the recovery volumes by default", async () => {
+  await create("keep", { recovery: { enabled: true } });
+  await waitFor("claim", async () => (await claimNames("keep")).length === 1);
+  await custom.deleteNamespacedCustomObject({ ...ref, name: "keep" });
+  await waitFor("Dataflow gone", async () => (await get("keep")) === undefined);
+  await waitFor("StatefulSet gone", async () => (await controller.kube.readStatefulSet(NS, "keep")) === undefined);
+  await sleep(1000);
+  expect(await claimNames("keep")).toEqual(["recovery-keep-0"]);
+});
+
+test("delete removes the recovery volumes when whenDeleted is Delete", async () => {
+  await create("drop", { recovery: { enabled: true, retention: { whenDeleted: "Delete" } } });
+  await waitFor("claim", async () => (await claimNames("drop")).length === 1);
+  await custom.deleteNamespacedCustomObject({ ...ref, name: "drop" });
+  await waitFor("Dataflow gone", async () => (await get("drop")) === undefined);
+  await waitFor("claims gone", async () => (await claimNames("drop")).length === 0);
+});
+
+test("a controller stopped mid-roll is resumed by a fresh one from the status record", async () => {
+  await create("mid", { processes: 2 });
+  await waitFor("2 pods", async () => (await pods("mid")).length === 2);
+  await markReady("mid");
+  await waitFor("Running", async () => (await phaseOf("mid")) === "Running");
+  await controller.stop();
+
+  await patchSpec("mid", { restartNonce: 7 });
+  // One reconcile step by a controller that then dies: it records the roll and starts stopping pods.
+  const crashed = new Controller(kc, { namespaces: [NS] });
+  await crashed.reconcileKey(`${NS}/mid`);
+  expect((await get("mid"))?.status?.rollout).toMatchObject({ stage: "Stopping", kind: "upgrade" });
+
+  controller = startController();
+  const fresh = await waitFor("2 restarted pods", async () => {
+    const ps = await pods("mid");
+    return ps.length === 2 && ps.every((p) => p.metadata?.annotations?.["waxflow.io/restart-nonce"] === "7")
+      ? ps
+      : undefined;
+  });
+  expect(fresh).toHaveLength(2);
+  await markReady("mid");
+  await waitFor("Running", async () => (await phaseOf("mid")) === "Running");
+  expect((await get("mid"))?.status?.rollout).toBeUndefined();
+});
+
+test("crash-looping processes show as Degraded with the cause from pod status", async () => {
+  await create("crash", {});
+  const [pod] = await waitFor("a pod", async () => {
+    const ps = await pods("crash");
+    return ps.length === 1 ? ps : undefined;
+  });
+  await core.patchNamespacedPodStatus(
+    {
+      namespace: NS,
+      name: pod?.metadata?.name ?? "",
+      body: {
+        status: {
+          phase: "Running",
+          containerStatuses: [
+            {
+              name: "waxflow",
+              image: IMAGE,
+              imageID: "",
+              ready: false,
+              restartCount: 5,
+              state: { waiting: { reason: "CrashLoopBackOff", message: "back-off 1m20s restarting failed container" } },
+              lastState: { terminated: { exitCode: 1, message: "StepError: step crash.parse: bad item 'x'" } },
+            },
+          ],
+        },
+      },
+    },
+    setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+  );
+  const degraded = await waitFor("Degraded", async () =>
+    (await get("crash"))?.status?.conditions?.find((c) => c.type === "Degraded" && c.status === "True"),
+  );
+  expect(degraded.reason).toBe("CrashLoopBackOff");
+  expect(degraded.message).toBe(
+    "pod crash-0: container waxflow CrashLoopBackOff: back-off 1m20s restarting failed container; last exit code 1: StepError: step crash.parse: bad item 'x'",
+  );
+  const warnings = await waitFor("a Warning event", async () => {
+    const list = await core.listNamespacedEvent({
+      namespace: NS,
+      fieldSelector: "involvedObject.name=crash,type=Warning",
+    });
+    return list.items.length > 0 ? list.items : undefined;
+  });
+  expect(warnings[0]?.reason).toBe("CrashLoopBackOff");
+});
+
+test("an object the API server refuses makes the Dataflow Failed with its message, without a hot loop", async () => {
+  await create("bad", { podTemplate: { spec: { containers: [{ name: "sidecar" }] } } });
+  const degraded = await waitFor("Failed", async () => {
+    const df = await get("bad");
+    return df?.status?.phase === "Failed" ? df.status.conditions?.find((c) => c.type === "Degraded") : undefined;
+  });
+  expect(degraded?.reason).toBe("RejectedByApiServer");
+  expect(degraded?.message).toMatch(
+    /apply StatefulSet\/bad: .*spec.template.spec.containers\[1\].image: Required value/,
+  );
+  const count = async () => {
+    const m = await controller.metrics.reconciles.get();
+    return m.values.reduce((sum, v) => sum + v.value, 0);
+  };
+  const before = await count();
+  await sleep(3000);
+  expect((await count()) - before).toBeLessThan(10);
+  expect((await get("bad"))?.status?.phase).toBe("Failed");
+
+  await patchSpec("bad", { podTemplate: null } as unknown as Partial<DataflowSpec>);
+  await waitFor("StatefulSet bad", () => controller.kube.readStatefulSet(NS, "bad"));
+  await waitFor("no longer Failed", async () => (await phaseOf("bad")) === "Deploying");
+});
+
+test("the watches recover from an API server restart within 30 s", async () => {
+  await cluster.stopApiServer();
+  await sleep(3000);
+  await cluster.startApiServer();
+  const restarted = Date.now();
+  await create("after", {});
+  await waitFor("StatefulSet after the restart", () => controller.kube.readStatefulSet(NS, "after"), 30_000);
+  expect(Date.now() - restarted).toBeLessThan(30_000);
+  const metrics = await controller.metrics.registry.getSingleMetricAsString("waxflow_controller_watch_restarts_total");
+  expect(metrics).toMatch(/reason="error"} [1-9]/);
+}, 60_000);
+
+test("/healthz and /metrics", async () => {
+  const server = await serveProbes(controller.metrics, 0, () => controller.synced);
+  const port = (server.address() as AddressInfo).port;
+  try {
+    expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    expect(text).toMatch(/waxflow_controller_reconcile_total\{result="ok"\} [1-9]/);
+    expect(text).toContain("waxflow_controller_reconcile_duration_seconds_bucket");
+    expect(text).toContain("waxflow_controller_queue_depth");
+  } finally {
+    server.close();
+  }
+});
+
+test("leader election: one holder at a time; a released lease passes on", async () => {
+  const opts = { namespace: NS, name: "waxflow-controller", leaseDurationMs: 3000, retryPeriodMs: 200 };
+  const a = new LeaderElector(kc, { ...opts, identity: "a" });
+  const b = new LeaderElector(kc, { ...opts, identity: "b" });
+  await a.acquire();
+  const bWon = b.acquire();
+  await sleep(1000);
+  expect(b.leading).toBe(false);
+  await a.release();
+  await bWon;
+  expect(b.leading).toBe(true);
+  await b.release();
+});

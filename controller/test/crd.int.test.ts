@@ -1,0 +1,125 @@
+// The CRD against a real kube-apiserver: it installs, defaults, and rejects bad
+// Dataflows with the message a user sees.
+import { CustomObjectsApi } from "@kubernetes/client-node";
+import { type Dataflow, GROUP, PLURAL, VERSION } from "@waxflow/crds";
+import { afterAll, beforeAll, expect, test } from "vitest";
+import { Kube } from "../src/kube/client.ts";
+import { installCrd } from "../src/kube/crd.ts";
+import { errorText } from "../src/log.ts";
+import { startCluster, type TestCluster } from "./harness/apiserver.ts";
+
+const IMAGE = `registry.local/flow@sha256:${"a".repeat(64)}`;
+let cluster: TestCluster;
+let custom: CustomObjectsApi;
+
+beforeAll(async () => {
+  cluster = await startCluster();
+  const kc = cluster.kubeConfig();
+  await installCrd(new Kube(kc));
+  custom = kc.makeApiClient(CustomObjectsApi);
+}, 3_600_000);
+
+afterAll(async () => {
+  await cluster?.stop();
+}, 60_000);
+
+async function create(name: string, spec: Record<string, unknown>): Promise<Dataflow> {
+  return (await custom.createNamespacedCustomObject({
+    group: GROUP,
+    version: VERSION,
+    plural: PLURAL,
+    namespace: "default",
+    body: { apiVersion: `${GROUP}/${VERSION}`, kind: "Dataflow", metadata: { name }, spec },
+  })) as Dataflow;
+}
+
+async function rejection(name: string, spec: Record<string, unknown>): Promise<string> {
+  try {
+    await create(name, spec);
+  } catch (err) {
+    return errorText(err);
+  }
+  throw new Error("the API server accepted an invalid Dataflow");
+}
+
+test("a minimal Dataflow is stored with every default", async () => {
+  const df = await create("minimal", { image: IMAGE, module: "/app/flow.js" });
+  expect(df.spec).toMatchObject({
+    processes: 1,
+    workersPerProcess: 1,
+    state: "running",
+    recovery: {
+      enabled: false,
+      snapshotInterval: "10s",
+      backupInterval: "30s",
+      storage: { size: "1Gi" },
+      retention: { whenDeleted: "Retain", whenScaled: "Retain" },
+    },
+  });
+});
+
+test("processes 0 is rejected", async () => {
+  expect(await rejection("zero", { image: IMAGE, module: "m", processes: 0 })).toMatch(
+    /spec.processes: Invalid value: 0: spec.processes in body should be greater than or equal to 1/,
+  );
+});
+
+test("a missing image is rejected", async () => {
+  expect(await rejection("noimage", { module: "m" })).toMatch(/spec.image: Required value/);
+});
+
+test("an image by tag is rejected with the fix", async () => {
+  expect(await rejection("tagged", { image: "registry.local/flow:latest", module: "m" })).toMatch(
+    /spec.image: Invalid value: "string": image must be referenced by digest/,
+  );
+});
+
+test("a backup interval below the snapshot interval is rejected", async () => {
+  const msg = await rejection("intervals", {
+    image: IMAGE,
+    module: "m",
+    recovery: { enabled: true, snapshotInterval: "1m", backupInterval: "10s" },
+  });
+  expect(msg).toMatch(/recovery.backupInterval must be greater than or equal to recovery.snapshotInterval/);
+});
+
+test("an interval that is not a duration is rejected", async () => {
+  expect(await rejection("baddur", { image: IMAGE, module: "m", recovery: { snapshotInterval: "often" } })).toMatch(
+    /spec.recovery.snapshotInterval: Invalid value: "often"/,
+  );
+});
+
+test("WAXFLOW_ variables belong to the controller", async () => {
+  expect(
+    await rejection("env", { image: IMAGE, module: "m", env: [{ name: "WAXFLOW_PROCESS_ID", value: "1" }] }),
+  ).toMatch(/WAXFLOW_\* variables are set by the controller/);
+});
+
+test("a name too long for a StatefulSet is rejected", async () => {
+  expect(await rejection("x".repeat(53), { image: IMAGE, module: "m" })).toMatch(/at most 52 characters/);
+});
+
+test("the scale subresource drives spec.processes", async () => {
+  await create("scaled", { image: IMAGE, module: "m" });
+  await custom.replaceNamespacedCustomObjectScale({
+    group: GROUP,
+    version: VERSION,
+    plural: PLURAL,
+    namespace: "default",
+    name: "scaled",
+    body: {
+      apiVersion: "autoscaling/v1",
+      kind: "Scale",
+      metadata: { name: "scaled", namespace: "default" },
+      spec: { replicas: 4 },
+    },
+  });
+  const df = (await custom.getNamespacedCustomObject({
+    group: GROUP,
+    version: VERSION,
+    plural: PLURAL,
+    namespace: "default",
+    name: "scaled",
+  })) as Dataflow;
+  expect(df.spec.processes).toBe(4);
+});

@@ -1,0 +1,135 @@
+// The controller binary as it runs in a pod: two replicas against a real API server,
+// one leads (Lease), both answer /healthz; killing the leader hands over to the other.
+import { type ChildProcess, spawn } from "node:child_process";
+import { createServer } from "node:net";
+import { fileURLToPath } from "node:url";
+import {
+  AppsV1Api,
+  CoordinationV1Api,
+  CustomObjectsApi,
+  PatchStrategy,
+  setHeaderOptions,
+} from "@kubernetes/client-node";
+import { GROUP, PLURAL, VERSION } from "@waxflow/crds";
+import { afterAll, beforeAll, expect, test } from "vitest";
+import { startCluster, type TestCluster } from "./harness/apiserver.ts";
+
+const main = fileURLToPath(new URL("../src/main.ts", import.meta.url));
+const IMAGE = `registry.local/flow@sha256:${"c".repeat(64)}`;
+let cluster: TestCluster;
+const children: ChildProcess[] = [];
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const a = s.address();
+      s.close(() => resolve(typeof a === "object" && a ? a.port : 0));
+    });
+  });
+}
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const v = await fn().catch(() => undefined);
+    if (v !== undefined && v !== false) return v;
+    await sleep(200);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+async function replica(): Promise<{ child: ChildProcess; port: number; log: () => string }> {
+  const port = await freePort();
+  let out = "";
+  const child = spawn(process.execPath, [main], {
+    env: {
+      ...process.env,
+      KUBECONFIG: cluster.kubeconfigPath,
+      PROBE_PORT: String(port),
+      POD_NAMESPACE: "default",
+      LEASE_DURATION_SECONDS: "4",
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  child.stdout?.on("data", (d: Buffer) => {
+    out += d.toString();
+  });
+  child.stderr?.on("data", (d: Buffer) => {
+    out += d.toString();
+  });
+  children.push(child);
+  return { child, port, log: () => out };
+}
+
+const healthz = async (port: number) => (await fetch(`http://127.0.0.1:${port}/healthz`)).status;
+
+beforeAll(async () => {
+  cluster = await startCluster();
+}, 3_600_000);
+
+afterAll(async () => {
+  for (const c of children) c.kill("SIGKILL");
+  await cluster?.stop();
+}, 60_000);
+
+test("two replicas: one leads and reconciles; the other takes over when the leader dies", async () => {
+  const kc = cluster.kubeConfig();
+  const a = await replica();
+  await waitFor("replica a healthy", async () => (await healthz(a.port)) === 200);
+  const coordination = kc.makeApiClient(CoordinationV1Api);
+  const lease = await waitFor("the Lease", () =>
+    coordination.readNamespacedLease({ namespace: "default", name: "waxflow-controller" }),
+  );
+  const first = lease.spec?.holderIdentity;
+  expect(first).toMatch(new RegExp(`-${a.child.pid}$`));
+
+  const b = await replica();
+  await waitFor("replica b healthy (standing by)", async () => (await healthz(b.port)) === 200);
+
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const apps = kc.makeApiClient(AppsV1Api);
+  await custom.createNamespacedCustomObject({
+    group: GROUP,
+    version: VERSION,
+    plural: PLURAL,
+    namespace: "default",
+    body: {
+      apiVersion: `${GROUP}/${VERSION}`,
+      kind: "Dataflow",
+      metadata: { name: "ha" },
+      spec: { image: IMAGE, module: "m" },
+    },
+  });
+  await waitFor("StatefulSet ha", () => apps.readNamespacedStatefulSet({ namespace: "default", name: "ha" }));
+  const metrics = await (await fetch(`http://127.0.0.1:${a.port}/metrics`)).text();
+  expect(metrics).toMatch(/waxflow_controller_leader 1/);
+
+  a.child.kill("SIGKILL");
+  const taken = await waitFor(
+    "replica b to lead",
+    async () => {
+      const l = await coordination.readNamespacedLease({ namespace: "default", name: "waxflow-controller" });
+      return l.spec?.holderIdentity?.endsWith(`-${b.child.pid}`) ? l : undefined;
+    },
+    40_000,
+  );
+  expect(taken.spec?.leaseTransitions).toBeGreaterThanOrEqual(1);
+  await custom.patchNamespacedCustomObject(
+    {
+      group: GROUP,
+      version: VERSION,
+      plural: PLURAL,
+      namespace: "default",
+      name: "ha",
+      body: { spec: { processes: 2 } },
+    },
+    setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+  );
+  await waitFor(
+    "the new leader to scale ha",
+    async () => (await apps.readNamespacedStatefulSet({ namespace: "default", name: "ha" })).spec?.replicas === 2,
+  );
+  expect(b.log()).toContain("became leader");
+}, 90_000);

@@ -1,0 +1,139 @@
+// The watch's recovery paths against a scripted fake API server: 410 Gone relists,
+// a silent watch is restarted by the stall watchdog, and the handler sees every object.
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { KubeConfig, type KubernetesObject } from "@kubernetes/client-node";
+import { afterEach, expect, test } from "vitest";
+import { ResilientWatch } from "../src/kube/watch.ts";
+import { setQuiet } from "../src/log.ts";
+
+setQuiet(true);
+const servers: Server[] = [];
+afterEach(() => {
+  for (const s of servers.splice(0)) s.close();
+});
+
+const pod = (name: string, rv: string) => ({
+  apiVersion: "v1",
+  kind: "Pod",
+  metadata: { name, namespace: "n", resourceVersion: rv },
+});
+
+async function fakeApi(onWatch: (n: number, res: import("node:http").ServerResponse) => void) {
+  const seen = { lists: 0, watches: 0, watchRvs: [] as string[] };
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? "/", "http://x");
+    res.setHeader("content-type", "application/json");
+    if (url.pathname === "/api/v1") {
+      res.end(
+        JSON.stringify({
+          kind: "APIResourceList",
+          groupVersion: "v1",
+          resources: [{ name: "pods", singularName: "pod", namespaced: true, kind: "Pod", verbs: ["list", "watch"] }],
+        }),
+      );
+    } else if (url.pathname === "/api/v1/pods" && url.searchParams.get("watch") === "true") {
+      seen.watches++;
+      seen.watchRvs.push(url.searchParams.get("resourceVersion") ?? "");
+      res.writeHead(200);
+      res.flushHeaders();
+      onWatch(seen.watches, res);
+    } else if (url.pathname === "/api/v1/pods") {
+      seen.lists++;
+      res.end(
+        JSON.stringify({
+          kind: "PodList",
+          apiVersion: "v1",
+          metadata: { resourceVersion: `${seen.lists * 100}` },
+          items: [pod("a", "1")],
+        }),
+      );
+    } else {
+      res.writeHead(404).end();
+    }
+  });
+  servers.push(server);
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [
+      { name: "c", server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true },
+    ],
+    users: [{ name: "u" }],
+    contexts: [{ name: "x", cluster: "c", user: "u" }],
+    currentContext: "x",
+  });
+  return { kc, seen };
+}
+
+async function until(cond: () => boolean, ms = 5000) {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("condition not met");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+test("410 Gone relists; a silent watch is restarted from its resourceVersion", async () => {
+  const { kc, seen } = await fakeApi((n, res) => {
+    if (n === 1) {
+      res.end(`${JSON.stringify({ type: "ERROR", object: { kind: "Status", code: 410, reason: "Expired" } })}\n`);
+    } else if (n === 2) {
+      res.write(`${JSON.stringify({ type: "ADDED", object: pod("b", "205") })}\n`);
+      // then silence: the stall watchdog must notice
+    }
+  });
+  const events: string[] = [];
+  const restarts: string[] = [];
+  const watch = new ResilientWatch(
+    kc,
+    { apiVersion: "v1", kind: "Pod", plural: "pods" },
+    (type, obj: KubernetesObject) => events.push(`${type} ${obj.metadata?.name}`),
+    { stallMs: 400, onRestart: (r) => restarts.push(r) },
+  );
+  watch.start();
+  await until(() => seen.watches >= 3);
+  await watch.stop();
+  expect(seen.lists).toBe(2);
+  expect(restarts.slice(0, 2)).toEqual(["gone", "stalled"]);
+  expect(seen.watchRvs.slice(0, 3)).toEqual(["100", "200", "205"]);
+  expect(events).toEqual(["SYNC a", "SYNC a", "ADDED b"]);
+});
+
+test("an unreachable API server is retried with backoff until it answers", async () => {
+  const { kc, seen } = await fakeApi(() => {});
+  const port = Number(new URL(kc.getCurrentCluster()?.server ?? "").port);
+  servers[0]?.close();
+  const restarts: string[] = [];
+  const watch = new ResilientWatch(kc, { apiVersion: "v1", kind: "Pod", plural: "pods" }, () => {}, {
+    maxBackoffMs: 200,
+    onRestart: (r) => restarts.push(r),
+  });
+  watch.start();
+  await until(() => restarts.length >= 2);
+  expect(watch.synced).toBe(false);
+  // The same port comes back.
+  const again = createServer((req, res) => {
+    const url = new URL(req.url ?? "/", "http://x");
+    res.setHeader("content-type", "application/json");
+    if (url.pathname === "/api/v1") {
+      res.end(
+        JSON.stringify({
+          kind: "APIResourceList",
+          groupVersion: "v1",
+          resources: [{ name: "pods", namespaced: true, kind: "Pod", verbs: [] }],
+        }),
+      );
+    } else if (url.searchParams.get("watch") === "true") {
+      res.writeHead(200);
+      res.flushHeaders();
+    } else {
+      res.end(JSON.stringify({ kind: "PodList", metadata: { resourceVersion: "7" }, items: [] }));
+    }
+  });
+  servers.push(again);
+  await new Promise<void>((r) => again.listen(port, "127.0.0.1", r));
+  await until(() => watch.synced);
+  await watch.stop();
+  expect(seen.lists).toBe(0);
+});

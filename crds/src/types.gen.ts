@@ -1,0 +1,132 @@
+// Generated from src/schema.ts by `npm run gen -w crds`. Do not edit.
+import type { V1EnvFromSource, V1EnvVar, V1ObjectMeta, V1PodTemplateSpec, V1ResourceRequirements } from "@kubernetes/client-node";
+
+
+export interface Dataflow {
+apiVersion?: string
+kind?: string
+metadata?: V1ObjectMeta
+spec: DataflowSpec
+status?: DataflowStatus
+}
+export interface DataflowSpec {
+/**
+ * Dataflow image referenced by digest (built on waxflow-runtime), e.g. registry/app@sha256:<64 hex>.
+ */
+image: string
+/**
+ * Entry module passed to `waxflow run`, optionally `path:name` for a named export or factory.
+ */
+module: string
+/**
+ * Processes (pods) in the worker cluster. A change restarts every process together.
+ */
+processes?: number
+/**
+ * Workers in each process.
+ */
+workersPerProcess?: number
+/**
+ * suspended stops every process and keeps the recovery volumes; running resumes from them.
+ */
+state?: ("running" | "suspended")
+/**
+ * Change to any other value to restart every process (recovery state is kept).
+ */
+restartNonce?: number
+recovery?: DataflowRecovery
+/**
+ * Extra environment variables for every process (core/v1 EnvVar).
+ */
+env?: V1EnvVar[]
+/**
+ * core/v1 EnvFromSource entries for every process.
+ */
+envFrom?: V1EnvFromSource[]
+/**
+ * core/v1 ResourceRequirements of the dataflow container.
+ */
+resources?: V1ResourceRequirements
+serviceAccountName?: string
+/**
+ * core/v1 PodTemplateSpec merged over the generated one: labels and annotations are added, pod spec fields set, the container named `waxflow` merged, other containers and volumes appended.
+ */
+podTemplate?: V1PodTemplateSpec
+}
+export interface DataflowRecovery {
+enabled?: boolean
+/**
+ * Time between epochs (and snapshots), as a duration such as 10s.
+ */
+snapshotInterval?: string
+/**
+ * How long old snapshots are kept before garbage collection; at least snapshotInterval.
+ */
+backupInterval?: string
+storage?: DataflowRecoveryStorage
+retention?: DataflowVolumeRetention
+}
+export interface DataflowRecoveryStorage {
+size?: string
+/**
+ * Storage class; the cluster default when unset.
+ */
+storageClassName?: string
+}
+/**
+ * What happens to recovery volumes when the Dataflow is deleted or scaled down.
+ */
+export interface DataflowVolumeRetention {
+whenDeleted?: ("Retain" | "Delete")
+whenScaled?: ("Retain" | "Delete")
+}
+export interface DataflowStatus {
+observedGeneration?: number
+phase?: ("Pending" | "Deploying" | "Running" | "Suspended" | "Failed" | "Deleting")
+/**
+ * Processes (pods) that exist now.
+ */
+processes?: number
+readyProcesses?: number
+/**
+ * readyProcesses/desired processes, for printing.
+ */
+ready?: string
+/**
+ * Label selector of the pods, for the scale subresource.
+ */
+selector?: string
+/**
+ * Image the running processes were started from.
+ */
+image?: string
+conditions?: DataflowCondition[]
+rollout?: DataflowRollout
+/**
+ * JSON of the spec the processes run; the base of the next spec diff.
+ */
+lastReconciledSpec?: string
+}
+export interface DataflowCondition {
+type: ("Ready" | "Progressing" | "Degraded")
+status: ("True" | "False" | "Unknown")
+/**
+ * CamelCase cause, stable for automation.
+ */
+reason?: string
+/**
+ * What is happening and, when something is wrong, what to do.
+ */
+message?: string
+lastTransitionTime?: string
+observedGeneration?: number
+}
+/**
+ * Write-ahead record of a roll in flight, written before pods are stopped so a restarted controller resumes it.
+ */
+export interface DataflowRollout {
+kind: ("scale" | "upgrade" | "suspend")
+stage: ("Stopping" | "Starting")
+generation: number
+startedAt?: string
+}

@@ -1,0 +1,113 @@
+#!/usr/bin/env node
+/**
+ * `waxflow run <module>[:name]`: the program every pod runs. It resolves the process
+ * configuration (flags, then environment), loads the dataflow, runs it to the end of its
+ * inputs and turns the outcome into an exit code and, on failure, one line on stderr.
+ */
+import { readFileSync } from "node:fs";
+import { inspect } from "node:util";
+import { type Command, type Env, resolveCommand, unsupported } from "./cli/config.ts";
+import { HELP } from "./cli/help.ts";
+import { LoadError, loadDataflow } from "./cli/load.ts";
+import { PeerError, parseAddresses } from "./cluster/mesh.ts";
+import { execute } from "./engine/execute.ts";
+import { BuildError, StepError, UsageError } from "./errors.ts";
+import { RecoveryError } from "./recovery/errors.ts";
+import { initRecoveryDirectory } from "./recovery/store.ts";
+
+const EXIT_FAILURE = 1;
+const EXIT_USAGE = 2;
+/** Shells report death by signal N as 128 + N; a clean stop on a signal says the same. */
+const SIGNAL_EXIT = { SIGINT: 128 + 2, SIGTERM: 128 + 15 } as const;
+type StopSignal = keyof typeof SIGNAL_EXIT;
+
+/** Runs `waxflow <argv>` and returns the exit code. */
+export async function main(argv: readonly string[], env: Env, cwd: string): Promise<number> {
+  // Known before parsing, so even a usage error can be shown with its stack.
+  const debug = env.WAXFLOW_DEBUG === "1" || argv.includes("--debug");
+  let command: Command;
+  try {
+    command = resolveCommand(argv, env, { readHostfile: (path) => readFileSync(path, "utf8") });
+  } catch (err) {
+    report(err, debug);
+    return err instanceof UsageError ? EXIT_USAGE : EXIT_FAILURE;
+  }
+  if (command.kind === "help") {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  if (command.kind === "recovery-init") {
+    try {
+      initRecoveryDirectory(command.directory, command.partitions);
+    } catch (err) {
+      report(err, debug);
+      return EXIT_FAILURE;
+    }
+    process.stdout.write(`created ${command.partitions} recovery partitions in ${command.directory}\n`);
+    return 0;
+  }
+  const { config } = command;
+  const refused = unsupported(config);
+  if (refused !== undefined) {
+    report(new UsageError(refused), debug);
+    return EXIT_USAGE;
+  }
+
+  const stop = new AbortController();
+  let caught: StopSignal | undefined;
+  // `once`: a second Ctrl-C gets the default action and kills a run that will not stop.
+  const onSignal = (signal: StopSignal): void => {
+    caught = signal;
+    process.stderr.write(`stopping on ${signal}\n`);
+    stop.abort(new Error(`stopped by ${signal}`));
+  };
+  try {
+    const flow = await loadDataflow(config.modulePath, config.exportName, cwd);
+    process.once("SIGINT", onSignal);
+    process.once("SIGTERM", onSignal);
+    await execute(flow, {
+      workers: config.workersPerProcess,
+      epochIntervalMs: config.epochIntervalMs,
+      cluster:
+        config.addresses.length > 1
+          ? { processId: config.processId, addresses: parseAddresses(config.addresses.join(";")) }
+          : undefined,
+      recovery:
+        config.recoveryDirectory === undefined
+          ? undefined
+          : { dbDir: config.recoveryDirectory, backupIntervalMs: config.backupIntervalMs },
+      signal: stop.signal,
+    });
+  } catch (err) {
+    if (caught === undefined) {
+      report(err, debug);
+      return EXIT_FAILURE;
+    }
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+  return caught === undefined ? 0 : SIGNAL_EXIT[caught];
+}
+
+/** One line for the user; the full chain of causes only when debugging. */
+function report(err: unknown, debug: boolean): void {
+  const ours =
+    err instanceof StepError ||
+    err instanceof LoadError ||
+    err instanceof UsageError ||
+    err instanceof BuildError ||
+    err instanceof RecoveryError ||
+    err instanceof PeerError;
+  const message = err instanceof Error ? (ours ? err.message : `${err.name}: ${err.message}`) : String(err);
+  process.stderr.write(`error: ${message.replace(/\s*\n\s*/g, " ")}\n`);
+  if (debug) process.stderr.write(`${inspect(err, { depth: 6 })}\n`);
+}
+
+if (import.meta.main) {
+  const code = await main(process.argv.slice(2), process.env, process.cwd());
+  // Exit explicitly: a timer or socket left open by user code must not keep a finished
+  // run alive. Flushing first keeps the last output when stdout is a pipe.
+  await new Promise<void>((done) => process.stdout.write("", () => done()));
+  process.exit(code);
+}

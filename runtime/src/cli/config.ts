@@ -1,0 +1,262 @@
+/**
+ * The process configuration of `waxflow run`, resolved from the command line and the
+ * environment by one pure function: a flag wins over its variable, a variable over the
+ * default, and every bad value is a UsageError naming the flag or variable at fault.
+ */
+import { parseArgs } from "node:util";
+import { DEFAULT_EPOCH_INTERVAL_MS } from "../engine/execute.ts";
+import { UsageError } from "../errors.ts";
+
+/** The port every process listens on for its peers. */
+export const CLUSTER_PORT = 2101;
+export const DEFAULT_API_PORT = 3030;
+
+export interface RunConfig {
+  /** The dataflow module's path, as given (relative to the working directory). */
+  readonly modulePath: string;
+  /** The export to run (a Dataflow or a factory returning one); undefined: `flow`, else default. */
+  readonly exportName: string | undefined;
+  readonly workersPerProcess: number;
+  readonly processId: number;
+  /** `host:port` of every process in process order; empty when this is the only process. */
+  readonly addresses: readonly string[];
+  readonly recoveryDirectory: string | undefined;
+  readonly epochIntervalMs: number;
+  /** Undefined unless given: how long snapshots are kept is only meaningful with recovery. */
+  readonly backupIntervalMs: number | undefined;
+  readonly apiPort: number;
+  /** Print full stacks on failure. */
+  readonly debug: boolean;
+}
+
+export type Command =
+  | { readonly kind: "help" }
+  | { readonly kind: "run"; readonly config: RunConfig }
+  | { readonly kind: "recovery-init"; readonly directory: string; readonly partitions: number };
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+/** What resolution may read besides argv and env; injected so the function stays pure. */
+export interface ConfigIo {
+  readonly readHostfile: (path: string) => string;
+}
+
+/** Flag name (long), short letter and variable: the single table behind parsing and help. */
+export const RUN_OPTIONS = {
+  "workers-per-process": { type: "string", short: "w" },
+  "process-id": { type: "string", short: "i" },
+  addresses: { type: "string", short: "a" },
+  "recovery-directory": { type: "string", short: "r" },
+  "snapshot-interval": { type: "string", short: "s" },
+  "backup-interval": { type: "string", short: "b" },
+  debug: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+type StringFlag = {
+  [K in keyof typeof RUN_OPTIONS]: (typeof RUN_OPTIONS)[K]["type"] extends "string" ? K : never;
+}[keyof typeof RUN_OPTIONS];
+type Values = { readonly [K in StringFlag]?: string } & { readonly debug?: boolean; readonly help?: boolean };
+
+/** `waxflow <argv...>` -> what to do. */
+export function resolveCommand(argv: readonly string[], env: Env, io: ConfigIo): Command {
+  let parsed: { values: Values; positionals: string[] };
+  try {
+    parsed = parseArgs({ args: [...argv], options: RUN_OPTIONS, allowPositionals: true, strict: true });
+  } catch (err) {
+    // parseArgs explains itself over several lines; the first says what is wrong.
+    const first = (err instanceof Error ? err.message : String(err)).split("\n")[0];
+    throw new UsageError(first ?? "invalid arguments");
+  }
+  const { values, positionals } = parsed;
+  if (values.help === true) return { kind: "help" };
+  const [command, target, ...extra] = positionals;
+  if (command === undefined) throw new UsageError("missing command: expected `waxflow run <module>[:name]`");
+  if (command === "recovery") return recoveryInit(positionals.slice(1));
+  if (command !== "run") {
+    throw new UsageError(`unknown command ${JSON.stringify(command)}: the commands are \`run\` and \`recovery init\``);
+  }
+  if (target === undefined) throw new UsageError("missing dataflow module: expected `waxflow run <module>[:name]`");
+  if (extra.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`);
+  return { kind: "run", config: resolveRunConfig(target, values, env, io) };
+}
+
+/** `waxflow recovery init DIR COUNT`: creates COUNT empty recovery partitions in DIR. */
+function recoveryInit(args: readonly string[]): Command {
+  const [sub, directory, count, ...extra] = args;
+  const usage = "expected `waxflow recovery init <dir> <partition count>`";
+  if (sub !== "init") throw new UsageError(`unknown recovery command ${JSON.stringify(sub ?? "")}: ${usage}`);
+  if (directory === undefined || count === undefined) throw new UsageError(`missing argument: ${usage}`);
+  if (extra.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}: ${usage}`);
+  const partitions = Number(count);
+  if (!Number.isInteger(partitions) || partitions < 1) {
+    throw new UsageError(`partition count must be a whole number >= 1, got ${JSON.stringify(count)}`);
+  }
+  return { kind: "recovery-init", directory, partitions };
+}
+
+function resolveRunConfig(target: string, values: Values, env: Env, io: ConfigIo): RunConfig {
+  const { modulePath, exportName } = splitTarget(target);
+  const addresses = resolveAddresses(values, env, io);
+  const processId = resolveProcessId(values, env);
+  if (processId.value >= Math.max(addresses.length, 1)) {
+    throw new UsageError(
+      addresses.length === 0
+        ? `${processId.source} is ${processId.value} but no addresses are given (-a/--addresses or WAXFLOW_ADDRESSES)`
+        : `${processId.source} is ${processId.value} but there are only ${addresses.length} addresses`,
+    );
+  }
+  const snapshot = setting(values, env, "snapshot-interval", "WAXFLOW_SNAPSHOT_INTERVAL");
+  const backup = setting(values, env, "backup-interval", "WAXFLOW_BACKUP_INTERVAL");
+  const workers = setting(values, env, "workers-per-process", "WAXFLOW_WORKERS_PER_PROCESS");
+  const apiPort = envSetting(env, "WAXFLOW_API_PORT");
+  return {
+    modulePath,
+    exportName,
+    workersPerProcess: workers === undefined ? 1 : wholeNumber(workers, 1),
+    processId: processId.value,
+    addresses,
+    recoveryDirectory: setting(values, env, "recovery-directory", "WAXFLOW_RECOVERY_DIRECTORY")?.value,
+    epochIntervalMs: snapshot === undefined ? DEFAULT_EPOCH_INTERVAL_MS : seconds(snapshot, false),
+    backupIntervalMs: backup === undefined ? undefined : seconds(backup, true),
+    apiPort: apiPort === undefined ? DEFAULT_API_PORT : port(apiPort),
+    debug: values.debug === true || env.WAXFLOW_DEBUG === "1",
+  };
+}
+
+/**
+ * Parts of the contract this release parses but cannot honour yet. Refusing them at
+ * start beats a cluster that silently runs as N unrelated processes, or a run that
+ * loses the state its operator asked to keep.
+ */
+export function unsupported(config: RunConfig): string | undefined {
+  if (config.addresses.length > 1 && config.recoveryDirectory !== undefined) {
+    return (
+      `recovery across several processes is not supported yet (got ${config.addresses.length} addresses and -r); ` +
+      "run one process with -w workers and -r, or several processes without -r"
+    );
+  }
+  if (config.backupIntervalMs !== undefined && config.recoveryDirectory === undefined) {
+    return "-b/--backup-interval only applies with recovery: add -r/--recovery-directory";
+  }
+  return undefined;
+}
+
+const EXPORT_NAME = /^[A-Za-z_$][\w$]*$/;
+
+/** `path/to/x.ts:name` -> path and export; a colon not followed by a name is part of the path. */
+function splitTarget(target: string): { modulePath: string; exportName: string | undefined } {
+  const colon = target.lastIndexOf(":");
+  const name = colon < 0 ? "" : target.slice(colon + 1);
+  if (colon > 0 && EXPORT_NAME.test(name)) return { modulePath: target.slice(0, colon), exportName: name };
+  if (target.endsWith(":")) throw new UsageError(`missing export name after ":" in ${JSON.stringify(target)}`);
+  return { modulePath: target, exportName: undefined };
+}
+
+/** A raw value and where it came from, so errors name the flag or variable. */
+interface Setting {
+  readonly value: string;
+  readonly source: string;
+}
+
+/** The flag if given, else the variable. */
+function setting(values: Values, env: Env, flag: StringFlag, variable: string): Setting | undefined {
+  const fromFlag = values[flag];
+  if (fromFlag !== undefined) return { value: fromFlag, source: `-${RUN_OPTIONS[flag].short}/--${flag}` };
+  return envSetting(env, variable);
+}
+
+function envSetting(env: Env, variable: string): Setting | undefined {
+  const value = env[variable]?.trim();
+  // Kubernetes manifests often set a variable to "" to mean "not set".
+  return value === undefined || value === "" ? undefined : { value, source: variable };
+}
+
+function wholeNumber(s: Setting, min: number): number {
+  const n = /^\s*\d+\s*$/.test(s.value) ? Number(s.value) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < min) {
+    throw new UsageError(`${s.source} must be a whole number >= ${min}, got ${JSON.stringify(s.value)}`);
+  }
+  return n;
+}
+
+/** Seconds (fractions allowed) -> milliseconds. */
+function seconds(s: Setting, zeroAllowed: boolean): number {
+  const n = /^\s*\d+(\.\d+)?\s*$/.test(s.value) ? Number(s.value) : Number.NaN;
+  if (!Number.isFinite(n) || (!zeroAllowed && n === 0)) {
+    throw new UsageError(
+      `${s.source} must be a number of seconds ${zeroAllowed ? ">= 0" : "> 0"}, got ${JSON.stringify(s.value)}`,
+    );
+  }
+  return n * 1000;
+}
+
+function port(s: Setting): number {
+  const n = wholeNumber(s, 1);
+  if (n > 65_535) throw new UsageError(`${s.source} must be a port number (1-65535), got ${JSON.stringify(s.value)}`);
+  return n;
+}
+
+function resolveProcessId(values: Values, env: Env): { value: number; source: string } {
+  const explicit = setting(values, env, "process-id", "WAXFLOW_PROCESS_ID");
+  if (explicit !== undefined) return { value: wholeNumber(explicit, 0), source: explicit.source };
+  const pod = envSetting(env, "WAXFLOW_POD_NAME");
+  if (pod === undefined) return { value: 0, source: "the process id" };
+  // A StatefulSet names its pods `<sts>-<ordinal>`; the ordinal is the process id.
+  const sts = envSetting(env, "WAXFLOW_STATEFULSET_NAME");
+  if (sts === undefined) throw new UsageError("WAXFLOW_POD_NAME is set but WAXFLOW_STATEFULSET_NAME is not");
+  const prefix = `${sts.value}-`;
+  const ordinal = pod.value.startsWith(prefix) ? pod.value.slice(prefix.length) : "";
+  if (!/^\d+$/.test(ordinal)) {
+    throw new UsageError(
+      `WAXFLOW_POD_NAME ${JSON.stringify(pod.value)} is not "${prefix}<number>" (WAXFLOW_STATEFULSET_NAME is ${JSON.stringify(sts.value)})`,
+    );
+  }
+  return { value: Number(ordinal), source: `the process id from WAXFLOW_POD_NAME ${JSON.stringify(pod.value)}` };
+}
+
+function resolveAddresses(values: Values, env: Env, io: ConfigIo): string[] {
+  const list = setting(values, env, "addresses", "WAXFLOW_ADDRESSES");
+  if (list !== undefined) return checkAddresses(list.value.split(";"), list.source);
+  const hostfile = envSetting(env, "WAXFLOW_HOSTFILE_PATH");
+  if (hostfile !== undefined) {
+    let text: string;
+    try {
+      text = io.readHostfile(hostfile.value);
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      throw new UsageError(`WAXFLOW_HOSTFILE_PATH: cannot read ${JSON.stringify(hostfile.value)}: ${reason}`);
+    }
+    return checkAddresses(text.split("\n"), `WAXFLOW_HOSTFILE_PATH ${JSON.stringify(hostfile.value)}`);
+  }
+  return derivedAddresses(env);
+}
+
+/** `<sts>-<i>.<svc>.<ns>.svc:2101`: the stable DNS names a headless Service gives StatefulSet pods. */
+function derivedAddresses(env: Env): string[] {
+  const replicas = envSetting(env, "WAXFLOW_REPLICAS");
+  if (replicas === undefined) return [];
+  const names = ["WAXFLOW_STATEFULSET_NAME", "WAXFLOW_SERVICE_NAME", "WAXFLOW_NAMESPACE"] as const;
+  const [sts, svc, ns] = names.map((n) => envSetting(env, n)?.value);
+  const missing = names.filter((n) => envSetting(env, n) === undefined);
+  if (missing.length > 0) {
+    throw new UsageError(`WAXFLOW_REPLICAS is set, so addresses are derived, but ${missing.join(", ")} is not set`);
+  }
+  const count = wholeNumber(replicas, 1);
+  return Array.from({ length: count }, (_, i) => `${sts}-${i}.${svc}.${ns}.svc:${CLUSTER_PORT}`);
+}
+
+const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[^\s:;[\]]+):(\d{1,5})$/;
+
+function checkAddresses(raw: readonly string[], source: string): string[] {
+  const addresses = raw.map((a) => a.trim()).filter((a) => a !== "");
+  if (addresses.length === 0) throw new UsageError(`${source} holds no addresses`);
+  for (const a of addresses) {
+    const m = HOST_PORT.exec(a);
+    const p = Number(m?.[2]);
+    if (m === null || p < 1 || p > 65_535) {
+      throw new UsageError(`${source}: ${JSON.stringify(a)} is not host:port`);
+    }
+  }
+  return addresses;
+}

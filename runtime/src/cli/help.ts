@@ -1,0 +1,38 @@
+/** What `waxflow --help` prints: enough to run a dataflow without reading the docs. */
+export const HELP = `Usage: waxflow run <module>[:name] [options]
+       waxflow recovery init <dir> <partition count>
+
+Runs a dataflow until every input reaches its end; with -r it snapshots its state every
+-s seconds and resumes from the last snapshot when started again.
+
+<module> is a .ts or .js file, relative to the working directory. It must export the
+Dataflow as \`flow\` or as its default export; \`<module>:name\` picks another export,
+either a Dataflow or a function returning one (it is called with no arguments).
+
+Options (a flag wins over its environment variable):
+  -w, --workers-per-process N   WAXFLOW_WORKERS_PER_PROCESS   workers in this process (default 1)
+  -i, --process-id I            WAXFLOW_PROCESS_ID            this process's index (default 0;
+                                  else the ordinal of WAXFLOW_POD_NAME "<WAXFLOW_STATEFULSET_NAME>-<i>")
+  -a, --addresses "h:p;h:p"     WAXFLOW_ADDRESSES             every process's host:port, in process order;
+                                  else one per line in the file WAXFLOW_HOSTFILE_PATH; else
+                                  <sts>-<i>.<svc>.<ns>.svc:2101 for i < WAXFLOW_REPLICAS, from
+                                  WAXFLOW_STATEFULSET_NAME, WAXFLOW_SERVICE_NAME, WAXFLOW_NAMESPACE
+  -r, --recovery-directory DIR  WAXFLOW_RECOVERY_DIRECTORY    recovery partitions, made by \`waxflow recovery init\`
+                                                              (default: no recovery)
+  -s, --snapshot-interval SECS  WAXFLOW_SNAPSHOT_INTERVAL     seconds between epochs and snapshots (default 10)
+  -b, --backup-interval SECS    WAXFLOW_BACKUP_INTERVAL       seconds snapshots are kept before they are removed
+      --debug                   WAXFLOW_DEBUG=1               print full stack traces on failure
+  -h, --help                                                  show this help
+                                WAXFLOW_API_PORT              HTTP API port (default 3030; not served yet)
+
+Not supported yet (refused at start): -r together with more than one address.
+
+Exit status: 0 when every input reached its end; 1 when the dataflow or its module failed
+(one line on stderr naming the step); 2 for bad flags or environment; 130/143 on SIGINT/SIGTERM.
+
+Examples:
+  waxflow run examples/wordcount.ts -w 2
+  waxflow recovery init /tmp/recovery 4 && waxflow run flow.ts -r /tmp/recovery -s 1
+  waxflow run flow.ts -i 0 -a "10.0.0.1:2101;10.0.0.2:2101"   (and -i 1 on the second host)
+  WAXFLOW_WORKERS_PER_PROCESS=2 waxflow run ./dataflow.ts:makeFlow
+`;

@@ -1,0 +1,53 @@
+/**
+ * The wire format between processes: each frame is a 4-byte big-endian length and a
+ * V8-serialized message (the structured clone format, so items keep Dates, Maps and
+ * typed arrays exactly as they do between workers in one process).
+ */
+import { deserialize, serialize } from "node:v8";
+import type { ExchangeMessage } from "../engine/transport.ts";
+
+export interface Hello {
+  readonly kind: "hello";
+  readonly process: number;
+  readonly processCount: number;
+  readonly workersPerProcess: number;
+  readonly flowId: string;
+}
+
+export type Frame =
+  | Hello
+  | { readonly kind: "exchange"; readonly from: number; readonly to: number; readonly messages: ExchangeMessage[] }
+  | { readonly kind: "heartbeat" }
+  /** The sender's workers have all finished: its connection closing is not a failure. */
+  | { readonly kind: "done" }
+  /** The sender refuses the connection; `reason` says why. */
+  | { readonly kind: "reject"; readonly reason: string };
+
+const HEADER = 4;
+/** Larger frames mean a bug or a foreign client: refuse rather than buffer them. */
+export const MAX_FRAME_BYTES = 256 * 1024 * 1024;
+
+export function encodeFrame(frame: Frame): Buffer {
+  const body = serialize(frame);
+  const header = Buffer.allocUnsafe(HEADER);
+  header.writeUInt32BE(body.length, 0);
+  return Buffer.concat([header, body]);
+}
+
+/** Splits a byte stream into frames; keeps a partial frame until the rest arrives. */
+export class FrameDecoder {
+  #buffer: Buffer = Buffer.alloc(0);
+
+  push(chunk: Buffer): Frame[] {
+    this.#buffer = this.#buffer.length === 0 ? chunk : Buffer.concat([this.#buffer, chunk]);
+    const frames: Frame[] = [];
+    while (this.#buffer.length >= HEADER) {
+      const length = this.#buffer.readUInt32BE(0);
+      if (length > MAX_FRAME_BYTES) throw new Error(`frame of ${length} bytes exceeds the ${MAX_FRAME_BYTES} limit`);
+      if (this.#buffer.length < HEADER + length) break;
+      frames.push(deserialize(this.#buffer.subarray(HEADER, HEADER + length)) as Frame);
+      this.#buffer = this.#buffer.subarray(HEADER + length);
+    }
+    return frames;
+  }
+}

@@ -1,0 +1,31 @@
+/** Why a recovery directory cannot be resumed from; each names what to do. */
+
+export class RecoveryError extends Error {
+  override name = "RecoveryError";
+}
+
+/** The directory holds no partition files. */
+export class NoPartitionsError extends RecoveryError {
+  override name = "NoPartitionsError";
+}
+
+/** Some of the partitions the directory was initialized with are gone. */
+export class MissingPartitionsError extends RecoveryError {
+  override name = "MissingPartitionsError";
+  readonly missing: readonly number[];
+
+  constructor(message: string, missing: readonly number[]) {
+    super(message);
+    this.missing = missing;
+  }
+}
+
+/** Partitions disagree on the latest execution: one was restored from an older copy. */
+export class InconsistentPartitionsError extends RecoveryError {
+  override name = "InconsistentPartitionsError";
+}
+
+/** Partitions from directories initialized with different partition counts. */
+export class MixedPartitionCountsError extends RecoveryError {
+  override name = "MixedPartitionCountsError";
+}

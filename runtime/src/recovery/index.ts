@@ -1,0 +1,10 @@
+/** Recovery: snapshots of state, source and sink positions in SQLite partitions. */
+export type { RecoveryConfig } from "../engine/execute.ts";
+export {
+  InconsistentPartitionsError,
+  MissingPartitionsError,
+  MixedPartitionCountsError,
+  NoPartitionsError,
+  RecoveryError,
+} from "./errors.ts";
+export { initRecoveryDirectory, partitionFile, RecoveryStore } from "./store.ts";

@@ -1,0 +1,234 @@
+/**
+ * The generic `window` operator: per key, a clock stamps items and keeps the
+ * watermark, a windower assigns items to windows and closes them, and a `WindowLogic`
+ * per open window accumulates its values. Every other windowing operator is built on it.
+ */
+import { type KeyedStream, nest } from "../dataflow.ts";
+import { BuildError } from "../errors.ts";
+import type { LogicResult, StatefulBatchLogic } from "../graph.ts";
+import { filterMapValue, statefulBatch } from "../operators/index.ts";
+import type { Clock, ClockLogic } from "./clock.ts";
+import { toMetadata, type Windower, type WindowerLogic, type WindowMetadata } from "./windower.ts";
+
+/** The logic of one window of one key. */
+export interface WindowLogic<V, W, S> {
+  /** Called with each value in this window; returns values to emit now. */
+  onValue(value: V): Iterable<W>;
+  /** Called when `original` merges into this window; `original` is dropped afterwards. */
+  onMerge(original: WindowLogic<V, W, S>): Iterable<W>;
+  /** Called when this window closes. */
+  onClose(): Iterable<W>;
+  /** State to resume this window from; structured-cloneable. */
+  snapshot(): S;
+}
+
+/** The streams of a windowing operator, each item keyed and tagged with its window id. */
+export interface WindowOut<V, W> {
+  /** What the window logic emitted. */
+  readonly down: KeyedStream<[windowId: number, value: W]>;
+  /** Items that arrived after the watermark passed them, once per window they missed. */
+  readonly late: KeyedStream<[windowId: number, value: V]>;
+  /** One item per closed window (windows merged into another report there instead). */
+  readonly meta: KeyedStream<[windowId: number, meta: WindowMetadata]>;
+}
+
+/** What a key's windows snapshot to. */
+export interface WindowSnapshot<S> {
+  readonly clock: unknown;
+  readonly windower: unknown;
+  readonly logics: [number, S][];
+  /** On-time items waiting for the watermark, as `[value, timestamp]`. */
+  readonly queue: [unknown, number][];
+}
+
+type WindowEvent<V, W> =
+  | readonly [number, "emit", W]
+  | readonly [number, "late", V]
+  | readonly [number, "meta", WindowMetadata];
+
+type Events<V, W> = WindowEvent<V, W>[];
+
+/** The windows of one key. */
+class KeyWindows<V, W, S> implements StatefulBatchLogic<V, WindowEvent<V, W>, WindowSnapshot<S>> {
+  #watermark = Number.NEGATIVE_INFINITY;
+  readonly #logics: Map<number, WindowLogic<V, W, S>>;
+  #queue: [V, number][];
+
+  private readonly clock: ClockLogic<V, unknown>;
+  private readonly windower: WindowerLogic<unknown>;
+  private readonly builder: (resumeState: S | undefined) => WindowLogic<V, W, S>;
+  private readonly ordered: boolean;
+
+  constructor(
+    clock: Clock<V>,
+    windower: Windower,
+    builder: (resumeState: S | undefined) => WindowLogic<V, W, S>,
+    ordered: boolean,
+    resume: WindowSnapshot<S> | undefined,
+  ) {
+    this.clock = clock.build(resume?.clock);
+    this.windower = windower.build(resume?.windower);
+    this.builder = builder;
+    this.ordered = ordered;
+    this.#logics = new Map((resume?.logics ?? []).map(([id, state]) => [id, builder(state)]));
+    this.#queue = (resume?.queue ?? []) as [V, number][];
+  }
+
+  onBatch(values: V[]): LogicResult<WindowEvent<V, W>> {
+    this.clock.beforeBatch();
+    const events: Events<V, W> = [];
+    for (const value of values) {
+      const timestamp = this.clock.onItem(value);
+      this.#advance(this.clock.watermark());
+      if (timestamp < this.#watermark) {
+        for (const id of this.windower.lateFor(timestamp)) events.push([id, "late", value]);
+      } else if (this.ordered) {
+        this.#queue.push([value, timestamp]);
+      } else {
+        // Nothing closes before the batch ends, so applying now equals applying at the flush.
+        this.#apply(value, timestamp, events);
+      }
+    }
+    this.#flush(events);
+    return [events, this.#isEmpty()];
+  }
+
+  onNotify(): LogicResult<WindowEvent<V, W>> {
+    return this.#atWatermark(this.clock.onNotify());
+  }
+
+  onEof(): LogicResult<WindowEvent<V, W>> {
+    return this.#atWatermark(this.clock.onEof());
+  }
+
+  notifyAt(): Date | undefined {
+    let target = this.windower.nextClose() ?? Number.POSITIVE_INFINITY;
+    if (this.ordered) for (const [, ts] of this.#queue) target = Math.min(target, ts);
+    if (target === Number.POSITIVE_INFINITY) return undefined;
+    const wait = this.clock.untilWatermark(target);
+    // The watermark advances with system time, so the engine's clock times the wake-up.
+    return wait === undefined ? undefined : new Date(Date.now() + Math.max(0, wait));
+  }
+
+  snapshot(): WindowSnapshot<S> {
+    return {
+      clock: this.clock.snapshot(),
+      windower: this.windower.snapshot(),
+      logics: [...this.#logics].map(([id, logic]): [number, S] => [id, logic.snapshot()]),
+      queue: this.#queue.map(([value, ts]): [unknown, number] => [value, ts]),
+    };
+  }
+
+  #atWatermark(watermark: number): LogicResult<WindowEvent<V, W>> {
+    this.#advance(watermark);
+    const events: Events<V, W> = [];
+    this.#flush(events);
+    return [events, this.#isEmpty()];
+  }
+
+  /** A clock may not move the watermark back; hold it instead. */
+  #advance(watermark: number): void {
+    if (watermark > this.#watermark) this.#watermark = watermark;
+  }
+
+  /** Applies the queued items now due, then closes the windows the watermark has passed. */
+  #flush(events: Events<V, W>): void {
+    if (this.#queue.length > 0) {
+      let due: [V, number][];
+      if (this.ordered) {
+        due = [];
+        const waiting: [V, number][] = [];
+        for (const entry of this.#queue) (entry[1] <= this.#watermark ? due : waiting).push(entry);
+        this.#queue = waiting;
+        // Stable: items with equal timestamps keep their arrival order.
+        due.sort((a, b) => a[1] - b[1]);
+      } else {
+        // Unordered items skip the queue; only a snapshot taken while ordered leaves any.
+        due = this.#queue;
+        this.#queue = [];
+      }
+      for (const [value, timestamp] of due) this.#apply(value, timestamp, events);
+    }
+    for (const [id, bounds] of this.windower.closeFor(this.#watermark)) {
+      const logic = this.#logics.get(id) as WindowLogic<V, W, S>;
+      this.#logics.delete(id);
+      for (const w of logic.onClose()) events.push([id, "emit", w]);
+      events.push([id, "meta", toMetadata(bounds)]);
+    }
+  }
+
+  /** Adds an on-time item to its windows, opening them as needed. */
+  #apply(value: V, timestamp: number, events: Events<V, W>): void {
+    for (const id of this.windower.openFor(timestamp)) {
+      let logic = this.#logics.get(id);
+      if (logic === undefined) {
+        logic = this.builder(undefined);
+        this.#logics.set(id, logic);
+      }
+      for (const w of logic.onValue(value)) events.push([id, "emit", w]);
+    }
+    this.#merge(events);
+  }
+
+  #merge(events: Events<V, W>): void {
+    for (const [original, target] of this.windower.merged()) {
+      if (original === target) continue;
+      const from = this.#logics.get(original) as WindowLogic<V, W, S>;
+      this.#logics.delete(original);
+      const into = this.#logics.get(target) as WindowLogic<V, W, S>;
+      for (const w of into.onMerge(from)) events.push([target, "emit", w]);
+    }
+  }
+
+  #isEmpty(): boolean {
+    return this.#logics.size === 0 && this.#queue.length === 0 && this.windower.isEmpty();
+  }
+}
+
+/** Rejects what is not a clock or windower while the dataflow is built. */
+export function checkWindowing(stepId: string, clock: unknown, windower: unknown, ordered: unknown): void {
+  const at = `step ${JSON.stringify(stepId)}`;
+  if (typeof (clock as Clock<unknown> | null)?.build !== "function") {
+    throw new BuildError(`${at}: clock must be a Clock (SystemClock, EventClock, ...), got ${String(clock)}`);
+  }
+  if (typeof (windower as Windower | null)?.build !== "function") {
+    throw new BuildError(`${at}: windower must be a Windower (TumblingWindower, ...), got ${String(windower)}`);
+  }
+  if (typeof ordered !== "boolean") throw new BuildError(`${at}: ordered must be a boolean, got ${String(ordered)}`);
+}
+
+/**
+ * The generic windowing operator. `builder` makes the logic of each new window (or
+ * resumes it from its snapshot). With `ordered` (the default), on-time items wait
+ * until the watermark reaches their timestamp and are applied in timestamp order;
+ * otherwise they are applied as they arrive.
+ */
+export function window<V, W, S>(
+  stepId: string,
+  up: KeyedStream<V>,
+  clock: Clock<V>,
+  windower: Windower,
+  builder: (resumeState: S | undefined) => WindowLogic<V, W, S>,
+  ordered = true,
+): WindowOut<V, W> {
+  checkWindowing(stepId, clock, windower, ordered);
+  if (typeof builder !== "function") throw new BuildError(`step ${JSON.stringify(stepId)}: builder must be a function`);
+  return nest(stepId, [up], (_id, _, up) => {
+    const events = statefulBatch(
+      "stateful_batch",
+      up,
+      (resume: WindowSnapshot<S> | undefined) => new KeyWindows(clock, windower, builder, ordered, resume),
+    );
+    return {
+      down: filterMapValue("unwrap_down", events, ([id, kind, x]): [number, W] | undefined =>
+        kind === "emit" ? [id, x] : undefined,
+      ),
+      late: filterMapValue("unwrap_late", events, ([id, kind, x]): [number, V] | undefined =>
+        kind === "late" ? [id, x] : undefined,
+      ),
+      meta: filterMapValue("unwrap_meta", events, ([id, kind, x]): [number, WindowMetadata] | undefined =>
+        kind === "meta" ? [id, x] : undefined,
+      ),
+    };
+  });
+}

@@ -1,0 +1,222 @@
+import { describe, expect, test } from "vitest";
+import { UsageError } from "waxflow";
+import { type Env, type RunConfig, resolveCommand, unsupported } from "../src/cli/config.ts";
+
+const noHostfile = {
+  readHostfile: (path: string): string => {
+    throw new Error(`ENOENT: no such file, open '${path}'`);
+  },
+};
+
+function config(argv: string[], env: Env = {}, io = noHostfile): RunConfig {
+  const command = resolveCommand(["run", ...argv], env, io);
+  if (command.kind !== "run") throw new Error("expected a run command");
+  return command.config;
+}
+
+function usageError(argv: string[], env: Env = {}, io = noHostfile): string {
+  try {
+    resolveCommand(argv, env, io);
+  } catch (err) {
+    expect(err).toBeInstanceOf(UsageError);
+    return (err as UsageError).message;
+  }
+  throw new Error("expected a UsageError");
+}
+
+describe("defaults", () => {
+  test("a module alone runs one worker of one process, no recovery, 10 s epochs", () => {
+    expect(config(["flow.ts"])).toEqual({
+      modulePath: "flow.ts",
+      exportName: undefined,
+      workersPerProcess: 1,
+      processId: 0,
+      addresses: [],
+      recoveryDirectory: undefined,
+      epochIntervalMs: 10_000,
+      backupIntervalMs: undefined,
+      apiPort: 3030,
+      debug: false,
+    });
+  });
+
+  test("help wins over everything", () => {
+    expect(resolveCommand(["run", "x.ts", "-w", "0", "--help"], {}, noHostfile)).toEqual({ kind: "help" });
+    expect(resolveCommand(["-h"], {}, noHostfile)).toEqual({ kind: "help" });
+  });
+});
+
+describe("module target", () => {
+  test("module:name picks an export; a path keeps its other colons", () => {
+    expect(config(["dir/flow.ts:makeFlow"])).toMatchObject({ modulePath: "dir/flow.ts", exportName: "makeFlow" });
+    expect(config(["C:/x/flow.ts"])).toMatchObject({ modulePath: "C:/x/flow.ts", exportName: undefined });
+  });
+
+  test("an empty export name is an error", () => {
+    expect(usageError(["run", "flow.ts:"])).toMatch(/missing export name/);
+  });
+
+  test("missing command, unknown command, missing module, extra argument", () => {
+    expect(usageError([])).toMatch(/missing command/);
+    expect(usageError(["go", "x.ts"])).toMatch(/unknown command "go"/);
+    expect(usageError(["run"])).toMatch(/missing dataflow module/);
+    expect(usageError(["run", "a.ts", "b.ts"])).toMatch(/unexpected argument "b.ts"/);
+  });
+});
+
+describe("workers", () => {
+  test("flag, long flag, variable; the flag wins", () => {
+    expect(config(["f.ts", "-w", "3"]).workersPerProcess).toBe(3);
+    expect(config(["f.ts", "--workers-per-process=4"]).workersPerProcess).toBe(4);
+    expect(config(["f.ts"], { WAXFLOW_WORKERS_PER_PROCESS: "5" }).workersPerProcess).toBe(5);
+    expect(config(["f.ts", "-w", "2"], { WAXFLOW_WORKERS_PER_PROCESS: "5" }).workersPerProcess).toBe(2);
+  });
+
+  test("an empty variable counts as unset", () => {
+    expect(config(["f.ts"], { WAXFLOW_WORKERS_PER_PROCESS: "" }).workersPerProcess).toBe(1);
+  });
+
+  test.each([
+    ["0", /-w\/--workers-per-process must be a whole number >= 1, got "0"/],
+    ["abc", /-w\/--workers-per-process must be a whole number >= 1, got "abc"/],
+    ["1.5", /got "1.5"/],
+  ])("-w %s is refused", (value, message) => {
+    expect(usageError(["run", "f.ts", "-w", value])).toMatch(message);
+  });
+
+  test("a bad variable is named", () => {
+    expect(usageError(["run", "f.ts"], { WAXFLOW_WORKERS_PER_PROCESS: "many" })).toMatch(
+      /^WAXFLOW_WORKERS_PER_PROCESS must be a whole number >= 1, got "many"$/,
+    );
+  });
+
+  test("a flag without its value and an unknown flag", () => {
+    expect(usageError(["run", "f.ts", "-w"])).toMatch(/argument missing/);
+    expect(usageError(["run", "f.ts", "-x"])).toMatch(/Unknown option '-x'/);
+  });
+});
+
+describe("process id and addresses", () => {
+  test("-a lists the processes in order; -i picks this one", () => {
+    const c = config(["f.ts", "-a", "a:2101; b:2101 ;", "-i", "1"]);
+    expect(c.addresses).toEqual(["a:2101", "b:2101"]);
+    expect(c.processId).toBe(1);
+  });
+
+  test("a process id beyond the addresses is refused", () => {
+    expect(usageError(["run", "f.ts", "-a", "a:1;b:2", "-i", "2"])).toMatch(
+      /-i\/--process-id is 2 but there are only 2 addresses/,
+    );
+    expect(usageError(["run", "f.ts", "-i", "1"])).toMatch(/-i\/--process-id is 1 but no addresses are given/);
+  });
+
+  test("addresses must be host:port", () => {
+    expect(usageError(["run", "f.ts", "-a", "a:1;nohost"])).toMatch(/-a\/--addresses: "nohost" is not host:port/);
+    expect(usageError(["run", "f.ts"], { WAXFLOW_ADDRESSES: "a:99999" })).toMatch(
+      /WAXFLOW_ADDRESSES: "a:99999" is not host:port/,
+    );
+    expect(usageError(["run", "f.ts", "-a", ";"])).toMatch(/holds no addresses/);
+  });
+
+  test("process id from the pod name minus the StatefulSet name", () => {
+    const env = {
+      WAXFLOW_POD_NAME: "my-flow-2",
+      WAXFLOW_STATEFULSET_NAME: "my-flow",
+      WAXFLOW_ADDRESSES: "a:1;b:1;c:1",
+    };
+    expect(config(["f.ts"], env).processId).toBe(2);
+    expect(config(["f.ts"], { ...env, WAXFLOW_PROCESS_ID: "1" }).processId).toBe(1);
+    expect(usageError(["run", "f.ts"], { ...env, WAXFLOW_POD_NAME: "other-2" })).toMatch(
+      /WAXFLOW_POD_NAME "other-2" is not "my-flow-<number>"/,
+    );
+    expect(usageError(["run", "f.ts"], { WAXFLOW_POD_NAME: "my-flow-0" })).toMatch(/WAXFLOW_STATEFULSET_NAME is not/);
+  });
+
+  test("addresses from a hostfile, one per line", () => {
+    const io = { readHostfile: (path: string) => (path === "/etc/hosts.txt" ? "a:2101\n\n b:2101 \n" : "") };
+    expect(config(["f.ts"], { WAXFLOW_HOSTFILE_PATH: "/etc/hosts.txt" }, io).addresses).toEqual(["a:2101", "b:2101"]);
+    expect(usageError(["run", "f.ts"], { WAXFLOW_HOSTFILE_PATH: "/nope" })).toMatch(
+      /^WAXFLOW_HOSTFILE_PATH: cannot read "\/nope": ENOENT/,
+    );
+  });
+
+  test("WAXFLOW_ADDRESSES wins over the hostfile", () => {
+    const io = { readHostfile: () => "h:1\nh:2\n" };
+    expect(config(["f.ts"], { WAXFLOW_ADDRESSES: "x:1", WAXFLOW_HOSTFILE_PATH: "/h" }, io).addresses).toEqual(["x:1"]);
+  });
+
+  test("addresses derived from the StatefulSet and its headless Service", () => {
+    const env = {
+      WAXFLOW_STATEFULSET_NAME: "wc",
+      WAXFLOW_REPLICAS: "3",
+      WAXFLOW_SERVICE_NAME: "wc",
+      WAXFLOW_NAMESPACE: "team",
+      WAXFLOW_POD_NAME: "wc-1",
+    };
+    const c = config(["f.ts"], env);
+    expect(c.addresses).toEqual(["wc-0.wc.team.svc:2101", "wc-1.wc.team.svc:2101", "wc-2.wc.team.svc:2101"]);
+    expect(c.processId).toBe(1);
+    expect(usageError(["run", "f.ts"], { WAXFLOW_REPLICAS: "2", WAXFLOW_STATEFULSET_NAME: "wc" })).toMatch(
+      /WAXFLOW_SERVICE_NAME, WAXFLOW_NAMESPACE is not set/,
+    );
+  });
+});
+
+describe("recovery, intervals, port, debug", () => {
+  test("-s sets the epoch interval in seconds, fractions allowed", () => {
+    expect(config(["f.ts", "-s", "0.5"]).epochIntervalMs).toBe(500);
+    expect(config(["f.ts"], { WAXFLOW_SNAPSHOT_INTERVAL: "30" }).epochIntervalMs).toBe(30_000);
+    expect(usageError(["run", "f.ts", "-s", "0"])).toMatch(/-s\/--snapshot-interval must be a number of seconds > 0/);
+    expect(usageError(["run", "f.ts", "-s", "soon"])).toMatch(/got "soon"/);
+  });
+
+  test("-r and -b are read from flags or variables", () => {
+    const c = config(["f.ts", "-r", "/var/lib/waxflow/recovery"], { WAXFLOW_BACKUP_INTERVAL: "0" });
+    expect(c.recoveryDirectory).toBe("/var/lib/waxflow/recovery");
+    expect(c.backupIntervalMs).toBe(0);
+  });
+
+  test("WAXFLOW_API_PORT", () => {
+    expect(config(["f.ts"], { WAXFLOW_API_PORT: "8080" }).apiPort).toBe(8080);
+    expect(usageError(["run", "f.ts"], { WAXFLOW_API_PORT: "70000" })).toMatch(
+      /WAXFLOW_API_PORT must be a port number/,
+    );
+  });
+
+  test("--debug or WAXFLOW_DEBUG=1", () => {
+    expect(config(["f.ts", "--debug"]).debug).toBe(true);
+    expect(config(["f.ts"], { WAXFLOW_DEBUG: "1" }).debug).toBe(true);
+    expect(config(["f.ts"], { WAXFLOW_DEBUG: "0" }).debug).toBe(false);
+  });
+});
+
+describe("unsupported features are refused, not ignored", () => {
+  test("one address is a single process and runs", () => {
+    expect(unsupported(config(["f.ts", "-a", "localhost:2101"]))).toBeUndefined();
+  });
+
+  test("several processes, and recovery in one process, run", () => {
+    expect(unsupported(config(["f.ts", "-a", "a:1;b:1"]))).toBeUndefined();
+    expect(unsupported(config(["f.ts", "-r", "/tmp/r", "-b", "60"]))).toBeUndefined();
+  });
+
+  test("recovery across several processes", () => {
+    expect(unsupported(config(["f.ts", "-a", "a:1;b:1", "-r", "/tmp/r"]))).toMatch(
+      /recovery across several processes is not supported yet/,
+    );
+  });
+
+  test("a backup interval without recovery", () => {
+    expect(unsupported(config(["f.ts", "-b", "60"]))).toMatch(/only applies with recovery: add -r/);
+  });
+
+  test("recovery init takes a directory and a count", () => {
+    expect(resolveCommand(["recovery", "init", "/tmp/r", "4"], {}, noHostfile)).toEqual({
+      kind: "recovery-init",
+      directory: "/tmp/r",
+      partitions: 4,
+    });
+    expect(() => resolveCommand(["recovery", "init", "/tmp/r", "0"], {}, noHostfile)).toThrow(/whole number >= 1/);
+    expect(() => resolveCommand(["recovery", "init"], {}, noHostfile)).toThrow(/missing argument/);
+  });
+});

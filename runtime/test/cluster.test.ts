@@ -1,0 +1,90 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, expect, test } from "vitest";
+import { freePorts } from "./support/ports.ts";
+
+const FIXTURE = join(import.meta.dirname, "fixtures", "cluster-process.ts");
+const children: ChildProcess[] = [];
+const dirs: string[] = [];
+afterEach(() => {
+  for (const child of children.splice(0)) child.kill("SIGKILL");
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+interface Exit {
+  code: number | null;
+  stderr: string;
+  at: number;
+}
+
+function start(args: string[]): { child: ChildProcess; exit: Promise<Exit> } {
+  const child = spawn(process.execPath, ["--conditions=waxflow-source", FIXTURE, ...args], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  children.push(child);
+  let stderr = "";
+  child.stderr?.on("data", (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const exit = new Promise<Exit>((resolve) => child.on("exit", (code) => resolve({ code, stderr, at: Date.now() })));
+  return { child, exit };
+}
+
+function readCounts(dir: string): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const file of readdirSync(dir)) {
+    for (const line of readFileSync(join(dir, file), "utf8").split("\n")) {
+      if (line === "") continue;
+      const [key, n] = JSON.parse(line) as [string, number];
+      expect(counts[key]).toBeUndefined();
+      counts[key] = n;
+    }
+  }
+  return counts;
+}
+
+test("3 processes x 2 workers over TCP count every item exactly once", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "waxflow-cluster-"));
+  dirs.push(dir);
+  const ports = await freePorts(3);
+  const addresses = ports.map((p) => `127.0.0.1:${p}`).join(";");
+  const runs = [0, 1, 2].map((i) => start([String(i), addresses, "2", join(dir, "out"), "3000"]));
+  const exits = await Promise.all(runs.map((r) => r.exit));
+  for (const exit of exits) expect(exit, exit.stderr).toMatchObject({ code: 0 });
+  const counts = readCounts(dir);
+  expect(counts).toEqual(Object.fromEntries(Array.from({ length: 10 }, (_, k) => [String(k), 300])));
+  // Keyed results come from more than one process's workers: the work was spread.
+  expect(new Set(readdirSync(dir)).size).toBeGreaterThan(1);
+}, 60_000);
+
+test("a process killed with SIGKILL makes the others exit non-zero within seconds, naming it", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "waxflow-cluster-"));
+  dirs.push(dir);
+  const ports = await freePorts(3);
+  const addresses = ports.map((p) => `127.0.0.1:${p}`).join(";");
+  const runs = [0, 1, 2].map((i) => start([String(i), addresses, "1", join(dir, "out"), "100000", "200"]));
+  await new Promise((resolve) => setTimeout(resolve, 2500));
+  const killedAt = Date.now();
+  runs[1]?.child.kill("SIGKILL");
+  for (const i of [0, 2]) {
+    const exit = await (runs[i] as (typeof runs)[number]).exit;
+    expect(exit.code).not.toBe(0);
+    expect(exit.stderr).toMatch(/process 1 \(127\.0\.0\.1:\d+\)/);
+    expect(exit.at - killedAt).toBeLessThan(5000);
+  }
+}, 60_000);
+
+test("a process started with a different worker count is refused with the reason", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "waxflow-cluster-"));
+  dirs.push(dir);
+  const ports = await freePorts(2);
+  const addresses = ports.map((p) => `127.0.0.1:${p}`).join(";");
+  const a = start(["0", addresses, "2", join(dir, "out")]);
+  const b = start(["1", addresses, "3", join(dir, "out")]);
+  const [ea, eb] = await Promise.all([a.exit, b.exit]);
+  expect(ea.code).not.toBe(0);
+  expect(eb.code).not.toBe(0);
+  expect(ea.stderr + eb.stderr).toMatch(/workers per process/);
+}, 60_000);

@@ -1,0 +1,168 @@
+import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { afterEach, expect, test } from "vitest";
+import { Dataflow } from "waxflow";
+import * as op from "waxflow/operators";
+import {
+  InconsistentPartitionsError,
+  initRecoveryDirectory,
+  MissingPartitionsError,
+  MixedPartitionCountsError,
+  NoPartitionsError,
+} from "waxflow/recovery";
+import { AbortExecution, clusterMain, runMain, TestingSink, TestingSource } from "waxflow/testing";
+
+const dirs: string[] = [];
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), "waxflow-recovery-"));
+  dirs.push(dir);
+  return dir;
+}
+afterEach(() => {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+type Item = [string, number] | InstanceType<typeof TestingSource.EOF> | InstanceType<typeof TestingSource.ABORT>;
+
+function keepMaxFlow(items: Item[], out: [string, number][]): Dataflow {
+  const flow = new Dataflow("rescale");
+  const s = op.input("inp", flow, new TestingSource(items));
+  const maxes = op.statefulMap("keep_max", s, (max: number | undefined, v: number): [number, number] => {
+    const next = Math.max(max ?? v, v);
+    return [next, next];
+  });
+  op.output("out", maxes, new TestingSink(out));
+  return flow;
+}
+
+test("rescale on resume: 3 workers, then 5, then 1 (Bytewax's test_rescale)", async () => {
+  const dir = tempDir();
+  initRecoveryDirectory(dir, 3);
+  const items: Item[] = [
+    ["a", 4],
+    ["b", 4],
+    new TestingSource.EOF(),
+    ["a", 1],
+    ["b", 5],
+    new TestingSource.EOF(),
+    ["a", 8],
+    ["b", 1],
+    new TestingSource.EOF(),
+  ];
+  const runs: [number, [string, number][]][] = [
+    [
+      3,
+      [
+        ["a", 4],
+        ["b", 4],
+      ],
+    ],
+    [
+      5,
+      [
+        ["a", 4],
+        ["b", 5],
+      ],
+    ],
+    [
+      1,
+      [
+        ["a", 8],
+        ["b", 5],
+      ],
+    ],
+  ];
+  for (const [workers, expected] of runs) {
+    const out: [string, number][] = [];
+    await clusterMain(keepMaxFlow(items, out), {
+      workersPerProcess: workers,
+      epochIntervalMs: 1,
+      recovery: { dbDir: dir },
+    });
+    expect(out.sort()).toEqual(expected);
+  }
+});
+
+test("an abort mid-stream resumes from the last epoch: state counts every item once", async () => {
+  const dir = tempDir();
+  initRecoveryDirectory(dir, 2);
+  const n = 200;
+  const items: (number | InstanceType<typeof TestingSource.ABORT>)[] = [];
+  for (let i = 1; i <= n; i++) {
+    items.push(i);
+    if (i === 120) items.push(new TestingSource.ABORT());
+  }
+  const build = (out: [string, number][]): Dataflow => {
+    const flow = new Dataflow("sum");
+    const s = op.input("inp", flow, new TestingSource(items, 7));
+    const keyed = op.keyOn("key", s, (x) => (x % 2 === 0 ? "even" : "odd"));
+    const sums = op.foldFinal(
+      "sum",
+      keyed,
+      () => 0,
+      (acc, x) => acc + x,
+    );
+    op.output("out", sums, new TestingSink(out));
+    return flow;
+  };
+  const first: [string, number][] = [];
+  await expect(runMain(build(first), { epochIntervalMs: 1, recovery: { dbDir: dir } })).rejects.toThrow(AbortExecution);
+  expect(first).toEqual([]);
+  const second: [string, number][] = [];
+  await runMain(build(second), { epochIntervalMs: 1, recovery: { dbDir: dir } });
+  const evens = items.filter((x): x is number => typeof x === "number" && x % 2 === 0);
+  const odds = items.filter((x): x is number => typeof x === "number" && x % 2 === 1);
+  expect(Object.fromEntries(second)).toEqual({
+    even: evens.reduce((a, b) => a + b, 0),
+    odd: odds.reduce((a, b) => a + b, 0),
+  });
+});
+
+test("garbage collection keeps only the newest snapshot per key with no backup interval", async () => {
+  const dir = tempDir();
+  initRecoveryDirectory(dir, 1);
+  const items = Array.from({ length: 50 }, (_, i): [string, number] => ["k", i]);
+  const flow = keepMaxFlow(items, []);
+  await runMain(flow, { epochIntervalMs: 1, recovery: { dbDir: dir } });
+  const db = new DatabaseSync(join(dir, "part-0.sqlite3"));
+  const rows = db.prepare("SELECT COUNT(*) AS n FROM snaps WHERE step_id = 'rescale.keep_max.stateful_batch'").get();
+  db.close();
+  expect(Number(rows?.n)).toBe(1);
+});
+
+test("an uninitialized directory is rejected with NoPartitionsError", async () => {
+  const dir = tempDir();
+  await expect(runMain(keepMaxFlow([], []), { recovery: { dbDir: dir } })).rejects.toThrow(NoPartitionsError);
+  await expect(runMain(keepMaxFlow([], []), { recovery: { dbDir: dir } })).rejects.toThrow(/waxflow recovery init/);
+});
+
+test("a missing partition file is rejected with MissingPartitionsError naming it", async () => {
+  const dir = tempDir();
+  initRecoveryDirectory(dir, 3);
+  rmSync(join(dir, "part-1.sqlite3"));
+  await expect(runMain(keepMaxFlow([], []), { recovery: { dbDir: dir } })).rejects.toThrow(MissingPartitionsError);
+  await expect(runMain(keepMaxFlow([], []), { recovery: { dbDir: dir } })).rejects.toThrow(/part-1\.sqlite3/);
+});
+
+test("a partition restored from an older copy is rejected with InconsistentPartitionsError", async () => {
+  const dir = tempDir();
+  const backup = tempDir();
+  initRecoveryDirectory(dir, 2);
+  await runMain(keepMaxFlow([["a", 1]], []), { epochIntervalMs: 1, recovery: { dbDir: dir } });
+  copyFileSync(join(dir, "part-1.sqlite3"), join(backup, "part-1.sqlite3"));
+  await runMain(keepMaxFlow([["a", 1]], []), { epochIntervalMs: 1, recovery: { dbDir: dir } });
+  for (const suffix of ["-wal", "-shm"]) rmSync(join(dir, `part-1.sqlite3${suffix}`), { force: true });
+  copyFileSync(join(backup, "part-1.sqlite3"), join(dir, "part-1.sqlite3"));
+  await expect(runMain(keepMaxFlow([], []), { recovery: { dbDir: dir } })).rejects.toThrow(InconsistentPartitionsError);
+});
+
+test("partitions of directories with different counts are rejected with MixedPartitionCountsError", async () => {
+  const dir = tempDir();
+  const other = tempDir();
+  initRecoveryDirectory(dir, 2);
+  initRecoveryDirectory(other, 3);
+  copyFileSync(join(other, "part-2.sqlite3"), join(dir, "part-2.sqlite3"));
+  await expect(runMain(keepMaxFlow([], []), { recovery: { dbDir: dir } })).rejects.toThrow(MixedPartitionCountsError);
+});
