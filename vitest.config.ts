@@ -11,6 +11,7 @@ export default defineConfig({
       "examples/**/*.test.ts",
       "crds/test/**/*.test.ts",
       "controller/test/**/*.test.ts",
+      "cli/test/**/*.test.ts",
     ],
     testTimeout: 20_000,
   },

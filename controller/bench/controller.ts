@@ -41,16 +41,22 @@ const custom = kc.makeApiClient(CustomObjectsApi);
 await core.createNamespace({ body: { metadata: { name: NS } } });
 
 const port = await freePort();
-const controller = spawn(process.execPath, [fileURLToPath(new URL("../src/main.ts", import.meta.url))], {
-  env: {
-    ...process.env,
-    KUBECONFIG: cluster.kubeconfigPath,
-    PROBE_PORT: String(port),
-    LEADER_ELECT: "false",
-    WATCH_NAMESPACES: NS,
+// As the controller image runs it: a heap sized for the container, so V8 collects instead of growing.
+const heapMb = process.env.BENCH_CONTROLLER_HEAP_MB ?? "128";
+const controller = spawn(
+  process.execPath,
+  [`--max-old-space-size=${heapMb}`, fileURLToPath(new URL("../src/main.ts", import.meta.url))],
+  {
+    env: {
+      ...process.env,
+      KUBECONFIG: cluster.kubeconfigPath,
+      PROBE_PORT: String(port),
+      LEADER_ELECT: "false",
+      WATCH_NAMESPACES: NS,
+    },
+    stdio: ["ignore", "ignore", "ignore"],
   },
-  stdio: ["ignore", "ignore", "ignore"],
-});
+);
 const pid = controller.pid ?? 0;
 let stsWatch: ResilientWatch | undefined;
 

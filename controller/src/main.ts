@@ -12,7 +12,7 @@ import { Controller } from "./controller.ts";
 import { installCrd } from "./kube/crd.ts";
 import { LeaderElector } from "./kube/leader.ts";
 import { errorText, log } from "./log.ts";
-import { serveProbes } from "./metrics.ts";
+import { Metrics, serveProbes } from "./metrics.ts";
 
 const env = process.env;
 
@@ -27,7 +27,7 @@ const namespaces = (env.WATCH_NAMESPACES ?? "")
   .split(",")
   .map((s) => s.trim())
   .filter((s) => s !== "");
-const controller = new Controller(kc, { namespaces });
+const controller = new Controller(kc, { namespaces, metrics: new Metrics().withRuntimeMetrics() });
 const elector = new LeaderElector(kc, {
   namespace: env.POD_NAMESPACE ?? "default",
   name: "waxflow-controller",

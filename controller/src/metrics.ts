@@ -1,9 +1,16 @@
 // Prometheus metrics and the /healthz, /metrics endpoints (node:http, no framework).
 import { createServer, type Server } from "node:http";
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 
 export class Metrics {
   readonly registry = new Registry();
+
+  /** Adds process and Node.js runtime metrics (memory, event loop lag, GC); once per process. */
+  withRuntimeMetrics(): this {
+    collectDefaultMetrics({ register: this.registry });
+    return this;
+  }
+
   readonly reconciles = new Counter({
     name: "waxflow_controller_reconcile_total",
     help: "Reconciles by result",

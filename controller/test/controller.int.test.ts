@@ -11,7 +11,7 @@ import {
   type V1Pod,
 } from "@kubernetes/client-node";
 import { type Dataflow, type DataflowSpec, GROUP, PLURAL, VERSION } from "@waxflow/crds";
-import { afterAll, beforeAll, expect, test } from "vitest";
+import { afterAll, beforeAll, expect, test, vi } from "vitest";
 import { Controller } from "../src/controller.ts";
 import { templateHashOf } from "../src/desired/objects.ts";
 import { installCrd } from "../src/kube/crd.ts";
@@ -19,6 +19,9 @@ import { LeaderElector } from "../src/kube/leader.ts";
 import { setQuiet } from "../src/log.ts";
 import { serveProbes } from "../src/metrics.ts";
 import { startCluster, type TestCluster } from "./harness/apiserver.ts";
+
+// Real API server round trips on a shared 2-core machine: generous, the waits inside are bounded.
+vi.setConfig({ testTimeout: 60_000 });
 
 const IMAGE = `registry.local/flow@sha256:${"a".repeat(64)}`;
 const IMAGE2 = `registry.local/flow@sha256:${"b".repeat(64)}`;

@@ -2,11 +2,14 @@
 // Dataflows with the message a user sees.
 import { CustomObjectsApi } from "@kubernetes/client-node";
 import { type Dataflow, GROUP, PLURAL, VERSION } from "@waxflow/crds";
-import { afterAll, beforeAll, expect, test } from "vitest";
+import { afterAll, beforeAll, expect, test, vi } from "vitest";
 import { Kube } from "../src/kube/client.ts";
 import { installCrd } from "../src/kube/crd.ts";
 import { errorText } from "../src/log.ts";
 import { startCluster, type TestCluster } from "./harness/apiserver.ts";
+
+// Real API server round trips on a shared 2-core machine: generous, the waits inside are bounded.
+vi.setConfig({ testTimeout: 60_000 });
 
 const IMAGE = `registry.local/flow@sha256:${"a".repeat(64)}`;
 let cluster: TestCluster;

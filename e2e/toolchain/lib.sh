@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared settings for the toolchain scripts: versions and the cache outside the repo.
 # Every artifact is cached under $WAXFLOW_CACHE keyed by its version, so a second run
 # skips the build.

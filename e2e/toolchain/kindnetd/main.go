@@ -5,6 +5,7 @@
 //   - writes /etc/cni/net.d/10-kindnet.conflist (ptp + host-local on this node's
 //     spec.podCIDRs, portmap), the config kind's kindnetd writes;
 //   - routes every other node's pod CIDRs via that node's InternalIP.
+//
 // Network policies and masquerading to outside the cluster are not implemented: the
 // e2e clusters reach nothing outside themselves.
 package main

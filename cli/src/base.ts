@@ -1,0 +1,38 @@
+import { Command, Flags } from "@oclif/core";
+import { UserError } from "./errors.ts";
+
+/**
+ * Flags every command that talks to a cluster shares, and errors the user can act on printed
+ * as one unwrapped line (`error: <message>`, as the runtime prints them) instead of oclif's
+ * boxed, width-wrapped block: exit code 2 for usage, 1 for a dataflow that does not build.
+ */
+export abstract class ClusterCommand extends Command {
+  static override enableJsonFlag = true;
+
+  static override baseFlags = {
+    kubeconfig: Flags.string({
+      description: "Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).",
+      helpGroup: "CLUSTER",
+      helpValue: "PATH",
+    }),
+    context: Flags.string({
+      description: "Kubeconfig context to use (default: the current context).",
+      helpGroup: "CLUSTER",
+      helpValue: "NAME",
+    }),
+    namespace: Flags.string({
+      char: "n",
+      description: "Namespace of the dataflow (default: `default`).",
+      helpGroup: "CLUSTER",
+      helpValue: "NAME",
+    }),
+  };
+
+  protected override async catch(err: Error & { exitCode?: number }): Promise<unknown> {
+    if (err instanceof UserError) {
+      this.logToStderr(`error: ${err.message}`);
+      this.exit(err.exitCode);
+    }
+    return super.catch(err);
+  }
+}

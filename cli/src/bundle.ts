@@ -1,0 +1,57 @@
+// Bundles a dataflow entry and its imports into one ES module with esbuild. `waxflow` stays
+// an import: the runtime image provides it, and a second copy would split its classes.
+import { existsSync, statSync } from "node:fs";
+import { basename, extname, isAbsolute, relative, resolve } from "node:path";
+import { build, type Message } from "esbuild";
+import { UsageError, UserError } from "./errors.ts";
+
+export interface Bundle {
+  /** File name of the bundle inside the image's /app, e.g. `wordcount.js`. */
+  readonly entry: string;
+  readonly code: Uint8Array;
+}
+
+/** The bundler rejected the source: the first error, as `file:line:col: message`. */
+export class BundleError extends UserError {
+  override name = "BundleError";
+}
+
+export async function bundleDataflow(path: string, cwd: string): Promise<Bundle> {
+  const absolute = resolve(cwd, path);
+  if (!existsSync(absolute))
+    throw new UsageError(`${path}: no such file; pass the path of the dataflow's entry module`);
+  if (!statSync(absolute).isFile()) throw new UsageError(`${path} is not a file; pass the dataflow's entry module`);
+  const entry = `${basename(absolute, extname(absolute))}.js`;
+  try {
+    const result = await build({
+      entryPoints: [absolute],
+      bundle: true,
+      platform: "node",
+      format: "esm",
+      target: "node24",
+      external: ["waxflow", "waxflow/*"],
+      outfile: entry,
+      write: false,
+      logLevel: "silent",
+      // Relative paths in comments keep the output the same wherever the project lives.
+      absWorkingDir: cwd,
+    });
+    const file = result.outputFiles[0];
+    if (file === undefined) throw new BundleError(`${path}: esbuild produced no output`);
+    return { entry, code: file.contents };
+  } catch (err) {
+    const first = (err as { errors?: Message[] }).errors?.[0];
+    if (first === undefined) throw err;
+    const where =
+      first.location === null
+        ? path
+        : `${shown(cwd, first.location.file)}:${first.location.line}:${first.location.column + 1}`;
+    throw new BundleError(`${where}: ${first.text}`);
+  }
+}
+
+/** A path as the user would type it: relative inside the working directory, else absolute. */
+function shown(cwd: string, file: string): string {
+  const rel = relative(cwd, resolve(cwd, file));
+  return rel.startsWith("..") || isAbsolute(rel) ? resolve(cwd, file) : rel;
+}

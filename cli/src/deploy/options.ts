@@ -1,0 +1,157 @@
+// Turns deploy's raw flag values into a checked description of the Dataflow to apply.
+// Pure, so every rule is tested without oclif; each failure is one line that names the
+// flag and says what to type instead.
+import { specSchema } from "@waxflow/crds";
+import { UsageError } from "../errors.ts";
+
+export interface DeployFlags {
+  readonly name: string;
+  readonly processes: string;
+  readonly workers: string;
+  readonly env: readonly string[];
+  readonly image?: string;
+  readonly recovery: boolean;
+  readonly recoverySize?: string;
+  readonly recoveryStorageclass?: string;
+  readonly recoverySnapshotInterval?: string;
+  readonly recoveryBackupInterval?: string;
+}
+
+export interface DeployOptions {
+  readonly name: string;
+  readonly processes: number;
+  readonly workersPerProcess: number;
+  readonly env: readonly { readonly name: string; readonly value: string }[];
+  readonly image?: string;
+  readonly recovery?: {
+    readonly size?: string;
+    readonly storageClassName?: string;
+    readonly snapshotInterval?: string;
+    readonly backupInterval?: string;
+  };
+}
+
+// The name becomes the StatefulSet's and its pods' names: a DNS-1123 label, and short
+// enough (the CRD's own limit) to leave room for the pod ordinal suffix.
+const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const MAX_NAME = 52;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+// The same shape the CRD's CEL rule on spec.image accepts.
+const IMAGE_BY_DIGEST = /^[a-z0-9][a-zA-Z0-9._/:-]*@sha256:[0-9a-f]{64}$/;
+const recoverySchema = specSchema.properties.recovery.properties;
+const DURATION = new RegExp(recoverySchema.snapshotInterval.pattern);
+const QUANTITY = new RegExp(recoverySchema.storage.properties.size.pattern);
+const MIN_SNAPSHOT_MS = 100;
+
+const UNIT_MS: Readonly<Record<string, number>> = { ns: 1e-6, us: 1e-3, ms: 1, s: 1e3, m: 60e3, h: 3600e3 };
+
+/** Milliseconds of a Go duration string such as `1m30s` (already matched by DURATION). */
+export function durationMs(text: string): number {
+  let total = 0;
+  for (const [, amount, unit] of text.matchAll(/([0-9]+(?:\.[0-9]+)?)(ns|us|ms|s|m|h)/g)) {
+    total += Number(amount) * (UNIT_MS[unit as string] as number);
+  }
+  return total;
+}
+
+function count(flag: string, raw: string, max: number): number {
+  if (!/^[0-9]+$/.test(raw) || Number(raw) < 1 || Number(raw) > max) {
+    throw new UsageError(`--${flag} must be a whole number from 1 to ${max}, got "${raw}"; e.g. --${flag} 2`);
+  }
+  return Number(raw);
+}
+
+function duration(flag: string, raw: string): string {
+  if (!DURATION.test(raw)) {
+    throw new UsageError(`--${flag} must be a duration such as 10s, 500ms or 1m30s, got "${raw}"`);
+  }
+  return raw;
+}
+
+function envVar(raw: string): { name: string; value: string } {
+  const eq = raw.indexOf("=");
+  const name = eq < 0 ? raw : raw.slice(0, eq);
+  if (eq < 0 || !ENV_NAME.test(name)) {
+    throw new UsageError(`-e/--env takes KEY=VALUE with KEY a variable name, got "${raw}"; e.g. -e LOG_LEVEL=debug`);
+  }
+  if (name.startsWith("WAXFLOW_")) {
+    throw new UsageError(`-e ${name}: WAXFLOW_* variables are set from the other deploy flags; use those instead`);
+  }
+  return { name, value: raw.slice(eq + 1) };
+}
+
+export function deployOptions(flags: DeployFlags): DeployOptions {
+  if (!DNS1123_LABEL.test(flags.name) || flags.name.length > MAX_NAME) {
+    throw new UsageError(
+      `--name "${flags.name}" is not a DNS-1123 label: use at most ${MAX_NAME} lowercase letters, digits and '-', starting and ending with a letter or digit`,
+    );
+  }
+  const processes = count("processes", flags.processes, specSchema.properties.processes.maximum);
+  const workersPerProcess = count("workers", flags.workers, specSchema.properties.workersPerProcess.maximum);
+
+  const env = flags.env.map(envVar);
+  const seen = new Set<string>();
+  for (const { name } of env) {
+    if (seen.has(name)) throw new UsageError(`-e ${name} is given twice; keep one`);
+    seen.add(name);
+  }
+
+  if (flags.image !== undefined && !IMAGE_BY_DIGEST.test(flags.image)) {
+    throw new UsageError(
+      `--image must name an image by digest (REGISTRY/NAME@sha256:<64 hex>), got "${flags.image}"; or leave --image out to build one`,
+    );
+  }
+
+  const recoveryFlags = {
+    "recovery-size": flags.recoverySize,
+    "recovery-storageclass": flags.recoveryStorageclass,
+    "recovery-snapshot-interval": flags.recoverySnapshotInterval,
+    "recovery-backup-interval": flags.recoveryBackupInterval,
+  };
+  if (!flags.recovery) {
+    const stray = Object.entries(recoveryFlags).find(([, v]) => v !== undefined);
+    if (stray !== undefined) throw new UsageError(`--${stray[0]} only applies with --recovery; add --recovery`);
+    return { name: flags.name, processes, workersPerProcess, env, image: flags.image };
+  }
+
+  if (flags.recoverySize !== undefined && !QUANTITY.test(flags.recoverySize)) {
+    throw new UsageError(
+      `--recovery-size must be a Kubernetes quantity such as 1Gi or 500Mi, got "${flags.recoverySize}"`,
+    );
+  }
+  if (flags.recoveryStorageclass === "") {
+    throw new UsageError("--recovery-storageclass is empty; name a storage class or leave the flag out");
+  }
+  const snapshotInterval =
+    flags.recoverySnapshotInterval === undefined
+      ? undefined
+      : duration("recovery-snapshot-interval", flags.recoverySnapshotInterval);
+  const backupInterval =
+    flags.recoveryBackupInterval === undefined
+      ? undefined
+      : duration("recovery-backup-interval", flags.recoveryBackupInterval);
+  const snapshotMs = durationMs(snapshotInterval ?? recoverySchema.snapshotInterval.default);
+  if (snapshotMs < MIN_SNAPSHOT_MS) {
+    throw new UsageError(
+      `--recovery-snapshot-interval must be at least ${MIN_SNAPSHOT_MS}ms, got "${snapshotInterval}"`,
+    );
+  }
+  if (durationMs(backupInterval ?? recoverySchema.backupInterval.default) < snapshotMs) {
+    throw new UsageError(
+      `--recovery-backup-interval must be at least the snapshot interval (${snapshotInterval ?? recoverySchema.snapshotInterval.default})`,
+    );
+  }
+  return {
+    name: flags.name,
+    processes,
+    workersPerProcess,
+    env,
+    image: flags.image,
+    recovery: {
+      size: flags.recoverySize,
+      storageClassName: flags.recoveryStorageclass,
+      snapshotInterval,
+      backupInterval,
+    },
+  };
+}

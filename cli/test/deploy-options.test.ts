@@ -1,0 +1,69 @@
+import { expect, test } from "vitest";
+import { type DeployFlags, deployOptions, durationMs } from "../src/deploy/options.ts";
+
+const base: DeployFlags = { name: "orders", processes: "1", workers: "1", env: [], recovery: false };
+const digest = `sha256:${"a".repeat(64)}`;
+
+test("a valid set of flags becomes numbers, env pairs and recovery settings", () => {
+  const options = deployOptions({
+    ...base,
+    processes: "3",
+    workers: "2",
+    env: ["LOG_LEVEL=debug", "URL=http://x/?a=b"],
+    image: `registry.example/orders@${digest}`,
+    recovery: true,
+    recoverySize: "5Gi",
+    recoveryStorageclass: "fast",
+    recoverySnapshotInterval: "5s",
+    recoveryBackupInterval: "1m",
+  });
+  expect(options).toEqual({
+    name: "orders",
+    processes: 3,
+    workersPerProcess: 2,
+    env: [
+      { name: "LOG_LEVEL", value: "debug" },
+      { name: "URL", value: "http://x/?a=b" },
+    ],
+    image: `registry.example/orders@${digest}`,
+    recovery: { size: "5Gi", storageClassName: "fast", snapshotInterval: "5s", backupInterval: "1m" },
+  });
+});
+
+test.each([
+  [{ name: "Orders" }, /^--name "Orders" is not a DNS-1123 label/],
+  [{ name: "-orders" }, /--name/],
+  [{ name: "a".repeat(53) }, /at most 52/],
+  [{ processes: "0" }, /^--processes must be a whole number from 1 to 1000, got "0"/],
+  [{ processes: "-1" }, /^--processes/],
+  [{ workers: "1.5" }, /^--workers must be a whole number/],
+  [{ env: ["NOEQUALS"] }, /^-e\/--env takes KEY=VALUE/],
+  [{ env: ["1X=2"] }, /^-e\/--env takes KEY=VALUE/],
+  [{ env: ["WAXFLOW_WORKERS_PER_PROCESS=4"] }, /^-e WAXFLOW_WORKERS_PER_PROCESS: WAXFLOW_\* variables/],
+  [{ env: ["A=1", "A=2"] }, /^-e A is given twice/],
+  [{ image: "registry.example/orders:latest" }, /^--image must name an image by digest/],
+  [{ recoverySize: "5Gi" }, /^--recovery-size only applies with --recovery; add --recovery$/],
+  [{ recovery: true, recoverySize: "lots" }, /^--recovery-size must be a Kubernetes quantity/],
+  [{ recovery: true, recoverySnapshotInterval: "10" }, /^--recovery-snapshot-interval must be a duration/],
+  [{ recovery: true, recoverySnapshotInterval: "50ms" }, /at least 100ms/],
+  [
+    { recovery: true, recoveryBackupInterval: "5s" },
+    /^--recovery-backup-interval must be at least the snapshot interval \(10s\)/,
+  ],
+] as [Partial<DeployFlags>, RegExp][])("rejects %o with one line naming the flag", (flags, message) => {
+  let error: unknown;
+  try {
+    deployOptions({ ...base, ...flags });
+  } catch (err) {
+    error = err;
+  }
+  expect(error).toBeInstanceOf(Error);
+  expect((error as Error).message).toMatch(message);
+  expect((error as Error).message).not.toContain("\n");
+});
+
+test("durations add up their parts", () => {
+  expect(durationMs("1m30s")).toBe(90_000);
+  expect(durationMs("1.5s")).toBe(1500);
+  expect(durationMs("250ms")).toBe(250);
+});
