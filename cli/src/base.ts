@@ -22,7 +22,7 @@ export abstract class ClusterCommand extends Command {
     }),
     namespace: Flags.string({
       char: "n",
-      description: "Namespace of the dataflow (default: `default`).",
+      description: "Namespace of the dataflow (default: the context's namespace, else `default`).",
       helpGroup: "CLUSTER",
       helpValue: "NAME",
     }),

@@ -173,3 +173,30 @@ test("waxctl run passes the runtime's one-line error and exit code through", () 
   expect(result.status).toBe(1);
   expect(result.stderr).toMatch(/^error: dataflow module "examples\/missing\.ts" not found/);
 });
+
+test("--json prints only the Dataflow, for scripts", async () => {
+  const { stdout } = await waxctl(["df", "deploy", wordcount, "-N", "wordcount", "-n", "jobs", "--dry-run", "--json"]);
+  const df = JSON.parse(stdout) as Dataflow;
+  expect(df.metadata?.namespace).toBe("jobs");
+  expect(df.spec.module).toBe("/app/wordcount.js");
+});
+
+test("PATH:NAME keeps the export name in the module the pods run", async () => {
+  const { stdout } = await waxctl(["df", "deploy", `${wordcount}:flow`, "-N", "wc", "-n", "x", "--dry-run", "--json"]);
+  expect((JSON.parse(stdout) as Dataflow).spec.module).toBe("/app/wordcount.js:flow");
+});
+
+test("a --kubeconfig that does not exist is named before anything is bundled", async () => {
+  const { stderr, error } = await waxctl([
+    "df",
+    "deploy",
+    wordcount,
+    "-N",
+    "x",
+    "--kubeconfig",
+    "/nonexistent/kc",
+    "--dry-run",
+  ]);
+  expect(stderr).toMatch(/^error: --kubeconfig names \/nonexistent\/kc, which does not exist/);
+  expect(error?.oclif?.exit).toBe(2);
+});

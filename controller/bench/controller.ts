@@ -137,7 +137,9 @@ try {
     metrics
       .split("\n")
       .filter((l) =>
-        /^waxflow_controller_(reconcile_total|reconcile_errors_total|reconcile_duration_seconds_(sum|count))/.test(l),
+        /^(waxflow_controller_(reconcile_total|reconcile_errors_total|reconcile_duration_seconds_(sum|count))|nodejs_heap_size_used_bytes|process_resident_memory_bytes)/.test(
+          l,
+        ),
       )
       .join("\n"),
   );

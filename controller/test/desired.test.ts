@@ -227,6 +227,11 @@ test("an upgrade stops every old process before any new one starts (status writt
     ),
   ).toBe(true);
 
+  // Pods gone from the list, but the StatefulSet controller has not caught up with the scale to 0 yet.
+  const lagging = { ...observed(next, 0, []).statefulSet, status: { observedGeneration: 1, replicas: 1 } };
+  lagging.metadata = { ...lagging.metadata, generation: 2 };
+  expect(reconcile({ ...observed(next, 0, []), statefulSet: lagging }, now).status.rollout?.stage).toBe("Stopping");
+
   // Pods gone: start all three together.
   const start = reconcile(observed(next, 0, []), now);
   expect(start.status.rollout?.stage).toBe("Starting");

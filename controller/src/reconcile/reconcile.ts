@@ -308,8 +308,15 @@ export function reconcile(observed: Observed, now: Date): Plan {
   let lastReconciledSpec = prev.lastReconciledSpec;
   let progressing: { reason: string; message: string } | undefined;
 
+  // The StatefulSet controller must have seen the scale to 0 too, or it could still be
+  // creating a pod of the old template that no list shows yet. (No observedGeneration at
+  // all: no StatefulSet controller ever acted on it, so it created no pods.)
+  const observedGen = sts?.status?.observedGeneration;
+  const stsSettled =
+    observedGen === undefined ||
+    (observedGen >= (sts?.metadata?.generation ?? 0) && (sts?.status?.replicas ?? 0) === 0);
   if (rollout?.stage === "Stopping") {
-    if (observed.pods.length > 0 || stsReplicas > 0) {
+    if (observed.pods.length > 0 || stsReplicas > 0 || !stsSettled) {
       if (shapeChanged) actions.push({ type: "scaleToZero", target: stsRef });
       else actions.push(...applyIfChanged(desiredStatefulSet(df, 0)));
       progressing = {

@@ -1,3 +1,4 @@
+import { homedir } from "node:os";
 import { Args, Flags } from "@oclif/core";
 import type { Dataflow } from "@waxflow/crds";
 import { dump } from "js-yaml";
@@ -5,8 +6,9 @@ import { ClusterCommand } from "../../base.ts";
 import { bundleDataflow } from "../../bundle.ts";
 import { dataflowManifest } from "../../deploy/manifest.ts";
 import { deployOptions } from "../../deploy/options.ts";
-import { UsageError } from "../../errors.ts";
+import { UsageError, UserError } from "../../errors.ts";
 import { APP_DIR, appLayer } from "../../image/layer.ts";
+import { loadKubeConfig, targetNamespace } from "../../kube.ts";
 
 // Until images are assembled, a dry run shows this instead of a digest it cannot know.
 export const UNBUILT_IMAGE = "(not built yet: pass --image REGISTRY/NAME@sha256:<digest>)";
@@ -36,7 +38,10 @@ export default class DfDeploy extends ClusterCommand {
   ];
 
   static override args = {
-    path: Args.string({ description: "The dataflow's entry module (.ts or .js).", required: true }),
+    path: Args.string({
+      description: "The dataflow's entry module (.ts or .js), optionally PATH:NAME for a named export.",
+      required: true,
+    }),
   };
 
   static override flags = {
@@ -104,22 +109,23 @@ export default class DfDeploy extends ClusterCommand {
     if (flags.output !== undefined && !flags["dry-run"]) {
       throw new UsageError("-o/--output only applies with --dry-run; add --dry-run");
     }
+    const kube = await loadKubeConfig(flags, process.env, homedir());
+    const namespace = targetNamespace(flags, kube);
     if (!flags["dry-run"]) {
-      this.error(
+      throw new UserError(
         "applying to a cluster is not implemented in this waxctl yet; add --dry-run -o yaml to see the Dataflow",
-        {
-          exit: 1,
-        },
       );
     }
 
-    const bundle = await bundleDataflow(args.path, process.cwd());
+    // PATH:NAME picks a named export or factory, as `waxflow run` does.
+    const named = /^(.+):([A-Za-z_$][\w$]*)$/.exec(args.path);
+    const bundle = await bundleDataflow(named?.[1] ?? args.path, process.cwd());
     const layer = await appLayer([{ path: bundle.entry, contents: bundle.code }]);
     const manifest = dataflowManifest({
       options,
-      namespace: flags.namespace ?? "default",
+      namespace,
       image: options.image ?? UNBUILT_IMAGE,
-      module: `/${APP_DIR}/${bundle.entry}`,
+      module: `/${APP_DIR}/${bundle.entry}${named === null ? "" : `:${named[2]}`}`,
       // Lets a later deploy see that the code is unchanged even before images are built.
       annotations: { "waxflow.io/app-layer": layer.digest },
     });
