@@ -5,4 +5,6 @@ export const cases: readonly CaseEntry[] = [
   { name: "map-filter", load: async () => (await import("./map-filter.ts")).mapFilter },
   { name: "stateful-count", load: async () => (await import("./stateful-count.ts")).statefulCount },
   { name: "count-window", load: async () => (await import("./count-window.ts")).countWindow },
+  { name: "recovery-overhead", load: async () => (await import("./recovery.ts")).recoveryOverhead },
+  { name: "resume-100k", load: async () => (await import("./recovery.ts")).resume100k },
 ];

@@ -5,6 +5,7 @@
 //   LEADER_ELECT       "false" to run without a Lease (one replica only)
 //   LEASE_DURATION_SECONDS  how long a dead leader blocks the others (default 15)
 //   PROBE_PORT         /healthz and /metrics (default 8080)
+//   WORKERS            Dataflows reconciled concurrently (default 8)
 //   INSTALL_CRD        "false" when the chart installs the CRD
 import { hostname } from "node:os";
 import { KubeConfig } from "@kubernetes/client-node";
@@ -27,7 +28,11 @@ const namespaces = (env.WATCH_NAMESPACES ?? "")
   .split(",")
   .map((s) => s.trim())
   .filter((s) => s !== "");
-const controller = new Controller(kc, { namespaces, metrics: new Metrics().withRuntimeMetrics() });
+const controller = new Controller(kc, {
+  namespaces,
+  workers: Number(env.WORKERS ?? 8),
+  metrics: new Metrics().withRuntimeMetrics(),
+});
 const elector = new LeaderElector(kc, {
   namespace: env.POD_NAMESPACE ?? "default",
   name: "waxflow-controller",
