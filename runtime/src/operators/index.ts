@@ -6,6 +6,7 @@
 import { type KeyedStream, nest, Stream } from "../dataflow.ts";
 import { BuildError, StepError, typeError } from "../errors.ts";
 import { DISCARD, type LogicResult, RETAIN, type StatefulBatchLogic } from "../graph.ts";
+import { keepMax, keepMin } from "./compare.ts";
 import { flatMapBatch, inspectDebug, merge as mergeCore, statefulBatch } from "./core.ts";
 import { formatInspect } from "./format.ts";
 import { EMIT_MODES, type EmitMode, INSERT_MODES, type InsertMode, JoinState } from "./join-state.ts";
@@ -415,38 +416,22 @@ export function countFinal<X>(stepId: string, up: Stream<X>, key: (item: X) => s
   });
 }
 
-function by<V>(pick: (value: V) => unknown, keep: (a: unknown, b: unknown) => boolean) {
-  return (acc: V, value: V): V => (keep(pick(value), pick(acc)) ? value : acc);
-}
-
-/** Emits each key's largest value (by `by(value)`) once the upstream ends. */
+/** Emits each key's largest value (by `pick(value)`) once the upstream ends. */
 export function maxFinal<V>(
   stepId: string,
   up: KeyedStream<V>,
   pick: (value: V) => unknown = (v) => v,
 ): KeyedStream<V> {
-  return nest(stepId, [up], (_id, _, up) =>
-    reduceFinal(
-      "reduce_final",
-      up,
-      by(pick, (a, b) => (a as number) > (b as number)),
-    ),
-  );
+  return nest(stepId, [up], (_id, _, up) => reduceFinal("reduce_final", up, keepMax(pick)));
 }
 
-/** Emits each key's smallest value (by `by(value)`) once the upstream ends. */
+/** Emits each key's smallest value (by `pick(value)`) once the upstream ends. */
 export function minFinal<V>(
   stepId: string,
   up: KeyedStream<V>,
   pick: (value: V) => unknown = (v) => v,
 ): KeyedStream<V> {
-  return nest(stepId, [up], (_id, _, up) =>
-    reduceFinal(
-      "reduce_final",
-      up,
-      by(pick, (a, b) => (a as number) < (b as number)),
-    ),
-  );
+  return nest(stepId, [up], (_id, _, up) => reduceFinal("reduce_final", up, keepMin(pick)));
 }
 
 /**

@@ -2,8 +2,10 @@
  * The windowing operators built on `window`: fold, collect, reduce, count, max, min
  * and join over windows. Each returns `{ down, late, meta }` (see `WindowOut`).
  */
+
 import { type KeyedStream, nest, Stream } from "../dataflow.ts";
 import { BuildError } from "../errors.ts";
+import { keepMax, keepMin } from "../operators/compare.ts";
 import { type JoinOptions, joinArgs, keyOn, tagSides } from "../operators/index.ts";
 import { type EmitMode, type InsertMode, JoinState } from "../operators/join-state.ts";
 import { type Clock, projectClock } from "./clock.ts";
@@ -157,9 +159,7 @@ export function maxWindow<V>(
   windower: Windower,
   by: (value: V) => unknown = (v) => v,
 ): WindowOut<V, V> {
-  return nest(stepId, [up], (_id, _, up) =>
-    reduceWindow("reduce_window", up, clock, windower, (acc, v) => ((by(v) as number) > (by(acc) as number) ? v : acc)),
-  );
+  return nest(stepId, [up], (_id, _, up) => reduceWindow("reduce_window", up, clock, windower, keepMax(by)));
 }
 
 /** The smallest value of each window by `by(value)`; the first of equals wins. */
@@ -170,9 +170,7 @@ export function minWindow<V>(
   windower: Windower,
   by: (value: V) => unknown = (v) => v,
 ): WindowOut<V, V> {
-  return nest(stepId, [up], (_id, _, up) =>
-    reduceWindow("reduce_window", up, clock, windower, (acc, v) => ((by(v) as number) < (by(acc) as number) ? v : acc)),
-  );
+  return nest(stepId, [up], (_id, _, up) => reduceWindow("reduce_window", up, clock, windower, keepMin(by)));
 }
 
 export interface JoinWindowOptions extends JoinOptions {
