@@ -21,7 +21,9 @@ export type Frame =
   /** The sender's workers have all finished: its connection closing is not a failure. */
   | { readonly kind: "done" }
   /** The sender refuses the connection; `reason` says why. */
-  | { readonly kind: "reject"; readonly reason: string };
+  | { readonly kind: "reject"; readonly reason: string }
+  /** The sender is failing; `reason` is its cause, so every process reports the root cause. */
+  | { readonly kind: "abort"; readonly reason: string };
 
 const HEADER = 4;
 /** Larger frames mean a bug or a foreign client: refuse rather than buffer them. */

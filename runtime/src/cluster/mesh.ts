@@ -147,10 +147,24 @@ export class ProcessMesh {
     this.close();
   }
 
+  /**
+   * Tells every peer why this process is stopping, then closes: peers report this cause
+   * instead of blaming the closed connection on this process.
+   */
+  abort(reason: string): void {
+    this.#closing = true;
+    clearInterval(this.#heartbeat);
+    for (const peer of this.#peers.values()) {
+      if (!peer.socket.destroyed) peer.socket.end(encodeFrame({ kind: "abort", reason }));
+    }
+    this.#server?.close();
+  }
+
   close(): void {
     this.#closing = true;
     clearInterval(this.#heartbeat);
-    for (const peer of this.#peers.values()) peer.socket.destroy();
+    // A socket already ended (by `abort` or `finish`) is left to flush its last frame.
+    for (const peer of this.#peers.values()) if (!peer.socket.writableEnded) peer.socket.destroy();
     this.#server?.close();
   }
 
@@ -323,6 +337,8 @@ export class ProcessMesh {
         this.#deliver(frame.to - this.#opts.processId * this.#opts.workersPerProcess, frame.from, frame.messages);
       } else if (frame.kind === "done") {
         peer.done = true;
+      } else if (frame.kind === "abort") {
+        this.#fail(new PeerError(`process ${process} (${address}) stopped: ${frame.reason}`));
       }
     };
     for (const frame of early) handle(frame);

@@ -110,7 +110,10 @@ export async function execute(flow: Dataflow, opts: ExecuteOptions = {}): Promis
         }),
       ),
     );
-    if (first !== undefined) throw first;
+    if (first !== undefined) {
+      connected.abort(first instanceof Error ? first.message : String(first));
+      throw first;
+    }
     await connected.finish();
   } finally {
     mesh?.close();
