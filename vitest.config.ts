@@ -14,5 +14,7 @@ export default defineConfig({
       "cli/test/**/*.test.ts",
     ],
     testTimeout: 20_000,
+    // Processes the tests start serve their HTTP API on any free port, not all on 3030.
+    env: { WAXFLOW_API_PORT: "0" },
   },
 });

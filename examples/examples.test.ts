@@ -10,7 +10,7 @@ function run(example: string, ...flags: string[]): Promise<{ code: number | null
     const child = spawn(
       process.execPath,
       ["--conditions=waxflow-source", "runtime/src/cli.ts", "run", `examples/${example}`, ...flags],
-      { cwd: ROOT, env: { PATH: process.env.PATH ?? "" } },
+      { cwd: ROOT, env: { PATH: process.env.PATH ?? "", WAXFLOW_API_PORT: "0" } },
     );
     let stdout = "";
     let stderr = "";

@@ -5,7 +5,9 @@
  * inputs and turns the outcome into an exit code and, on failure, one line on stderr.
  */
 import { readFileSync } from "node:fs";
+import type { Server } from "node:http";
 import { inspect } from "node:util";
+import { ProcessView, serveApi } from "./api/server.ts";
 import { type Command, type Env, resolveCommand, unsupported } from "./cli/config.ts";
 import { HELP } from "./cli/help.ts";
 import { LoadError, loadDataflow } from "./cli/load.ts";
@@ -61,7 +63,11 @@ export async function main(argv: readonly string[], env: Env, cwd: string): Prom
     process.stderr.write(`stopping on ${signal}\n`);
     stop.abort(new Error(`stopped by ${signal}`));
   };
+  const view = new ProcessView(config.processId, Math.max(config.addresses.length, 1));
+  let api: Server | undefined;
   try {
+    // Served before peers connect, so probes see live-but-not-ready while the cluster forms.
+    api = await serveApi(config.apiPort, view);
     const flow = await loadDataflow(config.modulePath, config.exportName, cwd);
     process.once("SIGINT", onSignal);
     process.once("SIGTERM", onSignal);
@@ -77,6 +83,7 @@ export async function main(argv: readonly string[], env: Env, cwd: string): Prom
           ? undefined
           : { dbDir: config.recoveryDirectory, backupIntervalMs: config.backupIntervalMs },
       signal: stop.signal,
+      onStart: (run) => view.started(run),
     });
   } catch (err) {
     if (caught === undefined) {
@@ -84,6 +91,7 @@ export async function main(argv: readonly string[], env: Env, cwd: string): Prom
       return EXIT_FAILURE;
     }
   } finally {
+    api?.close();
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
   }

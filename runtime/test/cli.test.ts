@@ -27,7 +27,8 @@ function waxflow(
   return new Promise((done, fail) => {
     const child = spawn(process.execPath, ["--conditions=waxflow-source", CLI, ...args], {
       cwd: ROOT,
-      env: { PATH: process.env.PATH ?? "", ...env },
+      // Port 0: the HTTP API on any free port, so parallel tests do not collide on 3030.
+      env: { PATH: process.env.PATH ?? "", WAXFLOW_API_PORT: "0", ...env },
     });
     let stdout = "";
     let stderr = "";

@@ -191,9 +191,10 @@ function seconds(s: Setting, zeroAllowed: boolean): number {
   return n * 1000;
 }
 
+/** A port number; 0 picks a free port (tests run several processes on one host). */
 function port(s: Setting): number {
-  const n = wholeNumber(s, 1);
-  if (n > 65_535) throw new UsageError(`${s.source} must be a port number (1-65535), got ${JSON.stringify(s.value)}`);
+  const n = wholeNumber(s, 0);
+  if (n > 65_535) throw new UsageError(`${s.source} must be a port number (0-65535), got ${JSON.stringify(s.value)}`);
   return n;
 }
 

@@ -23,7 +23,8 @@ Options (a flag wins over its environment variable):
   -b, --backup-interval SECS    WAXFLOW_BACKUP_INTERVAL       seconds snapshots are kept before they are removed
       --debug                   WAXFLOW_DEBUG=1               print full stack traces on failure
   -h, --help                                                  show this help
-                                WAXFLOW_API_PORT              HTTP API port (default 3030; not served yet)
+                                WAXFLOW_API_PORT              HTTP API: /livez /readyz /metrics /status
+                                                              (default 3030; 0 picks a free port)
 
 Not supported yet (refused at start): -r together with more than one address.
 
