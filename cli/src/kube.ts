@@ -1,8 +1,10 @@
 // Which kubeconfig, context and namespace a command uses, resolved as kubectl does:
 // --kubeconfig, else $KUBECONFIG (a list of files, merged), else ~/.kube/config.
+
 import { existsSync } from "node:fs";
 import { delimiter, join } from "node:path";
 import type { KubeConfig } from "@kubernetes/client-node";
+import { DNS1123_LABEL } from "./deploy/options.ts";
 import { UsageError } from "./errors.ts";
 
 export interface ClusterFlags {
@@ -62,7 +64,7 @@ export async function loadKubeConfig(
 /** -n, else the current context's namespace, else `default`, as kubectl picks it. */
 export function targetNamespace(flags: ClusterFlags, config: KubeConfig | undefined): string {
   if (flags.namespace !== undefined) {
-    if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(flags.namespace) || flags.namespace.length > 63) {
+    if (!DNS1123_LABEL.test(flags.namespace) || flags.namespace.length > 63) {
       throw new UsageError(`-n/--namespace "${flags.namespace}" is not a namespace name (lowercase DNS-1123 label)`);
     }
     return flags.namespace;

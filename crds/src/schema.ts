@@ -11,6 +11,12 @@ export const SHORT_NAMES = ["df"];
 export const CRD_NAME = `${PLURAL}.${GROUP}`;
 export const API_VERSION = `${GROUP}/${VERSION}`;
 
+// Limits that clients (waxctl) check before the API server does; the rules below use them.
+/** The name becomes the StatefulSet's and its pods' names, with room for the ordinal. */
+export const MAX_NAME_LENGTH = 52;
+export const IMAGE_BY_DIGEST_PATTERN = "^[a-z0-9][a-zA-Z0-9._/:-]*@sha256:[0-9a-f]{64}$";
+export const MIN_SNAPSHOT_INTERVAL = "100ms";
+
 // Go duration strings as accepted by CEL's duration(): "500ms", "10s", "1m30s".
 const DURATION_PATTERN = "^([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h))+$";
 const QUANTITY_PATTERN =
@@ -47,7 +53,7 @@ export const specSchema = {
       description: "Dataflow image referenced by digest (built on waxflow-runtime), e.g. registry/app@sha256:<64 hex>.",
       "x-kubernetes-validations": [
         {
-          rule: "self.matches('^[a-z0-9][a-zA-Z0-9._/:-]*@sha256:[0-9a-f]{64}$')",
+          rule: `self.matches('${IMAGE_BY_DIGEST_PATTERN}')`,
           message: "image must be referenced by digest, e.g. registry.example/app@sha256:<64 hex digits>",
         },
       ],
@@ -97,7 +103,10 @@ export const specSchema = {
           default: "10s",
           description: "Time between epochs (and snapshots), as a duration such as 10s.",
           "x-kubernetes-validations": [
-            { rule: "duration(self) >= duration('100ms')", message: "snapshotInterval must be at least 100ms" },
+            {
+              rule: `duration(self) >= duration('${MIN_SNAPSHOT_INTERVAL}')`,
+              message: `snapshotInterval must be at least ${MIN_SNAPSHOT_INTERVAL}`,
+            },
           ],
         },
         backupInterval: {
@@ -236,8 +245,8 @@ export const openAPIV3Schema = {
   },
   "x-kubernetes-validations": [
     {
-      rule: "size(self.metadata.name) <= 52",
-      message: "metadata.name must be at most 52 characters: it names the StatefulSet and its pods",
+      rule: `size(self.metadata.name) <= ${MAX_NAME_LENGTH}`,
+      message: `metadata.name must be at most ${MAX_NAME_LENGTH} characters: it names the StatefulSet and its pods`,
     },
   ],
 } as const;

@@ -34,10 +34,11 @@ export class StepError extends Error {
   override name = "StepError";
   readonly stepId: string;
   readonly item: unknown;
-  constructor(stepId: string, cause: unknown, item: unknown = NO_ITEM, what?: string) {
-    const reason = what ?? (cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause));
-    const on = item === NO_ITEM ? "" : ` on item ${preview(item)}`;
-    super(`step ${JSON.stringify(stepId)} failed${on}${what === undefined ? ": " : " "}${reason}`, { cause });
+  /** `where` says which part of the step failed when there is no item, e.g. `in partition "p"`. */
+  constructor(stepId: string, cause: unknown, item: unknown = NO_ITEM, where?: string) {
+    const reason = cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause);
+    const at = item !== NO_ITEM ? ` on item ${preview(item)}` : where !== undefined ? ` ${where}` : "";
+    super(`step ${JSON.stringify(stepId)} failed${at}: ${reason}`, { cause });
     this.stepId = stepId;
     this.item = item === NO_ITEM ? undefined : item;
   }
@@ -51,9 +52,12 @@ export class StepError extends Error {
   /** Wraps a failure of a source or sink partition, naming the partition. */
   static inPartition(stepId: string, cause: unknown, partition: string): Error {
     if (cause instanceof StepError || cause instanceof AbortExecution) return cause;
-    const reason = cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause);
-    return new StepError(stepId, cause, NO_ITEM, `in partition ${JSON.stringify(partition)}: ${reason}`);
+    return new StepError(stepId, cause, NO_ITEM, `in partition ${JSON.stringify(partition)}`);
   }
+}
+
+export function isIterable(value: unknown): value is Iterable<unknown> {
+  return value != null && typeof (value as Iterable<unknown>)[Symbol.iterator] === "function";
 }
 
 /** A user function returned the wrong type, as Bytewax's TypeError cases. */

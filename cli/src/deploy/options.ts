@@ -1,7 +1,7 @@
 // Turns deploy's raw flag values into a checked description of the Dataflow to apply.
 // Pure, so every rule is tested without oclif; each failure is one line that names the
 // flag and says what to type instead.
-import { specSchema } from "@waxflow/crds";
+import { IMAGE_BY_DIGEST_PATTERN, MAX_NAME_LENGTH, MIN_SNAPSHOT_INTERVAL, specSchema } from "@waxflow/crds";
 import { UsageError } from "../errors.ts";
 
 export interface DeployFlags {
@@ -33,15 +33,13 @@ export interface DeployOptions {
 
 // The name becomes the StatefulSet's and its pods' names: a DNS-1123 label, and short
 // enough (the CRD's own limit) to leave room for the pod ordinal suffix.
-const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const MAX_NAME = 52;
+export const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-// The same shape the CRD's CEL rule on spec.image accepts.
-const IMAGE_BY_DIGEST = /^[a-z0-9][a-zA-Z0-9._/:-]*@sha256:[0-9a-f]{64}$/;
+// The checks the CRD's CEL rules make, so the error comes before anything is applied.
+const IMAGE_BY_DIGEST = new RegExp(IMAGE_BY_DIGEST_PATTERN);
 const recoverySchema = specSchema.properties.recovery.properties;
 const DURATION = new RegExp(recoverySchema.snapshotInterval.pattern);
 const QUANTITY = new RegExp(recoverySchema.storage.properties.size.pattern);
-const MIN_SNAPSHOT_MS = 100;
 
 const UNIT_MS: Readonly<Record<string, number>> = { ns: 1e-6, us: 1e-3, ms: 1, s: 1e3, m: 60e3, h: 3600e3 };
 
@@ -53,6 +51,8 @@ export function durationMs(text: string): number {
   }
   return total;
 }
+
+const MIN_SNAPSHOT_MS = durationMs(MIN_SNAPSHOT_INTERVAL);
 
 function count(flag: string, raw: string, max: number): number {
   if (!/^[0-9]+$/.test(raw) || Number(raw) < 1 || Number(raw) > max) {
@@ -81,9 +81,9 @@ function envVar(raw: string): { name: string; value: string } {
 }
 
 export function deployOptions(flags: DeployFlags): DeployOptions {
-  if (!DNS1123_LABEL.test(flags.name) || flags.name.length > MAX_NAME) {
+  if (!DNS1123_LABEL.test(flags.name) || flags.name.length > MAX_NAME_LENGTH) {
     throw new UsageError(
-      `--name "${flags.name}" is not a DNS-1123 label: use at most ${MAX_NAME} lowercase letters, digits and '-', starting and ending with a letter or digit`,
+      `--name "${flags.name}" is not a DNS-1123 label: use at most ${MAX_NAME_LENGTH} lowercase letters, digits and '-', starting and ending with a letter or digit`,
     );
   }
   const processes = count("processes", flags.processes, specSchema.properties.processes.maximum);

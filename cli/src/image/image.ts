@@ -1,8 +1,7 @@
 // A dataflow image is its base (the waxflow-runtime image) plus the app layer. This turns
 // the base's manifest and config and the layer into the new config and manifest: plain
 // JSON in, bytes and digests out, so the same inputs always name the same image.
-import { createHash } from "node:crypto";
-import { APP_DIR, type Layer } from "./layer.ts";
+import { APP_DIR, EPOCH, GID, type Layer, sha256, UID } from "./layer.ts";
 
 export const MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json";
 export const CONFIG_MEDIA_TYPE = "application/vnd.oci.image.config.v1+json";
@@ -42,12 +41,12 @@ export interface DataflowImage {
 }
 
 // The runtime image's non-root user, as in the layer's file ownership.
-const USER = "65532:65532";
-const EPOCH = new Date(0).toISOString();
+const USER = `${UID}:${GID}`;
+const CREATED = EPOCH.toISOString();
 
 function blob(mediaType: string, value: unknown): Blob {
   const bytes = Buffer.from(JSON.stringify(value));
-  const digest = `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+  const digest = sha256(bytes);
   return { bytes, descriptor: { mediaType, digest, size: bytes.length } };
 }
 
@@ -59,7 +58,7 @@ export function dataflowImage(
   const config: ImageConfig = {
     ...base.config,
     // Fixed, not the build time: a rebuild of unchanged code must give the same digest.
-    created: EPOCH,
+    created: CREATED,
     config: {
       ...base.config.config,
       User: USER,
@@ -68,7 +67,7 @@ export function dataflowImage(
       Cmd: [],
     },
     rootfs: { type: "layers", diff_ids: [...base.config.rootfs.diff_ids, layer.digest] },
-    history: [...(base.config.history ?? []), { created: EPOCH, created_by: "waxctl df deploy", comment: entry }],
+    history: [...(base.config.history ?? []), { created: CREATED, created_by: "waxctl df deploy", comment: entry }],
   };
   const configBlob = blob(CONFIG_MEDIA_TYPE, config);
   const manifest: ImageManifest = {

@@ -19,9 +19,15 @@ export interface Layer {
 
 export const APP_DIR = "app";
 // The runtime image's non-root user (the distroless `nonroot` ids).
-const UID = 65532;
-const GID = 65532;
-const EPOCH = new Date(0);
+/** The non-root user every waxflow image runs as, and the fixed time of every entry. */
+export const UID = 65532;
+export const GID = 65532;
+export const EPOCH = new Date(0);
+
+/** `sha256:<hex>`: how OCI names blobs. */
+export function sha256(bytes: Uint8Array): string {
+  return `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+}
 
 export async function appLayer(files: readonly LayerFile[]): Promise<Layer> {
   const sorted = [...files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
@@ -45,5 +51,5 @@ export async function appLayer(files: readonly LayerFile[]): Promise<Layer> {
   const chunks: Buffer[] = [];
   for await (const chunk of tar) chunks.push(chunk as Buffer);
   const bytes = Buffer.concat(chunks);
-  return { tar: bytes, digest: `sha256:${createHash("sha256").update(bytes).digest("hex")}` };
+  return { tar: bytes, digest: sha256(bytes) };
 }

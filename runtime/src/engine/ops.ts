@@ -3,7 +3,7 @@
  * frontiers straight through; steps with state (statefulBatch, sinks, inputs) align on
  * epochs and write snapshots when an epoch closes.
  */
-import { StepError, typeError } from "../errors.ts";
+import { isIterable, StepError, typeError } from "../errors.ts";
 import type {
   BranchStep,
   FlatMapBatchStep,
@@ -64,11 +64,11 @@ function keyed(stepId: string, item: unknown): [string, unknown] {
 /** A batch a user function returned, as an array; `Array.from` would turn a non-iterable into `[]`. */
 function toBatch(stepId: string, value: unknown, what: string): unknown[] {
   if (Array.isArray(value)) return value;
-  if (value == null || typeof (value as Iterable<unknown>)[Symbol.iterator] !== "function") {
+  if (!isIterable(value)) {
     const got = value === null ? "null" : typeof value;
     throw new StepError(stepId, new TypeError(`${what} must return an iterable, got ${got}`));
   }
-  return Array.from(value as Iterable<unknown>);
+  return Array.from(value);
 }
 
 /** A pass-through step: output frontier is input frontier. */

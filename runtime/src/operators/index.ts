@@ -4,7 +4,7 @@
  * under its own id, so a failure in `map` named "double" reports `flow.double`.
  */
 import { type KeyedStream, nest, Stream } from "../dataflow.ts";
-import { BuildError, StepError, typeError } from "../errors.ts";
+import { BuildError, isIterable, StepError, typeError } from "../errors.ts";
 import { DISCARD, type LogicResult, RETAIN, type StatefulBatchLogic } from "../graph.ts";
 import { keepMax, keepMin } from "./compare.ts";
 import { flatMapBatch, inspectDebug, merge as mergeCore, statefulBatch } from "./core.ts";
@@ -27,10 +27,6 @@ function eachItem<X>(stepId: string, batch: X[], fn: (item: X) => void): void {
   } catch (err) {
     throw StepError.wrap(stepId, err, batch[i]);
   }
-}
-
-function isIterable(value: unknown): value is Iterable<unknown> {
-  return value != null && typeof (value as Iterable<unknown>)[Symbol.iterator] === "function";
 }
 
 /** Transforms each item. */

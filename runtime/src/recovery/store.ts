@@ -72,7 +72,10 @@ class Partition {
   readonly file: string;
   readonly index: number;
   readonly count: number;
+  // Prepared once: commits and garbage collection run every epoch.
   readonly #upsert: StatementSync;
+  readonly #front: StatementSync;
+  readonly #collect: StatementSync;
 
   constructor(dir: string, file: string) {
     this.file = file;
@@ -91,6 +94,21 @@ class Partition {
     this.index = Number(meta.get("index"));
     this.count = Number(meta.get("count"));
     this.#upsert = this.db.prepare("INSERT OR REPLACE INTO snaps (step_id, state_key, epoch, ser) VALUES (?, ?, ?, ?)");
+    this.#front = this.db.prepare("INSERT OR REPLACE INTO fronts (ex_num, worker_index, frontier) VALUES (?, ?, ?)");
+    this.#collect = this.db.prepare(
+      `DELETE FROM snaps WHERE epoch < (
+         SELECT MAX(t.epoch) FROM snaps t
+         WHERE t.step_id = snaps.step_id AND t.state_key = snaps.state_key AND t.epoch <= ?)`,
+    );
+  }
+
+  writeFrontier(execution: number, worker: number, frontier: number): void {
+    this.#front.run(execution, worker, frontier);
+  }
+
+  /** Deletes every snapshot older than its key's newest one at or before `epoch`. */
+  collectBefore(epoch: number): void {
+    this.#collect.run(epoch);
   }
 
   latestExecution(): number {
@@ -244,10 +262,7 @@ export class RecoveryStore {
   }
 
   #commitFrontier(worker: number, frontier: number): void {
-    const part = this.#parts[worker % this.#parts.length] as Partition;
-    part.db
-      .prepare("INSERT OR REPLACE INTO fronts (ex_num, worker_index, frontier) VALUES (?, ?, ?)")
-      .run(this.execution, worker, frontier);
+    (this.#parts[worker % this.#parts.length] as Partition).writeFrontier(this.execution, worker, frontier);
     this.#frontiers.set(worker, frontier);
     this.#collectGarbage();
   }
@@ -263,15 +278,7 @@ export class RecoveryStore {
     const below = frontier - 1 - this.#gcLag;
     if (below <= this.#collectedBelow) return;
     this.#collectedBelow = below;
-    for (const p of this.#parts) {
-      p.db
-        .prepare(
-          `DELETE FROM snaps WHERE epoch < (
-             SELECT MAX(t.epoch) FROM snaps t
-             WHERE t.step_id = snaps.step_id AND t.state_key = snaps.state_key AND t.epoch <= ?)`,
-        )
-        .run(below);
-    }
+    for (const p of this.#parts) p.collectBefore(below);
   }
 }
 

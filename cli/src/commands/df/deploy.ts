@@ -109,13 +109,13 @@ export default class DfDeploy extends ClusterCommand {
     if (flags.output !== undefined && !flags["dry-run"]) {
       throw new UsageError("-o/--output only applies with --dry-run; add --dry-run");
     }
-    const kube = await loadKubeConfig(flags, process.env, homedir());
-    const namespace = targetNamespace(flags, kube);
     if (!flags["dry-run"]) {
       throw new UserError(
         "applying to a cluster is not implemented in this waxctl yet; add --dry-run -o yaml to see the Dataflow",
       );
     }
+    const kube = await loadKubeConfig(flags, process.env, homedir());
+    const namespace = targetNamespace(flags, kube);
 
     // PATH:NAME picks a named export or factory, as `waxflow run` does.
     const named = /^(.+):([A-Za-z_$][\w$]*)$/.exec(args.path);
