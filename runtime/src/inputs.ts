@@ -43,6 +43,17 @@ export interface DynamicSource<X> {
   ): StatelessSourcePartition<X> | Promise<StatelessSourcePartition<X>>;
 }
 
+/** Items per `nextBatch` of the built-in sources unless told otherwise. */
+export const DEFAULT_BATCH_SIZE = 1000;
+
+/** Validates a source's batch size, naming the source. */
+export function checkBatchSize(source: string, batchSize: number): number {
+  if (!Number.isInteger(batchSize) || batchSize < 1) {
+    throw new RangeError(`${source} batchSize must be a whole number >= 1, got ${batchSize}`);
+  }
+  return batchSize;
+}
+
 export type Source<X> = FixedPartitionedSource<X, unknown> | DynamicSource<X>;
 
 export function isFixedPartitionedSource<X>(source: Source<X>): source is FixedPartitionedSource<X, unknown> {

@@ -6,7 +6,7 @@ import type { Dataflow } from "./dataflow.ts";
 import { type ExecuteOptions, execute, type RecoveryConfig } from "./engine/execute.ts";
 import type { StateStore } from "./engine/state-store.ts";
 import { AbortExecution } from "./errors.ts";
-import type { FixedPartitionedSource, StatefulSourcePartition } from "./inputs.ts";
+import { checkBatchSize, type FixedPartitionedSource, type StatefulSourcePartition } from "./inputs.ts";
 import type { DynamicSink, StatelessSinkPartition } from "./outputs.ts";
 
 export { AbortExecution } from "./errors.ts";
@@ -46,10 +46,7 @@ export class TestingSource<X> implements FixedPartitionedSource<X, number> {
 
   constructor(items: Iterable<X | TestingMarker>, batchSize: number = 1) {
     this.items = items;
-    this.batchSize = batchSize;
-    if (!Number.isInteger(batchSize) || batchSize < 1) {
-      throw new RangeError(`TestingSource batchSize must be a whole number >= 1, got ${batchSize}`);
-    }
+    this.batchSize = checkBatchSize("TestingSource", batchSize);
   }
 
   listParts(): string[] {

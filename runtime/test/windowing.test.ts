@@ -534,3 +534,38 @@ test("windows are per key across a cluster of workers", async () => {
   expect(new Map(counts.map(([k, [id, n]]) => [`${k}/${id}`, n]))).toEqual(expected);
   expect(counts).toHaveLength(expected.size);
 });
+
+test.each([
+  [
+    "foldWindow",
+    (s: KeyedStream<number>, clock: win.Clock<number>) =>
+      win.foldWindow(
+        "mine",
+        s,
+        clock,
+        new win.TumblingWindower(1000, align),
+        () => 0,
+        (a, b) => a + b,
+        (a, b) => a + b,
+      ),
+  ],
+  [
+    "collectWindow",
+    (s: KeyedStream<number>, clock: win.Clock<number>) =>
+      win.collectWindow("mine", s, clock, new win.TumblingWindower(1000, align)),
+  ],
+  [
+    "reduceWindow",
+    (s: KeyedStream<number>, clock: win.Clock<number>) =>
+      win.reduceWindow("mine", s, clock, new win.TumblingWindower(1000, align), (a, b) => a + b),
+  ],
+  [
+    "maxWindow",
+    (s: KeyedStream<number>, clock: win.Clock<number>) =>
+      win.maxWindow("mine", s, clock, new win.TumblingWindower(1000, align)),
+  ],
+])("%s with a bad clock names the user's step, not its inner window step", (_name, build) => {
+  const flow = new Dataflow("flow");
+  const keyed = op.keyOn("k", op.input("inp", flow, new TestingSource([1])), () => "k");
+  expect(() => build(keyed, {} as win.Clock<number>)).toThrow(/step "mine"/);
+});

@@ -28,21 +28,30 @@ import { TextDecoder } from "node:util";
 import { Parser } from "csv-parse";
 import { stableHash } from "../engine/hash.ts";
 import { preview } from "../errors.ts";
-import type { FixedPartitionedSource, NextBatch, StatefulSourcePartition } from "../inputs.ts";
+import {
+  checkBatchSize,
+  DEFAULT_BATCH_SIZE,
+  type FixedPartitionedSource,
+  type NextBatch,
+  type StatefulSourcePartition,
+} from "../inputs.ts";
 import type { FixedPartitionedSink, StatefulSinkPartition } from "../outputs.ts";
 
-const DEFAULT_BATCH_SIZE = 1000;
 /** Bytes read per `read`: one `nextBatch` reads about one chunk, so it never holds the worker long. */
 const CHUNK_BYTES = 64 * 1024;
 const NEWLINE = 0x0a;
 const CARRIAGE_RETURN = 0x0d;
 const EMPTY = Buffer.alloc(0);
 
-function checkBatchSize(what: string, batchSize: number): number {
-  if (!Number.isInteger(batchSize) || batchSize < 1) {
-    throw new RangeError(`${what} batchSize must be a whole number >= 1, got ${batchSize}`);
+/** Fails unless `dir` is an existing directory, naming it and what to do. */
+function requireDirectory(what: string, dir: string, remedy: string): void {
+  let isDir: boolean;
+  try {
+    isDir = statSync(dir).isDirectory();
+  } catch (err) {
+    throw pathError(what, dir, err, remedy);
   }
-  return batchSize;
+  if (!isDir) throw new Error(`${what} ${dir} is not a directory; ${remedy}`);
 }
 
 /** What a failed file system call says about its path, as the end of a sentence. */
@@ -253,14 +262,7 @@ export class DirSource implements FixedPartitionedSource<string, number> {
   }
 
   listParts(): string[] {
-    const remedy = "create it or fix the path given to DirSource";
-    let isDir: boolean;
-    try {
-      isDir = statSync(this.dir).isDirectory();
-    } catch (err) {
-      throw pathError("DirSource: input directory", this.dir, err, remedy);
-    }
-    if (!isDir) throw new Error(`DirSource: input directory ${this.dir} is not a directory; ${remedy}`);
+    requireDirectory("DirSource: input directory", this.dir, "create it or fix the path given to DirSource");
     let entries: ReturnType<typeof globSync>;
     try {
       entries = globSync(this.glob, { cwd: this.dir, withFileTypes: true });
@@ -622,14 +624,7 @@ export class DirSink implements FixedPartitionedSink<string, number> {
   }
 
   buildPart(_stepId: string, forPart: string, resumeOffset: number | undefined): FileSinkPartition {
-    const remedy = "create it or fix the path given to DirSink";
-    let isDir: boolean;
-    try {
-      isDir = statSync(this.dir).isDirectory();
-    } catch (err) {
-      throw pathError("DirSink: output directory", this.dir, err, remedy);
-    }
-    if (!isDir) throw new Error(`DirSink: output directory ${this.dir} is not a directory; ${remedy}`);
+    requireDirectory("DirSink: output directory", this.dir, "create it or fix the path given to DirSink");
     return new FileSinkPartition("DirSink", join(this.dir, forPart), this.end, resumeOffset ?? 0);
   }
 }

@@ -6,7 +6,13 @@
 import { once } from "node:events";
 import { createInterface, type Interface } from "node:readline";
 import { inspect } from "node:util";
-import type { DynamicSource, NextBatch, StatelessSourcePartition } from "../inputs.ts";
+import {
+  checkBatchSize,
+  DEFAULT_BATCH_SIZE,
+  type DynamicSource,
+  type NextBatch,
+  type StatelessSourcePartition,
+} from "../inputs.ts";
 import type { DynamicSink, StatelessSinkPartition } from "../outputs.ts";
 
 /** A string as it is; anything else on one line, as `util.inspect` shows it. */
@@ -33,8 +39,6 @@ export class StdOutSink implements DynamicSink<unknown> {
     };
   }
 }
-
-const DEFAULT_BATCH_SIZE = 1000;
 
 /** Lines of stdin, read by one partition; pauses the stream while a batch's worth is waiting. */
 class StdInPartition implements StatelessSourcePartition<string> {
@@ -113,10 +117,7 @@ export class StdInSource implements DynamicSource<string> {
   readonly batchSize: number;
 
   constructor(opts: StdInSourceOptions = {}) {
-    this.batchSize = opts.batchSize ?? DEFAULT_BATCH_SIZE;
-    if (!Number.isInteger(this.batchSize) || this.batchSize < 1) {
-      throw new RangeError(`StdInSource batchSize must be a whole number >= 1, got ${this.batchSize}`);
-    }
+    this.batchSize = checkBatchSize("StdInSource", opts.batchSize ?? DEFAULT_BATCH_SIZE);
   }
 
   build(_stepId: string, workerIndex: number): StatelessSourcePartition<string> {

@@ -67,6 +67,8 @@ export function foldWindow<V, S>(
   ] as const) {
     if (typeof fn !== "function") throw new BuildError(`step ${JSON.stringify(stepId)}: ${what} must be a function`);
   }
+  // Checked here too, so a bad clock or windower names this step, not its inner "window".
+  checkWindowing(stepId, clock, windower, ordered);
   return nest(stepId, [up], (_id, _, up) =>
     window(
       "window",
@@ -87,6 +89,8 @@ export function collectWindow<V>(
   windower: Windower,
   ordered = true,
 ): WindowOut<V, V[]> {
+  // Checked here too, so a bad clock or windower names this step, not its inner "window".
+  checkWindowing(stepId, clock, windower, ordered);
   return nest(stepId, [up], (_id, _, up) =>
     foldWindow(
       "fold_window",
@@ -115,6 +119,8 @@ export function reduceWindow<V>(
   if (typeof reducer !== "function") throw new BuildError(`step ${JSON.stringify(stepId)}: reducer must be a function`);
   // A window exists only once it has a value, so no accumulator is left `undefined`.
   const combine = (acc: V | undefined, value: V): V => (acc === undefined ? value : reducer(acc, value));
+  // Checked here too, so a bad clock or windower names this step, not its inner "window".
+  checkWindowing(stepId, clock, windower, false);
   return nest(stepId, [up], (_id, _, up) =>
     foldWindow(
       "fold_window",
@@ -137,6 +143,8 @@ export function countWindow<X>(
   windower: Windower,
   key: (item: X) => string,
 ): WindowOut<X, number> {
+  // Checked here too, so a bad clock or windower names this step, not its inner "window".
+  checkWindowing(stepId, clock, windower, false);
   return nest(stepId, [up], (_id, _, up) =>
     foldWindow(
       "sum",
@@ -159,6 +167,8 @@ export function maxWindow<V>(
   windower: Windower,
   by: (value: V) => unknown = (v) => v,
 ): WindowOut<V, V> {
+  // Checked here too, so a bad clock or windower names this step, not its inner "window".
+  checkWindowing(stepId, clock, windower, false);
   return nest(stepId, [up], (_id, _, up) => reduceWindow("reduce_window", up, clock, windower, keepMax(by)));
 }
 
@@ -170,6 +180,8 @@ export function minWindow<V>(
   windower: Windower,
   by: (value: V) => unknown = (v) => v,
 ): WindowOut<V, V> {
+  // Checked here too, so a bad clock or windower names this step, not its inner "window".
+  checkWindowing(stepId, clock, windower, false);
   return nest(stepId, [up], (_id, _, up) => reduceWindow("reduce_window", up, clock, windower, keepMin(by)));
 }
 

@@ -260,7 +260,10 @@ export class SessionWindower implements Windower<SessionWindowerState> {
       },
       closeFor: (watermark) => {
         const closeBefore = watermark - gap;
-        const closed = [...sessions].filter(([, b]) => b.close < closeBefore);
+        // Called on every activation of every key: allocate only when a session closes.
+        let closed: [number, WindowBounds][] | undefined;
+        for (const entry of sessions) if (entry[1].close < closeBefore) (closed ??= []).push(entry);
+        if (closed === undefined) return NONE;
         closed.sort(([ia, a], [ib, b]) => a.close - b.close || ia - ib);
         for (const [id] of closed) sessions.delete(id);
         return closed;
