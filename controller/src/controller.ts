@@ -42,6 +42,7 @@ export class Controller {
     this.kube = new Kube(kc);
     this.#options = options;
     this.metrics = options.metrics ?? new Metrics();
+    this.metrics.queueLength = () => this.queue.depth;
   }
 
   get synced(): boolean {
@@ -96,7 +97,6 @@ export class Controller {
       else this.#seen.set(key, fingerprint);
     }
     this.queue.add(key);
-    this.metrics.queueDepth.set(this.queue.depth);
   }
 
   /** Owned objects of one Dataflow from the watch caches. */
@@ -114,7 +114,6 @@ export class Controller {
     for (;;) {
       const key = await this.queue.get();
       if (key === undefined) return;
-      this.metrics.queueDepth.set(this.queue.depth);
       const timer = this.metrics.duration.startTimer();
       try {
         const requeue = await this.reconcileKey(key);
@@ -157,7 +156,8 @@ export class Controller {
     let observed = { dataflow, statefulSet, pods, claims, services };
     let plan = reconcile(observed, new Date());
     if (plan.actions.some((a) => a.type === "addFinalizer")) {
-      // The finalizer is the only action of that plan; go on with the updated object at once.
+      // The finalizer is the only action of that plan, and it is carried out here (not by
+      // #act): the same reconcile then goes on with the updated object at once.
       const updated = await this.kube.setFinalizers(dataflow, [...(dataflow.metadata?.finalizers ?? []), FINALIZER]);
       observed = { ...observed, dataflow: updated };
       plan = reconcile(observed, new Date());
@@ -228,9 +228,6 @@ export class Controller {
           df,
           (df.metadata?.finalizers ?? []).filter((f) => f !== FINALIZER),
         );
-        return;
-      case "addFinalizer":
-        await this.kube.setFinalizers(df, [...(df.metadata?.finalizers ?? []), FINALIZER]);
         return;
     }
   }

@@ -25,13 +25,16 @@ export class Metrics {
   readonly duration = new Histogram({
     name: "waxflow_controller_reconcile_duration_seconds",
     help: "Time to observe, reconcile and act on one Dataflow",
-    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [this.registry],
   });
-  readonly queueDepth = new Gauge({
+  /** Set by the controller that owns the queue; read when /metrics is scraped. */
+  queueLength: () => number = () => 0;
+  readonly queueDepth: Gauge = new Gauge({
     name: "waxflow_controller_queue_depth",
     help: "Dataflows waiting to be reconciled",
     registers: [this.registry],
+    // Read at scrape time: delayed adds and re-adds change the queue without a hook here.
+    collect: () => this.queueDepth.set(this.queueLength()),
   });
   readonly watchRestarts = new Counter({
     name: "waxflow_controller_watch_restarts_total",

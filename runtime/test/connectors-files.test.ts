@@ -244,6 +244,7 @@ test("an aborted run resumed from recovery writes each line to the FileSink exac
   const lines = Array.from({ length: 400 }, (_, i) => `line ${i} ✓`);
   writeFileSync(input, `${lines.join("\n")}\n`);
   let failAt: string | undefined = "line 250 ✓";
+  const seen: string[] = [];
 
   const build = (): Dataflow => {
     const flow = new Dataflow("copy");
@@ -253,6 +254,7 @@ test("an aborted run resumed from recovery writes each line to the FileSink exac
         failAt = undefined;
         throw new AbortExecution("crash");
       }
+      seen.push(line);
       return ["all", line.toUpperCase()];
     });
     op.output("out", keyed, new FileSink(output));
@@ -262,7 +264,12 @@ test("an aborted run resumed from recovery writes each line to the FileSink exac
   expect(readFileSync(output, "utf8")).toMatch(/^LINE 0 ✓\n/);
   // As if the process died after writing and before its snapshot was committed.
   appendFileSync(output, "WRITTEN AFTER THE LAST SNAPSHOT\n");
+  seen.length = 0;
   await runMain(build(), { epochIntervalMs: 1, recovery: { dbDir: recovery } });
+  // The second run resumed mid-file: a run that started over would also end with the
+  // right file, since a fresh FileSink truncates it.
+  expect(seen[0]).not.toBe("line 0 ✓");
+  expect(seen.length).toBeLessThan(400);
   expect(readFileSync(output, "utf8")).toBe(`${lines.map((l) => l.toUpperCase()).join("\n")}\n`);
 });
 

@@ -513,6 +513,12 @@ describe("recovery through a StateStore", () => {
       new TestingSink(out),
     );
     await runMain(flow, { store: rec.execution() });
+    expect(out).toEqual([
+      ["ALL", ["NEW", "ITEM"]],
+      ["ALL", ["ITEM", "EOF"]],
+    ]);
+    // The discard is what the store keeps: without it the rerun would start from "EOF".
+    expect(rec.latest("test_df.stateful.stateful_batch")).toEqual({ ALL: undefined });
     out.length = 0;
     await runMain(flow, { store: rec.execution() });
     expect(out).toEqual([

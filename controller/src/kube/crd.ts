@@ -1,5 +1,6 @@
 // The CRD is server-side applied at start-up (as uds-core does), so the schema the
 // controller was built with is the schema the API server enforces.
+import { setTimeout as delay } from "node:timers/promises";
 import { loadYaml, type V1CustomResourceDefinition } from "@kubernetes/client-node";
 import { crdManifest } from "@waxflow/crds";
 import type { Kube } from "./client.ts";
@@ -13,7 +14,7 @@ export async function installCrd(kube: Kube, timeoutMs = 30_000): Promise<void> 
   while (Date.now() < deadline) {
     const live = await kube.extensions.readCustomResourceDefinition({ name: crd.metadata.name });
     if (live.status?.conditions?.some((c) => c.type === "Established" && c.status === "True")) return;
-    await new Promise((r) => setTimeout(r, 100));
+    await delay(100);
   }
   throw new Error(`CRD ${crd.metadata.name} not established after ${timeoutMs} ms`);
 }

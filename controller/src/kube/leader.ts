@@ -1,6 +1,7 @@
 // Leader election on a coordination.k8s.io Lease, as client-go does it: the holder renews
 // every retry period; a candidate takes the lease once it has not been renewed for the
 // lease duration. Losing the lease ends leadership (the caller exits and restarts).
+import { setTimeout as delay } from "node:timers/promises";
 import { CoordinationV1Api, type KubeConfig, type V1Lease, V1MicroTime } from "@kubernetes/client-node";
 import { errorText, log, statusCode } from "../log.ts";
 
@@ -12,8 +13,6 @@ export interface LeaderOptions {
   readonly renewDeadlineMs?: number;
   readonly retryPeriodMs?: number;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class LeaderElector {
   readonly #api: CoordinationV1Api;
@@ -38,7 +37,7 @@ export class LeaderElector {
         log("info", "became leader", { lease: `${this.#o.namespace}/${this.#o.name}`, identity: this.#o.identity });
         return;
       }
-      await sleep(this.#o.retryPeriodMs);
+      await delay(this.#o.retryPeriodMs);
     }
   }
 
@@ -46,7 +45,7 @@ export class LeaderElector {
   async holdUntilLost(): Promise<void> {
     let lastRenew = Date.now();
     while (!this.#stopped) {
-      await sleep(this.#o.retryPeriodMs);
+      await delay(this.#o.retryPeriodMs);
       if (this.#stopped) break;
       if (await this.#tryAcquireOrRenew()) lastRenew = Date.now();
       else if (Date.now() - lastRenew > this.#o.renewDeadlineMs) break;

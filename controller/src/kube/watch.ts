@@ -1,6 +1,7 @@
 // A list+watch that survives: it relists on 410 Gone, restarts with capped exponential
 // backoff on errors (an API server restart), restarts a watch that has gone silent
 // (stall watchdog), and hands every object to the handler again on each resync.
+import { setTimeout as delay } from "node:timers/promises";
 import { type KubeConfig, type KubernetesObject, KubernetesObjectApi, Watch } from "@kubernetes/client-node";
 import { errorText, log } from "../log.ts";
 
@@ -21,15 +22,6 @@ export interface WatchOptions {
 }
 
 type Handler = (type: "ADDED" | "MODIFIED" | "DELETED" | "SYNC", obj: KubernetesObject) => void;
-
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener("abort", () => {
-      clearTimeout(t);
-      resolve();
-    });
-  });
 
 function pathOf(t: WatchTarget): string {
   const base = t.apiVersion.includes("/") ? `/apis/${t.apiVersion}` : `/api/${t.apiVersion}`;
@@ -129,7 +121,8 @@ export class ResilientWatch {
         if (this.#stop.signal.aborted) return;
         this.#onRestart("error");
         log("warn", "watch failed; retrying", { kind, error: errorText(err), retryMs: backoff });
-        await sleep(backoff + Math.random() * backoff * 0.2, this.#stop.signal);
+        // Node's delay removes its abort listener when it ends; stopping cuts the wait short.
+        await delay(backoff + Math.random() * backoff * 0.2, undefined, { signal: this.#stop.signal }).catch(() => {});
         backoff = Math.min(this.#maxBackoffMs, backoff * 2);
       }
     }
