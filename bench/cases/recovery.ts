@@ -28,7 +28,13 @@ function snapshottedKeys(dir: string): number {
   let keys = 0;
   for (let i = 0; i < 4; i++) {
     const db = new DatabaseSync(join(dir, partitionFile(i)));
-    keys += Number(db.prepare("SELECT COUNT(DISTINCT state_key) AS n FROM snaps WHERE step_id = 'bench_recovery.count.stateful_batch'").get()?.n);
+    keys += Number(
+      db
+        .prepare(
+          "SELECT COUNT(DISTINCT state_key) AS n FROM snaps WHERE step_id = 'bench_recovery.count.stateful_batch'",
+        )
+        .get()?.n,
+    );
     db.close();
   }
   return keys;

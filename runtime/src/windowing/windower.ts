@@ -262,7 +262,11 @@ export class SessionWindower implements Windower<SessionWindowerState> {
         const closeBefore = watermark - gap;
         // Called on every activation of every key: allocate only when a session closes.
         let closed: [number, WindowBounds][] | undefined;
-        for (const entry of sessions) if (entry[1].close < closeBefore) (closed ??= []).push(entry);
+        for (const entry of sessions) {
+          if (entry[1].close >= closeBefore) continue;
+          if (closed === undefined) closed = [];
+          closed.push(entry);
+        }
         if (closed === undefined) return NONE;
         closed.sort(([ia, a], [ib, b]) => a.close - b.close || ia - ib);
         for (const [id] of closed) sessions.delete(id);
