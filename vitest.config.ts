@@ -12,6 +12,7 @@ export default defineConfig({
       "crds/test/**/*.test.ts",
       "controller/test/**/*.test.ts",
       "cli/test/**/*.test.ts",
+      "images/test/**/*.test.ts",
     ],
     testTimeout: 20_000,
     // Processes the tests start serve their HTTP API on any free port, not all on 3030.

@@ -9,6 +9,11 @@ export interface Targets {
   readonly minItemsPerSec?: number;
   /** engine / loop throughput must be at least this (0.2: at most 5x slower). */
   readonly minRatio?: number;
+  /**
+   * For cases that time one operation per run (items = 1): the engine's median run must
+   * take at most this many seconds. Such cases are shown in seconds per run.
+   */
+  readonly maxSeconds?: number;
 }
 
 /** Tracks the highest RSS and heap seen while a run is under way. */
@@ -35,22 +40,49 @@ export class MemoryProbe {
   }
 }
 
+/**
+ * A run that times itself, for work outside this process (child processes, whose
+ * start-up is left out): its input items, wall seconds and CPU seconds of the children.
+ */
+export interface SelfTimed {
+  readonly items: number;
+  readonly seconds: number;
+  readonly cpuSeconds: number;
+}
+
 export interface Runners {
   /** One engine run, input production included; throws if the output is wrong. Returns input items. */
-  engine(probe: MemoryProbe): Promise<number>;
+  engine(probe: MemoryProbe): Promise<number | SelfTimed>;
   /** The same computation as a plain loop, input and output arrays included. Returns input items. */
-  loop?(probe: MemoryProbe): number | Promise<number>;
+  loop?(probe: MemoryProbe): number | SelfTimed | Promise<number | SelfTimed>;
 }
 
 export interface Skip {
   readonly skipped: string;
 }
 
+/** One figure a case measures, where lower is better, beside its bound if it has one. */
+export interface Figure {
+  readonly name: string;
+  readonly value: number;
+  readonly unit: string;
+  /** The target: value must stay below it. */
+  readonly below?: number;
+}
+
+/**
+ * A case measured once end to end (a system outside this process, too slow to repeat)
+ * that reports figures instead of a throughput.
+ */
+export interface Measurement {
+  measure(): Promise<readonly Figure[]>;
+}
+
 export interface BenchCase {
   readonly title: string;
   readonly targets: Targets;
   /** Loads what the case needs, or says why it cannot run in this checkout. */
-  prepare(): Promise<Runners | Skip>;
+  prepare(): Promise<Runners | Measurement | Skip>;
 }
 
 export interface Side {
@@ -89,6 +121,8 @@ export interface CaseResult {
   readonly ratio?: number;
   /** Why the verdict is not PASS. */
   readonly reason?: string;
+  /** A Measurement's figures. */
+  readonly figures?: readonly Figure[];
 }
 
 export interface MeasureOptions {
@@ -112,16 +146,22 @@ interface Run {
   readonly itemsPerCpuSec: number;
 }
 
-async function timed(run: (probe: MemoryProbe) => number | Promise<number>, probe: MemoryProbe): Promise<Run> {
+async function timed(
+  run: (probe: MemoryProbe) => number | SelfTimed | Promise<number | SelfTimed>,
+  probe: MemoryProbe,
+): Promise<Run> {
   collect();
   probe.start();
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   try {
-    const items = await run(probe);
+    const result = await run(probe);
     const wall = (performance.now() - t0) / 1000;
     const cpu = process.cpuUsage(cpu0);
-    return { itemsPerSec: items / wall, itemsPerCpuSec: items / ((cpu.user + cpu.system) / 1e6) };
+    if (typeof result !== "number") {
+      return { itemsPerSec: result.items / result.seconds, itemsPerCpuSec: result.items / result.cpuSeconds };
+    }
+    return { itemsPerSec: result / wall, itemsPerCpuSec: result / ((cpu.user + cpu.system) / 1e6) };
   } finally {
     probe.stop();
   }
@@ -141,6 +181,9 @@ function judge(targets: Targets, engine: Side, ratio: number | undefined): strin
   const misses: string[] = [];
   if (targets.minItemsPerSec !== undefined && engine.itemsPerSec < targets.minItemsPerSec) {
     misses.push(`engine ${formatRate(engine.itemsPerSec)}/s < ${formatRate(targets.minItemsPerSec)}/s`);
+  }
+  if (targets.maxSeconds !== undefined && 1 / engine.itemsPerSec > targets.maxSeconds) {
+    misses.push(`engine ${(1 / engine.itemsPerSec).toFixed(2)} s > ${targets.maxSeconds} s`);
   }
   if (targets.minRatio !== undefined && ratio !== undefined && ratio < targets.minRatio) {
     misses.push(`engine/loop ${ratio.toFixed(2)} < ${targets.minRatio}`);
@@ -169,6 +212,18 @@ export async function measure(entry: CaseEntry, opts: MeasureOptions): Promise<C
   try {
     const runners = await bench.prepare();
     if ("skipped" in runners) return { ...base, verdict: "SKIP", reason: runners.skipped };
+    if ("measure" in runners) {
+      const figures = await runners.measure();
+      const misses = figures
+        .filter((f) => f.below !== undefined && !(f.value < f.below))
+        .map((f) => `${f.name} ${f.value.toFixed(0)} ${f.unit} >= ${f.below} ${f.unit}`);
+      return {
+        ...base,
+        verdict: misses.length === 0 ? "PASS" : "FAIL",
+        figures,
+        reason: misses.join("; ") || undefined,
+      };
+    }
     const { engine, loop } = runners;
     const scratch = new MemoryProbe();
     for (let i = 0; i < opts.warmup; i++) {

@@ -41,15 +41,23 @@ function target(t: Targets | undefined): string {
   const parts: string[] = [];
   if (t.minItemsPerSec !== undefined) parts.push(`>=${formatRate(t.minItemsPerSec)}/s`);
   if (t.minRatio !== undefined) parts.push(`ratio>=${t.minRatio}`);
+  if (t.maxSeconds !== undefined) parts.push(`<=${t.maxSeconds} s`);
   return parts.join(", ") || "-";
 }
 
+// Cases that time one operation per run show seconds per run instead of a rate.
+function perRun(perSec: number | undefined): string {
+  if (perSec === undefined) return "-";
+  return perSec > 1 ? `${(1000 / perSec).toFixed(perSec > 100 ? 1 : 0)} ms` : `${(1 / perSec).toFixed(2)} s`;
+}
+
 function row(r: CaseResult): string[] {
+  const shown = r.targets?.maxSeconds === undefined ? rate : perRun;
   return [
     r.name,
-    rate(r.engine?.itemsPerSec),
-    rate(r.loop?.itemsPerSec),
-    `${rate(r.engine?.itemsPerCpuSec)} / ${rate(r.loop?.itemsPerCpuSec)}`,
+    shown(r.engine?.itemsPerSec),
+    shown(r.loop?.itemsPerSec),
+    `${shown(r.engine?.itemsPerCpuSec)} / ${shown(r.loop?.itemsPerCpuSec)}`,
     r.ratio === undefined ? "-" : r.ratio.toFixed(2),
     target(r.targets),
     r.verdict,
@@ -108,6 +116,16 @@ if (args.json) {
   ];
   log(table([head, ...results.map(row)]));
   log("");
+  const figures = results.flatMap((r) =>
+    (r.figures ?? []).map((f) => [
+      r.name,
+      f.name,
+      `${f.value.toFixed(0)} ${f.unit}`,
+      f.below === undefined ? "-" : `< ${f.below} ${f.unit}`,
+      f.below === undefined ? "-" : (f.value / f.below).toFixed(2),
+    ]),
+  );
+  if (figures.length > 0) log(`${table([["case", "figure", "value", "target", "value/target"], ...figures])}\n`);
   for (const r of results) if (r.reason !== undefined) log(`${r.name}: ${r.verdict}: ${r.reason}`);
   log(`total ${seconds.toFixed(1)} s, load average at end ${loadAverage1mEnd.toFixed(2)}`);
   if (loadAverage1mEnd > environment.cpus)

@@ -7,4 +7,10 @@ export const cases: readonly CaseEntry[] = [
   { name: "count-window", load: async () => (await import("./count-window.ts")).countWindow },
   { name: "recovery-overhead", load: async () => (await import("./recovery.ts")).recoveryOverhead },
   { name: "resume-100k", load: async () => (await import("./recovery.ts")).resume100k },
+  { name: "scale-workers-2", load: async () => (await import("./scale.ts")).workers2 },
+  { name: "scale-processes-2", load: async () => (await import("./scale.ts")).processes2 },
+  { name: "image-build", load: async () => (await import("./image-build.ts")).imageBuildWarm },
+  { name: "image-build-cold", load: async () => (await import("./image-build.ts")).imageBuildCold },
+  { name: "deploy-dry-run", load: async () => (await import("./deploy-dry-run.ts")).deployDryRun },
+  { name: "controller", load: async () => (await import("./controller.ts")).controller },
 ];

@@ -1,9 +1,31 @@
 // oclif's explicit command strategy: the command ids and their classes, so oclif loads
 // TypeScript sources without scanning a compiled directory.
+import DfDelete from "./commands/df/delete.ts";
 import DfDeploy from "./commands/df/deploy.ts";
+import DfDescribe from "./commands/df/describe.ts";
+import DfList from "./commands/df/list.ts";
+import DfLogs from "./commands/df/logs.ts";
+import DfRestart from "./commands/df/restart.ts";
+import DfResume from "./commands/df/resume.ts";
+import DfScale from "./commands/df/scale.ts";
+import DfSuspend from "./commands/df/suspend.ts";
+import ImageBuild from "./commands/image/build.ts";
+import Install from "./commands/install.ts";
 import Run from "./commands/run.ts";
+import Uninstall from "./commands/uninstall.ts";
 
 export const COMMANDS = {
   run: Run,
   "df:deploy": DfDeploy,
+  "df:list": DfList,
+  "df:describe": DfDescribe,
+  "df:logs": DfLogs,
+  "df:delete": DfDelete,
+  "df:suspend": DfSuspend,
+  "df:resume": DfResume,
+  "df:scale": DfScale,
+  "df:restart": DfRestart,
+  install: Install,
+  uninstall: Uninstall,
+  "image:build": ImageBuild,
 };

@@ -1,11 +1,16 @@
 // Which kubeconfig, context and namespace a command uses, resolved as kubectl does:
-// --kubeconfig, else $KUBECONFIG (a list of files, merged), else ~/.kube/config.
+// --kubeconfig, else $KUBECONFIG (a list of files, merged), else ~/.kube/config; and the
+// cluster calls the df commands make, each failure turned into one line with a next step.
 
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { homedir } from "node:os";
 import { delimiter, join } from "node:path";
-import type { KubeConfig } from "@kubernetes/client-node";
+import type { Writable } from "node:stream";
+import type { CoreV1Event, KubeConfig, V1Pod } from "@kubernetes/client-node";
+import { API_VERSION, type Dataflow, GROUP, PLURAL, VERSION } from "@waxflow/crds";
+import { load } from "js-yaml";
 import { DNS1123_LABEL } from "./deploy/options.ts";
-import { UsageError } from "./errors.ts";
+import { UsageError, UserError } from "./errors.ts";
 
 export interface ClusterFlags {
   readonly kubeconfig?: string;
@@ -13,16 +18,12 @@ export interface ClusterFlags {
   readonly namespace?: string;
 }
 
-/**
- * The kubeconfig the flags and environment name; undefined when there is none at all.
- * The Kubernetes client is imported only here: loading it costs most of a second, which
- * `--help` and a dry run without a kubeconfig need not pay.
- */
-export async function loadKubeConfig(
+/** The kubeconfig files the flags and environment name, in merge order; none when there is none. */
+function kubeconfigFiles(
   flags: ClusterFlags,
   env: Readonly<Record<string, string | undefined>>,
   home: string,
-): Promise<KubeConfig | undefined> {
+): string[] {
   const files =
     flags.kubeconfig !== undefined
       ? [flags.kubeconfig]
@@ -34,12 +35,50 @@ export async function loadKubeConfig(
     const source = flags.kubeconfig !== undefined ? "--kubeconfig" : "$KUBECONFIG";
     throw new UsageError(`${source} names ${missing}, which does not exist; point it at your cluster's kubeconfig`);
   }
-  if (files.length === 0) {
-    if (flags.context !== undefined) {
-      throw new UsageError(`--context ${flags.context}: no kubeconfig found; pass --kubeconfig PATH or set KUBECONFIG`);
-    }
-    return undefined;
+  if (files.length === 0 && flags.context !== undefined) {
+    throw new UsageError(`--context ${flags.context}: no kubeconfig found; pass --kubeconfig PATH or set KUBECONFIG`);
   }
+  return files;
+}
+
+interface KubeconfigFile {
+  readonly "current-context"?: string;
+  readonly contexts?: readonly { readonly name?: string; readonly context?: { readonly namespace?: string } }[];
+}
+
+/**
+ * The namespace of `targetNamespace`, read from the kubeconfig files as plain YAML: a dry run
+ * needs nothing else, and the Kubernetes client would cost it most of a second to load.
+ */
+export function namespaceOf(
+  flags: ClusterFlags,
+  env: Readonly<Record<string, string | undefined>>,
+  home: string,
+): string {
+  const files: KubeconfigFile[] = kubeconfigFiles(flags, env, home).map(
+    (f) => (load(readFileSync(f, "utf8")) ?? {}) as KubeconfigFile,
+  );
+  if (flags.namespace !== undefined) return targetNamespace(flags, undefined);
+  const name = flags.context ?? files.find((f) => f["current-context"])?.["current-context"];
+  const context = files.flatMap((f) => f.contexts ?? []).find((c) => c.name === name);
+  if (flags.context !== undefined && context === undefined) {
+    throw new UsageError(`--context ${flags.context} is not in the kubeconfig`);
+  }
+  return context?.context?.namespace ?? "default";
+}
+
+/**
+ * The kubeconfig the flags and environment name; undefined when there is none at all.
+ * The Kubernetes client is imported only here: loading it costs most of a second, which
+ * `--help` and a dry run need not pay.
+ */
+export async function loadKubeConfig(
+  flags: ClusterFlags,
+  env: Readonly<Record<string, string | undefined>>,
+  home: string,
+): Promise<KubeConfig | undefined> {
+  const files = kubeconfigFiles(flags, env, home);
+  if (files.length === 0) return undefined;
   const { KubeConfig } = await import("@kubernetes/client-node");
   const [first, ...rest] = files as [string, ...string[]];
   const config = new KubeConfig();
@@ -70,4 +109,329 @@ export function targetNamespace(flags: ClusterFlags, config: KubeConfig | undefi
     return flags.namespace;
   }
   return config?.getContextObject(config.getCurrentContext())?.namespace ?? "default";
+}
+
+/** The contract's field manager for everything waxctl writes. */
+export const FIELD_MANAGER = "waxctl";
+/** The contract's label on every object owned by a Dataflow. */
+export const DATAFLOW_LABEL = "waxflow.io/dataflow";
+/** The dataflow container in each pod, as the controller names it. */
+export const CONTAINER = "waxflow";
+
+type K8s = typeof import("@kubernetes/client-node");
+
+export interface Connection {
+  readonly cluster: Cluster;
+  readonly namespace: string;
+}
+
+/** The cluster the flags name, checked to be reachable and to serve Dataflows. */
+export async function connect(
+  flags: ClusterFlags,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+  home: string = homedir(),
+): Promise<Connection> {
+  const config = await loadKubeConfig(flags, env, home);
+  if (config === undefined) {
+    throw new UserError(
+      "no kubeconfig found (no --kubeconfig, no $KUBECONFIG, no ~/.kube/config); point --kubeconfig at your cluster's, or create a cluster (kind create cluster writes one)",
+    );
+  }
+  const namespace = targetNamespace(flags, config);
+  const cluster = new Cluster(await import("@kubernetes/client-node"), config);
+  await cluster.requireDataflowApi();
+  return { cluster, namespace };
+}
+
+interface ErrorWhere {
+  readonly server: string;
+  readonly context: string;
+}
+
+/** The first `code` (ECONNREFUSED, ENOTFOUND, a TLS code) along an error's cause chain. */
+function causeCode(err: unknown): string | undefined {
+  for (let e = err; e !== null && typeof e === "object"; e = (e as { cause?: unknown }).cause) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string") return code;
+  }
+  return undefined;
+}
+
+/** HTTP status and the API server's message of a client-node error, if it came from the server. */
+export function apiStatus(err: unknown): { code: number; message: string } | undefined {
+  if (err === null || typeof err !== "object" || typeof (err as { code?: unknown }).code !== "number") return undefined;
+  const { code, body, message } = err as { code: number; body?: unknown; message?: string };
+  let text = typeof body === "object" && body !== null ? (body as { message?: unknown }).message : undefined;
+  if (typeof body === "string") {
+    try {
+      text = (JSON.parse(body) as { message?: unknown }).message;
+    } catch {
+      text = body;
+    }
+  }
+  return { code, message: typeof text === "string" && text !== "" ? text : (message ?? `HTTP ${code}`) };
+}
+
+/** One line for a failed API call: what failed, why, and what to do about it. */
+export function failureLine(err: unknown, what: string, where: ErrorWhere): string {
+  const status = apiStatus(err);
+  if (status === undefined) {
+    const code = causeCode(err);
+    const reason = code ?? (err instanceof Error ? err.message : String(err));
+    return `cannot reach the cluster at ${where.server} (context ${where.context}): ${reason}; check that it is running, or choose another with --context or --kubeconfig`;
+  }
+  if (status.code === 401) {
+    return `the cluster at ${where.server} rejected the credentials of context ${where.context} (401 Unauthorized); log in again or choose another context with --context`;
+  }
+  if (status.code === 403) {
+    return `${what}: ${status.message}; ask the cluster's admin for access, or choose another context with --context`;
+  }
+  return `${what}: ${status.message}`;
+}
+
+/**
+ * The API calls waxctl makes, each turned into one line the user can act on when it fails.
+ * Reads return undefined for what does not exist; writes to Dataflows carry the contract's
+ * field manager.
+ */
+export class Cluster {
+  readonly server: string;
+  readonly context: string;
+  readonly #k8s: K8s;
+  readonly #config: KubeConfig;
+  readonly #custom: InstanceType<K8s["CustomObjectsApi"]>;
+  readonly #core: InstanceType<K8s["CoreV1Api"]>;
+  readonly #apps: InstanceType<K8s["AppsV1Api"]>;
+
+  constructor(k8s: K8s, config: KubeConfig) {
+    this.#k8s = k8s;
+    this.#config = config;
+    this.server = config.getCurrentCluster()?.server ?? "(no server)";
+    this.context = config.getCurrentContext();
+    this.#custom = config.makeApiClient(k8s.CustomObjectsApi);
+    this.#core = config.makeApiClient(k8s.CoreV1Api);
+    this.#apps = config.makeApiClient(k8s.AppsV1Api);
+  }
+
+  async #call<T>(what: string, request: () => Promise<T>): Promise<T> {
+    try {
+      return await request();
+    } catch (err) {
+      throw new UserError(failureLine(err, what, this));
+    }
+  }
+
+  async #orUndefined<T>(what: string, request: () => Promise<T>): Promise<T | undefined> {
+    try {
+      return await request();
+    } catch (err) {
+      if (apiStatus(err)?.code === 404) return undefined;
+      throw new UserError(failureLine(err, what, this));
+    }
+  }
+
+  #headers(contentType: string) {
+    return this.#k8s.setHeaderOptions("Content-Type", contentType);
+  }
+
+  /** Discovery, which every user may read: the cheapest call that proves both reachability and the CRD. */
+  async requireDataflowApi(): Promise<void> {
+    const resources = await this.#orUndefined(`reading the ${API_VERSION} API`, () =>
+      this.#custom.getAPIResources({ group: GROUP, version: VERSION }),
+    );
+    if (!resources?.resources.some((r) => r.name === PLURAL)) {
+      throw new UserError(
+        `the Dataflow CRD is not installed in this cluster (context ${this.context}); run \`waxctl install\``,
+      );
+    }
+  }
+
+  async getDataflow(namespace: string, name: string): Promise<Dataflow | undefined> {
+    return this.#orUndefined(`reading dataflow ${name}`, () =>
+      this.#custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name }),
+    ) as Promise<Dataflow | undefined>;
+  }
+
+  async mustGetDataflow(namespace: string, name: string): Promise<Dataflow> {
+    const df = await this.getDataflow(namespace, name);
+    if (df === undefined) throw notFound(namespace, name);
+    return df;
+  }
+
+  /** Every Dataflow in the namespace, or in all namespaces when it is undefined. */
+  async listDataflows(namespace: string | undefined): Promise<Dataflow[]> {
+    const list = (await this.#call("listing dataflows", () =>
+      namespace === undefined
+        ? this.#custom.listCustomObjectForAllNamespaces({ group: GROUP, version: VERSION, resourcePlural: PLURAL })
+        : this.#custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace }),
+    )) as { items: Dataflow[] };
+    return list.items;
+  }
+
+  /** Server-side apply as the `waxctl` field manager; `dryRun` returns what would be stored. */
+  async applyDataflow(df: Dataflow, dryRun: boolean): Promise<Dataflow> {
+    const { name = "", namespace = "" } = df.metadata ?? {};
+    try {
+      return (await this.#custom.patchNamespacedCustomObject(
+        {
+          group: GROUP,
+          version: VERSION,
+          plural: PLURAL,
+          namespace,
+          name,
+          body: df,
+          fieldManager: FIELD_MANAGER,
+          // The user's deploy states what they want: take over fields a scale or an edit set.
+          force: true,
+          dryRun: dryRun ? "All" : undefined,
+        },
+        this.#headers(this.#k8s.PatchStrategy.ServerSideApply),
+      )) as Dataflow;
+    } catch (err) {
+      const status = apiStatus(err);
+      if (status?.code === 404 && /namespaces? .*not found/.test(status.message)) {
+        throw new UserError(
+          `namespace ${namespace} does not exist; add --create-namespace, or choose another with -n/--namespace`,
+        );
+      }
+      throw new UserError(failureLine(err, `the API server rejected dataflow ${name}`, this));
+    }
+  }
+
+  /**
+   * A JSON merge patch as the `waxctl` field manager. Not an apply: fields set this way
+   * (state, restartNonce) stay when a later deploy applies a spec that leaves them out.
+   */
+  async patchDataflow(namespace: string, name: string, patch: Record<string, unknown>): Promise<Dataflow> {
+    try {
+      return (await this.#custom.patchNamespacedCustomObject(
+        { group: GROUP, version: VERSION, plural: PLURAL, namespace, name, body: patch, fieldManager: FIELD_MANAGER },
+        this.#headers(this.#k8s.PatchStrategy.MergePatch),
+      )) as Dataflow;
+    } catch (err) {
+      const status = apiStatus(err);
+      if (status?.code === 404) throw notFound(namespace, name);
+      if (status?.code === 409) {
+        throw new UserError(`dataflow ${name} changed while waxctl was updating it; run the command again`);
+      }
+      throw new UserError(failureLine(err, `the API server rejected the change to dataflow ${name}`, this));
+    }
+  }
+
+  /** Through the scale subresource, as `kubectl scale` and autoscalers do. */
+  async scaleDataflow(namespace: string, name: string, processes: number): Promise<void> {
+    try {
+      await this.#custom.patchNamespacedCustomObjectScale(
+        {
+          group: GROUP,
+          version: VERSION,
+          plural: PLURAL,
+          namespace,
+          name,
+          body: { spec: { replicas: processes } },
+          fieldManager: FIELD_MANAGER,
+        },
+        this.#headers(this.#k8s.PatchStrategy.MergePatch),
+      );
+    } catch (err) {
+      if (apiStatus(err)?.code === 404) throw notFound(namespace, name);
+      throw new UserError(failureLine(err, `the API server rejected scaling dataflow ${name}`, this));
+    }
+  }
+
+  async deleteDataflow(namespace: string, name: string): Promise<void> {
+    const gone = await this.#orUndefined(`deleting dataflow ${name}`, () =>
+      this.#custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name }),
+    );
+    if (gone === undefined) throw notFound(namespace, name);
+  }
+
+  /** True when the namespace was created, false when it already existed. */
+  async ensureNamespace(name: string): Promise<boolean> {
+    const existing = await this.#orUndefined(`reading namespace ${name}`, () => this.#core.readNamespace({ name }));
+    if (existing !== undefined) return false;
+    await this.#call(`creating namespace ${name}`, () =>
+      this.#core.createNamespace({ body: { metadata: { name } }, fieldManager: FIELD_MANAGER }),
+    );
+    return true;
+  }
+
+  async deleteNamespace(name: string): Promise<void> {
+    await this.#orUndefined(`deleting namespace ${name}`, () => this.#core.deleteNamespace({ name }));
+  }
+
+  /** The Dataflow's pods, oldest ordinal first. */
+  async pods(namespace: string, name: string): Promise<V1Pod[]> {
+    const list = await this.#call(`listing the pods of dataflow ${name}`, () =>
+      this.#core.listNamespacedPod({ namespace, labelSelector: `${DATAFLOW_LABEL}=${name}` }),
+    );
+    return list.items.sort((a, b) => podOrder(a) - podOrder(b));
+  }
+
+  /** Objects the controller made for the Dataflow, as `kind/name`, in the order they matter to a user. */
+  async owned(namespace: string, name: string): Promise<{ objects: string[]; volumes: string[] }> {
+    const labelSelector = `${DATAFLOW_LABEL}=${name}`;
+    const what = `listing the objects of dataflow ${name}`;
+    const [sets, services, pods, claims] = await Promise.all([
+      this.#call(what, () => this.#apps.listNamespacedStatefulSet({ namespace, labelSelector })),
+      this.#call(what, () => this.#core.listNamespacedService({ namespace, labelSelector })),
+      this.pods(namespace, name),
+      this.#call(what, () => this.#core.listNamespacedPersistentVolumeClaim({ namespace, labelSelector })),
+    ]);
+    const named = (kind: string, items: readonly { metadata?: { name?: string } }[]) =>
+      items.map((o) => `${kind}/${o.metadata?.name ?? "?"}`);
+    return {
+      objects: [...named("statefulset", sets.items), ...named("service", services.items), ...named("pod", pods)],
+      volumes: named("persistentvolumeclaim", claims.items),
+    };
+  }
+
+  /** Events about one object, oldest first. */
+  async events(namespace: string, kind: string, name: string): Promise<CoreV1Event[]> {
+    const list = await this.#call(`reading the events of ${kind.toLowerCase()} ${name}`, () =>
+      this.#core.listNamespacedEvent({
+        namespace,
+        fieldSelector: `involvedObject.kind=${kind},involvedObject.name=${name}`,
+      }),
+    );
+    return list.items.sort((a, b) => eventTime(a) - eventTime(b));
+  }
+
+  /** The last lines the dataflow container wrote; undefined when it has not started yet. */
+  async podLog(namespace: string, pod: string, tailLines?: number): Promise<string | undefined> {
+    try {
+      return await this.#core.readNamespacedPodLog({ namespace, name: pod, container: CONTAINER, tailLines });
+    } catch (err) {
+      if (apiStatus(err)?.code === 400) return undefined;
+      throw new UserError(failureLine(err, `reading the log of pod ${pod}`, this));
+    }
+  }
+
+  /** Streams a pod's log into `out` until the pod's container stops or `signal` aborts. */
+  async followPodLog(
+    namespace: string,
+    pod: string,
+    out: Writable,
+    options: { tailLines?: number; signal: AbortSignal },
+  ): Promise<void> {
+    const log = new this.#k8s.Log(this.#config);
+    const request = await this.#call(`following the log of pod ${pod}`, () =>
+      log.log(namespace, pod, CONTAINER, out, { follow: true, tailLines: options.tailLines }),
+    );
+    options.signal.addEventListener("abort", () => request.abort(), { once: true });
+  }
+}
+
+export function notFound(namespace: string, name: string): UserError {
+  return new UserError(`dataflow ${name} not found in namespace ${namespace}; see \`waxctl df list -A\``);
+}
+
+function podOrder(pod: V1Pod): number {
+  const ordinal = /-(\d+)$/.exec(pod.metadata?.name ?? "");
+  return ordinal === null ? Number.MAX_SAFE_INTEGER : Number(ordinal[1]);
+}
+
+export function eventTime(e: CoreV1Event): number {
+  const t = e.lastTimestamp ?? e.eventTime ?? e.firstTimestamp ?? e.metadata.creationTimestamp;
+  return t === undefined ? 0 : new Date(t).getTime();
 }

@@ -1,5 +1,5 @@
-import { expect, test } from "vitest";
-import { type DeployFlags, deployOptions, durationMs } from "../src/deploy/options.ts";
+import { describe, expect, test } from "vitest";
+import { type DeployFlags, deployOptions, durationMs, podTemplate } from "../src/deploy/options.ts";
 
 const base: DeployFlags = { name: "orders", processes: "1", workers: "1", env: [], recovery: false };
 const digest = `sha256:${"a".repeat(64)}`;
@@ -66,4 +66,26 @@ test("durations add up their parts", () => {
   expect(durationMs("1m30s")).toBe(90_000);
   expect(durationMs("1.5s")).toBe(1500);
   expect(durationMs("250ms")).toBe(250);
+});
+
+describe("--pod-template", () => {
+  test("a PodTemplateSpec overlay goes into the Dataflow as spec.podTemplate", () => {
+    const text = "spec:\n  volumes:\n    - name: out\n      persistentVolumeClaim: { claimName: shared }\n";
+    const options = deployOptions({ ...base, podTemplate: { file: "pt.yaml", text } });
+    expect(options.podTemplate).toEqual({
+      spec: { volumes: [{ name: "out", persistentVolumeClaim: { claimName: "shared" } }] },
+    });
+  });
+
+  test("bad YAML names the file and line; other shapes say what is expected", () => {
+    expect(() => podTemplate("pt.yaml", "spec:\n  volumes: [\n")).toThrow(
+      /^--pod-template pt.yaml: not valid YAML, line \d+/,
+    );
+    expect(() => podTemplate("pt.yaml", "- a\n")).toThrow(
+      "--pod-template pt.yaml: expected a PodTemplateSpec mapping (metadata:, spec:), got a list",
+    );
+    expect(() => podTemplate("pt.yaml", "containers: []\n")).toThrow(
+      "a PodTemplateSpec has only metadata and spec, not containers",
+    );
+  });
 });

@@ -1,6 +1,6 @@
 import { extract, type Header } from "tar-stream";
 import { expect, test } from "vitest";
-import { appLayer } from "../src/image/layer.ts";
+import { appLayer, tarLayer } from "../src/image/layer.ts";
 
 async function headers(tar: Buffer): Promise<Header[]> {
   const out: Header[] = [];
@@ -42,7 +42,7 @@ test("different contents give a different digest", async () => {
   expect(b.digest).not.toBe(a.digest);
 });
 
-test("entries are sorted, under app/, owned by the non-root user, with a fixed mtime", async () => {
+test("entries are sorted, under app/, owned by root (read-only for the user), with a fixed mtime", async () => {
   const { tar } = await appLayer([
     { path: "lib/helper.js", contents: helper },
     { path: "flow.js", contents: code },
@@ -50,9 +50,32 @@ test("entries are sorted, under app/, owned by the non-root user, with a fixed m
   const entries = await headers(tar);
   expect(entries.map((h) => h.name)).toEqual(["app/", "app/flow.js", "app/lib/", "app/lib/helper.js"]);
   for (const h of entries) {
-    expect(h.uid).toBe(65532);
-    expect(h.gid).toBe(65532);
+    expect(h.uid).toBe(0);
+    expect(h.gid).toBe(0);
     expect(h.mtime?.getTime()).toBe(0);
   }
   expect(entries.map((h) => h.mode)).toEqual([0o755, 0o644, 0o755, 0o644]);
+});
+
+test("tarLayer adds missing parents, keeps modes, owners and link targets, and lets a later entry win", async () => {
+  const { tar } = await tarLayer([
+    { path: "usr/lib/x86_64-linux-gnu/libc.so.6", type: "file", contents: code, mode: 0o755 },
+    { path: "lib", type: "symlink", target: "usr/lib" },
+    { path: "home/nonroot", type: "directory", mode: 0o700, uid: 65532, gid: 65532 },
+    { path: "etc/passwd", type: "file", contents: code },
+    { path: "etc/passwd", type: "file", contents: helper },
+  ]);
+  const entries = await headers(tar);
+  expect(entries.map((h) => [h.name, h.type, h.mode, h.uid, h.linkname ?? null])).toEqual([
+    ["etc/", "directory", 0o755, 0, null],
+    ["etc/passwd", "file", 0o644, 0, null],
+    ["home/", "directory", 0o755, 0, null],
+    ["home/nonroot/", "directory", 0o700, 65532, null],
+    ["lib", "symlink", 0o777, 0, "usr/lib"],
+    ["usr/", "directory", 0o755, 0, null],
+    ["usr/lib/", "directory", 0o755, 0, null],
+    ["usr/lib/x86_64-linux-gnu/", "directory", 0o755, 0, null],
+    ["usr/lib/x86_64-linux-gnu/libc.so.6", "file", 0o755, 0, null],
+  ]);
+  expect(entries[1]?.size).toBe(helper.length);
 });

@@ -30,7 +30,7 @@ test("the same base and bundle give the same image digest; other code gives anot
   expect(a.digest).toBe(sha(a.manifest.bytes.toString()));
 });
 
-test("the image is the base plus the app layer, run as non-root with `waxflow run /app/<entry>`", async () => {
+test("the image is the base plus the app layer; the base's entrypoint runs /app/<entry> as non-root", async () => {
   const layer = await appLayer([{ path: "flow.js", contents: code("a") }]);
   const image = dataflowImage(base, layer, "flow.js");
   const manifest = JSON.parse(image.manifest.bytes.toString()) as ImageManifest;
@@ -43,8 +43,8 @@ test("the image is the base plus the app layer, run as non-root with `waxflow ru
   expect(config.rootfs.diff_ids).toEqual([sha("base-diff"), layer.digest]);
   expect(config.config).toEqual({
     Env: ["PATH=/usr/bin"],
-    Entrypoint: ["waxflow", "run", "/app/flow.js"],
-    Cmd: [],
+    Entrypoint: ["waxflow", "run"],
+    Cmd: ["/app/flow.js"],
     User: "65532:65532",
     WorkingDir: "/app",
   });

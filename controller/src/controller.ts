@@ -1,5 +1,5 @@
-// The shell around reconcile(): watches feed a work queue; a worker observes one Dataflow,
-// asks reconcile() for a plan, writes the status first (the write-ahead record), then acts.
+// The shell around reconcile(): watches feed a work queue and caches; a worker observes
+// one Dataflow from the caches, asks reconcile() for a plan, and carries it out.
 import type {
   KubeConfig,
   KubernetesObject,
@@ -10,12 +10,19 @@ import type {
 } from "@kubernetes/client-node";
 import { API_VERSION, type Dataflow, KIND, PLURAL } from "@waxflow/crds";
 import { DATAFLOW_LABEL, FINALIZER, hashOf, MANAGED_BY } from "./desired/objects.ts";
-import { Kube } from "./kube/client.ts";
+import { Kube, PooledKubeConfig } from "./kube/client.ts";
 import { WorkQueue } from "./kube/queue.ts";
-import { ResilientWatch, type WatchOptions } from "./kube/watch.ts";
+import { ownerKeyOf, trimPod, trimStatefulSet, trimToMetadata, withoutManagedFields } from "./kube/trim.ts";
+import { keyOf, ResilientWatch, type WatchOptions, type WatchTarget } from "./kube/watch.ts";
 import { errorText, log, statusCode } from "./log.ts";
 import { Metrics } from "./metrics.ts";
-import { type Action, type Plan, REJECTED, reconcile } from "./reconcile/reconcile.ts";
+import { type Action, type Plan, REJECTED, reconcile, rejected, statusFirst } from "./reconcile/reconcile.ts";
+
+/**
+ * Dataflows reconciled at once. A reconcile mostly waits for the API server, so this is
+ * what keeps a burst of new Dataflows from queueing behind each other.
+ */
+const DEFAULT_WORKERS = 32;
 
 export interface ControllerOptions {
   /** Namespaces to watch; all namespaces when undefined or empty. */
@@ -35,11 +42,17 @@ export class Controller {
   readonly #caches = new Map<string, ResilientWatch[]>();
   /** Per Dataflow, what of it (besides status) was last seen: our own status writes do not requeue. */
   readonly #seen = new Map<string, string>();
+  /**
+   * Our own writes to a Dataflow that its watch cache does not show yet: the versions they
+   * replaced and the object they returned. Read-your-writes: a reconcile right after a
+   * write never decides on the status (the write-ahead record) that write replaced.
+   */
+  readonly #written = new Map<string, { readonly replaced: Set<string>; readonly latest: Dataflow }>();
   #workers: Promise<void>[] = [];
 
   constructor(kc: KubeConfig, options: ControllerOptions = {}) {
-    this.#kc = kc;
-    this.kube = new Kube(kc);
+    this.#kc = PooledKubeConfig.of(kc);
+    this.kube = new Kube(this.#kc);
     this.#options = options;
     this.metrics = options.metrics ?? new Metrics();
     this.metrics.queueLength = () => this.queue.depth;
@@ -51,13 +64,19 @@ export class Controller {
 
   start(): void {
     const namespaces = this.#options.namespaces?.length ? this.#options.namespaces : [undefined];
-    const owned = `app.kubernetes.io/managed-by=${MANAGED_BY}`;
-    const kinds = [
-      { apiVersion: API_VERSION, kind: KIND, plural: PLURAL },
-      { apiVersion: "apps/v1", kind: "StatefulSet", plural: "statefulsets", labelSelector: owned },
-      { apiVersion: "v1", kind: "Pod", plural: "pods", labelSelector: owned },
-      { apiVersion: "v1", kind: "PersistentVolumeClaim", plural: "persistentvolumeclaims", labelSelector: owned },
-      { apiVersion: "v1", kind: "Service", plural: "services", labelSelector: owned },
+    const owned = { labelSelector: `app.kubernetes.io/managed-by=${MANAGED_BY}`, indexBy: ownerKeyOf };
+    const kinds: WatchTarget[] = [
+      { apiVersion: API_VERSION, kind: KIND, plural: PLURAL, trim: withoutManagedFields },
+      { apiVersion: "apps/v1", kind: "StatefulSet", plural: "statefulsets", trim: trimStatefulSet, ...owned },
+      { apiVersion: "v1", kind: "Pod", plural: "pods", trim: trimPod, ...owned },
+      {
+        apiVersion: "v1",
+        kind: "PersistentVolumeClaim",
+        plural: "persistentvolumeclaims",
+        trim: trimToMetadata,
+        ...owned,
+      },
+      { apiVersion: "v1", kind: "Service", plural: "services", trim: trimToMetadata, ...owned },
     ];
     for (const namespace of namespaces) {
       for (const target of kinds) {
@@ -75,7 +94,7 @@ export class Controller {
         this.#caches.set(target.kind, [...(this.#caches.get(target.kind) ?? []), watch]);
       }
     }
-    this.#workers = Array.from({ length: this.#options.workers ?? 4 }, () => this.#work());
+    this.#workers = Array.from({ length: this.#options.workers ?? DEFAULT_WORKERS }, () => this.#work());
   }
 
   async stop(): Promise<void> {
@@ -90,8 +109,10 @@ export class Controller {
     if (namespace === undefined || name === undefined) return;
     const key = `${namespace}/${name}`;
     if (obj.kind === KIND) {
-      const m = obj.metadata;
-      const fingerprint = `${m?.generation}|${m?.deletionTimestamp ?? ""}|${(m?.finalizers ?? []).join(",")}`;
+      const written = this.#written.get(key);
+      if (written !== undefined && !written.replaced.has(obj.metadata?.resourceVersion ?? ""))
+        this.#written.delete(key);
+      const fingerprint = fingerprintOf(obj);
       if (type === "DELETED") this.#seen.delete(key);
       else if (type === "MODIFIED" && this.#seen.get(key) === fingerprint) return;
       else this.#seen.set(key, fingerprint);
@@ -99,15 +120,30 @@ export class Controller {
     this.queue.add(key);
   }
 
-  /** Owned objects of one Dataflow from the watch caches. */
-  #cached<T extends KubernetesObject>(kind: string, namespace: string, name: string): T[] {
-    const out: T[] = [];
-    for (const watch of this.#caches.get(kind) ?? []) {
-      for (const obj of watch.objects()) {
-        if (obj.metadata?.namespace === namespace && obj.metadata.labels?.[DATAFLOW_LABEL] === name) out.push(obj as T);
-      }
-    }
-    return out;
+  /** The Dataflow as last seen or, when newer, as our own last write returned it. */
+  #dataflow(key: string): Dataflow | undefined {
+    const cached = this.#caches
+      .get(KIND)
+      ?.map((watch) => watch.get(key))
+      .find((obj) => obj !== undefined) as Dataflow | undefined;
+    const written = this.#written.get(key);
+    return cached !== undefined && written?.replaced.has(cached.metadata?.resourceVersion ?? "")
+      ? written.latest
+      : cached;
+  }
+
+  #wrote(before: Dataflow, after: Dataflow): Dataflow {
+    const key = keyOf(after);
+    const replaced = this.#written.get(key)?.replaced ?? new Set<string>();
+    replaced.add(before.metadata?.resourceVersion ?? "");
+    this.#written.set(key, { replaced, latest: after });
+    this.#seen.set(key, fingerprintOf(after)); // its watch event needs no reconcile of its own
+    return after;
+  }
+
+  /** Owned objects of one Dataflow (by its queue key) from the watch caches, as trimmed there. */
+  #cached<T extends KubernetesObject>(kind: string, key: string): T[] {
+    return (this.#caches.get(kind) ?? []).flatMap((watch) => [...watch.indexed(key)] as T[]);
   }
 
   async #work(): Promise<void> {
@@ -135,8 +171,8 @@ export class Controller {
   /** observe -> reconcile -> act for one Dataflow; returns when to look again (ms), if at all. */
   async reconcileKey(key: string): Promise<number | undefined> {
     const [namespace = "", name = ""] = key.split("/");
-    const dataflow = await this.kube.readDataflow(namespace, name);
-    if (dataflow === undefined) return undefined; // deleted; the finalizer already cleaned up
+    const dataflow = this.synced ? this.#dataflow(key) : await this.kube.readDataflow(namespace, name);
+    if (dataflow === undefined) return undefined; // deleted: owner references (and a finalizer) cleaned up
     // Steady state reads the watch caches. Before leaving the Stopping stage of a roll the
     // reconciler must not miss a pod, so it reads the API server itself.
     const live = !this.synced || dataflow.status?.rollout?.stage === "Stopping";
@@ -148,87 +184,84 @@ export class Controller {
           this.kube.listServices(namespace, name),
         ])
       : [
-          this.#cached<V1StatefulSet>("StatefulSet", namespace, name).find((s) => s.metadata?.name === name),
-          this.#cached<V1Pod>("Pod", namespace, name),
-          this.#cached<V1PersistentVolumeClaim>("PersistentVolumeClaim", namespace, name),
-          this.#cached<V1Service>("Service", namespace, name),
+          this.#cached<V1StatefulSet>("StatefulSet", key).find((s) => s.metadata?.name === name),
+          this.#cached<V1Pod>("Pod", key),
+          this.#cached<V1PersistentVolumeClaim>("PersistentVolumeClaim", key),
+          this.#cached<V1Service>("Service", key),
         ];
-    let observed = { dataflow, statefulSet, pods, claims, services };
-    let plan = reconcile(observed, new Date());
-    if (plan.actions.some((a) => a.type === "addFinalizer")) {
-      // The finalizer is the only action of that plan, and it is carried out here (not by
-      // #act): the same reconcile then goes on with the updated object at once.
-      const updated = await this.kube.setFinalizers(dataflow, [...(dataflow.metadata?.finalizers ?? []), FINALIZER]);
-      observed = { ...observed, dataflow: updated };
-      plan = reconcile(observed, new Date());
-    }
-    await this.#execute(observed.dataflow, plan);
+    const plan = reconcile({ dataflow, statefulSet, pods, claims, services }, new Date());
+    await this.#execute(dataflow, plan);
     return plan.requeueAfterMs;
   }
 
+  /**
+   * Status first when it is the write-ahead record of what the actions start; then the
+   * actions, concurrently (each acts on another object), the finalizer's removal last;
+   * then the status, if not yet written; then the events, once the status they narrate
+   * is recorded (a failed write is retried with the same events).
+   */
   async #execute(observed: Dataflow, plan: Plan): Promise<void> {
     let df = observed;
-    // The status goes first: when the next step is destructive, it records what is in flight.
-    if (hashOf(plan.status) !== hashOf(df.status ?? {})) df = await this.kube.writeStatus(df, plan.status);
-    for (const action of plan.actions) {
-      try {
-        await this.#act(df, action);
-      } catch (err) {
-        const message = `${describe(action)}: ${errorText(err)}: fix the Dataflow spec`;
-        const code = statusCode(err);
-        const degraded = df.status?.conditions?.find((c) => c.type === "Degraded");
-        const recorded = degraded?.reason === REJECTED && degraded.message === message;
-        // Said once, not on every retry: the event and (when the API server refused an
-        // object built from the spec, say a bad podTemplate) the Failed status.
-        if (!recorded) {
-          await this.#event(df, { type: "Warning", reason: "ActionFailed", message });
-          if (code === 400 || code === 422) await this.#markFailed(df, message);
-        }
-        throw err;
+    let statusDue = hashOf(plan.status) !== hashOf(df.status ?? {});
+    if (statusDue && statusFirst(df.status, plan)) {
+      df = this.#wrote(df, await this.kube.writeStatus(df, plan.status));
+      statusDue = false;
+    }
+    const last = plan.actions.filter((a) => a.type === "removeFinalizer");
+    for (const batch of [plan.actions.filter((a) => a.type !== "removeFinalizer"), last]) {
+      const results = await Promise.allSettled(batch.map((action) => this.#act(df, action)));
+      for (const [i, result] of results.entries()) {
+        if (result.status === "fulfilled") df = result.value ?? df;
+        else await this.#failed(df, batch[i] as Action, result.reason);
       }
     }
-    for (const event of plan.events) await this.#event(df, event);
+    if (statusDue) df = this.#wrote(df, await this.kube.writeStatus(df, plan.status));
+    await Promise.all(plan.events.map((event) => this.#event(df, event)));
   }
 
-  async #markFailed(df: Dataflow, message: string): Promise<void> {
-    const now = new Date().toISOString();
-    const gen = df.metadata?.generation;
-    const others = (df.status?.conditions ?? []).filter((c) => c.type === "Progressing");
-    const cond = (type: "Ready" | "Degraded", status: "True" | "False") => ({
-      type,
-      status,
-      reason: REJECTED,
-      message,
-      lastTransitionTime: now,
-      ...(gen === undefined ? {} : { observedGeneration: gen }),
-    });
-    const status = {
-      ...df.status,
-      phase: "Failed" as const,
-      conditions: [cond("Ready", "False"), ...others, cond("Degraded", "True")],
-    };
-    await this.kube
-      .writeStatus(df, status)
-      .catch((err: unknown) => log("warn", "could not record the failure in status", { error: errorText(err) }));
+  /** Reports a failed action once (not on every retry), then throws for a retry with backoff. */
+  async #failed(df: Dataflow, action: Action, err: unknown): Promise<never> {
+    const code = statusCode(err);
+    if (code === 409) throw err; // someone wrote in between: look again, nothing to report
+    // The API server refused an object built from the spec (say a bad podTemplate): the
+    // Dataflow is Failed until the spec changes.
+    const refused = code === 400 || code === 422;
+    const message = `${describe(action)}: ${errorText(err)}${refused ? ": fix the Dataflow spec" : ""}`;
+    const degraded = df.status?.conditions?.find((c) => c.type === "Degraded");
+    if (degraded?.reason !== REJECTED || degraded.message !== message) {
+      await this.#event(df, { type: "Warning", reason: "ActionFailed", message });
+      if (refused) {
+        await this.kube
+          .writeStatus(df, rejected(df, message, new Date()))
+          .then((after) => this.#wrote(df, after))
+          .catch((e: unknown) => log("warn", "could not record the failure in status", { error: errorText(e) }));
+      }
+    }
+    throw err;
   }
 
-  async #act(df: Dataflow, action: Action): Promise<void> {
+  /** Carries out one action; returns the Dataflow when the action changed it. */
+  async #act(df: Dataflow, action: Action): Promise<Dataflow | undefined> {
     switch (action.type) {
       case "apply":
         await this.kube.apply(action.object);
-        return;
+        return undefined;
       case "scaleToZero":
         await this.kube.scaleToZero(action.target);
-        return;
+        return undefined;
       case "delete":
         await this.kube.delete(action.target, action.propagation);
-        return;
+        return undefined;
+      case "addFinalizer":
+        return this.#wrote(df, await this.kube.setFinalizers(df, [...(df.metadata?.finalizers ?? []), FINALIZER]));
       case "removeFinalizer":
-        await this.kube.setFinalizers(
+        return this.#wrote(
           df,
-          (df.metadata?.finalizers ?? []).filter((f) => f !== FINALIZER),
+          await this.kube.setFinalizers(
+            df,
+            (df.metadata?.finalizers ?? []).filter((f) => f !== FINALIZER),
+          ),
         );
-        return;
     }
   }
 
@@ -239,6 +272,12 @@ export class Controller {
       log("warn", "could not record event", { reason: event.reason, error: errorText(err) });
     }
   }
+}
+
+/** What a reconcile depends on, besides status (which only we write). */
+function fingerprintOf(obj: KubernetesObject): string {
+  const m = obj.metadata;
+  return `${m?.generation}|${m?.deletionTimestamp ?? ""}|${(m?.finalizers ?? []).join(",")}`;
 }
 
 function describe(action: Action): string {

@@ -5,11 +5,11 @@
 //   LEADER_ELECT       "false" to run without a Lease (one replica only)
 //   LEASE_DURATION_SECONDS  how long a dead leader blocks the others (default 15)
 //   PROBE_PORT         /healthz and /metrics (default 8080)
-//   WORKERS            Dataflows reconciled concurrently (default 8)
+//   WORKERS            Dataflows reconciled concurrently (default 32)
 //   INSTALL_CRD        "false" when the chart installs the CRD
 import { hostname } from "node:os";
-import { KubeConfig } from "@kubernetes/client-node";
 import { Controller } from "./controller.ts";
+import { PooledKubeConfig } from "./kube/client.ts";
 import { installCrd } from "./kube/crd.ts";
 import { LeaderElector } from "./kube/leader.ts";
 import { errorText, log } from "./log.ts";
@@ -22,7 +22,7 @@ function leaseTimings(seconds: number) {
   const ms = seconds * 1000;
   return { leaseDurationMs: ms, renewDeadlineMs: (ms * 2) / 3, retryPeriodMs: (ms * 2) / 15 };
 }
-const kc = new KubeConfig();
+const kc = new PooledKubeConfig();
 kc.loadFromDefault();
 const namespaces = (env.WATCH_NAMESPACES ?? "")
   .split(",")
@@ -30,7 +30,7 @@ const namespaces = (env.WATCH_NAMESPACES ?? "")
   .filter((s) => s !== "");
 const controller = new Controller(kc, {
   namespaces,
-  workers: Number(env.WORKERS ?? 8),
+  ...(env.WORKERS ? { workers: Number(env.WORKERS) } : {}),
   metrics: new Metrics().withRuntimeMetrics(),
 });
 const elector = new LeaderElector(kc, {

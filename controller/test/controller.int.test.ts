@@ -162,7 +162,8 @@ test("reconcile creates the owned objects with the contract's names, labels and 
 
   // The StatefulSet controller creates the pods; once they are Ready the Dataflow is Running.
   await waitFor("2 pods", async () => (await pods("wc")).length === 2);
-  expect((await get("wc"))?.status).toMatchObject({ phase: "Deploying", ready: "0/2" });
+  // Created but not running (no kubelet yet): Pending.
+  expect((await get("wc"))?.status).toMatchObject({ phase: "Pending", ready: "0/2" });
   await markReady("wc");
   await waitFor("Running", async () => (await phaseOf("wc")) === "Running");
   const df = await get("wc");
@@ -171,7 +172,8 @@ test("reconcile creates the owned objects with the contract's names, labels and 
     reason: "ProcessesReady",
   });
   expect(df?.status?.image).toBe(IMAGE);
-  expect(df?.metadata?.finalizers).toContain("waxflow.io/volumes");
+  // No recovery volumes, nothing for a finalizer to guard: owner references clean up.
+  expect(df?.metadata?.finalizers ?? []).not.toContain("waxflow.io/volumes");
   const events = await core.listNamespacedEvent({ namespace: NS, fieldSelector: "involvedObject.name=wc" });
   expect(events.items.map((e) => e.reason)).toContain("Running");
 });
@@ -221,6 +223,7 @@ test("suspend scales to zero and keeps volumes; resume starts the same volumes a
     return list.length === 2 ? list : undefined;
   });
   expect(claims.map((c) => c.metadata?.name).sort()).toEqual(["recovery-sus-0", "recovery-sus-1"]);
+  expect((await get("sus"))?.metadata?.finalizers).toContain("waxflow.io/volumes");
 
   await patchSpec("sus", { state: "suspended" });
   await waitFor("no pods", async () => (await pods("sus")).length === 0);
@@ -295,6 +298,48 @@ test("a controller stopped mid-roll is resumed by a fresh one from the status re
   expect((await get("mid"))?.status?.rollout).toBeUndefined();
 });
 
+test("a scale-down with recovery hands the removed pods' data over through holders, across a controller restart", async () => {
+  await create("shrink", { processes: 3, recovery: { enabled: true, retention: { whenScaled: "Delete" } } });
+  await waitFor("3 pods", async () => (await pods("shrink")).length === 3);
+  await markReady("shrink");
+  await waitFor("Running", async () => (await phaseOf("shrink")) === "Running");
+  const before = templateHashOf((await pods("shrink"))[0]);
+
+  await patchSpec("shrink", { processes: 1 });
+  const holders = await waitFor("3 pods of the new template", async () => {
+    const ps = await pods("shrink");
+    return ps.length === 3 && ps.every((p) => templateHashOf(p) !== before) ? ps : undefined;
+  });
+  const env = holders[0]?.spec?.containers[0]?.env ?? [];
+  expect(env.find((e) => e.name === "WAXFLOW_REPLICAS")?.value).toBe("1");
+  expect(env.find((e) => e.name === "WAXFLOW_RECOVERY_INIT")?.value).toBe("true");
+  const handingOff = await waitFor("the HandingOff record", async () => {
+    const st = (await get("shrink"))?.status;
+    return st?.rollout?.stage === "HandingOff" ? st : undefined;
+  });
+  expect(handingOff.rollout).toMatchObject({ kind: "scale", from: 3, to: 1 });
+  expect(handingOff.conditions?.find((c) => c.type === "Progressing")?.reason).toBe("HandingOffRecovery");
+
+  // Until the holders are Ready the StatefulSet stays at 3, even for a fresh controller.
+  await controller.stop();
+  controller = startController();
+  await sleep(2000);
+  expect((await controller.kube.readStatefulSet(NS, "shrink"))?.spec?.replicas).toBe(3);
+  expect((await get("shrink"))?.status?.rollout?.stage).toBe("HandingOff");
+
+  await markReady("shrink");
+  await waitFor("1 pod left", async () => (await pods("shrink")).length === 1);
+  await waitFor("Running", async () => (await phaseOf("shrink")) === "Running");
+  expect((await get("shrink"))?.status?.rollout).toBeUndefined();
+  await waitFor("the holders' claims deleted", async () => (await claimNames("shrink")).join() === "recovery-shrink-0");
+  const reasons = (
+    await core.listNamespacedEvent({ namespace: NS, fieldSelector: "involvedObject.name=shrink" })
+  ).items.map((e) => e.reason);
+  expect(reasons).toEqual(
+    expect.arrayContaining(["Scaling", "HandingOffRecovery", "RecoveryHandedOff", "RollComplete", "VolumeDeleted"]),
+  );
+});
+
 test("crash-looping processes show as Degraded with the cause from pod status", async () => {
   await create("crash", {});
   const [pod] = await waitFor("a pod", async () => {
@@ -362,7 +407,7 @@ test("an object the API server refuses makes the Dataflow Failed with its messag
 
   await patchSpec("bad", { podTemplate: null } as unknown as Partial<DataflowSpec>);
   await waitFor("StatefulSet bad", () => controller.kube.readStatefulSet(NS, "bad"));
-  await waitFor("no longer Failed", async () => (await phaseOf("bad")) === "Deploying");
+  await waitFor("no longer Failed", async () => (await phaseOf("bad")) === "Pending");
 });
 
 test("the watches recover from an API server restart within 30 s", async () => {

@@ -137,3 +137,43 @@ test("an unreachable API server is retried with backoff until it answers", async
   await watch.stop();
   expect(seen.lists).toBe(0);
 });
+
+test("the cache keeps trimmed objects, indexed by owner, through label changes and deletes", async () => {
+  const labelled = (name: string, owner: string, rv: string) => ({
+    ...pod(name, rv),
+    metadata: { ...pod(name, rv).metadata, labels: { owner }, managedFields: [{ manager: "m" }] },
+  });
+  const { kc, seen } = await fakeApi((n, res) => {
+    if (n !== 1) return;
+    for (const [type, obj] of [
+      ["ADDED", labelled("b", "x", "101")],
+      ["ADDED", labelled("c", "x", "102")],
+      ["MODIFIED", labelled("b", "y", "103")],
+      ["DELETED", labelled("c", "x", "104")],
+    ] as const) {
+      res.write(`${JSON.stringify({ type, object: obj })}\n`);
+    }
+  });
+  const handled: string[] = [];
+  const watch = new ResilientWatch(
+    kc,
+    {
+      apiVersion: "v1",
+      kind: "Pod",
+      plural: "pods",
+      trim: (obj) => ({ kind: obj.kind, metadata: { name: obj.metadata?.name, labels: obj.metadata?.labels } }),
+      indexBy: (obj) => obj.metadata?.labels?.owner,
+    },
+    (type, obj) => handled.push(`${type} ${obj.metadata?.name} ${JSON.stringify(obj.metadata)}`),
+  );
+  watch.start();
+  await until(() => handled.length === 5);
+  await watch.stop();
+  expect(seen.watches).toBe(1);
+  const names = (owner: string) => [...watch.indexed(owner)].map((o) => o.metadata?.name);
+  expect(names("x")).toEqual([]);
+  expect(names("y")).toEqual(["b"]);
+  expect([...watch.indexed("y")][0]).toEqual({ kind: "Pod", metadata: { name: "b", labels: { owner: "y" } } });
+  // "a" from the list has no label: kept, but in no index.
+  expect(handled[0]).toBe('SYNC a {"name":"a"}');
+});

@@ -6,8 +6,8 @@ export const GROUP = "waxflow.io";
 export const VERSION = "v1alpha1";
 export const KIND = "Dataflow";
 export const PLURAL = "dataflows";
-export const SINGULAR = "dataflow";
-export const SHORT_NAMES = ["df"];
+const SINGULAR = "dataflow";
+const SHORT_NAMES = ["df"];
 export const CRD_NAME = `${PLURAL}.${GROUP}`;
 export const API_VERSION = `${GROUP}/${VERSION}`;
 
@@ -193,7 +193,7 @@ export const specSchema = {
   },
 } as const;
 
-export const statusSchema = {
+const statusSchema = {
   title: "DataflowStatus",
   type: "object",
   properties: {
@@ -201,6 +201,8 @@ export const statusSchema = {
     phase: {
       type: "string",
       enum: ["Pending", "Deploying", "Running", "Suspended", "Failed", "Deleting"],
+      description:
+        "Pending: no process runs yet (being created, scheduled or pulled). Deploying: a roll is under way, or processes run but not all are ready. Running: every process is ready. Failed: the spec cannot be carried out (see the Degraded condition).",
     },
     processes: { type: "integer", format: "int32", description: "Processes (pods) that exist now." },
     readyProcesses: { type: "integer", format: "int32" },
@@ -217,18 +219,30 @@ export const statusSchema = {
       title: "DataflowRollout",
       type: "object",
       description:
-        "Write-ahead record of a roll in flight, written before pods are stopped so a restarted controller resumes it.",
-      required: ["kind", "stage", "generation"],
+        "Write-ahead record of a roll in flight, written before each step so a restarted controller resumes it.",
+      required: ["kind", "stage", "generation", "from", "to"],
       properties: {
-        kind: { type: "string", enum: ["scale", "upgrade", "suspend"] },
-        stage: { type: "string", enum: ["Stopping", "Starting"] },
+        kind: { type: "string", enum: ["scale", "upgrade"] },
+        stage: {
+          type: "string",
+          enum: ["Stopping", "HandingOff", "Starting"],
+          description:
+            "Stopping: every old process stops. HandingOff (a scale-down with recovery): the new processes run beside holders, the pods beyond them, which hand their volumes' recovery data over. Starting: the new processes alone.",
+        },
         generation: { type: "integer", format: "int64" },
         startedAt: { type: "string", format: "date-time" },
+        from: {
+          type: "integer",
+          format: "int32",
+          description: "Processes of the cluster being replaced: their volumes hold its recovery data.",
+        },
+        to: { type: "integer", format: "int32", description: "Processes of the cluster being started." },
       },
     },
     lastReconciledSpec: {
       type: "string",
-      description: "JSON of the spec the processes run; the base of the next spec diff.",
+      description:
+        "JSON of the spec the processes were last started with: the base of the next spec diff and the layout of the recovery data.",
     },
   },
 } as const;

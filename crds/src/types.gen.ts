@@ -82,6 +82,9 @@ whenScaled?: ("Retain" | "Delete")
 }
 export interface DataflowStatus {
 observedGeneration?: number
+/**
+ * Pending: no process runs yet (being created, scheduled or pulled). Deploying: a roll is under way, or processes run but not all are ready. Running: every process is ready. Failed: the spec cannot be carried out (see the Degraded condition).
+ */
 phase?: ("Pending" | "Deploying" | "Running" | "Suspended" | "Failed" | "Deleting")
 /**
  * Processes (pods) that exist now.
@@ -103,7 +106,7 @@ image?: string
 conditions?: DataflowCondition[]
 rollout?: DataflowRollout
 /**
- * JSON of the spec the processes run; the base of the next spec diff.
+ * JSON of the spec the processes were last started with: the base of the next spec diff and the layout of the recovery data.
  */
 lastReconciledSpec?: string
 }
@@ -122,11 +125,22 @@ lastTransitionTime?: string
 observedGeneration?: number
 }
 /**
- * Write-ahead record of a roll in flight, written before pods are stopped so a restarted controller resumes it.
+ * Write-ahead record of a roll in flight, written before each step so a restarted controller resumes it.
  */
 export interface DataflowRollout {
-kind: ("scale" | "upgrade" | "suspend")
-stage: ("Stopping" | "Starting")
+kind: ("scale" | "upgrade")
+/**
+ * Stopping: every old process stops. HandingOff (a scale-down with recovery): the new processes run beside holders, the pods beyond them, which hand their volumes' recovery data over. Starting: the new processes alone.
+ */
+stage: ("Stopping" | "HandingOff" | "Starting")
 generation: number
 startedAt?: string
+/**
+ * Processes of the cluster being replaced: their volumes hold its recovery data.
+ */
+from: number
+/**
+ * Processes of the cluster being started.
+ */
+to: number
 }

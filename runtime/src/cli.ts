@@ -8,14 +8,16 @@ import { readFileSync } from "node:fs";
 import type { Server } from "node:http";
 import { inspect } from "node:util";
 import { ProcessView, serveApi } from "./api/server.ts";
-import { type Command, type Env, resolveCommand, unsupported } from "./cli/config.ts";
+import { type Command, type Env, type RunConfig, resolveCommand, unsupported } from "./cli/config.ts";
 import { HELP } from "./cli/help.ts";
 import { LoadError, loadDataflow } from "./cli/load.ts";
 import { PeerError, parseAddresses } from "./cluster/mesh.ts";
+import type { Dataflow } from "./dataflow.ts";
 import { execute } from "./engine/execute.ts";
 import { BuildError, StepError, UsageError } from "./errors.ts";
 import { RecoveryError } from "./recovery/errors.ts";
-import { initRecoveryDirectory } from "./recovery/store.ts";
+import { holdStore } from "./recovery/handoff.ts";
+import { initRecoveryDirectory, RecoveryStore } from "./recovery/store.ts";
 
 const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;
@@ -63,7 +65,11 @@ export async function main(argv: readonly string[], env: Env, cwd: string): Prom
     process.stderr.write(`stopping on ${signal}\n`);
     stop.abort(new Error(`stopped by ${signal}`));
   };
-  const view = new ProcessView(config.processId, Math.max(config.addresses.length, 1));
+  const view = new ProcessView(
+    config.processId,
+    Math.max(config.addresses.length, 1),
+    config.holder ? "holder" : "process",
+  );
   let api: Server | undefined;
   try {
     // Served before peers connect, so probes see live-but-not-ready while the cluster forms.
@@ -71,19 +77,32 @@ export async function main(argv: readonly string[], env: Env, cwd: string): Prom
     const flow = await loadDataflow(config.modulePath, config.exportName, cwd);
     process.once("SIGINT", onSignal);
     process.once("SIGTERM", onSignal);
+    if (config.holder) {
+      await hold(config, flow, stop.signal);
+      view.released();
+      process.stderr.write(
+        `holder ${config.processId}: the cluster no longer needs this store; waiting to be stopped\n`,
+      );
+      // Its job is done: being stopped now is the expected end, not a failure.
+      await new Promise((resolve) => stop.signal.addEventListener("abort", resolve, { once: true }));
+      return 0;
+    }
     await execute(flow, {
       workers: config.workersPerProcess,
       epochIntervalMs: config.epochIntervalMs,
-      cluster:
-        config.addresses.length > 1
-          ? { processId: config.processId, addresses: parseAddresses(config.addresses.join(";")) }
-          : undefined,
+      cluster: {
+        processId: config.processId,
+        addresses:
+          config.addresses.length > 0 ? parseAddresses(config.addresses.join(";")) : [{ host: "127.0.0.1", port: 0 }],
+        connectTimeoutMs: config.startTimeoutMs,
+      },
       recovery:
         config.recoveryDirectory === undefined
           ? undefined
-          : { dbDir: config.recoveryDirectory, backupIntervalMs: config.backupIntervalMs },
+          : { dbDir: config.recoveryDirectory, backupIntervalMs: config.backupIntervalMs, init: config.recoveryInit },
       signal: stop.signal,
       onStart: (run) => view.started(run),
+      onSnapshot: (stats) => view.snapshotted(stats),
     });
   } catch (err) {
     if (caught === undefined) {
@@ -96,6 +115,30 @@ export async function main(argv: readonly string[], env: Env, cwd: string): Prom
     process.off("SIGTERM", onSignal);
   }
   return caught === undefined ? 0 : SIGNAL_EXIT[caught];
+}
+
+/** A holder: serves its process's recovery store to the cluster until the cluster no longer needs it. */
+async function hold(config: RunConfig, flow: Dataflow, signal: AbortSignal): Promise<void> {
+  // resolveCommand only makes a holder with a directory; the check keeps the types honest.
+  if (config.recoveryDirectory === undefined) throw new UsageError("a holder needs -r/--recovery-directory");
+  const store = RecoveryStore.open(config.recoveryDirectory, {
+    create: config.recoveryInit,
+    snapshotIntervalMs: config.epochIntervalMs,
+    backupIntervalMs: 0,
+  });
+  try {
+    await holdStore({
+      flow,
+      store,
+      processId: config.processId,
+      addresses: parseAddresses(config.addresses.join(";")),
+      connectTimeoutMs: config.startTimeoutMs,
+      signal,
+      log: (line) => process.stderr.write(`${line}\n`),
+    });
+  } finally {
+    store.close();
+  }
 }
 
 /** One line for the user; the full chain of causes only when debugging. */

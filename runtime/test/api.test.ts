@@ -1,13 +1,17 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { resolve } from "node:path";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { afterEach, expect, test } from "vitest";
 import { freePorts } from "./support/ports.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const CLI = resolve(ROOT, "runtime/src/cli.ts");
 const children: ChildProcess[] = [];
+const dirs: string[] = [];
 afterEach(() => {
   for (const child of children.splice(0)) child.kill("SIGKILL");
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
 function start(args: string[], apiPort: number): ChildProcess {
@@ -65,4 +69,24 @@ test("a process waiting for its peers is live but not ready", async () => {
   const ready = await get(port, "/readyz");
   expect(ready).toEqual({ status: 503, body: "waiting for peers\n" });
   expect(JSON.parse((await get(port, "/status")).body)).toMatchObject({ process: 0, processes: 2, ready: false });
+}, 40_000);
+
+test("with recovery, /metrics reports snapshot duration and size, and items into each step", async () => {
+  const [port] = (await freePorts(1)) as [number];
+  const dir = mkdtempSync(join(tmpdir(), "waxflow-api-"));
+  dirs.push(dir);
+  start(["runtime/test/cli-fixtures/endless.ts", "-s", "0.05", "-r", dir, "--recovery-init"], port);
+  await expect
+    .poll(
+      async () => (await get(port, "/metrics")).body.match(/^waxflow_snapshot_duration_seconds_count (\d+)$/m)?.[1],
+      {
+        timeout: 15_000,
+      },
+    )
+    .toMatch(/^[1-9]\d*$/);
+  const { body } = await get(port, "/metrics");
+  // Each epoch snapshots the source's position: a serialized number is a few bytes.
+  expect(body).toMatch(/^waxflow_snapshot_bytes [1-9]\d*$/m);
+  expect(body).toMatch(/^waxflow_snapshot_bytes_total [1-9]\d*$/m);
+  expect(body).toMatch(/^waxflow_step_items_in\{step="endless\.tick\.inspect_debug"\} [1-9]\d*$/m);
 }, 40_000);

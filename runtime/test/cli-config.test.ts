@@ -33,6 +33,9 @@ describe("defaults", () => {
       processId: 0,
       addresses: [],
       recoveryDirectory: undefined,
+      recoveryInit: false,
+      holder: false,
+      startTimeoutMs: 60_000,
       epochIntervalMs: 10_000,
       backupIntervalMs: undefined,
       apiPort: 3030,
@@ -105,7 +108,7 @@ describe("process id and addresses", () => {
 
   test("a process id beyond the addresses is refused", () => {
     expect(usageError(["run", "f.ts", "-a", "a:1;b:2", "-i", "2"])).toMatch(
-      /-i\/--process-id is 2 but there are only 2 addresses/,
+      /-i\/--process-id is 2 but there are only 2 addresses \(add --holder if this process only hands its recovery store over/,
     );
     expect(usageError(["run", "f.ts", "-i", "1"])).toMatch(/-i\/--process-id is 1 but no addresses are given/);
   });
@@ -162,6 +165,41 @@ describe("process id and addresses", () => {
   });
 });
 
+describe("holders", () => {
+  test("--holder with an index beyond the addresses and a store", () => {
+    const c = config(["f.ts", "-a", "a:1;b:1", "-i", "2", "--holder", "-r", "/r"]);
+    expect(c).toMatchObject({ holder: true, processId: 2, addresses: ["a:1", "b:1"] });
+  });
+
+  test("a pod whose ordinal is beyond WAXFLOW_REPLICAS is a holder without the flag", () => {
+    const env = {
+      WAXFLOW_STATEFULSET_NAME: "wc",
+      WAXFLOW_REPLICAS: "2",
+      WAXFLOW_SERVICE_NAME: "wc",
+      WAXFLOW_NAMESPACE: "team",
+      WAXFLOW_POD_NAME: "wc-3",
+      WAXFLOW_RECOVERY_DIRECTORY: "/var/lib/waxflow/recovery",
+    };
+    expect(config(["f.ts"], env)).toMatchObject({
+      holder: true,
+      processId: 3,
+      addresses: ["wc-0.wc.team.svc:2101", "wc-1.wc.team.svc:2101"],
+    });
+    expect(usageError(["run", "f.ts"], { ...env, WAXFLOW_RECOVERY_DIRECTORY: "" })).toMatch(
+      /process 3 is beyond the cluster's 2 processes, so it holds its recovery store for them, but no store is given/,
+    );
+  });
+
+  test("--holder inside the cluster, or without addresses, is refused", () => {
+    expect(usageError(["run", "f.ts", "-a", "a:1;b:1", "-i", "1", "--holder", "-r", "/r"])).toMatch(
+      /--holder needs a process id beyond the cluster's 2 process\(es\), but -i\/--process-id is 1/,
+    );
+    expect(usageError(["run", "f.ts", "-i", "1", "--holder", "-r", "/r"])).toMatch(
+      /a holder needs the cluster's addresses/,
+    );
+  });
+});
+
 describe("recovery, intervals, port, debug", () => {
   test("-s sets the epoch interval in seconds, fractions allowed", () => {
     expect(config(["f.ts", "-s", "0.5"]).epochIntervalMs).toBe(500);
@@ -174,6 +212,23 @@ describe("recovery, intervals, port, debug", () => {
     const c = config(["f.ts", "-r", "/var/lib/waxflow/recovery"], { WAXFLOW_BACKUP_INTERVAL: "0" });
     expect(c.recoveryDirectory).toBe("/var/lib/waxflow/recovery");
     expect(c.backupIntervalMs).toBe(0);
+  });
+
+  test("--recovery-init or WAXFLOW_RECOVERY_INIT creates a store in an empty directory", () => {
+    expect(config(["f.ts", "-r", "/r", "--recovery-init"]).recoveryInit).toBe(true);
+    expect(config(["f.ts", "-r", "/r"], { WAXFLOW_RECOVERY_INIT: "true" }).recoveryInit).toBe(true);
+    expect(config(["f.ts", "-r", "/r"], { WAXFLOW_RECOVERY_INIT: "false" }).recoveryInit).toBe(false);
+    expect(usageError(["run", "f.ts"], { WAXFLOW_RECOVERY_INIT: "yes" })).toMatch(
+      /^WAXFLOW_RECOVERY_INIT must be true or false, got "yes"$/,
+    );
+  });
+
+  test("--start-timeout or WAXFLOW_START_TIMEOUT, in seconds", () => {
+    expect(config(["f.ts", "--start-timeout", "5"]).startTimeoutMs).toBe(5000);
+    expect(config(["f.ts"], { WAXFLOW_START_TIMEOUT: "0.5" }).startTimeoutMs).toBe(500);
+    expect(usageError(["run", "f.ts", "--start-timeout", "0"])).toMatch(
+      /^--start-timeout must be a number of seconds > 0/,
+    );
   });
 
   test("WAXFLOW_API_PORT", () => {
@@ -195,19 +250,15 @@ describe("unsupported features are refused, not ignored", () => {
     expect(unsupported(config(["f.ts", "-a", "localhost:2101"]))).toBeUndefined();
   });
 
-  test("several processes, and recovery in one process, run", () => {
+  test("several processes, with or without recovery, run", () => {
     expect(unsupported(config(["f.ts", "-a", "a:1;b:1"]))).toBeUndefined();
+    expect(unsupported(config(["f.ts", "-a", "a:1;b:1", "-r", "/tmp/r"]))).toBeUndefined();
     expect(unsupported(config(["f.ts", "-r", "/tmp/r", "-b", "60"]))).toBeUndefined();
   });
 
-  test("recovery across several processes", () => {
-    expect(unsupported(config(["f.ts", "-a", "a:1;b:1", "-r", "/tmp/r"]))).toMatch(
-      /recovery across several processes is not supported yet/,
-    );
-  });
-
-  test("a backup interval without recovery", () => {
+  test("a backup interval or --recovery-init without recovery", () => {
     expect(unsupported(config(["f.ts", "-b", "60"]))).toMatch(/only applies with recovery: add -r/);
+    expect(unsupported(config(["f.ts", "--recovery-init"]))).toMatch(/^--recovery-init only applies with recovery/);
   });
 
   test("recovery init takes a directory and a count", () => {

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, test } from "vitest";
@@ -198,14 +198,24 @@ describe("clusters and recovery", () => {
     const r = await waxflow(["run", `${FIXTURES}/numbers.ts`], { WAXFLOW_RECOVERY_DIRECTORY: "/nonexistent/recovery" });
     expect(r.code).toBe(1);
     expect(r.stderr).toBe(
-      "error: recovery directory /nonexistent/recovery has no partitions; create them with `waxflow recovery init /nonexistent/recovery <count>`\n",
+      "error: recovery directory /nonexistent/recovery has no partitions; create them with `waxflow recovery init /nonexistent/recovery <count>`, " +
+        "or run with --recovery-init (WAXFLOW_RECOVERY_INIT=true) to create them when the directory is empty\n",
     );
   });
 
-  test("recovery across several processes is refused at start", async () => {
-    const r = await waxflow(["run", `${FIXTURES}/numbers.ts`, "-a", "localhost:2101;localhost:2102", "-r", "/tmp/r"]);
-    expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/^error: recovery across several processes is not supported yet/);
+  test("WAXFLOW_RECOVERY_INIT=true creates the store in an empty directory, then resumes from it", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "waxflow-cli-recovery-"));
+    try {
+      const env = { WAXFLOW_RECOVERY_DIRECTORY: dir, WAXFLOW_RECOVERY_INIT: "true" };
+      const first = await waxflow(["run", `${FIXTURES}/numbers.ts`, "-s", "0.05"], env);
+      expect(first).toMatchObject({ code: 0, stderr: "" });
+      expect(lines(first.stdout)).toHaveLength(5);
+      expect(readdirSync(dir)).toContain("part-0.sqlite3");
+      const second = await waxflow(["run", `${FIXTURES}/numbers.ts`, "-s", "0.05"], env);
+      expect(second).toEqual({ code: 0, stdout: "", stderr: "" });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

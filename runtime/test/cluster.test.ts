@@ -19,17 +19,19 @@ interface Exit {
   at: number;
 }
 
-function start(args: string[]): { child: ChildProcess; exit: Promise<Exit> } {
+function start(args: string[]): { child: ChildProcess; exit: Promise<Exit>; formed: Promise<void> } {
   const child = spawn(process.execPath, ["--conditions=waxflow-source", FIXTURE, ...args], {
     stdio: ["ignore", "ignore", "pipe"],
   });
   children.push(child);
   let stderr = "";
+  const formed = Promise.withResolvers<void>();
   child.stderr?.on("data", (d: Buffer) => {
     stderr += d.toString();
+    if (stderr.includes("cluster formed\n")) formed.resolve();
   });
   const exit = new Promise<Exit>((resolve) => child.on("exit", (code) => resolve({ code, stderr, at: Date.now() })));
-  return { child, exit };
+  return { child, exit, formed: formed.promise };
 }
 
 function readCounts(dir: string): Record<string, number> {
@@ -65,7 +67,8 @@ test("a process killed with SIGKILL makes the others exit non-zero within second
   const ports = await freePorts(3);
   const addresses = ports.map((p) => `127.0.0.1:${p}`).join(";");
   const runs = [0, 1, 2].map((i) => start([String(i), addresses, "1", join(dir, "out"), "100000", "200"]));
-  await new Promise((resolve) => setTimeout(resolve, 2500));
+  await Promise.all(runs.map((r) => r.formed));
+  await new Promise((resolve) => setTimeout(resolve, 1000));
   const killedAt = Date.now();
   runs[1]?.child.kill("SIGKILL");
   for (const i of [0, 2]) {

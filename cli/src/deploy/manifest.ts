@@ -48,6 +48,7 @@ export function dataflowManifest(input: ManifestInput): Dataflow {
       workersPerProcess: options.workersPerProcess,
       env: options.env.length === 0 ? undefined : options.env.map((e) => ({ name: e.name, value: e.value })),
       recovery,
+      podTemplate: options.podTemplate,
     },
   });
 }

@@ -1,7 +1,10 @@
 // Turns deploy's raw flag values into a checked description of the Dataflow to apply.
 // Pure, so every rule is tested without oclif; each failure is one line that names the
 // flag and says what to type instead.
+
+import type { V1PodTemplateSpec } from "@kubernetes/client-node";
 import { IMAGE_BY_DIGEST_PATTERN, MAX_NAME_LENGTH, MIN_SNAPSHOT_INTERVAL, specSchema } from "@waxflow/crds";
+import { load, YAMLException } from "js-yaml";
 import { UsageError } from "../errors.ts";
 
 export interface DeployFlags {
@@ -15,6 +18,8 @@ export interface DeployFlags {
   readonly recoveryStorageclass?: string;
   readonly recoverySnapshotInterval?: string;
   readonly recoveryBackupInterval?: string;
+  /** The --pod-template file's name and text, read by the command. */
+  readonly podTemplate?: { readonly file: string; readonly text: string };
 }
 
 export interface DeployOptions {
@@ -29,6 +34,7 @@ export interface DeployOptions {
     readonly snapshotInterval?: string;
     readonly backupInterval?: string;
   };
+  readonly podTemplate?: V1PodTemplateSpec;
 }
 
 // The name becomes the StatefulSet's and its pods' names: a DNS-1123 label, and short
@@ -54,14 +60,25 @@ export function durationMs(text: string): number {
 
 const MIN_SNAPSHOT_MS = durationMs(MIN_SNAPSHOT_INTERVAL);
 
-function count(flag: string, raw: string, max: number): number {
-  if (!/^[0-9]+$/.test(raw) || Number(raw) < 1 || Number(raw) > max) {
-    throw new UsageError(`--${flag} must be a whole number from 1 to ${max}, got "${raw}"; e.g. --${flag} 2`);
+/** A whole number flag in [min, max]; the error names the flag and shows a valid use. */
+export function wholeNumber(flag: string, raw: string, min: number, max: number): number {
+  if (!/^[0-9]+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+    throw new UsageError(`--${flag} must be a whole number from ${min} to ${max}, got "${raw}"; e.g. --${flag} 2`);
   }
   return Number(raw);
 }
 
-function duration(flag: string, raw: string): string {
+/** A Dataflow's name, as `label` (the flag or argument) gave it. */
+export function dataflowName(label: string, name: string): string {
+  if (!DNS1123_LABEL.test(name) || name.length > MAX_NAME_LENGTH) {
+    throw new UsageError(
+      `${label} "${name}" is not a DNS-1123 label: use at most ${MAX_NAME_LENGTH} lowercase letters, digits and '-', starting and ending with a letter or digit`,
+    );
+  }
+  return name;
+}
+
+export function duration(flag: string, raw: string): string {
   if (!DURATION.test(raw)) {
     throw new UsageError(`--${flag} must be a duration such as 10s, 500ms or 1m30s, got "${raw}"`);
   }
@@ -80,14 +97,34 @@ function envVar(raw: string): { name: string; value: string } {
   return { name, value: raw.slice(eq + 1) };
 }
 
-export function deployOptions(flags: DeployFlags): DeployOptions {
-  if (!DNS1123_LABEL.test(flags.name) || flags.name.length > MAX_NAME_LENGTH) {
+/** A pod template overlay (core/v1 PodTemplateSpec) from YAML or JSON; errors name the file and line. */
+export function podTemplate(file: string, text: string): V1PodTemplateSpec {
+  let value: unknown;
+  try {
+    value = load(text, { filename: file });
+  } catch (err) {
+    const where =
+      err instanceof YAMLException && err.mark !== undefined ? `line ${err.mark.line + 1}: ${err.reason}` : String(err);
+    throw new UsageError(`--pod-template ${file}: not valid YAML, ${where}`);
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
     throw new UsageError(
-      `--name "${flags.name}" is not a DNS-1123 label: use at most ${MAX_NAME_LENGTH} lowercase letters, digits and '-', starting and ending with a letter or digit`,
+      `--pod-template ${file}: expected a PodTemplateSpec mapping (metadata:, spec:), got ${Array.isArray(value) ? "a list" : typeof value}`,
     );
   }
-  const processes = count("processes", flags.processes, specSchema.properties.processes.maximum);
-  const workersPerProcess = count("workers", flags.workers, specSchema.properties.workersPerProcess.maximum);
+  const unknown = Object.keys(value).filter((k) => k !== "metadata" && k !== "spec");
+  if (unknown.length > 0) {
+    throw new UsageError(
+      `--pod-template ${file}: a PodTemplateSpec has only metadata and spec, not ${unknown.join(", ")}; e.g. spec: { volumes: [...] }`,
+    );
+  }
+  return value as V1PodTemplateSpec;
+}
+
+export function deployOptions(flags: DeployFlags): DeployOptions {
+  dataflowName("--name", flags.name);
+  const processes = wholeNumber("processes", flags.processes, 1, specSchema.properties.processes.maximum);
+  const workersPerProcess = wholeNumber("workers", flags.workers, 1, specSchema.properties.workersPerProcess.maximum);
 
   const env = flags.env.map(envVar);
   const seen = new Set<string>();
@@ -102,6 +139,9 @@ export function deployOptions(flags: DeployFlags): DeployOptions {
     );
   }
 
+  const overlay =
+    flags.podTemplate === undefined ? undefined : podTemplate(flags.podTemplate.file, flags.podTemplate.text);
+
   const recoveryFlags = {
     "recovery-size": flags.recoverySize,
     "recovery-storageclass": flags.recoveryStorageclass,
@@ -111,7 +151,7 @@ export function deployOptions(flags: DeployFlags): DeployOptions {
   if (!flags.recovery) {
     const stray = Object.entries(recoveryFlags).find(([, v]) => v !== undefined);
     if (stray !== undefined) throw new UsageError(`--${stray[0]} only applies with --recovery; add --recovery`);
-    return { name: flags.name, processes, workersPerProcess, env, image: flags.image };
+    return { name: flags.name, processes, workersPerProcess, env, image: flags.image, podTemplate: overlay };
   }
 
   if (flags.recoverySize !== undefined && !QUANTITY.test(flags.recoverySize)) {
@@ -147,6 +187,7 @@ export function deployOptions(flags: DeployFlags): DeployOptions {
     workersPerProcess,
     env,
     image: flags.image,
+    podTemplate: overlay,
     recovery: {
       size: flags.recoverySize,
       storageClassName: flags.recoveryStorageclass,

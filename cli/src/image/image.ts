@@ -1,9 +1,10 @@
-// A dataflow image is its base (the waxflow-runtime image) plus the app layer. This turns
-// the base's manifest and config and the layer into the new config and manifest: plain
-// JSON in, bytes and digests out, so the same inputs always name the same image.
+// OCI image configs and manifests: plain JSON in, bytes and digests out, so the same
+// inputs always name the same image. A base image (images/) is layers plus a config; a
+// dataflow image is its base (the waxflow-runtime image) plus the app layer.
 import { APP_DIR, EPOCH, GID, type Layer, sha256, UID } from "./layer.ts";
 
 export const MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json";
+export const INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json";
 export const CONFIG_MEDIA_TYPE = "application/vnd.oci.image.config.v1+json";
 export const LAYER_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar";
 
@@ -11,6 +12,7 @@ export interface Descriptor {
   readonly mediaType: string;
   readonly digest: string;
   readonly size: number;
+  readonly annotations?: Readonly<Record<string, string>>;
 }
 
 export interface ImageManifest {
@@ -33,49 +35,75 @@ export interface Blob {
   readonly descriptor: Descriptor;
 }
 
-export interface DataflowImage {
+/** A manifest and config just made; its layers are the caller's. */
+export interface NewImage {
   readonly config: Blob;
   readonly manifest: Blob;
-  /** `sha256:` of the manifest: what the Dataflow's spec.image points at. */
+  /** `sha256:` of the manifest: what a reference by digest points at. */
   readonly digest: string;
 }
 
-// The runtime image's non-root user, as in the layer's file ownership.
-const USER = `${UID}:${GID}`;
 const CREATED = EPOCH.toISOString();
+/** Dataflows never run as root, whatever the base says. */
+export const USER = `${UID}:${GID}`;
 
 function blob(mediaType: string, value: unknown): Blob {
   const bytes = Buffer.from(JSON.stringify(value));
-  const digest = sha256(bytes);
-  return { bytes, descriptor: { mediaType, digest, size: bytes.length } };
+  return { bytes, descriptor: { mediaType, digest: sha256(bytes), size: bytes.length } };
 }
 
-export function dataflowImage(
-  base: { manifest: ImageManifest; config: ImageConfig },
-  layer: Layer,
-  entry: string,
-): DataflowImage {
-  const config: ImageConfig = {
-    ...base.config,
-    // Fixed, not the build time: a rebuild of unchanged code must give the same digest.
-    created: CREATED,
-    config: {
-      ...base.config.config,
-      User: USER,
-      WorkingDir: `/${APP_DIR}`,
-      Entrypoint: ["waxflow", "run", `/${APP_DIR}/${entry}`],
-      Cmd: [],
-    },
-    rootfs: { type: "layers", diff_ids: [...base.config.rootfs.diff_ids, layer.digest] },
-    history: [...(base.config.history ?? []), { created: CREATED, created_by: "waxctl df deploy", comment: entry }],
-  };
+function layerDescriptor(layer: Layer): Descriptor {
+  return { mediaType: LAYER_MEDIA_TYPE, digest: layer.digest, size: layer.tar.length };
+}
+
+function finish(config: ImageConfig, layers: readonly Descriptor[]): NewImage {
   const configBlob = blob(CONFIG_MEDIA_TYPE, config);
   const manifest: ImageManifest = {
     schemaVersion: 2,
     mediaType: MANIFEST_MEDIA_TYPE,
     config: configBlob.descriptor,
-    layers: [...base.manifest.layers, { mediaType: LAYER_MEDIA_TYPE, digest: layer.digest, size: layer.tar.length }],
+    layers,
   };
   const manifestBlob = blob(MANIFEST_MEDIA_TYPE, manifest);
   return { config: configBlob, manifest: manifestBlob, digest: manifestBlob.descriptor.digest };
+}
+
+/** A linux/amd64 image of `layers` (bottom first), each with the step that made it. */
+export function baseImage(
+  layers: readonly { readonly layer: Layer; readonly createdBy: string }[],
+  config: Readonly<Record<string, unknown>>,
+): NewImage {
+  return finish(
+    {
+      // Fixed, not the build time: a rebuild of unchanged inputs must give the same digest.
+      created: CREATED,
+      architecture: "amd64",
+      os: "linux",
+      config,
+      rootfs: { type: "layers", diff_ids: layers.map((l) => l.layer.digest) },
+      history: layers.map((l) => ({ created: CREATED, created_by: l.createdBy })),
+    },
+    layers.map((l) => layerDescriptor(l.layer)),
+  );
+}
+
+/**
+ * The base plus the app layer. The base's entrypoint (`waxflow run`) stays; the command
+ * is the module, so a Dataflow's `module` (the container's args) replaces it.
+ */
+export function dataflowImage(
+  base: { manifest: ImageManifest; config: ImageConfig },
+  layer: Layer,
+  entry: string,
+): NewImage {
+  return finish(
+    {
+      ...base.config,
+      created: CREATED,
+      config: { ...base.config.config, User: USER, WorkingDir: `/${APP_DIR}`, Cmd: [`/${APP_DIR}/${entry}`] },
+      rootfs: { type: "layers", diff_ids: [...base.config.rootfs.diff_ids, layer.digest] },
+      history: [...(base.config.history ?? []), { created: CREATED, created_by: "waxctl image build", comment: entry }],
+    },
+    [...base.manifest.layers, layerDescriptor(layer)],
+  );
 }

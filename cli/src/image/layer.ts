@@ -1,6 +1,6 @@
-// The dataflow's image layer: a tar holding the bundle under /app. Every header field that
-// could differ between machines or builds is fixed and entries are sorted, so the same
-// bundle always gives the same bytes and so the same digest (a re-deploy is a no-op).
+// Image layers as reproducible tars: every header field that could differ between machines
+// or builds is fixed (mtime, owner names) and entries are sorted, so the same files always
+// give the same bytes and so the same digest (a re-deploy of unchanged code is a no-op).
 import { createHash } from "node:crypto";
 import { pack } from "tar-stream";
 
@@ -10,6 +10,20 @@ export interface LayerFile {
   readonly contents: Uint8Array;
 }
 
+/** One entry of a layer. Paths are relative to the image's root: `usr/bin/node`, no leading `/`. */
+export type TarEntry = (
+  | { readonly type: "file"; readonly contents: Uint8Array }
+  | { readonly type: "directory" }
+  | { readonly type: "symlink"; readonly target: string }
+) & {
+  readonly path: string;
+  /** Default 0o644 for files, 0o755 for directories, 0o777 for symlinks. */
+  readonly mode?: number;
+  /** Default 0 (root): code and libraries are not writable by the user the image runs as. */
+  readonly uid?: number;
+  readonly gid?: number;
+};
+
 export interface Layer {
   /** The uncompressed tar (media type application/vnd.oci.image.layer.v1.tar). */
   readonly tar: Buffer;
@@ -18,10 +32,10 @@ export interface Layer {
 }
 
 export const APP_DIR = "app";
-// The runtime image's non-root user (the distroless `nonroot` ids).
-/** The non-root user every waxflow image runs as, and the fixed time of every entry. */
+/** The non-root user every waxflow image runs as (the distroless `nonroot` ids). */
 export const UID = 65532;
 export const GID = 65532;
+/** The time of every entry and of every image's `created`. */
 export const EPOCH = new Date(0);
 
 /** `sha256:<hex>`: how OCI names blobs. */
@@ -29,27 +43,52 @@ export function sha256(bytes: Uint8Array): string {
   return `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
 }
 
-export async function appLayer(files: readonly LayerFile[]): Promise<Layer> {
-  const sorted = [...files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-  const dirs = new Set<string>([APP_DIR]);
-  for (const file of sorted) {
-    const parts = file.path.split("/").slice(0, -1);
-    for (let i = 1; i <= parts.length; i++) dirs.add(`${APP_DIR}/${parts.slice(0, i).join("/")}`);
+const DEFAULT_MODE = { file: 0o644, directory: 0o755, symlink: 0o777 } as const;
+
+/**
+ * The tar of `entries`, sorted by path, with missing parent directories added. A later
+ * entry for the same path replaces an earlier one.
+ */
+export async function tarLayer(entries: Iterable<TarEntry>): Promise<Layer> {
+  const byPath = new Map<string, TarEntry>();
+  for (const entry of entries) byPath.set(entry.path, entry);
+  for (const path of [...byPath.keys()]) {
+    const parts = path.split("/");
+    for (let i = 1; i < parts.length; i++) {
+      const dir = parts.slice(0, i).join("/");
+      if (!byPath.has(dir)) byPath.set(dir, { path: dir, type: "directory" });
+    }
   }
-  const common = { mtime: EPOCH, uid: UID, gid: GID, uname: "", gname: "" };
-  const entries = [
-    ...[...dirs].map((name) => ({ name: `${name}/`, type: "directory" as const, mode: 0o755 })),
-    ...sorted.map((f) => ({ name: `${APP_DIR}/${f.path}`, type: "file" as const, mode: 0o644, contents: f.contents })),
-  ].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const sorted = [...byPath.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 
   const tar = pack();
-  for (const entry of entries) {
-    if (entry.type === "directory") tar.entry({ ...common, name: entry.name, type: "directory", mode: entry.mode });
-    else tar.entry({ ...common, name: entry.name, type: "file", mode: entry.mode }, Buffer.from(entry.contents));
+  const chunks: Buffer[] = [];
+  const collected = (async () => {
+    for await (const chunk of tar) chunks.push(chunk as Buffer);
+  })();
+  for (const entry of sorted) {
+    const header = {
+      mode: entry.mode ?? DEFAULT_MODE[entry.type],
+      uid: entry.uid ?? 0,
+      gid: entry.gid ?? 0,
+      uname: "",
+      gname: "",
+      mtime: EPOCH,
+    };
+    if (entry.type === "file") tar.entry({ ...header, name: entry.path, type: "file" }, entry.contents);
+    else if (entry.type === "directory") tar.entry({ ...header, name: `${entry.path}/`, type: "directory" });
+    else tar.entry({ ...header, name: entry.path, type: "symlink", linkname: entry.target });
   }
   tar.finalize();
-  const chunks: Buffer[] = [];
-  for await (const chunk of tar) chunks.push(chunk as Buffer);
+  await collected;
   const bytes = Buffer.concat(chunks);
   return { tar: bytes, digest: sha256(bytes) };
+}
+
+/** The dataflow's layer: its files under /app, read-only for the user the image runs as. */
+export function appLayer(files: readonly LayerFile[]): Promise<Layer> {
+  return tarLayer([
+    { path: APP_DIR, type: "directory" },
+    ...files.map((f) => ({ path: `${APP_DIR}/${f.path}`, type: "file" as const, contents: f.contents })),
+  ]);
 }

@@ -10,7 +10,7 @@ import type {
   V1Service,
   V1StatefulSet,
 } from "@kubernetes/client-node";
-import { API_VERSION, type Dataflow, type DefaultedDataflowSpec, KIND, withDefaults } from "@waxflow/crds";
+import { API_VERSION, type Dataflow, type DefaultedDataflowSpec, KIND } from "@waxflow/crds";
 
 export const FIELD_MANAGER = "waxflow-controller";
 export const FINALIZER = "waxflow.io/volumes";
@@ -18,9 +18,9 @@ export const CONTAINER = "waxflow";
 export const CLUSTER_PORT = 2101;
 export const API_PORT = 3030;
 export const RECOVERY_VOLUME = "recovery";
-export const RECOVERY_PATH = "/var/lib/waxflow/recovery";
+const RECOVERY_PATH = "/var/lib/waxflow/recovery";
 export const TEMPLATE_HASH = "waxflow.io/template-hash";
-export const APPLIED_HASH = "waxflow.io/applied-hash";
+const APPLIED_HASH = "waxflow.io/applied-hash";
 export const DATAFLOW_LABEL = "waxflow.io/dataflow";
 export const MANAGED_BY = "waxflow-controller";
 const RUN_AS = 65532;
@@ -39,7 +39,7 @@ export function refOf(df: Dataflow): DataflowRef {
   return { name, namespace, uid };
 }
 
-export function labelsFor(name: string): Record<string, string> {
+function labelsFor(name: string): Record<string, string> {
   return {
     "app.kubernetes.io/name": "waxflow",
     "app.kubernetes.io/instance": name,
@@ -49,7 +49,7 @@ export function labelsFor(name: string): Record<string, string> {
 }
 
 /** The pods' selector: immutable on a StatefulSet, so only the labels that never change. */
-export function selectorFor(name: string): Record<string, string> {
+function selectorFor(name: string): Record<string, string> {
   return { "app.kubernetes.io/name": "waxflow", [DATAFLOW_LABEL]: name };
 }
 
@@ -61,7 +61,7 @@ export function selectorString(name: string): string {
 
 export const apiServiceName = (name: string) => `${name}-api`;
 
-export function ownerReference(ref: DataflowRef): V1OwnerReference {
+function ownerReference(ref: DataflowRef): V1OwnerReference {
   return {
     apiVersion: API_VERSION,
     kind: KIND,
@@ -99,6 +99,8 @@ function runtimeEnv(ref: DataflowRef, spec: DefaultedDataflowSpec): V1EnvVar[] {
     env.push(
       { name: "WAXFLOW_RECOVERY_DIRECTORY", value: RECOVERY_PATH },
       { name: "WAXFLOW_BACKUP_INTERVAL", value: String(durationSeconds(spec.recovery.backupInterval)) },
+      // Each pod's claim starts out empty; the runtime creates a store there only when told.
+      { name: "WAXFLOW_RECOVERY_INIT", value: "true" },
     );
   }
   return [...env, ...(spec.env ?? [])];
@@ -140,7 +142,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
  * the `waxflow` container merged field by field, other containers and volumes appended.
  * The contract's labels, the cluster ports and the recovery mount always win.
  */
-export function mergePodTemplate(base: V1PodTemplateSpec, overlay: V1PodTemplateSpec | undefined): V1PodTemplateSpec {
+function mergePodTemplate(base: V1PodTemplateSpec, overlay: V1PodTemplateSpec | undefined): V1PodTemplateSpec {
   if (overlay === undefined) return base;
   const baseSpec = base.spec ?? { containers: [] };
   const { containers = [], initContainers, volumes = [], ...podFields } = overlay.spec ?? { containers: [] };
@@ -193,9 +195,9 @@ export function hashOf(value: unknown): string {
   return createHash("sha256").update(stableJson(value)).digest("hex").slice(0, 16);
 }
 
-export function podTemplate(df: Dataflow): V1PodTemplateSpec {
+/** `spec` is `withDefaults(df.spec)`, computed once by the caller. */
+export function podTemplate(df: Dataflow, spec: DefaultedDataflowSpec): V1PodTemplateSpec {
   const ref = refOf(df);
-  const spec = withDefaults(df.spec);
   const base: V1PodTemplateSpec = {
     // The nonce is part of the template so that changing it changes the hash: a restart.
     metadata: {
@@ -261,14 +263,14 @@ function recoveryClaim(ref: DataflowRef, spec: DefaultedDataflowSpec): V1Persist
 
 /**
  * The worker cluster. `replicas` is decided by the reconciler (0 while stopping or
- * suspended). OnDelete: the StatefulSet controller never replaces pods one by one, so
- * old and new pods cannot meet; the reconciler replaces them all together.
- * whenScaled is always Retain because every roll scales to zero; the reconciler deletes
- * the claims of removed ordinals itself when the spec asks for it.
+ * suspended, more than spec.processes while holders hand recovery data over). OnDelete:
+ * the StatefulSet controller never replaces pods one by one, so old and new pods cannot
+ * meet; the reconciler replaces them all together. whenScaled is always Retain because
+ * every roll scales to zero; the reconciler deletes the claims of removed ordinals itself
+ * when the spec asks for it, once their data is handed over.
  */
-export function desiredStatefulSet(df: Dataflow, replicas: number): V1StatefulSet {
+export function desiredStatefulSet(df: Dataflow, spec: DefaultedDataflowSpec, replicas: number): V1StatefulSet {
   const ref = refOf(df);
-  const spec = withDefaults(df.spec);
   return stamped<V1StatefulSet>({
     apiVersion: "apps/v1",
     kind: "StatefulSet",
@@ -279,7 +281,7 @@ export function desiredStatefulSet(df: Dataflow, replicas: number): V1StatefulSe
       podManagementPolicy: "Parallel",
       updateStrategy: { type: "OnDelete" },
       selector: { matchLabels: selectorFor(ref.name) },
-      template: podTemplate(df),
+      template: podTemplate(df, spec),
       ...(spec.recovery.enabled
         ? {
             volumeClaimTemplates: [recoveryClaim(ref, spec)],

@@ -5,10 +5,11 @@ import {
   AppsV1Api,
   CoreV1Api,
   CustomObjectsApi,
-  type KubeConfig,
+  KubeConfig,
   type KubernetesObject,
   KubernetesObjectApi,
   PatchStrategy,
+  type RequestContext,
   setHeaderOptions,
   type V1PersistentVolumeClaim,
   type V1Pod,
@@ -21,6 +22,37 @@ import { statusCode } from "../log.ts";
 import type { KubeEvent, ObjectRef } from "../reconcile/reconcile.ts";
 
 const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
+
+/**
+ * client-node 2.0 builds a new undici Agent, so a new connection pool, for every request
+ * to a cluster with TLS settings: each request paid a TLS handshake and left an idle socket
+ * behind. With 1000 Dataflows that was most of the controller's latency and memory. This
+ * KubeConfig gives every request the first Agent it built. (Client certificates are
+ * therefore read once; tokens are still applied per request.)
+ */
+export class PooledKubeConfig extends KubeConfig {
+  #dispatcher: ReturnType<RequestContext["getDispatcher"]>;
+
+  static of(kc: KubeConfig): PooledKubeConfig {
+    if (kc instanceof PooledKubeConfig) return kc;
+    const pooled = new PooledKubeConfig();
+    pooled.loadFromOptions({
+      clusters: kc.clusters,
+      contexts: kc.contexts,
+      users: kc.users,
+      currentContext: kc.currentContext,
+    });
+    return pooled;
+  }
+
+  override async applySecurityAuthentication(context: RequestContext): Promise<void> {
+    await super.applySecurityAuthentication(context);
+    const built = context.getDispatcher();
+    if (built === undefined) return;
+    this.#dispatcher ??= built;
+    context.setDispatcher(this.#dispatcher);
+  }
+}
 
 async function orUndefined<T>(p: Promise<T>): Promise<T | undefined> {
   try {

@@ -1,6 +1,7 @@
 // A list+watch that survives: it relists on 410 Gone, restarts with capped exponential
 // backoff on errors (an API server restart), restarts a watch that has gone silent
-// (stall watchdog), and hands every object to the handler again on each resync.
+// (stall watchdog), and hands every object to the handler again on each resync. Its cache
+// keeps each object as `trim` leaves it, indexed by `indexBy`.
 import { setTimeout as delay } from "node:timers/promises";
 import { type KubeConfig, type KubernetesObject, KubernetesObjectApi, Watch } from "@kubernetes/client-node";
 import { errorText, log } from "../log.ts";
@@ -12,6 +13,10 @@ export interface WatchTarget {
   /** Undefined watches all namespaces. */
   readonly namespace?: string;
   readonly labelSelector?: string;
+  /** What the cache keeps of each object (and hands to the handler); all of it when undefined. */
+  readonly trim?: (obj: KubernetesObject) => KubernetesObject;
+  /** The index key of an object, for `indexed()`; undefined leaves the object out of the index. */
+  readonly indexBy?: (obj: KubernetesObject) => string | undefined;
 }
 
 export interface WatchOptions {
@@ -38,6 +43,7 @@ export class ResilientWatch {
   readonly #onRestart: (reason: string) => void;
   readonly #stop = new AbortController();
   readonly #known = new Map<string, KubernetesObject>();
+  readonly #index = new Map<string, Map<string, KubernetesObject>>();
   #running: Promise<void> | undefined;
   #synced = false;
 
@@ -51,9 +57,17 @@ export class ResilientWatch {
     this.#onRestart = options.onRestart ?? (() => {});
   }
 
-  /** The objects as last seen (an informer's cache): possibly behind the API server, never ahead. */
-  objects(): IterableIterator<KubernetesObject> {
-    return this.#known.values();
+  /**
+   * The objects with index key `value` as last seen (an informer's cache): possibly behind
+   * the API server, never ahead.
+   */
+  indexed(value: string): Iterable<KubernetesObject> {
+    return this.#index.get(value)?.values() ?? [];
+  }
+
+  /** The object `namespace/name` as last seen, if any. */
+  get(key: string): KubernetesObject | undefined {
+    return this.#known.get(key);
   }
 
   /** True once the first list has been delivered. */
@@ -93,14 +107,13 @@ export class ResilientWatch {
         );
         const seen = new Set<string>();
         for (const item of list.items) {
-          const obj = { ...item, apiVersion, kind };
+          const obj = this.#store(item);
           seen.add(keyOf(obj));
-          this.#known.set(keyOf(obj), obj);
           this.#handler("SYNC", obj);
         }
         for (const [key, obj] of this.#known) {
           if (!seen.has(key)) {
-            this.#known.delete(key);
+            this.#forget(obj);
             this.#handler("DELETED", obj);
           }
         }
@@ -126,6 +139,43 @@ export class ResilientWatch {
         backoff = Math.min(this.#maxBackoffMs, backoff * 2);
       }
     }
+  }
+
+  #kept(obj: KubernetesObject): KubernetesObject {
+    const { apiVersion, kind, trim } = this.#target;
+    const typed = { ...obj, apiVersion, kind };
+    return trim === undefined ? typed : trim(typed);
+  }
+
+  #store(obj: KubernetesObject): KubernetesObject {
+    const kept = this.#kept(obj);
+    const key = keyOf(kept);
+    const old = this.#known.get(key);
+    if (old !== undefined) this.#unindex(key, old);
+    this.#known.set(key, kept);
+    const value = this.#target.indexBy?.(kept);
+    if (value !== undefined) {
+      const bucket = this.#index.get(value) ?? new Map<string, KubernetesObject>();
+      bucket.set(key, kept);
+      this.#index.set(value, bucket);
+    }
+    return kept;
+  }
+
+  #forget(obj: KubernetesObject): KubernetesObject {
+    const key = keyOf(obj);
+    const old = this.#known.get(key);
+    if (old !== undefined) this.#unindex(key, old);
+    this.#known.delete(key);
+    return obj;
+  }
+
+  #unindex(key: string, obj: KubernetesObject): void {
+    const value = this.#target.indexBy?.(obj);
+    const bucket = value === undefined ? undefined : this.#index.get(value);
+    if (value === undefined || bucket === undefined) return;
+    bucket.delete(key);
+    if (bucket.size === 0) this.#index.delete(value);
   }
 
   #watchOnce(startRv: string): Promise<{ rv: string; gone?: boolean; error?: unknown }> {
@@ -174,10 +224,8 @@ export class ResilientWatch {
             }
             rv = obj.metadata?.resourceVersion ?? rv;
             if (type === "BOOKMARK") return;
-            const full = { ...obj, apiVersion: this.#target.apiVersion, kind: this.#target.kind };
-            if (type === "DELETED") this.#known.delete(keyOf(full));
-            else this.#known.set(keyOf(full), full);
-            this.#handler(type as "ADDED" | "MODIFIED" | "DELETED", full);
+            const kept = type === "DELETED" ? this.#forget(this.#kept(obj)) : this.#store(obj);
+            this.#handler(type as "ADDED" | "MODIFIED" | "DELETED", kept);
           },
           (err: unknown) => {
             if (err !== null && typeof err === "object" && "statusCode" in err && err.statusCode === 410) gone = true;

@@ -1,6 +1,6 @@
 // reconcile(observed, now) -> plan: one pure function of what was observed. It never
-// talks to the API server; the executor (controller.ts) writes the status first, as a
-// write-ahead record, then carries out the actions in order.
+// talks to the API server; the executor (controller.ts) carries out the actions and writes
+// the status, before them when it records a step they start (see statusFirst).
 import type {
   KubernetesObject,
   V1PersistentVolumeClaim,
@@ -25,6 +25,7 @@ import {
   desiredStatefulSet,
   durationSeconds,
   FINALIZER,
+  hashOf,
   immutableShape,
   RECOVERY_VOLUME,
   refOf,
@@ -83,7 +84,7 @@ const STUCK = new Set([
 /** Degraded reason the executor writes when the API server refuses an object we built. */
 export const REJECTED = "RejectedByApiServer";
 /** How long running processes may stay unready (peers not connected) before we call it a failure. */
-export const CLUSTER_FORM_TIMEOUT_MS = 120_000;
+const CLUSTER_FORM_TIMEOUT_MS = 120_000;
 /**
  * Pod, StatefulSet and Dataflow changes arrive by watch; these requeues are the safety net
  * (and the clock for time-based conditions), so they can be slow.
@@ -116,7 +117,7 @@ function condition(
 }
 
 /** Why the processes are unhealthy, from pod status; undefined when nothing is wrong. */
-export function diagnosePods(pods: readonly V1Pod[], now: Date): { reason: string; message: string } | undefined {
+function diagnosePods(pods: readonly V1Pod[], now: Date): { reason: string; message: string } | undefined {
   for (const pod of pods) {
     if (isTerminating(pod)) continue;
     const name = pod.metadata?.name ?? "?";
@@ -166,12 +167,21 @@ function parseSpec(text: string | undefined): DefaultedDataflowSpec | undefined 
   }
 }
 
-function ordinalOf(claim: V1PersistentVolumeClaim, name: string): number | undefined {
-  const prefix = `${RECOVERY_VOLUME}-${name}-`;
-  const n = claim.metadata?.name;
-  if (n === undefined || !n.startsWith(prefix)) return undefined;
-  const ordinal = Number(n.slice(prefix.length));
+/** The ordinal that ends a pod's name (`<name>-<i>`) or a claim's (`recovery-<name>-<i>`). */
+function ordinalOf(objectName: string | undefined, prefix: string): number | undefined {
+  if (objectName === undefined || !objectName.startsWith(prefix)) return undefined;
+  const ordinal = Number(objectName.slice(prefix.length));
   return Number.isInteger(ordinal) ? ordinal : undefined;
+}
+
+/**
+ * The size of the last started cluster when its recovery data must be handed to a smaller
+ * one: each pod has its own volume, so the pods beyond the new size run once more, as
+ * holders, until they have handed their data over. Undefined when there is nothing to hand over.
+ */
+function handOffFrom(last: DefaultedDataflowSpec | undefined, spec: DefaultedDataflowSpec): number | undefined {
+  if (!last?.recovery.enabled || !spec.recovery.enabled) return undefined;
+  return last.processes > spec.processes ? last.processes : undefined;
 }
 
 function finalize(observed: Observed, now: Date): Plan {
@@ -246,12 +256,55 @@ function invalid(observed: Observed, err: unknown, now: Date): Plan {
   };
 }
 
+/** The status the executor writes when the API server refused an object built from the spec. */
+export function rejected(df: Dataflow, message: string, now: Date): DataflowStatus {
+  const prev = df.status ?? {};
+  const gen = df.metadata?.generation;
+  return {
+    ...prev,
+    phase: "Failed",
+    conditions: [
+      condition(prev.conditions, "Ready", false, REJECTED, message, gen, now),
+      ...(prev.conditions ?? []).filter((c) => c.type === "Progressing"),
+      condition(prev.conditions, "Degraded", true, REJECTED, message, gen, now),
+    ],
+  };
+}
+
+/**
+ * Whether the executor writes the plan's status before its actions: when it records a
+ * roll step they start (the write-ahead record a restarted controller resumes from), or
+ * when they delete. Otherwise it goes after them, saying what they did without another
+ * round trip before them.
+ */
+export function statusFirst(before: DataflowStatus | undefined, plan: Plan): boolean {
+  return (
+    hashOf(before?.rollout ?? null) !== hashOf(plan.status.rollout ?? null) ||
+    plan.actions.some((a) => a.type === "delete" || a.type === "removeFinalizer")
+  );
+}
+
 export function reconcile(observed: Observed, now: Date): Plan {
   const df = observed.dataflow;
   if (df.metadata?.deletionTimestamp !== undefined) return finalize(observed, now);
-  if (!(df.metadata?.finalizers ?? []).includes(FINALIZER)) {
-    return { status: df.status ?? {}, actions: [{ type: "addFinalizer" }], events: [], requeueAfterMs: 0 };
+  const plan = converge(observed, now);
+  // A StatefulSet is what a new Dataflow's pods wait for: create it alone and look again
+  // (at the back of the queue). A burst of new Dataflows then gets every worker cluster
+  // before the Services, status and events, which the API server would serve in between.
+  const created = plan.actions.filter((a) => a.type === "apply" && a.object.kind === "StatefulSet");
+  if (observed.statefulSet === undefined && created.length > 0 && !statusFirst(df.status, plan)) {
+    return { status: df.status ?? {}, actions: created, events: [], requeueAfterMs: 0 };
   }
+  // Owned objects follow their owner reference when the Dataflow goes; the finalizer is
+  // for recovery volumes, which the StatefulSet stops owning once their ordinal is removed.
+  // So it is needed only with volumes, and goes beside the other actions, not before them.
+  const volumes = df.spec.recovery?.enabled === true || observed.claims.length > 0;
+  if (!volumes || (df.metadata?.finalizers ?? []).includes(FINALIZER)) return plan;
+  return { ...plan, actions: [{ type: "addFinalizer" }, ...plan.actions] };
+}
+
+function converge(observed: Observed, now: Date): Plan {
+  const df = observed.dataflow;
 
   // validate: what the API server's schema cannot check.
   let spec: DefaultedDataflowSpec;
@@ -260,7 +313,7 @@ export function reconcile(observed: Observed, now: Date): Plan {
     spec = withDefaults(df.spec);
     durationSeconds(spec.recovery.snapshotInterval);
     durationSeconds(spec.recovery.backupInterval);
-    stsWanted = desiredStatefulSet(df, spec.state === "running" ? spec.processes : 0);
+    stsWanted = desiredStatefulSet(df, spec, spec.state === "running" ? spec.processes : 0);
   } catch (err) {
     return invalid(observed, err, now);
   }
@@ -278,6 +331,8 @@ export function reconcile(observed: Observed, now: Date): Plan {
   const stsStale = sts !== undefined && (templateHashOf(sts.spec?.template) !== hashWant || shapeChanged);
   const last = parseSpec(prev.lastReconciledSpec);
   const diff = classifySpecDiff(last, spec);
+  const holdersFrom = handOffFrom(last, spec);
+  const isHolder = (pod: V1Pod) => (ordinalOf(pod.metadata?.name, `${name}-`) ?? 0) >= spec.processes;
   const actions: Action[] = [];
   const events: KubeEvent[] = [];
   const stsRef: ObjectRef = { apiVersion: "apps/v1", kind: "StatefulSet", name, namespace };
@@ -290,19 +345,27 @@ export function reconcile(observed: Observed, now: Date): Plan {
   };
   const services: Action[] = [desiredHeadlessService(df), desiredApiService(df)].flatMap(applyIfChanged);
 
-  // A roll is needed when starting the wanted processes could meet processes of another spec.
-  const needsRoll = replicas > 0 && (stalePods.length > 0 || (stsStale && stsReplicas > 0));
+  // A roll is needed when starting the wanted processes could meet processes of another
+  // spec, or when a smaller cluster must first take over the recovery data of a larger one
+  // (a scale-down decided while suspended).
   let rollout: DataflowRollout | undefined = prev.rollout;
+  const needsRoll =
+    replicas > 0 &&
+    (stalePods.length > 0 || (stsStale && stsReplicas > 0) || (holdersFrom !== undefined && rollout === undefined));
   if (needsRoll && rollout?.stage !== "Stopping") {
     const kind = diff.class === "scale" ? "scale" : "upgrade";
-    rollout = { kind, stage: "Stopping", generation: gen ?? 0, startedAt: now.toISOString() };
     const from = last?.processes ?? stsReplicas;
+    rollout = { kind, stage: "Stopping", generation: gen ?? 0, startedAt: now.toISOString(), from, to: replicas };
+    const handOff =
+      holdersFrom === undefined
+        ? ""
+        : `, with ${holdersFrom - replicas} holder(s) handing their recovery data over first`;
     events.push({
       type: "Normal",
       reason: kind === "scale" ? "Scaling" : "Upgrading",
       message:
         `${diff.fields.length > 0 ? `changed ${diff.fields.join(", ")}: ` : ""}stopping all ${Math.max(live.length, from)} process(es) ` +
-        `before starting ${replicas} new one(s); a worker cluster never mixes old and new processes`,
+        `before starting ${replicas} new one(s)${handOff}; a worker cluster never mixes old and new processes`,
     });
   }
   let lastReconciledSpec = prev.lastReconciledSpec;
@@ -318,18 +381,60 @@ export function reconcile(observed: Observed, now: Date): Plan {
   if (rollout?.stage === "Stopping") {
     if (observed.pods.length > 0 || stsReplicas > 0 || !stsSettled) {
       if (shapeChanged) actions.push({ type: "scaleToZero", target: stsRef });
-      else actions.push(...applyIfChanged(desiredStatefulSet(df, 0)));
+      else actions.push(...applyIfChanged(desiredStatefulSet(df, spec, 0)));
       progressing = {
         reason: rollout.kind === "scale" ? "Scaling" : "Upgrading",
         message: `stopping ${observed.pods.length} old process(es) before starting ${replicas} new one(s)`,
       };
+    } else if (holdersFrom !== undefined && replicas > 0 && !shapeChanged) {
+      rollout = { ...rollout, stage: "HandingOff", from: holdersFrom, to: replicas };
+      events.push({
+        type: "Normal",
+        reason: "HandingOffRecovery",
+        message:
+          `all old processes stopped; starting ${replicas} process(es) and, on the volumes of ordinals ` +
+          `${replicas}..${holdersFrom - 1}, ${holdersFrom - replicas} holder(s) that hand their recovery data to them`,
+      });
     } else {
-      rollout = { ...rollout, stage: "Starting" };
+      rollout = { ...rollout, stage: "Starting", to: replicas };
       events.push({
         type: "Normal",
         reason: "ProcessesStopped",
         message: `all old processes stopped; starting ${replicas}`,
       });
+    }
+  }
+  if (rollout?.stage === "HandingOff") {
+    // Every pod of the larger cluster runs the new template; those beyond `replicas` are
+    // holders, which turn Ready once the new processes have taken their data over.
+    const from = holdersFrom ?? 0;
+    const handedOver =
+      sts !== undefined &&
+      !stsStale &&
+      stsReplicas === from &&
+      live.length === from &&
+      live.every(isReady) &&
+      stalePods.length === 0;
+    // Nothing (left) to hand over: the spec no longer asks for it, or the Dataflow was
+    // suspended meanwhile (the holders run again on resume: the last started size is kept).
+    if (from <= replicas || replicas === 0 || handedOver) {
+      if (handedOver) {
+        events.push({
+          type: "Normal",
+          reason: "RecoveryHandedOff",
+          message: `${replicas} process(es) resumed with the recovery data of all ${from} volumes; removing ${from - replicas} holder(s)`,
+        });
+      }
+      rollout = { ...rollout, stage: "Starting" };
+    } else {
+      actions.push(...applyIfChanged(desiredStatefulSet(df, spec, from)), ...services);
+      const ready = live.filter(isReady).length;
+      progressing = {
+        reason: "HandingOffRecovery",
+        message:
+          `${ready}/${from} pods ready: ${replicas} process(es) resume while ${from - replicas} holder(s) ` +
+          `hand the recovery data of their volumes over; their claims stay until that is done`,
+      };
     }
   }
   if (rollout?.stage === "Starting") {
@@ -339,7 +444,7 @@ export function reconcile(observed: Observed, now: Date): Plan {
       progressing = { reason: "Recreating", message: "recreating the StatefulSet for a change of recovery storage" };
     } else {
       actions.push(...applyIfChanged(stsWanted), ...services);
-      lastReconciledSpec = JSON.stringify(spec);
+      if (replicas > 0) lastReconciledSpec = JSON.stringify(spec);
       if (sts !== undefined && !stsStale && stsReplicas === replicas) {
         events.push({
           type: "Normal",
@@ -353,12 +458,15 @@ export function reconcile(observed: Observed, now: Date): Plan {
     }
   } else if (rollout === undefined) {
     actions.push(...applyIfChanged(stsWanted), ...services);
-    lastReconciledSpec = JSON.stringify(spec);
+    // The spec the processes were started with: while none run (suspended), the last
+    // cluster's size still says which volumes hold recovery data.
+    if (replicas > 0) lastReconciledSpec = JSON.stringify(spec);
     if (spec.recovery.retention.whenScaled === "Delete") {
       const used = new Set(observed.pods.map((p) => p.metadata?.name));
+      const kept = Math.max(spec.processes, last?.processes ?? 0);
       for (const claim of observed.claims) {
-        const ordinal = ordinalOf(claim, name);
-        if (ordinal === undefined || ordinal < spec.processes || used.has(`${name}-${ordinal}`)) continue;
+        const ordinal = ordinalOf(claim.metadata?.name, `${RECOVERY_VOLUME}-${name}-`);
+        if (ordinal === undefined || ordinal < kept || used.has(`${name}-${ordinal}`)) continue;
         if (claim.metadata?.deletionTimestamp !== undefined) continue;
         const target = { apiVersion: "v1", kind: "PersistentVolumeClaim", name: claim.metadata?.name ?? "", namespace };
         actions.push({ type: "delete", target, propagation: "Background" });
@@ -371,8 +479,8 @@ export function reconcile(observed: Observed, now: Date): Plan {
     }
   }
 
-  // observe -> status
-  const ready = live.filter(isReady).length;
+  // observe -> status. Holders hand data over; they are not processes of the cluster.
+  const ready = live.filter((p) => isReady(p) && !isHolder(p)).length;
   const suspended = spec.state === "suspended";
   const phase: DataflowStatus["phase"] =
     rollout !== undefined
@@ -381,7 +489,7 @@ export function reconcile(observed: Observed, now: Date): Plan {
         ? "Suspended"
         : ready === spec.processes && stalePods.length === 0
           ? "Running"
-          : sts === undefined && observed.pods.length === 0
+          : !live.some((p) => p.status?.phase === "Running")
             ? "Pending"
             : "Deploying";
   if (progressing === undefined && rollout === undefined) {

@@ -3,7 +3,7 @@
 // Binaries come from e2e/toolchain (built from the Go module proxy, cached by version).
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
-import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:https";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -20,6 +20,32 @@ function binFolder(script: string, ...args: string[]): string {
     stdio: ["ignore", "pipe", "inherit"],
   });
   return out.trim().split("\n").at(-1) ?? "";
+}
+
+/**
+ * Why the cached binaries cannot be used as they are (the toolchain scripts would build
+ * them, tens of minutes when cold), or undefined when they are all there.
+ */
+export function missingToolchain(): string | undefined {
+  const paths = execFileSync(
+    "bash",
+    [
+      "-c",
+      'source "$1/lib.sh" && echo "$WAXFLOW_CACHE/etcd/$ETCD_VERSION/bin" "$WAXFLOW_CACHE/k8s/$K8S_VERSION/bin"',
+      "_",
+      toolchain,
+    ],
+    { encoding: "utf8" },
+  )
+    .trim()
+    .split(" ");
+  const [etcd = "", k8s = ""] = paths;
+  const missing = [join(etcd, "etcd"), join(k8s, "kube-apiserver"), join(k8s, "kube-controller-manager")].filter(
+    (f) => !existsSync(f),
+  );
+  return missing.length === 0
+    ? undefined
+    : `not built: ${missing.join(", ")} (bash e2e/toolchain/etcd.sh; bash e2e/toolchain/k8s-binaries.sh)`;
 }
 
 async function freePort(): Promise<number> {

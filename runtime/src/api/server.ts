@@ -1,54 +1,85 @@
 /**
  * The process's HTTP API (port 3030 by default): /livez, /readyz (ready once every peer
- * is connected), /metrics (Prometheus text) and /status (JSON). Kubernetes probes the
- * first two; the controller reads readiness to tell a formed cluster from a stuck one.
+ * is connected; a holder once its store is handed over), /metrics (Prometheus text) and
+ * /status (JSON). Kubernetes probes the first two; the controller reads readiness to
+ * tell a formed cluster from a stuck one, and a holder it may remove.
  */
 import { createServer, type Server } from "node:http";
-import { Gauge, Registry } from "prom-client";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { RunningProcess } from "../engine/execute.ts";
+import type { SnapshotStats } from "../recovery/store.ts";
+
+export type Role = "process" | "holder";
 
 export interface ProcessStatus {
   readonly process: number;
   readonly processes: number;
+  readonly role: Role;
   readonly ready: boolean;
   readonly connectedPeers: number;
   readonly workers: readonly { readonly index: number; readonly epoch: number }[];
   /** Items each step has emitted, summed over this process's workers. */
   readonly steps: Readonly<Record<string, number>>;
+  /** Items delivered to each step on this process's workers, before exchange. */
+  readonly stepsIn: Readonly<Record<string, number>>;
 }
 
 /** Reads the state of a run that may not have started yet (peers still connecting). */
 export class ProcessView {
   readonly processId: number;
   readonly processCount: number;
+  readonly role: Role;
   #run: RunningProcess | undefined;
+  #released = false;
+  readonly #snapshotListeners: Array<(stats: SnapshotStats) => void> = [];
 
-  constructor(processId: number, processCount: number) {
+  constructor(processId: number, processCount: number, role: Role = "process") {
     this.processId = processId;
     this.processCount = processCount;
+    this.role = role;
   }
 
   started(run: RunningProcess): void {
     this.#run = run;
   }
 
+  /** A holder's store is no longer needed by the cluster. */
+  released(): void {
+    this.#released = true;
+  }
+
+  snapshotted(stats: SnapshotStats): void {
+    for (const listener of this.#snapshotListeners) listener(stats);
+  }
+
+  onSnapshot(listener: (stats: SnapshotStats) => void): void {
+    this.#snapshotListeners.push(listener);
+  }
+
   ready(): boolean {
+    if (this.role === "holder") return this.#released;
     return this.#run !== undefined && this.#run.mesh.connectedPeers === this.processCount - 1;
   }
 
   status(): ProcessStatus {
     const run = this.#run;
     const steps: Record<string, number> = {};
+    const stepsIn: Record<string, number> = {};
     for (const worker of run?.workers ?? []) {
-      for (const { stepId, itemsOut } of worker.stepCounts()) steps[stepId] = (steps[stepId] ?? 0) + itemsOut;
+      for (const { stepId, itemsIn, itemsOut } of worker.stepCounts()) {
+        steps[stepId] = (steps[stepId] ?? 0) + itemsOut;
+        stepsIn[stepId] = (stepsIn[stepId] ?? 0) + itemsIn;
+      }
     }
     return {
       process: this.processId,
       processes: this.processCount,
+      role: this.role,
       ready: this.ready(),
       connectedPeers: run?.mesh.connectedPeers ?? 0,
       workers: (run?.workers ?? []).map((w) => ({ index: w.index, epoch: w.epoch })),
       steps,
+      stepsIn,
     };
   }
 
@@ -59,6 +90,36 @@ export class ProcessView {
 
 function metricsRegistry(view: ProcessView): Registry {
   const registry = new Registry();
+  new Gauge({
+    name: "waxflow_step_items_in",
+    help: "Items delivered to each step on this process's workers since it started (counted before exchange).",
+    labelNames: ["step"],
+    registers: [registry],
+    collect() {
+      for (const [step, n] of Object.entries(view.status().stepsIn)) this.set({ step }, n);
+    },
+  });
+  const duration = new Histogram({
+    name: "waxflow_snapshot_duration_seconds",
+    help: "Time a worker of this process took to make an epoch's snapshots durable in its recovery store.",
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+    registers: [registry],
+  });
+  const lastBytes = new Gauge({
+    name: "waxflow_snapshot_bytes",
+    help: "Serialized size of the last epoch snapshot a worker of this process wrote (state and positions).",
+    registers: [registry],
+  });
+  const totalBytes = new Counter({
+    name: "waxflow_snapshot_bytes_total",
+    help: "Serialized bytes of snapshots this process has written since it started.",
+    registers: [registry],
+  });
+  view.onSnapshot(({ seconds, bytes }) => {
+    duration.observe(seconds);
+    lastBytes.set(bytes);
+    totalBytes.inc(bytes);
+  });
   new Gauge({
     name: "waxflow_step_items_out",
     help: "Items each step has emitted since the process started, over its workers.",
@@ -110,7 +171,8 @@ export function serveApi(port: number, view: ProcessView): Promise<Server> {
     if (path === "/livez") send(200, "text/plain", "ok\n");
     else if (path === "/readyz") {
       if (view.ready()) send(200, "text/plain", "ok\n");
-      else send(503, "text/plain", "waiting for peers\n");
+      else
+        send(503, "text/plain", view.role === "holder" ? "handing the recovery store over\n" : "waiting for peers\n");
     } else if (path === "/status") send(200, "application/json", `${JSON.stringify(view.status())}\n`);
     else if (path === "/metrics") {
       registry.metrics().then(

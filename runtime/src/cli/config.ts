@@ -4,7 +4,7 @@
  * default, and every bad value is a UsageError naming the flag or variable at fault.
  */
 import { parseArgs } from "node:util";
-import { DEFAULT_EPOCH_INTERVAL_MS } from "../engine/execute.ts";
+import { DEFAULT_EPOCH_INTERVAL_MS, DEFAULT_START_TIMEOUT_MS } from "../engine/execute.ts";
 import { UsageError } from "../errors.ts";
 
 /** The port every process listens on for its peers. */
@@ -21,6 +21,15 @@ export interface RunConfig {
   /** `host:port` of every process in process order; empty when this is the only process. */
   readonly addresses: readonly string[];
   readonly recoveryDirectory: string | undefined;
+  /** Create the recovery store when the directory holds none (a new pod's empty volume). */
+  readonly recoveryInit: boolean;
+  /**
+   * This process only hands its recovery store over to a cluster that no longer includes
+   * it: its index is beyond the cluster's process count.
+   */
+  readonly holder: boolean;
+  /** How long to wait for peers, and for holders of missing stores. */
+  readonly startTimeoutMs: number;
   readonly epochIntervalMs: number;
   /** Undefined unless given: how long snapshots are kept is only meaningful with recovery. */
   readonly backupIntervalMs: number | undefined;
@@ -47,16 +56,19 @@ export const RUN_OPTIONS = {
   "process-id": { type: "string", short: "i" },
   addresses: { type: "string", short: "a" },
   "recovery-directory": { type: "string", short: "r" },
+  "recovery-init": { type: "boolean" },
   "snapshot-interval": { type: "string", short: "s" },
   "backup-interval": { type: "string", short: "b" },
+  "start-timeout": { type: "string" },
+  holder: { type: "boolean" },
   debug: { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const;
 
-type StringFlag = {
-  [K in keyof typeof RUN_OPTIONS]: (typeof RUN_OPTIONS)[K]["type"] extends "string" ? K : never;
-}[keyof typeof RUN_OPTIONS];
-type Values = { readonly [K in StringFlag]?: string } & { readonly debug?: boolean; readonly help?: boolean };
+type Flag = keyof typeof RUN_OPTIONS;
+type StringFlag = { [K in Flag]: (typeof RUN_OPTIONS)[K]["type"] extends "string" ? K : never }[Flag];
+type BooleanFlag = Exclude<Flag, StringFlag>;
+type Values = { readonly [K in StringFlag]?: string } & { readonly [K in BooleanFlag]?: boolean };
 
 /** `waxflow <argv...>` -> what to do. */
 export function resolveCommand(argv: readonly string[], env: Env, io: ConfigIo): Command {
@@ -97,18 +109,15 @@ function recoveryInit(args: readonly string[]): Command {
 
 function resolveRunConfig(target: string, values: Values, env: Env, io: ConfigIo): RunConfig {
   const { modulePath, exportName } = splitTarget(target);
-  const addresses = resolveAddresses(values, env, io);
+  const { addresses, derived } = resolveAddresses(values, env, io);
   const processId = resolveProcessId(values, env);
-  if (processId.value >= Math.max(addresses.length, 1)) {
-    throw new UsageError(
-      addresses.length === 0
-        ? `${processId.source} is ${processId.value} but no addresses are given (-a/--addresses or WAXFLOW_ADDRESSES)`
-        : `${processId.source} is ${processId.value} but there are only ${addresses.length} addresses`,
-    );
-  }
+  const recoveryDirectory = setting(values, env, "recovery-directory", "WAXFLOW_RECOVERY_DIRECTORY")?.value;
+  const holder = resolveHolder(processId, addresses, derived, values.holder === true, recoveryDirectory);
   const snapshot = setting(values, env, "snapshot-interval", "WAXFLOW_SNAPSHOT_INTERVAL");
   const backup = setting(values, env, "backup-interval", "WAXFLOW_BACKUP_INTERVAL");
   const workers = setting(values, env, "workers-per-process", "WAXFLOW_WORKERS_PER_PROCESS");
+  const startTimeout = setting(values, env, "start-timeout", "WAXFLOW_START_TIMEOUT");
+  const recoveryInit = values["recovery-init"] === true || flagVariable(env, "WAXFLOW_RECOVERY_INIT");
   const apiPort = envSetting(env, "WAXFLOW_API_PORT");
   return {
     modulePath,
@@ -116,7 +125,10 @@ function resolveRunConfig(target: string, values: Values, env: Env, io: ConfigIo
     workersPerProcess: workers === undefined ? 1 : wholeNumber(workers, 1),
     processId: processId.value,
     addresses,
-    recoveryDirectory: setting(values, env, "recovery-directory", "WAXFLOW_RECOVERY_DIRECTORY")?.value,
+    recoveryDirectory,
+    recoveryInit,
+    holder,
+    startTimeoutMs: startTimeout === undefined ? DEFAULT_START_TIMEOUT_MS : seconds(startTimeout, false),
     epochIntervalMs: snapshot === undefined ? DEFAULT_EPOCH_INTERVAL_MS : seconds(snapshot, false),
     backupIntervalMs: backup === undefined ? undefined : seconds(backup, true),
     apiPort: apiPort === undefined ? DEFAULT_API_PORT : port(apiPort),
@@ -125,19 +137,53 @@ function resolveRunConfig(target: string, values: Values, env: Env, io: ConfigIo
 }
 
 /**
- * Parts of the contract this release parses but cannot honour yet. Refusing them at
- * start beats a cluster that silently runs as N unrelated processes, or a run that
- * loses the state its operator asked to keep.
+ * A process whose index is beyond the cluster's count is a holder: on Kubernetes the pod
+ * of a StatefulSet scaled down whose ordinal is WAXFLOW_REPLICAS or more; elsewhere only
+ * with --holder, so a mistyped -i is not taken for one.
  */
-export function unsupported(config: RunConfig): string | undefined {
-  if (config.addresses.length > 1 && config.recoveryDirectory !== undefined) {
-    return (
-      `recovery across several processes is not supported yet (got ${config.addresses.length} addresses and -r); ` +
-      "run one process with -w workers and -r, or several processes without -r"
+function resolveHolder(
+  processId: { value: number; source: string },
+  addresses: readonly string[],
+  derived: boolean,
+  flag: boolean,
+  recoveryDirectory: string | undefined,
+): boolean {
+  const count = Math.max(addresses.length, 1);
+  if (processId.value < count) {
+    if (flag) {
+      throw new UsageError(
+        `--holder needs a process id beyond the cluster's ${count} process(es), but ${processId.source} is ${processId.value}`,
+      );
+    }
+    return false;
+  }
+  if (!flag && !derived) {
+    throw new UsageError(
+      addresses.length === 0
+        ? `${processId.source} is ${processId.value} but no addresses are given (-a/--addresses or WAXFLOW_ADDRESSES)`
+        : `${processId.source} is ${processId.value} but there are only ${addresses.length} addresses ` +
+            "(add --holder if this process only hands its recovery store over to that cluster)",
     );
   }
+  if (addresses.length === 0) {
+    throw new UsageError("a holder needs the cluster's addresses (-a/--addresses or WAXFLOW_ADDRESSES)");
+  }
+  if (recoveryDirectory === undefined) {
+    throw new UsageError(
+      `process ${processId.value} is beyond the cluster's ${count} processes, so it holds its recovery store for them, ` +
+        "but no store is given: add -r/--recovery-directory (WAXFLOW_RECOVERY_DIRECTORY)",
+    );
+  }
+  return true;
+}
+
+/** Combinations that parse but mean nothing: refused at start rather than ignored. */
+export function unsupported(config: RunConfig): string | undefined {
   if (config.backupIntervalMs !== undefined && config.recoveryDirectory === undefined) {
     return "-b/--backup-interval only applies with recovery: add -r/--recovery-directory";
+  }
+  if (config.recoveryInit && config.recoveryDirectory === undefined) {
+    return "--recovery-init only applies with recovery: add -r/--recovery-directory";
   }
   return undefined;
 }
@@ -162,8 +208,20 @@ interface Setting {
 /** The flag if given, else the variable. */
 function setting(values: Values, env: Env, flag: StringFlag, variable: string): Setting | undefined {
   const fromFlag = values[flag];
-  if (fromFlag !== undefined) return { value: fromFlag, source: `-${RUN_OPTIONS[flag].short}/--${flag}` };
+  const option = RUN_OPTIONS[flag];
+  const name = "short" in option ? `-${option.short}/--${flag}` : `--${flag}`;
+  if (fromFlag !== undefined) return { value: fromFlag, source: name };
   return envSetting(env, variable);
+}
+
+/** A yes/no variable, as Kubernetes manifests write it. */
+function flagVariable(env: Env, variable: string): boolean {
+  const s = envSetting(env, variable);
+  if (s === undefined) return false;
+  const value = s.value.toLowerCase();
+  if (value === "true" || value === "1") return true;
+  if (value === "false" || value === "0") return false;
+  throw new UsageError(`${variable} must be true or false, got ${JSON.stringify(s.value)}`);
 }
 
 function envSetting(env: Env, variable: string): Setting | undefined {
@@ -216,9 +274,11 @@ function resolveProcessId(values: Values, env: Env): { value: number; source: st
   return { value: Number(ordinal), source: `the process id from WAXFLOW_POD_NAME ${JSON.stringify(pod.value)}` };
 }
 
-function resolveAddresses(values: Values, env: Env, io: ConfigIo): string[] {
+/** `derived`: built from WAXFLOW_REPLICAS, the StatefulSet's own count. */
+function resolveAddresses(values: Values, env: Env, io: ConfigIo): { addresses: string[]; derived: boolean } {
+  const given = (addresses: string[]) => ({ addresses, derived: false });
   const list = setting(values, env, "addresses", "WAXFLOW_ADDRESSES");
-  if (list !== undefined) return checkAddresses(list.value.split(";"), list.source);
+  if (list !== undefined) return given(checkAddresses(list.value.split(";"), list.source));
   const hostfile = envSetting(env, "WAXFLOW_HOSTFILE_PATH");
   if (hostfile !== undefined) {
     let text: string;
@@ -228,9 +288,10 @@ function resolveAddresses(values: Values, env: Env, io: ConfigIo): string[] {
       const reason = err instanceof Error ? err.message : String(err);
       throw new UsageError(`WAXFLOW_HOSTFILE_PATH: cannot read ${JSON.stringify(hostfile.value)}: ${reason}`);
     }
-    return checkAddresses(text.split("\n"), `WAXFLOW_HOSTFILE_PATH ${JSON.stringify(hostfile.value)}`);
+    return given(checkAddresses(text.split("\n"), `WAXFLOW_HOSTFILE_PATH ${JSON.stringify(hostfile.value)}`));
   }
-  return derivedAddresses(env);
+  const derived = derivedAddresses(env);
+  return { addresses: derived, derived: derived.length > 0 };
 }
 
 /** `<sts>-<i>.<svc>.<ns>.svc:2101`: the stable DNS names a headless Service gives StatefulSet pods. */

@@ -3,7 +3,9 @@ export const HELP = `Usage: waxflow run <module>[:name] [options]
        waxflow recovery init <dir> <partition count>
 
 Runs a dataflow until every input reaches its end; with -r it snapshots its state every
--s seconds and resumes from the last snapshot when started again.
+-s seconds and resumes from the last snapshot when started again. Each process keeps its
+own recovery store (-r); on a restart the processes hand snapshots to each other, so the
+cluster may come back with more or fewer processes or workers.
 
 <module> is a .ts or .js file, relative to the working directory. It must export the
 Dataflow as \`flow\` or as its default export; \`<module>:name\` picks another export,
@@ -17,16 +19,23 @@ Options (a flag wins over its environment variable):
                                   else one per line in the file WAXFLOW_HOSTFILE_PATH; else
                                   <sts>-<i>.<svc>.<ns>.svc:2101 for i < WAXFLOW_REPLICAS, from
                                   WAXFLOW_STATEFULSET_NAME, WAXFLOW_SERVICE_NAME, WAXFLOW_NAMESPACE
-  -r, --recovery-directory DIR  WAXFLOW_RECOVERY_DIRECTORY    recovery partitions, made by \`waxflow recovery init\`
-                                                              (default: no recovery)
+  -r, --recovery-directory DIR  WAXFLOW_RECOVERY_DIRECTORY    this process's recovery store, made by
+                                                              \`waxflow recovery init\` (default: no recovery)
+      --recovery-init           WAXFLOW_RECOVERY_INIT=true    create the store if DIR holds none (a new, empty volume)
   -s, --snapshot-interval SECS  WAXFLOW_SNAPSHOT_INTERVAL     seconds between epochs and snapshots (default 10)
   -b, --backup-interval SECS    WAXFLOW_BACKUP_INTERVAL       seconds snapshots are kept before they are removed
+      --start-timeout SECS      WAXFLOW_START_TIMEOUT         seconds to wait for peers and for holders (default 60)
+      --holder                                                only hand this store over to the cluster of -a: for a
+                                  process no longer in it (-i >= the number of addresses); ready once handed over,
+                                  exits 0 when stopped. On Kubernetes a pod whose ordinal is >= WAXFLOW_REPLICAS
+                                  is a holder without the flag
       --debug                   WAXFLOW_DEBUG=1               print full stack traces on failure
   -h, --help                                                  show this help
                                 WAXFLOW_API_PORT              HTTP API: /livez /readyz /metrics /status
                                                               (default 3030; 0 picks a free port)
 
-Not supported yet (refused at start): -r together with more than one address.
+A restart with fewer processes needs the stores of the processes left out: start them as
+holders, or the start fails naming them (MissingProcessStoreError).
 
 Exit status: 0 when every input reached its end; 1 when the dataflow or its module failed
 (one line on stderr naming the step); 2 for bad flags or environment; 130/143 on SIGINT/SIGTERM.
@@ -35,5 +44,6 @@ Examples:
   waxflow run examples/wordcount.ts -w 2
   waxflow recovery init /tmp/recovery 4 && waxflow run flow.ts -r /tmp/recovery -s 1
   waxflow run flow.ts -i 0 -a "10.0.0.1:2101;10.0.0.2:2101"   (and -i 1 on the second host)
+  waxflow run flow.ts -i 2 -a "10.0.0.1:2101;10.0.0.2:2101" --holder -r /var/lib/waxflow/recovery
   WAXFLOW_WORKERS_PER_PROCESS=2 waxflow run ./dataflow.ts:makeFlow
 `;

@@ -5,6 +5,7 @@
  */
 import { deserialize, serialize } from "node:v8";
 import type { ExchangeMessage } from "../engine/transport.ts";
+import type { ResumePlan, SnapshotRow, StoreRecords } from "../recovery/plan.ts";
 
 export interface Hello {
   readonly kind: "hello";
@@ -12,16 +13,35 @@ export interface Hello {
   readonly processCount: number;
   readonly workersPerProcess: number;
   readonly flowId: string;
+  readonly recovery: boolean;
+  /** A holder only hands its recovery store over; it runs no workers. */
+  readonly holder: boolean;
 }
+
+/** The resume protocol and recovery bookkeeping (recovery/handoff.ts), passed through the mesh as is. */
+export type ControlFrame =
+  /** A store's execution records: to process 0, which plans the resume. */
+  | { readonly kind: "records"; readonly records: StoreRecords }
+  /** Process 0's decision, to every process and holder. */
+  | { readonly kind: "plan"; readonly plan: ResumePlan }
+  /** Snapshots for the receiving process's workers. */
+  | { readonly kind: "rows"; readonly rows: SnapshotRow[] }
+  /** The sender has sent every row it holds for the receiver. */
+  | { readonly kind: "resumed" }
+  /** To a holder: the cluster no longer needs its store. */
+  | { readonly kind: "released" }
+  /** A worker's committed frontier, so every store collects garbage against the cluster's minimum. */
+  | { readonly kind: "committed"; readonly worker: number; readonly frontier: number };
 
 export type Frame =
   | Hello
+  | ControlFrame
   | { readonly kind: "exchange"; readonly from: number; readonly to: number; readonly messages: ExchangeMessage[] }
   | { readonly kind: "heartbeat" }
-  /** The sender's workers have all finished: its connection closing is not a failure. */
+  /** The sender has finished: its connection closing is not a failure. */
   | { readonly kind: "done" }
-  /** The sender refuses the connection; `reason` says why. */
-  | { readonly kind: "reject"; readonly reason: string }
+  /** The sender refuses the connection; `reason` says why, `retry` that it may accept a later attempt. */
+  | { readonly kind: "reject"; readonly reason: string; readonly retry: boolean }
   /** The sender is failing; `reason` is its cause, so every process reports the root cause. */
   | { readonly kind: "abort"; readonly reason: string };
 

@@ -4,11 +4,16 @@
  * same dataflow with the same shape, heartbeats, and fate-sharing: a peer that
  * vanishes — its socket closes without a "done" frame, or it stops sending heartbeats —
  * fails every other process within seconds, not only when it is next sent to.
+ *
+ * Holders (processes with an index beyond the cluster's, serving the recovery store of a
+ * process that is no longer in it) dial every cluster process too. They carry control
+ * frames only, and losing one is reported to the recovery layer instead of failing the
+ * cluster: only it knows whether that holder's store was still needed.
  */
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ExchangeMessage, Transport } from "../engine/transport.ts";
-import { encodeFrame, type Frame, FrameDecoder, type Hello } from "./frames.ts";
+import { type ControlFrame, encodeFrame, type Frame, FrameDecoder, type Hello } from "./frames.ts";
 
 export interface PeerAddress {
   readonly host: string;
@@ -20,6 +25,10 @@ export interface MeshOptions {
   readonly addresses: readonly PeerAddress[];
   readonly workersPerProcess: number;
   readonly flowId: string;
+  /** Whether this process keeps a recovery store: every process of a cluster must agree. */
+  readonly recovery?: boolean;
+  /** This process is a holder: it dials every process of `addresses` and runs no workers. */
+  readonly holder?: boolean;
   /** How long to wait for every peer at start (default 60 s). */
   readonly connectTimeoutMs?: number;
   readonly heartbeatMs?: number;
@@ -52,9 +61,12 @@ const show = (a: PeerAddress | undefined): string => (a === undefined ? "?" : `$
 
 interface Peer {
   readonly socket: Socket;
+  readonly holder: boolean;
   lastSeen: number;
   done: boolean;
 }
+
+type ControlHandler = (from: number, frame: ControlFrame) => void;
 
 export class ProcessMesh {
   readonly #opts: MeshOptions;
@@ -64,6 +76,10 @@ export class ProcessMesh {
   readonly #early = new Map<number, Array<[number, ExchangeMessage[]]>>();
   readonly #failureListeners: Array<(err: Error) => void> = [];
   readonly #drainListeners: Array<() => void> = [];
+  readonly #holderLostListeners: Array<(holder: number, reason: string) => void> = [];
+  #control: ControlHandler | undefined;
+  /** Control frames that arrived before a handler was set. */
+  readonly #earlyControl: Array<[number, ControlFrame]> = [];
   #server: Server | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
   #failure: Error | undefined;
@@ -79,8 +95,15 @@ export class ProcessMesh {
     return this.#opts.addresses.length;
   }
 
+  get processId(): number {
+    return this.#opts.processId;
+  }
+
+  /** Connected cluster processes other than this one (holders do not count). */
   get connectedPeers(): number {
-    return this.#peers.size;
+    let n = 0;
+    for (const peer of this.#peers.values()) if (!peer.holder) n += 1;
+    return n;
   }
 
   /** Connects to every peer; resolves once all are connected. */
@@ -100,6 +123,52 @@ export class ProcessMesh {
     else this.#failureListeners.push(listener);
   }
 
+  /** Receives every control frame; frames that came before the handler are replayed to it. */
+  setControlHandler(handler: ControlHandler): void {
+    this.#control = handler;
+    for (const [from, frame] of this.#earlyControl.splice(0)) handler(from, frame);
+  }
+
+  /** Called when a holder's connection ends before it said it was done. */
+  onHolderLost(listener: (holder: number, reason: string) => void): void {
+    this.#holderLostListeners.push(listener);
+  }
+
+  sendControl(process: number, frame: ControlFrame): void {
+    this.#send(process, frame);
+  }
+
+  /** Sends `frame` to every cluster process but this one. */
+  broadcast(frame: ControlFrame): void {
+    for (const [process, peer] of this.#peers) if (!peer.holder) this.#send(process, frame);
+  }
+
+  /** Resolves once the link to `process` can take more: bulk senders wait on it to bound memory. */
+  async writable(process: number): Promise<void> {
+    const socket = this.#peers.get(process)?.socket;
+    if (socket === undefined || !socket.writableNeedDrain || socket.destroyed) return;
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        socket.off("drain", done);
+        socket.off("close", done);
+        resolve();
+      };
+      socket.on("drain", done);
+      socket.on("close", done);
+    });
+  }
+
+  /**
+   * Lets holders connect to a process that has no peers (a cluster of one): it listens
+   * only once its recovery layer knows it needs them.
+   */
+  acceptHolders(): void {
+    const me = this.#opts.addresses[this.#opts.processId];
+    if (this.#server === undefined && me !== undefined && this.#opts.holder !== true) {
+      this.#listen(me).catch((err: unknown) => this.#fail(err as Error));
+    }
+  }
+
   /** Called when a congested link drains, so workers can resume reading sources. */
   onDrain(listener: () => void): void {
     this.#drainListeners.push(listener);
@@ -107,7 +176,7 @@ export class ProcessMesh {
 
   /** Whether any link has more queued than the socket buffers: sources should pause. */
   congested(): boolean {
-    for (const peer of this.#peers.values()) if (peer.socket.writableNeedDrain) return true;
+    for (const peer of this.#peers.values()) if (!peer.holder && peer.socket.writableNeedDrain) return true;
     return false;
   }
 
@@ -170,15 +239,23 @@ export class ProcessMesh {
 
   async #start(): Promise<void> {
     const { processId, addresses } = this.#opts;
+    const holder = this.#opts.holder === true;
     const me = addresses[processId];
-    if (me === undefined) {
-      throw new RangeError(`process id ${processId} is not an index of the ${addresses.length} addresses`);
+    if (holder ? me !== undefined : me === undefined) {
+      throw new RangeError(
+        holder
+          ? `holder ${processId} must have an index beyond the cluster's ${addresses.length} processes`
+          : `process id ${processId} is not an index of the ${addresses.length} addresses`,
+      );
     }
-    if (addresses.length === 1) return;
+    this.#startHeartbeat();
+    if (addresses.length === 1 && !holder) return;
     const timeoutMs = this.#opts.connectTimeoutMs ?? 60_000;
     const deadline = Date.now() + timeoutMs;
-    const accepted = this.#listen(me);
-    const dialed = Array.from({ length: processId }, (_, peer) => this.#dial(peer, deadline));
+    const accepted = me === undefined ? Promise.resolve() : this.#listen(me);
+    const dialed = Array.from({ length: Math.min(processId, addresses.length) }, (_, peer) =>
+      this.#dial(peer, deadline),
+    );
     const timeout = sleep(timeoutMs, undefined, { ref: false, signal: this.#opts.signal }).then(() => {
       const missing = addresses.map((_, i) => i).filter((i) => i !== processId && !this.#peers.has(i));
       throw new PeerError(
@@ -187,21 +264,28 @@ export class ProcessMesh {
       );
     });
     await Promise.race([Promise.all([accepted, ...dialed]), timeout]);
+  }
+
+  #startHeartbeat(): void {
     const heartbeatMs = this.#opts.heartbeatMs ?? 1000;
     const peerTimeoutMs = this.#opts.peerTimeoutMs ?? heartbeatMs * 5;
     this.#heartbeat = setInterval(() => {
       const now = Date.now();
       for (const [process, peer] of this.#peers) {
         if (!peer.done && now - peer.lastSeen > peerTimeoutMs) {
-          this.#fail(
-            new PeerError(`process ${process} (${show(addresses[process])}) sent nothing for ${peerTimeoutMs} ms`),
-          );
-          return;
+          this.#lost(process, peer, `process ${process} (${this.#show(process)}) sent nothing for ${peerTimeoutMs} ms`);
+          if (!peer.holder) return;
+          continue;
         }
         this.#send(process, { kind: "heartbeat" });
       }
     }, heartbeatMs);
     this.#heartbeat.unref();
+  }
+
+  /** Holders have no address in the list: they dial in. */
+  #show(process: number): string {
+    return process < this.#opts.addresses.length ? show(this.#opts.addresses[process]) : "holder";
   }
 
   #hello(): Hello {
@@ -211,6 +295,8 @@ export class ProcessMesh {
       processCount: this.#opts.addresses.length,
       workersPerProcess: this.#opts.workersPerProcess,
       flowId: this.#opts.flowId,
+      recovery: this.#opts.recovery === true,
+      holder: this.#opts.holder === true,
     };
   }
 
@@ -221,7 +307,10 @@ export class ProcessMesh {
       return `runs dataflow ${JSON.stringify(hello.flowId)}, not ${JSON.stringify(mine.flowId)}`;
     if (hello.processCount !== mine.processCount)
       return `has ${hello.processCount} addresses, not ${mine.processCount}`;
-    if (hello.workersPerProcess !== mine.workersPerProcess) {
+    if (hello.recovery !== mine.recovery)
+      return hello.recovery ? "runs with recovery (-r), we do not" : "runs without recovery (-r)";
+    // A holder runs no workers, so it has no worker count to compare.
+    if (!hello.holder && !mine.holder && hello.workersPerProcess !== mine.workersPerProcess) {
       return `runs ${hello.workersPerProcess} workers per process, not ${mine.workersPerProcess}`;
     }
     return undefined;
@@ -250,17 +339,32 @@ export class ProcessMesh {
           socket.destroy();
           return;
         }
-        const why = this.#mismatch(hello);
-        if (why !== undefined || hello.process <= this.#opts.processId || this.#peers.has(hello.process)) {
-          const reason = why ?? `process ${hello.process} is not expected to dial process ${this.#opts.processId}`;
-          socket.end(encodeFrame({ kind: "reject", reason }));
-          reject(
-            new PeerError(`process ${hello.process} ${reason}; every process must run the same dataflow and flags`),
-          );
+        const holder = hello.holder && hello.process >= this.#opts.addresses.length;
+        // A process restarted while this one still runs the previous execution dials
+        // too early: it is told to try again, not that its flags are wrong.
+        if (this.#peers.has(hello.process) || this.#closing) {
+          const reason = `process ${this.#opts.processId} is still connected to a previous process ${hello.process}`;
+          socket.end(encodeFrame({ kind: "reject", reason, retry: true }));
+          return;
+        }
+        const why =
+          this.#mismatch(hello) ??
+          (hello.process <= this.#opts.processId || (hello.holder && !holder)
+            ? `process ${hello.process} is not expected to dial process ${this.#opts.processId}`
+            : undefined);
+        if (why !== undefined) {
+          socket.end(encodeFrame({ kind: "reject", reason: why, retry: false }));
+          // A misconfigured holder is turned away; the cluster itself can still form.
+          if (!hello.holder) {
+            reject(
+              new PeerError(`process ${hello.process} ${why}; every process must run the same dataflow and flags`),
+            );
+          }
           return;
         }
         socket.write(encodeFrame(this.#hello()));
-        this.#adopt(hello.process, socket, decoder, rest);
+        this.#adopt(hello.process, socket, decoder, rest, holder);
+        if (holder) return;
         accepted += 1;
         if (accepted === expected) resolve();
       };
@@ -281,7 +385,7 @@ export class ProcessMesh {
       this.#opts.signal?.throwIfAborted();
       try {
         const [socket, decoder, rest] = await this.#handshake(address);
-        this.#adopt(peer, socket, decoder, rest);
+        this.#adopt(peer, socket, decoder, rest, false);
         return;
       } catch (err) {
         if (err instanceof PeerError) throw err;
@@ -314,7 +418,8 @@ export class ProcessMesh {
         socket.removeAllListeners("error");
         socket.removeAllListeners("close");
         if (reply.kind === "reject") {
-          fail(new PeerError(`process at ${show(address)} refused us: ${reply.reason}`));
+          const message = `process at ${show(address)} refused us: ${reply.reason}`;
+          fail(reply.retry ? new Error(message) : new PeerError(message));
         } else if (reply.kind !== "hello") {
           fail(new Error("unexpected handshake reply"));
         } else {
@@ -327,18 +432,31 @@ export class ProcessMesh {
     });
   }
 
-  #adopt(process: number, socket: Socket, decoder: FrameDecoder, early: Frame[]): void {
-    const peer: Peer = { socket, lastSeen: Date.now(), done: false };
+  #adopt(process: number, socket: Socket, decoder: FrameDecoder, early: Frame[], holder: boolean): void {
+    const peer: Peer = { socket, holder, lastSeen: Date.now(), done: false };
     this.#peers.set(process, peer);
-    const address = show(this.#opts.addresses[process]);
+    const address = this.#show(process);
     const handle = (frame: Frame): void => {
       peer.lastSeen = Date.now();
-      if (frame.kind === "exchange") {
-        this.#deliver(frame.to - this.#opts.processId * this.#opts.workersPerProcess, frame.from, frame.messages);
-      } else if (frame.kind === "done") {
-        peer.done = true;
-      } else if (frame.kind === "abort") {
-        this.#fail(new PeerError(`process ${process} (${address}) stopped: ${frame.reason}`));
+      switch (frame.kind) {
+        case "exchange":
+          this.#deliver(frame.to - this.#opts.processId * this.#opts.workersPerProcess, frame.from, frame.messages);
+          break;
+        case "done":
+          peer.done = true;
+          break;
+        case "abort":
+          this.#lost(process, peer, `process ${process} (${address}) stopped: ${frame.reason}`);
+          break;
+        case "records":
+        case "plan":
+        case "rows":
+        case "resumed":
+        case "released":
+        case "committed":
+          if (this.#control === undefined) this.#earlyControl.push([process, frame]);
+          else this.#control(process, frame);
+          break;
       }
     };
     for (const frame of early) handle(frame);
@@ -349,7 +467,7 @@ export class ProcessMesh {
       try {
         frames = decoder.push(chunk);
       } catch (err) {
-        this.#fail(new PeerError(`bad data from process ${process} (${address}): ${(err as Error).message}`));
+        this.#lost(process, peer, `bad data from process ${process} (${address}): ${(err as Error).message}`);
         return;
       }
       for (const frame of frames) handle(frame);
@@ -359,14 +477,27 @@ export class ProcessMesh {
     });
     socket.on("error", () => undefined);
     socket.on("close", () => {
+      if (holder && this.#peers.get(process) === peer) this.#peers.delete(process);
       if (!peer.done && !this.#closing) {
-        this.#fail(
-          new PeerError(
-            `lost connection to process ${process} (${address}); the cluster stops so that it can restart and resume together`,
-          ),
+        this.#lost(
+          process,
+          peer,
+          `lost connection to process ${process} (${address}); the cluster stops so that it can restart and resume together`,
         );
       }
     });
+  }
+
+  /** A cluster peer lost fails the mesh; a holder lost is the recovery layer's call. */
+  #lost(process: number, peer: Peer, reason: string): void {
+    if (!peer.holder) {
+      this.#fail(new PeerError(reason));
+      return;
+    }
+    peer.done = true;
+    peer.socket.destroy();
+    if (this.#peers.get(process) === peer) this.#peers.delete(process);
+    for (const listener of this.#holderLostListeners) listener(process, reason);
   }
 
   #deliver(local: number, from: number, messages: ExchangeMessage[]): void {

@@ -1,13 +1,14 @@
 /**
  * Runs this process's share of a dataflow: W workers in this thread, connected to the
- * workers of the other processes through the TCP mesh. The first failure anywhere — a
- * step here, or a peer process lost — aborts every worker, so a run either completes
- * everywhere or rejects with the cause.
+ * workers of the other processes through the TCP mesh. With recovery, the processes
+ * first bring their stores up to date over the mesh (recovery/handoff.ts). The first
+ * failure anywhere — a step here, or a peer process lost — aborts every worker, so a
+ * run either completes everywhere or rejects with the cause.
  */
 import { type PeerAddress, ProcessMesh } from "../cluster/mesh.ts";
 import type { Dataflow } from "../dataflow.ts";
-import { UsageError } from "../errors.ts";
-import { RecoveryStore } from "../recovery/store.ts";
+import { resumeProcess } from "../recovery/handoff.ts";
+import { RecoveryStore, type SnapshotStats } from "../recovery/store.ts";
 import type { StateStore } from "./state-store.ts";
 import { Worker } from "./worker.ts";
 
@@ -16,10 +17,12 @@ export const DEFAULT_EPOCH_INTERVAL_MS = 10_000;
 
 /** Where snapshots go and how long they are kept (Bytewax's RecoveryConfig). */
 export interface RecoveryConfig {
-  /** Directory of recovery partitions, created by `waxflow recovery init`. */
+  /** This process's recovery store: a directory of partitions, made by `waxflow recovery init`. */
   readonly dbDir: string;
   /** Milliseconds snapshots are kept before garbage collection (default 0). */
   readonly backupIntervalMs?: number;
+  /** Create the store if the directory holds none (the first start of a pod with an empty volume). */
+  readonly init?: boolean;
 }
 
 /** This process's place in a cluster of processes. */
@@ -27,6 +30,7 @@ export interface ClusterConfig {
   readonly processId: number;
   /** Every process's cluster address, in process order. */
   readonly addresses: readonly PeerAddress[];
+  /** How long to wait for peers, and for holders of missing recovery stores (default 60 s). */
   readonly connectTimeoutMs?: number;
 }
 
@@ -43,6 +47,8 @@ export interface ExecuteOptions {
   readonly signal?: AbortSignal;
   /** Called once the cluster is connected and the workers are built. */
   readonly onStart?: (run: RunningProcess) => void;
+  /** Told what each worker's commit of an epoch cost, with recovery on. */
+  readonly onSnapshot?: (stats: SnapshotStats) => void;
 }
 
 export interface RunningProcess {
@@ -51,6 +57,8 @@ export interface RunningProcess {
 }
 
 const SINGLE: ClusterConfig = { processId: 0, addresses: [{ host: "127.0.0.1", port: 0 }] };
+/** How long a start waits for peers, and for holders of missing recovery stores. */
+export const DEFAULT_START_TIMEOUT_MS = 60_000;
 
 export async function execute(flow: Dataflow, opts: ExecuteOptions = {}): Promise<void> {
   const perProcess = opts.workers ?? 1;
@@ -60,16 +68,12 @@ export async function execute(flow: Dataflow, opts: ExecuteOptions = {}): Promis
   const cluster = opts.cluster ?? SINGLE;
   const count = perProcess * cluster.addresses.length;
   const epochIntervalMs = opts.epochIntervalMs ?? DEFAULT_EPOCH_INTERVAL_MS;
-  if (opts.recovery !== undefined && cluster.addresses.length > 1) {
-    throw new UsageError(
-      "recovery across several processes is not supported yet: run one process with -w workers, or run without -r",
-    );
-  }
+  const connectTimeoutMs = cluster.connectTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
   const recovery =
     opts.recovery === undefined
       ? undefined
       : RecoveryStore.open(opts.recovery.dbDir, {
-          workerCount: count,
+          create: opts.recovery.init,
           snapshotIntervalMs: epochIntervalMs,
           backupIntervalMs: opts.recovery.backupIntervalMs ?? 0,
         });
@@ -82,11 +86,35 @@ export async function execute(flow: Dataflow, opts: ExecuteOptions = {}): Promis
       addresses: cluster.addresses,
       workersPerProcess: perProcess,
       flowId: flow.flowId,
-      connectTimeoutMs: cluster.connectTimeoutMs,
+      recovery: recovery !== undefined,
+      connectTimeoutMs,
       signal,
     });
     const connected = mesh;
     connected.onFailure((err) => abort.abort(err));
+    let stores: (local: number) => StateStore | undefined = (local) => opts.store?.(local);
+    if (recovery !== undefined) {
+      try {
+        await resumeProcess({
+          flow,
+          mesh,
+          store: recovery,
+          workersPerProcess: perProcess,
+          timeoutMs: connectTimeoutMs,
+          signal,
+          fail: (err) => abort.abort(err),
+        });
+      } catch (err) {
+        connected.abort(err instanceof Error ? err.message : String(err));
+        throw err;
+      }
+      stores = () =>
+        recovery.workerView({
+          // Peers collect garbage against the slowest worker of the whole cluster.
+          committed: (worker, frontier) => connected.broadcast({ kind: "committed", worker, frontier }),
+          snapshotted: opts.onSnapshot,
+        });
+    }
     const workers = Array.from({ length: perProcess }, (_, local) => {
       return new Worker(flow, {
         index: cluster.processId * perProcess + local,
@@ -94,7 +122,7 @@ export async function execute(flow: Dataflow, opts: ExecuteOptions = {}): Promis
         epochIntervalMs,
         transport: connected.transport(local),
         backpressure: connected,
-        store: recovery === undefined ? opts.store?.(local) : recovery.workerView(),
+        store: stores(local),
         signal,
       });
     });

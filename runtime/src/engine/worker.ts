@@ -44,6 +44,8 @@ export interface WorkerOptions {
 
 export interface StepCount {
   readonly stepId: string;
+  /** Items delivered to the step on this worker, before any exchange moved them. */
+  readonly itemsIn: number;
   readonly itemsOut: number;
 }
 
@@ -58,6 +60,7 @@ export class Worker {
   readonly #inputs: InputOp[] = [];
   readonly #timed: TimedOp[] = [];
   readonly #emitters = new Map<string, Emitter>();
+  readonly #itemsIn = new Map<string, { n: number }>();
   readonly #exchanges: Exchange[] = [];
   readonly #inbox: Array<[number, ExchangeMessage[]]> = [];
   #outbox: ExchangeMessage[][] = [];
@@ -103,6 +106,7 @@ export class Worker {
   stepCounts(): StepCount[] {
     return this.#ops.map((op) => ({
       stepId: op.stepId,
+      itemsIn: this.#itemsIn.get(op.stepId)?.n ?? 0,
       itemsOut: this.#emitters.get(`${op.stepId}.down`)?.count ?? 0,
     }));
   }
@@ -164,7 +168,16 @@ export class Worker {
       return emitter;
     };
     const connect = (stepId: string, streamId: string, consumer: Consumer): void => {
-      upstream(stepId, streamId).consumers.push(consumer);
+      // Counted per batch where the step is fed, so /metrics costs nothing per item.
+      const counter = this.#itemsIn.get(stepId) ?? { n: 0 };
+      this.#itemsIn.set(stepId, counter);
+      upstream(stepId, streamId).consumers.push({
+        items: (epoch, batch) => {
+          counter.n += batch.length;
+          consumer.items(epoch, batch);
+        },
+        frontier: (f) => consumer.frontier(f),
+      });
     };
     if (this.#flow.steps.filter((s) => s.kind === "input").length === 0) {
       throw new BuildError(`dataflow ${JSON.stringify(this.#flow.flowId)} has no input steps`);

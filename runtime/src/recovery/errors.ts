@@ -29,3 +29,28 @@ export class InconsistentPartitionsError extends RecoveryError {
 export class MixedPartitionCountsError extends RecoveryError {
   override name = "MixedPartitionCountsError";
 }
+
+/**
+ * A process of the execution to resume from is neither in the cluster nor served by a
+ * holder, so the state in its store cannot be reached.
+ */
+export class MissingProcessStoreError extends RecoveryError {
+  override name = "MissingProcessStoreError";
+  readonly missing: readonly number[];
+
+  constructor(message: string, missing: readonly number[]) {
+    super(message);
+    this.missing = missing;
+  }
+}
+
+/** A process's store is not the one it ran with: its volume was emptied or replaced. */
+export class ReplacedProcessStoreError extends RecoveryError {
+  override name = "ReplacedProcessStoreError";
+  readonly replaced: readonly number[];
+
+  constructor(message: string, replaced: readonly number[]) {
+    super(message);
+    this.replaced = replaced;
+  }
+}

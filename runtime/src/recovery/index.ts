@@ -3,8 +3,10 @@ export type { RecoveryConfig } from "../engine/execute.ts";
 export {
   InconsistentPartitionsError,
   MissingPartitionsError,
+  MissingProcessStoreError,
   MixedPartitionCountsError,
   NoPartitionsError,
   RecoveryError,
+  ReplacedProcessStoreError,
 } from "./errors.ts";
 export { initRecoveryDirectory, partitionFile, RecoveryStore } from "./store.ts";

@@ -1,10 +1,12 @@
 /**
- * Recovery partitions: a fixed set of SQLite files (`part-<i>.sqlite3`) in WAL mode.
- * The snapshot of (step, key) lives in partition stableHash(step, key) mod N. Every
- * execution is recorded in every partition, which is how a partition restored from an
- * older copy is caught; each worker records its frontier, and the next execution
- * resumes from the minimum over the previous execution's workers.
+ * A process's recovery store: a fixed set of SQLite files (`part-<i>.sqlite3`) in WAL
+ * mode in its own directory (on Kubernetes, its pod's volume). The snapshot of
+ * (step, key) lives in partition stableHash(step, key) mod N. Every partition records
+ * every execution the process took part in, which is how a partition restored from an
+ * older copy is caught; each worker records its frontier. Which execution to resume
+ * from is decided over all processes' stores (plan.ts); this file keeps one store.
  */
+import { randomUUID } from "node:crypto";
 import { mkdirSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
@@ -18,14 +20,22 @@ import {
   NoPartitionsError,
   RecoveryError,
 } from "./errors.ts";
+import type { ExecutionRecord, SnapshotRow, StoreRecords } from "./plan.ts";
 
-const FORMAT = "1";
+/** Format 2: one store per process, executions recorded with the cluster's shape and store ids. */
+const FORMAT = "2";
 const PART_FILE = /^part-(\d+)\.sqlite3$/;
+/**
+ * Partitions of a store created on demand (`--recovery-init`). One process's store is
+ * written by one thread, so more files would only add commits per epoch.
+ */
+const CREATED_PARTITIONS = 1;
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
   CREATE TABLE IF NOT EXISTS exs (
-    ex_num INTEGER PRIMARY KEY, worker_count INTEGER NOT NULL, resume_epoch INTEGER NOT NULL);
+    ex_num INTEGER PRIMARY KEY, process_index INTEGER NOT NULL, process_count INTEGER NOT NULL,
+    workers_per_process INTEGER NOT NULL, resume_epoch INTEGER NOT NULL, stores TEXT NOT NULL);
   CREATE TABLE IF NOT EXISTS fronts (
     ex_num INTEGER NOT NULL, worker_index INTEGER NOT NULL, frontier INTEGER NOT NULL,
     PRIMARY KEY (ex_num, worker_index));
@@ -46,16 +56,25 @@ function openDb(path: string): DatabaseSync {
   return db;
 }
 
-/** Creates `count` empty partitions in `dir` (as `waxflow recovery init DIR N`). */
+function partitionFiles(dir: string): string[] {
+  try {
+    return readdirSync(dir).filter((f) => PART_FILE.test(f));
+  } catch {
+    return [];
+  }
+}
+
+/** Creates a store of `count` empty partitions in `dir` (as `waxflow recovery init DIR N`). */
 export function initRecoveryDirectory(dir: string, count: number): void {
   if (!Number.isInteger(count) || count < 1) {
     throw new RecoveryError(`partition count must be a whole number >= 1, got ${count}`);
   }
   mkdirSync(dir, { recursive: true });
-  const existing = readdirSync(dir).filter((f) => PART_FILE.test(f));
+  const existing = partitionFiles(dir);
   if (existing.length > 0) {
     throw new RecoveryError(`recovery directory ${dir} is already initialized (${existing.length} partitions found)`);
   }
+  const storeId = randomUUID();
   for (let i = 0; i < count; i++) {
     const db = openDb(join(dir, partitionFile(i)));
     db.exec(SCHEMA);
@@ -63,6 +82,7 @@ export function initRecoveryDirectory(dir: string, count: number): void {
     meta.run("format", FORMAT);
     meta.run("index", String(i));
     meta.run("count", String(count));
+    meta.run("store", storeId);
     db.close();
   }
 }
@@ -72,6 +92,7 @@ class Partition {
   readonly file: string;
   readonly index: number;
   readonly count: number;
+  readonly storeId: string;
   // Prepared once: commits and garbage collection run every epoch.
   readonly #upsert: StatementSync;
   readonly #front: StatementSync;
@@ -89,10 +110,14 @@ class Partition {
       throw new RecoveryError(`${join(dir, file)} is not a waxflow recovery partition: ${(err as Error).message}`);
     }
     if (meta.get("format") !== FORMAT) {
-      throw new RecoveryError(`${join(dir, file)} has recovery format ${meta.get("format")}, expected ${FORMAT}`);
+      throw new RecoveryError(
+        `${join(dir, file)} has recovery format ${meta.get("format")}, expected ${FORMAT}; ` +
+          "it was written by another waxflow version: start from an empty directory",
+      );
     }
     this.index = Number(meta.get("index"));
     this.count = Number(meta.get("count"));
+    this.storeId = String(meta.get("store"));
     this.#upsert = this.db.prepare("INSERT OR REPLACE INTO snaps (step_id, state_key, epoch, ser) VALUES (?, ?, ?, ?)");
     this.#front = this.db.prepare("INSERT OR REPLACE INTO fronts (ex_num, worker_index, frontier) VALUES (?, ?, ?)");
     this.#collect = this.db.prepare(
@@ -117,9 +142,15 @@ class Partition {
   }
 
   write(rows: readonly SnapshotRow[]): void {
+    this.transaction(() => {
+      for (const [stepId, key, epoch, ser] of rows) this.#upsert.run(stepId, key, epoch, ser);
+    });
+  }
+
+  transaction(body: () => void): void {
     this.db.exec("BEGIN");
     try {
-      for (const [stepId, key, epoch, ser] of rows) this.#upsert.run(stepId, key, epoch, ser);
+      body();
       this.db.exec("COMMIT");
     } catch (err) {
       this.db.exec("ROLLBACK");
@@ -128,52 +159,57 @@ class Partition {
   }
 }
 
-type SnapshotRow = readonly [stepId: string, key: string, epoch: number, ser: Uint8Array | null];
-
 export interface OpenOptions {
-  /** Workers of the execution about to start, over all processes. */
-  readonly workerCount: number;
+  /** Create the store if the directory holds no partitions (`--recovery-init`). */
+  readonly create?: boolean;
   readonly snapshotIntervalMs: number;
   /** How long snapshots are kept before garbage collection (Bytewax's backup interval). */
   readonly backupIntervalMs: number;
 }
 
-/** An open recovery directory for one execution. */
+/** What one worker's commit of an epoch cost: for /metrics. */
+export interface SnapshotStats {
+  readonly seconds: number;
+  readonly bytes: number;
+}
+
+/** An open recovery store. */
 export class RecoveryStore {
   readonly dir: string;
-  readonly resumeEpoch: number;
-  readonly execution: number;
+  readonly storeId: string;
   readonly #parts: Partition[];
-  readonly #frontiers = new Map<number, number>();
   readonly #gcLag: number;
+  /** Committed frontier of every worker of the cluster, for garbage collection. */
+  readonly #frontiers = new Map<number, number>();
+  #execution = 0;
+  #resumeEpoch = 1;
   #collectedBelow = 0;
 
-  private constructor(dir: string, parts: Partition[], resumeEpoch: number, execution: number, gcLag: number) {
+  private constructor(dir: string, parts: Partition[], gcLag: number) {
     this.dir = dir;
     this.#parts = parts;
-    this.resumeEpoch = resumeEpoch;
-    this.execution = execution;
+    this.storeId = parts[0]?.storeId ?? "";
     this.#gcLag = gcLag;
   }
 
   static open(dir: string, opts: OpenOptions): RecoveryStore {
-    let files: string[];
-    try {
-      files = readdirSync(dir).filter((f) => PART_FILE.test(f));
-    } catch {
-      files = [];
+    let files = partitionFiles(dir);
+    if (files.length === 0 && opts.create === true) {
+      initRecoveryDirectory(dir, CREATED_PARTITIONS);
+      files = partitionFiles(dir);
     }
     if (files.length === 0) {
       throw new NoPartitionsError(
-        `recovery directory ${dir} has no partitions; create them with \`waxflow recovery init ${dir} <count>\``,
+        `recovery directory ${dir} has no partitions; create them with \`waxflow recovery init ${dir} <count>\`, ` +
+          "or run with --recovery-init (WAXFLOW_RECOVERY_INIT=true) to create them when the directory is empty",
       );
     }
     const parts = files.map((f) => new Partition(dir, f)).sort((a, b) => a.index - b.index);
-    const counts = new Set(parts.map((p) => p.count));
-    if (counts.size > 1) {
-      const detail = parts.map((p) => `${p.file}: ${p.count}`).join(", ");
+    const stores = new Set(parts.map((p) => `${p.count}/${p.storeId}`));
+    if (stores.size > 1) {
+      const detail = parts.map((p) => `${p.file}: ${p.count} of store ${p.storeId}`).join(", ");
       throw new MixedPartitionCountsError(
-        `recovery partitions in ${dir} come from directories with different partition counts (${detail}); keep the partitions of one directory only`,
+        `recovery partitions in ${dir} come from different stores or partition counts (${detail}); keep the partitions of one store only`,
       );
     }
     const count = parts[0]?.count ?? 0;
@@ -195,54 +231,150 @@ export class RecoveryStore {
           "as if restored from an older copy; restore every partition from the same backup",
       );
     }
-    const resumeEpoch = newest === 0 ? 1 : computeResumeEpoch(parts, newest);
-    const execution = newest + 1;
-    for (const p of parts) {
-      p.db.exec("BEGIN");
-      // Snapshots at or after the resume epoch belong to epochs that will run again,
-      // with different boundaries: keeping them would let a later resume load them.
-      p.db.prepare("DELETE FROM snaps WHERE epoch >= ?").run(resumeEpoch);
-      p.db
-        .prepare("INSERT INTO exs (ex_num, worker_count, resume_epoch) VALUES (?, ?, ?)")
-        .run(execution, opts.workerCount, resumeEpoch);
-      p.db.exec("COMMIT");
-    }
-    const gcLag = Math.ceil(opts.backupIntervalMs / opts.snapshotIntervalMs);
-    const store = new RecoveryStore(dir, parts, resumeEpoch, execution, gcLag);
-    // Workers that have not committed yet still need everything before the resume epoch.
-    for (let w = 0; w < opts.workerCount; w++) store.#frontiers.set(w, resumeEpoch);
-    return store;
+    return new RecoveryStore(dir, parts, Math.ceil(opts.backupIntervalMs / opts.snapshotIntervalMs));
   }
 
-  /** The store as one worker sees it: its writes are buffered until it commits. */
-  workerView(): StateStore {
-    const pending: Array<[Partition, SnapshotRow]> = [];
+  get resumeEpoch(): number {
+    return this.#resumeEpoch;
+  }
+
+  /** The executions this store took part in and its workers' frontiers, offered as `process`. */
+  records(process: number): StoreRecords {
+    const first = this.#parts[0] as Partition;
+    const executions: ExecutionRecord[] = first.db
+      .prepare("SELECT * FROM exs ORDER BY ex_num")
+      .all()
+      .map((r) => ({
+        execution: Number(r.ex_num),
+        processIndex: Number(r.process_index),
+        processCount: Number(r.process_count),
+        workersPerProcess: Number(r.workers_per_process),
+        resumeEpoch: Number(r.resume_epoch),
+        stores: JSON.parse(String(r.stores)) as string[],
+      }));
+    const frontiers = this.#parts.flatMap((p) =>
+      p.db
+        .prepare("SELECT ex_num, worker_index, frontier FROM fronts")
+        .all()
+        .map((r) => ({ execution: Number(r.ex_num), worker: Number(r.worker_index), frontier: Number(r.frontier) })),
+    );
+    return { process, storeId: this.storeId, executions, frontiers };
+  }
+
+  /**
+   * Before the resume: drops snapshots at or after the resume epoch (those epochs run
+   * again, with different boundaries), or every snapshot when this store holds none of
+   * the state resumed (`stale`: its process was not in the execution resumed from).
+   */
+  prepare(resumeEpoch: number, stale: boolean): void {
+    for (const p of this.#parts) {
+      if (stale) p.db.exec("DELETE FROM snaps");
+      else p.db.prepare("DELETE FROM snaps WHERE epoch >= ?").run(resumeEpoch);
+    }
+  }
+
+  /** The newest snapshot of every (step, key) before `epoch`, deletions included: what a resume needs. */
+  *newestBelow(epoch: number): Generator<SnapshotRow> {
+    for (const p of this.#parts) {
+      const rows = p.db
+        .prepare(
+          `SELECT step_id, state_key, epoch, ser FROM snaps s WHERE epoch = (
+             SELECT MAX(epoch) FROM snaps t
+             WHERE t.step_id = s.step_id AND t.state_key = s.state_key AND t.epoch < ?)`,
+        )
+        .iterate(epoch);
+      for (const r of rows) {
+        yield [String(r.step_id), String(r.state_key), Number(r.epoch), (r.ser as Uint8Array | null) ?? null];
+      }
+    }
+  }
+
+  /** Stores snapshots received from other processes' stores. */
+  writeRows(rows: readonly SnapshotRow[]): void {
+    for (const [part, partRows] of this.#byPartition(rows)) part.write(partRows);
+  }
+
+  /**
+   * Records the execution about to run: this store now holds everything it needs.
+   * Records of executions before `resumedFrom` are dropped: no resume looks past it.
+   */
+  begin(record: ExecutionRecord, resumedFrom: number): void {
+    for (const p of this.#parts) {
+      p.db.prepare("DELETE FROM exs WHERE ex_num < ?").run(resumedFrom);
+      p.db.prepare("DELETE FROM fronts WHERE ex_num < ?").run(resumedFrom);
+      p.db
+        .prepare(
+          `INSERT INTO exs (ex_num, process_index, process_count, workers_per_process, resume_epoch, stores)
+           VALUES (?, ?, ?, ?, ?, ?)`,
+        )
+        .run(
+          record.execution,
+          record.processIndex,
+          record.processCount,
+          record.workersPerProcess,
+          record.resumeEpoch,
+          JSON.stringify(record.stores),
+        );
+    }
+    this.#execution = record.execution;
+    this.#resumeEpoch = record.resumeEpoch;
+    // Workers that have not committed yet still need everything before the resume epoch.
+    for (let w = 0; w < record.processCount * record.workersPerProcess; w++) {
+      if (!this.#frontiers.has(w)) this.#frontiers.set(w, record.resumeEpoch);
+    }
+  }
+
+  /**
+   * The store as one worker sees it: its writes are buffered until it commits.
+   * `committed` hears of each commit (peers collect garbage against it), `snapshotted`
+   * of its cost.
+   */
+  workerView(
+    hooks: {
+      committed?: (worker: number, frontier: number) => void;
+      snapshotted?: (stats: SnapshotStats) => void;
+    } = {},
+  ): StateStore {
+    const pending: SnapshotRow[] = [];
     return {
-      resumeEpoch: this.resumeEpoch,
+      resumeEpoch: this.#resumeEpoch,
       load: (stepId, owns) => this.#load(stepId, owns),
       write: (stepId, key, epoch, state) => {
-        const ser = state === undefined ? null : serialize(state);
-        pending.push([this.#partFor(stepId, key), [stepId, key, epoch, ser]]);
+        pending.push([stepId, key, epoch, state === undefined ? null : serialize(state)]);
       },
       commit: (worker, frontier) => {
-        const byPart = new Map<Partition, SnapshotRow[]>();
-        for (const [part, row] of pending.splice(0)) {
-          const rows = byPart.get(part);
-          if (rows === undefined) byPart.set(part, [row]);
-          else rows.push(row);
-        }
-        for (const [part, rows] of byPart) part.write(rows);
-        this.#commitFrontier(worker, frontier);
+        const started = performance.now();
+        let bytes = 0;
+        for (const row of pending) bytes += row[3]?.byteLength ?? 0;
+        this.writeRows(pending.splice(0));
+        (this.#parts[worker % this.#parts.length] as Partition).writeFrontier(this.#execution, worker, frontier);
+        this.observeFrontier(worker, frontier);
+        hooks.snapshotted?.({ seconds: (performance.now() - started) / 1000, bytes });
+        hooks.committed?.(worker, frontier);
       },
     };
+  }
+
+  /** A worker (here or in a peer process) committed `frontier`; collects garbage below the cluster's minimum. */
+  observeFrontier(worker: number, frontier: number): void {
+    if (frontier <= (this.#frontiers.get(worker) ?? 0)) return;
+    this.#frontiers.set(worker, frontier);
+    this.#collectGarbage();
   }
 
   close(): void {
     for (const p of this.#parts) p.db.close();
   }
 
-  #partFor(stepId: string, key: string): Partition {
-    return this.#parts[stableHash(`${stepId}\u0000${key}`) % this.#parts.length] as Partition;
+  #byPartition(rows: readonly SnapshotRow[]): Map<Partition, SnapshotRow[]> {
+    const byPart = new Map<Partition, SnapshotRow[]>();
+    for (const row of rows) {
+      const part = this.#parts[stableHash(`${row[0]}\u0000${row[1]}`) % this.#parts.length] as Partition;
+      const list = byPart.get(part);
+      if (list === undefined) byPart.set(part, [row]);
+      else list.push(row);
+    }
+    return byPart;
   }
 
   *#load(stepId: string, owns: (key: string) => boolean): Generator<readonly [string, unknown]> {
@@ -261,18 +393,14 @@ export class RecoveryStore {
     }
   }
 
-  #commitFrontier(worker: number, frontier: number): void {
-    (this.#parts[worker % this.#parts.length] as Partition).writeFrontier(this.execution, worker, frontier);
-    this.#frontiers.set(worker, frontier);
-    this.#collectGarbage();
-  }
-
   /**
    * Keeps, per key, the newest snapshot at or before (frontier - backup lag) and
    * deletes older ones, so a backup of the directory taken within the backup interval
-   * still holds a consistent epoch.
+   * still holds a consistent epoch. The frontier is the minimum over the whole cluster:
+   * a resume starts from it, whichever process is behind.
    */
   #collectGarbage(): void {
+    if (this.#execution === 0) return;
     // A resume at `frontier` loads the newest snapshot before it, so that one is kept.
     const frontier = Math.min(...this.#frontiers.values());
     const below = frontier - 1 - this.#gcLag;
@@ -280,23 +408,4 @@ export class RecoveryStore {
     this.#collectedBelow = below;
     for (const p of this.#parts) p.collectBefore(below);
   }
-}
-
-function computeResumeEpoch(parts: readonly Partition[], execution: number): number {
-  let workerCount = 0;
-  let started = 1;
-  const fronts = new Map<number, number>();
-  for (const p of parts) {
-    const ex = p.db.prepare("SELECT worker_count, resume_epoch FROM exs WHERE ex_num = ?").get(execution);
-    if (ex !== undefined) {
-      workerCount = Number(ex.worker_count);
-      started = Number(ex.resume_epoch);
-    }
-    for (const row of p.db.prepare("SELECT worker_index, frontier FROM fronts WHERE ex_num = ?").all(execution)) {
-      fronts.set(Number(row.worker_index), Number(row.frontier));
-    }
-  }
-  let resume = Number.POSITIVE_INFINITY;
-  for (let w = 0; w < workerCount; w++) resume = Math.min(resume, fronts.get(w) ?? started);
-  return Number.isFinite(resume) ? resume : started;
 }

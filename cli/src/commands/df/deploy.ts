@@ -1,22 +1,27 @@
+import { readFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { Args, Flags } from "@oclif/core";
 import type { Dataflow } from "@waxflow/crds";
 import { dump } from "js-yaml";
 import { ClusterCommand } from "../../base.ts";
-import { bundleDataflow } from "../../bundle.ts";
+import { buildAndLoad, kindClusterOf } from "../../deploy/build.ts";
+import { bundledModule, type DeployResult, deploy } from "../../deploy/deploy.ts";
 import { dataflowManifest } from "../../deploy/manifest.ts";
-import { deployOptions } from "../../deploy/options.ts";
-import { UsageError, UserError } from "../../errors.ts";
-import { APP_DIR, appLayer } from "../../image/layer.ts";
-import { loadKubeConfig, targetNamespace } from "../../kube.ts";
+import { deployOptions, duration, durationMs } from "../../deploy/options.ts";
+import { UsageError } from "../../errors.ts";
+import { APP_DIR } from "../../image/layer.ts";
+import { connect, namespaceOf } from "../../kube.ts";
+import { createProgress, outputMode } from "../../ui/progress.ts";
 
-// Until images are assembled, a dry run shows this instead of a digest it cannot know.
-export const UNBUILT_IMAGE = "(not built yet: pass --image REGISTRY/NAME@sha256:<digest>)";
+// A dry run builds nothing, so it shows this where the digest will be.
+export const UNBUILT_IMAGE = "(built by the deploy; pass --image REGISTRY/NAME@sha256:<digest> to choose one)";
 
 export default class DfDeploy extends ClusterCommand {
   static override summary = "Bundle a dataflow, build its image and run it in the cluster.";
   static override description =
-    `Bundles PATH and its imports with esbuild (TypeScript works as is), builds an image that is the waxflow-runtime image plus one layer holding the bundle at /${APP_DIR}, and applies a Dataflow resource that runs it on N processes of W workers each. The waxflow operator creates the pods.
+    `Bundles PATH and its imports with esbuild (TypeScript works as is), builds an image that is the waxflow-runtime image plus one layer holding the bundle at /${APP_DIR}, loads it into the kind cluster (without a Docker daemon), and server-side applies (field manager waxctl) a Dataflow resource that runs it on N processes of W workers each. The waxflow operator creates the pods; deploy waits until they are ready and the worker cluster has formed.
+
+Deploying again with the same image and flags changes nothing. A change to a running dataflow (image, processes, workers, env, recovery) replaces every process together, so it needs --yes.
 
 --dry-run -o yaml prints the Dataflow that would be applied and touches nothing.`;
 
@@ -31,6 +36,16 @@ export default class DfDeploy extends ClusterCommand {
         "<%= config.bin %> <%= command.id %> flow.ts -N orders -p 3 -w 2 --recovery --recovery-snapshot-interval 5s",
     },
     {
+      description: "Replace the running dataflow's image, without waiting for it:",
+      command:
+        "<%= config.bin %> <%= command.id %> -N orders --image registry.example/orders@sha256:<digest> --yes --no-wait",
+    },
+    {
+      description:
+        "Mount an existing volume claim into every process (pod-template.yaml adds volumes and volumeMounts):",
+      command: "<%= config.bin %> <%= command.id %> flow.ts -N orders --pod-template pod-template.yaml",
+    },
+    {
       description: "Use an image you built elsewhere and set a variable:",
       command:
         "<%= config.bin %> <%= command.id %> flow.ts -N orders --image registry.example/orders@sha256:<digest> -e LOG_LEVEL=debug",
@@ -39,8 +54,8 @@ export default class DfDeploy extends ClusterCommand {
 
   static override args = {
     path: Args.string({
-      description: "The dataflow's entry module (.ts or .js), optionally PATH:NAME for a named export.",
-      required: true,
+      description:
+        "The dataflow's entry module (.ts or .js), optionally PATH:NAME for a named export. With --image it may be left out to keep the deployed entry.",
     }),
   };
 
@@ -63,6 +78,18 @@ export default class DfDeploy extends ClusterCommand {
     image: Flags.string({
       description: "Deploy this image (by digest) instead of building one.",
       helpValue: "REF@sha256:DIGEST",
+      helpGroup: "IMAGE",
+    }),
+    base: Flags.string({
+      description:
+        "OCI layout or archive of the waxflow-runtime image to build on (default: the one `npm run images` built).",
+      helpValue: "PATH",
+      helpGroup: "IMAGE",
+    }),
+    kind: Flags.string({
+      description: "Load the built image into this kind cluster (default: the context's, when it is kind-CLUSTER).",
+      helpValue: "CLUSTER",
+      helpGroup: "IMAGE",
     }),
     recovery: Flags.boolean({
       description: "Snapshot state to a volume per process, so a restart resumes where it stopped.",
@@ -88,11 +115,29 @@ export default class DfDeploy extends ClusterCommand {
       helpGroup: "RECOVERY",
       helpValue: "DURATION",
     }),
+    "pod-template": Flags.file({
+      description:
+        "YAML or JSON PodTemplateSpec merged over the generated pods: extra volumes and mounts, node selectors, tolerations, sidecars.",
+      exists: true,
+      helpValue: "FILE",
+    }),
+    "create-namespace": Flags.boolean({ description: "Create the namespace if it does not exist." }),
+    wait: Flags.boolean({
+      description: "Wait until every process is ready and the worker cluster has formed.",
+      allowNo: true,
+      default: true,
+    }),
+    timeout: Flags.string({ description: "How long --wait waits.", default: "5m", helpValue: "DURATION" }),
+    yes: Flags.boolean({ char: "y", description: "Replace a running dataflow whose processes this deploy changes." }),
     "dry-run": Flags.boolean({ description: "Print the Dataflow that would be applied; change nothing." }),
-    output: Flags.option({ char: "o", description: "Format of the dry run.", options: ["yaml", "json"] as const })(),
+    output: Flags.option({
+      char: "o",
+      description: "Print the Dataflow (the dry run's, or as applied) in this format instead of progress.",
+      options: ["yaml", "json"] as const,
+    })(),
   };
 
-  async run(): Promise<Dataflow> {
+  async run(): Promise<Dataflow | DeployResult> {
     const { args, flags } = await this.parse(DfDeploy);
     const options = deployOptions({
       name: flags.name,
@@ -105,35 +150,85 @@ export default class DfDeploy extends ClusterCommand {
       recoveryStorageclass: flags["recovery-storageclass"],
       recoverySnapshotInterval: flags["recovery-snapshot-interval"],
       recoveryBackupInterval: flags["recovery-backup-interval"],
+      podTemplate:
+        flags["pod-template"] === undefined
+          ? undefined
+          : { file: flags["pod-template"], text: await readFile(flags["pod-template"], "utf8") },
     });
-    if (flags.output !== undefined && !flags["dry-run"]) {
-      throw new UsageError("-o/--output only applies with --dry-run; add --dry-run");
-    }
-    if (!flags["dry-run"]) {
-      throw new UserError(
-        "applying to a cluster is not implemented in this waxctl yet; add --dry-run -o yaml to see the Dataflow",
+    const waitMs = durationMs(duration("timeout", flags.timeout));
+    if (args.path === undefined && (flags.image === undefined || flags["dry-run"])) {
+      throw new UsageError(
+        "PATH is missing: pass the dataflow's entry module, e.g. waxctl df deploy flow.ts -N NAME (only a deploy with --image may leave it out)",
       );
     }
-    const kube = await loadKubeConfig(flags, process.env, homedir());
-    const namespace = targetNamespace(flags, kube);
+    if (flags.image !== undefined && (flags.base !== undefined || flags.kind !== undefined)) {
+      throw new UsageError(
+        `--${flags.base === undefined ? "kind" : "base"} only applies when deploy builds the image; leave out --image`,
+      );
+    }
+    const print = (df: Dataflow) =>
+      this.log(
+        flags.output === "json" ? JSON.stringify(df, null, 2) : dump(df, { lineWidth: -1, noRefs: true }).trimEnd(),
+      );
 
-    // PATH:NAME picks a named export or factory, as `waxflow run` does.
-    const named = /^(.+):([A-Za-z_$][\w$]*)$/.exec(args.path);
-    const bundle = await bundleDataflow(named?.[1] ?? args.path, process.cwd());
-    const layer = await appLayer([{ path: bundle.entry, contents: bundle.code }]);
-    const manifest = dataflowManifest({
-      options,
-      namespace,
-      image: options.image ?? UNBUILT_IMAGE,
-      module: `/${APP_DIR}/${bundle.entry}${named === null ? "" : `:${named[2]}`}`,
-      // Lets a later deploy see that the code is unchanged even before images are built.
-      annotations: { "waxflow.io/app-layer": layer.digest },
-    });
-    this.log(
-      flags.output === "json"
-        ? JSON.stringify(manifest, null, 2)
-        : dump(manifest, { lineWidth: -1, noRefs: true }).trimEnd(),
+    if (flags["dry-run"]) {
+      const quiet = await createProgress("quiet", () => {});
+      const manifest = dataflowManifest({
+        options,
+        namespace: namespaceOf(flags, process.env, homedir()),
+        image: options.image ?? UNBUILT_IMAGE,
+        module: await bundledModule(args.path as string, process.cwd(), quiet),
+      });
+      print(manifest);
+      return manifest;
+    }
+
+    const { cluster, namespace } = await connect(flags);
+    const kind = flags.kind ?? kindClusterOf(cluster.context);
+    const mode = outputMode(
+      this.jsonEnabled() || flags.output !== undefined,
+      process.stdout.isTTY === true,
+      process.env,
     );
-    return manifest;
+    const progress = await createProgress(mode, (line) => this.log(line));
+    let result: DeployResult;
+    try {
+      result = await deploy(
+        {
+          options,
+          namespace,
+          path: args.path,
+          createNamespace: flags["create-namespace"],
+          yes: flags.yes,
+          waitMs: flags.wait ? waitMs : undefined,
+        },
+        {
+          cluster,
+          progress,
+          cwd: process.cwd(),
+          build: kind === undefined ? undefined : buildAndLoad(kind, flags.base, process.cwd()),
+        },
+      );
+    } finally {
+      await progress.close();
+    }
+    if (flags.output !== undefined) print(result.dataflow);
+    else this.log(summary(result, namespace));
+    return result;
   }
+}
+
+function summary(result: DeployResult, namespace: string): string {
+  const { dataflow: df, action } = result;
+  const name = df.metadata?.name ?? "";
+  const what =
+    action === "unchanged"
+      ? `dataflow ${name} in namespace ${namespace} is unchanged`
+      : `dataflow ${name} ${action} in namespace ${namespace}`;
+  if (result.ready) {
+    return `${what}: ${df.spec.processes ?? 1} process(es) × ${df.spec.workersPerProcess ?? 1} worker(s) running`;
+  }
+  if (df.spec.state === "suspended")
+    return `${what}; it is suspended: \`waxctl df resume ${name} -n ${namespace}\` starts it`;
+  return `${what}; \`waxctl df describe ${name} -n ${namespace}\` shows how it is doing`;
 }

@@ -1,0 +1,125 @@
+import { join } from "node:path";
+import { Args, Command, Flags } from "@oclif/core";
+import { UserError } from "../../errors.ts";
+import {
+  type BuiltImage,
+  buildDataflowImage,
+  defaultBase,
+  deliverImage,
+  type ImageProgress,
+  nameFromPath,
+  parseTarget,
+  TARGET_FORMS,
+} from "../../image/build.ts";
+import { cacheDir } from "../../image/oci.ts";
+
+export interface ImageBuildResult {
+  readonly digest: string;
+  readonly reference: string;
+  /** The name to run it by where it was delivered (a tag in Docker). */
+  readonly delivered: string;
+  readonly target: string;
+  readonly module: string;
+  readonly size: number;
+  readonly timings: BuiltImage["timings"] & { readonly deliverMs: number; readonly totalMs: number };
+}
+
+const STARTING: Record<ImageProgress["stage"], string> = {
+  bundle: "bundling",
+  base: "reading base image",
+  layer: "adding layer",
+  write: "writing",
+  load: "loading into",
+};
+const ms = (n: number): string => (n < 1000 ? `${Math.round(n)} ms` : `${(n / 1000).toFixed(1)} s`);
+const mb = (bytes: number): string => `${(bytes / 1e6).toFixed(1)} MB`;
+
+export default class ImageBuild extends Command {
+  static override summary = "Build a dataflow's image, without a Docker daemon.";
+  static override description =
+    `Bundles PATH and its imports with esbuild and adds them as one layer (/app) on top of the waxflow-runtime image, read from an OCI layout or archive. The image is named by digest, waxflow.local/NAME@sha256:..., and the same code always gives the same digest.
+
+Targets: ${TARGET_FORMS}. kind:CLUSTER runs \`kind load image-archive\` (set KIND to its path if kind is not on PATH); docker runs \`docker load\` and tags the image NAME:<12 hex of the digest>, as Docker keeps no names by digest for loaded images.`;
+
+  static override examples = [
+    {
+      description: "Build into the local cache and print the digest:",
+      command: "<%= config.bin %> <%= command.id %> examples/wordcount.ts",
+    },
+    {
+      description: "Load it into a kind cluster:",
+      command: "<%= config.bin %> <%= command.id %> examples/wordcount.ts -o kind:waxflow-e2e",
+    },
+    {
+      description: "Write an archive that both `docker load` and `ctr import` read:",
+      command: "<%= config.bin %> <%= command.id %> flow.ts -N orders -o oci-archive:orders.tar --json",
+    },
+  ];
+
+  static override enableJsonFlag = true;
+
+  static override args = {
+    path: Args.string({ description: "The dataflow's entry module (.ts or .js).", required: true }),
+  };
+
+  static override flags = {
+    name: Flags.string({
+      char: "N",
+      description: "Image name under waxflow.local/ (default: the file name, e.g. wordcount).",
+      helpValue: "NAME",
+    }),
+    base: Flags.string({
+      description: `OCI layout directory or archive of the waxflow-runtime image (default: the one \`npm run images\` built, ${defaultBase().replace(cacheDir(), "$WAXFLOW_CACHE")}).`,
+      helpValue: "PATH",
+    }),
+    output: Flags.string({
+      char: "o",
+      description: `Where the image goes: ${TARGET_FORMS} (default: the OCI layout $WAXFLOW_CACHE/images/dataflows).`,
+      helpValue: "TARGET",
+    }),
+  };
+
+  async run(): Promise<ImageBuildResult> {
+    const { args, flags } = await this.parse(ImageBuild);
+    const t0 = performance.now();
+    const target = parseTarget(flags.output ?? `oci:${join(cacheDir(), "images", "dataflows")}`);
+    const onProgress = (p: ImageProgress): void => {
+      if (!this.jsonEnabled() && p.status === "start") this.logToStderr(`${STARTING[p.stage]} ${p.detail ?? ""}`);
+    };
+    const built = await buildDataflowImage({
+      entry: args.path,
+      name: flags.name ?? nameFromPath(args.path),
+      base: flags.base,
+      onProgress,
+    });
+    const delivered = await deliverImage(built, target, { onProgress });
+    const totalMs = performance.now() - t0;
+    this.log(delivered.reference);
+    this.logToStderr(
+      `${mb(built.size)}, ${built.image.manifest.layers.length} layers; bundle ${ms(built.timings.bundleMs)}, image ${ms(built.timings.baseMs + built.timings.layerMs)}, ${delivered.target} ${ms(delivered.ms)}; total ${ms(totalMs)}`,
+    );
+    return {
+      digest: built.digest,
+      reference: built.reference,
+      delivered: delivered.reference,
+      target: delivered.target,
+      module: built.module,
+      size: built.size,
+      timings: {
+        bundleMs: Math.round(built.timings.bundleMs),
+        baseMs: Math.round(built.timings.baseMs),
+        layerMs: Math.round(built.timings.layerMs),
+        deliverMs: Math.round(delivered.ms),
+        totalMs: Math.round(totalMs),
+      },
+    };
+  }
+
+  protected override async catch(err: Error & { exitCode?: number }): Promise<unknown> {
+    if (err instanceof UserError) {
+      this.logToStderr(`error: ${err.message}`);
+      this.exit(err.exitCode);
+    }
+    return super.catch(err);
+  }
+}

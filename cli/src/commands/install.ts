@@ -1,0 +1,103 @@
+import { homedir } from "node:os";
+import type { KubernetesObject } from "@kubernetes/client-node";
+import { Flags } from "@oclif/core";
+import { dump } from "js-yaml";
+import { ClusterCommand } from "../base.ts";
+import { DNS1123_LABEL } from "../deploy/options.ts";
+import { UsageError, UserError } from "../errors.ts";
+import type { ObjectResult } from "../install/cluster.ts";
+import {
+  DEFAULT_NAMESPACE,
+  defaultInstallOptions,
+  type InstallOptions,
+  installManifests,
+} from "../install/manifests.ts";
+import { loadKubeConfig, targetNamespace } from "../kube.ts";
+
+export interface InstallResult {
+  readonly namespace: string;
+  readonly image: string;
+  readonly objects: readonly ObjectResult[];
+}
+
+export default class Install extends ClusterCommand {
+  static override summary = "Install the Dataflow CRD and the waxflow operator into the cluster.";
+  static override description =
+    "Server-side applies (field manager waxctl) the same objects as the Helm chart charts/waxflow-operator: the CRD, the namespace, the controller's ServiceAccount and least-privilege RBAC, its Deployment and metrics Service. Running it again changes only what differs.";
+
+  static override examples = [
+    {
+      description: "Install into waxflow-system and wait for the controller:",
+      command: "<%= config.bin %> <%= command.id %> --wait",
+    },
+    {
+      description: "Manage Dataflows only in two namespaces:",
+      command: "<%= config.bin %> <%= command.id %> --watch-namespace team-a --watch-namespace team-b",
+    },
+    { description: "See what would be applied:", command: "<%= config.bin %> <%= command.id %> --dry-run -o yaml" },
+  ];
+
+  static override flags = {
+    namespace: Flags.string({
+      char: "n",
+      description: "Namespace of the operator (created when missing).",
+      default: DEFAULT_NAMESPACE,
+      helpGroup: "CLUSTER",
+      helpValue: "NAME",
+    }),
+    image: Flags.string({
+      description: "Controller image (default: waxflow.local/waxflow-controller:<waxctl version>).",
+      helpValue: "REF",
+    }),
+    "watch-namespace": Flags.string({
+      description: "Manage Dataflows only in this namespace; repeat for more (default: all namespaces).",
+      multiple: true,
+      multipleNonGreedy: true,
+      helpValue: "NAME",
+    }),
+    "dry-run": Flags.boolean({ description: "Print the objects that would be applied; change nothing." }),
+    output: Flags.option({ char: "o", description: "Format of the dry run.", options: ["yaml", "json"] as const })(),
+    wait: Flags.boolean({ description: "Wait until the controller Deployment is available." }),
+    timeout: Flags.integer({ description: "Seconds --wait waits.", default: 120, min: 1, helpValue: "SECONDS" }),
+  };
+
+  async run(): Promise<InstallResult | { apiVersion: "v1"; kind: "List"; items: KubernetesObject[] }> {
+    const { flags } = await this.parse(Install);
+    if (flags.output !== undefined && !flags["dry-run"]) {
+      throw new UsageError("-o/--output only applies with --dry-run; add --dry-run");
+    }
+    const watch = flags["watch-namespace"] ?? [];
+    const bad = watch.find((ns) => !DNS1123_LABEL.test(ns) || ns.length > 63);
+    if (bad !== undefined)
+      throw new UsageError(`--watch-namespace "${bad}" is not a namespace name (lowercase DNS-1123 label)`);
+    const namespace = targetNamespace(flags, undefined);
+    const options: InstallOptions = {
+      ...defaultInstallOptions(this.config.version),
+      namespace,
+      watchNamespaces: [...new Set(watch)],
+      ...(flags.image === undefined ? {} : { image: flags.image }),
+    };
+    if (flags["dry-run"]) {
+      const list = { apiVersion: "v1" as const, kind: "List" as const, items: installManifests(options) };
+      this.log(
+        flags.output === "json"
+          ? JSON.stringify(list, null, 2)
+          : list.items.map((o) => dump(o, { lineWidth: -1, noRefs: true }).trimEnd()).join("\n---\n"),
+      );
+      return list;
+    }
+    const kc = await loadKubeConfig(flags, process.env, homedir());
+    if (kc === undefined) throw new UserError("no kubeconfig found; pass --kubeconfig PATH or set KUBECONFIG");
+    const { Installer } = await import("../install/cluster.ts");
+    const installer = new Installer(kc);
+    const objects = await installer.install(options, (r) =>
+      this.log(`${r.kind}/${r.name}${r.namespace === undefined ? "" : ` (${r.namespace})`} ${r.result}`),
+    );
+    if (flags.wait) {
+      this.log(`waiting for deployment/waxflow-controller in ${namespace} to be available`);
+      await installer.waitAvailable(namespace, flags.timeout * 1000);
+      this.log("the controller is available");
+    }
+    return { namespace, image: options.image, objects };
+  }
+}

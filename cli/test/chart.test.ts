@@ -1,0 +1,119 @@
+// charts/waxflow-operator against the real helm: it lints, and it renders the same objects
+// as cli/src/install/manifests.ts (what `waxctl install` applies) for equivalent values.
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { KubernetesObject } from "@kubernetes/client-node";
+import { load, loadAll } from "js-yaml";
+import { describe, expect, test } from "vitest";
+import {
+  DEFAULT_RESOURCES,
+  defaultInstallOptions,
+  type InstallOptions,
+  installManifests,
+} from "../src/install/manifests.ts";
+import { helmBinary, repoRoot } from "./tools.ts";
+
+const chart = join(repoRoot, "charts", "waxflow-operator");
+const chartMeta = load(readFileSync(join(chart, "Chart.yaml"), "utf8")) as { appVersion: string };
+const cliVersion = (JSON.parse(readFileSync(join(repoRoot, "cli", "package.json"), "utf8")) as { version: string })
+  .version;
+const helm = helmBinary();
+
+test("the chart's CRD is the generated one (`npm run gen -w crds` writes both)", () => {
+  const file = "dataflows.waxflow.io.yaml";
+  expect(readFileSync(join(chart, "crds", file), "utf8")).toBe(readFileSync(join(repoRoot, "crds", file), "utf8"));
+});
+
+test("the chart's appVersion is waxctl's version, so both default to the same controller image", () => {
+  expect(chartMeta.appVersion).toBe(cliVersion);
+});
+
+/** Labels differ by design (managed-by Helm or waxctl, release name); the pod template's are the selector's. */
+function comparable(objects: KubernetesObject[]): KubernetesObject[] {
+  return (JSON.parse(JSON.stringify(objects)) as KubernetesObject[])
+    .filter((o) => o.kind !== "Namespace") // helm install --create-namespace makes it
+    .map((o) => {
+      delete o.metadata?.labels;
+      return o;
+    })
+    .sort((a, b) => key(a).localeCompare(key(b)));
+}
+
+function key(o: KubernetesObject): string {
+  return `${o.kind}/${o.metadata?.namespace ?? ""}/${o.metadata?.name}`;
+}
+
+describe.skipIf(helm === undefined)(`helm (${helm ?? "not built: run bash charts/tools.sh"})`, () => {
+  const run = (...args: string[]) =>
+    execFileSync(helm ?? "", args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+  const template = (namespace: string, ...set: string[]) =>
+    (
+      loadAll(run("template", "waxflow", chart, "--namespace", namespace, "--include-crds", ...set)) as unknown[]
+    ).filter((o): o is KubernetesObject => o !== null);
+
+  test("helm lint --strict passes", () => {
+    expect(run("lint", chart, "--strict")).toMatch(/1 chart\(s\) linted, 0 chart\(s\) failed/);
+  });
+
+  const digest = `sha256:${"c".repeat(64)}`;
+  const defaults = defaultInstallOptions(cliVersion);
+  const cases: [string, string[], InstallOptions][] = [
+    ["default values", [], defaults],
+    [
+      "two watched namespaces, no leader election, a tag",
+      ["--set", "watchNamespaces={team-a,team-b}", "--set", "leaderElection.enabled=false", "--set", "image.tag=1.2.3"],
+      {
+        ...defaults,
+        namespace: "ops",
+        watchNamespaces: ["team-a", "team-b"],
+        leaderElection: false,
+        image: "waxflow.local/waxflow-controller:1.2.3",
+      },
+    ],
+    [
+      "two replicas, an image by digest in another registry, more memory",
+      [
+        "--set",
+        "replicas=2",
+        "--set",
+        "image.repository=registry.example/waxflow-controller",
+        "--set",
+        `image.digest=${digest}`,
+        "--set",
+        "resources.limits.memory=1Gi",
+      ],
+      {
+        ...defaults,
+        replicas: 2,
+        image: `registry.example/waxflow-controller@${digest}`,
+        resources: { ...DEFAULT_RESOURCES, limits: { memory: "1Gi" } },
+      },
+    ],
+  ];
+  test.each(cases)("%s: helm template renders what waxctl install applies", (_, set, options) => {
+    const rendered = template(options.namespace, ...set);
+    const ours = installManifests(options);
+    expect(comparable(rendered)).toEqual(comparable(ours));
+    // Not vacuous: every kind is there, and the pod template carries exactly the selector's labels.
+    expect(new Set(rendered.map((o) => o.kind))).toEqual(
+      new Set(ours.map((o) => o.kind).filter((k) => k !== "Namespace")),
+    );
+  });
+
+  test("the chart refuses more than one replica without leader election, as waxctl does", () => {
+    expect(() => template("x", "--set", "replicas=2", "--set", "leaderElection.enabled=false")).toThrow(
+      /replicas > 1 needs leaderElection.enabled/,
+    );
+    expect(() => installManifests({ ...defaults, replicas: 2, leaderElection: false })).toThrow(/need leader election/);
+  });
+
+  test("metrics.service.enabled=false leaves the Service out; metrics.port moves port, probes and env together", () => {
+    const off = template("x", "--set", "metrics.service.enabled=false");
+    expect(off.some((o) => o.kind === "Service")).toBe(false);
+    const moved = JSON.stringify(template("x", "--set", "metrics.port=9090"));
+    expect(moved).toContain('"containerPort":9090');
+    expect(moved).toContain('{"name":"PROBE_PORT","value":"9090"}');
+    expect(moved).not.toContain("8080");
+  });
+});

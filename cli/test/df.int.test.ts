@@ -1,0 +1,463 @@
+// The df topic against a real kube-apiserver (no controller runs, so no pods ever appear):
+// what each command writes, what it refuses, and the one-line errors it gives.
+
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CustomObjectsApi } from "@kubernetes/client-node";
+import { type Dataflow, GROUP, PLURAL, VERSION } from "@waxflow/crds";
+import { afterAll, beforeAll, describe, expect, test, vi } from "vitest";
+import { Kube } from "../../controller/src/kube/client.ts";
+import { installCrd } from "../../controller/src/kube/crd.ts";
+import { startCluster, type TestCluster } from "../../controller/test/harness/apiserver.ts";
+import { type Outcome, waxctl } from "./waxctl.ts";
+
+vi.setConfig({ testTimeout: 60_000 });
+
+const wordcount = join(import.meta.dirname, "..", "..", "examples", "wordcount.ts");
+const image = (c: string) => `registry.example/wordcount@sha256:${c.repeat(64)}`;
+let cluster: TestCluster;
+let custom: CustomObjectsApi;
+
+beforeAll(async () => {
+  cluster = await startCluster();
+  custom = cluster.kubeConfig().makeApiClient(CustomObjectsApi);
+}, 3_600_000);
+
+afterAll(async () => {
+  await cluster?.stop();
+}, 60_000);
+
+const run = (...args: string[]): Promise<Outcome> => waxctl([...args, "--kubeconfig", cluster.kubeconfigPath]);
+
+async function read(name: string, namespace = "default"): Promise<Dataflow> {
+  return (await custom.getNamespacedCustomObject({
+    group: GROUP,
+    version: VERSION,
+    plural: PLURAL,
+    namespace,
+    name,
+  })) as Dataflow;
+}
+
+/** The error line, checked to be the only line on stderr. */
+function oneLine(outcome: Outcome): string {
+  const lines = outcome.stderr.trimEnd().split("\n");
+  expect(lines).toHaveLength(1);
+  return lines[0] as string;
+}
+
+describe("without the CRD", () => {
+  test.each([
+    ["df", "deploy", wordcount, "-N", "wc", "--image", image("a"), "--no-wait"],
+    ["df", "list"],
+    ["df", "suspend", "wc"],
+  ])("%s %s says to run waxctl install, exit 1", async (...args) => {
+    const outcome = await run(...args);
+    expect(oneLine(outcome)).toBe(
+      "error: the Dataflow CRD is not installed in this cluster (context test); run `waxctl install`",
+    );
+    expect(outcome.error?.oclif?.exit).toBe(1);
+  });
+});
+
+describe("with the CRD", () => {
+  beforeAll(async () => {
+    await installCrd(new Kube(cluster.kubeConfig()));
+  }, 60_000);
+
+  test("deploy --image --no-wait applies the Dataflow as field manager waxctl", async () => {
+    const { stdout, error } = await run(
+      "df",
+      "deploy",
+      wordcount,
+      "-N",
+      "wc",
+      "-p",
+      "2",
+      "-w",
+      "3",
+      "-e",
+      "LOG_LEVEL=debug",
+      "--image",
+      image("a"),
+      "--no-wait",
+    );
+    expect(error).toBeUndefined();
+    expect(stdout).toMatch(/^✓ bundle: wordcount\.js/m);
+    expect(stdout).toMatch(/^✓ apply: created/m);
+    expect(stdout).toContain("dataflow wc created in namespace default");
+    const df = await read("wc");
+    expect(df.spec).toMatchObject({
+      image: image("a"),
+      module: "/app/wordcount.js",
+      processes: 2,
+      workersPerProcess: 3,
+      state: "running",
+      env: [{ name: "LOG_LEVEL", value: "debug" }],
+    });
+    expect(df.metadata?.labels).toEqual({
+      "app.kubernetes.io/name": "waxflow",
+      "app.kubernetes.io/instance": "wc",
+      "app.kubernetes.io/managed-by": "waxctl",
+      "waxflow.io/dataflow": "wc",
+    });
+    expect(df.metadata?.managedFields).toEqual([expect.objectContaining({ manager: "waxctl", operation: "Apply" })]);
+  });
+
+  test("deploying the same image and flags again is a no-op", async () => {
+    const before = await read("wc");
+    const { stdout, error } = await run(
+      "df",
+      "deploy",
+      wordcount,
+      "-N",
+      "wc",
+      "-p",
+      "2",
+      "-w",
+      "3",
+      "-e",
+      "LOG_LEVEL=debug",
+      "--image",
+      image("a"),
+      "--no-wait",
+    );
+    expect(error).toBeUndefined();
+    expect(stdout).toMatch(/^✓ apply: unchanged/m);
+    expect(stdout).toContain("dataflow wc in namespace default is unchanged");
+    expect((await read("wc")).metadata?.resourceVersion).toBe(before.metadata?.resourceVersion);
+  });
+
+  test("changing a running dataflow's image is refused without --yes, with the next step", async () => {
+    const outcome = await run(
+      "df",
+      "deploy",
+      wordcount,
+      "-N",
+      "wc",
+      "-p",
+      "2",
+      "-w",
+      "3",
+      "-e",
+      "LOG_LEVEL=debug",
+      "--image",
+      image("b"),
+      "--no-wait",
+    );
+    expect(oneLine(outcome)).toBe(
+      "error: dataflow wc in namespace default is running and this deploy changes spec.image, which replaces every process (their state is lost: the dataflow has no --recovery); add --yes to replace it",
+    );
+    expect(outcome.error?.oclif?.exit).toBe(1);
+    expect((await read("wc")).spec.image).toBe(image("a"));
+  });
+
+  test("--yes replaces it; leaving out -e drops the variable", async () => {
+    const { stdout, error } = await run(
+      "df",
+      "deploy",
+      wordcount,
+      "-N",
+      "wc",
+      "-p",
+      "2",
+      "-w",
+      "3",
+      "--image",
+      image("b"),
+      "--no-wait",
+      "--yes",
+    );
+    expect(error).toBeUndefined();
+    expect(stdout).toMatch(/^✓ apply: updated spec\.env, spec\.image/m);
+    const df = await read("wc");
+    expect(df.spec.image).toBe(image("b"));
+    expect(df.spec.env).toBeUndefined();
+  });
+
+  test("--image without PATH keeps the deployed entry; --json prints one result", async () => {
+    const { stdout, error } = await run(
+      "df",
+      "deploy",
+      "-N",
+      "wc",
+      "-p",
+      "2",
+      "-w",
+      "3",
+      "--image",
+      image("c"),
+      "--yes",
+      "--no-wait",
+      "--json",
+    );
+    expect(error).toBeUndefined();
+    const result = JSON.parse(stdout) as { action: string; dataflow: Dataflow; ready: boolean };
+    expect(result.action).toBe("updated");
+    expect(result.ready).toBe(false);
+    expect(result.dataflow.spec).toMatchObject({ image: image("c"), module: "/app/wordcount.js" });
+  });
+
+  test("-o json prints the Dataflow as applied, instead of progress", async () => {
+    const { stdout, error } = await run(
+      "df",
+      "deploy",
+      "-N",
+      "wc",
+      "-p",
+      "2",
+      "-w",
+      "3",
+      "--image",
+      image("c"),
+      "--no-wait",
+      "-o",
+      "json",
+    );
+    expect(error).toBeUndefined();
+    const df = JSON.parse(stdout) as Dataflow;
+    expect(df.metadata?.uid).toBeDefined();
+    expect(df.spec.recovery).toMatchObject({ enabled: false, snapshotInterval: "10s" });
+  });
+
+  test("without --image outside kind, deploy says what it needs before doing anything", async () => {
+    const outcome = await run("df", "deploy", wordcount, "-N", "unbuilt", "--no-wait");
+    expect(oneLine(outcome)).toMatch(
+      /^error: waxctl can build and load images into kind clusters only: pass --kind CLUSTER, or --image/,
+    );
+    expect(outcome.error?.oclif?.exit).toBe(2);
+    await expect(read("unbuilt")).rejects.toThrow();
+  });
+
+  test("list shows the columns; -A and --json", async () => {
+    await run(
+      "df",
+      "deploy",
+      wordcount,
+      "-N",
+      "other",
+      "-n",
+      "team-b",
+      "--create-namespace",
+      "--image",
+      image("d"),
+      "--no-wait",
+    );
+    const here = await run("df", "list");
+    const [head, ...rows] = here.stdout.trimEnd().split("\n");
+    expect(head?.split(/\s+/)).toEqual(["NAME", "NAMESPACE", "ENTRY", "IMAGE", "READY", "STATE", "AGE"]);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]?.split(/\s+/).slice(0, 6)).toEqual([
+      "wc",
+      "default",
+      "/app/wordcount.js",
+      "registry.example/wordcount@sha256:cccccccccccc",
+      "0/2",
+      "Pending",
+    ]);
+    const all = await run("df", "list", "-A");
+    expect(
+      all.stdout
+        .trimEnd()
+        .split("\n")
+        .slice(1)
+        .map((r) => r.split(/\s+/).slice(0, 2)),
+    ).toEqual([
+      ["wc", "default"],
+      ["other", "team-b"],
+    ]);
+    const json = JSON.parse((await run("df", "list", "-A", "--json")).stdout) as Dataflow[];
+    expect(json.map((d) => d.metadata?.name)).toEqual(["wc", "other"]);
+    expect((await run("df", "list", "-n", "empty")).stdout.trim()).toBe("no dataflows in namespace empty");
+  });
+
+  test("describe shows the spec and says when no operator reports", async () => {
+    const { stdout, error } = await run("df", "describe", "wc");
+    expect(error).toBeUndefined();
+    expect(stdout).toMatch(/^Name: +wc$/m);
+    expect(stdout).toMatch(/^Image: +registry\.example\/wordcount@sha256:c{64}$/m);
+    expect(stdout).toMatch(/^Processes: +2 × 3 worker\(s\)$/m);
+    expect(stdout).toContain("none reported yet: is the waxflow operator running?");
+    const json = JSON.parse((await run("df", "describe", "wc", "--json")).stdout) as {
+      dataflow: Dataflow;
+      pods: unknown[];
+      events: unknown[];
+    };
+    expect(json.dataflow.metadata?.name).toBe("wc");
+    expect(json.pods).toEqual([]);
+  });
+
+  test("suspend and resume set spec.state, and say when there is nothing to do", async () => {
+    expect((await run("df", "suspend", "wc")).stdout).toContain("dataflow wc in namespace default suspended");
+    expect((await read("wc")).spec.state).toBe("suspended");
+    expect((await run("df", "suspend", "wc")).stdout).toContain("is already suspended");
+    expect((await run("df", "resume", "wc")).stdout).toContain("dataflow wc in namespace default resumed");
+    expect((await read("wc")).spec.state).toBe("running");
+  });
+
+  test("scale sets spec.processes through the scale subresource", async () => {
+    const { stdout, error } = await run("df", "scale", "wc", "--processes", "4");
+    expect(error).toBeUndefined();
+    expect(stdout).toContain("scaled to 4 process(es)");
+    const df = await read("wc");
+    expect(df.spec.processes).toBe(4);
+    expect(df.metadata?.managedFields).toContainEqual(
+      expect.objectContaining({ manager: "waxctl", subresource: "scale" }),
+    );
+  });
+
+  test("restart bumps spec.restartNonce each time", async () => {
+    await run("df", "restart", "wc");
+    expect((await read("wc")).spec.restartNonce).toBe(1);
+    expect((await run("df", "restart", "wc")).stdout).toContain("restarting (restartNonce 2)");
+    expect((await read("wc")).spec.restartNonce).toBe(2);
+  });
+
+  test("a deploy keeps what suspend and restart set: suspended stays suspended, the nonce stays", async () => {
+    await run("df", "suspend", "wc");
+    const { stdout, error } = await run(
+      "df",
+      "deploy",
+      wordcount,
+      "-N",
+      "wc",
+      "-p",
+      "4",
+      "-w",
+      "3",
+      "--image",
+      image("c"),
+    );
+    expect(error).toBeUndefined();
+    expect(stdout).toMatch(/^✓ apply: unchanged/m);
+    expect(stdout).toMatch(/^- pods ready: the dataflow is suspended/m);
+    const df = await read("wc");
+    expect(df.spec.state).toBe("suspended");
+    expect(df.spec.restartNonce).toBe(2);
+    await run("df", "resume", "wc");
+  });
+
+  test("--wait with no operator fails after --timeout, saying no pods appeared, exit 1", async () => {
+    const started = Date.now();
+    const outcome = await run("df", "deploy", wordcount, "-N", "waiting", "--image", image("a"), "--timeout", "2s");
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2000);
+    expect(outcome.stdout).toMatch(/^✓ apply: created/m);
+    expect(outcome.stdout).toMatch(/^✗ pods ready: timed out after 2\.0s/m);
+    expect(oneLine(outcome)).toBe(
+      "error: dataflow waiting: no pods after 2.0s; is the waxflow operator running? `waxctl install` installs it, `waxctl df describe waiting -n default` shows more",
+    );
+    expect(outcome.error?.oclif?.exit).toBe(1);
+  });
+
+  test("logs of a dataflow without pods says why", async () => {
+    const outcome = await run("df", "logs", "waiting");
+    expect(oneLine(outcome)).toBe(
+      "error: dataflow waiting in namespace default has no pods: none has been created yet; `waxctl df describe waiting -n default` shows why",
+    );
+  });
+
+  test("delete without --yes lists what would go and deletes nothing; --yes deletes", async () => {
+    const dry = await run("df", "delete", "waiting");
+    expect(dry.error).toBeUndefined();
+    expect(dry.stdout).toContain(
+      "dry run: deleting dataflow waiting in namespace default would delete:\n  dataflow/waiting\n",
+    );
+    expect(dry.stdout).toContain("nothing was deleted; add --yes to delete");
+    expect((await read("waiting")).metadata?.name).toBe("waiting");
+    const gone = await run("df", "delete", "waiting", "--yes", "--wait");
+    expect(gone.stdout).toContain("dataflow waiting in namespace default deleted");
+    await expect(read("waiting")).rejects.toThrow();
+  });
+
+  test.each([
+    [["describe", "nope"]],
+    [["delete", "nope", "--yes"]],
+    [["suspend", "nope"]],
+    [["scale", "nope", "-p", "2"]],
+    [["restart", "nope"]],
+    [["logs", "nope"]],
+  ])("df %j of a missing dataflow points at df list -A", async (args) => {
+    const outcome = await run("df", ...args);
+    expect(oneLine(outcome)).toBe("error: dataflow nope not found in namespace default; see `waxctl df list -A`");
+    expect(outcome.error?.oclif?.exit).toBe(1);
+  });
+
+  test.each([
+    [["scale", "Bad_Name", "-p", "2"], 'error: NAME "Bad_Name" is not a DNS-1123 label'],
+    [["scale", "wc", "-p", "-1"], 'error: --processes must be a whole number from 1 to 1000, got "-1"'],
+    [["scale", "wc", "-p", "0"], 'error: --processes must be a whole number from 1 to 1000, got "0"'],
+    [["logs", "wc", "--tail", "-5"], 'error: --tail must be a whole number from 0 to 1000000, got "-5"'],
+    [
+      ["deploy", wordcount, "-N", "wc", "--image", image("a"), "--timeout", "soon"],
+      "error: --timeout must be a duration",
+    ],
+    [["describe", "-n", "Bad_NS", "wc"], 'error: -n/--namespace "Bad_NS" is not a namespace name'],
+  ])("df %j is a usage error naming what was wrong, exit 2", async (args, message) => {
+    const outcome = await run("df", ...args);
+    expect(oneLine(outcome).startsWith(message)).toBe(true);
+    expect(outcome.error?.oclif?.exit).toBe(2);
+  });
+
+  test("a missing namespace is named, and nothing is created there", async () => {
+    const outcome = await run(
+      "df",
+      "deploy",
+      wordcount,
+      "-N",
+      "wc",
+      "-n",
+      "absent",
+      "--image",
+      image("a"),
+      "--no-wait",
+    );
+    expect(oneLine(outcome)).toBe(
+      "error: namespace absent does not exist; add --create-namespace, or choose another with -n/--namespace",
+    );
+  });
+});
+
+describe("without a reachable cluster", () => {
+  test("an unreachable server is one line naming it, with the next step", async () => {
+    const port = await new Promise<number>((resolve) => {
+      const server = createServer().listen(0, "127.0.0.1", () => {
+        const address = server.address();
+        server.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0));
+      });
+    });
+    const dir = mkdtempSync(join(tmpdir(), "waxctl-kc-"));
+    const kubeconfig = join(dir, "config");
+    writeFileSync(
+      kubeconfig,
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "Config",
+        clusters: [{ name: "c", cluster: { server: `https://127.0.0.1:${port}`, "insecure-skip-tls-verify": true } }],
+        users: [{ name: "u", user: { token: "t" } }],
+        contexts: [{ name: "gone", context: { cluster: "c", user: "u" } }],
+        "current-context": "gone",
+      }),
+    );
+    const outcome = await waxctl(["df", "list", "--kubeconfig", kubeconfig]);
+    expect(oneLine(outcome)).toBe(
+      `error: cannot reach the cluster at https://127.0.0.1:${port} (context gone): ECONNREFUSED; check that it is running, or choose another with --context or --kubeconfig`,
+    );
+    expect(outcome.error?.oclif?.exit).toBe(1);
+  });
+
+  test("no kubeconfig at all is one line with the next step", async () => {
+    const saved = { HOME: process.env.HOME, KUBECONFIG: process.env.KUBECONFIG };
+    process.env.HOME = mkdtempSync(join(tmpdir(), "waxctl-home-"));
+    delete process.env.KUBECONFIG;
+    try {
+      const outcome = await waxctl(["df", "list"]);
+      expect(oneLine(outcome)).toMatch(/^error: no kubeconfig found .*; point --kubeconfig at your cluster's/);
+      expect(outcome.error?.oclif?.exit).toBe(1);
+    } finally {
+      Object.assign(process.env, saved);
+      if (saved.KUBECONFIG === undefined) delete process.env.KUBECONFIG;
+    }
+  });
+});

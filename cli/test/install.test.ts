@@ -1,0 +1,127 @@
+// The install manifests as pure functions, and `waxctl install --dry-run` (no cluster).
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { format } from "node:util";
+import type { KubernetesObject, V1ClusterRole, V1Deployment } from "@kubernetes/client-node";
+import { runCommand } from "@oclif/test";
+import { loadAll } from "js-yaml";
+import { expect, test } from "vitest";
+import {
+  CONTROLLER,
+  controllerEnv,
+  defaultInstallOptions,
+  installManifests,
+  LEASE,
+  uninstallObjects,
+} from "../src/install/manifests.ts";
+import { repoRoot } from "./tools.ts";
+
+const defaults = defaultInstallOptions("1.0.0");
+const names = (objects: KubernetesObject[]) =>
+  objects.map((o) => `${o.kind}/${o.metadata?.namespace ?? ""}/${o.metadata?.name}`);
+
+type Outcome = { stdout: string; stderr: string; error?: Error & { oclif?: { exit?: number } } };
+
+/** oclif prints through console.log, which vitest intercepts before runCommand's capture sees it. */
+async function waxctl(...args: string[]): Promise<Outcome> {
+  const { log, error } = console;
+  console.log = (...parts: unknown[]) => process.stdout.write(`${format(...parts)}\n`);
+  console.error = (...parts: unknown[]) => process.stderr.write(`${format(...parts)}\n`);
+  try {
+    return await runCommand(args, { root: join(repoRoot, "cli") });
+  } finally {
+    console.log = log;
+    console.error = error;
+  }
+}
+
+test("watching all namespaces binds the rules cluster-wide; a list binds them in each namespace only", () => {
+  const all = installManifests(defaults);
+  expect(names(all).filter((n) => n.includes("Binding"))).toEqual([
+    "ClusterRoleBinding//waxflow-controller",
+    "RoleBinding/waxflow-system/waxflow-controller-leader-election",
+  ]);
+  const some = installManifests({ ...defaults, watchNamespaces: ["a", "b"] });
+  expect(names(some).filter((n) => n.includes("Binding"))).toEqual([
+    "RoleBinding/a/waxflow-controller",
+    "RoleBinding/b/waxflow-controller",
+    "RoleBinding/waxflow-system/waxflow-controller-leader-election",
+  ]);
+});
+
+test("the CRD comes first and the controller after its RBAC; no Lease rights without leader election", () => {
+  const kinds = installManifests(defaults).map((o) => o.kind);
+  expect(kinds[0]).toBe("CustomResourceDefinition");
+  expect(kinds.indexOf("Deployment")).toBeGreaterThan(kinds.lastIndexOf("RoleBinding"));
+  const single = installManifests({ ...defaults, leaderElection: false });
+  expect(single.some((o) => o.kind === "Role")).toBe(false);
+  const deployment = single.find((o): o is V1Deployment => o.kind === "Deployment");
+  expect(deployment?.spec?.strategy?.type).toBe("Recreate");
+});
+
+test("nothing cluster-wide beyond Dataflows and their workers: no secrets, no CRDs, no wildcards", () => {
+  const role = installManifests(defaults).find((o): o is V1ClusterRole => o.kind === "ClusterRole");
+  const resources = role?.rules?.flatMap((r) => r.resources ?? []) ?? [];
+  expect(resources).not.toContain("secrets");
+  expect(resources).not.toContain("customresourcedefinitions");
+  expect(JSON.stringify(role)).not.toContain("*");
+});
+
+test("the controller runs non-root on a read-only root filesystem, probed on /healthz, with the env main.ts reads", () => {
+  const deployment = installManifests(defaults).find((o): o is V1Deployment => o.kind === "Deployment");
+  const pod = deployment?.spec?.template.spec;
+  const [container] = pod?.containers ?? [];
+  expect(pod?.securityContext?.runAsNonRoot).toBe(true);
+  expect(container?.securityContext).toEqual({
+    allowPrivilegeEscalation: false,
+    readOnlyRootFilesystem: true,
+    capabilities: { drop: ["ALL"] },
+  });
+  expect(container?.image).toBe("waxflow.local/waxflow-controller:1.0.0");
+  expect(container?.imagePullPolicy).toBe("IfNotPresent");
+  expect(container?.livenessProbe?.httpGet).toEqual({ path: "/healthz", port: "metrics" });
+  expect(container?.readinessProbe?.httpGet).toEqual({ path: "/healthz", port: "metrics" });
+  // A renamed variable in the controller must not go unnoticed here.
+  const main = readFileSync(join(repoRoot, "controller", "src", "main.ts"), "utf8");
+  for (const { name } of controllerEnv(defaults)) expect(main).toContain(`env.${name}`);
+  expect(main).toContain(`name: "${LEASE}"`); // the Lease the Role lets it renew
+});
+
+test("uninstall removes the controller first, keeps the namespace, and the CRD unless asked", () => {
+  const extra = {
+    apiVersion: "rbac.authorization.k8s.io/v1",
+    kind: "RoleBinding",
+    metadata: { name: CONTROLLER, namespace: "a" },
+  };
+  const leader = installManifests(defaults).find((o) => o.kind === "RoleBinding");
+  const kept = uninstallObjects("waxflow-system", [extra, leader ?? extra], false);
+  expect(kept[0]?.kind).toBe("Deployment");
+  expect(kept.map((o) => o.kind)).not.toContain("Namespace");
+  expect(kept.map((o) => o.kind)).not.toContain("CustomResourceDefinition");
+  expect(names(kept).filter((n) => n === "RoleBinding/waxflow-system/waxflow-controller-leader-election")).toHaveLength(
+    1,
+  );
+  expect(names(kept)).toContain("RoleBinding/a/waxflow-controller");
+  expect(uninstallObjects("waxflow-system", [], true).at(-1)?.kind).toBe("CustomResourceDefinition");
+});
+
+test("install --dry-run -o yaml prints every object and needs no cluster", async () => {
+  const { stdout, error } = await waxctl("install", "--dry-run", "-o", "yaml", "-n", "ops", "--watch-namespace", "a");
+  expect(error).toBeUndefined();
+  const printed = loadAll(stdout) as KubernetesObject[];
+  expect(names(printed)).toEqual(names(installManifests({ ...defaults, namespace: "ops", watchNamespaces: ["a"] })));
+  const json = await waxctl("install", "--dry-run", "-o", "json", "--image", "r.example/c:2");
+  const list = JSON.parse(json.stdout) as { kind: string; items: V1Deployment[] };
+  expect(list.kind).toBe("List");
+  expect(JSON.stringify(list.items.find((o) => o.kind === "Deployment"))).toContain('"image":"r.example/c:2"');
+});
+
+test.each([
+  [["--watch-namespace", "Team_A", "--dry-run"], /^error: --watch-namespace "Team_A" is not a namespace name/],
+  [["-n", "Bad_NS", "--dry-run"], /^error: -n\/--namespace "Bad_NS" is not a namespace name/],
+  [["-o", "yaml"], /^error: -o\/--output only applies with --dry-run/],
+])("install %j fails with one line naming the flag, exit 2", async (args, message) => {
+  const { stderr, error } = await waxctl("install", ...args);
+  expect(stderr).toMatch(message);
+  expect(error?.oclif?.exit).toBe(2);
+});

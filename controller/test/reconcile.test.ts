@@ -1,0 +1,308 @@
+// reconcile(): the pure state machine, fed what the watches would show.
+import type { V1Pod, V1StatefulSet } from "@kubernetes/client-node";
+import { type Dataflow, withDefaults } from "@waxflow/crds";
+import { expect, test } from "vitest";
+import { desiredApiService, desiredHeadlessService } from "../src/desired/objects.ts";
+import { type Observed, type Plan, reconcile, statusFirst } from "../src/reconcile/reconcile.ts";
+import { dataflow, IMAGE, now, podOf, statefulSetOf } from "./fixtures.ts";
+
+function observed(df: Dataflow, replicas: number, pods: V1Pod[], stsOf: Dataflow = df): Observed {
+  return { dataflow: df, statefulSet: statefulSetOf(stsOf, replicas), pods, claims: [] };
+}
+
+test("an unchanged object is not applied again", () => {
+  const df = dataflow({ processes: 2 });
+  const services = [desiredHeadlessService(df), desiredApiService(df)];
+  const plan = reconcile({ ...observed(df, 2, [podOf(df, 0, true), podOf(df, 1, true)]), services }, now);
+  expect(plan.actions).toEqual([]);
+  const scaled = reconcile({ ...observed(df, 1, []), services }, now);
+  expect(scaled.actions.map((a) => (a.type === "apply" ? a.object.kind : a.type))).toEqual(["StatefulSet"]);
+});
+
+test("a new Dataflow: its StatefulSet alone first, then the finalizer (with recovery), Services and status", () => {
+  const df = dataflow({ processes: 2, recovery: { enabled: true } });
+  df.metadata = { ...df.metadata, finalizers: [] };
+  const first = reconcile({ dataflow: df, statefulSet: undefined, pods: [], claims: [] }, now);
+  expect(
+    first.actions.map((a) => (a.type === "apply" ? `${a.object.kind}/${a.object.metadata?.name}` : a.type)),
+  ).toEqual(["StatefulSet/wc"]);
+  expect(first.status).toEqual({});
+  expect(first.requeueAfterMs).toBe(0);
+
+  const next = reconcile({ dataflow: df, statefulSet: statefulSetOf(df, 2), pods: [], claims: [] }, now);
+  expect(
+    next.actions.map((a) => (a.type === "apply" ? `${a.object.kind}/${a.object.metadata?.name}` : a.type)),
+  ).toEqual(["addFinalizer", "Service/wc", "Service/wc-api"]);
+  // No write-ahead record: the status is written after the actions.
+  expect(statusFirst(df.status, next)).toBe(false);
+  expect(next.status.phase).toBe("Pending");
+  expect(next.status.ready).toBe("0/2");
+  expect(next.requeueAfterMs).toBeGreaterThan(0);
+
+  // Without recovery there are no volumes to guard: owner references clean up.
+  const plain = dataflow();
+  plain.metadata = { ...plain.metadata, finalizers: [] };
+  const actions = reconcile(
+    { dataflow: plain, statefulSet: statefulSetOf(plain, 1), pods: [], claims: [] },
+    now,
+  ).actions;
+  expect(actions.map((a) => a.type)).not.toContain("addFinalizer");
+});
+
+test("Pending until a process runs, then Deploying until every one is ready", () => {
+  const df = dataflow({ processes: 2 });
+  const created = (i: number): V1Pod => ({ ...podOf(df, i, false), status: { phase: "Pending" } });
+  expect(reconcile(observed(df, 2, [created(0), created(1)]), now).status.phase).toBe("Pending");
+  expect(reconcile(observed(df, 2, [podOf(df, 0, true), created(1)]), now).status.phase).toBe("Deploying");
+});
+
+test("all processes ready: Running and Ready", () => {
+  const df = dataflow({ processes: 2 });
+  const plan = reconcile(observed(df, 2, [podOf(df, 0, true), podOf(df, 1, true)]), now);
+  expect(plan.status.phase).toBe("Running");
+  expect(plan.status.conditions?.find((c) => c.type === "Ready")).toMatchObject({ status: "True" });
+  expect(plan.status.image).toBe(IMAGE);
+});
+
+test("an upgrade stops every old process before any new one starts (status written first)", () => {
+  const old = dataflow({ processes: 2 });
+  const next = dataflow({ processes: 3 });
+  next.status = { lastReconciledSpec: JSON.stringify(withDefaults(old.spec)) };
+  const pods = [podOf(old, 0, true), podOf(old, 1, true)];
+  const stop = reconcile(observed(next, 2, pods, old), now);
+  expect(stop.status.rollout).toMatchObject({ kind: "scale", stage: "Stopping", from: 2, to: 3 });
+  expect(statusFirst(next.status, stop)).toBe(true);
+  expect(stop.status.phase).toBe("Deploying");
+  const applied = stop.actions.find((a) => a.type === "apply" && a.object.kind === "StatefulSet");
+  expect(applied?.type === "apply" && (applied.object as { spec: { replicas: number } }).spec.replicas).toBe(0);
+  expect(stop.events.map((e) => e.reason)).toContain("Scaling");
+
+  // StatefulSet at 0 with the new template, old pods still terminating: keep waiting.
+  next.status = stop.status;
+  const waiting = reconcile(observed(next, 0, pods), now);
+  expect(waiting.status.rollout?.stage).toBe("Stopping");
+  expect(
+    waiting.actions.every(
+      (a) => a.type !== "apply" || (a.object as { spec?: { replicas?: number } }).spec?.replicas !== 3,
+    ),
+  ).toBe(true);
+
+  // Pods gone from the list, but the StatefulSet controller has not caught up with the scale to 0 yet.
+  const lagging = { ...observed(next, 0, []).statefulSet, status: { observedGeneration: 1, replicas: 1 } };
+  lagging.metadata = { ...lagging.metadata, generation: 2 };
+  expect(reconcile({ ...observed(next, 0, []), statefulSet: lagging }, now).status.rollout?.stage).toBe("Stopping");
+
+  // Pods gone: start all three together.
+  const start = reconcile(observed(next, 0, []), now);
+  expect(start.status.rollout?.stage).toBe("Starting");
+  const sts = start.actions.find((a) => a.type === "apply" && a.object.kind === "StatefulSet");
+  expect(sts?.type === "apply" && (sts.object as { spec: { replicas: number } }).spec.replicas).toBe(3);
+
+  next.status = start.status;
+  const done = reconcile(observed(next, 3, []), now);
+  expect(done.status.rollout).toBeUndefined();
+  expect(done.events.map((e) => e.reason)).toContain("RollComplete");
+});
+
+test("a restarted controller resumes a roll from the status record", () => {
+  const next = dataflow({ image: `r/x@sha256:${"b".repeat(64)}` });
+  next.status = { rollout: { kind: "upgrade", stage: "Stopping", generation: 1, from: 1, to: 1 } };
+  // The StatefulSet already carries the new template at 0 replicas, one old pod remains.
+  const plan = reconcile(observed(next, 0, [podOf(dataflow(), 0, false)]), now);
+  expect(plan.status.rollout?.stage).toBe("Stopping");
+  // Already applied at 0 replicas before the crash: nothing to send again, nothing started.
+  expect(plan.actions.filter((a) => a.type === "apply" && a.object.kind === "StatefulSet")).toEqual([]);
+  expect(plan.requeueAfterMs).toBeGreaterThan(0);
+});
+
+test("suspend scales to zero without a roll; resume starts again", () => {
+  const df = dataflow({ processes: 2, state: "suspended" });
+  const plan = reconcile(observed(df, 2, [podOf(df, 0, true), podOf(df, 1, true)]), now);
+  expect(plan.status.rollout).toBeUndefined();
+  expect(plan.status.phase).toBe("Suspended");
+  expect(plan.status.conditions?.find((c) => c.type === "Progressing")?.reason).toBe("Suspending");
+  const sts = plan.actions.find((a) => a.type === "apply" && a.object.kind === "StatefulSet");
+  expect(sts?.type === "apply" && (sts.object as { spec: { replicas: number } }).spec.replicas).toBe(0);
+});
+
+test("crash-looping processes show as Degraded with the cause from pod status", () => {
+  const df = dataflow();
+  const pod = podOf(df, 0, false, {
+    containerStatuses: [
+      {
+        name: "waxflow",
+        image: IMAGE,
+        imageID: "",
+        ready: false,
+        restartCount: 4,
+        state: { waiting: { reason: "CrashLoopBackOff", message: "back-off 40s restarting failed container" } },
+        lastState: { terminated: { exitCode: 1, message: "StepError: step wc.parse failed on item 'x'\n" } },
+      },
+    ],
+  });
+  const plan = reconcile(observed(df, 1, [pod]), now);
+  const degraded = plan.status.conditions?.find((c) => c.type === "Degraded");
+  expect(degraded).toMatchObject({ status: "True", reason: "CrashLoopBackOff" });
+  expect(degraded?.message).toContain("last exit code 1: StepError: step wc.parse failed");
+  expect(plan.events.find((e) => e.type === "Warning")?.reason).toBe("CrashLoopBackOff");
+});
+
+test("delete: volumes removed only when the spec says so, then the finalizer goes", () => {
+  const claims = [{ metadata: { name: "recovery-wc-0" } }];
+  const keep = dataflow({ recovery: { enabled: true } });
+  keep.metadata = { ...keep.metadata, deletionTimestamp: now };
+  const kept = reconcile({ dataflow: keep, statefulSet: undefined, pods: [], claims }, now);
+  expect(kept.actions.some((a) => a.type === "delete" && a.target.kind === "PersistentVolumeClaim")).toBe(false);
+  expect(kept.actions.at(-1)).toEqual({ type: "removeFinalizer" });
+  expect(kept.status.phase).toBe("Deleting");
+
+  const drop = dataflow({ recovery: { enabled: true, retention: { whenDeleted: "Delete" } } });
+  drop.metadata = { ...drop.metadata, deletionTimestamp: now };
+  const dropped = reconcile({ dataflow: drop, statefulSet: undefined, pods: [], claims }, now);
+  expect(dropped.actions).toContainEqual({
+    type: "delete",
+    target: { apiVersion: "v1", kind: "PersistentVolumeClaim", name: "recovery-wc-0", namespace: "ns1" },
+    propagation: "Background",
+  });
+});
+
+test("scale-down deletes claims of removed ordinals only when whenScaled is Delete", () => {
+  const df = dataflow({ processes: 1, recovery: { enabled: true, retention: { whenScaled: "Delete" } } });
+  const claims = [{ metadata: { name: "recovery-wc-0" } }, { metadata: { name: "recovery-wc-1" } }];
+  const plan = reconcile({ ...observed(df, 1, [podOf(df, 0, true)]), claims }, now);
+  const deleted = plan.actions.flatMap((a) => (a.type === "delete" ? [a.target.name] : []));
+  expect(deleted).toEqual(["recovery-wc-1"]);
+});
+
+// --- scale-down with recovery: the holder phase
+
+const replicasOf = (plan: Plan): number | undefined => {
+  const sts = plan.actions.find((a) => a.type === "apply" && a.object.kind === "StatefulSet");
+  return sts?.type === "apply" ? (sts.object as V1StatefulSet).spec?.replicas : undefined;
+};
+const envOf = (plan: Plan, name: string): string | undefined => {
+  const sts = plan.actions.find((a) => a.type === "apply" && a.object.kind === "StatefulSet");
+  const env = sts?.type === "apply" ? (sts.object as V1StatefulSet).spec?.template.spec?.containers[0]?.env : [];
+  return env?.find((e) => e.name === name)?.value;
+};
+const claimsUpTo = (n: number) => Array.from({ length: n }, (_, i) => ({ metadata: { name: `recovery-wc-${i}` } }));
+const deletedClaims = (plan: Plan) =>
+  plan.actions.flatMap((a) =>
+    a.type === "delete" && a.target.kind === "PersistentVolumeClaim" ? [a.target.name] : [],
+  );
+
+test("a scale-down with recovery stops all, runs the removed ordinals as holders until Ready, then scales down", () => {
+  const recovery = { enabled: true, retention: { whenScaled: "Delete" as const } };
+  const old = dataflow({ processes: 3, recovery });
+  const next = dataflow({ processes: 1, recovery });
+  next.status = { lastReconciledSpec: JSON.stringify(withDefaults(old.spec)) };
+  const claims = claimsUpTo(3);
+  const oldPods = [0, 1, 2].map((i) => podOf(old, i, true));
+
+  const stop = reconcile({ ...observed(next, 3, oldPods, old), claims }, now);
+  expect(stop.status.rollout).toMatchObject({ kind: "scale", stage: "Stopping", from: 3, to: 1 });
+  expect(replicasOf(stop)).toBe(0);
+  expect(stop.events.find((e) => e.reason === "Scaling")?.message).toContain("2 holder(s)");
+
+  // Every old pod gone: the StatefulSet comes back at the old size with the new template.
+  next.status = stop.status;
+  const handOff = reconcile({ ...observed(next, 0, []), claims }, now);
+  expect(handOff.status.rollout).toMatchObject({ stage: "HandingOff", from: 3, to: 1 });
+  expect(statusFirst(next.status, handOff)).toBe(true);
+  expect(replicasOf(handOff)).toBe(3);
+  expect(envOf(handOff, "WAXFLOW_REPLICAS")).toBe("1");
+  expect(envOf(handOff, "WAXFLOW_RECOVERY_INIT")).toBe("true");
+  expect(handOff.events.map((e) => e.reason)).toContain("HandingOffRecovery");
+  expect(handOff.status.conditions?.find((c) => c.type === "Progressing")?.reason).toBe("HandingOffRecovery");
+  expect(deletedClaims(handOff)).toEqual([]);
+
+  // A restarted controller with one holder not yet Ready: wait; the StatefulSet is not sent again.
+  next.status = handOff.status;
+  const pods = (readyHolders: number) => [0, 1, 2].map((i) => podOf(next, i, i < 1 + readyHolders));
+  const waiting = reconcile({ ...observed(next, 3, pods(1)), claims }, now);
+  expect(waiting.status.rollout?.stage).toBe("HandingOff");
+  expect(replicasOf(waiting)).toBeUndefined();
+  expect(waiting.status.ready).toBe("1/1");
+  expect(waiting.status.lastReconciledSpec).toBe(next.status.lastReconciledSpec);
+  expect(waiting.requeueAfterMs).toBeGreaterThan(0);
+
+  // All three Ready: the data is handed over; scale to the new size.
+  const handed = reconcile({ ...observed(next, 3, pods(2)), claims }, now);
+  expect(handed.status.rollout?.stage).toBe("Starting");
+  expect(handed.events.map((e) => e.reason)).toContain("RecoveryHandedOff");
+  expect(replicasOf(handed)).toBe(1);
+  expect(JSON.parse(handed.status.lastReconciledSpec ?? "{}").processes).toBe(1);
+
+  next.status = handed.status;
+  const done = reconcile({ ...observed(next, 1, pods(2)), claims }, now);
+  expect(done.status.rollout).toBeUndefined();
+  expect(done.events.map((e) => e.reason)).toContain("RollComplete");
+
+  // Then whenScaled: Delete removes each holder's claim once its pod is gone.
+  next.status = done.status;
+  const terminating = {
+    ...podOf(next, 1, false),
+    metadata: { ...podOf(next, 1, false).metadata, deletionTimestamp: now },
+  };
+  const steady = reconcile({ ...observed(next, 1, [podOf(next, 0, true), terminating]), claims }, now);
+  expect(deletedClaims(steady)).toEqual(["recovery-wc-2"]);
+  expect(steady.status.phase).toBe("Running");
+});
+
+test("a scale-down without recovery, or a scale-up, has no holders", () => {
+  const old = dataflow({ processes: 3 });
+  const next = dataflow({ processes: 1 });
+  next.status = {
+    lastReconciledSpec: JSON.stringify(withDefaults(old.spec)),
+    rollout: { kind: "scale", stage: "Stopping", generation: 1, from: 3, to: 1 },
+  };
+  expect(reconcile(observed(next, 0, []), now).status.rollout?.stage).toBe("Starting");
+  const up = dataflow({ processes: 5, recovery: { enabled: true } });
+  up.status = {
+    lastReconciledSpec: JSON.stringify(withDefaults(dataflow({ processes: 3, recovery: { enabled: true } }).spec)),
+    rollout: { kind: "scale", stage: "Stopping", generation: 1, from: 3, to: 5 },
+  };
+  const start = reconcile(observed(up, 0, []), now);
+  expect(start.status.rollout?.stage).toBe("Starting");
+  expect(replicasOf(start)).toBe(5);
+});
+
+test("a scale-down while suspended keeps every volume and hands the data over on resume", () => {
+  const recovery = { enabled: true, retention: { whenScaled: "Delete" as const } };
+  const ran = JSON.stringify(withDefaults(dataflow({ processes: 3, recovery }).spec));
+  const suspended = dataflow({ processes: 1, recovery, state: "suspended" });
+  suspended.status = { lastReconciledSpec: ran };
+  const claims = claimsUpTo(3);
+  const idle = reconcile({ ...observed(suspended, 0, []), claims }, now);
+  expect(deletedClaims(idle)).toEqual([]);
+  expect(idle.status.lastReconciledSpec).toBe(ran);
+  expect(idle.status.rollout).toBeUndefined();
+
+  const resumed = dataflow({ processes: 1, recovery });
+  resumed.status = idle.status;
+  // The StatefulSet already has the new template (applied while suspended) at 0 replicas.
+  const plan = reconcile({ ...observed(resumed, 0, []), claims }, now);
+  expect(plan.status.rollout).toMatchObject({ stage: "HandingOff", from: 3, to: 1 });
+  expect(replicasOf(plan)).toBe(3);
+});
+
+test("suspending during a hand-off stops it; the last started size is kept for the resume", () => {
+  const recovery = { enabled: true };
+  const ran = JSON.stringify(withDefaults(dataflow({ processes: 3, recovery }).spec));
+  const df = dataflow({ processes: 1, recovery, state: "suspended" });
+  df.status = {
+    lastReconciledSpec: ran,
+    rollout: { kind: "scale", stage: "HandingOff", generation: 1, from: 3, to: 1 },
+  };
+  const plan = reconcile(
+    observed(
+      df,
+      3,
+      [0, 1, 2].map((i) => podOf(df, i, false)),
+    ),
+    now,
+  );
+  expect(plan.status.rollout?.stage).toBe("Starting");
+  expect(replicasOf(plan)).toBe(0);
+  expect(plan.status.lastReconciledSpec).toBe(ran);
+});

@@ -1,0 +1,131 @@
+// The e2e suite's handles on the kind cluster: kubectl and waxctl as a user runs them, and
+// the recovery volumes read straight from the node (the runtime image has no shell).
+import { execFile } from "node:child_process";
+import { homedir } from "node:os";
+import { join, resolve } from "node:path";
+import { promisify } from "node:util";
+
+const run = promisify(execFile);
+
+export const ROOT = resolve(import.meta.dirname, "../..");
+const CACHE = process.env.WAXFLOW_CACHE ?? join(homedir(), ".cache", "waxflow");
+export const CLUSTER = process.env.KIND_CLUSTER_NAME ?? "waxflow-e2e";
+export const KUBECONFIG = process.env.KUBECONFIG ?? join(CACHE, "kind", `${CLUSTER}.kubeconfig`);
+const NODE = `${CLUSTER}-control-plane`;
+const env = { ...process.env, KUBECONFIG, CI: "true" };
+
+export interface Result {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+async function exec(file: string, args: readonly string[], timeoutMs: number): Promise<Result> {
+  try {
+    const { stdout, stderr } = await run(file, args, { cwd: ROOT, env, timeout: timeoutMs, maxBuffer: 64 << 20 });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number | string; stdout?: string; stderr?: string; message: string };
+    if (typeof e.code !== "number") throw err;
+    return { code: e.code, stdout: e.stdout ?? "", stderr: e.stderr ?? "" };
+  }
+}
+
+/** kubectl that must succeed: returns stdout, throws with stderr. */
+export async function kubectl(...args: string[]): Promise<string> {
+  const r = await exec("kubectl", args, 120_000);
+  if (r.code !== 0) throw new Error(`kubectl ${args.join(" ")} exited ${r.code}: ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+/** kubectl that may fail (the test looks at its error). */
+export function tryKubectl(...args: string[]): Promise<Result> {
+  return exec("kubectl", args, 120_000);
+}
+
+export async function kubectlJson<T>(...args: string[]): Promise<T> {
+  return JSON.parse(await kubectl(...args, "-o", "json")) as T;
+}
+
+/** waxctl from this checkout, exactly as `npm run waxctl` runs it. */
+export function waxctl(args: readonly string[], timeoutMs = 600_000): Promise<Result> {
+  return exec(process.execPath, ["--conditions=waxflow-source", "cli/bin/run.js", ...args], timeoutMs);
+}
+
+/** Polls `probe` until it returns a value (not undefined); the last reason is in the timeout error. */
+export async function eventually<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  { timeoutMs = 180_000, everyMs = 2_000 } = {},
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last = "";
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what}${last && `: ${last}`}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+interface Named {
+  metadata: { name: string; labels?: Record<string, string> };
+}
+export interface Pod extends Named {
+  status?: {
+    phase?: string;
+    conditions?: { type: string; status: string }[];
+    containerStatuses?: { restartCount: number; ready: boolean }[];
+  };
+}
+
+export async function pods(namespace: string, dataflow: string): Promise<Pod[]> {
+  const list = await kubectlJson<{ items: Pod[] }>(
+    "get",
+    "pods",
+    "-n",
+    namespace,
+    "-l",
+    `waxflow.io/dataflow=${dataflow}`,
+  );
+  return list.items;
+}
+
+export function isReady(pod: Pod): boolean {
+  return pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
+}
+
+export function restarts(pod: Pod): number {
+  return pod.status?.containerStatuses?.reduce((n, c) => n + c.restartCount, 0) ?? 0;
+}
+
+/** GET on a pod's port through the API server's proxy: no tools needed in the image. */
+export function podGet(namespace: string, pod: string, port: number, path: string): Promise<Result> {
+  return tryKubectl("get", "--raw", `/api/v1/namespaces/${namespace}/pods/${pod}:${port}/proxy${path}`);
+}
+
+interface Volume {
+  spec: { hostPath?: { path: string }; local?: { path: string } };
+}
+
+/** Every line of every file under `subdir` of a PVC's volume, read on the kind node. */
+export async function volumeLines(namespace: string, pvc: string, subdir: string): Promise<string[]> {
+  const claim = await kubectlJson<{ spec: { volumeName?: string } }>("get", "pvc", "-n", namespace, pvc);
+  if (!claim.spec.volumeName) return [];
+  const pv = await kubectlJson<Volume>("get", "pv", claim.spec.volumeName);
+  const path = pv.spec.hostPath?.path ?? pv.spec.local?.path;
+  if (path === undefined) throw new Error(`volume ${claim.spec.volumeName} of ${pvc} is neither hostPath nor local`);
+  const dir = join(path, subdir);
+  const r = await exec(
+    "docker",
+    ["exec", NODE, "sh", "-c", `[ -d '${dir}' ] && find '${dir}' -type f -exec cat {} + || true`],
+    60_000,
+  );
+  if (r.code !== 0) throw new Error(`reading ${dir} on ${NODE}: ${r.stderr.trim()}`);
+  return r.stdout.split("\n").filter((l) => l !== "");
+}

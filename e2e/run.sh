@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# npm run e2e: the kind cluster (built from package registries, cached), the waxflow
+# images (built without a daemon, cached by content), the controller image loaded into
+# the cluster, then the scenarios (e2e/scenarios.e2e.test.ts). Dataflow images are built
+# and loaded by `waxctl df deploy` itself, as a user's would be.
+#   E2E_REUSE_CLUSTER=true  keep a running, verified cluster instead of recreating it
+#   E2E_KEEP=true           leave the scenarios' namespace in place for a look afterwards
+source "$(dirname "$0")/toolchain/lib.sh"
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+t0=$(date +%s)
+step() { log "$1 ($(( $(date +%s) - t0 ))s)"; }
+
+kind=$("$here/toolchain/components.sh" kind); kind=${kind#kind=}
+export PATH="$(dirname "$kind"):$PATH"
+export KUBECONFIG="$WAXFLOW_CACHE/kind/$KIND_CLUSTER_NAME.kubeconfig"
+
+if [[ ${E2E_REUSE_CLUSTER:-false} == true ]] && "$kind" get clusters 2>/dev/null | grep -qx "$KIND_CLUSTER_NAME"; then
+  "$here/toolchain/cluster.sh" verify
+else
+  "$here/toolchain/cluster.sh" up
+fi
+step "cluster ready"
+
+cd "$root"
+npm run -s images -- --json > "$WAXFLOW_CACHE/images/e2e.json"
+controller_archive=$(node -p 'JSON.parse(require("fs").readFileSync(process.argv[1])).controller.archive' "$WAXFLOW_CACHE/images/e2e.json")
+export WAXFLOW_CONTROLLER_IMAGE=$(node -p 'JSON.parse(require("fs").readFileSync(process.argv[1])).controller.reference' "$WAXFLOW_CACHE/images/e2e.json")
+step "images built: $WAXFLOW_CONTROLLER_IMAGE"
+"$kind" load image-archive "$controller_archive" --name "$KIND_CLUSTER_NAME"
+step "controller image loaded"
+
+npx vitest run --config e2e/vitest.config.ts
+step "e2e passed"

@@ -1,0 +1,326 @@
+// The whole chain on a real kind cluster: the operator installed by waxctl, dataflows
+// built and deployed by waxctl, pods running the runtime image, recovery on the pods'
+// own volumes. Scenarios run in order and share the operator; each deploys its own
+// dataflow, so one failure does not hide the others' results.
+import { writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { expectedCounts, type ReadingsSettings } from "../examples/running-count.ts";
+import {
+  eventually,
+  isReady,
+  kubectl,
+  kubectlJson,
+  podGet,
+  pods,
+  restarts,
+  tryKubectl,
+  volumeLines,
+  waxctl,
+} from "./lib/cluster.ts";
+import { checkCounts } from "./lib/counts.ts";
+
+const NS = "waxflow-e2e";
+const OPERATOR_NS = "waxflow-system";
+const OUTPUT = "output";
+const controllerImage = process.env.WAXFLOW_CONTROLLER_IMAGE;
+
+/** Readings paced so a run lasts about a minute: long enough to kill, suspend or rescale mid-stream. */
+function readings(perPartition: number): ReadingsSettings {
+  return { partitions: 4, perPartition, batch: 5, intervalMs: 100, sensors: 12, follow: true };
+}
+
+function deployFlags(name: string, settings: ReadingsSettings, ...more: string[]): string[] {
+  return [
+    "df",
+    "deploy",
+    "examples/running-count.ts",
+    "--name",
+    name,
+    "-n",
+    NS,
+    "--recovery",
+    "--recovery-snapshot-interval",
+    "2s",
+    "-e",
+    `OUTPUT_DIR=${SHARED_OUTPUT.has(name) ? SHARED_MOUNT : `/var/lib/waxflow/recovery/${OUTPUT}`}`,
+    "-e",
+    `READINGS_PARTITIONS=${settings.partitions}`,
+    "-e",
+    `READINGS_PER_PARTITION=${settings.perPartition}`,
+    "-e",
+    `READINGS_BATCH=${settings.batch}`,
+    "-e",
+    `READINGS_INTERVAL_MS=${settings.intervalMs}`,
+    "-e",
+    `READINGS_FOLLOW=${settings.follow}`,
+    "--json",
+    ...more,
+  ];
+}
+
+// A rescaled dataflow's sink partitions move between processes, and a file cannot follow
+// them from one pod's volume to another's: its output goes to one claim every pod mounts
+// (ReadWriteOnce is per node, and kind has one), as a user on one node would do.
+const SHARED_OUTPUT = new Set(["e2e-scale"]);
+const SHARED_MOUNT = "/var/lib/waxflow/output";
+const sharedClaim = (name: string) => `${name}-output`;
+
+async function sharedOutput(name: string): Promise<string[]> {
+  const claim = {
+    apiVersion: "v1",
+    kind: "PersistentVolumeClaim",
+    metadata: { name: sharedClaim(name), namespace: NS },
+    spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "100Mi" } } },
+  };
+  const overlay = {
+    spec: {
+      volumes: [{ name: "output", persistentVolumeClaim: { claimName: sharedClaim(name) } }],
+      containers: [{ name: "waxflow", volumeMounts: [{ name: "output", mountPath: SHARED_MOUNT }] }],
+    },
+  };
+  const file = join(tmpdir(), `waxflow-e2e-${name}-pod-template.json`);
+  writeFileSync(file, JSON.stringify(overlay));
+  const claimFile = join(tmpdir(), `waxflow-e2e-${name}-claim.json`);
+  writeFileSync(claimFile, JSON.stringify(claim));
+  await kubectl("apply", "-f", claimFile);
+  return ["--pod-template", file];
+}
+
+/** Output lines of a dataflow: from its shared claim, or from every recovery volume it ever had. */
+async function output(name: string): Promise<string[]> {
+  if (SHARED_OUTPUT.has(name)) return volumeLines(NS, sharedClaim(name), "");
+  const claims = await kubectlJson<{ items: { metadata: { name: string } }[] }>(
+    "get",
+    "pvc",
+    "-n",
+    NS,
+    "-l",
+    `waxflow.io/dataflow=${name}`,
+  );
+  const lines = await Promise.all(claims.items.map((c) => volumeLines(NS, c.metadata.name, OUTPUT)));
+  return lines.flat();
+}
+
+async function counts(name: string, settings: ReadingsSettings) {
+  return checkCounts(await output(name), expectedCounts(settings));
+}
+
+async function untilCounted(name: string, settings: ReadingsSettings, atLeast: number) {
+  return eventually(`${name} to count ${atLeast} readings`, async () => {
+    const report = await counts(name, settings);
+    return report.counted >= atLeast ? report : undefined;
+  });
+}
+
+async function untilComplete(name: string, settings: ReadingsSettings) {
+  return eventually(
+    `${name} to count every reading`,
+    async () => {
+      const report = await counts(name, settings);
+      if (report.duplicates.length > 0 || report.malformed.length > 0) return report;
+      return report.complete === settings.sensors ? report : undefined;
+    },
+    { timeoutMs: 300_000, everyMs: 3_000 },
+  );
+}
+
+interface DataflowStatus {
+  status?: {
+    phase?: string;
+    readyProcesses?: number;
+    conditions?: { type: string; status: string; reason?: string }[];
+  };
+}
+
+async function untilRunning(name: string, processes: number) {
+  return eventually(`${name} to run ${processes} ready processes`, async () => {
+    const df = await kubectlJson<DataflowStatus>("get", "dataflow", "-n", NS, name);
+    const ready = (await pods(NS, name)).filter(isReady);
+    return df.status?.phase === "Running" && ready.length === processes ? df : undefined;
+  });
+}
+
+const EXACTLY_ONCE = (sensors: number) => ({ complete: sensors, duplicates: [], gaps: [], malformed: [] });
+
+beforeAll(async () => {
+  await tryKubectl("delete", "namespace", NS, "--wait=true", "--timeout=120s");
+}, 180_000);
+
+afterAll(async () => {
+  if (process.env.E2E_KEEP !== "true") await tryKubectl("delete", "namespace", NS, "--wait=false");
+});
+
+describe("waxflow on kind", { timeout: 600_000 }, () => {
+  test("1. waxctl install puts the operator in the cluster; kubectl get df shows the printer columns", async () => {
+    expect(controllerImage, "run through `npm run e2e`, which builds and loads the images").toBeDefined();
+    const install = await waxctl(["install", "--image", controllerImage ?? "", "--wait", "--json"]);
+    expect(install.stderr).toBe("");
+    expect(install.code).toBe(0);
+    await eventually("the controller to be available", async () => {
+      const deploys = await kubectlJson<{ items: { status?: { availableReplicas?: number } }[] }>(
+        "get",
+        "deployments",
+        "-n",
+        OPERATOR_NS,
+      );
+      return deploys.items.some((d) => (d.status?.availableReplicas ?? 0) > 0) ? true : undefined;
+    });
+    const crd = await kubectlJson<{ status?: { conditions?: { type: string; status: string }[] } }>(
+      "get",
+      "crd",
+      "dataflows.waxflow.io",
+    );
+    expect(crd.status?.conditions).toContainEqual(expect.objectContaining({ type: "Established", status: "True" }));
+  });
+
+  const main = readings(3000);
+  test("2. deploy -p 3 -w 2 --recovery: pods run, the cluster forms, output is produced and correct", async () => {
+    const deploy = await waxctl([
+      ...deployFlags("e2e", main, "-p", "3", "-w", "2", "--create-namespace"),
+      "--wait",
+      "--timeout",
+      "5m",
+    ]);
+    expect(deploy.stderr).toBe("");
+    expect(deploy.code).toBe(0);
+    const result = JSON.parse(deploy.stdout) as { dataflow?: { spec?: { image?: string } } };
+    expect(result.dataflow?.spec?.image).toMatch(/@sha256:[0-9a-f]{64}$/);
+
+    await untilRunning("e2e", 3);
+    const [header, row] = (await kubectl("get", "df", "-n", NS, "e2e")).split("\n");
+    expect(header?.split(/\s+/)).toEqual(["NAME", "READY", "STATE", "PHASE", "IMAGE", "AGE"]);
+    expect(row).toMatch(/^e2e\s+3\/3\s+running\s+Running\s+\S+@sha256:/);
+    for (const pod of await pods(NS, "e2e")) {
+      const ready = await podGet(NS, pod.metadata.name, 3030, "/readyz");
+      expect(ready.code, `${pod.metadata.name} /readyz: ${ready.stderr}`).toBe(0);
+    }
+    const partial = await untilCounted("e2e", main, 600);
+    expect(partial).toMatchObject({ duplicates: [], gaps: [], malformed: [] });
+    expect(partial.complete).toBeLessThan(main.sensors);
+  });
+
+  test("3. a pod killed mid-stream: the cluster restarts, resumes from the volumes, and writes every count exactly once", async () => {
+    const before = await counts("e2e", main);
+    expect(before.complete, "the kill must land mid-stream").toBeLessThan(main.sensors);
+    await kubectl("delete", "pod", "-n", NS, "e2e-1", "--grace-period=0", "--force");
+    // Fate-sharing: the surviving processes exit and are restarted by the kubelet.
+    await eventually("the other processes to restart", async () => {
+      const survivors = (await pods(NS, "e2e")).filter((p) => p.metadata.name !== "e2e-1");
+      return survivors.every((p) => restarts(p) > 0) ? true : undefined;
+    });
+    expect(await untilComplete("e2e", main)).toMatchObject(EXACTLY_ONCE(main.sensors));
+  });
+
+  const small = readings(1200);
+  test("4. suspend and resume: volumes stay, state survives", async () => {
+    const deploy = await waxctl([...deployFlags("e2e-suspend", small, "-p", "2", "-w", "1"), "--wait"]);
+    expect(deploy.code, deploy.stderr).toBe(0);
+    await untilCounted("e2e-suspend", small, 300);
+
+    expect((await waxctl(["df", "suspend", "e2e-suspend", "-n", NS, "--json"])).code).toBe(0);
+    await eventually("suspended pods to be gone", async () =>
+      (await pods(NS, "e2e-suspend")).length === 0 ? true : undefined,
+    );
+    const df = await kubectlJson<DataflowStatus>("get", "dataflow", "-n", NS, "e2e-suspend");
+    expect(df.status?.phase).toBe("Suspended");
+    const claims = await kubectl("get", "pvc", "-n", NS, "-l", "waxflow.io/dataflow=e2e-suspend", "-o", "name");
+    expect(claims.trim().split("\n")).toHaveLength(2);
+    const whileSuspended = await counts("e2e-suspend", small);
+    expect(whileSuspended.complete).toBeLessThan(small.sensors);
+
+    expect((await waxctl(["df", "resume", "e2e-suspend", "-n", NS, "--json"])).code).toBe(0);
+    await untilRunning("e2e-suspend", 2);
+    // Lost state would start the counts again at 1: duplicates.
+    expect(await untilComplete("e2e-suspend", small)).toMatchObject(EXACTLY_ONCE(small.sensors));
+  });
+
+  test("5. scale 3 -> 2 -> 4 with recovery on: keyed state stays correct", async () => {
+    const deploy = await waxctl([
+      ...deployFlags("e2e-scale", small, "-p", "3", "-w", "1", ...(await sharedOutput("e2e-scale"))),
+      "--wait",
+    ]);
+    expect(deploy.code, deploy.stderr).toBe(0);
+    await untilCounted("e2e-scale", small, 250);
+
+    expect((await waxctl(["df", "scale", "e2e-scale", "-n", NS, "--processes", "2", "--json"])).code).toBe(0);
+    await untilRunning("e2e-scale", 2);
+    const afterDown = await untilCounted("e2e-scale", small, 700);
+    expect(afterDown.complete).toBeLessThan(small.sensors);
+
+    expect((await waxctl(["df", "scale", "e2e-scale", "-n", NS, "--processes", "4", "--json"])).code).toBe(0);
+    await untilRunning("e2e-scale", 4);
+    expect(await untilComplete("e2e-scale", small)).toMatchObject(EXACTLY_ONCE(small.sensors));
+  });
+
+  test("6. an invalid Dataflow is rejected by the API server with its message", async () => {
+    const manifest = JSON.stringify({
+      apiVersion: "waxflow.io/v1alpha1",
+      kind: "Dataflow",
+      metadata: { name: "invalid", namespace: NS },
+      spec: { image: `waxflow.local/x@sha256:${"0".repeat(64)}`, module: "/app/flow.js", processes: 0 },
+    });
+    const file = join(tmpdir(), "waxflow-e2e-invalid.json");
+    writeFileSync(file, manifest);
+    const rejected = await tryKubectl("apply", "-f", file);
+    expect(rejected.code).not.toBe(0);
+    expect(rejected.stderr).toMatch(/spec\.processes.*(greater than or equal to 1|should be >= 1)/);
+
+    const cli = await waxctl(["df", "deploy", "examples/running-count.ts", "--name", "Bad_Name", "-n", NS]);
+    expect(cli.code).not.toBe(0);
+    expect(cli.stderr).toMatch(/Bad_Name/);
+  });
+
+  test("7. delete: owned objects go; volumes are kept or removed as the spec says", async () => {
+    expect((await waxctl(["df", "delete", "e2e", "-n", NS, "--yes", "--wait", "--json"])).code).toBe(0);
+    // Owned objects go through the garbage collector, pods after a graceful stop.
+    await eventually("e2e's owned objects to be gone", async () => {
+      const left = await kubectl(
+        "get",
+        "statefulset,service,pod",
+        "-n",
+        NS,
+        "-l",
+        "waxflow.io/dataflow=e2e",
+        "-o",
+        "name",
+      );
+      return left.trim() === "" ? true : undefined;
+    });
+    const kept = await kubectl("get", "pvc", "-n", NS, "-l", "waxflow.io/dataflow=e2e", "-o", "name");
+    expect(kept.trim().split("\n")).toHaveLength(3);
+
+    await kubectl(
+      "patch",
+      "dataflow",
+      "e2e-suspend",
+      "-n",
+      NS,
+      "--type",
+      "merge",
+      "-p",
+      JSON.stringify({ spec: { recovery: { retention: { whenDeleted: "Delete" } } } }),
+    );
+    expect((await waxctl(["df", "delete", "e2e-suspend", "-n", NS, "--yes", "--wait"])).code).toBe(0);
+    await eventually("e2e-suspend's volumes to be deleted", async () => {
+      const left = await kubectl("get", "pvc", "-n", NS, "-l", "waxflow.io/dataflow=e2e-suspend", "-o", "name");
+      return left.trim() === "" ? true : undefined;
+    });
+  });
+
+  test("8. the controller killed during a deploy: the dataflow still converges", async () => {
+    const deploy = await waxctl([...deployFlags("e2e-failover", readings(200), "-p", "2", "-w", "1"), "--no-wait"]);
+    expect(deploy.code, deploy.stderr).toBe(0);
+    await kubectl(
+      "delete",
+      "pod",
+      "-n",
+      OPERATOR_NS,
+      "-l",
+      "app.kubernetes.io/name=waxflow-controller",
+      "--wait=false",
+    );
+    await untilRunning("e2e-failover", 2);
+  });
+});

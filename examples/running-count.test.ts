@@ -1,0 +1,89 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { expect, test } from "vitest";
+import { checkCounts } from "../e2e/lib/counts.ts";
+import { expectedCounts, type ReadingsSettings } from "./running-count.ts";
+
+const ROOT = resolve(import.meta.dirname, "..");
+const SETTINGS: ReadingsSettings = {
+  partitions: 4,
+  perPartition: 400,
+  batch: 5,
+  intervalMs: 5,
+  sensors: 12,
+  follow: false,
+};
+
+function waxflow(out: string, ...args: string[]): ChildProcess {
+  return spawn(process.execPath, ["--conditions=waxflow-source", "runtime/src/cli.ts", ...args], {
+    cwd: ROOT,
+    stdio: ["ignore", "ignore", "pipe"],
+    env: {
+      PATH: process.env.PATH ?? "",
+      WAXFLOW_API_PORT: "0",
+      OUTPUT_DIR: out,
+      READINGS_PARTITIONS: String(SETTINGS.partitions),
+      READINGS_PER_PARTITION: String(SETTINGS.perPartition),
+      READINGS_BATCH: String(SETTINGS.batch),
+      READINGS_INTERVAL_MS: String(SETTINGS.intervalMs),
+    },
+  });
+}
+
+function exited(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
+  let stderr = "";
+  child.stderr?.setEncoding("utf8").on("data", (s: string) => {
+    stderr += s;
+  });
+  return new Promise((done) => child.on("close", (code, signal) => done({ code, signal, stderr })));
+}
+
+function lines(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir).flatMap((f) => readFileSync(join(dir, f), "utf8").split("\n"));
+}
+
+async function until(what: string, check: () => boolean, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+test("running-count: every sensor's counts are 1..n exactly once", { timeout: 30_000 }, async () => {
+  const out = mkdtempSync(join(tmpdir(), "running-count-"));
+  const run = await exited(waxflow(out, "run", "examples/running-count.ts", "-w", "2"));
+  expect(run).toMatchObject({ code: 0, stderr: "" });
+  const report = checkCounts(lines(out), expectedCounts(SETTINGS));
+  expect(report).toEqual({ complete: 12, duplicates: [], gaps: [], malformed: [], counted: 1600 });
+});
+
+test("running-count: SIGKILL mid-stream, then resume, still counts every reading exactly once", {
+  timeout: 60_000,
+}, async () => {
+  const dir = mkdtempSync(join(tmpdir(), "running-count-"));
+  const out = join(dir, "out");
+  const recovery = join(dir, "recovery");
+  expect((await exited(waxflow(out, "recovery", "init", recovery, "2"))).code).toBe(0);
+  const flags = ["run", "examples/running-count.ts", "-w", "2", "-r", recovery, "-s", "0.05"];
+
+  const first = waxflow(out, ...flags);
+  const firstExit = exited(first);
+  await until("some output", () => checkCounts(lines(out), expectedCounts(SETTINGS)).counted > 300);
+  first.kill("SIGKILL");
+  expect((await firstExit).signal).toBe("SIGKILL");
+  const partial = checkCounts(lines(out), expectedCounts(SETTINGS));
+  expect(partial.complete).toBeLessThan(12);
+
+  expect(await exited(waxflow(out, ...flags))).toMatchObject({ code: 0, stderr: "" });
+  expect(checkCounts(lines(out), expectedCounts(SETTINGS))).toEqual({
+    complete: 12,
+    duplicates: [],
+    gaps: [],
+    malformed: [],
+    counted: 1600,
+  });
+});

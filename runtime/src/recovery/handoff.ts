@@ -1,0 +1,352 @@
+/**
+ * The resume protocol, run over the mesh before any data flows. Each process (and each
+ * holder: a process beyond the cluster's count serving the store of a process that is no
+ * longer in it) sends its store's execution records to process 0, which plans the
+ * resume (plan.ts) and sends the plan to all. Then every store of the execution resumed
+ * from sends the newest snapshot of each (step, key) before the resume epoch to the
+ * process whose worker owns it now, followed by "resumed". A process writes what it
+ * receives into its own store and, once every source has said "resumed", records the
+ * new execution: from then on its own volume holds everything it needs.
+ */
+import { setTimeout as sleep } from "node:timers/promises";
+import type { ControlFrame } from "../cluster/frames.ts";
+import { type PeerAddress, PeerError, ProcessMesh } from "../cluster/mesh.ts";
+import type { Dataflow } from "../dataflow.ts";
+import { stateOwners } from "../engine/owners.ts";
+import { MissingProcessStoreError, ReplacedProcessStoreError } from "./errors.ts";
+import { type PlanOutcome, planResume, type ResumePlan, type SnapshotRow, type StoreRecords } from "./plan.ts";
+import type { RecoveryStore } from "./store.ts";
+
+const LEADER = 0;
+/** Rows per frame: big enough to amortize framing, small enough to interleave with heartbeats. */
+const ROWS_PER_FRAME = 1000;
+
+export interface ResumeOptions {
+  readonly flow: Dataflow;
+  readonly mesh: ProcessMesh;
+  readonly store: RecoveryStore;
+  readonly workersPerProcess: number;
+  /** How long process 0 waits for holders of missing stores, in ms. */
+  readonly timeoutMs: number;
+  readonly signal: AbortSignal;
+  /** Fails the run: control frames keep coming after the resume, and handling one can fail. */
+  readonly fail: (err: unknown) => void;
+}
+
+/**
+ * Brings this process's store up to date for the execution about to start and records
+ * it. Keeps handling the mesh's control frames afterwards: peers' commits (for garbage
+ * collection) and holders that arrive late (they are released).
+ */
+export function resumeProcess(opts: ResumeOptions): Promise<void> {
+  return new ProcessResume(opts).run();
+}
+
+class ProcessResume {
+  readonly #opts: ResumeOptions;
+  readonly #me: number;
+  readonly #offered = new Map<number, StoreRecords>();
+  readonly #holders = new Set<number>();
+  readonly #resumed = new Set<number>();
+  /** Rows that came before the plan: they are written once the store is prepared. */
+  readonly #early: SnapshotRow[][] = [];
+  readonly #done = Promise.withResolvers<void>();
+  #plan: ResumePlan | undefined;
+  #blocked: Extract<PlanOutcome, { kind: "blocked" }> | undefined;
+  #sent = false;
+  #recorded = false;
+
+  constructor(opts: ResumeOptions) {
+    this.#opts = opts;
+    this.#me = opts.mesh.processId;
+  }
+
+  async run(): Promise<void> {
+    const { mesh, store, signal } = this.#opts;
+    const onAbort = (): void => this.#done.reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    mesh.onHolderLost((holder, reason) => this.#holderLost(holder, reason));
+    mesh.setControlHandler((from, frame) => {
+      try {
+        this.#receive(from, frame);
+      } catch (err) {
+        this.#done.reject(err);
+        this.#opts.fail(err);
+      }
+    });
+    const timer = this.#me === LEADER ? setTimeout(() => this.#timedOut(), this.#opts.timeoutMs).unref() : undefined;
+    try {
+      const records = store.records(this.#me);
+      if (this.#me === LEADER) this.#receive(LEADER, { kind: "records", records });
+      else mesh.sendControl(LEADER, { kind: "records", records });
+      await this.#done.promise;
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", onAbort);
+    }
+  }
+
+  #receive(from: number, frame: ControlFrame): void {
+    switch (frame.kind) {
+      case "records":
+        this.#records(from, frame.records);
+        break;
+      case "plan":
+        this.#apply(frame.plan);
+        break;
+      case "rows":
+        if (this.#plan === undefined) this.#early.push(frame.rows);
+        else this.#opts.store.writeRows(frame.rows);
+        break;
+      case "resumed":
+        this.#resumed.add(from);
+        this.#finishIfComplete();
+        break;
+      case "committed":
+        this.#opts.store.observeFrontier(frame.worker, frame.frontier);
+        break;
+      case "released":
+        break;
+    }
+  }
+
+  #records(from: number, records: StoreRecords): void {
+    const holder = from >= this.#opts.mesh.processCount;
+    if (holder) {
+      this.#holders.add(from);
+      // A holder whose store is not needed, or no longer needed, can go.
+      const plan = this.#plan;
+      if (plan !== undefined && (from >= plan.sources || this.#recorded)) this.#release(from);
+    }
+    if (this.#me !== LEADER || this.#plan !== undefined) return;
+    this.#offered.set(from, records);
+    this.#tryPlan();
+  }
+
+  /** Process 0 decides for everyone, so processes that saw holders at different moments cannot disagree. */
+  #tryPlan(): void {
+    const { mesh, workersPerProcess } = this.#opts;
+    for (let i = 0; i < mesh.processCount; i++) if (!this.#offered.has(i)) return;
+    const outcome = planResume(this.#offered, { processCount: mesh.processCount, workersPerProcess });
+    if (outcome.kind === "blocked") {
+      this.#blocked = outcome;
+      if (outcome.missing.length === 0) throw replacedError(outcome);
+      mesh.acceptHolders();
+      return;
+    }
+    const frame: ControlFrame = { kind: "plan", plan: outcome.plan };
+    mesh.broadcast(frame);
+    for (const holder of this.#holders) if (holder < outcome.plan.sources) mesh.sendControl(holder, frame);
+    this.#apply(outcome.plan);
+  }
+
+  #apply(plan: ResumePlan): void {
+    const { store } = this.#opts;
+    this.#plan = plan;
+    store.prepare(plan.resumeEpoch, this.#me >= plan.sources);
+    for (const rows of this.#early.splice(0)) store.writeRows(rows);
+    for (const holder of this.#holders) if (holder >= plan.sources) this.#release(holder);
+    // In a cluster of one, every row is already where it belongs.
+    const mine =
+      this.#me < plan.sources && plan.processCount > 1
+        ? collectRows(this.#opts.flow, store, plan, this.#me)
+        : new Map();
+    sendRows(this.#opts.mesh, mine).then(
+      () => {
+        this.#opts.mesh.broadcast({ kind: "resumed" });
+        this.#sent = true;
+        this.#finishIfComplete();
+      },
+      (err: unknown) => this.#done.reject(err),
+    );
+  }
+
+  #finishIfComplete(): void {
+    const plan = this.#plan;
+    if (plan === undefined || !this.#sent || this.#recorded) return;
+    for (let source = 0; source < plan.sources; source++) {
+      if (source !== this.#me && !this.#resumed.has(source)) return;
+    }
+    this.#opts.store.begin(
+      {
+        execution: plan.execution,
+        processIndex: this.#me,
+        processCount: plan.processCount,
+        workersPerProcess: plan.workersPerProcess,
+        resumeEpoch: plan.resumeEpoch,
+        stores: plan.stores,
+      },
+      plan.resumedFrom,
+    );
+    this.#recorded = true;
+    for (const holder of this.#holders) this.#release(holder);
+    this.#done.resolve();
+  }
+
+  #release(holder: number): void {
+    this.#opts.mesh.sendControl(holder, { kind: "released" });
+  }
+
+  #holderLost(holder: number, reason: string): void {
+    this.#holders.delete(holder);
+    const plan = this.#plan;
+    if (plan === undefined) {
+      // Its store may not be planned with: it could be gone for good.
+      if (this.#me === LEADER) this.#offered.delete(holder);
+    } else if (holder < plan.sources && !this.#resumed.has(holder) && !this.#recorded) {
+      this.#done.reject(new PeerError(`holder ${holder} was lost before it handed its store over: ${reason}`));
+    }
+  }
+
+  #timedOut(): void {
+    if (this.#plan !== undefined) return;
+    const blocked = this.#blocked;
+    if (blocked === undefined) {
+      const waiting = Array.from({ length: this.#opts.mesh.processCount }, (_, i) => i).filter(
+        (i) => !this.#offered.has(i),
+      );
+      this.#done.reject(
+        new PeerError(
+          `timed out after ${this.#opts.timeoutMs} ms waiting for the recovery records of process(es) ${waiting.join(", ")}`,
+        ),
+      );
+      return;
+    }
+    this.#done.reject(missingError(blocked, this.#opts.mesh.processCount, this.#opts.timeoutMs));
+  }
+}
+
+function list(indexes: readonly number[]): string {
+  return indexes.join(", ");
+}
+
+function missingError(blocked: Extract<PlanOutcome, { kind: "blocked" }>, clusterSize: number, timeoutMs: number) {
+  const { missing, processCount, execution } = blocked;
+  const first = missing[0] ?? clusterSize;
+  const last = missing[missing.length - 1] ?? first;
+  const replaced =
+    blocked.replaced.length === 0
+      ? ""
+      : ` (and the store of process(es) ${list(blocked.replaced)} is not the one it ran with)`;
+  return new MissingProcessStoreError(
+    `cannot resume: execution ${execution} ran ${processCount} processes, and the recovery store of process(es) ` +
+      `${list(missing)} is neither in this cluster of ${clusterSize} nor offered by a holder within ${timeoutMs / 1000} s${replaced}; ` +
+      `run with ${processCount} processes again, or start holders for processes ${first}..${last} ` +
+      "(`waxflow run <module> --holder -i <index> -a <this cluster's addresses> -r <that process's directory>`); " +
+      "on Kubernetes the controller does this",
+    missing,
+  );
+}
+
+function replacedError(blocked: Extract<PlanOutcome, { kind: "blocked" }>): ReplacedProcessStoreError {
+  return new ReplacedProcessStoreError(
+    `cannot resume: the recovery store of process(es) ${list(blocked.replaced)} is not the one it ran with in ` +
+      `execution ${blocked.execution}: its volume was emptied or replaced. Restore it from a backup; ` +
+      "waxflow does not start over and drop that state",
+    blocked.replaced,
+  );
+}
+
+/** This store's rows for other processes, by destination, read in one pass before anything is received into it. */
+function collectRows(flow: Dataflow, store: RecoveryStore, plan: ResumePlan, me: number): Map<number, SnapshotRow[]> {
+  const owner = stateOwners(flow, plan.processCount * plan.workersPerProcess);
+  const byProcess = new Map<number, SnapshotRow[]>();
+  for (const row of store.newestBelow(plan.resumeEpoch)) {
+    const worker = owner(row[0], row[1]);
+    // State of a step that is gone, or of a partition no longer listed, has no owner: as in one process, it is not loaded.
+    if (worker === undefined) continue;
+    const process = Math.floor(worker / plan.workersPerProcess);
+    if (process === me) continue;
+    const rows = byProcess.get(process);
+    if (rows === undefined) byProcess.set(process, [row]);
+    else rows.push(row);
+  }
+  return byProcess;
+}
+
+async function sendRows(mesh: ProcessMesh, byProcess: ReadonlyMap<number, SnapshotRow[]>): Promise<void> {
+  for (const [process, rows] of byProcess) {
+    for (let i = 0; i < rows.length; i += ROWS_PER_FRAME) {
+      mesh.sendControl(process, { kind: "rows", rows: rows.slice(i, i + ROWS_PER_FRAME) });
+      await mesh.writable(process);
+    }
+  }
+}
+
+export interface HoldOptions {
+  readonly flow: Dataflow;
+  readonly store: RecoveryStore;
+  /** The holder's index: the index of the process whose store this was. */
+  readonly processId: number;
+  /** The cluster's processes. */
+  readonly addresses: readonly PeerAddress[];
+  readonly connectTimeoutMs?: number;
+  readonly signal: AbortSignal;
+  /** Told why a session with the cluster ended before the store was released. */
+  readonly log?: (line: string) => void;
+}
+
+/**
+ * Serves a store to a cluster that no longer includes its process: offers the records,
+ * sends the rows the plan asks for, and resolves once every cluster process has
+ * recorded an execution that no longer needs it. A cluster that fails first is dialed
+ * again: it will need the store when it restarts.
+ */
+export async function holdStore(opts: HoldOptions): Promise<void> {
+  for (;;) {
+    opts.signal.throwIfAborted();
+    let mesh: ProcessMesh | undefined;
+    try {
+      mesh = await ProcessMesh.connect({
+        processId: opts.processId,
+        addresses: opts.addresses,
+        workersPerProcess: 0,
+        flowId: opts.flow.flowId,
+        recovery: true,
+        holder: true,
+        connectTimeoutMs: opts.connectTimeoutMs,
+        signal: opts.signal,
+      });
+      await holdSession(opts, mesh);
+      await mesh.finish();
+      return;
+    } catch (err) {
+      if (opts.signal.aborted) throw opts.signal.reason;
+      opts.log?.(`holder ${opts.processId}: ${(err as Error).message}; connecting to the cluster again`);
+    } finally {
+      mesh?.close();
+    }
+    await sleep(1000, undefined, { signal: opts.signal });
+  }
+}
+
+function holdSession(opts: HoldOptions, mesh: ProcessMesh): Promise<void> {
+  const { promise, resolve, reject } = Promise.withResolvers<void>();
+  const processes = opts.addresses.length;
+  const released = new Set<number>();
+  let planned = false;
+  mesh.onFailure(reject);
+  const onAbort = (): void => reject(opts.signal.reason);
+  opts.signal.addEventListener("abort", onAbort, { once: true });
+  mesh.setControlHandler((from, frame) => {
+    if (frame.kind === "released") {
+      released.add(from);
+      if (released.size === processes) resolve();
+    } else if (frame.kind === "plan" && !planned) {
+      planned = true;
+      let rows: Map<number, SnapshotRow[]>;
+      try {
+        rows = collectRows(opts.flow, opts.store, frame.plan, opts.processId);
+      } catch (err) {
+        reject(err);
+        return;
+      }
+      sendRows(mesh, rows).then(() => {
+        for (let p = 0; p < processes; p++) mesh.sendControl(p, { kind: "resumed" });
+      }, reject);
+    }
+  });
+  const records = opts.store.records(opts.processId);
+  for (let p = 0; p < processes; p++) mesh.sendControl(p, { kind: "records", records });
+  return promise.finally(() => opts.signal.removeEventListener("abort", onAbort));
+}

@@ -1,0 +1,200 @@
+// Recovery across real `waxflow run` processes, each with its own recovery directory,
+// writing real files: kill and restart, rescale through a holder, and a missing store.
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { afterEach, expect, test } from "vitest";
+import { KEYS, keyOf, PARTITIONS } from "./fixtures/recovery-flow.ts";
+import { freePorts } from "./support/ports.ts";
+
+const ROOT = resolve(import.meta.dirname, "../..");
+const CLI = resolve(ROOT, "runtime/src/cli.ts");
+const FLOW = "runtime/test/fixtures/recovery-flow.ts";
+
+const children: ChildProcess[] = [];
+const dirs: string[] = [];
+afterEach(() => {
+  for (const child of children.splice(0)) child.kill("SIGKILL");
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+interface Exit {
+  readonly code: number | null;
+  readonly stderr: string;
+  readonly at: number;
+}
+
+interface Run {
+  readonly child: ChildProcess;
+  readonly exit: Promise<Exit>;
+}
+
+function waxflow(args: string[], env: Record<string, string>): Run {
+  const child = spawn(process.execPath, ["--conditions=waxflow-source", CLI, "run", FLOW, ...args], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? "", WAXFLOW_API_PORT: "0", ...env },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  children.push(child);
+  let stderr = "";
+  child.stderr?.on("data", (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const exit = new Promise<Exit>((done) => child.on("exit", (code) => done({ code, stderr, at: Date.now() })));
+  return { child, exit };
+}
+
+/** A test's files: the sink's directory and one recovery directory per process index. */
+function workspace(): { out: string; store: (i: number) => string } {
+  const root = mkdtempSync(join(tmpdir(), "waxflow-cluster-recovery-"));
+  dirs.push(root);
+  const out = join(root, "out");
+  mkdirSync(out);
+  return { out, store: (i) => join(root, `process-${i}`) };
+}
+
+/**
+ * Starts `count` processes (-w 2, each its own store, created on first use) reading
+ * offsets up to RF_UNTIL. `spare` more free ports come back for the test's own use: taken
+ * in one call, they cannot collide with the cluster's.
+ */
+async function cluster(
+  count: number,
+  ws: ReturnType<typeof workspace>,
+  env: Record<string, string>,
+  spare = 0,
+): Promise<{ runs: Run[]; addresses: string; spare: number[] }> {
+  const all = await freePorts(count + spare);
+  const ports = all.slice(0, count);
+  const addresses = ports.map((p) => `127.0.0.1:${p}`).join(";");
+  const runs = Array.from({ length: count }, (_, i) =>
+    waxflow(["-i", String(i), "-a", addresses, "-w", "2", "-r", ws.store(i), "--recovery-init", "-s", "0.1"], {
+      RF_OUT: ws.out,
+      ...env,
+    }),
+  );
+  return { runs, addresses, spare: all.slice(count) };
+}
+
+async function succeeds(runs: readonly Run[]): Promise<Exit[]> {
+  const exits = await Promise.all(runs.map((r) => r.exit));
+  for (const exit of exits) expect(exit, exit.stderr).toMatchObject({ code: 0 });
+  return exits;
+}
+
+/** Every "key,count" line the sink wrote, by key, in file order. */
+function countsByKey(out: string): Map<string, number[]> {
+  const byKey = new Map<string, number[]>();
+  for (const file of readdirSync(out)) {
+    for (const line of readFileSync(join(out, file), "utf8").split("\n")) {
+      if (line === "") continue;
+      const [key, n] = line.split(",") as [string, string];
+      byKey.set(key, [...(byKey.get(key) ?? []), Number(n)]);
+    }
+  }
+  return byKey;
+}
+
+/** What a run that never failed writes for offsets below `until`: each key counts 1..n in order. */
+function expectExactlyOnce(out: string, until: number): void {
+  const expected = new Map<string, number>();
+  for (let p = 0; p < PARTITIONS; p++) {
+    for (let offset = 0; offset < until; offset++) {
+      const key = keyOf(p * 1000 + offset);
+      expected.set(key, (expected.get(key) ?? 0) + 1);
+    }
+  }
+  const actual = countsByKey(out);
+  expect([...actual.keys()].sort()).toEqual([...expected.keys()].sort());
+  expect(expected.size).toBe(KEYS);
+  for (const [key, n] of expected) {
+    // No loss, no duplicate, no restart from zero: exactly 1..n, in order, in one file.
+    expect(actual.get(key), key).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+  }
+}
+
+/** Where each source partition started reading, as the fixture logs it. */
+function startOffsets(exits: readonly Exit[]): Map<string, number> {
+  const starts = new Map<string, number>();
+  for (const { stderr } of exits) {
+    for (const m of stderr.matchAll(/^gen (p\d+) from (\d+)$/gm)) starts.set(m[1] as string, Number(m[2]));
+  }
+  return starts;
+}
+
+function lineCount(out: string): number {
+  return readdirSync(out).reduce((n, f) => n + readFileSync(join(out, f), "utf8").split("\n").length - 1, 0);
+}
+
+test("3 processes x 2 workers, one SIGKILLed mid-stream: the others stop, a restart resumes exactly once", async () => {
+  const ws = workspace();
+  const total = PARTITIONS * 600;
+  const first = await cluster(3, ws, { RF_UNTIL: "600", RF_PACE_MS: "20" });
+  await expect.poll(() => lineCount(ws.out), { timeout: 20_000, interval: 50 }).toBeGreaterThan(total / 5);
+  expect(lineCount(ws.out)).toBeLessThan(total);
+  const killedAt = Date.now();
+  first.runs[1]?.child.kill("SIGKILL");
+  for (const i of [0, 2]) {
+    const exit = await (first.runs[i] as Run).exit;
+    expect(exit.code).not.toBe(0);
+    expect(exit.stderr).toMatch(/lost connection to process 1/);
+    expect(exit.at - killedAt).toBeLessThan(5000);
+  }
+
+  const second = await cluster(3, ws, { RF_UNTIL: "600", RF_PACE_MS: "2" });
+  const exits = await succeeds(second.runs);
+  // Every partition was dealt to its worker again and resumed from its snapshot, not from 0.
+  const starts = startOffsets(exits);
+  expect(starts.size).toBe(PARTITIONS);
+  for (const [part, offset] of starts) expect(offset, part).toBeGreaterThan(0);
+  expectExactlyOnce(ws.out, 600);
+}, 90_000);
+
+test("rescale with a store per process: 3 processes, then 2 and a holder, then 4", async () => {
+  const ws = workspace();
+  await succeeds((await cluster(3, ws, { RF_UNTIL: "200" })).runs);
+
+  // Process 2's partitions (p4, p5), keys and sink positions live only in its store.
+  const down = await cluster(2, ws, { RF_UNTIL: "400" }, 1);
+  const [holderApi] = down.spare as [number];
+  const holder = waxflow(["-i", "2", "-a", down.addresses, "--holder", "-r", ws.store(2)], {
+    RF_OUT: ws.out,
+    WAXFLOW_API_PORT: String(holderApi),
+  });
+  const exits = await succeeds(down.runs);
+  expect(startOffsets(exits)).toEqual(new Map(Array.from({ length: PARTITIONS }, (_, p) => [`p${p}`, 200])));
+  // Ready once the cluster no longer needs its store; then it stops cleanly.
+  await expect
+    .poll(async () => (await fetch(`http://127.0.0.1:${holderApi}/readyz`).catch(() => undefined))?.status, {
+      timeout: 10_000,
+    })
+    .toBe(200);
+  holder.child.kill("SIGTERM");
+  expect((await holder.exit).code).toBe(0);
+  expectExactlyOnce(ws.out, 400);
+
+  // Process 3 starts with an empty store; process 2's old store is stale and dropped.
+  const up = await cluster(4, ws, { RF_UNTIL: "600" });
+  const upExits = await succeeds(up.runs);
+  expect(new Set(startOffsets(upExits).values())).toEqual(new Set([400]));
+  expectExactlyOnce(ws.out, 600);
+}, 90_000);
+
+test("a smaller cluster without a holder for a left-out store fails naming it, and loses nothing", async () => {
+  const ws = workspace();
+  await succeeds((await cluster(3, ws, { RF_UNTIL: "200" })).runs);
+
+  const down = await cluster(2, ws, { RF_UNTIL: "400", WAXFLOW_START_TIMEOUT: "2" });
+  const [leader, other] = await Promise.all(down.runs.map((r) => r.exit));
+  const cause =
+    /cannot resume: execution 1 ran 3 processes, and the recovery store of process\(es\) 2 is neither in this cluster of 2 nor offered by a holder within 2 s; run with 3 processes again, or start holders for processes 2\.\.2 .*on Kubernetes the controller does this/;
+  expect(leader?.code).toBe(1);
+  expect(leader?.stderr).toMatch(cause);
+  expect(other?.code).toBe(1);
+  expect(other?.stderr).toMatch(cause);
+
+  // Run with 3 processes again, as the message says: the state is all there.
+  await succeeds((await cluster(3, ws, { RF_UNTIL: "400" })).runs);
+  expectExactlyOnce(ws.out, 400);
+}, 90_000);
