@@ -74,9 +74,10 @@ async function filesUnder(dir: string, keep: (rel: string) => boolean): Promise<
     .sort();
 }
 
+// Every file is read-only data for `node`, which runs them: a mode copied from the build
+// tree (an execute bit a tool or a person set) would make the digest depend on the machine.
 async function imageFile(path: string, file: string): Promise<ImageFile> {
-  const [contents, info] = await Promise.all([readFile(file), stat(file)]);
-  return { path, contents, mode: info.mode & 0o111 ? 0o755 : 0o644 };
+  return { path, contents: await readFile(file), mode: 0o644 };
 }
 
 /** Where `name` resolves from `from`, as Node looks it up: the nearest node_modules upwards. */
