@@ -62,28 +62,17 @@ describe("without the CRD", () => {
   });
 });
 
+/** The same deploy of wordcount as `wc` (2 processes of 3 workers), with this image. */
+const deployWc = (ref: string) =>
+  ["df", "deploy", wordcount, "-N", "wc", "-p", "2", "-w", "3", "-e", "LOG_LEVEL=debug", "--image", ref] as const;
+
 describe("with the CRD", () => {
   beforeAll(async () => {
     await installCrd(new Kube(cluster.kubeConfig()));
   }, 60_000);
 
   test("deploy --image --no-wait applies the Dataflow as field manager waxctl", async () => {
-    const { stdout, error } = await run(
-      "df",
-      "deploy",
-      wordcount,
-      "-N",
-      "wc",
-      "-p",
-      "2",
-      "-w",
-      "3",
-      "-e",
-      "LOG_LEVEL=debug",
-      "--image",
-      image("a"),
-      "--no-wait",
-    );
+    const { stdout, error } = await run(...deployWc(image("a")), "--no-wait");
     expect(error).toBeUndefined();
     expect(stdout).toMatch(/^✓ bundle: wordcount\.js/m);
     expect(stdout).toMatch(/^✓ apply: created/m);
@@ -108,22 +97,7 @@ describe("with the CRD", () => {
 
   test("deploying the same image and flags again is a no-op", async () => {
     const before = await read("wc");
-    const { stdout, error } = await run(
-      "df",
-      "deploy",
-      wordcount,
-      "-N",
-      "wc",
-      "-p",
-      "2",
-      "-w",
-      "3",
-      "-e",
-      "LOG_LEVEL=debug",
-      "--image",
-      image("a"),
-      "--no-wait",
-    );
+    const { stdout, error } = await run(...deployWc(image("a")), "--no-wait");
     expect(error).toBeUndefined();
     expect(stdout).toMatch(/^✓ apply: unchanged/m);
     expect(stdout).toContain("dataflow wc in namespace default is unchanged");
@@ -131,22 +105,7 @@ describe("with the CRD", () => {
   });
 
   test("changing a running dataflow's image is refused without --yes, with the next step", async () => {
-    const outcome = await run(
-      "df",
-      "deploy",
-      wordcount,
-      "-N",
-      "wc",
-      "-p",
-      "2",
-      "-w",
-      "3",
-      "-e",
-      "LOG_LEVEL=debug",
-      "--image",
-      image("b"),
-      "--no-wait",
-    );
+    const outcome = await run(...deployWc(image("b")), "--no-wait");
     expect(oneLine(outcome)).toBe(
       "error: dataflow wc in namespace default is running and this deploy changes spec.image, which replaces every process (their state is lost: the dataflow has no --recovery); add --yes to replace it",
     );
