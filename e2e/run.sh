@@ -23,9 +23,11 @@ fi
 step "cluster ready"
 
 cd "$root"
-npm run -s images -- --json > "$WAXFLOW_CACHE/images/e2e.json"
-controller_archive=$(node -p 'JSON.parse(require("fs").readFileSync(process.argv[1])).controller.archive' "$WAXFLOW_CACHE/images/e2e.json")
-export WAXFLOW_CONTROLLER_IMAGE=$(node -p 'JSON.parse(require("fs").readFileSync(process.argv[1])).controller.reference' "$WAXFLOW_CACHE/images/e2e.json")
+images=$(npm run -s images -- --json)
+# The reference first: the archive's path, last, may hold spaces.
+read -r WAXFLOW_CONTROLLER_IMAGE controller_archive < <(node -p \
+  'const { controller: c } = JSON.parse(process.argv[1]); `${c.reference} ${c.archive}`' "$images")
+export WAXFLOW_CONTROLLER_IMAGE
 step "images built: $WAXFLOW_CONTROLLER_IMAGE"
 "$kind" load image-archive "$controller_archive" --name "$KIND_CLUSTER_NAME"
 step "controller image loaded"

@@ -3,13 +3,12 @@
 // shell. Versions are pinned in debian.lock.json; the .debs are fetched from the Debian
 // mirror, checked against the lock's SHA-256 and cached.
 import { execFile, spawn } from "node:child_process";
-import { createHash } from "node:crypto";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { extract } from "tar-stream";
 import type { TarEntry } from "../cli/src/image/layer.ts";
-import { GID, UID } from "../cli/src/image/layer.ts";
+import { GID, sha256, UID } from "../cli/src/image/layer.ts";
 
 const run = promisify(execFile);
 
@@ -51,8 +50,8 @@ export async function resolveLock(): Promise<DebianLock> {
     .map((line): LockedDeb => {
       const m = /^'([^']+)' (\S+) (\d+) SHA256:([0-9a-f]{64})$/.exec(line.trim());
       if (m === null) throw new Error(`unexpected apt-get output: ${line}`);
-      const [, url = "", file = "", size = "", sha256 = ""] = m;
-      return { package: file.split("_")[0] ?? file, file, url, size: Number(size), sha256 };
+      const [, url = "", file = "", size = "", hex = ""] = m;
+      return { package: file.split("_")[0] ?? file, file, url, size: Number(size), sha256: hex };
     })
     .sort((a, b) => order.indexOf(a.package) - order.indexOf(b.package));
   const { stdout: release } = await run("sh", ["-c", ". /etc/os-release && echo $VERSION_CODENAME"]);
@@ -66,7 +65,7 @@ export async function fetchDebs(lock: DebianLock, dir: string, log: (line: strin
   for (const deb of lock.packages) {
     const path = join(dir, deb.file);
     const cached = await readFile(path).catch(() => undefined);
-    if (cached === undefined || digest(cached) !== deb.sha256) {
+    if (cached === undefined || sha256(cached) !== `sha256:${deb.sha256}`) {
       log(`fetching ${deb.url}`);
       const response = await fetch(deb.url);
       if (!response.ok)
@@ -74,7 +73,8 @@ export async function fetchDebs(lock: DebianLock, dir: string, log: (line: strin
           `${deb.url}: HTTP ${response.status}; the mirror no longer has ${deb.file}: run \`npm run images -- --update-lock\` after \`apt-get update\``,
         );
       const bytes = Buffer.from(await response.arrayBuffer());
-      if (digest(bytes) !== deb.sha256) throw new Error(`${deb.url}: SHA-256 is not the one in ${LOCK_FILE.pathname}`);
+      if (sha256(bytes) !== `sha256:${deb.sha256}`)
+        throw new Error(`${deb.url}: SHA-256 is not the one in ${LOCK_FILE.pathname}`);
       await writeFile(`${path}.tmp`, bytes);
       await rename(`${path}.tmp`, path);
     }
@@ -82,8 +82,6 @@ export async function fetchDebs(lock: DebianLock, dir: string, log: (line: strin
   }
   return paths;
 }
-
-const digest = (bytes: Uint8Array): string => createHash("sha256").update(bytes).digest("hex");
 
 // Documentation and tool data a distroless image leaves out; copyright files stay.
 const DROPPED = /^usr\/share\/(man|info|lintian|gdb|gcc|bug)\/|^usr\/share\/doc\/[^/]+\/(?!copyright$)/;

@@ -16,11 +16,23 @@ export class DetailedError extends UserError {
 export const nameArg = Args.string({ description: "Name of the Dataflow.", required: true });
 
 /**
- * Flags every command that talks to a cluster shares, and errors the user can act on printed
- * as one unwrapped line (`error: <message>`, as the runtime prints them) instead of oclif's
- * boxed, width-wrapped block: exit code 2 for usage, 1 for everything else the user can fix.
+ * Errors the user can act on printed as one unwrapped line (`error: <message>`, as the
+ * runtime prints them) instead of oclif's boxed, width-wrapped block: exit code 2 for usage,
+ * 1 for everything else the user can fix.
  */
-export abstract class ClusterCommand extends Command {
+export abstract class WaxctlCommand extends Command {
+  protected override async catch(err: Error & { exitCode?: number }): Promise<unknown> {
+    if (err instanceof UserError) {
+      if (err instanceof DetailedError) for (const line of err.details) this.logToStderr(line);
+      this.logToStderr(`error: ${err.message}`);
+      this.exit(err.exitCode);
+    }
+    return super.catch(err);
+  }
+}
+
+/** The flags every command that talks to a cluster shares. */
+export abstract class ClusterCommand extends WaxctlCommand {
   static override enableJsonFlag = true;
 
   static override baseFlags = {
@@ -41,13 +53,4 @@ export abstract class ClusterCommand extends Command {
       helpValue: "NAME",
     }),
   };
-
-  protected override async catch(err: Error & { exitCode?: number }): Promise<unknown> {
-    if (err instanceof UserError) {
-      if (err instanceof DetailedError) for (const line of err.details) this.logToStderr(line);
-      this.logToStderr(`error: ${err.message}`);
-      this.exit(err.exitCode);
-    }
-    return super.catch(err);
-  }
 }

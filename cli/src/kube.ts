@@ -9,7 +9,7 @@ import type { Writable } from "node:stream";
 import type { CoreV1Event, KubeConfig, V1Pod } from "@kubernetes/client-node";
 import { API_VERSION, type Dataflow, GROUP, PLURAL, VERSION } from "@waxflow/crds";
 import { load } from "js-yaml";
-import { DNS1123_LABEL } from "./deploy/options.ts";
+import { namespaceName } from "./deploy/options.ts";
 import { UsageError, UserError } from "./errors.ts";
 
 export interface ClusterFlags {
@@ -102,12 +102,7 @@ export async function loadKubeConfig(
 
 /** -n, else the current context's namespace, else `default`, as kubectl picks it. */
 export function targetNamespace(flags: ClusterFlags, config: KubeConfig | undefined): string {
-  if (flags.namespace !== undefined) {
-    if (!DNS1123_LABEL.test(flags.namespace) || flags.namespace.length > 63) {
-      throw new UsageError(`-n/--namespace "${flags.namespace}" is not a namespace name (lowercase DNS-1123 label)`);
-    }
-    return flags.namespace;
-  }
+  if (flags.namespace !== undefined) return namespaceName("-n/--namespace", flags.namespace);
   return config?.getContextObject(config.getCurrentContext())?.namespace ?? "default";
 }
 

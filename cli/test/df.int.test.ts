@@ -62,9 +62,10 @@ describe("without the CRD", () => {
   });
 });
 
-/** The same deploy of wordcount as `wc` (2 processes of 3 workers), with this image. */
-const deployWc = (ref: string) =>
-  ["df", "deploy", wordcount, "-N", "wc", "-p", "2", "-w", "3", "-e", "LOG_LEVEL=debug", "--image", ref] as const;
+/** `wc`: 2 processes of 3 workers, with this image. */
+const wcFlags = (ref: string) => ["-N", "wc", "-p", "2", "-w", "3", "--image", ref] as const;
+/** The same deploy of wordcount as `wc`, with this image. */
+const deployWc = (ref: string) => ["df", "deploy", wordcount, ...wcFlags(ref), "-e", "LOG_LEVEL=debug"] as const;
 
 describe("with the CRD", () => {
   beforeAll(async () => {
@@ -114,21 +115,7 @@ describe("with the CRD", () => {
   });
 
   test("--yes replaces it; leaving out -e drops the variable", async () => {
-    const { stdout, error } = await run(
-      "df",
-      "deploy",
-      wordcount,
-      "-N",
-      "wc",
-      "-p",
-      "2",
-      "-w",
-      "3",
-      "--image",
-      image("b"),
-      "--no-wait",
-      "--yes",
-    );
+    const { stdout, error } = await run("df", "deploy", wordcount, ...wcFlags(image("b")), "--no-wait", "--yes");
     expect(error).toBeUndefined();
     expect(stdout).toMatch(/^✓ apply: updated spec\.env, spec\.image/m);
     const df = await read("wc");
@@ -137,21 +124,7 @@ describe("with the CRD", () => {
   });
 
   test("--image without PATH keeps the deployed entry; --json prints one result", async () => {
-    const { stdout, error } = await run(
-      "df",
-      "deploy",
-      "-N",
-      "wc",
-      "-p",
-      "2",
-      "-w",
-      "3",
-      "--image",
-      image("c"),
-      "--yes",
-      "--no-wait",
-      "--json",
-    );
+    const { stdout, error } = await run("df", "deploy", ...wcFlags(image("c")), "--yes", "--no-wait", "--json");
     expect(error).toBeUndefined();
     const result = JSON.parse(stdout) as { action: string; dataflow: Dataflow; ready: boolean };
     expect(result.action).toBe("updated");
@@ -160,21 +133,7 @@ describe("with the CRD", () => {
   });
 
   test("-o json prints the Dataflow as applied, instead of progress", async () => {
-    const { stdout, error } = await run(
-      "df",
-      "deploy",
-      "-N",
-      "wc",
-      "-p",
-      "2",
-      "-w",
-      "3",
-      "--image",
-      image("c"),
-      "--no-wait",
-      "-o",
-      "json",
-    );
+    const { stdout, error } = await run("df", "deploy", ...wcFlags(image("c")), "--no-wait", "-o", "json");
     expect(error).toBeUndefined();
     const df = JSON.parse(stdout) as Dataflow;
     expect(df.metadata?.uid).toBeDefined();

@@ -1,14 +1,13 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { format } from "node:util";
-import { runCommand } from "@oclif/test";
 import { extract } from "tar-stream";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { buildDataflowImage, deliverImage, nameFromPath, parseTarget } from "../src/image/build.ts";
 import { baseImage, type ImageManifest } from "../src/image/image.ts";
 import { tarLayer } from "../src/image/layer.ts";
 import { ociImage, readImage, writeArchive, writeLayout } from "../src/image/oci.ts";
+import { waxctl } from "./waxctl.ts";
 
 const work = mkdtempSync(join(tmpdir(), "waxctl-image-"));
 const base = join(work, "base");
@@ -38,21 +37,6 @@ afterAll(() => {
   if (cacheBefore === undefined) delete process.env.WAXFLOW_CACHE;
   else process.env.WAXFLOW_CACHE = cacheBefore;
 });
-
-type Outcome = { stdout: string; stderr: string; error?: Error & { oclif?: { exit?: number } } };
-
-/** Runs waxctl in this process, its console pointed at the streams runCommand captures (as commands.test.ts). */
-async function waxctl(args: string[]): Promise<Outcome> {
-  const { log, error } = console;
-  console.log = (...parts: unknown[]) => process.stdout.write(`${format(...parts)}\n`);
-  console.error = (...parts: unknown[]) => process.stderr.write(`${format(...parts)}\n`);
-  try {
-    return await runCommand(args, { root: join(import.meta.dirname, "..") });
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
 
 async function archiveEntries(file: string): Promise<Map<string, Buffer>> {
   const files = new Map<string, Buffer>();

@@ -5,7 +5,6 @@
 import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { format } from "node:util";
 import {
   CoreV1Api,
   CustomObjectsApi,
@@ -15,7 +14,6 @@ import {
   loadYaml,
   PatchStrategy,
 } from "@kubernetes/client-node";
-import { runCommand } from "@oclif/test";
 import { CRD_NAME, type Dataflow, GROUP, PLURAL, VERSION } from "@waxflow/crds";
 import { loadAll } from "js-yaml";
 import { afterAll, beforeAll, describe, expect, test, vi } from "vitest";
@@ -26,30 +24,17 @@ import { startCluster, type TestCluster } from "../../controller/test/harness/ap
 import type { ObjectResult } from "../src/install/cluster.ts";
 import { CONTROLLER, LEASE } from "../src/install/manifests.ts";
 import { helmBinary, repoRoot } from "./tools.ts";
+import { type Outcome, waxctl as run } from "./waxctl.ts";
 
 vi.setConfig({ testTimeout: 60_000 });
 
-const cliRoot = join(repoRoot, "cli");
 const NS = "waxflow-system";
 const SERVICE_ACCOUNT = `system:serviceaccount:${NS}:${CONTROLLER}`;
 let cluster: TestCluster;
 let kc: KubeConfig;
 let objects: KubernetesObjectApi;
 
-type Outcome = { stdout: string; stderr: string; error?: Error & { oclif?: { exit?: number } } };
-
-/** oclif prints through console.log, which vitest intercepts before runCommand's capture sees it. */
-async function waxctl(...args: string[]): Promise<Outcome> {
-  const { log, error } = console;
-  console.log = (...parts: unknown[]) => process.stdout.write(`${format(...parts)}\n`);
-  console.error = (...parts: unknown[]) => process.stderr.write(`${format(...parts)}\n`);
-  try {
-    return await runCommand([...args, "--kubeconfig", cluster.kubeconfigPath], { root: cliRoot });
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
+const waxctl = (...args: string[]): Promise<Outcome> => run([...args, "--kubeconfig", cluster.kubeconfigPath]);
 
 async function json<T>(...args: string[]): Promise<T> {
   const { stdout, stderr, error } = await waxctl(...args, "--json");

@@ -1,9 +1,7 @@
 // The install manifests as pure functions, and `waxctl install --dry-run` (no cluster).
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { format } from "node:util";
 import type { KubernetesObject, V1ClusterRole, V1Deployment } from "@kubernetes/client-node";
-import { runCommand } from "@oclif/test";
 import { loadAll } from "js-yaml";
 import { expect, test } from "vitest";
 import {
@@ -15,25 +13,11 @@ import {
   uninstallObjects,
 } from "../src/install/manifests.ts";
 import { repoRoot } from "./tools.ts";
+import { waxctl } from "./waxctl.ts";
 
 const defaults = defaultInstallOptions("1.0.0");
 const names = (objects: KubernetesObject[]) =>
   objects.map((o) => `${o.kind}/${o.metadata?.namespace ?? ""}/${o.metadata?.name}`);
-
-type Outcome = { stdout: string; stderr: string; error?: Error & { oclif?: { exit?: number } } };
-
-/** oclif prints through console.log, which vitest intercepts before runCommand's capture sees it. */
-async function waxctl(...args: string[]): Promise<Outcome> {
-  const { log, error } = console;
-  console.log = (...parts: unknown[]) => process.stdout.write(`${format(...parts)}\n`);
-  console.error = (...parts: unknown[]) => process.stderr.write(`${format(...parts)}\n`);
-  try {
-    return await runCommand(args, { root: join(repoRoot, "cli") });
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
 
 test("watching all namespaces binds the rules cluster-wide; a list binds them in each namespace only", () => {
   const all = installManifests(defaults);
@@ -106,11 +90,11 @@ test("uninstall removes the controller first, keeps the namespace, and the CRD u
 });
 
 test("install --dry-run -o yaml prints every object and needs no cluster", async () => {
-  const { stdout, error } = await waxctl("install", "--dry-run", "-o", "yaml", "-n", "ops", "--watch-namespace", "a");
+  const { stdout, error } = await waxctl(["install", "--dry-run", "-o", "yaml", "-n", "ops", "--watch-namespace", "a"]);
   expect(error).toBeUndefined();
   const printed = loadAll(stdout) as KubernetesObject[];
   expect(names(printed)).toEqual(names(installManifests({ ...defaults, namespace: "ops", watchNamespaces: ["a"] })));
-  const json = await waxctl("install", "--dry-run", "-o", "json", "--image", "r.example/c:2");
+  const json = await waxctl(["install", "--dry-run", "-o", "json", "--image", "r.example/c:2"]);
   const list = JSON.parse(json.stdout) as { kind: string; items: V1Deployment[] };
   expect(list.kind).toBe("List");
   expect(JSON.stringify(list.items.find((o) => o.kind === "Deployment"))).toContain('"image":"r.example/c:2"');
@@ -121,7 +105,7 @@ test.each([
   [["-n", "Bad_NS", "--dry-run"], /^error: -n\/--namespace "Bad_NS" is not a namespace name/],
   [["-o", "yaml"], /^error: -o\/--output only applies with --dry-run/],
 ])("install %j fails with one line naming the flag, exit 2", async (args, message) => {
-  const { stderr, error } = await waxctl("install", ...args);
+  const { stderr, error } = await waxctl(["install", ...args]);
   expect(stderr).toMatch(message);
   expect(error?.oclif?.exit).toBe(2);
 });

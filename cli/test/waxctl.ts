@@ -1,4 +1,4 @@
-// Runs waxctl commands in this process with @oclif/test, as the tests of the df topic do.
+// Runs waxctl commands in this process with @oclif/test, for every test that runs a command.
 import { join } from "node:path";
 import { format } from "node:util";
 import { runCommand } from "@oclif/test";

@@ -4,14 +4,14 @@
 // it manages many. Used by `npm run bench -w controller` and the root `npm run bench`.
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { CoreV1Api, CustomObjectsApi, type KubernetesObject } from "@kubernetes/client-node";
 import { GROUP, PLURAL, VERSION } from "@waxflow/crds";
 import { PooledKubeConfig } from "../src/kube/client.ts";
 import { ResilientWatch } from "../src/kube/watch.ts";
 import { NODE_FLAGS } from "../src/node-flags.ts";
-import { startCluster } from "../test/harness/apiserver.ts";
+import { freePort, startCluster } from "../test/harness/apiserver.ts";
 
 export const TARGETS = { p99Ms: 1000, rssMb: 200 } as const;
 /** As the image runs the controller, with the heap a 256 MiB memory limit leaves it. */
@@ -40,16 +40,6 @@ const WARM_UP = 10;
 /** Dataflows created at once; their create-to-StatefulSet times give p50 and p99. */
 const BURST = 100;
 const IMAGE = `registry.local/bench@sha256:${"d".repeat(64)}`;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === "object" && a ? a.port : 0));
-    });
-  });
-
 function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
 }

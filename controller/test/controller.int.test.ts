@@ -2,6 +2,7 @@
 // garbage collector, PVC protection). There are no nodes: pods stay unscheduled, so the
 // tests play the kubelet's part by marking pods Ready.
 import type { AddressInfo } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import {
   CoreV1Api,
   CustomObjectsApi,
@@ -18,12 +19,12 @@ import { installCrd } from "../src/kube/crd.ts";
 import { LeaderElector } from "../src/kube/leader.ts";
 import { setQuiet } from "../src/log.ts";
 import { serveProbes } from "../src/metrics.ts";
-import { startCluster, type TestCluster } from "./harness/apiserver.ts";
+import { crashLooping, IMAGE } from "./fixtures.ts";
+import { startCluster, type TestCluster, waitFor } from "./harness/apiserver.ts";
 
 // Real API server round trips on a shared 2-core machine: generous, the waits inside are bounded.
 vi.setConfig({ testTimeout: 60_000 });
 
-const IMAGE = `registry.local/flow@sha256:${"a".repeat(64)}`;
 const IMAGE2 = `registry.local/flow@sha256:${"b".repeat(64)}`;
 const NS = "flows";
 let cluster: TestCluster;
@@ -31,23 +32,6 @@ let kc: KubeConfig;
 let core: CoreV1Api;
 let custom: CustomObjectsApi;
 let controller: Controller;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    await sleep(200);
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
-}
 
 function startController(): Controller {
   const c = new Controller(kc, { namespaces: [NS], watch: { resyncMs: 10_000, stallMs: 20_000, maxBackoffMs: 2_000 } });
@@ -354,15 +338,10 @@ test("crash-looping processes show as Degraded with the cause from pod status", 
         status: {
           phase: "Running",
           containerStatuses: [
-            {
-              name: "waxflow",
-              image: IMAGE,
-              imageID: "",
-              ready: false,
-              restartCount: 5,
-              state: { waiting: { reason: "CrashLoopBackOff", message: "back-off 1m20s restarting failed container" } },
-              lastState: { terminated: { exitCode: 1, message: "StepError: step crash.parse: bad item 'x'" } },
-            },
+            crashLooping(5, "back-off 1m20s restarting failed container", {
+              exitCode: 1,
+              message: "StepError: step crash.parse: bad item 'x'",
+            }),
           ],
         },
       },

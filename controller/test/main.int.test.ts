@@ -1,7 +1,6 @@
 // The controller binary as it runs in a pod: two replicas against a real API server,
 // one leads (Lease), both answer /healthz; killing the leader hands over to the other.
 import { type ChildProcess, spawn } from "node:child_process";
-import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import {
   AppsV1Api,
@@ -12,33 +11,12 @@ import {
 } from "@kubernetes/client-node";
 import { GROUP, PLURAL, VERSION } from "@waxflow/crds";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { startCluster, type TestCluster } from "./harness/apiserver.ts";
+import { freePort, startCluster, type TestCluster, waitFor } from "./harness/apiserver.ts";
 
 const main = fileURLToPath(new URL("../src/main.ts", import.meta.url));
 const IMAGE = `registry.local/flow@sha256:${"c".repeat(64)}`;
 let cluster: TestCluster;
 const children: ChildProcess[] = [];
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === "object" && a ? a.port : 0));
-    });
-  });
-}
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined && v !== false) return v;
-    await sleep(200);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 async function replica(): Promise<{ child: ChildProcess; port: number; log: () => string }> {
   const port = await freePort();

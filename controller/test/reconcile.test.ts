@@ -4,7 +4,7 @@ import { type Dataflow, withDefaults } from "@waxflow/crds";
 import { expect, test } from "vitest";
 import { desiredApiService, desiredHeadlessService } from "../src/desired/objects.ts";
 import { type Observed, type Plan, reconcile, statusFirst } from "../src/reconcile/reconcile.ts";
-import { dataflow, IMAGE, now, podOf, statefulSetOf } from "./fixtures.ts";
+import { crashLooping, dataflow, IMAGE, now, podOf, statefulSetOf } from "./fixtures.ts";
 
 function observed(df: Dataflow, replicas: number, pods: V1Pod[], stsOf: Dataflow = df): Observed {
   return { dataflow: df, statefulSet: statefulSetOf(stsOf, replicas), pods, claims: [] };
@@ -129,15 +129,10 @@ test("crash-looping processes show as Degraded with the cause from pod status", 
   const df = dataflow();
   const pod = podOf(df, 0, false, {
     containerStatuses: [
-      {
-        name: "waxflow",
-        image: IMAGE,
-        imageID: "",
-        ready: false,
-        restartCount: 4,
-        state: { waiting: { reason: "CrashLoopBackOff", message: "back-off 40s restarting failed container" } },
-        lastState: { terminated: { exitCode: 1, message: "StepError: step wc.parse failed on item 'x'\n" } },
-      },
+      crashLooping(4, "back-off 40s restarting failed container", {
+        exitCode: 1,
+        message: "StepError: step wc.parse failed on item 'x'\n",
+      }),
     ],
   });
   const plan = reconcile(observed(df, 1, [pod]), now);

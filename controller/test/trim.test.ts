@@ -6,7 +6,7 @@ import { expect, test } from "vitest";
 import { desiredApiService, desiredHeadlessService } from "../src/desired/objects.ts";
 import { trimPod, trimStatefulSet, trimToMetadata } from "../src/kube/trim.ts";
 import { type Observed, reconcile } from "../src/reconcile/reconcile.ts";
-import { dataflow, IMAGE, now, podOf, statefulSetOf } from "./fixtures.ts";
+import { crashLooping, dataflow, IMAGE, now, podOf, statefulSetOf } from "./fixtures.ts";
 
 const managedFields: V1ManagedFieldsEntry[] = [{ manager: "kube-controller-manager", operation: "Update" }];
 const noise = { "kubectl.kubernetes.io/last-applied-configuration": "{}" };
@@ -22,17 +22,7 @@ function full(df = dataflow({ processes: 2, recovery: { enabled: true } })): Obs
   const crashing = podOf(df, 1, false, {
     startTime: new Date("2026-11-23T11:00:00Z"),
     podIP: "10.0.0.2",
-    containerStatuses: [
-      {
-        name: "waxflow",
-        image: IMAGE,
-        imageID: "",
-        ready: false,
-        restartCount: 3,
-        state: { waiting: { reason: "CrashLoopBackOff", message: "back-off" } },
-        lastState: { terminated: { exitCode: 2, reason: "Error" } },
-      },
-    ],
+    containerStatuses: [crashLooping(3, "back-off", { exitCode: 2, reason: "Error" })],
   });
   const pods: V1Pod[] = [podOf(df, 0, true), crashing].map((p) =>
     served({ ...p, spec: { ...p.spec, containers: p.spec?.containers ?? [], nodeName: "n1" } }),

@@ -1,6 +1,6 @@
 // The watch's recovery paths against a scripted fake API server: 410 Gone relists,
 // a silent watch is restarted by the stall watchdog, and the handler sees every object.
-import { createServer, type Server } from "node:http";
+import { createServer, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { KubeConfig, type KubernetesObject } from "@kubernetes/client-node";
 import { afterEach, expect, test } from "vitest";
@@ -19,7 +19,8 @@ const pod = (name: string, rv: string) => ({
   metadata: { name, namespace: "n", resourceVersion: rv },
 });
 
-async function fakeApi(onWatch: (n: number, res: import("node:http").ServerResponse) => void) {
+/** A fake API server serving pods (on `port`, or any free one); `seen` counts its requests. */
+async function fakeApi(onWatch: (n: number, res: ServerResponse) => void, port = 0) {
   const seen = { lists: 0, watches: 0, watchRvs: [] as string[] };
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://x");
@@ -53,7 +54,7 @@ async function fakeApi(onWatch: (n: number, res: import("node:http").ServerRespo
     }
   });
   servers.push(server);
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  await new Promise<void>((r) => server.listen(port, "127.0.0.1", r));
   const kc = new KubeConfig();
   kc.loadFromOptions({
     clusters: [
@@ -113,26 +114,7 @@ test("an unreachable API server is retried with backoff until it answers", async
   await until(() => restarts.length >= 2);
   expect(watch.synced).toBe(false);
   // The same port comes back.
-  const again = createServer((req, res) => {
-    const url = new URL(req.url ?? "/", "http://x");
-    res.setHeader("content-type", "application/json");
-    if (url.pathname === "/api/v1") {
-      res.end(
-        JSON.stringify({
-          kind: "APIResourceList",
-          groupVersion: "v1",
-          resources: [{ name: "pods", namespaced: true, kind: "Pod", verbs: [] }],
-        }),
-      );
-    } else if (url.searchParams.get("watch") === "true") {
-      res.writeHead(200);
-      res.flushHeaders();
-    } else {
-      res.end(JSON.stringify({ kind: "PodList", metadata: { resourceVersion: "7" }, items: [] }));
-    }
-  });
-  servers.push(again);
-  await new Promise<void>((r) => again.listen(port, "127.0.0.1", r));
+  await fakeApi(() => {}, port);
   await until(() => watch.synced);
   await watch.stop();
   expect(seen.lists).toBe(0);

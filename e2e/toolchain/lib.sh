@@ -23,8 +23,7 @@ need_pkg() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" >&2
 }
 
-# Runs "$@" only when every named file is missing; keeps the cache consistent by
-# building into a temporary folder and moving it into place at the end.
+# have_all <file ...>: true when every file is there and executable (a cached build).
 have_all() { local f; for f in "$@"; do [[ -x "$f" ]] || return 1; done; }
 
 # Node-image pieces (cluster.sh). Tags must match what kubeadm and kind's manifests ask for:

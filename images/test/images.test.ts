@@ -28,6 +28,15 @@ beforeAll(async () => {
 }, 600_000);
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
+// The skopeo and Docker tests check the same dataflow image: built once, by whichever runs first.
+let wordcount: ReturnType<typeof buildDataflowImage> | undefined;
+const wordcountImage = () =>
+  (wordcount ??= buildDataflowImage({
+    entry: "examples/wordcount.ts",
+    name: "wordcount",
+    base: images.runtime.layout,
+    cwd: ROOT,
+  }));
 const skopeo = (...args: string[]): string => execFileSync("skopeo", args, { encoding: "utf8" });
 const sha = (text: string): string => `sha256:${createHash("sha256").update(text).digest("hex")}`;
 
@@ -81,12 +90,7 @@ test.skipIf(noSkopeo)(named("skopeo reads the runtime image's layout and its arc
 test.skipIf(noSkopeo)(
   named("skopeo copies a dataflow image out of its archive, checking every blob, and keeps its digest", noSkopeo),
   async () => {
-    const built = await buildDataflowImage({
-      entry: "examples/wordcount.ts",
-      name: "wordcount",
-      base: images.runtime.layout,
-      cwd: ROOT,
-    });
+    const built = await wordcountImage();
     const archive = join(work, "wordcount.tar");
     await writeArchive(built.image, archive, built);
     // dir: keeps blobs and manifest as they are; skopeo checks each blob against its digest on the way.
@@ -102,12 +106,7 @@ test.skipIf(noSkopeo)(
 test.skipIf(noDocker)(
   named("a dataflow image on the runtime image runs `waxflow run` on the wordcount example in Docker", noDocker),
   async () => {
-    const built = await buildDataflowImage({
-      entry: "examples/wordcount.ts",
-      name: "wordcount",
-      base: images.runtime.layout,
-      cwd: ROOT,
-    });
+    const built = await wordcountImage();
     const loaded = await deliverImage(built, { kind: "docker" });
     expect(loaded.reference).toBe(built.tag);
     try {

@@ -1,27 +1,18 @@
-import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { afterEach, expect, test } from "vitest";
+import { resolve } from "node:path";
+import { expect, test } from "vitest";
 import { freePorts } from "./support/ports.ts";
+import { childProcesses } from "./support/processes.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const CLI = resolve(ROOT, "runtime/src/cli.ts");
-const children: ChildProcess[] = [];
-const dirs: string[] = [];
-afterEach(() => {
-  for (const child of children.splice(0)) child.kill("SIGKILL");
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
+const processes = childProcesses();
 
-function start(args: string[], apiPort: number): ChildProcess {
-  const child = spawn(process.execPath, ["--conditions=waxflow-source", CLI, "run", ...args], {
+function start(args: string[], apiPort: number): void {
+  processes.start([CLI, "run", ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? "", WAXFLOW_API_PORT: String(apiPort) },
     stdio: "ignore",
   });
-  children.push(child);
-  return child;
 }
 
 async function get(port: number, path: string): Promise<{ status: number; body: string }> {
@@ -73,8 +64,7 @@ test("a process waiting for its peers is live but not ready", async () => {
 
 test("with recovery, /metrics reports snapshot duration and size, and items into each step", async () => {
   const [port] = (await freePorts(1)) as [number];
-  const dir = mkdtempSync(join(tmpdir(), "waxflow-api-"));
-  dirs.push(dir);
+  const dir = processes.tempDir("waxflow-api-");
   start(["runtime/test/cli-fixtures/endless.ts", "-s", "0.05", "-r", dir, "--recovery-init"], port);
   await expect
     .poll(

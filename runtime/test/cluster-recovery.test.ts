@@ -1,54 +1,29 @@
 // Recovery across real `waxflow run` processes, each with its own recovery directory,
 // writing real files: kill and restart, rescale through a holder, and a missing store.
-import { type ChildProcess, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { afterEach, expect, test } from "vitest";
+import { expect, test } from "vitest";
 import { KEYS, keyOf, PARTITIONS } from "./fixtures/recovery-flow.ts";
 import { freePorts } from "./support/ports.ts";
+import { childProcesses, type Exit, type Run } from "./support/processes.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const CLI = resolve(ROOT, "runtime/src/cli.ts");
 const FLOW = "runtime/test/fixtures/recovery-flow.ts";
 
-const children: ChildProcess[] = [];
-const dirs: string[] = [];
-afterEach(() => {
-  for (const child of children.splice(0)) child.kill("SIGKILL");
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
-
-interface Exit {
-  readonly code: number | null;
-  readonly stderr: string;
-  readonly at: number;
-}
-
-interface Run {
-  readonly child: ChildProcess;
-  readonly exit: Promise<Exit>;
-}
+const processes = childProcesses();
 
 function waxflow(args: string[], env: Record<string, string>): Run {
-  const child = spawn(process.execPath, ["--conditions=waxflow-source", CLI, "run", FLOW, ...args], {
+  return processes.start([CLI, "run", FLOW, ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? "", WAXFLOW_API_PORT: "0", ...env },
     stdio: ["ignore", "ignore", "pipe"],
   });
-  children.push(child);
-  let stderr = "";
-  child.stderr?.on("data", (d: Buffer) => {
-    stderr += d.toString();
-  });
-  const exit = new Promise<Exit>((done) => child.on("exit", (code) => done({ code, stderr, at: Date.now() })));
-  return { child, exit };
 }
 
 /** A test's files: the sink's directory and one recovery directory per process index. */
 function workspace(): { out: string; store: (i: number) => string } {
-  const root = mkdtempSync(join(tmpdir(), "waxflow-cluster-recovery-"));
-  dirs.push(root);
+  const root = processes.tempDir("waxflow-cluster-recovery-");
   const out = join(root, "out");
   mkdirSync(out);
   return { out, store: (i) => join(root, `process-${i}`) };

@@ -1,37 +1,18 @@
-import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, expect, test } from "vitest";
+import { expect, test } from "vitest";
 import { freePorts } from "./support/ports.ts";
+import { childProcesses, type Run } from "./support/processes.ts";
 
 const FIXTURE = join(import.meta.dirname, "fixtures", "cluster-process.ts");
-const children: ChildProcess[] = [];
-const dirs: string[] = [];
-afterEach(() => {
-  for (const child of children.splice(0)) child.kill("SIGKILL");
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
+const processes = childProcesses();
 
-interface Exit {
-  code: number | null;
-  stderr: string;
-  at: number;
-}
-
-function start(args: string[]): { child: ChildProcess; exit: Promise<Exit>; formed: Promise<void> } {
-  const child = spawn(process.execPath, ["--conditions=waxflow-source", FIXTURE, ...args], {
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  children.push(child);
-  let stderr = "";
+function start(args: string[]): Run & { formed: Promise<void> } {
   const formed = Promise.withResolvers<void>();
-  child.stderr?.on("data", (d: Buffer) => {
-    stderr += d.toString();
+  const run = processes.start([FIXTURE, ...args], { stdio: ["ignore", "ignore", "pipe"] }, (stderr) => {
     if (stderr.includes("cluster formed\n")) formed.resolve();
   });
-  const exit = new Promise<Exit>((resolve) => child.on("exit", (code) => resolve({ code, stderr, at: Date.now() })));
-  return { child, exit, formed: formed.promise };
+  return { ...run, formed: formed.promise };
 }
 
 function readCounts(dir: string): Record<string, number> {
@@ -48,8 +29,7 @@ function readCounts(dir: string): Record<string, number> {
 }
 
 test("3 processes x 2 workers over TCP count every item exactly once", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "waxflow-cluster-"));
-  dirs.push(dir);
+  const dir = processes.tempDir("waxflow-cluster-");
   const ports = await freePorts(3);
   const addresses = ports.map((p) => `127.0.0.1:${p}`).join(";");
   const runs = [0, 1, 2].map((i) => start([String(i), addresses, "2", join(dir, "out"), "3000"]));
@@ -62,8 +42,7 @@ test("3 processes x 2 workers over TCP count every item exactly once", async () 
 }, 60_000);
 
 test("a process killed with SIGKILL makes the others exit non-zero within seconds, naming it", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "waxflow-cluster-"));
-  dirs.push(dir);
+  const dir = processes.tempDir("waxflow-cluster-");
   const ports = await freePorts(3);
   const addresses = ports.map((p) => `127.0.0.1:${p}`).join(";");
   const runs = [0, 1, 2].map((i) => start([String(i), addresses, "1", join(dir, "out"), "100000", "200"]));
@@ -81,8 +60,7 @@ test("a process killed with SIGKILL makes the others exit non-zero within second
 }, 60_000);
 
 test("a process started with a different worker count is refused with the reason", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "waxflow-cluster-"));
-  dirs.push(dir);
+  const dir = processes.tempDir("waxflow-cluster-");
   const ports = await freePorts(2);
   const addresses = ports.map((p) => `127.0.0.1:${p}`).join(";");
   const a = start(["0", addresses, "2", join(dir, "out")]);

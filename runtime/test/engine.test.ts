@@ -463,24 +463,33 @@ describe("recovery through a StateStore", () => {
     expect(out).toEqual([1, 1]);
   });
 
-  test("onEof retain keeps the state for the next run (Bytewax test_stateful_on_eof_retain)", async () => {
-    const rec = new MemoryRecovery();
-    const out: [string, [string, string]][] = [];
+  /**
+   * Bytewax's on_eof flow: items 1, EOF, 2 under one key; each call emits `[old, new]`
+   * state and keeps the logic, except onEof, which returns `atEof`.
+   */
+  function eofFlow(out: [string, [string, string]][], atEof: boolean): Dataflow {
     const flow = new Dataflow("test_df");
     const s = op.keyOn("key", op.input("inp", flow, new TestingSource([1, new EOF(), 2])), () => "ALL");
     op.output(
       "out",
       op.stateful("stateful", s, (resume: string | undefined) => {
         let state = resume ?? "NEW";
-        const step = (next: string): op.LogicResult<[string, string]> => {
+        const step = (next: string, discard: boolean): op.LogicResult<[string, string]> => {
           const old = state;
           state = next;
-          return [[[old, next]], op.RETAIN];
+          return [[[old, next]], discard];
         };
-        return { onItem: () => step("ITEM"), onEof: () => step("EOF"), snapshot: () => state };
+        return { onItem: () => step("ITEM", op.RETAIN), onEof: () => step("EOF", atEof), snapshot: () => state };
       }),
       new TestingSink(out),
     );
+    return flow;
+  }
+
+  test("onEof retain keeps the state for the next run (Bytewax test_stateful_on_eof_retain)", async () => {
+    const rec = new MemoryRecovery();
+    const out: [string, [string, string]][] = [];
+    const flow = eofFlow(out, op.RETAIN);
     await runMain(flow, { store: rec.execution() });
     expect(out).toEqual([
       ["ALL", ["NEW", "ITEM"]],
@@ -497,21 +506,7 @@ describe("recovery through a StateStore", () => {
   test("onEof discard forgets the key for the next run (Bytewax test_stateful_on_eof_discard)", async () => {
     const rec = new MemoryRecovery();
     const out: [string, [string, string]][] = [];
-    const flow = new Dataflow("test_df");
-    const s = op.keyOn("key", op.input("inp", flow, new TestingSource([1, new EOF(), 2])), () => "ALL");
-    op.output(
-      "out",
-      op.stateful("stateful", s, (resume: string | undefined) => {
-        let state = resume ?? "NEW";
-        const step = (next: string, discard: boolean): op.LogicResult<[string, string]> => {
-          const old = state;
-          state = next;
-          return [[[old, next]], discard];
-        };
-        return { onItem: () => step("ITEM", op.RETAIN), onEof: () => step("EOF", op.DISCARD), snapshot: () => state };
-      }),
-      new TestingSink(out),
-    );
+    const flow = eofFlow(out, op.DISCARD);
     await runMain(flow, { store: rec.execution() });
     expect(out).toEqual([
       ["ALL", ["NEW", "ITEM"]],

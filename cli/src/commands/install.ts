@@ -1,10 +1,9 @@
-import { homedir } from "node:os";
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { Flags } from "@oclif/core";
 import { dump } from "js-yaml";
 import { ClusterCommand } from "../base.ts";
-import { DNS1123_LABEL } from "../deploy/options.ts";
-import { UsageError, UserError } from "../errors.ts";
+import { namespaceName } from "../deploy/options.ts";
+import { UsageError } from "../errors.ts";
 import type { ObjectResult } from "../install/cluster.ts";
 import {
   DEFAULT_NAMESPACE,
@@ -12,7 +11,7 @@ import {
   type InstallOptions,
   installManifests,
 } from "../install/manifests.ts";
-import { loadKubeConfig, targetNamespace } from "../kube.ts";
+import { targetNamespace } from "../kube.ts";
 
 export interface InstallResult {
   readonly namespace: string;
@@ -67,9 +66,7 @@ export default class Install extends ClusterCommand {
       throw new UsageError("-o/--output only applies with --dry-run; add --dry-run");
     }
     const watch = flags["watch-namespace"] ?? [];
-    const bad = watch.find((ns) => !DNS1123_LABEL.test(ns) || ns.length > 63);
-    if (bad !== undefined)
-      throw new UsageError(`--watch-namespace "${bad}" is not a namespace name (lowercase DNS-1123 label)`);
+    for (const ns of watch) namespaceName("--watch-namespace", ns);
     const namespace = targetNamespace(flags, undefined);
     const options: InstallOptions = {
       ...defaultInstallOptions(this.config.version),
@@ -86,10 +83,8 @@ export default class Install extends ClusterCommand {
       );
       return list;
     }
-    const kc = await loadKubeConfig(flags, process.env, homedir());
-    if (kc === undefined) throw new UserError("no kubeconfig found; pass --kubeconfig PATH or set KUBECONFIG");
-    const { Installer } = await import("../install/cluster.ts");
-    const installer = new Installer(kc);
+    const { installerFor } = await import("../install/cluster.ts");
+    const installer = await installerFor(flags);
     const objects = await installer.install(options, (r) =>
       this.log(`${r.kind}/${r.name}${r.namespace === undefined ? "" : ` (${r.namespace})`} ${r.result}`),
     );

@@ -1,11 +1,10 @@
-import { homedir } from "node:os";
 import { Flags } from "@oclif/core";
 import { CRD_NAME } from "@waxflow/crds";
 import { ClusterCommand } from "../base.ts";
-import { UsageError, UserError } from "../errors.ts";
+import { UsageError } from "../errors.ts";
 import type { ObjectResult } from "../install/cluster.ts";
 import { DEFAULT_NAMESPACE, uninstallObjects } from "../install/manifests.ts";
-import { loadKubeConfig, targetNamespace } from "../kube.ts";
+import { targetNamespace } from "../kube.ts";
 
 export default class Uninstall extends ClusterCommand {
   static override summary = "Remove the waxflow operator from the cluster; the CRD and Dataflows stay unless --crds.";
@@ -42,10 +41,8 @@ export default class Uninstall extends ClusterCommand {
   async run(): Promise<{ namespace: string; objects: readonly ObjectResult[] }> {
     const { flags } = await this.parse(Uninstall);
     const namespace = targetNamespace(flags, undefined);
-    const kc = await loadKubeConfig(flags, process.env, homedir());
-    if (kc === undefined) throw new UserError("no kubeconfig found; pass --kubeconfig PATH or set KUBECONFIG");
-    const { Installer } = await import("../install/cluster.ts");
-    const installer = new Installer(kc);
+    const { installerFor } = await import("../install/cluster.ts");
+    const installer = await installerFor(flags);
     const objects = uninstallObjects(namespace, await installer.installedRoleBindings(), flags.crds);
     const dataflows = flags.crds ? ((await installer.dataflows())?.length ?? 0) : 0;
     const crdNote = flags.crds

@@ -39,7 +39,7 @@ export interface DeployOptions {
 
 // The name becomes the StatefulSet's and its pods' names: a DNS-1123 label, and short
 // enough (the CRD's own limit) to leave room for the pod ordinal suffix.
-export const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 // The checks the CRD's CEL rules make, so the error comes before anything is applied.
 const IMAGE_BY_DIGEST = new RegExp(IMAGE_BY_DIGEST_PATTERN);
@@ -66,6 +66,14 @@ export function wholeNumber(flag: string, raw: string, min: number, max: number)
     throw new UsageError(`--${flag} must be a whole number from ${min} to ${max}, got "${raw}"; e.g. --${flag} 2`);
   }
   return Number(raw);
+}
+
+/** A namespace's name, as `label` (the flag) gave it. */
+export function namespaceName(label: string, name: string): string {
+  if (!DNS1123_LABEL.test(name) || name.length > 63) {
+    throw new UsageError(`${label} "${name}" is not a namespace name (lowercase DNS-1123 label)`);
+  }
+  return name;
 }
 
 /** A Dataflow's name, as `label` (the flag or argument) gave it. */

@@ -1,4 +1,5 @@
 // Applies and removes the install manifests: the thin shell around manifests.ts.
+import { homedir } from "node:os";
 import { setTimeout as delay } from "node:timers/promises";
 import {
   ApiextensionsV1Api,
@@ -13,7 +14,7 @@ import {
 } from "@kubernetes/client-node";
 import { CRD_NAME, GROUP, PLURAL, VERSION } from "@waxflow/crds";
 import { UserError } from "../errors.ts";
-import { apiStatus, FIELD_MANAGER, failureLine } from "../kube.ts";
+import { apiStatus, type ClusterFlags, FIELD_MANAGER, failureLine, loadKubeConfig } from "../kube.ts";
 import { CONTROLLER, header, INSTALLED_BY, type InstallOptions, installManifests } from "./manifests.ts";
 
 export interface ObjectResult {
@@ -33,6 +34,13 @@ const statusCode = (err: unknown) => apiStatus(err)?.code;
 /** client-node serializes by its typed models: load plain JSON into them first, or `default` in the CRD is dropped. */
 function typed(o: KubernetesObject): KubernetesObject {
   return loadYaml<KubernetesObject>(JSON.stringify(o));
+}
+
+/** The Installer for the cluster the flags name. */
+export async function installerFor(flags: ClusterFlags): Promise<Installer> {
+  const kc = await loadKubeConfig(flags, process.env, homedir());
+  if (kc === undefined) throw new UserError("no kubeconfig found; pass --kubeconfig PATH or set KUBECONFIG");
+  return new Installer(kc);
 }
 
 export class Installer {

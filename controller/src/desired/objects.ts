@@ -218,10 +218,15 @@ export function podTemplate(df: Dataflow, spec: DefaultedDataflowSpec): V1PodTem
     },
   };
   const merged = mergePodTemplate(base, spec.podTemplate);
-  const hash = hashOf(merged);
+  return annotated(merged, TEMPLATE_HASH, hashOf(merged));
+}
+
+type Annotatable = { metadata?: { annotations?: Record<string, string> } };
+
+function annotated<T extends Annotatable>(object: T, key: string, value: string): T {
   return {
-    ...merged,
-    metadata: { ...merged.metadata, annotations: { ...merged.metadata?.annotations, [TEMPLATE_HASH]: hash } },
+    ...object,
+    metadata: { ...object.metadata, annotations: { ...object.metadata?.annotations, [key]: value } },
   };
 }
 
@@ -229,17 +234,11 @@ export function podTemplate(df: Dataflow, spec: DefaultedDataflowSpec): V1PodTem
  * Marks a desired object with the hash of its content, so the reconciler can skip a
  * server-side apply (the controller's most expensive request) when nothing changed.
  */
-function stamped<T extends { metadata?: { annotations?: Record<string, string> } }>(object: T): T {
-  const hash = hashOf(object);
-  return {
-    ...object,
-    metadata: { ...object.metadata, annotations: { ...object.metadata?.annotations, [APPLIED_HASH]: hash } },
-  };
+function stamped<T extends Annotatable>(object: T): T {
+  return annotated(object, APPLIED_HASH, hashOf(object));
 }
 
-export function appliedHashOf(
-  object: { metadata?: { annotations?: Record<string, string> } } | undefined,
-): string | undefined {
+export function appliedHashOf(object: Annotatable | undefined): string | undefined {
   return object?.metadata?.annotations?.[APPLIED_HASH];
 }
 

@@ -16,8 +16,8 @@ import {
   type V1Service,
   type V1StatefulSet,
 } from "@kubernetes/client-node";
-import { type Dataflow, type DataflowStatus, GROUP, KIND, PLURAL, VERSION } from "@waxflow/crds";
-import { FIELD_MANAGER, selectorString } from "../desired/objects.ts";
+import { API_VERSION, type Dataflow, type DataflowStatus, GROUP, KIND, PLURAL, VERSION } from "@waxflow/crds";
+import { DATAFLOW_LABEL, FIELD_MANAGER, selectorString } from "../desired/objects.ts";
 import { statusCode } from "../log.ts";
 import type { KubeEvent, ObjectRef } from "../reconcile/reconcile.ts";
 
@@ -93,14 +93,14 @@ export class Kube {
   }
 
   async listServices(namespace: string, name: string): Promise<V1Service[]> {
-    const list = await this.core.listNamespacedService({ namespace, labelSelector: `waxflow.io/dataflow=${name}` });
+    const list = await this.core.listNamespacedService({ namespace, labelSelector: `${DATAFLOW_LABEL}=${name}` });
     return list.items;
   }
 
   async listClaims(namespace: string, name: string): Promise<V1PersistentVolumeClaim[]> {
     const list = await this.core.listNamespacedPersistentVolumeClaim({
       namespace,
-      labelSelector: `waxflow.io/dataflow=${name}`,
+      labelSelector: `${DATAFLOW_LABEL}=${name}`,
     });
     return list.items;
   }
@@ -168,7 +168,7 @@ export class Kube {
       namespace,
       body: {
         metadata: { generateName: `${name}.`, namespace },
-        involvedObject: { apiVersion: `${GROUP}/${VERSION}`, kind: KIND, name, namespace, uid, resourceVersion },
+        involvedObject: { apiVersion: API_VERSION, kind: KIND, name, namespace, uid, resourceVersion },
         type: event.type,
         reason: event.reason,
         message: event.message.slice(0, 1024),

@@ -148,10 +148,8 @@ export class ResilientWatch {
   }
 
   #store(obj: KubernetesObject): KubernetesObject {
-    const kept = this.#kept(obj);
+    const kept = this.#forget(this.#kept(obj));
     const key = keyOf(kept);
-    const old = this.#known.get(key);
-    if (old !== undefined) this.#unindex(key, old);
     this.#known.set(key, kept);
     const value = this.#target.indexBy?.(kept);
     if (value !== undefined) {

@@ -47,6 +47,22 @@ class FoldLogic<V, S> implements WindowLogic<V, S, S> {
 }
 
 /**
+ * Nests a windowing operator's inner steps under `stepId`. Clock and windower are checked
+ * here too, so a bad one names this step, not its inner "window".
+ */
+function nestWindowed<X, R>(
+  stepId: string,
+  up: Stream<X>,
+  clock: unknown,
+  windower: unknown,
+  ordered: boolean,
+  inner: (up: Stream<X>) => R,
+): R {
+  checkWindowing(stepId, clock, windower, ordered);
+  return nest(stepId, [up], (_id, _, up) => inner(up));
+}
+
+/**
  * Folds each window's values into an accumulator made by `builder`, and emits it when
  * the window closes. `merger` combines the accumulators of merging (session) windows.
  */
@@ -67,9 +83,7 @@ export function foldWindow<V, S>(
   ] as const) {
     if (typeof fn !== "function") throw new BuildError(`step ${JSON.stringify(stepId)}: ${what} must be a function`);
   }
-  // Checked here too, so a bad clock or windower names this step, not its inner "window".
-  checkWindowing(stepId, clock, windower, ordered);
-  return nest(stepId, [up], (_id, _, up) =>
+  return nestWindowed(stepId, up, clock, windower, ordered, (up) =>
     window(
       "window",
       up,
@@ -89,9 +103,7 @@ export function collectWindow<V>(
   windower: Windower,
   ordered = true,
 ): WindowOut<V, V[]> {
-  // Checked here too, so a bad clock or windower names this step, not its inner "window".
-  checkWindowing(stepId, clock, windower, ordered);
-  return nest(stepId, [up], (_id, _, up) =>
+  return nestWindowed(stepId, up, clock, windower, ordered, (up) =>
     foldWindow(
       "fold_window",
       up,
@@ -119,9 +131,7 @@ export function reduceWindow<V>(
   if (typeof reducer !== "function") throw new BuildError(`step ${JSON.stringify(stepId)}: reducer must be a function`);
   // A window exists only once it has a value, so no accumulator is left `undefined`.
   const combine = (acc: V | undefined, value: V): V => (acc === undefined ? value : reducer(acc, value));
-  // Checked here too, so a bad clock or windower names this step, not its inner "window".
-  checkWindowing(stepId, clock, windower, false);
-  return nest(stepId, [up], (_id, _, up) =>
+  return nestWindowed(stepId, up, clock, windower, false, (up) =>
     foldWindow(
       "fold_window",
       up,
@@ -143,9 +153,7 @@ export function countWindow<X>(
   windower: Windower,
   key: (item: X) => string,
 ): WindowOut<X, number> {
-  // Checked here too, so a bad clock or windower names this step, not its inner "window".
-  checkWindowing(stepId, clock, windower, false);
-  return nest(stepId, [up], (_id, _, up) =>
+  return nestWindowed(stepId, up, clock, windower, false, (up) =>
     foldWindow(
       "sum",
       keyOn("keyed", up, key),
@@ -167,9 +175,9 @@ export function maxWindow<V>(
   windower: Windower,
   by: (value: V) => unknown = (v) => v,
 ): WindowOut<V, V> {
-  // Checked here too, so a bad clock or windower names this step, not its inner "window".
-  checkWindowing(stepId, clock, windower, false);
-  return nest(stepId, [up], (_id, _, up) => reduceWindow("reduce_window", up, clock, windower, keepMax(by)));
+  return nestWindowed(stepId, up, clock, windower, false, (up) =>
+    reduceWindow("reduce_window", up, clock, windower, keepMax(by)),
+  );
 }
 
 /** The smallest value of each window by `by(value)`; the first of equals wins. */
@@ -180,9 +188,9 @@ export function minWindow<V>(
   windower: Windower,
   by: (value: V) => unknown = (v) => v,
 ): WindowOut<V, V> {
-  // Checked here too, so a bad clock or windower names this step, not its inner "window".
-  checkWindowing(stepId, clock, windower, false);
-  return nest(stepId, [up], (_id, _, up) => reduceWindow("reduce_window", up, clock, windower, keepMin(by)));
+  return nestWindowed(stepId, up, clock, windower, false, (up) =>
+    reduceWindow("reduce_window", up, clock, windower, keepMin(by)),
+  );
 }
 
 export interface JoinWindowOptions extends JoinOptions {

@@ -1,6 +1,6 @@
 import { join } from "node:path";
-import { Args, Command, Flags } from "@oclif/core";
-import { UserError } from "../../errors.ts";
+import { Args, Flags } from "@oclif/core";
+import { WaxctlCommand } from "../../base.ts";
 import {
   type BuiltImage,
   buildDataflowImage,
@@ -34,7 +34,7 @@ const STARTING: Record<ImageProgress["stage"], string> = {
 const ms = (n: number): string => (n < 1000 ? `${Math.round(n)} ms` : `${(n / 1000).toFixed(1)} s`);
 const mb = (bytes: number): string => `${(bytes / 1e6).toFixed(1)} MB`;
 
-export default class ImageBuild extends Command {
+export default class ImageBuild extends WaxctlCommand {
   static override summary = "Build a dataflow's image, without a Docker daemon.";
   static override description =
     `Bundles PATH and its imports with esbuild and adds them as one layer (/app) on top of the waxflow-runtime image, read from an OCI layout or archive. The image is named by digest, waxflow.local/NAME@sha256:..., and the same code always gives the same digest.
@@ -113,13 +113,5 @@ Targets: ${TARGET_FORMS}. kind:CLUSTER runs \`kind load image-archive\` (set KIN
         totalMs: Math.round(totalMs),
       },
     };
-  }
-
-  protected override async catch(err: Error & { exitCode?: number }): Promise<unknown> {
-    if (err instanceof UserError) {
-      this.logToStderr(`error: ${err.message}`);
-      this.exit(err.exitCode);
-    }
-    return super.catch(err);
   }
 }
