@@ -8,6 +8,7 @@ export const cases: readonly CaseEntry[] = [
   { name: "recovery-overhead", load: async () => (await import("./recovery.ts")).recoveryOverhead },
   { name: "resume-100k", load: async () => (await import("./recovery.ts")).resume100k },
   { name: "scale-workers-2", load: async () => (await import("./scale.ts")).workers2 },
+  { name: "scale-workers-2-cpu", load: async () => (await import("./scale.ts")).workers2Cpu },
   { name: "scale-processes-2", load: async () => (await import("./scale.ts")).processes2 },
   { name: "image-build", load: async () => (await import("./image-build.ts")).imageBuildWarm },
   { name: "image-build-cold", load: async () => (await import("./image-build.ts")).imageBuildCold },

@@ -11,6 +11,10 @@ import { afterAll, beforeAll, describe, expect, test, vi } from "vitest";
 import { Kube } from "../../controller/src/kube/client.ts";
 import { installCrd } from "../../controller/src/kube/crd.ts";
 import { startCluster, type TestCluster } from "../../controller/test/harness/apiserver.ts";
+import { RegistryClient } from "../src/image/registry.ts";
+import { standInBase } from "./base-image.ts";
+import { startRegistry } from "./registry-server.ts";
+import { registryBinary } from "./tools.ts";
 import { type Outcome, waxctl } from "./waxctl.ts";
 
 vi.setConfig({ testTimeout: 60_000 });
@@ -140,10 +144,71 @@ describe("with the CRD", () => {
     expect(df.spec.recovery).toMatchObject({ enabled: false, snapshotInterval: "10s" });
   });
 
+  const registry = registryBinary();
+  test.skipIf(registry === undefined)(
+    `deploy --registry pushes the image and deploys it by digest (${registry === undefined ? "skipped: no registry; run bash cli/install-tools.sh" : "real registry"})`,
+    async () => {
+      const served = await startRegistry(registry as string);
+      const work = mkdtempSync(join(tmpdir(), "waxctl-df-push-"));
+      try {
+        await standInBase(join(work, "base"));
+        const flags = [
+          "-N",
+          "pushed",
+          "-n",
+          "pushing",
+          "--create-namespace",
+          "--no-wait",
+          "--base",
+          join(work, "base"),
+        ];
+        const outcome = await run("df", "deploy", wordcount, ...flags, "--registry", `${served.host}/team`);
+        expect(outcome.error).toBeUndefined();
+        const df = await read("pushed", "pushing");
+        expect(df.spec.image).toMatch(new RegExp(`^${served.host}/team/pushed@sha256:[0-9a-f]{64}$`));
+        expect(df.spec.module).toBe("/app/wordcount.js");
+        // The registry serves what the Dataflow names.
+        const [repository, digest] = (df.spec.image as string).slice(served.host.length + 1).split("@");
+        const pulled = await new RegistryClient(served.host).pull({
+          host: served.host,
+          repository: repository as string,
+          digest,
+        });
+        expect(pulled.digest).toBe(digest);
+      } finally {
+        await run("df", "delete", "pushed", "-n", "pushing", "--yes");
+        await served.stop();
+      }
+    },
+  );
+
+  test.each([
+    [
+      ["--registry", "127.0.0.1:5000/team", "--kind", "k"],
+      "--kind and --registry are two places for the image; pass one",
+    ],
+    [
+      ["--registry", "ghcr.io/acme/orders:v1"],
+      "--registry ghcr.io/acme/orders:v1 names an image; pass HOST/PREFIX only, the image goes to HOST/PREFIX/bad",
+    ],
+    [
+      ["--registry", "ghcr.io/acme", "--image", image("a")],
+      "--registry only applies when deploy builds the image; leave out --image",
+    ],
+    [
+      ["--registry", "acme"],
+      "--registry acme is not a registry image name: it needs a registry host before the first / (e.g. registry.example.com/team/orders:v1)",
+    ],
+  ])("deploy %j is refused before anything is applied", async (flags, message) => {
+    const outcome = await run("df", "deploy", wordcount, "-N", "bad", "--no-wait", ...flags);
+    expect(oneLine(outcome)).toBe(`error: ${message}`);
+    await expect(read("bad")).rejects.toThrow();
+  });
+
   test("without --image outside kind, deploy says what it needs before doing anything", async () => {
     const outcome = await run("df", "deploy", wordcount, "-N", "unbuilt", "--no-wait");
     expect(oneLine(outcome)).toMatch(
-      /^error: waxctl can build and load images into kind clusters only: pass --kind CLUSTER, or --image/,
+      /^error: this cluster is not a kind cluster, so the image must go through a registry: pass --registry HOST\/PREFIX/,
     );
     expect(outcome.error?.oclif?.exit).toBe(2);
     await expect(read("unbuilt")).rejects.toThrow();

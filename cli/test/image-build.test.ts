@@ -1,35 +1,17 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { extract } from "tar-stream";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { buildDataflowImage, deliverImage, nameFromPath, parseTarget } from "../src/image/build.ts";
-import { baseImage, type ImageManifest } from "../src/image/image.ts";
-import { tarLayer } from "../src/image/layer.ts";
-import { ociImage, readImage, writeArchive, writeLayout } from "../src/image/oci.ts";
+import type { ImageManifest } from "../src/image/image.ts";
+import { readImage, writeArchive } from "../src/image/oci.ts";
+import { imageWork, standInBase } from "./base-image.ts";
 import { waxctl } from "./waxctl.ts";
 
-const work = mkdtempSync(join(tmpdir(), "waxctl-image-"));
-const base = join(work, "base");
-const flow = join(work, "flow.ts");
-const other = join(work, "other.ts");
-const FLOW = `import { Dataflow } from "waxflow";
-import * as op from "waxflow/operators";
-import { TestingSource } from "waxflow/testing";
-export const flow = new Dataflow("f");
-op.inspect("see", op.input("inp", flow, new TestingSource([1, 2])));
-`;
+const { work, base, flow, other } = imageWork("waxctl-image-");
 
-// A small stand-in for the waxflow-runtime image: one layer, the runtime's entrypoint.
 beforeAll(async () => {
-  const layer = await tarLayer([
-    { path: "usr/local/bin/node", type: "file", contents: Buffer.from("node"), mode: 0o755 },
-  ]);
-  const made = baseImage([{ layer, createdBy: "test" }], { Entrypoint: ["/usr/local/bin/node", "cli.js", "run"] });
-  const image = ociImage(made, new Map([[layer.digest, layer.tar]]));
-  await writeLayout(image, base, { reference: `waxflow.local/base@${image.digest}`, tag: "waxflow.local/base:1" });
-  writeFileSync(flow, FLOW);
-  writeFileSync(other, FLOW.replace("[1, 2]", "[1, 2, 3]"));
+  await standInBase(base);
 });
 const cacheBefore = process.env.WAXFLOW_CACHE;
 afterAll(() => {
@@ -147,9 +129,16 @@ test("targets parse, or the error lists every form", () => {
   expect(parseTarget("oci-archive:a:b.tar")).toEqual({ kind: "oci-archive", path: "a:b.tar" });
   expect(parseTarget("kind:waxflow-e2e")).toEqual({ kind: "kind", cluster: "waxflow-e2e" });
   expect(parseTarget("docker")).toEqual({ kind: "docker" });
-  for (const bad of ["oci", "oci:", "registry:x", "docker:x"])
+  expect(parseTarget("registry:localhost:5000/team/flow:v1")).toEqual({
+    kind: "registry",
+    ref: { host: "localhost:5000", repository: "team/flow", tag: "v1" },
+  });
+  expect(() => parseTarget("registry:x")).toThrow(
+    "--output registry:x is not a registry image name: it needs a registry host before the first /",
+  );
+  for (const bad of ["oci", "oci:", "registry:", "docker:x"])
     expect(() => parseTarget(bad)).toThrow(
-      `--output ${bad} is not a target; use oci:DIR, oci-archive:FILE, docker-archive:FILE, kind:CLUSTER or docker`,
+      `--output ${bad} is not a target; use oci:DIR, oci-archive:FILE, docker-archive:FILE, kind:CLUSTER, registry:HOST/REPO[:TAG] or docker`,
     );
   expect(nameFromPath("dir/My Flow.ts")).toBe("my-flow");
 });

@@ -10,12 +10,12 @@ import { inspect } from "node:util";
 import { ProcessView, serveApi } from "./api/server.ts";
 import { type Command, type Env, type RunConfig, resolveCommand, unsupported } from "./cli/config.ts";
 import { HELP } from "./cli/help.ts";
-import { LoadError, loadDataflow } from "./cli/load.ts";
-import { PeerError, parseAddresses } from "./cluster/mesh.ts";
+import { loadDataflow } from "./cli/load.ts";
+import { parseAddresses } from "./cluster/mesh.ts";
 import type { Dataflow } from "./dataflow.ts";
 import { execute } from "./engine/execute.ts";
-import { BuildError, StepError, UsageError } from "./errors.ts";
-import { RecoveryError } from "./recovery/errors.ts";
+import { UsageError } from "./errors.ts";
+import { describeFailure } from "./failure.ts";
 import { holdStore } from "./recovery/handoff.ts";
 import { initRecoveryDirectory, RecoveryStore } from "./recovery/store.ts";
 
@@ -89,6 +89,7 @@ export async function main(argv: readonly string[], env: Env, cwd: string): Prom
     }
     await execute(flow, {
       workers: config.workersPerProcess,
+      module: { path: config.modulePath, exportName: config.exportName, cwd },
       epochIntervalMs: config.epochIntervalMs,
       cluster: {
         processId: config.processId,
@@ -143,15 +144,7 @@ async function hold(config: RunConfig, flow: Dataflow, signal: AbortSignal): Pro
 
 /** One line for the user; the full chain of causes only when debugging. */
 function report(err: unknown, debug: boolean): void {
-  const ours =
-    err instanceof StepError ||
-    err instanceof LoadError ||
-    err instanceof UsageError ||
-    err instanceof BuildError ||
-    err instanceof RecoveryError ||
-    err instanceof PeerError;
-  const message = err instanceof Error ? (ours ? err.message : `${err.name}: ${err.message}`) : String(err);
-  process.stderr.write(`error: ${message.replace(/\s*\n\s*/g, " ")}\n`);
+  process.stderr.write(`error: ${describeFailure(err)}\n`);
   if (debug) process.stderr.write(`${inspect(err, { depth: 6 })}\n`);
 }
 

@@ -91,6 +91,21 @@ describe("failures: one line on stderr", () => {
     expect(r.stderr).toBe(`error: step "flow.step" failed on item 'bad': Error: cannot handle this word\n`);
   });
 
+  test("in a worker thread (-w 2) the same line; WAXFLOW_DEBUG=1 adds the thread's stack", async () => {
+    const r = await waxflow(["run", `${FIXTURES}/throws.ts`, "-w", "2"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`error: step "flow.step" failed on item 'bad': Error: cannot handle this word\n`);
+    const debug = await waxflow(["run", `${FIXTURES}/throws.ts`, "-w", "2"], { WAXFLOW_DEBUG: "1" });
+    expect(lines(debug.stderr)[0]).toBe(`error: step "flow.step" failed on item 'bad': Error: cannot handle this word`);
+    expect(debug.stderr).toMatch(/at .*throws\.ts/);
+  });
+
+  test("a worker thread that exits before its inputs end fails the process, naming the thread", async () => {
+    const r = await waxflow(["run", `${FIXTURES}/exits.ts`, "-w", "2"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^error: worker thread [01] exited with code 3 before its inputs ended\n$/);
+  });
+
   test("WAXFLOW_DEBUG=1 adds the stack after that line", async () => {
     const r = await waxflow(["run", `${FIXTURES}/throws.ts`], { WAXFLOW_DEBUG: "1" });
     expect(r.code).toBe(1);

@@ -176,3 +176,41 @@ test("partitions of directories with different counts are rejected with MixedPar
   copyFileSync(join(other, "part-2.sqlite3"), join(dir, "part-2.sqlite3"));
   await expect(runMain(keepMaxFlow([], []), { recovery: { dbDir: dir } })).rejects.toThrow(MixedPartitionCountsError);
 });
+
+test("every kind of state resumes exactly from SQLite: native numbers and strings, V8 for the rest", async () => {
+  const dir = tempDir();
+  initRecoveryDirectory(dir, 2);
+  const states: Record<string, unknown> = {
+    int: 42,
+    big: 2 ** 60,
+    frac: -1.25,
+    negzero: -0,
+    nan: Number.NaN,
+    text: "héllo",
+    surrogate: "x\uD800",
+    nil: null,
+    map: new Map([["a", new Date(7)]]),
+  };
+  // Run 1 stores each key's state; run 2 reads one more item per key and emits the state it resumed with.
+  const build = (items: (string | InstanceType<typeof TestingSource.EOF>)[], out: [string, unknown][]) => {
+    const flow = new Dataflow("kinds");
+    const keyed = op.keyOn("key", op.input("inp", flow, new TestingSource(items)), (k) => k);
+    const resumed = op.statefulMap("keep", keyed, (state: unknown, key: string): [unknown, unknown] =>
+      state === undefined ? [states[key], "fresh"] : [state, state],
+    );
+    op.output("out", resumed, new TestingSink(out));
+    return flow;
+  };
+  const keys = Object.keys(states);
+  await runMain(build([...keys, new TestingSource.EOF()], []), { epochIntervalMs: 1, recovery: { dbDir: dir } });
+  const out: [string, unknown][] = [];
+  await runMain(build([...keys, new TestingSource.EOF(), ...keys], out), {
+    epochIntervalMs: 1,
+    recovery: { dbDir: dir },
+  });
+  expect(out).toHaveLength(keys.length);
+  for (const [key, state] of out) {
+    if (typeof state === "number") expect(Object.is(state, states[key])).toBe(true);
+    else expect(state).toEqual(states[key]);
+  }
+});

@@ -1,6 +1,8 @@
 // Deploy's build step: the image module builds the dataflow's image and delivers it to the
-// cluster's nodes; this maps its progress onto deploy's stages (bundle, build, load).
-import { buildDataflowImage, deliverImage, type ImageProgress, type ImageStage } from "../image/build.ts";
+// cluster's nodes (kind) or to a registry they pull from; this maps its progress onto
+// deploy's stages (bundle, build, load or push).
+import { buildDataflowImage, deliverImage, type ImageProgress, type ImageStage, type Target } from "../image/build.ts";
+import { formatRef, type RegistryRef } from "../image/registry.ts";
 import { bytes } from "../ui/format.ts";
 import type { Progress, Stage } from "../ui/progress.ts";
 import type { BuildImage } from "./deploy.ts";
@@ -11,6 +13,7 @@ const TITLE: Readonly<Record<ImageStage, string>> = {
   layer: "build",
   write: "load",
   load: "load",
+  push: "push",
 };
 
 const DOING: Readonly<Record<ImageStage, (detail: string) => string>> = {
@@ -19,6 +22,7 @@ const DOING: Readonly<Record<ImageStage, (detail: string) => string>> = {
   layer: () => "adding the dataflow layer",
   write: () => "writing the image archive",
   load: (d) => `loading into ${d}`,
+  push: (d) => `pushing to ${d}`,
 };
 
 /** Deploy's stages for the image module's progress reports; `finish` ends one with a summary. */
@@ -53,16 +57,28 @@ class ImageStages {
   }
 }
 
-/** Builds on `base` (default: the runtime image `npm run images` made) and loads into a kind cluster. */
-export function buildAndLoad(kindCluster: string, base: string | undefined, cwd: string): BuildImage {
+/** Where deploy sends the image: into a kind cluster's nodes, or to `HOST/PREFIX/<name>` in a registry. */
+export type Destination = { readonly kindCluster: string } | { readonly registry: RegistryRef };
+
+/** Builds on `base` (default: the runtime image `npm run images` made) and delivers to `destination`. */
+export function buildAndDeliver(destination: Destination, base: string | undefined, cwd: string): BuildImage {
   return async ({ path, name, progress }) => {
     const stages = new ImageStages(progress);
     try {
       const built = await buildDataflowImage({ entry: path, name, base, cwd, onProgress: stages.report });
       stages.finish("build", `${built.digest.slice(0, "sha256:".length + 12)}, ${bytes(built.size)}`);
-      await deliverImage(built, { kind: "kind", cluster: kindCluster }, { cwd, onProgress: stages.report });
-      stages.finish("load", `kind cluster ${kindCluster}`);
-      return { reference: built.reference, module: built.module };
+      if ("kindCluster" in destination) {
+        const target: Target = { kind: "kind", cluster: destination.kindCluster };
+        await deliverImage(built, target, { cwd, onProgress: stages.report });
+        stages.finish("load", `kind cluster ${destination.kindCluster}`);
+        return { reference: built.reference, module: built.module };
+      }
+      const { host, repository } = destination.registry;
+      const ref = { host, repository: `${repository}/${name}` };
+      const pushed = await deliverImage(built, { kind: "registry", ref }, { cwd, onProgress: stages.report });
+      const { uploaded = 0, skipped = 0 } = pushed.blobs ?? {};
+      stages.finish("push", `${formatRef(ref)}: ${uploaded} blobs uploaded, ${skipped} already there`);
+      return { reference: pushed.reference, module: built.module };
     } catch (err) {
       stages.failAll();
       throw err;

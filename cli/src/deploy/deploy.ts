@@ -74,7 +74,7 @@ export async function deploy(request: DeployRequest, steps: DeploySteps): Promis
     throw new UsageError(
       request.path === undefined
         ? "PATH is missing: pass the dataflow's entry module to build, or --image REF@sha256:<digest>"
-        : "waxctl can build and load images into kind clusters only: pass --kind CLUSTER, or --image REF@sha256:<digest> of an image built on waxflow-runtime",
+        : "this cluster is not a kind cluster, so the image must go through a registry: pass --registry HOST/PREFIX (the cluster must be able to pull from it), --kind CLUSTER, or --image REF@sha256:<digest> of an image built on waxflow-runtime",
     );
   }
   const live = await cluster.getDataflow(namespace, options.name);

@@ -18,11 +18,12 @@ import {
   writeArchive,
   writeLayout,
 } from "./oci.ts";
+import { formatRef, parseRegistryRef, RegistryClient, type RegistryRef } from "./registry.ts";
 
 /** The registry host of every dataflow image name: never pulled; images are loaded into the nodes and run by digest. */
 export const REPOSITORY_HOST = "waxflow.local";
 
-export type ImageStage = "bundle" | "base" | "layer" | "write" | "load";
+export type ImageStage = "bundle" | "base" | "layer" | "write" | "load" | "push";
 
 export interface ImageProgress {
   readonly stage: ImageStage;
@@ -39,7 +40,10 @@ export interface BuildOptions {
   readonly entry: string;
   /** Image name under waxflow.local/: lowercase letters, digits, '.', '_' and '-'. */
   readonly name: string;
-  /** OCI layout directory or archive of the waxflow-runtime image; default: the one images/ built. */
+  /**
+   * The waxflow-runtime image: an OCI layout directory or archive, or `registry:REF` to
+   * pull it; default: the one images/ built.
+   */
   readonly base?: string;
   /** Directory `entry` and `base` are relative to (default: the process's). */
   readonly cwd?: string;
@@ -98,14 +102,18 @@ export async function buildDataflowImage(options: BuildOptions): Promise<BuiltIm
   if (!NAME.test(name) || name.length > 128)
     throw new UsageError(`image name "${name}" is not valid; use lowercase letters, digits, '.', '_' and '-'`);
   const cwd = options.cwd ?? process.cwd();
+  const pulled = options.base?.startsWith(REGISTRY_PREFIX)
+    ? parseRegistryRef(options.base.slice(REGISTRY_PREFIX.length), `--base ${options.base}`)
+    : undefined;
   const basePath = options.base === undefined ? defaultBase() : resolve(cwd, options.base);
   const [bundle, bundleMs] = await timed("bundle", options.entry, onProgress, () => bundleDataflow(options.entry, cwd));
-  const [base, baseMs] = await timed("base", basePath, onProgress, () =>
-    readImage(basePath).catch((err: unknown) => {
+  const [base, baseMs] = await timed("base", pulled === undefined ? basePath : formatRef(pulled), onProgress, () => {
+    if (pulled !== undefined) return new RegistryClient(pulled.host).pull(pulled);
+    return readImage(basePath).catch((err: unknown) => {
       if (options.base !== undefined || !(err instanceof UserError)) throw err;
       throw new UserError(`no waxflow-runtime image at ${basePath}; build it with \`npm run images\` or pass --base`);
-    }),
-  );
+    });
+  });
   const [made, layerMs] = await timed("layer", bundle.entry, onProgress, async () => {
     const layer = await appLayer([{ path: bundle.entry, contents: bundle.code }]);
     const made = dataflowImage(base, layer, bundle.entry);
@@ -130,9 +138,12 @@ export async function buildDataflowImage(options: BuildOptions): Promise<BuiltIm
 export type Target =
   | { readonly kind: "oci" | "oci-archive" | "docker-archive"; readonly path: string }
   | { readonly kind: "kind"; readonly cluster: string }
+  | { readonly kind: "registry"; readonly ref: RegistryRef }
   | { readonly kind: "docker" };
 
-export const TARGET_FORMS = "oci:DIR, oci-archive:FILE, docker-archive:FILE, kind:CLUSTER or docker";
+export const TARGET_FORMS =
+  "oci:DIR, oci-archive:FILE, docker-archive:FILE, kind:CLUSTER, registry:HOST/REPO[:TAG] or docker";
+const REGISTRY_PREFIX = "registry:";
 
 export function parseTarget(text: string): Target {
   if (text === "docker") return { kind: "docker" };
@@ -142,6 +153,12 @@ export function parseTarget(text: string): Target {
   if (at > 0 && rest !== "") {
     if (kind === "oci" || kind === "oci-archive" || kind === "docker-archive") return { kind, path: rest };
     if (kind === "kind") return { kind, cluster: rest };
+    if (kind === "registry") {
+      const ref = parseRegistryRef(rest, `--output ${text}`);
+      if (ref.digest !== undefined)
+        throw new UsageError(`--output ${text}: leave the digest out; the image's own digest is pushed`);
+      return { kind, ref };
+    }
   }
   throw new UsageError(`--output ${text} is not a target; use ${TARGET_FORMS}`);
 }
@@ -151,6 +168,8 @@ export interface Delivered {
   readonly reference: string;
   readonly target: string;
   readonly ms: number;
+  /** For a registry: blobs uploaded and blobs it already had. */
+  readonly blobs?: { readonly uploaded: number; readonly skipped: number };
 }
 
 /** Writes or loads the image; kind and docker get an archive in a temporary folder. */
@@ -188,6 +207,18 @@ export async function deliverImage(
     await writing(dir, () => writeLayout(built.image, dir, names));
     progress?.({ stage: "write", status: "done", detail: dir });
     return done(built.reference, `oci:${dir}`);
+  }
+  if (target.kind === "registry") {
+    const where = formatRef(target.ref);
+    progress?.({ stage: "push", status: "start", detail: where, bytes: 0, total: built.size });
+    const pushed = await new RegistryClient(target.ref.host, options.env).push(built.image, target.ref, {
+      onBytes: (bytes, total) => progress?.({ stage: "push", status: "progress", detail: where, bytes, total }),
+    });
+    progress?.({ stage: "push", status: "done", detail: where });
+    return {
+      ...done(pushed.reference, `registry:${where}`),
+      blobs: { uploaded: pushed.uploaded, skipped: pushed.skipped },
+    };
   }
   if (target.kind === "oci-archive" || target.kind === "docker-archive") {
     const file = resolve(cwd, target.path);

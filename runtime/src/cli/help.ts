@@ -12,7 +12,7 @@ Dataflow as \`flow\` or as its default export; \`<module>:name\` picks another e
 either a Dataflow or a function returning one (it is called with no arguments).
 
 Options (a flag wins over its environment variable):
-  -w, --workers-per-process N   WAXFLOW_WORKERS_PER_PROCESS   workers in this process (default 1)
+  -w, --workers-per-process N   WAXFLOW_WORKERS_PER_PROCESS   workers in this process, one thread each (default 1)
   -i, --process-id I            WAXFLOW_PROCESS_ID            this process's index (default 0;
                                   else the ordinal of WAXFLOW_POD_NAME "<WAXFLOW_STATEFULSET_NAME>-<i>")
   -a, --addresses "h:p;h:p"     WAXFLOW_ADDRESSES             every process's host:port, in process order;

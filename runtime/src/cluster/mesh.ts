@@ -12,7 +12,7 @@
  */
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { ExchangeMessage, Transport } from "../engine/transport.ts";
+import { type ExchangeMessage, packMessages, type Transport } from "../engine/transport.ts";
 import { type ControlFrame, encodeFrame, type Frame, FrameDecoder, type Hello } from "./frames.ts";
 
 export interface PeerAddress {
@@ -84,6 +84,7 @@ export class ProcessMesh {
   #heartbeat: NodeJS.Timeout | undefined;
   #failure: Error | undefined;
   #closing = false;
+  #paused = false;
   bytesSent = 0;
   bytesReceived = 0;
 
@@ -180,6 +181,20 @@ export class ProcessMesh {
     return false;
   }
 
+  /**
+   * Stops or restarts reading from peers, so worker threads that fall behind push back on
+   * the senders through TCP. Paused links are not timed out: their heartbeats wait unread.
+   */
+  pauseReading(paused: boolean): void {
+    if (paused === this.#paused) return;
+    this.#paused = paused;
+    for (const peer of this.#peers.values()) {
+      if (peer.holder) continue;
+      if (paused) peer.socket.pause();
+      else peer.socket.resume();
+    }
+  }
+
   /** The transport of local worker `local`; global worker ids are process * W + local. */
   transport(local: number): Transport {
     const w = this.#opts.workersPerProcess;
@@ -191,7 +206,8 @@ export class ProcessMesh {
           this.#deliver(to - process * w, me, messages);
           return;
         }
-        this.#send(process, { kind: "exchange", from: me, to, messages });
+        // Packed here, not for workers of this process: those get the objects themselves.
+        this.#send(process, { kind: "exchange", from: me, to, messages: packMessages(messages) });
       },
       listen: (receive) => {
         this.#receivers.set(local, receive);
@@ -272,6 +288,7 @@ export class ProcessMesh {
     this.#heartbeat = setInterval(() => {
       const now = Date.now();
       for (const [process, peer] of this.#peers) {
+        if (this.#paused && !peer.holder) peer.lastSeen = now;
         if (!peer.done && now - peer.lastSeen > peerTimeoutMs) {
           this.#lost(process, peer, `process ${process} (${this.#show(process)}) sent nothing for ${peerTimeoutMs} ms`);
           if (!peer.holder) return;

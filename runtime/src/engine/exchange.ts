@@ -6,7 +6,7 @@
  */
 
 import { type Consumer, MinFrontier } from "./stream.ts";
-import type { ExchangeMessage } from "./transport.ts";
+import { type ExchangeMessage, itemsOf } from "./transport.ts";
 
 export interface ExchangeContext {
   readonly index: number;
@@ -56,8 +56,8 @@ export class Exchange implements Consumer {
   }
 
   receive(from: number, message: ExchangeMessage): void {
-    if (message.kind === "items") this.target.items(message.epoch, message.items);
-    else this.receiveFrontier(from, message.frontier);
+    if (message.kind === "frontier") this.receiveFrontier(from, message.frontier);
+    else this.target.items(message.epoch, itemsOf(message));
   }
 
   receiveFrontier(from: number, frontier: number): void {

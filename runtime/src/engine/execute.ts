@@ -1,6 +1,8 @@
 /**
- * Runs this process's share of a dataflow: W workers in this thread, connected to the
- * workers of the other processes through the TCP mesh. With recovery, the processes
+ * Runs this process's share of a dataflow: W workers, connected to the workers of the
+ * other processes through the TCP mesh. Given the dataflow's module, W > 1 workers run
+ * as worker threads (threads.ts), each on its own core; otherwise in this thread, taking
+ * turns. With recovery, the processes
  * first bring their stores up to date over the mesh (recovery/handoff.ts). The first
  * failure anywhere — a step here, or a peer process lost — aborts every worker, so a
  * run either completes everywhere or rejects with the cause.
@@ -10,6 +12,7 @@ import type { Dataflow } from "../dataflow.ts";
 import { resumeProcess } from "../recovery/handoff.ts";
 import { RecoveryStore, type SnapshotStats } from "../recovery/store.ts";
 import type { StateStore } from "./state-store.ts";
+import { runThreads, type ThreadData, type WorkerView } from "./threads.ts";
 import { Worker } from "./worker.ts";
 
 /** Bytewax's default epoch length when recovery is off. */
@@ -44,6 +47,11 @@ export interface ExecuteOptions {
   readonly store?: (worker: number) => StateStore;
   /** Omitted: a single process. */
   readonly cluster?: ClusterConfig;
+  /**
+   * Where `flow` comes from, so that each worker thread can load it: with more than one
+   * worker, workers then run as threads. `waxflow run` passes it.
+   */
+  readonly module?: ThreadData["module"];
   readonly signal?: AbortSignal;
   /** Called once the cluster is connected and the workers are built. */
   readonly onStart?: (run: RunningProcess) => void;
@@ -52,7 +60,7 @@ export interface ExecuteOptions {
 }
 
 export interface RunningProcess {
-  readonly workers: readonly Worker[];
+  readonly workers: readonly WorkerView[];
   readonly mesh: ProcessMesh;
 }
 
@@ -115,29 +123,56 @@ export async function execute(flow: Dataflow, opts: ExecuteOptions = {}): Promis
           snapshotted: opts.onSnapshot,
         });
     }
-    const workers = Array.from({ length: perProcess }, (_, local) => {
-      return new Worker(flow, {
-        index: cluster.processId * perProcess + local,
+    let first: unknown;
+    const failed = (err: unknown): void => {
+      if (first !== undefined) return;
+      first = err;
+      abort.abort(err);
+    };
+    if (opts.module !== undefined && perProcess > 1) {
+      const threads = runThreads({
+        module: opts.module,
+        processId: cluster.processId,
+        workersPerProcess: perProcess,
         count,
         epochIntervalMs,
-        transport: connected.transport(local),
-        backpressure: connected,
-        store: stores(local),
+        mesh: connected,
+        recovery:
+          recovery === undefined
+            ? undefined
+            : {
+                dbDir: recovery.dir,
+                execution: recovery.execution,
+                resumeEpoch: recovery.resumeEpoch,
+                snapshotIntervalMs: epochIntervalMs,
+              },
+        committed: (worker, frontier) => {
+          recovery?.observeFrontier(worker, frontier);
+          connected.broadcast({ kind: "committed", worker, frontier });
+        },
         signal,
+        fail: failed,
+        onSnapshot: opts.onSnapshot,
       });
-    });
-    opts.onStart?.({ workers, mesh: connected });
-    let first: unknown;
-    await Promise.all(
-      workers.map((w) =>
-        w.run().catch((err: unknown) => {
-          if (first === undefined) {
-            first = err;
-            abort.abort(err);
-          }
-        }),
-      ),
-    );
+      // A thread that fails to start ends `done` instead.
+      await Promise.race([threads.started, threads.done.catch(() => {})]);
+      if (first === undefined) opts.onStart?.({ workers: threads.views, mesh: connected });
+      await threads.done.catch(failed);
+    } else {
+      const workers = Array.from({ length: perProcess }, (_, local) => {
+        return new Worker(flow, {
+          index: cluster.processId * perProcess + local,
+          count,
+          epochIntervalMs,
+          transport: connected.transport(local),
+          backpressure: connected,
+          store: stores(local),
+          signal,
+        });
+      });
+      opts.onStart?.({ workers, mesh: connected });
+      await Promise.all(workers.map((w) => w.run().catch(failed)));
+    }
     if (first !== undefined) {
       connected.abort(first instanceof Error ? first.message : String(first));
       throw first;

@@ -201,6 +201,16 @@ export class PassOp extends Stateless {
 
 type AnyLogic = StatefulBatchLogic<unknown, unknown, unknown>;
 
+/** One key's logic, with its place in the open epoch's snapshot. */
+interface KeyState {
+  readonly key: string;
+  readonly logic: AnyLogic;
+  /** Listed in the open epoch's touched keys: marked here, so no second lookup per activation. */
+  touched: boolean;
+  /** The logic asked to be discarded: the snapshot records a deletion. */
+  discarded: boolean;
+}
+
 function byKey(a: readonly [string, unknown], b: readonly [string, unknown]): number {
   return a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0;
 }
@@ -237,11 +247,11 @@ function groupBySort(items: readonly [string, unknown][]): Group[] {
 export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
   readonly stepId: string;
   readonly down: Emitter;
-  readonly #logics = new Map<string, AnyLogic>();
+  readonly #keys = new Map<string, KeyState>();
   readonly #notify = new Map<string, number>();
   #nextNotify = INF;
   /** Keys whose state changed in the open epoch; tracked only when snapshots are kept. */
-  readonly #touched: Set<string> | undefined;
+  readonly #touched: KeyState[] | undefined;
   readonly #aligner: EpochAligner;
   /** Whether the last batch had few distinct keys; picks how the next one is grouped. */
   #fewKeys = false;
@@ -255,12 +265,10 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
     this.stepId = step.stepId;
     this.down = new Emitter(ctx.startEpoch);
     this.#aligner = new EpochAligner(ctx.startEpoch, this);
-    this.#touched = ctx.store === undefined ? undefined : new Set();
+    this.#touched = ctx.store === undefined ? undefined : [];
     if (ctx.store === undefined) return;
     for (const [key, state] of ctx.store.load(this.stepId, (key) => workerForKey(key, ctx.count) === ctx.index)) {
-      const logic = this.#build(key, state);
-      this.#logics.set(key, logic);
-      this.#schedule(key, logic);
+      this.#schedule(this.#build(key, state));
     }
   }
 
@@ -289,12 +297,7 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
     this.#fewKeys = groups.length * 4 < items.length;
     const out: unknown[] = [];
     for (const [key, values] of groups) {
-      let logic = this.#logics.get(key);
-      if (logic === undefined) {
-        logic = this.#build(key, undefined);
-        this.#logics.set(key, logic);
-      }
-      this.#activate(key, logic, "onBatch", values, out);
+      this.#activate(this.#keys.get(key) ?? this.#build(key, undefined), "onBatch", values, out);
     }
     this.down.push(epoch, out);
   }
@@ -315,53 +318,58 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
     const out: unknown[] = [];
     for (const key of due.sort()) {
       this.#notify.delete(key);
-      const logic = this.#logics.get(key);
-      if (logic !== undefined) this.#activate(key, logic, "onNotify", undefined, out);
+      const entry = this.#keys.get(key);
+      if (entry !== undefined) this.#activate(entry, "onNotify", undefined, out);
     }
     this.down.push(this.#aligner.frontier, out);
   }
 
   closeEpoch(epoch: number): void {
     const touched = this.#touched;
-    if (touched === undefined || touched.size === 0) return;
+    if (touched === undefined || touched.length === 0) return;
     const store = this.ctx.store as StateStore;
-    for (const key of touched) {
-      const logic = this.#logics.get(key);
+    // A key discarded and rebuilt within the epoch is listed twice; the later write wins.
+    for (const entry of touched) {
+      entry.touched = false;
       let state: unknown;
       try {
-        state = logic?.snapshot();
+        state = entry.discarded ? undefined : entry.logic.snapshot();
       } catch (err) {
-        throw StepError.wrap(this.stepId, err, key);
+        throw StepError.wrap(this.stepId, err, entry.key);
       }
-      store.write(this.stepId, key, epoch, state);
+      store.write(this.stepId, entry.key, epoch, state);
     }
-    touched.clear();
+    touched.length = 0;
   }
 
   end(lastEpoch: number): void {
     const out: unknown[] = [];
-    for (const key of [...this.#logics.keys()].sort()) {
-      this.#activate(key, this.#logics.get(key) as AnyLogic, "onEof", undefined, out);
+    for (const key of [...this.#keys.keys()].sort()) {
+      this.#activate(this.#keys.get(key) as KeyState, "onEof", undefined, out);
     }
     this.down.push(lastEpoch, out);
     this.closeEpoch(lastEpoch);
   }
 
-  #build(key: string, state: unknown): AnyLogic {
+  #build(key: string, state: unknown): KeyState {
+    let logic: AnyLogic;
     try {
-      return this.step.builder(state);
+      logic = this.step.builder(state);
     } catch (err) {
       throw StepError.wrap(this.stepId, err, key);
     }
+    const entry: KeyState = { key, logic, touched: false, discarded: false };
+    this.#keys.set(key, entry);
+    return entry;
   }
 
   #activate(
-    key: string,
-    logic: AnyLogic,
+    entry: KeyState,
     method: "onBatch" | "onNotify" | "onEof",
     values: unknown[] | undefined,
     out: unknown[],
   ): void {
+    const { key, logic } = entry;
     let emit: Iterable<unknown>;
     let discard: boolean;
     try {
@@ -371,16 +379,20 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
     } catch (err) {
       throw StepError.wrap(this.stepId, err, values === undefined ? key : [key, values]);
     }
-    this.#touched?.add(key);
+    if (this.#touched !== undefined && !entry.touched) {
+      entry.touched = true;
+      this.#touched.push(entry);
+    }
     if (discard) {
-      this.#logics.delete(key);
+      entry.discarded = true;
+      this.#keys.delete(key);
       this.#notify.delete(key);
     } else {
-      this.#schedule(key, logic);
+      this.#schedule(entry);
     }
   }
 
-  #schedule(key: string, logic: AnyLogic): void {
+  #schedule({ key, logic }: KeyState): void {
     let at: Date | undefined;
     try {
       at = logic.notifyAt();

@@ -13,9 +13,10 @@
  * store its process ran with (its volume was emptied or replaced), cannot prove
  * anything: the start waits for it or fails rather than drop state.
  */
+import type { StoredState } from "./state-codec.ts";
 
-/** A snapshot as stored and sent: `ser` is the V8-serialized state, null for a deleted key. */
-export type SnapshotRow = readonly [stepId: string, key: string, epoch: number, ser: Uint8Array | null];
+/** A snapshot as stored and sent: `ser` is the encoded state (state-codec.ts), null for a deleted key. */
+export type SnapshotRow = readonly [stepId: string, key: string, epoch: number, ser: StoredState | null];
 
 /** One process's record of one execution, kept in its store. */
 export interface ExecutionRecord {

@@ -10,7 +10,6 @@ import { randomUUID } from "node:crypto";
 import { mkdirSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
-import { deserialize, serialize } from "node:v8";
 import { stableHash } from "../engine/hash.ts";
 import type { StateStore } from "../engine/state-store.ts";
 import {
@@ -21,9 +20,14 @@ import {
   RecoveryError,
 } from "./errors.ts";
 import type { ExecutionRecord, SnapshotRow, StoreRecords } from "./plan.ts";
+import { decodeState, encodeState, type StoredState, storedBytes } from "./state-codec.ts";
 
-/** Format 2: one store per process, executions recorded with the cluster's shape and store ids. */
-const FORMAT = "2";
+/**
+ * Format 3: one store per process, executions recorded with the cluster's shape and
+ * store ids; snapshots keyed by their primary key alone (WITHOUT ROWID: one B-tree per
+ * write, not two), states encoded by state-codec.ts.
+ */
+const FORMAT = "3";
 const PART_FILE = /^part-(\d+)\.sqlite3$/;
 /**
  * Partitions of a store created on demand (`--recovery-init`). One process's store is
@@ -41,7 +45,7 @@ const SCHEMA = `
     PRIMARY KEY (ex_num, worker_index));
   CREATE TABLE IF NOT EXISTS snaps (
     step_id TEXT NOT NULL, state_key TEXT NOT NULL, epoch INTEGER NOT NULL, ser BLOB,
-    PRIMARY KEY (step_id, state_key, epoch));
+    PRIMARY KEY (step_id, state_key, epoch)) WITHOUT ROWID;
 `;
 
 export function partitionFile(index: number): string {
@@ -131,9 +135,13 @@ class Partition {
     this.#front.run(execution, worker, frontier);
   }
 
-  /** Deletes every snapshot older than its key's newest one at or before `epoch`. */
-  collectBefore(epoch: number): void {
-    this.#collect.run(epoch);
+  /** Deletes every snapshot older than its key's newest one at or before `epoch`; returns how many. */
+  collectBefore(epoch: number): number {
+    return Number(this.#collect.run(epoch).changes);
+  }
+
+  countSnapshots(): number {
+    return Number(this.db.prepare("SELECT COUNT(*) AS n FROM snaps").get()?.n ?? 0);
   }
 
   latestExecution(): number {
@@ -184,12 +192,18 @@ export class RecoveryStore {
   #execution = 0;
   #resumeEpoch = 1;
   #collectedBelow = 0;
+  /** Snapshot rows kept after the last collection, and written since: collection is amortized. */
+  #kept: number;
+  #written = 0;
+  /** False in a worker thread's connection: the process's own store collects (joinExecution). */
+  #collects = true;
 
   private constructor(dir: string, parts: Partition[], gcLag: number) {
     this.dir = dir;
     this.#parts = parts;
     this.storeId = parts[0]?.storeId ?? "";
     this.#gcLag = gcLag;
+    this.#kept = parts.reduce((n, p) => n + p.countSnapshots(), 0);
   }
 
   static open(dir: string, opts: OpenOptions): RecoveryStore {
@@ -271,6 +285,7 @@ export class RecoveryStore {
       if (stale) p.db.exec("DELETE FROM snaps");
       else p.db.prepare("DELETE FROM snaps WHERE epoch >= ?").run(resumeEpoch);
     }
+    this.#kept = this.#parts.reduce((n, p) => n + p.countSnapshots(), 0);
   }
 
   /** The newest snapshot of every (step, key) before `epoch`, deletions included: what a resume needs. */
@@ -284,7 +299,7 @@ export class RecoveryStore {
         )
         .iterate(epoch);
       for (const r of rows) {
-        yield [String(r.step_id), String(r.state_key), Number(r.epoch), (r.ser as Uint8Array | null) ?? null];
+        yield [String(r.step_id), String(r.state_key), Number(r.epoch), (r.ser as StoredState | null) ?? null];
       }
     }
   }
@@ -292,6 +307,7 @@ export class RecoveryStore {
   /** Stores snapshots received from other processes' stores. */
   writeRows(rows: readonly SnapshotRow[]): void {
     for (const [part, partRows] of this.#byPartition(rows)) part.write(partRows);
+    this.#written += rows.length;
   }
 
   /**
@@ -340,12 +356,12 @@ export class RecoveryStore {
       resumeEpoch: this.#resumeEpoch,
       load: (stepId, owns) => this.#load(stepId, owns),
       write: (stepId, key, epoch, state) => {
-        pending.push([stepId, key, epoch, state === undefined ? null : serialize(state)]);
+        pending.push([stepId, key, epoch, state === undefined ? null : encodeState(state)]);
       },
       commit: (worker, frontier) => {
         const started = performance.now();
         let bytes = 0;
-        for (const row of pending) bytes += row[3]?.byteLength ?? 0;
+        for (const row of pending) bytes += storedBytes(row[3]);
         this.writeRows(pending.splice(0));
         (this.#parts[worker % this.#parts.length] as Partition).writeFrontier(this.#execution, worker, frontier);
         this.observeFrontier(worker, frontier);
@@ -355,6 +371,21 @@ export class RecoveryStore {
     };
   }
 
+  /**
+   * A worker thread's connection to the store its process already prepared and recorded
+   * the execution in: it loads and commits its worker's snapshots, and leaves garbage
+   * collection to the process's connection, which hears every worker's commits.
+   */
+  joinExecution(execution: number, resumeEpoch: number): void {
+    this.#execution = execution;
+    this.#resumeEpoch = resumeEpoch;
+    this.#collects = false;
+  }
+
+  get execution(): number {
+    return this.#execution;
+  }
+
   /** A worker (here or in a peer process) committed `frontier`; collects garbage below the cluster's minimum. */
   observeFrontier(worker: number, frontier: number): void {
     if (frontier <= (this.#frontiers.get(worker) ?? 0)) return;
@@ -362,8 +393,13 @@ export class RecoveryStore {
     this.#collectGarbage();
   }
 
+  /** Collects what the committed frontiers allow, however little, and closes the partitions. */
   close(): void {
-    for (const p of this.#parts) p.db.close();
+    try {
+      this.#collectGarbage(true);
+    } finally {
+      for (const p of this.#parts) p.db.close();
+    }
   }
 
   #byPartition(rows: readonly SnapshotRow[]): Map<Partition, SnapshotRow[]> {
@@ -388,7 +424,7 @@ export class RecoveryStore {
       for (const row of rows) {
         const key = String(row.state_key);
         if (row.ser == null || !owns(key)) continue;
-        yield [key, deserialize(row.ser as Uint8Array)];
+        yield [key, decodeState(row.ser, join(this.dir, p.file))];
       }
     }
   }
@@ -398,14 +434,22 @@ export class RecoveryStore {
    * deletes older ones, so a backup of the directory taken within the backup interval
    * still holds a consistent epoch. The frontier is the minimum over the whole cluster:
    * a resume starts from it, whichever process is behind.
+   *
+   * A collection scans every row, so it runs once the rows written since the last one
+   * reach the rows it kept (amortized: each written row pays for a constant share of
+   * scanning), and always when the store closes. Collecting later only keeps more.
    */
-  #collectGarbage(): void {
-    if (this.#execution === 0) return;
+  #collectGarbage(final = false): void {
+    if (this.#execution === 0 || !this.#collects) return;
+    if (!final && this.#written < this.#kept) return;
     // A resume at `frontier` loads the newest snapshot before it, so that one is kept.
     const frontier = Math.min(...this.#frontiers.values());
     const below = frontier - 1 - this.#gcLag;
     if (below <= this.#collectedBelow) return;
     this.#collectedBelow = below;
-    for (const p of this.#parts) p.collectBefore(below);
+    let deleted = 0;
+    for (const p of this.#parts) deleted += p.collectBefore(below);
+    this.#kept = Math.max(0, this.#kept + this.#written - deleted);
+    this.#written = 0;
   }
 }

@@ -4,12 +4,13 @@ import { Args, Flags } from "@oclif/core";
 import type { Dataflow } from "@waxflow/crds";
 import { dump } from "js-yaml";
 import { ClusterCommand } from "../../base.ts";
-import { buildAndLoad, kindClusterOf } from "../../deploy/build.ts";
+import { buildAndDeliver, type Destination, kindClusterOf } from "../../deploy/build.ts";
 import { bundledModule, type DeployResult, deploy } from "../../deploy/deploy.ts";
 import { dataflowManifest } from "../../deploy/manifest.ts";
 import { deployOptions, duration, durationMs } from "../../deploy/options.ts";
 import { UsageError } from "../../errors.ts";
 import { APP_DIR } from "../../image/layer.ts";
+import { parseRegistryRef } from "../../image/registry.ts";
 import { connect, namespaceOf } from "../../kube.ts";
 import { createProgress, outputMode } from "../../ui/progress.ts";
 
@@ -19,7 +20,7 @@ export const UNBUILT_IMAGE = "(built by the deploy; pass --image REGISTRY/NAME@s
 export default class DfDeploy extends ClusterCommand {
   static override summary = "Bundle a dataflow, build its image and run it in the cluster.";
   static override description =
-    `Bundles PATH and its imports with esbuild (TypeScript works as is), builds an image that is the waxflow-runtime image plus one layer holding the bundle at /${APP_DIR}, loads it into the kind cluster (without a Docker daemon), and server-side applies (field manager waxctl) a Dataflow resource that runs it on N processes of W workers each. The waxflow operator creates the pods; deploy waits until they are ready and the worker cluster has formed.
+    `Bundles PATH and its imports with esbuild (TypeScript works as is), builds an image that is the waxflow-runtime image plus one layer holding the bundle at /${APP_DIR}, loads it into the kind cluster or pushes it to --registry (without a Docker daemon), and server-side applies (field manager waxctl) a Dataflow resource that runs it on N processes of W workers each. The waxflow operator creates the pods; deploy waits until they are ready and the worker cluster has formed.
 
 Deploying again with the same image and flags changes nothing. A change to a running dataflow (image, processes, workers, env, recovery) replaces every process together, so it needs --yes.
 
@@ -34,6 +35,10 @@ Deploying again with the same image and flags changes nothing. A change to a run
       description: "Three processes of two workers, with recovery every 5 seconds:",
       command:
         "<%= config.bin %> <%= command.id %> flow.ts -N orders -p 3 -w 2 --recovery --recovery-snapshot-interval 5s",
+    },
+    {
+      description: "Any cluster: push the image to a registry it pulls from (credentials from `docker login`):",
+      command: "<%= config.bin %> <%= command.id %> flow.ts -N orders --registry ghcr.io/acme",
     },
     {
       description: "Replace the running dataflow's image, without waiting for it:",
@@ -82,13 +87,19 @@ Deploying again with the same image and flags changes nothing. A change to a run
     }),
     base: Flags.string({
       description:
-        "OCI layout or archive of the waxflow-runtime image to build on (default: the one `npm run images` built).",
+        "The waxflow-runtime image to build on: an OCI layout or archive, or registry:HOST/REPO[:TAG|@DIGEST] (default: the one `npm run images` built).",
       helpValue: "PATH",
       helpGroup: "IMAGE",
     }),
     kind: Flags.string({
       description: "Load the built image into this kind cluster (default: the context's, when it is kind-CLUSTER).",
       helpValue: "CLUSTER",
+      helpGroup: "IMAGE",
+    }),
+    registry: Flags.string({
+      description:
+        "Push the built image to HOST/PREFIX/NAME in this registry, by digest, instead of loading it into kind. Uses your Docker credentials; loopback registries and WAXCTL_INSECURE_REGISTRIES (HOST:PORT,...) are plain HTTP.",
+      helpValue: "HOST/PREFIX",
       helpGroup: "IMAGE",
     }),
     recovery: Flags.boolean({
@@ -161,9 +172,18 @@ Deploying again with the same image and flags changes nothing. A change to a run
         "PATH is missing: pass the dataflow's entry module, e.g. waxctl df deploy flow.ts -N NAME (only a deploy with --image may leave it out)",
       );
     }
-    if (flags.image !== undefined && (flags.base !== undefined || flags.kind !== undefined)) {
+    const buildFlag = (["base", "kind", "registry"] as const).find((f) => flags[f] !== undefined);
+    if (flags.image !== undefined && buildFlag !== undefined) {
+      throw new UsageError(`--${buildFlag} only applies when deploy builds the image; leave out --image`);
+    }
+    if (flags.kind !== undefined && flags.registry !== undefined) {
+      throw new UsageError("--kind and --registry are two places for the image; pass one");
+    }
+    const registry =
+      flags.registry === undefined ? undefined : parseRegistryRef(flags.registry, `--registry ${flags.registry}`);
+    if (registry?.tag !== undefined || registry?.digest !== undefined) {
       throw new UsageError(
-        `--${flags.base === undefined ? "kind" : "base"} only applies when deploy builds the image; leave out --image`,
+        `--registry ${flags.registry} names an image; pass HOST/PREFIX only, the image goes to HOST/PREFIX/${options.name}`,
       );
     }
     const print = (df: Dataflow) =>
@@ -185,6 +205,8 @@ Deploying again with the same image and flags changes nothing. A change to a run
 
     const { cluster, namespace } = await connect(flags);
     const kind = flags.kind ?? kindClusterOf(cluster.context);
+    const destination: Destination | undefined =
+      registry !== undefined ? { registry } : kind === undefined ? undefined : { kindCluster: kind };
     const mode = outputMode(
       this.jsonEnabled() || flags.output !== undefined,
       process.stdout.isTTY === true,
@@ -206,7 +228,7 @@ Deploying again with the same image and flags changes nothing. A change to a run
           cluster,
           progress,
           cwd: process.cwd(),
-          build: kind === undefined ? undefined : buildAndLoad(kind, flags.base, process.cwd()),
+          build: destination === undefined ? undefined : buildAndDeliver(destination, flags.base, process.cwd()),
         },
       );
     } finally {

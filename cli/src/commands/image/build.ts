@@ -21,6 +21,8 @@ export interface ImageBuildResult {
   readonly target: string;
   readonly module: string;
   readonly size: number;
+  /** For a registry target: blobs uploaded, and blobs the registry already had. */
+  readonly blobs?: { readonly uploaded: number; readonly skipped: number };
   readonly timings: BuiltImage["timings"] & { readonly deliverMs: number; readonly totalMs: number };
 }
 
@@ -30,6 +32,7 @@ const STARTING: Record<ImageProgress["stage"], string> = {
   layer: "adding layer",
   write: "writing",
   load: "loading into",
+  push: "pushing to",
 };
 const ms = (n: number): string => (n < 1000 ? `${Math.round(n)} ms` : `${(n / 1000).toFixed(1)} s`);
 const mb = (bytes: number): string => `${(bytes / 1e6).toFixed(1)} MB`;
@@ -37,9 +40,9 @@ const mb = (bytes: number): string => `${(bytes / 1e6).toFixed(1)} MB`;
 export default class ImageBuild extends WaxctlCommand {
   static override summary = "Build a dataflow's image, without a Docker daemon.";
   static override description =
-    `Bundles PATH and its imports with esbuild and adds them as one layer (/app) on top of the waxflow-runtime image, read from an OCI layout or archive. The image is named by digest, waxflow.local/NAME@sha256:..., and the same code always gives the same digest.
+    `Bundles PATH and its imports with esbuild and adds them as one layer (/app) on top of the waxflow-runtime image, read from an OCI layout or archive, or pulled from a registry (--base registry:REF). The image is named by digest, waxflow.local/NAME@sha256:..., and the same code always gives the same digest.
 
-Targets: ${TARGET_FORMS}. kind:CLUSTER runs \`kind load image-archive\` (set KIND to its path if kind is not on PATH); docker runs \`docker load\` and tags the image NAME:<12 hex of the digest>, as Docker keeps no names by digest for loaded images.`;
+Targets: ${TARGET_FORMS}. kind:CLUSTER runs \`kind load image-archive\` (set KIND to its path if kind is not on PATH); docker runs \`docker load\` and tags the image NAME:<12 hex of the digest>, as Docker keeps no names by digest for loaded images. registry:HOST/REPO[:TAG] uploads the blobs the registry lacks and the manifest (by digest, and under TAG if given), with your Docker credentials (config.json, credential helpers); loopback registries and those in WAXCTL_INSECURE_REGISTRIES (HOST:PORT,...) are spoken to over plain HTTP.`;
 
   static override examples = [
     {
@@ -53,6 +56,11 @@ Targets: ${TARGET_FORMS}. kind:CLUSTER runs \`kind load image-archive\` (set KIN
     {
       description: "Write an archive that both `docker load` and `ctr import` read:",
       command: "<%= config.bin %> <%= command.id %> flow.ts -N orders -o oci-archive:orders.tar --json",
+    },
+    {
+      description: "Push to a registry, building on a runtime image pulled from it:",
+      command:
+        "<%= config.bin %> <%= command.id %> flow.ts -N orders --base registry:ghcr.io/acme/waxflow-runtime:0.1.0 -o registry:ghcr.io/acme/orders:v1",
     },
   ];
 
@@ -69,7 +77,7 @@ Targets: ${TARGET_FORMS}. kind:CLUSTER runs \`kind load image-archive\` (set KIN
       helpValue: "NAME",
     }),
     base: Flags.string({
-      description: `OCI layout directory or archive of the waxflow-runtime image (default: the one \`npm run images\` built, ${defaultBase().replace(cacheDir(), "$WAXFLOW_CACHE")}).`,
+      description: `OCI layout directory or archive of the waxflow-runtime image, or registry:HOST/REPO[:TAG|@DIGEST] (default: the one \`npm run images\` built, ${defaultBase().replace(cacheDir(), "$WAXFLOW_CACHE")}).`,
       helpValue: "PATH",
     }),
     output: Flags.string({
@@ -95,8 +103,12 @@ Targets: ${TARGET_FORMS}. kind:CLUSTER runs \`kind load image-archive\` (set KIN
     const delivered = await deliverImage(built, target, { onProgress });
     const totalMs = performance.now() - t0;
     this.log(delivered.reference);
+    const blobs =
+      delivered.blobs === undefined
+        ? ""
+        : ` (${delivered.blobs.uploaded} blobs uploaded, ${delivered.blobs.skipped} already there)`;
     this.logToStderr(
-      `${mb(built.size)}, ${built.image.manifest.layers.length} layers; bundle ${ms(built.timings.bundleMs)}, image ${ms(built.timings.baseMs + built.timings.layerMs)}, ${delivered.target} ${ms(delivered.ms)}; total ${ms(totalMs)}`,
+      `${mb(built.size)}, ${built.image.manifest.layers.length} layers; bundle ${ms(built.timings.bundleMs)}, image ${ms(built.timings.baseMs + built.timings.layerMs)}, ${delivered.target}${blobs} ${ms(delivered.ms)}; total ${ms(totalMs)}`,
     );
     return {
       digest: built.digest,
@@ -105,6 +117,7 @@ Targets: ${TARGET_FORMS}. kind:CLUSTER runs \`kind load image-archive\` (set KIN
       target: delivered.target,
       module: built.module,
       size: built.size,
+      ...(delivered.blobs === undefined ? {} : { blobs: delivered.blobs }),
       timings: {
         bundleMs: Math.round(built.timings.bundleMs),
         baseMs: Math.round(built.timings.baseMs),

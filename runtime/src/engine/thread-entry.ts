@@ -1,0 +1,50 @@
+/**
+ * A worker thread (threads.ts): loads the dataflow module itself (a Dataflow holds
+ * functions, which cannot be sent between threads), runs one Worker over ThreadLinks and
+ * reports to the process's thread until its inputs end or it fails.
+ */
+import { inspect } from "node:util";
+import { workerData } from "node:worker_threads";
+import { loadDataflow } from "../cli/load.ts";
+import { describeFailure } from "../failure.ts";
+import { RecoveryStore } from "../recovery/store.ts";
+import { type ThreadData, ThreadLinks } from "./threads.ts";
+import { Worker } from "./worker.ts";
+
+const data = workerData as ThreadData;
+const abort = new AbortController();
+const links = new ThreadLinks(data, (reason) => abort.abort(new Error(reason)));
+let store: RecoveryStore | undefined;
+let stats: NodeJS.Timeout | undefined;
+try {
+  const flow = await loadDataflow(data.module.path, data.module.exportName, data.module.cwd);
+  const r = data.recovery;
+  if (r !== undefined) {
+    store = RecoveryStore.open(r.dbDir, { snapshotIntervalMs: r.snapshotIntervalMs, backupIntervalMs: 0 });
+    store.joinExecution(r.execution, r.resumeEpoch);
+  }
+  const worker = new Worker(flow, {
+    index: data.index,
+    count: data.count,
+    epochIntervalMs: data.epochIntervalMs,
+    transport: links,
+    backpressure: links,
+    store: store?.workerView({
+      committed: (worker, frontier) => links.post({ k: "committed", worker, frontier }),
+      snapshotted: (s) => links.post({ k: "snapshot", stats: s }),
+    }),
+    signal: abort.signal,
+  });
+  const report = (): void => links.post({ k: "stats", epoch: worker.epoch, steps: worker.stepCounts() });
+  stats = setInterval(report, data.statsMs);
+  links.post({ k: "started" });
+  await worker.run();
+  report();
+  links.post({ k: "done" });
+} catch (err) {
+  links.post({ k: "failed", line: describeFailure(err), detail: inspect(err, { depth: 6 }) });
+} finally {
+  clearInterval(stats);
+  store?.close();
+  links.close();
+}

@@ -1,0 +1,350 @@
+/**
+ * Workers as threads: with `-w N` (N > 1) and a dataflow module to load, each worker runs
+ * in its own worker thread, so a process uses as many cores as it has workers. The
+ * process's thread keeps the TCP mesh, the recovery bookkeeping and the HTTP API.
+ *
+ *   thread ⇄ thread   a MessageChannel per pair: exchange batches, acknowledged in credits
+ *   thread ⇄ process  items for other processes (sent on the mesh), items from them,
+ *                     commits, snapshot costs, counters, the end or the failure
+ *
+ * Every link is bounded. A sender stops reading its sources while a peer thread has more
+ * than MAX_IN_FLIGHT of its batches unacknowledged, or while a mesh socket is full; the
+ * process stops reading the mesh while a thread is behind on items from other processes.
+ */
+import { extname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { MessageChannel, type MessagePort, Worker as NodeWorker, receiveMessageOnPort } from "node:worker_threads";
+import type { ProcessMesh } from "../cluster/mesh.ts";
+import { WorkerThreadError } from "../failure.ts";
+import type { SnapshotStats } from "../recovery/store.ts";
+import { type ExchangeMessage, packMessages, type Transport } from "./transport.ts";
+import type { StepCount } from "./worker.ts";
+
+/** Batches a link may have unacknowledged before its sender pauses. */
+export const MAX_IN_FLIGHT = 64;
+/** A receiver acknowledges every this many batches. */
+export const ACK_EVERY = 16;
+/** How often a thread reports its epoch and counters for /metrics and /status. */
+const STATS_MS = 500;
+/** How long an aborted thread has to stop before it is terminated. */
+const TERMINATE_AFTER_MS = 10_000;
+
+/** What a worker thread is started with. */
+export interface ThreadData {
+  readonly module: { readonly path: string; readonly exportName?: string; readonly cwd: string };
+  readonly index: number;
+  readonly count: number;
+  readonly processId: number;
+  readonly workersPerProcess: number;
+  readonly epochIntervalMs: number;
+  readonly recovery?: {
+    readonly dbDir: string;
+    readonly execution: number;
+    readonly resumeEpoch: number;
+    readonly snapshotIntervalMs: number;
+  };
+  readonly statsMs: number;
+  /** To the process's thread. */
+  readonly process: MessagePort;
+  /** To the other threads of this process, by global worker index. */
+  readonly peers: ReadonlyMap<number, MessagePort>;
+}
+
+export type ThreadToProcess =
+  | { readonly k: "send"; readonly to: number; readonly messages: ExchangeMessage[] }
+  | { readonly k: "ack"; readonly n: number }
+  | { readonly k: "committed"; readonly worker: number; readonly frontier: number }
+  | { readonly k: "snapshot"; readonly stats: SnapshotStats }
+  | { readonly k: "stats"; readonly epoch: number; readonly steps: StepCount[] }
+  /** The thread loaded the dataflow and built its worker. */
+  | { readonly k: "started" }
+  | { readonly k: "done" }
+  | { readonly k: "failed"; readonly line: string; readonly detail: string };
+
+export type ProcessToThread =
+  | { readonly k: "exchange"; readonly from: number; readonly messages: ExchangeMessage[] }
+  | { readonly k: "congested"; readonly value: boolean }
+  | { readonly k: "abort"; readonly reason: string };
+
+type PeerMessage =
+  | { readonly k: "x"; readonly from: number; readonly messages: ExchangeMessage[] }
+  | { readonly k: "ack"; readonly n: number };
+
+/** A link's credit count: batches sent, and how many of them the receiver acknowledged. */
+class Credits {
+  sent = 0;
+  acked = 0;
+  get full(): boolean {
+    return this.sent - this.acked > MAX_IN_FLIGHT;
+  }
+}
+
+/**
+ * A worker thread's side: its Transport (direct to peer threads, through the process to
+ * other processes) and the backpressure the worker loop checks before reading sources.
+ */
+export class ThreadLinks implements Transport {
+  readonly #process: MessagePort;
+  readonly #peers = new Map<number, { readonly port: MessagePort; readonly credits: Credits }>();
+  readonly #early: Array<[number, ExchangeMessage[]]> = [];
+  readonly #drained: Array<() => void> = [];
+  #receive: ((from: number, messages: ExchangeMessage[]) => void) | undefined;
+  #meshCongested = false;
+  #fromProcess = 0;
+
+  readonly #index: number;
+
+  constructor(data: Pick<ThreadData, "index" | "process" | "peers">, onAbort: (reason: string) => void) {
+    this.#index = data.index;
+    this.#process = data.process;
+    data.process.on("message", (m: ProcessToThread) => {
+      if (m.k === "exchange") {
+        this.#deliver(m.from, m.messages);
+        if (++this.#fromProcess % ACK_EVERY === 0) this.#post({ k: "ack", n: this.#fromProcess });
+      } else if (m.k === "congested") {
+        this.#meshCongested = m.value;
+        if (!m.value) this.#drain();
+      } else onAbort(m.reason);
+    });
+    for (const [index, port] of data.peers) {
+      const credits = new Credits();
+      let received = 0;
+      port.on("message", (m: PeerMessage) => {
+        if (m.k === "x") {
+          this.#deliver(m.from, m.messages);
+          if (++received % ACK_EVERY === 0) port.postMessage({ k: "ack", n: received } satisfies PeerMessage);
+          return;
+        }
+        const wasFull = credits.full;
+        credits.acked = m.n;
+        if (wasFull && !credits.full) this.#drain();
+      });
+      this.#peers.set(index, { port, credits });
+    }
+  }
+
+  send(to: number, batch: ExchangeMessage[]): void {
+    const messages = packMessages(batch);
+    const peer = this.#peers.get(to);
+    if (peer === undefined) {
+      this.#post({ k: "send", to, messages });
+      return;
+    }
+    peer.port.postMessage({ k: "x", from: this.#index, messages } satisfies PeerMessage);
+    peer.credits.sent++;
+  }
+
+  listen(receive: (from: number, messages: ExchangeMessage[]) => void): void {
+    this.#receive = receive;
+    for (const [from, messages] of this.#early.splice(0)) receive(from, messages);
+  }
+
+  congested(): boolean {
+    if (this.#meshCongested) return true;
+    for (const { credits } of this.#peers.values()) if (credits.full) return true;
+    return false;
+  }
+
+  onDrain(listener: () => void): void {
+    this.#drained.push(listener);
+  }
+
+  post(message: ThreadToProcess): void {
+    this.#post(message);
+  }
+
+  close(): void {
+    this.#process.close();
+    for (const { port } of this.#peers.values()) port.close();
+  }
+
+  #post(message: ThreadToProcess): void {
+    this.#process.postMessage(message);
+  }
+
+  #deliver(from: number, messages: ExchangeMessage[]): void {
+    if (this.#receive === undefined) this.#early.push([from, messages]);
+    else this.#receive(from, messages);
+  }
+
+  #drain(): void {
+    for (const listener of this.#drained) listener();
+  }
+}
+
+/** What /metrics and /status read of a worker, in this thread or another. */
+export interface WorkerView {
+  readonly index: number;
+  readonly epoch: number;
+  stepCounts(): StepCount[];
+}
+
+class ThreadView implements WorkerView {
+  readonly index: number;
+  epoch: number;
+  steps: StepCount[] = [];
+  constructor(index: number, epoch: number) {
+    this.index = index;
+    this.epoch = epoch;
+  }
+  stepCounts(): StepCount[] {
+    return this.steps;
+  }
+}
+
+export interface ThreadRunOptions {
+  readonly module: ThreadData["module"];
+  readonly processId: number;
+  readonly workersPerProcess: number;
+  readonly count: number;
+  readonly epochIntervalMs: number;
+  readonly mesh: ProcessMesh;
+  readonly recovery?: ThreadData["recovery"];
+  /** A worker committed an epoch: the process's store collects garbage, peers hear of it. */
+  readonly committed?: (worker: number, frontier: number) => void;
+  readonly signal: AbortSignal;
+  /** Stops the whole process (every thread, the mesh) with this cause. */
+  readonly fail: (err: Error) => void;
+  readonly onSnapshot?: (stats: SnapshotStats) => void;
+}
+
+/** The thread entry, beside this file: .ts when run from source, .js when built. */
+const ENTRY = new URL(`./thread-entry${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
+
+/**
+ * Starts this process's workers as threads. `views` are ready at once (for the API);
+ * `started` resolves once every thread has loaded the dataflow and built its worker;
+ * `done` settles when every thread has ended: resolved if all finished their inputs,
+ * rejected with the first failure (this process's own cause, when it aborted first).
+ */
+export function runThreads(opts: ThreadRunOptions): {
+  views: WorkerView[];
+  started: Promise<void>;
+  done: Promise<void>;
+} {
+  const w = opts.workersPerProcess;
+  const first = opts.processId * w;
+  const startEpoch = opts.recovery?.resumeEpoch ?? 1;
+  const views = Array.from({ length: w }, (_, local) => new ThreadView(first + local, startEpoch));
+  const peerPorts = Array.from({ length: w }, () => new Map<number, MessagePort>());
+  for (let a = 0; a < w; a++) {
+    for (let b = a + 1; b < w; b++) {
+      const { port1, port2 } = new MessageChannel();
+      peerPorts[a]?.set(first + b, port1);
+      peerPorts[b]?.set(first + a, port2);
+    }
+  }
+  let failure: Error | undefined;
+  const fail = (err: Error): void => {
+    if (failure !== undefined) return;
+    failure = opts.signal.aborted && opts.signal.reason instanceof Error ? opts.signal.reason : err;
+    opts.fail(failure);
+  };
+  const ports: MessagePort[] = [];
+  const threads: NodeWorker[] = [];
+  const started = Promise.withResolvers<void>();
+  let starting = w;
+  const credits = views.map(() => new Credits());
+  let meshCongested = false;
+  const updateCongestion = (): void => {
+    const now = opts.mesh.congested();
+    if (now === meshCongested) return;
+    meshCongested = now;
+    for (const port of ports) port.postMessage({ k: "congested", value: now } satisfies ProcessToThread);
+  };
+  const updateReading = (): void => opts.mesh.pauseReading(credits.some((c) => c.full));
+  opts.mesh.onDrain(updateCongestion);
+
+  const done = views.map((view, local) => {
+    const { port1: mine, port2: theirs } = new MessageChannel();
+    ports.push(mine);
+    const peers = peerPorts[local] as Map<number, MessagePort>;
+    const link = credits[local] as Credits;
+    const data: ThreadData = {
+      module: opts.module,
+      index: view.index,
+      count: opts.count,
+      processId: opts.processId,
+      workersPerProcess: w,
+      epochIntervalMs: opts.epochIntervalMs,
+      recovery: opts.recovery,
+      statsMs: STATS_MS,
+      process: theirs,
+      peers,
+    };
+    const thread = new NodeWorker(ENTRY, { workerData: data, transferList: [theirs, ...peers.values()] });
+    threads.push(thread);
+    const mesh = opts.mesh.transport(local);
+    mesh.listen((from, messages) => {
+      mine.postMessage({ k: "exchange", from, messages } satisfies ProcessToThread);
+      link.sent++;
+      updateReading();
+    });
+    let finished = false;
+    const handle = (m: ThreadToProcess): void => {
+      switch (m.k) {
+        case "send":
+          mesh.send(m.to, m.messages);
+          updateCongestion();
+          break;
+        case "ack":
+          link.acked = m.n;
+          updateReading();
+          break;
+        case "committed":
+          opts.committed?.(m.worker, m.frontier);
+          break;
+        case "snapshot":
+          opts.onSnapshot?.(m.stats);
+          break;
+        case "stats":
+          view.epoch = m.epoch;
+          view.steps = m.steps;
+          break;
+        case "started":
+          if (--starting === 0) started.resolve();
+          break;
+        case "done":
+          finished = true;
+          break;
+        case "failed":
+          fail(new WorkerThreadError(m.line, m.detail));
+          break;
+      }
+    };
+    mine.on("message", handle);
+    return new Promise<void>((resolve) => {
+      thread.on("error", (err) => fail(err));
+      thread.on("exit", (code) => {
+        // The thread's last messages may not have been handled yet: the exit comes another way.
+        for (let m = receiveMessageOnPort(mine); m !== undefined; m = receiveMessageOnPort(mine)) {
+          handle(m.message as ThreadToProcess);
+        }
+        if (!finished && failure === undefined) {
+          const line = `worker thread ${view.index} exited with code ${code} before its inputs ended`;
+          fail(new WorkerThreadError(line, "the thread's code called process.exit, or the thread was terminated"));
+        }
+        mine.close();
+        resolve();
+      });
+    });
+  });
+  const abort = (): void => {
+    const reason = opts.signal.reason instanceof Error ? opts.signal.reason.message : String(opts.signal.reason);
+    for (const port of ports) port.postMessage({ k: "abort", reason } satisfies ProcessToThread);
+    // A thread stuck in user code never reads the abort; the process must still end.
+    setTimeout(() => {
+      for (const thread of threads) void thread.terminate();
+    }, TERMINATE_AFTER_MS).unref();
+  };
+  opts.signal.addEventListener("abort", abort, { once: true });
+  return {
+    views,
+    started: started.promise,
+    done: Promise.all(done).then(() => {
+      opts.signal.removeEventListener("abort", abort);
+      opts.mesh.pauseReading(false);
+      if (failure !== undefined) throw failure;
+    }),
+  };
+}
