@@ -246,4 +246,14 @@ describe("signals stop the run cleanly", () => {
     expect(r.stdout).toMatch(/^endless\.tick: 0\n(endless\.tick: \d+\n)+$/);
     expect(r.stderr).toBe(`stopping on ${signal}\n`);
   });
+
+  test("a worker thread stuck in user code is terminated, so SIGTERM still ends the process", async () => {
+    const started = Date.now();
+    const r = await waxflow(["run", `${FIXTURES}/spins.ts`, "-w", "2"], {}, (kill) => kill("SIGTERM"));
+    expect(r.code).toBe(143);
+    expect(r.stdout).toBe("spinning\n");
+    expect(r.stderr).toBe("stopping on SIGTERM\n");
+    // 10 s of grace for the thread to stop by itself, then it is terminated.
+    expect(Date.now() - started).toBeLessThan(30_000);
+  }, 40_000);
 });

@@ -2,6 +2,7 @@
 // writing real files: kill and restart, rescale through a holder, and a missing store.
 import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { expect, test } from "vitest";
 import { KEYS, keyOf, PARTITIONS } from "./fixtures/recovery-flow.ts";
 import { freePorts } from "./support/ports.ts";
@@ -150,11 +151,30 @@ test("rescale with a store per process: 3 processes, then 2 and a holder, then 4
   expectExactlyOnce(ws.out, 400);
 
   // Process 3 starts with an empty store; process 2's old store is stale and dropped.
-  const up = await cluster(4, ws, { RF_UNTIL: "600" });
+  // Paced over several epochs, so every worker commits in the new execution while it runs.
+  const up = await cluster(4, ws, { RF_UNTIL: "600", RF_PACE_MS: "20" });
   const upExits = await succeeds(up.runs);
   expect(new Set(startOffsets(upExits).values())).toEqual(new Set([400]));
   expectExactlyOnce(ws.out, 600);
+  // Each store kept only the keys its process owns now: what it handed over is gone.
+  const stored = [0, 1, 2, 3].map((i) => storedKeys(ws.store(i)));
+  expect(stored.reduce((n, keys) => n + keys.length, 0)).toBe(KEYS);
+  expect(new Set(stored.flat()).size).toBe(KEYS);
 }, 90_000);
+
+/** The keys a store holds snapshots of for the running count. */
+function storedKeys(dir: string): string[] {
+  const keys: string[] = [];
+  for (const file of readdirSync(dir).filter((f) => f.endsWith(".sqlite3"))) {
+    const db = new DatabaseSync(join(dir, file), { readOnly: true });
+    const rows = db
+      .prepare("SELECT DISTINCT state_key FROM snaps WHERE step_id = 'recovery_cluster.count.stateful_batch'")
+      .all();
+    db.close();
+    keys.push(...rows.map((r) => String(r.state_key)));
+  }
+  return keys;
+}
 
 test("a smaller cluster without a holder for a left-out store fails naming it, and loses nothing", async () => {
   const ws = workspace();

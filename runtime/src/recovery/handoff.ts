@@ -147,11 +147,12 @@ class ProcessResume {
     for (const rows of this.#early.splice(0)) store.writeRows(rows);
     for (const holder of this.#holders) if (holder >= plan.sources) this.#release(holder);
     // In a cluster of one, every row is already where it belongs.
-    const mine =
+    const { byProcess, notMine } =
       this.#me < plan.sources && plan.processCount > 1
         ? collectRows(this.#opts.flow, store, plan, this.#me)
-        : new Map();
-    sendRows(this.#opts.mesh, mine).then(
+        : { byProcess: new Map<number, SnapshotRow[]>(), notMine: [] };
+    store.handedOff(plan.resumeEpoch, notMine);
+    sendRows(this.#opts.mesh, byProcess).then(
       () => {
         this.#opts.mesh.broadcast({ kind: "resumed" });
         this.#sent = true;
@@ -247,21 +248,32 @@ function replacedError(blocked: Extract<PlanOutcome, { kind: "blocked" }>): Repl
   );
 }
 
-/** This store's rows for other processes, by destination, read in one pass before anything is received into it. */
-function collectRows(flow: Dataflow, store: RecoveryStore, plan: ResumePlan, me: number): Map<number, SnapshotRow[]> {
+/**
+ * This store's rows for other processes, by destination, read in one pass before
+ * anything is received into it; and the (step, key)s of every row that is not this
+ * process's any more (sent, or of no step), for the store to drop later.
+ */
+function collectRows(
+  flow: Dataflow,
+  store: RecoveryStore,
+  plan: ResumePlan,
+  me: number,
+): { byProcess: Map<number, SnapshotRow[]>; notMine: (readonly [string, string])[] } {
   const owner = stateOwners(flow, plan.processCount * plan.workersPerProcess);
   const byProcess = new Map<number, SnapshotRow[]>();
+  const notMine: (readonly [string, string])[] = [];
   for (const row of store.newestBelow(plan.resumeEpoch)) {
     const worker = owner(row[0], row[1]);
-    // State of a step that is gone, or of a partition no longer listed, has no owner: as in one process, it is not loaded.
-    if (worker === undefined) continue;
-    const process = Math.floor(worker / plan.workersPerProcess);
+    const process = worker === undefined ? undefined : Math.floor(worker / plan.workersPerProcess);
     if (process === me) continue;
+    notMine.push([row[0], row[1]]);
+    // State of a step that is gone, or of a partition no longer listed, has no owner: as in one process, it is not loaded.
+    if (process === undefined) continue;
     const rows = byProcess.get(process);
     if (rows === undefined) byProcess.set(process, [row]);
     else rows.push(row);
   }
-  return byProcess;
+  return { byProcess, notMine };
 }
 
 async function sendRows(mesh: ProcessMesh, byProcess: ReadonlyMap<number, SnapshotRow[]>): Promise<void> {
@@ -336,7 +348,8 @@ function holdSession(opts: HoldOptions, mesh: ProcessMesh): Promise<void> {
       planned = true;
       let rows: Map<number, SnapshotRow[]>;
       try {
-        rows = collectRows(opts.flow, opts.store, frame.plan, opts.processId);
+        // A holder's store leaves the cluster with it: nothing to drop.
+        rows = collectRows(opts.flow, opts.store, frame.plan, opts.processId).byProcess;
       } catch (err) {
         reject(err);
         return;

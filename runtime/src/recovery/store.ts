@@ -101,6 +101,7 @@ class Partition {
   readonly #upsert: StatementSync;
   readonly #front: StatementSync;
   readonly #collect: StatementSync;
+  readonly #forget: StatementSync;
 
   constructor(dir: string, file: string) {
     this.file = file;
@@ -124,6 +125,7 @@ class Partition {
     this.storeId = String(meta.get("store"));
     this.#upsert = this.db.prepare("INSERT OR REPLACE INTO snaps (step_id, state_key, epoch, ser) VALUES (?, ?, ?, ?)");
     this.#front = this.db.prepare("INSERT OR REPLACE INTO fronts (ex_num, worker_index, frontier) VALUES (?, ?, ?)");
+    this.#forget = this.db.prepare("DELETE FROM snaps WHERE step_id = ? AND state_key = ? AND epoch < ?");
     this.#collect = this.db.prepare(
       `DELETE FROM snaps WHERE epoch < (
          SELECT MAX(t.epoch) FROM snaps t
@@ -138,6 +140,15 @@ class Partition {
   /** Deletes every snapshot older than its key's newest one at or before `epoch`; returns how many. */
   collectBefore(epoch: number): number {
     return Number(this.#collect.run(epoch).changes);
+  }
+
+  /** Deletes the snapshots of these (step, key) older than `epoch`; returns how many. */
+  forget(keys: readonly (readonly [string, string])[], epoch: number): number {
+    let deleted = 0;
+    this.transaction(() => {
+      for (const [stepId, key] of keys) deleted += Number(this.#forget.run(stepId, key, epoch).changes);
+    });
+    return deleted;
   }
 
   countSnapshots(): number {
@@ -197,6 +208,8 @@ export class RecoveryStore {
   #written = 0;
   /** False in a worker thread's connection: the process's own store collects (joinExecution). */
   #collects = true;
+  /** State this store handed to other processes at the start of this execution, kept until it is safe to drop. */
+  #handedOff: { readonly before: number; readonly keys: (readonly [string, string])[] } | undefined;
 
   private constructor(dir: string, parts: Partition[], gcLag: number) {
     this.dir = dir;
@@ -386,6 +399,16 @@ export class RecoveryStore {
     return this.#execution;
   }
 
+  /**
+   * The (step, key)s whose snapshots before `before` (the resume epoch) now belong to
+   * other processes, or to no step. Their rows are deleted once every worker of the
+   * cluster has committed past the resume epoch (and the backup lag): then every store
+   * has recorded this execution, so no resume goes back to one that needs them here.
+   */
+  handedOff(before: number, keys: (readonly [string, string])[]): void {
+    this.#handedOff = keys.length === 0 ? undefined : { before, keys };
+  }
+
   /** A worker (here or in a peer process) committed `frontier`; collects garbage below the cluster's minimum. */
   observeFrontier(worker: number, frontier: number): void {
     if (frontier <= (this.#frontiers.get(worker) ?? 0)) return;
@@ -402,8 +425,8 @@ export class RecoveryStore {
     }
   }
 
-  #byPartition(rows: readonly SnapshotRow[]): Map<Partition, SnapshotRow[]> {
-    const byPart = new Map<Partition, SnapshotRow[]>();
+  #byPartition<R extends readonly [string, string, ...unknown[]]>(rows: readonly R[]): Map<Partition, R[]> {
+    const byPart = new Map<Partition, R[]>();
     for (const row of rows) {
       const part = this.#parts[stableHash(`${row[0]}\u0000${row[1]}`) % this.#parts.length] as Partition;
       const list = byPart.get(part);
@@ -441,10 +464,17 @@ export class RecoveryStore {
    */
   #collectGarbage(final = false): void {
     if (this.#execution === 0 || !this.#collects) return;
-    if (!final && this.#written < this.#kept) return;
     // A resume at `frontier` loads the newest snapshot before it, so that one is kept.
     const frontier = Math.min(...this.#frontiers.values());
     const below = frontier - 1 - this.#gcLag;
+    const handedOff = this.#handedOff;
+    if (handedOff !== undefined && below >= handedOff.before) {
+      this.#handedOff = undefined;
+      let forgotten = 0;
+      for (const [part, keys] of this.#byPartition(handedOff.keys)) forgotten += part.forget(keys, handedOff.before);
+      this.#kept = Math.max(0, this.#kept - forgotten);
+    }
+    if (!final && this.#written < this.#kept) return;
     if (below <= this.#collectedBelow) return;
     this.#collectedBelow = below;
     let deleted = 0;
