@@ -189,15 +189,15 @@ describe("with the CRD", () => {
     ],
     [
       ["--registry", "ghcr.io/acme/orders:v1"],
-      "--registry ghcr.io/acme/orders:v1 names an image; pass HOST/PREFIX only, the image goes to HOST/PREFIX/bad",
+      "--registry ghcr.io/acme/orders:v1 names an image; pass HOST or HOST/PREFIX, and the image goes to HOST/PREFIX/NAME",
     ],
     [
       ["--registry", "ghcr.io/acme", "--image", image("a")],
       "--registry only applies when deploy builds the image; leave out --image",
     ],
     [
-      ["--registry", "acme"],
-      "--registry acme is not a registry image name: it needs a registry host before the first / (e.g. registry.example.com/team/orders:v1)",
+      ["--registry", "acme/team"],
+      '--registry acme/team is not a registry: "acme" is not a registry host (a host has a dot or a port, or is localhost) (e.g. ghcr.io/acme)',
     ],
   ])("deploy %j is refused before anything is applied", async (flags, message) => {
     const outcome = await run("df", "deploy", wordcount, "-N", "bad", "--no-wait", ...flags);

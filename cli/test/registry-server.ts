@@ -5,13 +5,13 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { generateKeyPairSync, randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer as createHttpServer } from "node:http";
-import { createServer } from "node:net";
+import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import bcrypt from "bcryptjs";
 import { exportJWK, SignJWT } from "jose";
 import { dump } from "js-yaml";
+import { freePorts } from "../../runtime/test/support/ports.ts";
 
 export interface TestRegistry {
   /** `127.0.0.1:<port>` */
@@ -22,11 +22,7 @@ export interface TestRegistry {
 }
 
 export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((ok) => server.listen(0, "127.0.0.1", ok));
-  const { port } = server.address() as { port: number };
-  await new Promise((ok) => server.close(ok));
-  return port;
+  return (await freePorts(1))[0] as number;
 }
 
 export interface RegistryAuth {
@@ -42,7 +38,7 @@ async function startTokenService(dir: string, users: Readonly<Record<string, str
   const jwks = join(dir, "jwks.json");
   writeFileSync(jwks, JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid, alg: "EdDSA", use: "sig" }] }));
   const scopes: string[] = [];
-  const server = createHttpServer((req, res) => {
+  const server = createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://token");
     const [user, password] = Buffer.from((req.headers.authorization ?? "").replace(/^Basic /, ""), "base64")
       .toString()

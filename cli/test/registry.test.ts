@@ -3,7 +3,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
 import { dockerCredential } from "../src/image/credentials.ts";
-import { formatRef, parseChallenge, parseRegistryRef, usesPlainHttp } from "../src/image/registry.ts";
+import {
+  formatRef,
+  parseChallenge,
+  parseRegistryPrefix,
+  parseRegistryRef,
+  repositoryUnder,
+  usesPlainHttp,
+} from "../src/image/registry.ts";
 
 describe("image names", () => {
   test.each([
@@ -33,6 +40,18 @@ describe("image names", () => {
       `--registry ${text} is not a registry image name: ${why}`,
     );
   });
+});
+
+test("deploy's --registry: a host, or a host and a path under which each dataflow's image goes", () => {
+  const at = (text: string) => parseRegistryPrefix(text, `--registry ${text}`);
+  expect(repositoryUnder(at("localhost:5000"), "orders")).toEqual({ host: "localhost:5000", repository: "orders" });
+  expect(repositoryUnder(at("ghcr.io/acme/team/"), "orders")).toEqual({
+    host: "ghcr.io",
+    repository: "acme/team/orders",
+  });
+  expect(() => at("ghcr.io/acme:v1")).toThrow("--registry ghcr.io/acme:v1 names an image");
+  expect(() => at("ghcr.io/Acme")).toThrow('--registry ghcr.io/Acme is not a registry: path "Acme" must be lowercase');
+  expect(() => at("acme")).toThrow('--registry acme is not a registry: "acme" is not a registry host');
 });
 
 test("plain HTTP for loopback registries and those listed", () => {

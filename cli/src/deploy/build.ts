@@ -2,7 +2,7 @@
 // cluster's nodes (kind) or to a registry they pull from; this maps its progress onto
 // deploy's stages (bundle, build, load or push).
 import { buildDataflowImage, deliverImage, type ImageProgress, type ImageStage, type Target } from "../image/build.ts";
-import { formatRef, type RegistryRef } from "../image/registry.ts";
+import { formatRef, type RegistryPrefix, repositoryUnder } from "../image/registry.ts";
 import { bytes } from "../ui/format.ts";
 import type { Progress, Stage } from "../ui/progress.ts";
 import type { BuildImage } from "./deploy.ts";
@@ -58,7 +58,7 @@ class ImageStages {
 }
 
 /** Where deploy sends the image: into a kind cluster's nodes, or to `HOST/PREFIX/<name>` in a registry. */
-export type Destination = { readonly kindCluster: string } | { readonly registry: RegistryRef };
+export type Destination = { readonly kindCluster: string } | { readonly registry: RegistryPrefix };
 
 /** Builds on `base` (default: the runtime image `npm run images` made) and delivers to `destination`. */
 export function buildAndDeliver(destination: Destination, base: string | undefined, cwd: string): BuildImage {
@@ -73,8 +73,7 @@ export function buildAndDeliver(destination: Destination, base: string | undefin
         stages.finish("load", `kind cluster ${destination.kindCluster}`);
         return { reference: built.reference, module: built.module };
       }
-      const { host, repository } = destination.registry;
-      const ref = { host, repository: `${repository}/${name}` };
+      const ref = repositoryUnder(destination.registry, name);
       const pushed = await deliverImage(built, { kind: "registry", ref }, { cwd, onProgress: stages.report });
       const { uploaded = 0, skipped = 0 } = pushed.blobs ?? {};
       stages.finish("push", `${formatRef(ref)}: ${uploaded} blobs uploaded, ${skipped} already there`);

@@ -36,6 +36,11 @@ const REPOSITORY = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[.
 const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
 
+/** As docker tells a registry host from a Docker Hub user name. */
+const isRegistryHost = (host: string): boolean => host.includes(".") || host.includes(":") || host === "localhost";
+const NOT_A_HOST = (host: string): string =>
+  `"${host}" is not a registry host (a host has a dot or a port, or is localhost)`;
+
 /** Parses an image name with an explicit registry host; `given` is the flag and value as typed, for errors. */
 export function parseRegistryRef(text: string, given: string): RegistryRef {
   const bad = (why: string) =>
@@ -46,8 +51,7 @@ export function parseRegistryRef(text: string, given: string): RegistryRef {
   const slash = name.indexOf("/");
   if (slash <= 0) throw bad("it needs a registry host before the first /");
   const host = name.slice(0, slash);
-  if (!host.includes(".") && !host.includes(":") && host !== "localhost")
-    throw bad(`"${host}" is not a registry host (a host has a dot or a port, or is localhost)`);
+  if (!isRegistryHost(host)) throw bad(NOT_A_HOST(host));
   let repository = name.slice(slash + 1);
   let tag: string | undefined;
   const colon = repository.lastIndexOf(":");
@@ -58,6 +62,30 @@ export function parseRegistryRef(text: string, given: string): RegistryRef {
   }
   if (!REPOSITORY.test(repository)) throw bad(`repository "${repository}" must be lowercase path components`);
   return { host, repository, ...(tag === undefined ? {} : { tag }), ...(digest === undefined ? {} : { digest }) };
+}
+
+/** Where deploy pushes: `HOST` or `HOST/PREFIX`; the image goes to HOST/PREFIX/NAME. */
+export interface RegistryPrefix {
+  readonly host: string;
+  readonly prefix: string;
+}
+
+export function parseRegistryPrefix(text: string, given: string): RegistryPrefix {
+  const slash = text.indexOf("/");
+  const host = slash < 0 ? text : text.slice(0, slash);
+  const prefix = slash < 0 ? "" : text.slice(slash + 1).replace(/\/+$/, "");
+  if (prefix.includes(":") || text.includes("@")) {
+    throw new UsageError(`${given} names an image; pass HOST or HOST/PREFIX, and the image goes to HOST/PREFIX/NAME`);
+  }
+  const bad = (why: string) => new UsageError(`${given} is not a registry: ${why} (e.g. ghcr.io/acme)`);
+  if (!isRegistryHost(host)) throw bad(NOT_A_HOST(host));
+  if (prefix !== "" && !REPOSITORY.test(prefix)) throw bad(`path "${prefix}" must be lowercase path components`);
+  return { host, prefix };
+}
+
+/** The repository of image `name` under `at`. */
+export function repositoryUnder(at: RegistryPrefix, name: string): RegistryRef {
+  return { host: at.host, repository: at.prefix === "" ? name : `${at.prefix}/${name}` };
 }
 
 export function formatRef(ref: RegistryRef): string {
@@ -100,7 +128,6 @@ export interface PushReport {
 }
 
 export interface RegistryOptions {
-  readonly env?: NodeJS.ProcessEnv;
   /** Bytes of blobs sent so far, of the total to send. */
   readonly onBytes?: (done: number, total: number) => void;
 }
@@ -144,6 +171,7 @@ export class RegistryClient {
       if (source === undefined) throw new Error(`blob ${blob.digest} of image ${image.digest} is missing`);
       const start = await this.#request("POST", `/v2/${ref.repository}/blobs/uploads/`, scope);
       await this.#expect(start, 202, `starting the upload of ${blob.digest}`);
+      await start.body?.cancel();
       const location = start.headers.get("location");
       if (location === null) throw this.#error(`the registry gave no upload location for ${blob.digest}`);
       const url = new URL(location, this.#base);
@@ -156,6 +184,7 @@ export class RegistryClient {
         onBytes: (n) => options.onBytes?.(sent + n, total),
       });
       await this.#expect(put, 201, `uploading ${blob.digest}`);
+      await put.body?.cancel();
       done += blob.size;
       uploaded++;
     }

@@ -2,10 +2,10 @@
  * Runs this process's share of a dataflow: W workers, connected to the workers of the
  * other processes through the TCP mesh. Given the dataflow's module, W > 1 workers run
  * as worker threads (threads.ts), each on its own core; otherwise in this thread, taking
- * turns. With recovery, the processes
- * first bring their stores up to date over the mesh (recovery/handoff.ts). The first
- * failure anywhere — a step here, or a peer process lost — aborts every worker, so a
- * run either completes everywhere or rejects with the cause.
+ * turns. With recovery, the processes first bring their stores up to date over the mesh
+ * (recovery/handoff.ts). The first failure anywhere — a step here, or a peer process
+ * lost — aborts every worker, so a run either completes everywhere or rejects with the
+ * cause.
  */
 import { type PeerAddress, ProcessMesh } from "../cluster/mesh.ts";
 import type { Dataflow } from "../dataflow.ts";

@@ -91,7 +91,6 @@ export class ThreadLinks implements Transport {
   #receive: ((from: number, messages: ExchangeMessage[]) => void) | undefined;
   #meshCongested = false;
   #fromProcess = 0;
-
   readonly #index: number;
 
   constructor(data: Pick<ThreadData, "index" | "process" | "peers">, onAbort: (reason: string) => void) {
@@ -100,7 +99,7 @@ export class ThreadLinks implements Transport {
     data.process.on("message", (m: ProcessToThread) => {
       if (m.k === "exchange") {
         this.#deliver(m.from, m.messages);
-        if (++this.#fromProcess % ACK_EVERY === 0) this.#post({ k: "ack", n: this.#fromProcess });
+        if (++this.#fromProcess % ACK_EVERY === 0) this.post({ k: "ack", n: this.#fromProcess });
       } else if (m.k === "congested") {
         this.#meshCongested = m.value;
         if (!m.value) this.#drain();
@@ -127,7 +126,7 @@ export class ThreadLinks implements Transport {
     const messages = packMessages(batch);
     const peer = this.#peers.get(to);
     if (peer === undefined) {
-      this.#post({ k: "send", to, messages });
+      this.post({ k: "send", to, messages });
       return;
     }
     peer.port.postMessage({ k: "x", from: this.#index, messages } satisfies PeerMessage);
@@ -149,17 +148,14 @@ export class ThreadLinks implements Transport {
     this.#drained.push(listener);
   }
 
+  /** To the process's thread. */
   post(message: ThreadToProcess): void {
-    this.#post(message);
+    this.#process.postMessage(message);
   }
 
   close(): void {
     this.#process.close();
     for (const { port } of this.#peers.values()) port.close();
-  }
-
-  #post(message: ThreadToProcess): void {
-    this.#process.postMessage(message);
   }
 
   #deliver(from: number, messages: ExchangeMessage[]): void {

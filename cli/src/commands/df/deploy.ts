@@ -10,7 +10,7 @@ import { dataflowManifest } from "../../deploy/manifest.ts";
 import { deployOptions, duration, durationMs } from "../../deploy/options.ts";
 import { UsageError } from "../../errors.ts";
 import { APP_DIR } from "../../image/layer.ts";
-import { parseRegistryRef } from "../../image/registry.ts";
+import { parseRegistryPrefix } from "../../image/registry.ts";
 import { connect, namespaceOf } from "../../kube.ts";
 import { createProgress, outputMode } from "../../ui/progress.ts";
 
@@ -98,8 +98,8 @@ Deploying again with the same image and flags changes nothing. A change to a run
     }),
     registry: Flags.string({
       description:
-        "Push the built image to HOST/PREFIX/NAME in this registry, by digest, instead of loading it into kind. Uses your Docker credentials; loopback registries and WAXCTL_INSECURE_REGISTRIES (HOST:PORT,...) are plain HTTP.",
-      helpValue: "HOST/PREFIX",
+        "Push the built image to HOST/PREFIX/NAME (or HOST/NAME) in this registry, by digest, instead of loading it into kind. Uses your Docker credentials; loopback registries and WAXCTL_INSECURE_REGISTRIES (HOST:PORT,...) are plain HTTP.",
+      helpValue: "HOST[/PREFIX]",
       helpGroup: "IMAGE",
     }),
     recovery: Flags.boolean({
@@ -180,12 +180,7 @@ Deploying again with the same image and flags changes nothing. A change to a run
       throw new UsageError("--kind and --registry are two places for the image; pass one");
     }
     const registry =
-      flags.registry === undefined ? undefined : parseRegistryRef(flags.registry, `--registry ${flags.registry}`);
-    if (registry?.tag !== undefined || registry?.digest !== undefined) {
-      throw new UsageError(
-        `--registry ${flags.registry} names an image; pass HOST/PREFIX only, the image goes to HOST/PREFIX/${options.name}`,
-      );
-    }
+      flags.registry === undefined ? undefined : parseRegistryPrefix(flags.registry, `--registry ${flags.registry}`);
     const print = (df: Dataflow) =>
       this.log(
         flags.output === "json" ? JSON.stringify(df, null, 2) : dump(df, { lineWidth: -1, noRefs: true }).trimEnd(),
