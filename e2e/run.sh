@@ -23,6 +23,8 @@ fi
 step "cluster ready"
 
 cd "$root"
+# The registry scenario 9 pushes to (idempotent, cached by version).
+bash "$root/cli/install-tools.sh" >/dev/null
 images=$(npm run -s images -- --json)
 # The reference first: the archive's path, last, may hold spaces.
 read -r WAXFLOW_CONTROLLER_IMAGE controller_archive < <(node -p \

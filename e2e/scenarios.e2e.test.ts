@@ -6,6 +6,8 @@ import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { startRegistry } from "../cli/test/registry-server.ts";
+import { registryBinary } from "../cli/test/tools.ts";
 import { expectedCounts, type ReadingsSettings } from "../examples/running-count.ts";
 import {
   eventually,
@@ -322,5 +324,34 @@ describe("waxflow on kind", { timeout: 600_000 }, () => {
       "--wait=false",
     );
     await untilRunning("e2e-failover", 2);
+  });
+
+  test("9. deploy --registry: the image goes through a registry, and the node pulls it from there", async () => {
+    const binary = registryBinary();
+    expect(binary, "the registry is built by bash cli/install-tools.sh, which e2e/run.sh runs").toBeDefined();
+    // The cluster's containerd sends localhost:<port> to this registry (e2e/toolchain/cluster.sh).
+    const port = Number(process.env.E2E_REGISTRY_PORT ?? 5001);
+    const registry = await startRegistry(binary as string, { hostPort: port });
+    try {
+      const at = `localhost:${port}/e2e`;
+      const deploy = await waxctl([...deployFlags("e2e-pushed", readings(200), "-p", "1"), "--registry", at]);
+      expect(deploy.code, deploy.stderr).toBe(0);
+      const df = await kubectlJson<{ spec: { image: string } }>("get", "dataflow", "-n", NS, "e2e-pushed");
+      expect(df.spec.image).toMatch(new RegExp(`^${at}/e2e-pushed@sha256:[0-9a-f]{64}$`));
+      await untilRunning("e2e-pushed", 1);
+      const events = await kubectl(
+        "get",
+        "events",
+        "-n",
+        NS,
+        "--field-selector",
+        "involvedObject.name=e2e-pushed-0,reason=Pulled",
+        "-o",
+        "jsonpath={.items[*].message}",
+      );
+      expect(events).toContain(`Successfully pulled image "${df.spec.image}"`);
+    } finally {
+      await registry.stop();
+    }
   });
 });

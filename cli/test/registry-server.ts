@@ -71,9 +71,16 @@ async function startTokenService(dir: string, users: Readonly<Record<string, str
   };
 }
 
-export async function startRegistry(binary: string, auth?: RegistryAuth): Promise<TestRegistry> {
+export interface RegistryServerOptions {
+  readonly auth?: RegistryAuth;
+  /** A fixed port on every address (kind nodes reach it at their network's gateway); default a free loopback one. */
+  readonly hostPort?: number;
+}
+
+export async function startRegistry(binary: string, options: RegistryServerOptions = {}): Promise<TestRegistry> {
+  const { auth, hostPort } = options;
   const dir = mkdtempSync(join(tmpdir(), "waxctl-registry-"));
-  const port = await freePort();
+  const port = hostPort ?? (await freePort());
   const htpasswd = join(dir, "htpasswd");
   writeFileSync(
     htpasswd,
@@ -86,7 +93,7 @@ export async function startRegistry(binary: string, auth?: RegistryAuth): Promis
     version: 0.1,
     log: { level: "warn" },
     storage: { filesystem: { rootdirectory: join(dir, "data") } },
-    http: { addr: `127.0.0.1:${port}` },
+    http: { addr: hostPort === undefined ? `127.0.0.1:${port}` : `:${port}` },
     ...(tokens !== undefined
       ? { auth: { token: tokens.config } }
       : auth !== undefined
@@ -94,7 +101,10 @@ export async function startRegistry(binary: string, auth?: RegistryAuth): Promis
         : {}),
   };
   writeFileSync(join(dir, "config.yml"), dump(config));
+  // The registry reads REGISTRY_* variables as settings: none of ours may leak into it.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("REGISTRY_")));
   const child: ChildProcess = spawn(binary, ["serve", join(dir, "config.yml")], {
+    env,
     stdio: ["ignore", "ignore", "pipe"],
   });
   let stderr = "";

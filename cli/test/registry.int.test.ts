@@ -52,7 +52,7 @@ describe.skipIf(binary === undefined)(
   `registry (${binary ?? "skipped: not built; run bash cli/install-tools.sh"})`,
   () => {
     beforeAll(async () => {
-      registry = await startRegistry(binary as string, { users: { alice: "s3cret" } });
+      registry = await startRegistry(binary as string, { auth: { users: { alice: "s3cret" } } });
       baseImg = await standInBase(base);
       process.env.WAXFLOW_CACHE = join(work, "cache");
     });
@@ -136,7 +136,7 @@ describe.skipIf(binary === undefined)(
     });
 
     test("a registry with a token service (Bearer challenges, as Docker Hub and GHCR): one token per scope", async () => {
-      const tokened = await startRegistry(binary as string, { users: { bob: "pw" }, tokens: true });
+      const tokened = await startRegistry(binary as string, { auth: { users: { bob: "pw" }, tokens: true } });
       try {
         dockerConfig({ auths: { [tokened.host]: { auth: basicAuth("bob", "pw") } } });
         const pushed = await push(flow, `registry:${tokened.host}/team/flow:v1`);

@@ -20,4 +20,4 @@ export const helmBinary = (): string | undefined => cachedTool("$WAXFLOW_CACHE/h
 
 /** The registry cli/install-tools.sh caches. */
 export const registryBinary = (): string | undefined =>
-  cachedTool("$WAXFLOW_CACHE/registry/$REGISTRY_VERSION/bin/registry");
+  cachedTool("$WAXFLOW_CACHE/registry/$DISTRIBUTION_VERSION/bin/registry");

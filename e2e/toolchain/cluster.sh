@@ -131,9 +131,16 @@ fi
 guard_network
 mkdir -p "$(dirname "$KUBECONFIG_OUT")"
 config="$WAXFLOW_CACHE/kind/$KIND_CLUSTER_NAME.yaml"
+# Images named localhost:$E2E_REGISTRY_PORT/... are pulled from a registry on this host
+# (the e2e suite starts one there): the node reaches the host at the network's gateway.
+gateway=$(docker network inspect kind -f '{{range .IPAM.Config}}{{.Gateway}} {{end}}' | tr ' ' '\n' | grep -m1 '\.')
 cat > "$config" <<YAML
 kind: Cluster
 apiVersion: kind.x-k8s.io/v1alpha4
+containerdConfigPatches:
+- |-
+  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."localhost:$E2E_REGISTRY_PORT"]
+    endpoint = ["http://$gateway:$E2E_REGISTRY_PORT"]
 nodes:
 - role: control-plane
   image: $image

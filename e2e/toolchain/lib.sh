@@ -8,9 +8,9 @@ set -euo pipefail
 : "${KIND_VERSION:=v0.30.0}"
 : "${HELM_VERSION:=v3.19.0}"
 : "${KUBECONFORM_VERSION:=v0.7.0}"
-: "${REGISTRY_VERSION:=v3.1.2}"
+: "${DISTRIBUTION_VERSION:=v3.1.2}"
 : "${WAXFLOW_CACHE:=${XDG_CACHE_HOME:-$HOME/.cache}/waxflow}"
-export K8S_VERSION ETCD_VERSION KIND_VERSION HELM_VERSION KUBECONFORM_VERSION REGISTRY_VERSION WAXFLOW_CACHE
+export K8S_VERSION ETCD_VERSION KIND_VERSION HELM_VERSION KUBECONFORM_VERSION DISTRIBUTION_VERSION WAXFLOW_CACHE
 export CGO_ENABLED=0 GOFLAGS=-mod=mod
 
 log() { printf '[toolchain] %s\n' "$*" >&2; }
@@ -39,8 +39,10 @@ have_all() { local f; for f in "$@"; do [[ -x "$f" ]] || return 1; done; }
 : "${NODE_IMAGE:=waxflow/kind-node:$K8S_VERSION}"
 : "${KIND_CLUSTER_NAME:=waxflow-e2e}"
 : "${TEST_BUSYBOX_IMAGE:=waxflow/busybox:e2e}"
+# The host port of the registry the suite pushes to; nodes pull localhost:<port>/... from it.
+: "${E2E_REGISTRY_PORT:=5001}"
 export CRICTL_VERSION COREDNS_VERSION LOCAL_PATH_PROVISIONER_VERSION KINDNETD_IMAGE \
-  LOCAL_PATH_PROVISIONER_IMAGE LOCAL_PATH_HELPER_IMAGE NODE_IMAGE KIND_CLUSTER_NAME TEST_BUSYBOX_IMAGE
+  LOCAL_PATH_PROVISIONER_IMAGE LOCAL_PATH_HELPER_IMAGE NODE_IMAGE KIND_CLUSTER_NAME TEST_BUSYBOX_IMAGE E2E_REGISTRY_PORT
 
 # go_install <cache-subdir> <module/pkg@version>: `go install` into the cache; prints
 # the bin folder. Skips when the binary is already there.
