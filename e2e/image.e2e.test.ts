@@ -1,32 +1,13 @@
 // A dataflow image delivered with `kind load image-archive` starts in a pod by its digest
 // reference, with nothing pulled: the image module alone, without waxctl or the operator.
-// Runs in the kind suite (e2e/run.sh brings the cluster up first).
-import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+// Runs in the kind suite (e2e/run.sh brings the cluster up and puts kind on PATH).
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect, test } from "vitest";
 import { buildDataflowImage, deliverImage } from "../cli/src/image/build.ts";
 import { buildImages } from "../images/build.ts";
-
-const ROOT = join(import.meta.dirname, "..");
-const [kind, kubeconfig, cluster] = execFileSync(
-  "bash",
-  [
-    "-c",
-    'source e2e/toolchain/lib.sh && echo "$WAXFLOW_CACHE/kind/$KIND_VERSION/bin/kind" "$WAXFLOW_CACHE/kind/$KIND_CLUSTER_NAME.kubeconfig" "$KIND_CLUSTER_NAME"',
-  ],
-  { cwd: ROOT, encoding: "utf8" },
-)
-  .trim()
-  .split(" ") as [string, string, string];
-const kubectl = (...args: string[]) =>
-  spawnSync("kubectl", ["--kubeconfig", kubeconfig, ...args], { encoding: "utf8" });
-const missing = !existsSync(kind)
-  ? `kind is not built at ${kind}`
-  : !existsSync(kubeconfig) || kubectl("get", "--raw", "/readyz").status !== 0
-    ? `the kind cluster ${cluster} is not up`
-    : undefined;
+import { CLUSTER, kubectl, tryKubectl } from "./lib/cluster.ts";
 
 const FLOW = `import { Dataflow } from "waxflow";
 import { StdOutSink } from "waxflow/connectors/stdio";
@@ -37,7 +18,6 @@ op.output("out", op.map("fmt", op.input("inp", flow, new TestingSource([1, 2, 3]
 `;
 
 test("a dataflow image loaded with kind starts in a pod by its digest reference", async () => {
-  expect(missing, "run the kind suite with npm run e2e (bash e2e/toolchain/cluster.sh up)").toBeUndefined();
   const images = await buildImages();
   const dir = mkdtempSync(join(tmpdir(), "waxflow-kind-image-"));
   const namespace = `waxflow-image-test-${process.pid}`;
@@ -49,9 +29,9 @@ test("a dataflow image loaded with kind starts in a pod by its digest reference"
       name: "kind-image-test",
       base: images.runtime.layout,
     });
-    const delivered = await deliverImage(built, { kind: "kind", cluster }, { env: { ...process.env, KIND: kind } });
+    const delivered = await deliverImage(built, { kind: "kind", cluster: CLUSTER });
     expect(delivered.reference).toBe(built.reference);
-    expect(kubectl("create", "namespace", namespace).status).toBe(0);
+    await kubectl("create", "namespace", namespace);
     const pod = {
       apiVersion: "v1",
       kind: "Pod",
@@ -68,11 +48,9 @@ test("a dataflow image loaded with kind starts in a pod by its digest reference"
         ],
       },
     };
-    const apply = spawnSync("kubectl", ["--kubeconfig", kubeconfig, "apply", "-f", "-"], {
-      input: JSON.stringify(pod),
-    });
-    expect(apply.status).toBe(0);
-    const done = kubectl(
+    writeFileSync(join(dir, "pod.json"), JSON.stringify(pod));
+    await kubectl("apply", "-f", join(dir, "pod.json"));
+    const done = await tryKubectl(
       "wait",
       "-n",
       namespace,
@@ -80,14 +58,21 @@ test("a dataflow image loaded with kind starts in a pod by its digest reference"
       "--for=jsonpath={.status.phase}=Succeeded",
       "--timeout=90s",
     );
-    const events = kubectl("get", "events", "-n", namespace, "-o", "custom-columns=REASON:.reason,MESSAGE:.message");
-    expect({ waited: done.status, events: events.stdout }).toMatchObject({ waited: 0 });
-    expect(events.stdout).toContain("already present on machine");
-    expect(kubectl("logs", "-n", namespace, "flow").stdout).toBe(
+    const events = await kubectl(
+      "get",
+      "events",
+      "-n",
+      namespace,
+      "-o",
+      "custom-columns=REASON:.reason,MESSAGE:.message",
+    );
+    expect({ waited: done.code, events }).toMatchObject({ waited: 0 });
+    expect(events).toContain("already present on machine");
+    expect(await kubectl("logs", "-n", namespace, "flow")).toBe(
       [1, 2, 3].map((n) => `n=${n * process.pid}\n`).join(""),
     );
   } finally {
-    kubectl("delete", "namespace", namespace, "--wait=false");
+    await tryKubectl("delete", "namespace", namespace, "--wait=false");
     rmSync(dir, { recursive: true, force: true });
   }
 }, 300_000);

@@ -1,29 +1,20 @@
 import { spawn } from "node:child_process";
 import { resolve } from "node:path";
 import { describe, expect, test } from "vitest";
+import { type Output, output } from "../runtime/test/support/output.ts";
 import { WORD_COUNTS } from "./data/wordcount.expected.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
 
 /** Runs an example through the CLI, from the repository root, as a user would. */
-function run(example: string, ...flags: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done, fail) => {
-    const child = spawn(
+function run(example: string, ...flags: string[]): Promise<Output> {
+  return output(
+    spawn(
       process.execPath,
       ["--conditions=waxflow-source", "runtime/src/cli.ts", "run", `examples/${example}`, ...flags],
       { cwd: ROOT, env: { PATH: process.env.PATH ?? "", WAXFLOW_API_PORT: "0" } },
-    );
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (s: string) => {
-      stdout += s;
-    });
-    child.stderr.setEncoding("utf8").on("data", (s: string) => {
-      stderr += s;
-    });
-    child.on("error", fail);
-    child.on("close", (code) => done({ code, stdout, stderr }));
-  });
+    ),
+  );
 }
 
 // merge.ts takes ~10 s for now: an async sink write (StdOutSink) does not wake an idle

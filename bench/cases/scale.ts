@@ -15,6 +15,7 @@ import type { FixedPartitionedSource, StatefulSourcePartition } from "waxflow/in
 import * as op from "waxflow/operators";
 import type { DynamicSink, StatelessSinkPartition } from "waxflow/outputs";
 import { clusterMain } from "waxflow/testing";
+import { output } from "../../runtime/test/support/output.ts";
 import { freePorts } from "../../runtime/test/support/ports.ts";
 import { type BenchCase, expectEqual, type SelfTimed } from "../harness.ts";
 
@@ -122,46 +123,31 @@ export interface ProcessReport {
 const SCRIPT = join(import.meta.dirname, "..", "scale-process.ts");
 
 /** A process's report and its workers' shares of the output, [count, max]. */
-function runProcess(
+async function runProcess(
   processId: number,
   addresses: string,
   workers: number,
   load: Load,
 ): Promise<ProcessReport & { shares: [number, number][] }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [
-        "--conditions=waxflow-source",
-        SCRIPT,
-        String(processId),
-        addresses,
-        String(load.items),
-        String(workers),
-        String(load.work),
-      ],
-      { stdio: ["ignore", "pipe", "pipe"] },
-    );
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (s: string) => {
-      stdout += s;
-    });
-    child.stderr.setEncoding("utf8").on("data", (s: string) => {
-      stderr += s;
-    });
-    child.on("error", reject);
-    child.on("exit", (code) => {
-      if (code !== 0) {
-        reject(new Error(`bench process ${processId} exited ${code}: ${stderr}`));
-        return;
-      }
-      const lines = stdout.trim().split("\n");
-      const report = JSON.parse(lines.pop() ?? "") as ProcessReport;
-      const shares = lines.map((line) => (JSON.parse(line) as { share: [number, number] }).share);
-      resolve({ ...report, shares });
-    });
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      "--conditions=waxflow-source",
+      SCRIPT,
+      String(processId),
+      addresses,
+      String(load.items),
+      String(workers),
+      String(load.work),
+    ],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  const { code, stdout, stderr } = await output(child);
+  if (code !== 0) throw new Error(`bench process ${processId} exited ${code}: ${stderr}`);
+  const lines = stdout.trim().split("\n");
+  const report = JSON.parse(lines.pop() ?? "") as ProcessReport;
+  const shares = lines.map((line) => (JSON.parse(line) as { share: [number, number] }).share);
+  return { ...report, shares };
 }
 
 /** `processes` child processes of `workers` workers each. */

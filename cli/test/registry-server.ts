@@ -11,7 +11,7 @@ import { join } from "node:path";
 import bcrypt from "bcryptjs";
 import { exportJWK, SignJWT } from "jose";
 import { dump } from "js-yaml";
-import { freePorts } from "../../runtime/test/support/ports.ts";
+import { freePort } from "../../runtime/test/support/ports.ts";
 
 export interface TestRegistry {
   /** `127.0.0.1:<port>` */
@@ -19,10 +19,6 @@ export interface TestRegistry {
   /** The scopes the token service granted, in order (with `tokens`). */
   readonly scopes: readonly string[];
   stop(): Promise<void>;
-}
-
-export async function freePort(): Promise<number> {
-  return (await freePorts(1))[0] as number;
 }
 
 export interface RegistryAuth {

@@ -20,7 +20,7 @@ import { LeaderElector } from "../src/kube/leader.ts";
 import { setQuiet } from "../src/log.ts";
 import { serveProbes } from "../src/metrics.ts";
 import { crashLooping, IMAGE } from "./fixtures.ts";
-import { startCluster, type TestCluster, waitFor } from "./harness/apiserver.ts";
+import { createDataflow, startCluster, type TestCluster, waitFor } from "./harness/apiserver.ts";
 
 // Real API server round trips on a shared 2-core machine: generous, the waits inside are bounded.
 vi.setConfig({ testTimeout: 60_000 });
@@ -64,15 +64,7 @@ afterAll(async () => {
 const ref = { group: GROUP, version: VERSION, plural: PLURAL, namespace: NS };
 
 async function create(name: string, spec: Partial<DataflowSpec>): Promise<void> {
-  await custom.createNamespacedCustomObject({
-    ...ref,
-    body: {
-      apiVersion: `${GROUP}/${VERSION}`,
-      kind: "Dataflow",
-      metadata: { name },
-      spec: { image: IMAGE, module: "/app/flow.js", ...spec },
-    },
-  });
+  await createDataflow(kc, NS, name, { image: IMAGE, module: "/app/flow.js", ...spec });
 }
 
 async function get(name: string): Promise<Dataflow | undefined> {

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, expect, test, vi } from "vitest";
 import { Kube } from "../src/kube/client.ts";
 import { installCrd } from "../src/kube/crd.ts";
 import { errorText } from "../src/log.ts";
-import { startCluster, type TestCluster } from "./harness/apiserver.ts";
+import { createDataflow, startCluster, type TestCluster } from "./harness/apiserver.ts";
 
 // Real API server round trips on a shared 2-core machine: generous, the waits inside are bounded.
 vi.setConfig({ testTimeout: 60_000 });
@@ -26,14 +26,8 @@ afterAll(async () => {
   await cluster?.stop();
 }, 60_000);
 
-async function create(name: string, spec: Record<string, unknown>): Promise<Dataflow> {
-  return (await custom.createNamespacedCustomObject({
-    group: GROUP,
-    version: VERSION,
-    plural: PLURAL,
-    namespace: "default",
-    body: { apiVersion: `${GROUP}/${VERSION}`, kind: "Dataflow", metadata: { name }, spec },
-  })) as Dataflow;
+function create(name: string, spec: Record<string, unknown>): Promise<Dataflow> {
+  return createDataflow(cluster.kubeConfig(), "default", name, spec);
 }
 
 async function rejection(name: string, spec: Record<string, unknown>): Promise<string> {

@@ -11,7 +11,7 @@ import {
 } from "@kubernetes/client-node";
 import { GROUP, PLURAL, VERSION } from "@waxflow/crds";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { freePort, startCluster, type TestCluster, waitFor } from "./harness/apiserver.ts";
+import { createDataflow, freePort, startCluster, type TestCluster, waitFor } from "./harness/apiserver.ts";
 
 const main = fileURLToPath(new URL("../src/main.ts", import.meta.url));
 const IMAGE = `registry.local/flow@sha256:${"c".repeat(64)}`;
@@ -68,18 +68,7 @@ test("two replicas: one leads and reconciles; the other takes over when the lead
 
   const custom = kc.makeApiClient(CustomObjectsApi);
   const apps = kc.makeApiClient(AppsV1Api);
-  await custom.createNamespacedCustomObject({
-    group: GROUP,
-    version: VERSION,
-    plural: PLURAL,
-    namespace: "default",
-    body: {
-      apiVersion: `${GROUP}/${VERSION}`,
-      kind: "Dataflow",
-      metadata: { name: "ha" },
-      spec: { image: IMAGE, module: "m" },
-    },
-  });
+  await createDataflow(kc, "default", "ha", { image: IMAGE, module: "m" });
   await waitFor("StatefulSet ha", () => apps.readNamespacedStatefulSet({ namespace: "default", name: "ha" }));
   const metrics = await (await fetch(`http://127.0.0.1:${a.port}/metrics`)).text();
   expect(metrics).toMatch(/waxflow_controller_leader 1/);

@@ -3,17 +3,12 @@ import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, test } from "vitest";
+import { type Output, output } from "./support/output.ts";
 import { freePorts } from "./support/ports.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const CLI = resolve(ROOT, "runtime/src/cli.ts");
 const FIXTURES = "runtime/test/cli-fixtures";
-
-interface Outcome {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
 
 /**
  * Runs the CLI as a real process from the repository root, with only the given variables.
@@ -23,25 +18,13 @@ function waxflow(
   args: string[],
   env: Record<string, string> = {},
   onFirstOutput?: (signal: (name: NodeJS.Signals) => void) => void,
-): Promise<Outcome> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, ["--conditions=waxflow-source", CLI, ...args], {
-      cwd: ROOT,
-      // Port 0: the HTTP API on any free port, so parallel tests do not collide on 3030.
-      env: { PATH: process.env.PATH ?? "", WAXFLOW_API_PORT: "0", ...env },
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (s: string) => {
-      if (stdout === "") onFirstOutput?.((name) => child.kill(name));
-      stdout += s;
-    });
-    child.stderr.setEncoding("utf8").on("data", (s: string) => {
-      stderr += s;
-    });
-    child.on("error", fail);
-    child.on("close", (code) => done({ code, stdout, stderr }));
+): Promise<Output> {
+  const child = spawn(process.execPath, ["--conditions=waxflow-source", CLI, ...args], {
+    cwd: ROOT,
+    // Port 0: the HTTP API on any free port, so parallel tests do not collide on 3030.
+    env: { PATH: process.env.PATH ?? "", WAXFLOW_API_PORT: "0", ...env },
   });
+  return output(child, () => onFirstOutput?.((name) => child.kill(name)));
 }
 
 function lines(text: string): string[] {

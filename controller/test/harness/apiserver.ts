@@ -5,12 +5,15 @@ import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:https";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import { KubeConfig } from "@kubernetes/client-node";
+import { CustomObjectsApi, KubeConfig } from "@kubernetes/client-node";
+import { type Dataflow, type DataflowSpec, GROUP, PLURAL, VERSION } from "@waxflow/crds";
+import { freePort } from "../../../runtime/test/support/ports.ts";
+
+export { freePort };
 
 const toolchain = fileURLToPath(new URL("../../../e2e/toolchain/", import.meta.url));
 
@@ -49,16 +52,20 @@ export function missingToolchain(): string | undefined {
     : `not built: ${missing.join(", ")} (bash e2e/toolchain/etcd.sh; bash e2e/toolchain/k8s-binaries.sh)`;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
+/** Creates Dataflow `name` through the API server, as `kubectl create` would; `spec` may be invalid on purpose. */
+export async function createDataflow(
+  kc: KubeConfig,
+  namespace: string,
+  name: string,
+  spec: Partial<DataflowSpec> | Record<string, unknown>,
+): Promise<Dataflow> {
+  return (await kc.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({
+    group: GROUP,
+    version: VERSION,
+    plural: PLURAL,
+    namespace,
+    body: { apiVersion: `${GROUP}/${VERSION}`, kind: "Dataflow", metadata: { name }, spec },
+  })) as Dataflow;
 }
 
 /** Polls `fn` until it returns a value (not undefined or false); its errors count as not yet. */

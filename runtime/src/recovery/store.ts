@@ -203,8 +203,11 @@ export class RecoveryStore {
   #execution = 0;
   #resumeEpoch = 1;
   #collectedBelow = 0;
-  /** Snapshot rows kept after the last collection, and written since: collection is amortized. */
-  #kept: number;
+  /**
+   * Snapshot rows kept after the last collection (counted when first needed) and rows
+   * written since: collection is amortized.
+   */
+  #kept: number | undefined;
   #written = 0;
   /** False in a worker thread's connection: the process's own store collects (joinExecution). */
   #collects = true;
@@ -216,7 +219,6 @@ export class RecoveryStore {
     this.#parts = parts;
     this.storeId = parts[0]?.storeId ?? "";
     this.#gcLag = gcLag;
-    this.#kept = parts.reduce((n, p) => n + p.countSnapshots(), 0);
   }
 
   static open(dir: string, opts: OpenOptions): RecoveryStore {
@@ -298,7 +300,7 @@ export class RecoveryStore {
       if (stale) p.db.exec("DELETE FROM snaps");
       else p.db.prepare("DELETE FROM snaps WHERE epoch >= ?").run(resumeEpoch);
     }
-    this.#kept = this.#parts.reduce((n, p) => n + p.countSnapshots(), 0);
+    this.#kept = undefined;
   }
 
   /** The newest snapshot of every (step, key) before `epoch`, deletions included: what a resume needs. */
@@ -467,6 +469,11 @@ export class RecoveryStore {
     // A resume at `frontier` loads the newest snapshot before it, so that one is kept.
     const frontier = Math.min(...this.#frontiers.values());
     const below = frontier - 1 - this.#gcLag;
+    if (this.#kept === undefined) {
+      // Counted here, not at open: worker threads' and holders' connections never collect.
+      this.#kept = this.#parts.reduce((n, p) => n + p.countSnapshots(), 0);
+      this.#written = 0;
+    }
     const handedOff = this.#handedOff;
     if (handedOff !== undefined && below >= handedOff.before) {
       this.#handedOff = undefined;

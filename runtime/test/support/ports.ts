@@ -25,3 +25,7 @@ export async function freePorts(count: number): Promise<number[]> {
   }
   return [...ports];
 }
+
+export async function freePort(): Promise<number> {
+  return (await freePorts(1))[0] as number;
+}
