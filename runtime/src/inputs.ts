@@ -20,8 +20,11 @@ export interface StatefulSourcePartition<X, S> {
 }
 
 export interface FixedPartitionedSource<X, S> {
-  /** Partitions this process can read. Every partition gets exactly one primary worker. */
-  listParts(): string[];
+  /**
+   * Partitions this process can read. Every partition gets exactly one primary worker.
+   * A promise when listing them takes I/O (Kafka asks the brokers).
+   */
+  listParts(): string[] | Promise<string[]>;
   buildPart(
     stepId: string,
     forPart: string,

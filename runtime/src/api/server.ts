@@ -5,7 +5,7 @@
  * tell a formed cluster from a stuck one, and a holder it may remove.
  */
 import { createServer, type Server } from "node:http";
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, Gauge, Histogram, Registry, register } from "prom-client";
 import type { RunningProcess } from "../engine/execute.ts";
 import type { SnapshotStats } from "../recovery/store.ts";
 
@@ -175,8 +175,9 @@ export function serveApi(port: number, view: ProcessView): Promise<Server> {
         send(503, "text/plain", view.role === "holder" ? "handing the recovery store over\n" : "waiting for peers\n");
     } else if (path === "/status") send(200, "application/json", `${JSON.stringify(view.status())}\n`);
     else if (path === "/metrics") {
-      registry.metrics().then(
-        (text) => send(200, registry.contentType, text),
+      // Connectors (Kafka) register their metrics on prom-client's default registry, when first used.
+      Promise.all([registry.metrics(), register.metrics()]).then(
+        ([engine, connectors]) => send(200, registry.contentType, engine + connectors),
         (err: unknown) => send(500, "text/plain", `${String(err)}\n`),
       );
     } else send(404, "text/plain", "not found: try /livez, /readyz, /metrics or /status\n");

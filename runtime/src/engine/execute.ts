@@ -150,6 +150,7 @@ export async function execute(flow: Dataflow, opts: ExecuteOptions = {}): Promis
           recovery?.observeFrontier(worker, frontier);
           connected.broadcast({ kind: "committed", worker, frontier });
         },
+        onClusterCommit: recovery === undefined ? undefined : (listener) => recovery.onClusterCommit(listener),
         signal,
         fail: failed,
         onSnapshot: opts.onSnapshot,

@@ -17,11 +17,14 @@ import { isFixedPartitionedSource, type StatefulSourcePartition, type StatelessS
 import {
   type FixedPartitionedSink,
   isFixedPartitionedSink,
+  isTransactionalSink,
   type StatefulSinkPartition,
   type StatelessSinkPartition,
+  type TransactionalSinkPartition,
 } from "../outputs.ts";
 import { EpochAligner, type EpochHandler } from "./aligner.ts";
 import { assignPartitions, stableHash, workerForKey } from "./hash.ts";
+import { slotKey, slotOwner } from "./owners.ts";
 import { Serial } from "./serial.ts";
 import type { StateStore } from "./state-store.ts";
 import { type Consumer, Emitter, MinFrontier } from "./stream.ts";
@@ -34,6 +37,7 @@ export interface WorkerContext {
   readonly index: number;
   readonly count: number;
   readonly startEpoch: number;
+  readonly epochIntervalMs: number;
   readonly store: StateStore | undefined;
   fail(err: unknown): void;
   wake(): void;
@@ -47,6 +51,8 @@ export interface Op {
   progress(): number;
   /** Resolves once asynchronous work (writes, closes) has finished. */
   settled(): Promise<void>;
+  /** Runs once the worker's final frontier is durable, before the worker ends. */
+  afterFinalCommit?(): Promise<void>;
 }
 
 export interface TimedOp {
@@ -455,7 +461,7 @@ export class InputOp implements Op {
     });
     try {
       if (isFixedPartitionedSource(source)) {
-        const owners = assignPartitions(source.listParts(), ctx.count);
+        const owners = assignPartitions(await source.listParts(), ctx.count);
         const resume = new Map(ctx.store?.load(stepId, (part) => owners.get(part) === ctx.index) ?? []);
         for (const [name, owner] of owners) {
           if (owner !== ctx.index) continue;
@@ -737,6 +743,121 @@ export class DynamicSinkOp implements Op, Consumer {
     this.#serial.run(() => {
       this.#done = frontier;
     });
+  }
+
+  progress(): number {
+    return this.#done;
+  }
+
+  settled(): Promise<void> {
+    return this.#serial.settled();
+  }
+}
+
+/**
+ * A transactional sink's partition on this worker (its slot is the worker's index). At
+ * each epoch close it prepares what was written since the last one and records the
+ * returned state in the snapshot; once every worker has committed that epoch, it commits.
+ * Without recovery there are no durable epochs: such sinks run as plain dynamic sinks.
+ */
+export class TransactionalSinkOp implements Op, Consumer {
+  readonly stepId: string;
+  readonly #serial: Serial;
+  readonly #ctx: WorkerContext;
+  readonly #store: StateStore;
+  readonly #part: TransactionalSinkPartition<unknown, unknown>;
+  #done: number;
+  /** The newest epoch with items since the last prepare; undefined when there are none. */
+  #dirty: number | undefined;
+  /** The epoch of the newest prepare not yet committed. */
+  #prepared: number | undefined;
+  #committing: Promise<void> = Promise.resolve();
+
+  private constructor(
+    stepId: string,
+    ctx: WorkerContext,
+    store: StateStore,
+    part: TransactionalSinkPartition<unknown, unknown>,
+  ) {
+    this.stepId = stepId;
+    this.#ctx = ctx;
+    this.#store = store;
+    this.#part = part;
+    this.#done = ctx.startEpoch;
+    this.#serial = new Serial(
+      (err) => ctx.fail(StepError.wrap(stepId, err)),
+      () => ctx.wake(),
+    );
+    store.onClusterCommit?.((frontier) => {
+      if (this.#prepared !== undefined && this.#prepared < frontier) this.#commit(this.#prepared);
+    });
+  }
+
+  static async build(step: OutputStep, ctx: WorkerContext, store: StateStore): Promise<TransactionalSinkOp> {
+    if (!isTransactionalSink(step.sink)) throw new Error("not a transactional sink");
+    const recovered = new Map<number, unknown>();
+    for (const [key, state] of store.load(step.stepId, (key) => slotOwner(key, ctx.count) === ctx.index)) {
+      recovered.set(Number(key.slice("slot-".length)), state);
+    }
+    try {
+      const part = await step.sink.buildTransactional(
+        step.stepId,
+        ctx.index,
+        ctx.count,
+        recovered,
+        ctx.epochIntervalMs,
+      );
+      return new TransactionalSinkOp(step.stepId, ctx, store, part);
+    } catch (err) {
+      throw StepError.wrap(step.stepId, err);
+    }
+  }
+
+  items(epoch: number, batch: unknown[]): void {
+    this.#dirty = Math.max(this.#dirty ?? epoch, epoch);
+    this.#serial.run(() => this.#part.writeBatch(batch));
+  }
+
+  frontier(frontier: number): void {
+    const closed = frontier === INF ? this.#dirty : frontier - 1;
+    const dirty = this.#dirty !== undefined;
+    this.#dirty = undefined;
+    if (frontier === INF) {
+      // The end of the stream: the last prepare waits for no other worker (see afterFinalCommit).
+      if (this.#prepared !== undefined) this.#commit(this.#prepared);
+      this.#serial.run(() => this.#committing);
+    }
+    if (dirty && closed !== undefined) {
+      this.#serial.run(async () => {
+        const state = await this.#part.prepare(closed);
+        this.#store.write(this.stepId, slotKey(this.#ctx.index), closed, state);
+        this.#prepared = closed;
+      });
+    }
+    this.#serial.run(() => {
+      this.#done = frontier;
+    });
+  }
+
+  /**
+   * A bounded stream's last epoch commits once this worker's final snapshot is durable,
+   * without waiting for the other workers: a worker that ended earlier stopped
+   * committing, so the cluster's frontier would never pass it.
+   */
+  async afterFinalCommit(): Promise<void> {
+    if (this.#prepared !== undefined) this.#commit(this.#prepared);
+    await this.#committing;
+    if (this.#part.close !== undefined) await this.#part.close();
+  }
+
+  #commit(epoch: number): void {
+    this.#prepared = undefined;
+    this.#committing = this.#committing
+      .then(() => this.#part.commit(epoch))
+      .then(
+        () => this.#ctx.wake(),
+        (err: unknown) => this.#ctx.fail(StepError.wrap(this.stepId, err)),
+      );
   }
 
   progress(): number {

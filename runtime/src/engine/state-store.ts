@@ -11,4 +11,9 @@ export interface StateStore {
   write(stepId: string, key: string, epoch: number, state: unknown): void;
   /** Every snapshot of this worker before `frontier` is written; makes them durable. */
   commit(worker: number, frontier: number): void | Promise<void>;
+  /**
+   * Calls `listener` each time every worker of the cluster has committed a higher
+   * frontier: epochs below it are durable everywhere and no resume will run them again.
+   */
+  onClusterCommit?(listener: (frontier: number) => void): void;
 }

@@ -29,10 +29,17 @@ try {
     epochIntervalMs: data.epochIntervalMs,
     transport: links,
     backpressure: links,
-    store: store?.workerView({
-      committed: (worker, frontier) => links.post({ k: "committed", worker, frontier }),
-      snapshotted: (s) => links.post({ k: "snapshot", stats: s }),
-    }),
+    store:
+      store === undefined
+        ? undefined
+        : {
+            ...store.workerView({
+              committed: (worker, frontier) => links.post({ k: "committed", worker, frontier }),
+              snapshotted: (s) => links.post({ k: "snapshot", stats: s }),
+            }),
+            // This thread's store hears only its own worker's commits; the process's hears all.
+            onClusterCommit: (listener) => links.onClusterCommit(listener),
+          },
     signal: abort.signal,
   });
   const report = (): void => links.post({ k: "stats", epoch: worker.epoch, steps: worker.stepCounts() });

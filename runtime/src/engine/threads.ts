@@ -64,6 +64,8 @@ export type ThreadToProcess =
 export type ProcessToThread =
   | { readonly k: "exchange"; readonly from: number; readonly messages: ExchangeMessage[] }
   | { readonly k: "congested"; readonly value: boolean }
+  /** Every worker of the cluster has committed below `frontier` (StateStore.onClusterCommit). */
+  | { readonly k: "cluster"; readonly frontier: number }
   | { readonly k: "abort"; readonly reason: string };
 
 type PeerMessage =
@@ -91,6 +93,7 @@ export class ThreadLinks implements Transport {
   #receive: ((from: number, messages: ExchangeMessage[]) => void) | undefined;
   #meshCongested = false;
   #fromProcess = 0;
+  readonly #clusterListeners: Array<(frontier: number) => void> = [];
   readonly #index: number;
 
   constructor(data: Pick<ThreadData, "index" | "process" | "peers">, onAbort: (reason: string) => void) {
@@ -103,6 +106,8 @@ export class ThreadLinks implements Transport {
       } else if (m.k === "congested") {
         this.#meshCongested = m.value;
         if (!m.value) this.#drain();
+      } else if (m.k === "cluster") {
+        for (const listener of this.#clusterListeners) listener(m.frontier);
       } else onAbort(m.reason);
     });
     for (const [index, port] of data.peers) {
@@ -146,6 +151,11 @@ export class ThreadLinks implements Transport {
 
   onDrain(listener: () => void): void {
     this.#drained.push(listener);
+  }
+
+  /** The cluster's committed frontier, as the process's store hears it. */
+  onClusterCommit(listener: (frontier: number) => void): void {
+    this.#clusterListeners.push(listener);
   }
 
   /** To the process's thread. */
@@ -198,6 +208,8 @@ export interface ThreadRunOptions {
   readonly recovery?: ThreadData["recovery"];
   /** A worker committed an epoch: the process's store collects garbage, peers hear of it. */
   readonly committed?: (worker: number, frontier: number) => void;
+  /** Subscribes to the cluster's committed frontier, which every thread is told of. */
+  readonly onClusterCommit?: (listener: (frontier: number) => void) => void;
   readonly signal: AbortSignal;
   /** Stops the whole process (every thread, the mesh) with this cause. */
   readonly fail: (err: Error) => void;
@@ -249,6 +261,9 @@ export function runThreads(opts: ThreadRunOptions): {
     for (const port of ports) port.postMessage({ k: "congested", value: now } satisfies ProcessToThread);
   };
   const updateReading = (): void => opts.mesh.pauseReading(credits.some((c) => c.full));
+  opts.onClusterCommit?.((frontier) => {
+    for (const port of ports) port.postMessage({ k: "cluster", frontier } satisfies ProcessToThread);
+  });
   opts.mesh.onDrain(updateCongestion);
 
   const done = views.map((view, local) => {

@@ -6,7 +6,7 @@
 import { setImmediate as yieldToEventLoop } from "node:timers/promises";
 import type { Dataflow } from "../dataflow.ts";
 import { BuildError } from "../errors.ts";
-import { isFixedPartitionedSink } from "../outputs.ts";
+import { isFixedPartitionedSink, isTransactionalSink } from "../outputs.ts";
 import { Exchange } from "./exchange.ts";
 import { workerForKey } from "./hash.ts";
 import {
@@ -20,6 +20,7 @@ import {
   PassOp,
   StatefulBatchOp,
   type TimedOp,
+  TransactionalSinkOp,
   type WorkerContext,
 } from "./ops.ts";
 import type { StateStore } from "./state-store.ts";
@@ -88,6 +89,7 @@ export class Worker {
       index: opts.index,
       count: opts.count,
       startEpoch: this.epoch,
+      epochIntervalMs: opts.epochIntervalMs,
       store,
       fail: (err) => this.#fail(err),
       wake: () => this.#signalWake(),
@@ -151,6 +153,7 @@ export class Worker {
     await Promise.all(this.#ops.map((op) => op.settled()));
     this.#throwIfFailed();
     await this.#commit(Math.max(this.epoch, this.#lastEpochWritten) + 1);
+    await Promise.all(this.#ops.map((op) => op.afterFinalCommit?.()));
   }
 
   async #build(): Promise<void> {
@@ -247,6 +250,10 @@ export class Worker {
             const { op, route } = await FixedSinkOp.build(step, ctx);
             connect(step.stepId, step.up, exchange(route, op));
             this.#ops.push(op);
+          } else if (isTransactionalSink(step.sink) && ctx.store !== undefined) {
+            const op = await TransactionalSinkOp.build(step, ctx, ctx.store);
+            connect(step.stepId, step.up, op);
+            this.#ops.push(op);
           } else {
             const op = await DynamicSinkOp.build(step, ctx);
             connect(step.stepId, step.up, op);
@@ -267,6 +274,7 @@ export class Worker {
         store.write(stepId, key, epoch, state);
       },
       commit: (worker, frontier) => store.commit(worker, frontier),
+      onClusterCommit: store.onClusterCommit?.bind(store),
     };
   }
 

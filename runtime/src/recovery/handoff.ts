@@ -12,7 +12,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { ControlFrame } from "../cluster/frames.ts";
 import { type PeerAddress, PeerError, ProcessMesh } from "../cluster/mesh.ts";
 import type { Dataflow } from "../dataflow.ts";
-import { stateOwners } from "../engine/owners.ts";
+import { listPartitions, type PartitionLists, stateOwners } from "../engine/owners.ts";
 import { MissingProcessStoreError, ReplacedProcessStoreError } from "./errors.ts";
 import { type PlanOutcome, planResume, type ResumePlan, type SnapshotRow, type StoreRecords } from "./plan.ts";
 import type { RecoveryStore } from "./store.ts";
@@ -38,8 +38,8 @@ export interface ResumeOptions {
  * it. Keeps handling the mesh's control frames afterwards: peers' commits (for garbage
  * collection) and holders that arrive late (they are released).
  */
-export function resumeProcess(opts: ResumeOptions): Promise<void> {
-  return new ProcessResume(opts).run();
+export async function resumeProcess(opts: ResumeOptions): Promise<void> {
+  return new ProcessResume(opts, await listPartitions(opts.flow)).run();
 }
 
 class ProcessResume {
@@ -56,8 +56,11 @@ class ProcessResume {
   #sent = false;
   #recorded = false;
 
-  constructor(opts: ResumeOptions) {
+  readonly #partitions: PartitionLists;
+
+  constructor(opts: ResumeOptions, partitions: PartitionLists) {
     this.#opts = opts;
+    this.#partitions = partitions;
     this.#me = opts.mesh.processId;
   }
 
@@ -149,7 +152,7 @@ class ProcessResume {
     // In a cluster of one, every row is already where it belongs.
     const { byProcess, notMine } =
       this.#me < plan.sources && plan.processCount > 1
-        ? collectRows(this.#opts.flow, store, plan, this.#me)
+        ? collectRows(this.#opts.flow, this.#partitions, store, plan, this.#me)
         : { byProcess: new Map<number, SnapshotRow[]>(), notMine: [] };
     store.handedOff(plan.resumeEpoch, notMine);
     sendRows(this.#opts.mesh, byProcess).then(
@@ -255,11 +258,12 @@ function replacedError(blocked: Extract<PlanOutcome, { kind: "blocked" }>): Repl
  */
 function collectRows(
   flow: Dataflow,
+  partitions: PartitionLists,
   store: RecoveryStore,
   plan: ResumePlan,
   me: number,
 ): { byProcess: Map<number, SnapshotRow[]>; notMine: (readonly [string, string])[] } {
-  const owner = stateOwners(flow, plan.processCount * plan.workersPerProcess);
+  const owner = stateOwners(flow, partitions, plan.processCount * plan.workersPerProcess);
   const byProcess = new Map<number, SnapshotRow[]>();
   const notMine: (readonly [string, string])[] = [];
   for (const row of store.newestBelow(plan.resumeEpoch)) {
@@ -305,6 +309,7 @@ export interface HoldOptions {
  * again: it will need the store when it restarts.
  */
 export async function holdStore(opts: HoldOptions): Promise<void> {
+  const partitions = await listPartitions(opts.flow);
   for (;;) {
     opts.signal.throwIfAborted();
     let mesh: ProcessMesh | undefined;
@@ -319,7 +324,7 @@ export async function holdStore(opts: HoldOptions): Promise<void> {
         connectTimeoutMs: opts.connectTimeoutMs,
         signal: opts.signal,
       });
-      await holdSession(opts, mesh);
+      await holdSession(opts, partitions, mesh);
       await mesh.finish();
       return;
     } catch (err) {
@@ -332,7 +337,7 @@ export async function holdStore(opts: HoldOptions): Promise<void> {
   }
 }
 
-function holdSession(opts: HoldOptions, mesh: ProcessMesh): Promise<void> {
+function holdSession(opts: HoldOptions, partitions: PartitionLists, mesh: ProcessMesh): Promise<void> {
   const { promise, resolve, reject } = Promise.withResolvers<void>();
   const processes = opts.addresses.length;
   const released = new Set<number>();
@@ -349,7 +354,7 @@ function holdSession(opts: HoldOptions, mesh: ProcessMesh): Promise<void> {
       let rows: Map<number, SnapshotRow[]>;
       try {
         // A holder's store leaves the cluster with it: nothing to drop.
-        rows = collectRows(opts.flow, opts.store, frame.plan, opts.processId).byProcess;
+        rows = collectRows(opts.flow, partitions, opts.store, frame.plan, opts.processId).byProcess;
       } catch (err) {
         reject(err);
         return;

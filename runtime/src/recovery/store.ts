@@ -213,6 +213,9 @@ export class RecoveryStore {
   #collects = true;
   /** State this store handed to other processes at the start of this execution, kept until it is safe to drop. */
   #handedOff: { readonly before: number; readonly keys: (readonly [string, string])[] } | undefined;
+  /** Told when the cluster's minimum committed frontier rises (transactional sinks commit then). */
+  readonly #clusterListeners: Array<(frontier: number) => void> = [];
+  #clusterFrontier = 0;
 
   private constructor(dir: string, parts: Partition[], gcLag: number) {
     this.dir = dir;
@@ -383,7 +386,13 @@ export class RecoveryStore {
         hooks.snapshotted?.({ seconds: (performance.now() - started) / 1000, bytes });
         hooks.committed?.(worker, frontier);
       },
+      onClusterCommit: (listener) => this.onClusterCommit(listener),
     };
+  }
+
+  /** See StateStore.onClusterCommit; heard by the process's store, which sees every worker's commits. */
+  onClusterCommit(listener: (frontier: number) => void): void {
+    this.#clusterListeners.push(listener);
   }
 
   /**
@@ -416,6 +425,11 @@ export class RecoveryStore {
     if (frontier <= (this.#frontiers.get(worker) ?? 0)) return;
     this.#frontiers.set(worker, frontier);
     this.#collectGarbage();
+    if (this.#clusterListeners.length === 0 || this.#execution === 0) return;
+    const cluster = Math.min(...this.#frontiers.values());
+    if (cluster <= this.#clusterFrontier) return;
+    this.#clusterFrontier = cluster;
+    for (const listener of this.#clusterListeners) listener(cluster);
   }
 
   /** Collects what the committed frontiers allow, however little, and closes the partitions. */

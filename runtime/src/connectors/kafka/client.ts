@@ -1,0 +1,384 @@
+/**
+ * The Kafka client behind the connector: the only file that knows `@platformatic/kafka`.
+ * It offers what the source and sink need in their own terms — partition counts, offsets,
+ * a fetch of committed records from one partition, an idempotent or transactional
+ * producer, and the raw EndTxn that settles a transaction recorded before a crash — so a
+ * change of client stays here.
+ */
+import {
+  Admin,
+  Connection,
+  Consumer,
+  endTxnV4,
+  FindCoordinatorKeyTypes,
+  findCoordinatorV6,
+  type KafkaRecord,
+  type MessageToProduce,
+  Producer,
+  type RecordsBatch,
+} from "@platformatic/kafka";
+
+/** Client options passed through to `@platformatic/kafka` (timeouts, SASL, TLS, ...). */
+export type KafkaClientConfig = Readonly<Record<string, unknown>>;
+
+const READ_COMMITTED = 1;
+const READ_UNCOMMITTED = 0;
+/** Batch attribute bits (Kafka's record batch format v2). */
+const TRANSACTIONAL = 0x10;
+const CONTROL = 0x20;
+/** Server error codes the transaction resolution expects. */
+const CONCURRENT_TRANSACTIONS = 51;
+const INVALID_TXN_STATE = 48;
+
+export interface FetchedRecord {
+  readonly offset: bigint;
+  readonly timestamp: bigint;
+  readonly key: Buffer | null;
+  readonly value: Buffer | null;
+  readonly headers: readonly (readonly [Buffer | null, Buffer | null])[];
+}
+
+export interface FetchedPartition {
+  readonly records: FetchedRecord[];
+  /** The offset to fetch next (past control records and aborted transactions too). */
+  readonly next: bigint;
+  /** The offset after the last record a read_committed reader may see (the last stable offset). */
+  readonly end: bigint;
+}
+
+export interface RecordToProduce {
+  readonly topic: string;
+  readonly key?: Buffer;
+  readonly value?: Buffer;
+  readonly partition?: number;
+  readonly headers?: ReadonlyMap<string, Buffer>;
+}
+
+/** Errors of the client, with the broker's error code when there is one. */
+function serverCode(err: unknown): number | undefined {
+  const errors = (err as { errors?: unknown[] }).errors;
+  const first = Array.isArray(errors) ? errors[0] : err;
+  const code = (first as { apiCode?: unknown }).apiCode;
+  return typeof code === "number" ? code : undefined;
+}
+
+/** The deepest message of a client error: MultipleErrors wraps the cause. */
+export function describeClientError(err: unknown): string {
+  let e: unknown = err;
+  while (
+    Array.isArray((e as { errors?: unknown[] }).errors) &&
+    ((e as { errors: unknown[] }).errors[0] ?? null) !== null
+  ) {
+    e = (e as { errors: unknown[] }).errors[0];
+  }
+  return e instanceof Error ? e.message : String(e);
+}
+
+function base(clientId: string, brokers: readonly string[], config: KafkaClientConfig) {
+  return { retries: 3, retryDelay: 250, ...config, clientId, bootstrapBrokers: [...brokers] };
+}
+
+/** Metadata and offsets: what the source needs before it reads. */
+export class KafkaAdmin {
+  readonly #admin: Admin;
+  readonly #consumer: Consumer;
+  readonly brokers: readonly string[];
+
+  constructor(brokers: readonly string[], config: KafkaClientConfig = {}) {
+    this.brokers = brokers;
+    this.#admin = new Admin(base("waxflow-admin", brokers, config));
+    this.#consumer = new Consumer({ ...base("waxflow-offsets", brokers, config), groupId: "waxflow-offsets" });
+  }
+
+  /** Partition count of each topic; a topic that does not exist is missing from the map. */
+  async partitionCounts(topics: readonly string[]): Promise<Map<string, number>> {
+    const existing = new Set(await this.#admin.listTopics());
+    const present = topics.filter((t) => existing.has(t));
+    if (present.length === 0) return new Map();
+    const metadata = await this.#admin.metadata({ topics: present, autocreateTopics: false });
+    const counts = new Map<string, number>();
+    for (const [name, topic] of metadata.topics) counts.set(name, topic.partitionsCount);
+    return counts;
+  }
+
+  /** The earliest offset, or the end (last stable offset when `committed`), of each partition of `topic`. */
+  async offsets(topic: string, which: "earliest" | "end", committed: boolean): Promise<bigint[]> {
+    const offsets = await this.#consumer.listOffsets({
+      topics: [topic],
+      timestamp: which === "earliest" ? -2n : -1n,
+      isolationLevel: committed ? READ_COMMITTED : READ_UNCOMMITTED,
+    });
+    return offsets.get(topic) ?? [];
+  }
+
+  async createTopic(topic: string, partitions: number): Promise<void> {
+    await this.#admin.createTopics({ topics: [topic], partitions, replicas: 1 });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.#admin.close(), this.#consumer.close()]);
+  }
+}
+
+/** Reads one partition by offset, without a consumer group: the source keeps the offset. */
+export class PartitionReader {
+  readonly topic: string;
+  readonly partition: number;
+  readonly #consumer: Consumer;
+  readonly #isolation: number;
+  readonly #maxBytes: number;
+  /** Transactions aborted in this partition: producer id → first offsets of its aborted transactions. */
+  readonly #aborted = new Map<bigint, bigint[]>();
+  #topicId: string | undefined;
+  #leader = -1;
+
+  constructor(
+    brokers: readonly string[],
+    topic: string,
+    partition: number,
+    opts: { readonly committed: boolean; readonly maxBytes: number; readonly config: KafkaClientConfig },
+  ) {
+    this.topic = topic;
+    this.partition = partition;
+    this.#isolation = opts.committed ? READ_COMMITTED : READ_UNCOMMITTED;
+    this.#maxBytes = opts.maxBytes;
+    this.#consumer = new Consumer({
+      ...base(`waxflow-${topic}-${partition}`, brokers, opts.config),
+      groupId: "waxflow",
+    });
+  }
+
+  /** Records from `offset` on, waiting up to `waitMs` for some to arrive. */
+  async fetch(offset: bigint, waitMs: number): Promise<FetchedPartition> {
+    if (this.#topicId === undefined) {
+      const metadata = await this.#consumer.metadata({ topics: [this.topic] });
+      const topic = metadata.topics.get(this.topic);
+      if (topic === undefined) throw new Error(`topic ${this.topic} not found`);
+      this.#topicId = topic.id;
+      this.#leader = topic.partitions[this.partition]?.leader ?? -1;
+    }
+    const response = await this.#consumer.fetch({
+      node: this.#leader,
+      isolationLevel: this.#isolation,
+      maxWaitTime: waitMs,
+      maxBytes: this.#maxBytes,
+      topics: [
+        {
+          topicId: this.#topicId,
+          partitions: [
+            {
+              partition: this.partition,
+              currentLeaderEpoch: -1,
+              fetchOffset: offset,
+              lastFetchedEpoch: -1,
+              partitionMaxBytes: this.#maxBytes,
+            },
+          ],
+        },
+      ],
+    });
+    const part = response.responses[0]?.partitions[0];
+    if (part === undefined) return { records: [], next: offset, end: offset };
+    if (part.errorCode !== 0)
+      throw new Error(`fetch of ${this.topic}/${this.partition} failed with error ${part.errorCode}`);
+    for (const { producerId, firstOffset } of part.abortedTransactions) {
+      const list = this.#aborted.get(producerId) ?? [];
+      if (!list.includes(firstOffset)) list.push(firstOffset);
+      this.#aborted.set(producerId, list);
+    }
+    const records: FetchedRecord[] = [];
+    let next = offset;
+    for (const batch of part.records ?? []) {
+      const last = batch.firstOffset + BigInt(batch.lastOffsetDelta);
+      if (last < offset) continue;
+      if (last + 1n > next) next = last + 1n;
+      if (this.#skip(batch)) continue;
+      for (const record of batch.records) {
+        const at = batch.firstOffset + BigInt(record.offsetDelta);
+        if (at >= offset) records.push(toFetched(batch, record, at));
+      }
+    }
+    return { records, next, end: this.#isolation === READ_COMMITTED ? part.lastStableOffset : part.highWatermark };
+  }
+
+  /**
+   * Control batches (transaction markers) carry no data; a transactional batch of an
+   * aborted transaction is dropped, and the abort marker ends that transaction.
+   */
+  #skip(batch: RecordsBatch): boolean {
+    const aborted = this.#aborted.get(batch.producerId);
+    if ((batch.attributes & CONTROL) !== 0) {
+      // An abort marker's key is version 0, type 0; a commit's type is 1.
+      const key = batch.records[0]?.key;
+      if (key !== null && key !== undefined && key.length >= 4 && key.readInt16BE(2) === 0 && aborted !== undefined) {
+        const ended = aborted.findIndex((first) => first <= batch.firstOffset);
+        if (ended >= 0) aborted.splice(ended, 1);
+        if (aborted.length === 0) this.#aborted.delete(batch.producerId);
+      }
+      return true;
+    }
+    if (this.#isolation !== READ_COMMITTED || (batch.attributes & TRANSACTIONAL) === 0 || aborted === undefined) {
+      return false;
+    }
+    return aborted.some((first) => first <= batch.firstOffset);
+  }
+
+  async close(): Promise<void> {
+    await this.#consumer.close();
+  }
+}
+
+function toFetched(batch: RecordsBatch, record: KafkaRecord, offset: bigint): FetchedRecord {
+  return {
+    offset,
+    timestamp: batch.firstTimestamp + record.timestampDelta,
+    key: record.key,
+    value: record.value,
+    headers: record.headers,
+  };
+}
+
+function toProduce(record: RecordToProduce): MessageToProduce {
+  const message: MessageToProduce = { topic: record.topic };
+  if (record.key !== undefined) message.key = record.key;
+  if (record.value !== undefined) message.value = record.value;
+  if (record.partition !== undefined) message.partition = record.partition;
+  if (record.headers !== undefined) message.headers = new Map([...record.headers].map(([k, v]) => [Buffer.from(k), v]));
+  return message;
+}
+
+/** An idempotent producer: at-least-once, no duplicates from its own retries. */
+export class IdempotentProducer {
+  readonly #producer: Producer;
+
+  constructor(brokers: readonly string[], clientId: string, config: KafkaClientConfig) {
+    this.#producer = new Producer({ ...base(clientId, brokers, config), idempotent: true, acks: -1 });
+  }
+
+  async send(records: readonly RecordToProduce[]): Promise<void> {
+    if (records.length > 0) await this.#producer.send({ messages: records.map(toProduce) });
+  }
+
+  async close(): Promise<void> {
+    await this.#producer.close();
+  }
+}
+
+/** What settles a transaction from another process: its id and the producer's id and epoch. */
+export interface TransactionHandle {
+  readonly transactionalId: string;
+  readonly producerId: bigint;
+  readonly producerEpoch: number;
+}
+
+/**
+ * A transactional producer with one fixed transactional id. Its first transaction fences
+ * every earlier producer of the id, which aborts a transaction they left open.
+ */
+export class TransactionalProducer {
+  readonly transactionalId: string;
+  readonly #producer: Producer;
+  #transaction: Awaited<ReturnType<Producer["beginTransaction"]>> | undefined;
+
+  constructor(brokers: readonly string[], transactionalId: string, timeoutMs: number, config: KafkaClientConfig) {
+    this.transactionalId = transactionalId;
+    // The client sends its request timeout as the transaction timeout of InitProducerId.
+    this.#producer = new Producer({
+      ...base(transactionalId, brokers, config),
+      timeout: timeoutMs,
+      transactionalId,
+      idempotent: true,
+      acks: -1,
+    });
+  }
+
+  /** Registers the id with its coordinator, fencing older producers of it, without writing. */
+  async fence(): Promise<void> {
+    const transaction = await this.#producer.beginTransaction();
+    await transaction.cancel();
+  }
+
+  get open(): boolean {
+    return this.#transaction !== undefined;
+  }
+
+  /** Writes into the open transaction, beginning one if none is open. */
+  async send(records: readonly RecordToProduce[]): Promise<void> {
+    if (records.length === 0) return;
+    this.#transaction ??= await this.#producer.beginTransaction();
+    await this.#transaction.send({ messages: records.map(toProduce) });
+  }
+
+  /** The open transaction's handle, for the snapshot; undefined when nothing was written. */
+  handle(): TransactionHandle | undefined {
+    const { producerId, producerEpoch } = this.#producer;
+    if (this.#transaction === undefined || producerId === undefined || producerEpoch === undefined) return undefined;
+    return { transactionalId: this.transactionalId, producerId, producerEpoch };
+  }
+
+  async commit(): Promise<void> {
+    const transaction = this.#transaction;
+    if (transaction === undefined) return;
+    await transaction.commit();
+    this.#transaction = undefined;
+  }
+
+  async close(): Promise<void> {
+    await this.#producer.close(true);
+  }
+}
+
+/**
+ * Commits a transaction that a producer of another process (now gone) left prepared, by
+ * sending EndTxn with that producer's id and epoch, as Flink's Kafka sink does. It must
+ * run before any producer registers the id again, which would abort the transaction.
+ * A transaction already committed, or one that never wrote, needs nothing.
+ */
+export async function commitRecordedTransaction(
+  brokers: readonly string[],
+  handle: TransactionHandle,
+  config: KafkaClientConfig,
+): Promise<void> {
+  const admin = new Admin(base("waxflow-resolve", brokers, config));
+  try {
+    const metadata = await admin.metadata({ topics: [] });
+    const bootstrap = [...metadata.brokers.values()][0];
+    if (bootstrap === undefined) throw new Error(`no broker answered at ${brokers.join(",")}`);
+    const coordinator = await withConnection(bootstrap, async (connection) => {
+      const found = await findCoordinatorV6.api.async(connection, FindCoordinatorKeyTypes.TRANSACTION, [
+        handle.transactionalId,
+      ]);
+      const c = found.coordinators[0];
+      if (c === undefined || c.errorCode !== 0) throw new Error(`no coordinator for ${handle.transactionalId}`);
+      return { host: c.host, port: c.port };
+    });
+    await withConnection(coordinator, async (connection) => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await endTxnV4.api.async(connection, handle.transactionalId, handle.producerId, handle.producerEpoch, true);
+          return;
+        } catch (err) {
+          const code = serverCode(err);
+          if (code === INVALID_TXN_STATE) return;
+          if (code !== CONCURRENT_TRANSACTIONS || attempt > 50) throw err;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+    });
+  } finally {
+    await admin.close();
+  }
+}
+
+async function withConnection<T>(
+  broker: { readonly host: string; readonly port: number },
+  body: (connection: Connection) => Promise<T>,
+): Promise<T> {
+  const connection = new Connection("waxflow-resolve");
+  try {
+    await connection.connect(broker.host, broker.port);
+    return await body(connection);
+  } finally {
+    await connection.close();
+  }
+}

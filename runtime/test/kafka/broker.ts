@@ -1,0 +1,141 @@
+/**
+ * A real Kafka broker for the connector's tests: one KRaft node (broker and controller)
+ * on 127.0.0.1 free ports, its storage in a temporary directory, built from Maven
+ * Central by broker.sh (cached under ~/.cache/waxflow/kafka/<version>). The broker's log
+ * is kept and shown when it fails to start.
+ */
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { freePorts } from "../support/ports.ts";
+
+export const KAFKA_VERSION = "4.1.1";
+const START_TIMEOUT_MS = 60_000;
+
+export interface Broker {
+  /** `127.0.0.1:port` of the client listener. */
+  readonly address: string;
+  readonly port: number;
+  /** Everything the broker logged so far. */
+  log(): string;
+  /** Kills the broker (SIGKILL) and waits for it; its storage stays for `restart`. */
+  kill(): Promise<void>;
+  /** Starts the broker again on the same ports and storage. */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+function libs(): string {
+  const script = join(import.meta.dirname, "broker.sh");
+  try {
+    return execFileSync("bash", [script], { env: { ...process.env, KAFKA_VERSION }, encoding: "utf8" }).trim();
+  } catch (err) {
+    throw new Error(`could not resolve Kafka ${KAFKA_VERSION} with ${script}: ${(err as Error).message}`);
+  }
+}
+
+function answers(port: number): Promise<boolean> {
+  return new Promise((done) => {
+    const socket = connect(port, "127.0.0.1");
+    socket.once("connect", () => {
+      socket.destroy();
+      done(true);
+    });
+    socket.once("error", () => done(false));
+  });
+}
+
+/** Formats a fresh storage directory and starts a broker on it. */
+export async function startBroker(): Promise<Broker> {
+  const classpath = `${libs()}/*`;
+  const dir = mkdtempSync(join(tmpdir(), "waxflow-kafka-"));
+  const [port, controllerPort] = (await freePorts(2)) as [number, number];
+  const properties = join(dir, "server.properties");
+  writeFileSync(
+    properties,
+    [
+      "process.roles=broker,controller",
+      "node.id=1",
+      `controller.quorum.voters=1@127.0.0.1:${controllerPort}`,
+      `listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
+      `advertised.listeners=PLAINTEXT://127.0.0.1:${port}`,
+      "controller.listener.names=CONTROLLER",
+      "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+      "inter.broker.listener.name=PLAINTEXT",
+      `log.dirs=${join(dir, "data")}`,
+      "num.partitions=1",
+      "auto.create.topics.enable=false",
+      "offsets.topic.replication.factor=1",
+      "offsets.topic.num.partitions=1",
+      "transaction.state.log.replication.factor=1",
+      "transaction.state.log.min.isr=1",
+      "transaction.state.log.num.partitions=1",
+      "group.initial.rebalance.delay.ms=0",
+      // Transaction markers and read_committed reads are not held back for the tests.
+      "transaction.abort.timed.out.transaction.cleanup.interval.ms=1000",
+      "",
+    ].join("\n"),
+  );
+  writeFileSync(
+    join(dir, "log4j2.properties"),
+    [
+      "rootLogger.level=WARN",
+      "rootLogger.appenderRef.out.ref=out",
+      "appender.out.type=Console",
+      "appender.out.name=out",
+      "appender.out.layout.type=PatternLayout",
+      "appender.out.layout.pattern=[%d] %p %m (%c)%n",
+      "logger.kafka.name=kafka.server.KafkaRaftServer",
+      "logger.kafka.level=INFO",
+      "",
+    ].join("\n"),
+  );
+  const java = (args: string[]): string[] => [
+    "-Xmx512m",
+    `-Dlog4j2.configurationFile=${join(dir, "log4j2.properties")}`,
+    "-cp",
+    classpath,
+    ...args,
+  ];
+  // A cluster id is 16 random bytes in URL-safe base64, as `kafka-storage random-uuid` prints.
+  const clusterId = randomBytes(16).toString("base64url");
+  execFileSync("java", java(["kafka.tools.StorageTool", "format", "-t", clusterId, "-c", properties]), {
+    stdio: "pipe",
+  });
+
+  let output = "";
+  let child: ChildProcess | undefined;
+  let exited: Promise<void> = Promise.resolve();
+  const launch = async (): Promise<void> => {
+    const proc = spawn("java", java(["kafka.Kafka", properties]), { stdio: ["ignore", "pipe", "pipe"] });
+    child = proc;
+    proc.stdout?.on("data", (d: Buffer) => (output += d.toString()));
+    proc.stderr?.on("data", (d: Buffer) => (output += d.toString()));
+    exited = new Promise((done) => proc.once("exit", () => done()));
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    while (!(await answers(port))) {
+      if (proc.exitCode !== null) throw new Error(`Kafka broker exited with ${proc.exitCode}:\n${output}`);
+      if (Date.now() > deadline) throw new Error(`Kafka broker not answering on ${port} after 60 s:\n${output}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  };
+  const kill = async (): Promise<void> => {
+    child?.kill("SIGKILL");
+    await exited;
+  };
+  await launch();
+  return {
+    address: `127.0.0.1:${port}`,
+    port,
+    log: () => output,
+    kill,
+    restart: launch,
+    stop: async () => {
+      await kill();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
