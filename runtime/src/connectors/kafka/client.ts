@@ -289,6 +289,10 @@ export class TransactionalProducer {
       transactionalId,
       idempotent: true,
       acks: -1,
+      // InitProducerId as a new producer: a producer id and epoch given here would be
+      // checked against the id's current ones (KIP-360) and refused as fenced.
+      producerId: -1n,
+      producerEpoch: -1,
     });
   }
 
