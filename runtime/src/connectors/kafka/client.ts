@@ -29,6 +29,8 @@ const CONTROL = 0x20;
 /** Server error codes the transaction resolution expects. */
 const CONCURRENT_TRANSACTIONS = 51;
 const INVALID_TXN_STATE = 48;
+const INVALID_PRODUCER_EPOCH = 47;
+const PRODUCER_FENCED = 90;
 
 export interface FetchedRecord {
   readonly offset: bigint;
@@ -127,8 +129,6 @@ export class PartitionReader {
   readonly #consumer: Consumer;
   readonly #isolation: number;
   readonly #maxBytes: number;
-  /** Transactions aborted in this partition: producer id → first offsets of its aborted transactions. */
-  readonly #aborted = new Map<bigint, bigint[]>();
   #topicId: string | undefined;
   #leader = -1;
 
@@ -181,18 +181,28 @@ export class PartitionReader {
     if (part === undefined) return { records: [], next: offset, end: offset };
     if (part.errorCode !== 0)
       throw new Error(`fetch of ${this.topic}/${this.partition} failed with error ${part.errorCode}`);
-    for (const { producerId, firstOffset } of part.abortedTransactions) {
-      const list = this.#aborted.get(producerId) ?? [];
-      if (!list.includes(firstOffset)) list.push(firstOffset);
-      this.#aborted.set(producerId, list);
-    }
+    // As Kafka's own consumer does: aborted transactions (from this response) start at
+    // their first offset, and each ends at its producer's abort marker.
+    const aborts = [...part.abortedTransactions].sort((a, b) => (a.firstOffset < b.firstOffset ? -1 : 1));
+    const abortedProducers = new Set<bigint>();
     const records: FetchedRecord[] = [];
     let next = offset;
     for (const batch of part.records ?? []) {
       const last = batch.firstOffset + BigInt(batch.lastOffsetDelta);
       if (last < offset) continue;
       if (last + 1n > next) next = last + 1n;
-      if (this.#skip(batch)) continue;
+      while (aborts.length > 0 && (aborts[0]?.firstOffset ?? last + 1n) <= last) {
+        abortedProducers.add((aborts.shift() as { producerId: bigint }).producerId);
+      }
+      if ((batch.attributes & CONTROL) !== 0) {
+        if (isAbortMarker(batch)) abortedProducers.delete(batch.producerId);
+        continue;
+      }
+      const aborted =
+        this.#isolation === READ_COMMITTED &&
+        (batch.attributes & TRANSACTIONAL) !== 0 &&
+        abortedProducers.has(batch.producerId);
+      if (aborted) continue;
       for (const record of batch.records) {
         const at = batch.firstOffset + BigInt(record.offsetDelta);
         if (at >= offset) records.push(toFetched(batch, record, at));
@@ -201,31 +211,15 @@ export class PartitionReader {
     return { records, next, end: this.#isolation === READ_COMMITTED ? part.lastStableOffset : part.highWatermark };
   }
 
-  /**
-   * Control batches (transaction markers) carry no data; a transactional batch of an
-   * aborted transaction is dropped, and the abort marker ends that transaction.
-   */
-  #skip(batch: RecordsBatch): boolean {
-    const aborted = this.#aborted.get(batch.producerId);
-    if ((batch.attributes & CONTROL) !== 0) {
-      // An abort marker's key is version 0, type 0; a commit's type is 1.
-      const key = batch.records[0]?.key;
-      if (key !== null && key !== undefined && key.length >= 4 && key.readInt16BE(2) === 0 && aborted !== undefined) {
-        const ended = aborted.findIndex((first) => first <= batch.firstOffset);
-        if (ended >= 0) aborted.splice(ended, 1);
-        if (aborted.length === 0) this.#aborted.delete(batch.producerId);
-      }
-      return true;
-    }
-    if (this.#isolation !== READ_COMMITTED || (batch.attributes & TRANSACTIONAL) === 0 || aborted === undefined) {
-      return false;
-    }
-    return aborted.some((first) => first <= batch.firstOffset);
-  }
-
   async close(): Promise<void> {
     await this.#consumer.close();
   }
+}
+
+/** A control batch's record key is a version and a type: 0 aborts, 1 commits. */
+function isAbortMarker(batch: RecordsBatch): boolean {
+  const key = batch.records[0]?.key;
+  return key !== null && key !== undefined && key.length >= 4 && key.readInt16BE(2) === 0;
 }
 
 function toFetched(batch: RecordsBatch, record: KafkaRecord, offset: bigint): FetchedRecord {
@@ -336,7 +330,9 @@ export class TransactionalProducer {
  * Commits a transaction that a producer of another process (now gone) left prepared, by
  * sending EndTxn with that producer's id and epoch, as Flink's Kafka sink does. It must
  * run before any producer registers the id again, which would abort the transaction.
- * A transaction already committed, or one that never wrote, needs nothing.
+ * A transaction already committed, or one that never wrote, needs nothing. An id
+ * registered again since (a newer producer epoch) was settled by an earlier resume: a
+ * resume registers an id only after committing its recorded transaction.
  */
 export async function commitRecordedTransaction(
   brokers: readonly string[],
@@ -363,7 +359,7 @@ export async function commitRecordedTransaction(
           return;
         } catch (err) {
           const code = serverCode(err);
-          if (code === INVALID_TXN_STATE) return;
+          if (code === INVALID_TXN_STATE || code === INVALID_PRODUCER_EPOCH || code === PRODUCER_FENCED) return;
           if (code !== CONCURRENT_TRANSACTIONS || attempt > 50) throw err;
           await new Promise((r) => setTimeout(r, 100));
         }

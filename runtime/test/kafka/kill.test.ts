@@ -1,0 +1,150 @@
+// Exactly-once under kills, with real processes and a real broker: 3 processes x 2
+// workers read Kafka, keep a running count per key and write it to Kafka. A random
+// process is SIGKILLed at least 5 times mid-stream; the others stop (fate-sharing) and
+// all restart, as Kubernetes would restart the pods. A read_committed consumer of the
+// output must see, per key, the counts 1..n: no gap, no repeat. The same run with
+// "at-least-once" shows the repeats that guarantee allows, so the check can fail.
+import { expect, test } from "vitest";
+import { IdempotentProducer, KafkaAdmin } from "../../src/connectors/kafka/client.ts";
+import type { Broker } from "./broker.ts";
+import { type CountCluster, countCluster } from "./cluster.ts";
+import { brokerForFile, createTopic, type ReadRecord, readTopic } from "./kafka.ts";
+
+const broker = brokerForFile();
+const KEYS = 12;
+const OUT_PARTITIONS = 3;
+
+/** Produces `total` messages over keys key-0..key-11, 20 every 50 ms; resolves when all are written. */
+async function feed(b: Broker, topic: string, total: number): Promise<Map<string, number>> {
+  const expected = new Map<string, number>();
+  const producer = new IdempotentProducer([b.address], "feed", {});
+  try {
+    for (let i = 0; i < total; i += 20) {
+      const batch = Array.from({ length: Math.min(20, total - i) }, (_, j) => {
+        const key = `key-${(i + j) % KEYS}`;
+        expected.set(key, (expected.get(key) ?? 0) + 1);
+        return { topic, key: Buffer.from(key), value: Buffer.from(String(i + j)) };
+      });
+      await producer.send(batch);
+      await pause(50);
+    }
+  } finally {
+    await producer.close();
+  }
+  return expected;
+}
+
+/** Messages written to `topic` so far, committed or not: grows while a run makes progress. */
+async function written(b: Broker, topic: string): Promise<number> {
+  const admin = new KafkaAdmin([b.address]);
+  try {
+    return (await admin.offsets(topic, "end", false)).reduce((sum, n) => sum + Number(n), 0);
+  } finally {
+    await admin.close();
+  }
+}
+
+function countsByKey(records: readonly ReadRecord[]): Map<string, number[]> {
+  const byKey = new Map<string, number[]>();
+  for (const r of records) byKey.set(r.key ?? "", [...(byKey.get(r.key ?? "") ?? []), Number(r.value)]);
+  return byKey;
+}
+
+function complete(byKey: Map<string, number[]>, expected: Map<string, number>): boolean {
+  return [...expected].every(([key, n]) => (byKey.get(key) ?? []).includes(n));
+}
+
+const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Runs the count over `total` fed messages with `kills` SIGKILLs, the cluster sized by
+ * `sizes` (one entry per start; a [count, holders] pair), then waits for every count.
+ */
+async function run(
+  guarantee: string,
+  total: number,
+  sizes: readonly (readonly [number, number])[],
+): Promise<{ byKey: Map<string, number[]>; expected: Map<string, number>; kills: number }> {
+  const input = await createTopic(broker(), "count-in", 6);
+  const output = await createTopic(broker(), "count-out", OUT_PARTITIONS);
+  const cluster: CountCluster = countCluster({
+    KC_BROKERS: broker().address,
+    KC_IN: input,
+    KC_OUT: output,
+    KC_GUARANTEE: guarantee,
+  });
+  const feeding = feed(broker(), input, total);
+  let kills = 0;
+  for (const [count, holders] of sizes.slice(0, -1)) {
+    const before = await written(broker(), output);
+    const runs = await cluster.start(count, holders);
+    // Mid-stream: once this run has written something, at a random moment after.
+    await expect.poll(() => written(broker(), output), { timeout: 60_000, interval: 100 }).toBeGreaterThan(before);
+    await pause(Math.random() * 1000);
+    const victim = Math.floor(Math.random() * count);
+    const exits = await cluster.killOne(runs.slice(0, count), victim);
+    kills++;
+    for (const [i, exit] of exits.entries()) if (i !== victim) expect(exit.code, exit.stderr).not.toBe(0);
+    await cluster.stopAll(runs.slice(count));
+  }
+  const [count, holders] = sizes.at(-1) as readonly [number, number];
+  const last = await cluster.start(count, holders);
+  const expected = await feeding;
+  let byKey = new Map<string, number[]>();
+  await expect
+    .poll(
+      async () => {
+        byKey = countsByKey(await readTopic(broker(), output, OUT_PARTITIONS));
+        return complete(byKey, expected);
+      },
+      { timeout: 60_000, interval: 500 },
+    )
+    .toBe(true);
+  for (const r of last) expect(r.child.exitCode, "a process of the last run ended early").toBeNull();
+  await cluster.stopAll(last);
+  return { byKey, expected, kills };
+}
+
+function expectExactlyOnce(byKey: Map<string, number[]>, expected: Map<string, number>): void {
+  expect([...byKey.keys()].sort()).toEqual([...expected.keys()].sort());
+  for (const [key, n] of expected) {
+    expect(byKey.get(key), key).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+  }
+}
+
+test("exactly-once: 3 processes x 2 workers, SIGKILLed 5 times mid-stream, every count once", async () => {
+  const { byKey, expected, kills } = await run("exactly-once", 1500, [
+    [3, 0],
+    [3, 0],
+    [3, 0],
+    [3, 0],
+    [3, 0],
+    [3, 0],
+  ]);
+  expect(kills).toBeGreaterThanOrEqual(5);
+  expectExactlyOnce(byKey, expected);
+}, 240_000);
+
+test("exactly-once across a rescale: 3 processes, then 2 and a holder, then 4, with kills", async () => {
+  const { byKey, expected, kills } = await run("exactly-once", 1200, [
+    [3, 0],
+    [2, 1],
+    [4, 0],
+  ]);
+  expect(kills).toBe(2);
+  expectExactlyOnce(byKey, expected);
+}, 240_000);
+
+test("at-least-once, the same kills: counts repeat, which exactly-once rules out", async () => {
+  const { byKey, expected } = await run("at-least-once", 900, [
+    [3, 0],
+    [3, 0],
+    [3, 0],
+  ]);
+  // Nothing lost...
+  for (const [key, n] of expected)
+    expect(new Set(byKey.get(key)), key).toEqual(new Set(Array.from({ length: n }, (_, i) => i + 1)));
+  // ...but the epochs in flight at each kill were written again.
+  const repeated = [...byKey.values()].reduce((sum, counts) => sum + counts.length - new Set(counts).size, 0);
+  expect(repeated).toBeGreaterThan(0);
+}, 240_000);
