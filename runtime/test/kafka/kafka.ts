@@ -16,7 +16,7 @@ export function brokerForFile(): () => Broker {
   let broker: Broker | undefined;
   beforeAll(async () => {
     broker = await startBroker();
-  }, 90_000);
+  }, 180_000);
   afterAll(async () => {
     await broker?.stop();
   });
