@@ -58,6 +58,8 @@ export interface KafkaSlotState {
 
 const DEFAULT_TRANSACTION_TIMEOUT_MS = 600_000;
 const DEFAULT_RESTART_ALLOWANCE_MS = 60_000;
+/** Messages per produce request at most, well under the broker's 1 MB request limit for small messages. */
+const SEND_CHUNK = 2000;
 
 function toRecord(stepId: string, topic: string | undefined, message: KafkaSinkMessage): RecordToProduce {
   if (typeof message !== "object" || message === null) {
@@ -268,8 +270,8 @@ class ExactlyOncePartition implements TransactionalSinkPartition<KafkaSinkMessag
 
   async #send(records: RecordToProduce[]): Promise<void> {
     const all = this.#waiting.length === 0 ? records : [...this.#waiting.splice(0), ...records];
-    if (all.length === 0) return;
-    await this.#current().send(all);
+    // What waited for a commit can be a whole epoch: sent in requests a broker accepts.
+    for (let i = 0; i < all.length; i += SEND_CHUNK) await this.#current().send(all.slice(i, i + SEND_CHUNK));
     kafkaMetrics().messagesOut.inc({ step_id: this.#stepId }, all.length);
   }
 }
