@@ -279,6 +279,9 @@ export class TransactionalProducer {
     // The client sends its request timeout as the transaction timeout of InitProducerId.
     this.#producer = new Producer({
       ...base(transactionalId, brokers, config),
+      // Registering an id whose transaction is being aborted answers CONCURRENT_TRANSACTIONS
+      // until the abort markers are written: seconds on a busy broker.
+      retries: 40,
       timeout: timeoutMs,
       transactionalId,
       idempotent: true,
