@@ -1,6 +1,6 @@
 /**
  * One live process per recovery directory. The lock is SQLite's exclusive lock on
- * `lock.sqlite3` (an fcntl lock, and SQLite's own bookkeeping between connections of one
+ * `lock` (an fcntl lock, and SQLite's own bookkeeping between connections of one
  * process), held for as long as the process keeps the store open. The kernel drops it
  * when the process dies, SIGKILL included, so a restarted pod on the same volume is
  * never locked out by its dead predecessor, whatever its pid or host. `lock.owner` only
@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { RecoveryDirectoryInUseError, RecoveryError } from "./errors.ts";
 
-const LOCK_FILE = "lock.sqlite3";
+const LOCK_FILE = "lock";
 const OWNER_FILE = "lock.owner";
 const SQLITE_BUSY = 5;
 
