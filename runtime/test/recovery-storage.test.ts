@@ -8,6 +8,7 @@ import { join, resolve } from "node:path";
 import { afterEach, describe, expect, test } from "vitest";
 import { initRecoveryDirectory } from "waxflow/recovery";
 import { type Output, output } from "./support/output.ts";
+import { freePorts } from "./support/ports.ts";
 import { childProcesses } from "./support/processes.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
@@ -184,4 +185,57 @@ describe("state of a renamed or removed step is never dropped silently", () => {
     // Dropped for good: the next start has nothing to refuse.
     expect(await run({ COUNT_STEP: "total" })).toEqual({ code: 0, stdout: "", stderr: "" });
   }, 60_000);
+
+  test("in a cluster of two processes every process refuses, and both drop with the flag", async () => {
+    const dirs = [tempDir("waxflow-steps-0-"), tempDir("waxflow-steps-1-")];
+    const addresses = (await freePorts(2)).map((p) => `127.0.0.1:${p}`).join(";");
+    const cluster = (env: Record<string, string>): Promise<Output[]> =>
+      Promise.all(
+        dirs.map((dir, i) =>
+          waxflow(
+            [
+              "run",
+              `${FIXTURES}/counts.ts`,
+              "-i",
+              String(i),
+              "-a",
+              addresses,
+              "-r",
+              dir,
+              "--recovery-init",
+              "-s",
+              "0.05",
+            ],
+            env,
+          ),
+        ),
+      );
+    const first = await cluster({});
+    expect(first.map((r) => r.code)).toEqual([0, 0]);
+    expect(
+      first
+        .map((r) => r.stdout)
+        .join("")
+        .split("\n")
+        .filter(Boolean)
+        .sort(),
+    ).toEqual(["a 1", "a 2", "a 3", "b 1", "b 2", "c 1"].sort());
+
+    const renamed = await cluster({ COUNT_STEP: "total" });
+    for (const r of renamed) {
+      // A process whose store holds none of the step's keys reports its peer's reason.
+      expect(oneLine(r)).toMatch(
+        /cannot resume: the recovery store in \S+ holds state of step\(s\) "counts\.count\.stateful_batch" \(\d keys?\)/,
+      );
+    }
+
+    const dropped = await cluster({ COUNT_STEP: "total", WAXFLOW_DROP_REMOVED_STEPS: "true" });
+    expect(dropped.map((r) => r.code)).toEqual([0, 0]);
+    expect(dropped.map((r) => r.stdout)).toEqual(["", ""]);
+    const again = await cluster({ COUNT_STEP: "total" });
+    expect(again.map((r) => [r.code, r.stderr])).toEqual([
+      [0, ""],
+      [0, ""],
+    ]);
+  }, 90_000);
 });
