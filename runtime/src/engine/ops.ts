@@ -238,7 +238,8 @@ export class MergeOp implements Op {
     }
     for (const epoch of [...byEpoch.keys()].sort((a, b) => a - b)) {
       const batches = byEpoch.get(epoch) as unknown[][];
-      this.down.push(epoch, batches.length === 1 ? (batches[0] as unknown[]) : batches.flat());
+      // concat rather than flat(), which V8 implements generically (depth, holes).
+      this.down.push(epoch, batches.length === 1 ? (batches[0] as unknown[]) : ([] as unknown[]).concat(...batches));
     }
     this.down.advance(this.#frontier);
   }
