@@ -158,7 +158,12 @@ function checkDirectory(dir: string, create: boolean): boolean {
     isDirectory = statSync(dir).isDirectory();
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "ENOENT") {
-      throw new RecoveryError(`recovery directory ${dir} cannot be read (${fsReason(err)})`, { cause: err });
+      throw new RecoveryError(
+        `recovery directory ${dir} cannot be read (${fsReason(err)}); check the path given to -r`,
+        {
+          cause: err,
+        },
+      );
     }
     if (!create) return false;
     try {
