@@ -67,6 +67,22 @@ test("StatefulSet follows the contract: names, labels, ports, env, security, rec
   });
 });
 
+test("recovery.dropRemovedSteps sets WAXFLOW_DROP_REMOVED_STEPS; unset, the runtime refuses a store with removed steps", () => {
+  const envOf = (recovery: { enabled: boolean; dropRemovedSteps?: boolean }) => {
+    const df = dataflow({ recovery });
+    const sts = desiredStatefulSet(df, withDefaults(df.spec), 1);
+    return sts.spec?.template.spec?.containers[0]?.env?.find((e) => e.name === "WAXFLOW_DROP_REMOVED_STEPS")?.value;
+  };
+  expect(envOf({ enabled: true, dropRemovedSteps: true })).toBe("true");
+  expect(envOf({ enabled: true, dropRemovedSteps: false })).toBeUndefined();
+  expect(envOf({ enabled: true })).toBeUndefined();
+  expect(envOf({ enabled: false, dropRemovedSteps: true })).toBeUndefined();
+  // Setting it changes what the processes run with: every process restarts with it.
+  const before = withDefaults(dataflow({ recovery: { enabled: true } }).spec);
+  const after = withDefaults(dataflow({ recovery: { enabled: true, dropRemovedSteps: true } }).spec);
+  expect(classifySpecDiff(before, after)).toEqual({ class: "upgrade", fields: ["recovery.dropRemovedSteps"] });
+});
+
 test("no recovery volume when recovery is disabled", () => {
   const df = dataflow();
   const sts = desiredStatefulSet(df, withDefaults(df.spec), 1);

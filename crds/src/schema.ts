@@ -124,6 +124,11 @@ export const specSchema = {
             storageClassName: { type: "string", description: "Storage class; the cluster default when unset." },
           },
         },
+        dropRemovedSteps: {
+          type: "boolean",
+          description:
+            "Drop recovered state of steps the dataflow no longer has (renamed or removed) instead of refusing to start (WAXFLOW_DROP_REMOVED_STEPS). Set it for the one deploy that renames a step, then unset it.",
+        },
         retention: {
           title: "DataflowVolumeRetention",
           type: "object",

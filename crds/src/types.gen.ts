@@ -64,6 +64,10 @@ snapshotInterval?: string
  */
 backupInterval?: string
 storage?: DataflowRecoveryStorage
+/**
+ * Drop recovered state of steps the dataflow no longer has (renamed or removed) instead of refusing to start (WAXFLOW_DROP_REMOVED_STEPS). Set it for the one deploy that renames a step, then unset it.
+ */
+dropRemovedSteps?: boolean
 retention?: DataflowVolumeRetention
 }
 export interface DataflowRecoveryStorage {

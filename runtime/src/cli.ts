@@ -100,7 +100,12 @@ export async function main(argv: readonly string[], env: Env, cwd: string): Prom
       recovery:
         config.recoveryDirectory === undefined
           ? undefined
-          : { dbDir: config.recoveryDirectory, backupIntervalMs: config.backupIntervalMs, init: config.recoveryInit },
+          : {
+              dbDir: config.recoveryDirectory,
+              backupIntervalMs: config.backupIntervalMs,
+              init: config.recoveryInit,
+              dropRemovedSteps: config.dropRemovedSteps,
+            },
       signal: stop.signal,
       onStart: (run) => view.started(run),
       onSnapshot: (stats) => view.snapshotted(stats),
@@ -136,6 +141,7 @@ async function hold(config: RunConfig, flow: Dataflow, signal: AbortSignal): Pro
       connectTimeoutMs: config.startTimeoutMs,
       signal,
       log: (line) => process.stderr.write(`${line}\n`),
+      dropRemovedSteps: config.dropRemovedSteps,
     });
   } finally {
     store.close();

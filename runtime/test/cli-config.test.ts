@@ -34,6 +34,7 @@ describe("defaults", () => {
       addresses: [],
       recoveryDirectory: undefined,
       recoveryInit: false,
+      dropRemovedSteps: false,
       holder: false,
       startTimeoutMs: 60_000,
       epochIntervalMs: 10_000,
@@ -220,6 +221,18 @@ describe("recovery, intervals, port, debug", () => {
     expect(config(["f.ts", "-r", "/r"], { WAXFLOW_RECOVERY_INIT: "false" }).recoveryInit).toBe(false);
     expect(usageError(["run", "f.ts"], { WAXFLOW_RECOVERY_INIT: "yes" })).toMatch(
       /^WAXFLOW_RECOVERY_INIT must be true or false, got "yes"$/,
+    );
+  });
+
+  test("--drop-removed-steps or WAXFLOW_DROP_REMOVED_STEPS drops the state of steps the dataflow no longer has", () => {
+    expect(config(["f.ts", "-r", "/r"]).dropRemovedSteps).toBe(false);
+    expect(config(["f.ts", "-r", "/r", "--drop-removed-steps"]).dropRemovedSteps).toBe(true);
+    expect(config(["f.ts", "-r", "/r"], { WAXFLOW_DROP_REMOVED_STEPS: "true" }).dropRemovedSteps).toBe(true);
+    expect(usageError(["run", "f.ts"], { WAXFLOW_DROP_REMOVED_STEPS: "please" })).toMatch(
+      /^WAXFLOW_DROP_REMOVED_STEPS must be true or false, got "please"$/,
+    );
+    expect(unsupported(config(["f.ts", "--drop-removed-steps"]))).toBe(
+      "--drop-removed-steps only applies with recovery: add -r/--recovery-directory",
     );
   });
 

@@ -102,6 +102,7 @@ function runtimeEnv(ref: DataflowRef, spec: DefaultedDataflowSpec): V1EnvVar[] {
       // Each pod's claim starts out empty; the runtime creates a store there only when told.
       { name: "WAXFLOW_RECOVERY_INIT", value: "true" },
     );
+    if (spec.recovery.dropRemovedSteps === true) env.push({ name: "WAXFLOW_DROP_REMOVED_STEPS", value: "true" });
   }
   return [...env, ...(spec.env ?? [])];
 }

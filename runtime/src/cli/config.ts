@@ -23,6 +23,8 @@ export interface RunConfig {
   readonly recoveryDirectory: string | undefined;
   /** Create the recovery store when the directory holds none (a new pod's empty volume). */
   readonly recoveryInit: boolean;
+  /** Drop recovered state of steps the dataflow no longer has, instead of refusing to start. */
+  readonly dropRemovedSteps: boolean;
   /**
    * This process only hands its recovery store over to a cluster that no longer includes
    * it: its index is beyond the cluster's process count.
@@ -57,6 +59,7 @@ export const RUN_OPTIONS = {
   addresses: { type: "string", short: "a" },
   "recovery-directory": { type: "string", short: "r" },
   "recovery-init": { type: "boolean" },
+  "drop-removed-steps": { type: "boolean" },
   "snapshot-interval": { type: "string", short: "s" },
   "backup-interval": { type: "string", short: "b" },
   "start-timeout": { type: "string" },
@@ -118,6 +121,7 @@ function resolveRunConfig(target: string, values: Values, env: Env, io: ConfigIo
   const workers = setting(values, env, "workers-per-process", "WAXFLOW_WORKERS_PER_PROCESS");
   const startTimeout = setting(values, env, "start-timeout", "WAXFLOW_START_TIMEOUT");
   const recoveryInit = values["recovery-init"] === true || flagVariable(env, "WAXFLOW_RECOVERY_INIT");
+  const dropRemovedSteps = values["drop-removed-steps"] === true || flagVariable(env, "WAXFLOW_DROP_REMOVED_STEPS");
   const apiPort = envSetting(env, "WAXFLOW_API_PORT");
   return {
     modulePath,
@@ -127,6 +131,7 @@ function resolveRunConfig(target: string, values: Values, env: Env, io: ConfigIo
     addresses,
     recoveryDirectory,
     recoveryInit,
+    dropRemovedSteps,
     holder,
     startTimeoutMs: startTimeout === undefined ? DEFAULT_START_TIMEOUT_MS : seconds(startTimeout, false),
     epochIntervalMs: snapshot === undefined ? DEFAULT_EPOCH_INTERVAL_MS : seconds(snapshot, false),
@@ -184,6 +189,9 @@ export function unsupported(config: RunConfig): string | undefined {
   }
   if (config.recoveryInit && config.recoveryDirectory === undefined) {
     return "--recovery-init only applies with recovery: add -r/--recovery-directory";
+  }
+  if (config.dropRemovedSteps && config.recoveryDirectory === undefined) {
+    return "--drop-removed-steps only applies with recovery: add -r/--recovery-directory";
   }
   return undefined;
 }

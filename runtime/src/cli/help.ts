@@ -22,6 +22,9 @@ Options (a flag wins over its environment variable):
   -r, --recovery-directory DIR  WAXFLOW_RECOVERY_DIRECTORY    this process's recovery store, made by
                                                               \`waxflow recovery init\` (default: no recovery)
       --recovery-init           WAXFLOW_RECOVERY_INIT=true    create the store if DIR holds none (a new, empty volume)
+      --drop-removed-steps      WAXFLOW_DROP_REMOVED_STEPS=true
+                                  drop the recovered state of steps the dataflow no longer has (renamed or
+                                  removed); without it such a store is refused, listing those steps
   -s, --snapshot-interval SECS  WAXFLOW_SNAPSHOT_INTERVAL     seconds between epochs and snapshots (default 10)
   -b, --backup-interval SECS    WAXFLOW_BACKUP_INTERVAL       seconds snapshots are kept before they are removed
       --start-timeout SECS      WAXFLOW_START_TIMEOUT         seconds to wait for peers and for holders (default 60)

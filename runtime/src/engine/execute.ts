@@ -26,6 +26,8 @@ export interface RecoveryConfig {
   readonly backupIntervalMs?: number;
   /** Create the store if the directory holds none (the first start of a pod with an empty volume). */
   readonly init?: boolean;
+  /** Drop the state of steps the dataflow no longer has; without it such a store is refused. */
+  readonly dropRemovedSteps?: boolean;
 }
 
 /** This process's place in a cluster of processes. */
@@ -111,6 +113,8 @@ export async function execute(flow: Dataflow, opts: ExecuteOptions = {}): Promis
           timeoutMs: connectTimeoutMs,
           signal,
           fail: (err) => abort.abort(err),
+          dropRemovedSteps: opts.recovery?.dropRemovedSteps,
+          log: (line) => process.stderr.write(`${line}\n`),
         });
       } catch (err) {
         connected.abort(err instanceof Error ? err.message : String(err));

@@ -12,8 +12,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { ControlFrame } from "../cluster/frames.ts";
 import { type PeerAddress, PeerError, ProcessMesh } from "../cluster/mesh.ts";
 import type { Dataflow } from "../dataflow.ts";
-import { stateOwners } from "../engine/owners.ts";
-import { MissingProcessStoreError, ReplacedProcessStoreError } from "./errors.ts";
+import { statefulSteps, stateOwners } from "../engine/owners.ts";
+import { MissingProcessStoreError, RemovedStepsError, ReplacedProcessStoreError } from "./errors.ts";
 import { type PlanOutcome, planResume, type ResumePlan, type SnapshotRow, type StoreRecords } from "./plan.ts";
 import type { RecoveryStore } from "./store.ts";
 
@@ -31,6 +31,10 @@ export interface ResumeOptions {
   readonly signal: AbortSignal;
   /** Fails the run: control frames keep coming after the resume, and handling one can fail. */
   readonly fail: (err: unknown) => void;
+  /** Drop the state of steps the dataflow no longer has, rather than refuse to start. */
+  readonly dropRemovedSteps?: boolean;
+  /** Told of state dropped on purpose. */
+  readonly log?: (line: string) => void;
 }
 
 /**
@@ -144,6 +148,7 @@ class ProcessResume {
     const { store } = this.#opts;
     this.#plan = plan;
     store.prepare(plan.resumeEpoch, this.#me >= plan.sources);
+    this.#checkRemovedSteps();
     for (const rows of this.#early.splice(0)) store.writeRows(rows);
     for (const holder of this.#holders) if (holder >= plan.sources) this.#release(holder);
     // In a cluster of one, every row is already where it belongs.
@@ -159,6 +164,18 @@ class ProcessResume {
         this.#finishIfComplete();
       },
       (err: unknown) => this.#done.reject(err),
+    );
+  }
+
+  /** State of a renamed or removed step is never dropped unless asked: the rest of the dataflow would resume without it. */
+  #checkRemovedSteps(): void {
+    const { store, flow } = this.#opts;
+    const removed = store.removedSteps(statefulSteps(flow));
+    if (removed.length === 0) return;
+    if (this.#opts.dropRemovedSteps !== true) throw removedStepsError(store.dir, removed);
+    store.dropSteps(removed.map((r) => r.stepId));
+    this.#opts.log?.(
+      `recovery: dropped the state of removed step(s) ${describeSteps(removed)} from ${store.dir}, as asked`,
     );
   }
 
@@ -248,6 +265,22 @@ function replacedError(blocked: Extract<PlanOutcome, { kind: "blocked" }>): Repl
   );
 }
 
+function describeSteps(removed: readonly { readonly stepId: string; readonly keys: number }[]): string {
+  return removed.map((r) => `${JSON.stringify(r.stepId)} (${r.keys} key${r.keys === 1 ? "" : "s"})`).join(", ");
+}
+
+function removedStepsError(
+  dir: string,
+  removed: readonly { readonly stepId: string; readonly keys: number }[],
+): RemovedStepsError {
+  return new RemovedStepsError(
+    `cannot resume: the recovery store in ${dir} holds state of step(s) ${describeSteps(removed)} that the dataflow ` +
+      "no longer has (renamed or removed), while its other steps would resume; give the steps their old ids back, " +
+      "or drop that state deliberately with --drop-removed-steps (WAXFLOW_DROP_REMOVED_STEPS=true)",
+    removed.map((r) => r.stepId),
+  );
+}
+
 /**
  * This store's rows for other processes, by destination, read in one pass before
  * anything is received into it; and the (step, key)s of every row that is not this
@@ -296,6 +329,8 @@ export interface HoldOptions {
   readonly signal: AbortSignal;
   /** Told why a session with the cluster ended before the store was released. */
   readonly log?: (line: string) => void;
+  /** Let the state of steps the dataflow no longer has go with this store, rather than stop the cluster. */
+  readonly dropRemovedSteps?: boolean;
 }
 
 /**
@@ -324,6 +359,11 @@ export async function holdStore(opts: HoldOptions): Promise<void> {
       return;
     } catch (err) {
       if (opts.signal.aborted) throw opts.signal.reason;
+      if (err instanceof RemovedStepsError) {
+        // Dialing again would not change the store: stop the cluster with the reason.
+        mesh?.abort(err.message);
+        throw err;
+      }
       opts.log?.(`holder ${opts.processId}: ${(err as Error).message}; connecting to the cluster again`);
     } finally {
       mesh?.close();
@@ -348,6 +388,8 @@ function holdSession(opts: HoldOptions, mesh: ProcessMesh): Promise<void> {
       planned = true;
       let rows: Map<number, SnapshotRow[]>;
       try {
+        const removed = opts.store.removedSteps(statefulSteps(opts.flow));
+        if (removed.length > 0 && opts.dropRemovedSteps !== true) throw removedStepsError(opts.store.dir, removed);
         // A holder's store leaves the cluster with it: nothing to drop.
         rows = collectRows(opts.flow, opts.store, frame.plan, opts.processId).byProcess;
       } catch (err) {
