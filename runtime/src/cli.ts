@@ -16,6 +16,7 @@ import type { Dataflow } from "./dataflow.ts";
 import { execute } from "./engine/execute.ts";
 import { UsageError } from "./errors.ts";
 import { describeFailure } from "./failure.ts";
+import { stderrLog, VERSION } from "./log.ts";
 import { holdStore } from "./recovery/handoff.ts";
 import { initRecoveryDirectory, RecoveryStore } from "./recovery/store.ts";
 
@@ -104,6 +105,8 @@ export async function main(argv: readonly string[], env: Env, cwd: string): Prom
       signal: stop.signal,
       onStart: (run) => view.started(run),
       onSnapshot: (stats) => view.snapshotted(stats),
+      log: config.quiet ? undefined : stderrLog(config.processId),
+      progressIntervalMs: config.progressIntervalMs,
     });
   } catch (err) {
     if (caught === undefined) {
@@ -122,6 +125,13 @@ export async function main(argv: readonly string[], env: Env, cwd: string): Prom
 async function hold(config: RunConfig, flow: Dataflow, signal: AbortSignal): Promise<void> {
   // resolveCommand only makes a holder with a directory; the check keeps the types honest.
   if (config.recoveryDirectory === undefined) throw new UsageError("a holder needs -r/--recovery-directory");
+  const log = stderrLog(config.processId, "holder");
+  if (!config.quiet) {
+    log(
+      `waxflow ${VERSION} holding the recovery store in ${config.recoveryDirectory} for the cluster of ` +
+        `${config.addresses.length} process(es) of dataflow "${flow.flowId}": it hands its snapshots over, then waits to be stopped`,
+    );
+  }
   const store = RecoveryStore.open(config.recoveryDirectory, {
     create: config.recoveryInit,
     snapshotIntervalMs: config.epochIntervalMs,
