@@ -381,6 +381,21 @@ export class Cluster {
     };
   }
 
+  /** Deletes the Dataflow's recovery volumes (PersistentVolumeClaims by its label); returns them as `persistentvolumeclaim/<name>`. */
+  async deleteVolumes(namespace: string, name: string): Promise<string[]> {
+    const labelSelector = `${DATAFLOW_LABEL}=${name}`;
+    const claims = await this.#call(`listing the recovery volumes of dataflow ${name}`, () =>
+      this.#core.listNamespacedPersistentVolumeClaim({ namespace, labelSelector }),
+    );
+    const names = claims.items.map((c) => c.metadata?.name ?? "");
+    for (const claim of names) {
+      await this.#orUndefined(`deleting persistentvolumeclaim ${claim}`, () =>
+        this.#core.deleteNamespacedPersistentVolumeClaim({ namespace, name: claim }),
+      );
+    }
+    return names.map((n) => `persistentvolumeclaim/${n}`);
+  }
+
   /** Events about one object, oldest first. */
   async events(namespace: string, kind: string, name: string): Promise<CoreV1Event[]> {
     const list = await this.#call(`reading the events of ${kind.toLowerCase()} ${name}`, () =>
@@ -398,6 +413,8 @@ export class Cluster {
       return await this.#core.readNamespacedPodLog({ namespace, name: pod, container: CONTAINER, tailLines });
     } catch (err) {
       if (apiStatus(err)?.code === 400) return undefined;
+      // A pod with no node yet gets an empty 200 without a content type, which the client cannot parse.
+      if (err instanceof Error && err.message === "Cannot parse content. No Content-Type defined.") return undefined;
       throw new UserError(failureLine(err, `reading the log of pod ${pod}`, this));
     }
   }
