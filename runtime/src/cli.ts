@@ -81,9 +81,7 @@ export async function main(argv: readonly string[], env: Env, cwd: string): Prom
     if (config.holder) {
       await hold(config, flow, stop.signal);
       view.released();
-      process.stderr.write(
-        `holder ${config.processId}: the cluster no longer needs this store; waiting to be stopped\n`,
-      );
+      stderrLog(config.processId, "holder")("the cluster no longer needs this store; waiting to be stopped");
       // Its job is done: being stopped now is the expected end, not a failure.
       await new Promise((resolve) => stop.signal.addEventListener("abort", resolve, { once: true }));
       return 0;
@@ -125,6 +123,7 @@ export async function main(argv: readonly string[], env: Env, cwd: string): Prom
 async function hold(config: RunConfig, flow: Dataflow, signal: AbortSignal): Promise<void> {
   // resolveCommand only makes a holder with a directory; the check keeps the types honest.
   if (config.recoveryDirectory === undefined) throw new UsageError("a holder needs -r/--recovery-directory");
+  // Its hand-off and reconnections are logged even when quiet: a holder does nothing else.
   const log = stderrLog(config.processId, "holder");
   if (!config.quiet) {
     log(
@@ -145,7 +144,7 @@ async function hold(config: RunConfig, flow: Dataflow, signal: AbortSignal): Pro
       addresses: parseAddresses(config.addresses.join(";")),
       connectTimeoutMs: config.startTimeoutMs,
       signal,
-      log: (line) => process.stderr.write(`${line}\n`),
+      log,
     });
   } finally {
     store.close();

@@ -25,8 +25,8 @@ const ROOT = resolve(import.meta.dirname, "../..");
 const CLI = resolve(ROOT, "runtime/src/cli.ts");
 const processes = childProcesses();
 
-/** A log line without its time: `process 0: cluster formed: ...`. */
-const LINE = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (process \d+: .*)$/;
+/** A log line without its time: `process 0: cluster formed: ...`, `holder 2: ...`. */
+const LINE = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z ((?:process|holder) \d+: .*)$/;
 
 function logLines(stderr: string): string[] {
   return stderr
@@ -138,23 +138,23 @@ describe("the output files a resumed process needs", () => {
   });
 });
 
-function waxflow(args: readonly string[], env: Record<string, string>): Run {
-  return processes.start([CLI, "run", ...args], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? "", WAXFLOW_API_PORT: "0", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+function waxflow(args: readonly string[], env: Record<string, string>, onStderr?: (soFar: string) => void): Run {
+  return processes.start(
+    [CLI, "run", ...args],
+    {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? "", WAXFLOW_API_PORT: "0", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+    onStderr,
+  );
 }
 
 test("one process: start, cluster, progress at the interval on stderr; stdout stays the dataflow's", async () => {
   let stderr = "";
-  const run = processes.start(
-    [CLI, "run", "runtime/test/cli-fixtures/endless.ts", "--progress-interval", "0.3"],
-    { cwd: ROOT, env: { PATH: process.env.PATH ?? "", WAXFLOW_API_PORT: "0" }, stdio: ["ignore", "pipe", "pipe"] },
-    (soFar) => {
-      stderr = soFar;
-    },
-  );
+  const run = waxflow(["runtime/test/cli-fixtures/endless.ts", "--progress-interval", "0.3"], {}, (soFar) => {
+    stderr = soFar;
+  });
   let stdout = "";
   run.child.stdout?.on("data", (d: Buffer) => {
     stdout += d.toString();
@@ -228,15 +228,25 @@ test("two processes with recovery: the start, the cluster, the resume; a rescale
   // Down to one process and a holder for process 1's store: process 1's sink partitions
   // move to process 0, whose output directory does not have their files.
   const one = `127.0.0.1:${ports[0]}`;
+  let held = "";
   const holder = waxflow(
     ["runtime/test/fixtures/recovery-flow.ts", "-i", "1", "-a", one, "--holder"],
     storeOf(root, 1),
+    (soFar) => {
+      held = soFar;
+    },
   );
   const alone = await waxflow(["runtime/test/fixtures/recovery-flow.ts", "-i", "0", "-a", one], {
     ...storeOf(root, 0),
     RF_UNTIL: "200",
   }).exit;
+  await expect.poll(() => held, { timeout: 10_000 }).toContain("the cluster no longer needs this store");
   holder.child.kill("SIGTERM");
+  expect(logLines((await holder.exit).stderr)).toEqual([
+    `holder 1: waxflow ${VERSION} holding the recovery store in ${root}/store-1 for the cluster of 1 process(es) of dataflow "recovery_cluster": it hands its snapshots over, then waits to be stopped`,
+    expect.stringMatching(/^holder 1: handed \d+ snapshot\(s\) over to process\(es\) 0 for execution 2$/),
+    "holder 1: the cluster no longer needs this store; waiting to be stopped",
+  ]);
   expect(alone.code).toBe(1);
   const lines = alone.stderr.trimEnd().split("\n");
   expect(logLines(alone.stderr).at(-1)).toMatch(

@@ -327,7 +327,7 @@ export interface HoldOptions {
   readonly addresses: readonly PeerAddress[];
   readonly connectTimeoutMs?: number;
   readonly signal: AbortSignal;
-  /** Told why a session with the cluster ended before the store was released. */
+  /** Told what the holder handed over, and why a session with the cluster ended before the store was released. */
   readonly log?: (line: string) => void;
 }
 
@@ -357,7 +357,7 @@ export async function holdStore(opts: HoldOptions): Promise<void> {
       return;
     } catch (err) {
       if (opts.signal.aborted) throw opts.signal.reason;
-      opts.log?.(`holder ${opts.processId}: ${(err as Error).message}; connecting to the cluster again`);
+      opts.log?.(`${(err as Error).message}; connecting to the cluster again`);
     } finally {
       mesh?.close();
     }
@@ -389,6 +389,10 @@ function holdSession(opts: HoldOptions, mesh: ProcessMesh): Promise<void> {
       }
       sendRows(mesh, rows).then(() => {
         for (let p = 0; p < processes; p++) mesh.sendControl(p, { kind: "resumed" });
+        const sent = [...rows.values()].reduce((n, r) => n + r.length, 0);
+        opts.log?.(
+          `handed ${sent} snapshot(s) over to process(es) ${[...rows.keys()].join(", ") || "none"} for execution ${frame.plan.execution}`,
+        );
       }, reject);
     }
   });
