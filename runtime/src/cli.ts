@@ -18,6 +18,7 @@ import { UsageError } from "./errors.ts";
 import { describeFailure } from "./failure.ts";
 import { stderrLog, VERSION } from "./log.ts";
 import { holdStore } from "./recovery/handoff.ts";
+import { fileOutputs } from "./recovery/output-files.ts";
 import { initRecoveryDirectory, RecoveryStore } from "./recovery/store.ts";
 
 const EXIT_FAILURE = 1;
@@ -76,6 +77,7 @@ export async function main(argv: readonly string[], env: Env, cwd: string): Prom
     // Served before peers connect, so probes see live-but-not-ready while the cluster forms.
     api = await serveApi(config.apiPort, view);
     const flow = await loadDataflow(config.modulePath, config.exportName, cwd);
+    view.writesFiles(fileOutputs(flow, cwd));
     process.once("SIGINT", onSignal);
     process.once("SIGTERM", onSignal);
     if (config.holder) {

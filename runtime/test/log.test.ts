@@ -4,7 +4,8 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { describe, expect, test } from "vitest";
-import { DirSink } from "../src/connectors/files.ts";
+import { ProcessView } from "../src/api/server.ts";
+import { DirSink, FileSink } from "../src/connectors/files.ts";
 import { Dataflow } from "../src/dataflow.ts";
 import {
   clusterFormedLine,
@@ -16,7 +17,7 @@ import {
   VERSION,
 } from "../src/log.ts";
 import * as op from "../src/operators/index.ts";
-import { checkOutputFiles } from "../src/recovery/output-files.ts";
+import { checkOutputFiles, fileOutputs } from "../src/recovery/output-files.ts";
 import { TestingSource } from "../src/testing.ts";
 import { freePorts } from "./support/ports.ts";
 import { childProcesses, type Exit, type Run } from "./support/processes.ts";
@@ -125,6 +126,19 @@ describe("the output files a resumed process needs", () => {
         "file stayed with the process that wrote it; file output across a rescale needs a shared volume (one directory " +
         "every process mounts): go back to the previous shape, or put the output directory on a shared volume",
     );
+  });
+
+  test("the directories file sinks write to, absolute, for /status (what df scale compares with the pods' volumes)", () => {
+    const flow = dirFlow("out/counts");
+    op.output("all", op.input("more", flow, new TestingSource<[string, string]>([])), new FileSink("/data/all.txt"));
+    const outputs = fileOutputs(flow, "/app");
+    expect(outputs).toEqual([
+      { step: "f.out", directories: ["/app/out/counts"] },
+      { step: "f.all", directories: ["/data"] },
+    ]);
+    const view = new ProcessView(0, 1);
+    view.writesFiles(outputs);
+    expect(view.status().fileOutputs).toEqual(outputs);
   });
 
   test("a file of its own that is short: replaced or truncated; long enough (a shared volume): no complaint", () => {

@@ -6,6 +6,7 @@
  * instead of failing inside a worker once data flows.
  */
 import { statSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import type { Dataflow } from "../dataflow.ts";
 import { assignPartitions } from "../engine/hash.ts";
 import type { StateStore } from "../engine/state-store.ts";
@@ -20,6 +21,27 @@ interface FileOutput {
 
 function isFileOutput(sink: unknown): sink is FileOutput {
   return isFixedPartitionedSink(sink) && typeof (sink as Partial<FileOutput>).outputFile === "function";
+}
+
+/** Where a step writes files: what `waxctl df scale` compares with the pods' volumes. */
+export interface StepFiles {
+  readonly step: string;
+  /** Absolute directories of its partitions' files. */
+  readonly directories: readonly string[];
+}
+
+/** The directories each file-writing output step of `flow` writes to, resolved against `cwd`. */
+export function fileOutputs(flow: Dataflow, cwd: string): StepFiles[] {
+  return flow.steps.flatMap((step) => {
+    if (step.kind !== "output" || !isFileOutput(step.sink)) return [];
+    const sink = step.sink;
+    try {
+      const directories = new Set(sink.listParts().map((part) => dirname(resolve(cwd, sink.outputFile(part)))));
+      return [{ step: step.stepId, directories: [...directories] }];
+    } catch (err) {
+      throw StepError.wrap(step.stepId, err);
+    }
+  });
 }
 
 export interface OutputFilesCheck {
