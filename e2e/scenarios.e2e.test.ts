@@ -224,6 +224,17 @@ describe("waxflow on kind", { timeout: 600_000 }, () => {
       return survivors.every((p) => restarts(p) > 0) ? true : undefined;
     });
     expect(await untilComplete("e2e", main)).toMatchObject(EXACTLY_ONCE(main.sensors));
+    // Its output is on each pod's recovery volume: a rescale is refused before anything changes.
+    const refused = await waxctl(["df", "scale", "e2e", "-n", NS, "-p", "2"]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toBe(
+      `error: dataflow e2e writes the files of step "running-count.out" to /var/lib/waxflow/recovery/${OUTPUT}, on each pod's own volume "recovery": ` +
+        'file output across a rescale needs a shared volume (the README\'s "File output on Kubernetes" shows how to mount one); ' +
+        "add --force to scale anyway (the rescaled processes stop at start if a partition's file is not where they run)\n",
+    );
+    expect(
+      (await kubectlJson<{ spec: { processes: number } }>("get", "dataflow", "-n", NS, "e2e")).spec.processes,
+    ).toBe(3);
   });
 
   const small = readings(1200);

@@ -112,6 +112,8 @@ export const FIELD_MANAGER = "waxctl";
 export const DATAFLOW_LABEL = "waxflow.io/dataflow";
 /** The dataflow container in each pod, as the controller names it. */
 export const CONTAINER = "waxflow";
+/** The runtime's HTTP API port, unless the pod names another `api` port. */
+const DEFAULT_API_PORT = 3030;
 
 type K8s = typeof import("@kubernetes/client-node");
 
@@ -379,6 +381,18 @@ export class Cluster {
       objects: [...named("statefulset", sets.items), ...named("service", services.items), ...named("pod", pods)],
       volumes: named("persistentvolumeclaim", claims.items),
     };
+  }
+
+  /** A process's /status (runtime/src/api/server.ts), through the API server's proxy to the pod's `api` port. */
+  async processStatus(namespace: string, pod: V1Pod): Promise<unknown> {
+    const name = pod.metadata?.name ?? "";
+    const container = pod.spec?.containers.find((c) => c.name === CONTAINER);
+    const port = container?.ports?.find((p) => p.name === "api")?.containerPort ?? DEFAULT_API_PORT;
+    const body: unknown = await this.#call(`reading /status of pod ${name}`, () =>
+      this.#core.connectGetNamespacedPodProxyWithPath({ namespace, name: `${name}:${port}`, path: "status" }),
+    );
+    // The client parses a JSON answer itself, or hands back its text.
+    return typeof body === "string" ? JSON.parse(body) : body;
   }
 
   /** Deletes the Dataflow's recovery volumes (PersistentVolumeClaims by its label); returns them as `persistentvolumeclaim/<name>`. */
