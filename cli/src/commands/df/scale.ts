@@ -1,3 +1,4 @@
+import { setTimeout as delay } from "node:timers/promises";
 import type { V1Pod } from "@kubernetes/client-node";
 import { Flags } from "@oclif/core";
 import type { Dataflow } from "@waxflow/crds";
@@ -12,6 +13,8 @@ import { type Cluster, CONTAINER, connect } from "../../kube.ts";
 const PER_POD = ["emptyDir", "configMap", "secret", "downwardAPI", "projected", "ephemeral"] as const;
 /** The claim template every pod gets its own claim from (the contract's recovery volume). */
 const RECOVERY_VOLUME = "recovery";
+/** How long the scale waits for a process to say where its file sinks write. */
+const ASK_TIMEOUT_MS = 5000;
 
 /** A file sink's directory, as a process reports it in /status. */
 export interface StepFiles {
@@ -132,10 +135,12 @@ export default class DfScale extends ClusterCommand {
     );
     if (running === undefined) return undefined;
     try {
-      const status = (await cluster.processStatus(namespace, running)) as {
-        fileOutputs?: StepFiles[];
-      };
-      if (!Array.isArray(status.fileOutputs)) return undefined;
+      // A process that does not answer soon is not waited for: the scale goes on with the note.
+      const status = (await Promise.race([
+        cluster.processStatus(namespace, running),
+        delay(ASK_TIMEOUT_MS, undefined, { ref: false }),
+      ])) as { fileOutputs?: StepFiles[] } | undefined;
+      if (!Array.isArray(status?.fileOutputs)) return undefined;
       return { perPod: perPodOutputs(status.fileOutputs, running) };
     } catch {
       // An older runtime, or a proxy the user may not use: fall back to the note.
