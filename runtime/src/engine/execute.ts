@@ -4,9 +4,9 @@
  * as worker threads (threads.ts), each on its own core; otherwise in this thread, taking
  * turns. With recovery, the processes first bring their stores up to date over the mesh
  * (recovery/handoff.ts) and check that the output files they resume are there. Given a
- * log, it tells the start, the cluster formed, the resume and progress. The first failure anywhere — a step here, or a peer process
- * lost — aborts every worker, so a run either completes everywhere or rejects with the
- * cause.
+ * log, it tells the start, the cluster formed, the resume and progress. The first
+ * failure anywhere — a step here, or a peer process lost — aborts every worker, so a run
+ * either completes everywhere or rejects with the cause.
  */
 import { type PeerAddress, ProcessMesh } from "../cluster/mesh.ts";
 import type { Dataflow } from "../dataflow.ts";
