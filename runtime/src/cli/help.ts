@@ -27,7 +27,8 @@ Options (a flag wins over its environment variable):
       --start-timeout SECS      WAXFLOW_START_TIMEOUT         seconds to wait for peers and for holders (default 60)
       --progress-interval SECS  WAXFLOW_PROGRESS_INTERVAL     seconds between progress lines on stderr (items in and
                                                               out, epoch; default 30; 0: none)
-  -q, --quiet                   WAXFLOW_QUIET=true            none of those lines, only failures (as Bytewax)
+  -q, --quiet                   WAXFLOW_QUIET=true            no start, cluster, resume, progress or end lines on
+                                                              stderr, only failures (as Bytewax)
       --holder                                                only hand this store over to the cluster of -a: for a
                                   process no longer in it (-i >= the number of addresses); ready once handed over,
                                   exits 0 when stopped. On Kubernetes a pod whose ordinal is >= WAXFLOW_REPLICAS
