@@ -198,6 +198,17 @@ describe("waxflow on kind", { timeout: 600_000 }, () => {
       const ready = await podGet(NS, pod.metadata.name, 3030, "/readyz");
       expect(ready.code, `${pod.metadata.name} /readyz: ${ready.stderr}`).toBe(0);
     }
+    // Each pod's log has the runtime's lines: the start and the cluster formed, prefixed by the pod.
+    const logs = await waxctl(["df", "logs", "e2e", "-n", NS, "--tail", "100"]);
+    expect(logs.code, logs.stderr).toBe(0);
+    for (const i of [0, 1, 2]) {
+      expect(logs.stdout).toMatch(
+        new RegExp(`^\\[e2e-${i}\\] \\S+ process ${i}: waxflow \\S+ starting dataflow "running-count"`, "m"),
+      );
+      expect(logs.stdout).toMatch(
+        new RegExp(`^\\[e2e-${i}\\] \\S+ process ${i}: cluster formed: all 3 processes`, "m"),
+      );
+    }
     const partial = await untilCounted("e2e", main, 600);
     expect(partial).toMatchObject({ duplicates: [], gaps: [], malformed: [] });
     expect(partial.complete).toBeLessThan(main.sensors);
@@ -213,6 +224,17 @@ describe("waxflow on kind", { timeout: 600_000 }, () => {
       return survivors.every((p) => restarts(p) > 0) ? true : undefined;
     });
     expect(await untilComplete("e2e", main)).toMatchObject(EXACTLY_ONCE(main.sensors));
+    // Its output is on each pod's recovery volume: a rescale is refused before anything changes.
+    const refused = await waxctl(["df", "scale", "e2e", "-n", NS, "-p", "2"]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toBe(
+      `error: dataflow e2e writes the files of step "running-count.out" to /var/lib/waxflow/recovery/${OUTPUT}, on each pod's own volume "recovery": ` +
+        'file output across a rescale needs a shared volume (the README\'s "File output on Kubernetes" shows how to mount one); ' +
+        "add --force to scale anyway (the rescaled processes stop at start if a partition's file is not where they run)\n",
+    );
+    expect(
+      (await kubectlJson<{ spec: { processes: number } }>("get", "dataflow", "-n", NS, "e2e")).spec.processes,
+    ).toBe(3);
   });
 
   const small = readings(1200);
@@ -248,6 +270,8 @@ describe("waxflow on kind", { timeout: 600_000 }, () => {
 
     expect((await waxctl(["df", "scale", "e2e-scale", "-n", NS, "--processes", "2", "--json"])).code).toBe(0);
     await untilRunning("e2e-scale", 2);
+    const resumed = await waxctl(["df", "logs", "e2e-scale", "-n", NS, "--tail", "100"]);
+    expect(resumed.stdout).toMatch(/^\[e2e-scale-0\] \S+ process 0: resuming from epoch \d+ /m);
     const afterDown = await untilCounted("e2e-scale", small, 700);
     expect(afterDown.complete).toBeLessThan(small.sensors);
 

@@ -12,7 +12,8 @@ function run(example: string, ...flags: string[]): Promise<Output> {
     spawn(
       process.execPath,
       ["--conditions=waxflow-source", "runtime/src/cli.ts", "run", `examples/${example}`, ...flags],
-      { cwd: ROOT, env: { PATH: process.env.PATH ?? "", WAXFLOW_API_PORT: "0" } },
+      // Quiet: what an example prints is checked; the runtime's log lines are checked in runtime/test/log.test.ts.
+      { cwd: ROOT, env: { PATH: process.env.PATH ?? "", WAXFLOW_API_PORT: "0", WAXFLOW_QUIET: "true" } },
     ),
   );
 }

@@ -23,6 +23,7 @@ function waxflow(out: string, ...args: string[]): ChildProcess {
     env: {
       PATH: process.env.PATH ?? "",
       WAXFLOW_API_PORT: "0",
+      WAXFLOW_QUIET: "true",
       OUTPUT_DIR: out,
       READINGS_PARTITIONS: String(SETTINGS.partitions),
       READINGS_PER_PARTITION: String(SETTINGS.perPartition),

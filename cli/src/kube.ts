@@ -112,6 +112,8 @@ export const FIELD_MANAGER = "waxctl";
 export const DATAFLOW_LABEL = "waxflow.io/dataflow";
 /** The dataflow container in each pod, as the controller names it. */
 export const CONTAINER = "waxflow";
+/** The runtime's HTTP API port, unless the pod names another `api` port. */
+const DEFAULT_API_PORT = 3030;
 
 type K8s = typeof import("@kubernetes/client-node");
 
@@ -381,6 +383,33 @@ export class Cluster {
     };
   }
 
+  /** A process's /status (runtime/src/api/server.ts), through the API server's proxy to the pod's `api` port. */
+  async processStatus(namespace: string, pod: V1Pod): Promise<unknown> {
+    const name = pod.metadata?.name ?? "";
+    const container = pod.spec?.containers.find((c) => c.name === CONTAINER);
+    const port = container?.ports?.find((p) => p.name === "api")?.containerPort ?? DEFAULT_API_PORT;
+    const body: unknown = await this.#call(`reading /status of pod ${name}`, () =>
+      this.#core.connectGetNamespacedPodProxyWithPath({ namespace, name: `${name}:${port}`, path: "status" }),
+    );
+    // The client parses a JSON answer itself, or hands back its text.
+    return typeof body === "string" ? JSON.parse(body) : body;
+  }
+
+  /** Deletes the Dataflow's recovery volumes (PersistentVolumeClaims by its label); returns them as `persistentvolumeclaim/<name>`. */
+  async deleteVolumes(namespace: string, name: string): Promise<string[]> {
+    const labelSelector = `${DATAFLOW_LABEL}=${name}`;
+    const claims = await this.#call(`listing the recovery volumes of dataflow ${name}`, () =>
+      this.#core.listNamespacedPersistentVolumeClaim({ namespace, labelSelector }),
+    );
+    const names = claims.items.map((c) => c.metadata?.name ?? "");
+    for (const claim of names) {
+      await this.#orUndefined(`deleting persistentvolumeclaim ${claim}`, () =>
+        this.#core.deleteNamespacedPersistentVolumeClaim({ namespace, name: claim }),
+      );
+    }
+    return names.map((n) => `persistentvolumeclaim/${n}`);
+  }
+
   /** Events about one object, oldest first. */
   async events(namespace: string, kind: string, name: string): Promise<CoreV1Event[]> {
     const list = await this.#call(`reading the events of ${kind.toLowerCase()} ${name}`, () =>
@@ -398,6 +427,8 @@ export class Cluster {
       return await this.#core.readNamespacedPodLog({ namespace, name: pod, container: CONTAINER, tailLines });
     } catch (err) {
       if (apiStatus(err)?.code === 400) return undefined;
+      // A pod with no node yet gets an empty 200 without a content type, which the client cannot parse.
+      if (err instanceof Error && err.message === "Cannot parse content. No Content-Type defined.") return undefined;
       throw new UserError(failureLine(err, `reading the log of pod ${pod}`, this));
     }
   }

@@ -141,7 +141,9 @@ function bin(args: string[]) {
 
 test("waxctl run examples/wordcount.ts prints the word counts", () => {
   const result = bin(["run", "examples/wordcount.ts", "-w", "2"]);
-  expect(result.stderr).toBe("");
+  // As in a pod: the runtime's lines on stderr, only the dataflow's output on stdout.
+  expect(result.stderr).toMatch(/^\S+ process 0: waxflow \S+ starting dataflow "wordcount"/);
+  expect(result.stderr).toMatch(/\S+ process 0: finished: every input reached its end .*\n$/);
   expect(result.status).toBe(0);
   const lines = result.stdout.trim().split("\n").sort();
   expect(lines).toContain("the: 7");

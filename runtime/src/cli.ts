@@ -16,7 +16,9 @@ import type { Dataflow } from "./dataflow.ts";
 import { execute } from "./engine/execute.ts";
 import { UsageError } from "./errors.ts";
 import { describeFailure } from "./failure.ts";
+import { stderrLog, VERSION } from "./log.ts";
 import { holdStore } from "./recovery/handoff.ts";
+import { fileOutputs } from "./recovery/output-files.ts";
 import { initRecoveryDirectory, RecoveryStore } from "./recovery/store.ts";
 
 const EXIT_FAILURE = 1;
@@ -75,14 +77,13 @@ export async function main(argv: readonly string[], env: Env, cwd: string): Prom
     // Served before peers connect, so probes see live-but-not-ready while the cluster forms.
     api = await serveApi(config.apiPort, view);
     const flow = await loadDataflow(config.modulePath, config.exportName, cwd);
+    view.writesFiles(fileOutputs(flow, cwd));
     process.once("SIGINT", onSignal);
     process.once("SIGTERM", onSignal);
     if (config.holder) {
       await hold(config, flow, stop.signal);
       view.released();
-      process.stderr.write(
-        `holder ${config.processId}: the cluster no longer needs this store; waiting to be stopped\n`,
-      );
+      stderrLog(config.processId, "holder")("the cluster no longer needs this store; waiting to be stopped");
       // Its job is done: being stopped now is the expected end, not a failure.
       await new Promise((resolve) => stop.signal.addEventListener("abort", resolve, { once: true }));
       return 0;
@@ -109,6 +110,8 @@ export async function main(argv: readonly string[], env: Env, cwd: string): Prom
       signal: stop.signal,
       onStart: (run) => view.started(run),
       onSnapshot: (stats) => view.snapshotted(stats),
+      log: config.quiet ? undefined : stderrLog(config.processId),
+      progressIntervalMs: config.progressIntervalMs,
     });
   } catch (err) {
     if (caught === undefined) {
@@ -127,6 +130,14 @@ export async function main(argv: readonly string[], env: Env, cwd: string): Prom
 async function hold(config: RunConfig, flow: Dataflow, signal: AbortSignal): Promise<void> {
   // resolveCommand only makes a holder with a directory; the check keeps the types honest.
   if (config.recoveryDirectory === undefined) throw new UsageError("a holder needs -r/--recovery-directory");
+  // Its hand-off and reconnections are logged even when quiet: a holder does nothing else.
+  const log = stderrLog(config.processId, "holder");
+  if (!config.quiet) {
+    log(
+      `waxflow ${VERSION} holding the recovery store in ${config.recoveryDirectory} for the cluster of ` +
+        `${config.addresses.length} process(es) of dataflow "${flow.flowId}": it hands its snapshots over, then waits to be stopped`,
+    );
+  }
   const store = RecoveryStore.open(config.recoveryDirectory, {
     create: config.recoveryInit,
     snapshotIntervalMs: config.epochIntervalMs,
@@ -140,7 +151,7 @@ async function hold(config: RunConfig, flow: Dataflow, signal: AbortSignal): Pro
       addresses: parseAddresses(config.addresses.join(";")),
       connectTimeoutMs: config.startTimeoutMs,
       signal,
-      log: (line) => process.stderr.write(`${line}\n`),
+      log,
       dropRemovedSteps: config.dropRemovedSteps,
     });
   } finally {

@@ -40,6 +40,8 @@ describe("defaults", () => {
       epochIntervalMs: 10_000,
       backupIntervalMs: undefined,
       apiPort: 3030,
+      progressIntervalMs: 30_000,
+      quiet: false,
       debug: false,
     });
   });
@@ -248,6 +250,20 @@ describe("recovery, intervals, port, debug", () => {
     expect(config(["f.ts"], { WAXFLOW_API_PORT: "8080" }).apiPort).toBe(8080);
     expect(usageError(["run", "f.ts"], { WAXFLOW_API_PORT: "70000" })).toMatch(
       /WAXFLOW_API_PORT must be a port number/,
+    );
+  });
+
+  test("--progress-interval or WAXFLOW_PROGRESS_INTERVAL in seconds, 0 for none; -q or WAXFLOW_QUIET=true", () => {
+    expect(config(["f.ts", "--progress-interval", "5"]).progressIntervalMs).toBe(5000);
+    expect(config(["f.ts"], { WAXFLOW_PROGRESS_INTERVAL: "0" }).progressIntervalMs).toBe(0);
+    expect(usageError(["run", "f.ts", "--progress-interval", "-1"])).toMatch(/--progress-interval/);
+    expect(usageError(["run", "f.ts"], { WAXFLOW_PROGRESS_INTERVAL: "often" })).toBe(
+      'WAXFLOW_PROGRESS_INTERVAL must be a number of seconds >= 0, got "often"',
+    );
+    expect(config(["f.ts", "-q"]).quiet).toBe(true);
+    expect(config(["f.ts"], { WAXFLOW_QUIET: "true" }).quiet).toBe(true);
+    expect(usageError(["run", "f.ts"], { WAXFLOW_QUIET: "yes" })).toBe(
+      'WAXFLOW_QUIET must be true or false, got "yes"',
     );
   });
 

@@ -21,8 +21,9 @@ function waxflow(
 ): Promise<Output> {
   const child = spawn(process.execPath, ["--conditions=waxflow-source", CLI, ...args], {
     cwd: ROOT,
-    // Port 0: the HTTP API on any free port, so parallel tests do not collide on 3030.
-    env: { PATH: process.env.PATH ?? "", WAXFLOW_API_PORT: "0", ...env },
+    // Port 0: the HTTP API on any free port, so parallel tests do not collide on 3030. Quiet:
+    // these tests check output and failures; log.test.ts checks the log lines.
+    env: { PATH: process.env.PATH ?? "", WAXFLOW_API_PORT: "0", WAXFLOW_QUIET: "true", ...env },
   });
   return output(child, () => onFirstOutput?.((name) => child.kill(name)));
 }

@@ -97,6 +97,7 @@ export async function deploy(request: DeployRequest, steps: DeploySteps): Promis
     );
   }
   const manifest = dataflowManifest({ options, namespace, image, module });
+  if (live === undefined && options.recovery) await noticeKeptVolumes(cluster, namespace, options.name, progress);
 
   const stage = progress.stage("apply");
   let applied: Dataflow;
@@ -130,6 +131,18 @@ export async function deploy(request: DeployRequest, steps: DeploySteps): Promis
   }
   const formed = await waitUntilFormed(cluster, applied, progress, { timeoutMs: request.waitMs });
   return { action, dataflow: formed, ready: true };
+}
+
+/** A new Dataflow under the name of a deleted one mounts the volumes that one kept, and resumes from them. */
+async function noticeKeptVolumes(cluster: Cluster, namespace: string, name: string, progress: Progress) {
+  const { volumes } = await cluster.owned(namespace, name);
+  if (volumes.length === 0) return;
+  progress
+    .stage("recovery volumes")
+    .done(
+      `resuming from the ${volumes.length} kept by an earlier dataflow ${name} (${volumes.join(", ")}); ` +
+        `\`waxctl df delete ${name} -n ${namespace} --purge --yes\` first to start from nothing`,
+    );
 }
 
 function refusal(live: Dataflow, fields: readonly string[]): UserError {

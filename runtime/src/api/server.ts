@@ -7,6 +7,7 @@
 import { createServer, type Server } from "node:http";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { RunningProcess } from "../engine/execute.ts";
+import type { StepFiles } from "../recovery/output-files.ts";
 import type { SnapshotStats } from "../recovery/store.ts";
 
 export type Role = "process" | "holder";
@@ -22,6 +23,8 @@ export interface ProcessStatus {
   readonly steps: Readonly<Record<string, number>>;
   /** Items delivered to each step on this process's workers, before exchange. */
   readonly stepsIn: Readonly<Record<string, number>>;
+  /** Directories the file sinks write to: `waxctl df scale` checks that every pod shares them. */
+  readonly fileOutputs: readonly StepFiles[];
 }
 
 /** Reads the state of a run that may not have started yet (peers still connecting). */
@@ -31,6 +34,7 @@ export class ProcessView {
   readonly role: Role;
   #run: RunningProcess | undefined;
   #released = false;
+  #fileOutputs: readonly StepFiles[] = [];
   readonly #snapshotListeners: Array<(stats: SnapshotStats) => void> = [];
 
   constructor(processId: number, processCount: number, role: Role = "process") {
@@ -41,6 +45,11 @@ export class ProcessView {
 
   started(run: RunningProcess): void {
     this.#run = run;
+  }
+
+  /** Known once the dataflow is loaded. */
+  writesFiles(outputs: readonly StepFiles[]): void {
+    this.#fileOutputs = outputs;
   }
 
   /** A holder's store is no longer needed by the cluster. */
@@ -80,6 +89,7 @@ export class ProcessView {
       workers: (run?.workers ?? []).map((w) => ({ index: w.index, epoch: w.epoch })),
       steps,
       stepsIn,
+      fileOutputs: this.#fileOutputs,
     };
   }
 

@@ -6,6 +6,7 @@
 import { parseArgs } from "node:util";
 import { DEFAULT_EPOCH_INTERVAL_MS, DEFAULT_START_TIMEOUT_MS } from "../engine/execute.ts";
 import { UsageError } from "../errors.ts";
+import { DEFAULT_PROGRESS_INTERVAL_MS } from "../log.ts";
 
 /** The port every process listens on for its peers. */
 export const CLUSTER_PORT = 2101;
@@ -36,6 +37,10 @@ export interface RunConfig {
   /** Undefined unless given: how long snapshots are kept is only meaningful with recovery. */
   readonly backupIntervalMs: number | undefined;
   readonly apiPort: number;
+  /** Milliseconds between progress lines on stderr; 0 for none. */
+  readonly progressIntervalMs: number;
+  /** No start, cluster, resume, progress or end lines on stderr: only failures, as Bytewax. */
+  readonly quiet: boolean;
   /** Print full stacks on failure. */
   readonly debug: boolean;
 }
@@ -63,6 +68,8 @@ export const RUN_OPTIONS = {
   "snapshot-interval": { type: "string", short: "s" },
   "backup-interval": { type: "string", short: "b" },
   "start-timeout": { type: "string" },
+  "progress-interval": { type: "string" },
+  quiet: { type: "boolean", short: "q" },
   holder: { type: "boolean" },
   debug: { type: "boolean" },
   help: { type: "boolean", short: "h" },
@@ -120,6 +127,7 @@ function resolveRunConfig(target: string, values: Values, env: Env, io: ConfigIo
   const backup = setting(values, env, "backup-interval", "WAXFLOW_BACKUP_INTERVAL");
   const workers = setting(values, env, "workers-per-process", "WAXFLOW_WORKERS_PER_PROCESS");
   const startTimeout = setting(values, env, "start-timeout", "WAXFLOW_START_TIMEOUT");
+  const progress = setting(values, env, "progress-interval", "WAXFLOW_PROGRESS_INTERVAL");
   const recoveryInit = values["recovery-init"] === true || flagVariable(env, "WAXFLOW_RECOVERY_INIT");
   const dropRemovedSteps = values["drop-removed-steps"] === true || flagVariable(env, "WAXFLOW_DROP_REMOVED_STEPS");
   const apiPort = envSetting(env, "WAXFLOW_API_PORT");
@@ -137,6 +145,8 @@ function resolveRunConfig(target: string, values: Values, env: Env, io: ConfigIo
     epochIntervalMs: snapshot === undefined ? DEFAULT_EPOCH_INTERVAL_MS : seconds(snapshot, false),
     backupIntervalMs: backup === undefined ? undefined : seconds(backup, true),
     apiPort: apiPort === undefined ? DEFAULT_API_PORT : port(apiPort),
+    progressIntervalMs: progress === undefined ? DEFAULT_PROGRESS_INTERVAL_MS : seconds(progress, true),
+    quiet: values.quiet === true || flagVariable(env, "WAXFLOW_QUIET"),
     debug: values.debug === true || env.WAXFLOW_DEBUG === "1",
   };
 }

@@ -28,6 +28,10 @@ Options (a flag wins over its environment variable):
   -s, --snapshot-interval SECS  WAXFLOW_SNAPSHOT_INTERVAL     seconds between epochs and snapshots (default 10)
   -b, --backup-interval SECS    WAXFLOW_BACKUP_INTERVAL       seconds snapshots are kept before they are removed
       --start-timeout SECS      WAXFLOW_START_TIMEOUT         seconds to wait for peers and for holders (default 60)
+      --progress-interval SECS  WAXFLOW_PROGRESS_INTERVAL     seconds between progress lines on stderr (items in and
+                                                              out, epoch; default 30; 0: none)
+  -q, --quiet                   WAXFLOW_QUIET=true            no start, cluster, resume, progress or end lines on
+                                                              stderr, only failures (as Bytewax)
       --holder                                                only hand this store over to the cluster of -a: for a
                                   process no longer in it (-i >= the number of addresses); ready once handed over,
                                   exits 0 when stopped. On Kubernetes a pod whose ordinal is >= WAXFLOW_REPLICAS
@@ -39,6 +43,10 @@ Options (a flag wins over its environment variable):
 
 A restart with fewer processes needs the stores of the processes left out: start them as
 holders, or the start fails naming them (MissingProcessStoreError).
+
+stderr has one line each when the process starts, when the cluster forms, when it resumes
+(the epoch and the snapshots handed between processes), every --progress-interval, and when
+it finishes or fails (-q: only failures); stdout is the dataflow's own (StdOutSink).
 
 Exit status: 0 when every input reached its end; 1 when the dataflow or its module failed
 (one line on stderr naming the step); 2 for bad flags or environment; 130/143 on SIGINT/SIGTERM.

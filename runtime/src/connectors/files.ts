@@ -583,6 +583,11 @@ export class FileSink implements FixedPartitionedSink<string, number> {
   buildPart(_stepId: string, _forPart: string, resumeOffset: number | undefined): FileSinkPartition {
     return new FileSinkPartition("FileSink", this.path, this.end, resumeOffset ?? 0);
   }
+
+  /** The file partition `forPart` writes: a resumed process checks it before data flows. */
+  outputFile(_forPart: string): string {
+    return this.path;
+  }
 }
 
 export interface DirSinkOptions extends FileSinkOptions {
@@ -631,6 +636,11 @@ export class DirSink implements FixedPartitionedSink<string, number> {
 
   buildPart(_stepId: string, forPart: string, resumeOffset: number | undefined): FileSinkPartition {
     requireDirectory("DirSink: output directory", this.dir, "create it or fix the path given to DirSink");
-    return new FileSinkPartition("DirSink", join(this.dir, forPart), this.end, resumeOffset ?? 0);
+    return new FileSinkPartition("DirSink", this.outputFile(forPart), this.end, resumeOffset ?? 0);
+  }
+
+  /** The file partition `forPart` writes: a resumed process checks it before data flows. */
+  outputFile(forPart: string): string {
+    return join(this.dir, forPart);
   }
 }

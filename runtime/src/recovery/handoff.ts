@@ -37,12 +37,22 @@ export interface ResumeOptions {
   readonly log?: (line: string) => void;
 }
 
+/** What this process's resume did: for its log line and for the checks made before data flows. */
+export interface ResumeSummary {
+  readonly plan: ResumePlan;
+  /** Snapshots this process sent to others, and received from them. */
+  readonly rowsSent: number;
+  readonly rowsReceived: number;
+  /** Sink partitions (step id -> partition names) whose positions came here from another process's store. */
+  readonly sinkPartitionsMovedHere: ReadonlyMap<string, ReadonlySet<string>>;
+}
+
 /**
  * Brings this process's store up to date for the execution about to start and records
  * it. Keeps handling the mesh's control frames afterwards: peers' commits (for garbage
  * collection) and holders that arrive late (they are released).
  */
-export function resumeProcess(opts: ResumeOptions): Promise<void> {
+export function resumeProcess(opts: ResumeOptions): Promise<ResumeSummary> {
   return new ProcessResume(opts).run();
 }
 
@@ -54,7 +64,11 @@ class ProcessResume {
   readonly #resumed = new Set<number>();
   /** Rows that came before the plan: they are written once the store is prepared. */
   readonly #early: SnapshotRow[][] = [];
-  readonly #done = Promise.withResolvers<void>();
+  readonly #done = Promise.withResolvers<ResumeSummary>();
+  readonly #sinkSteps: ReadonlySet<string>;
+  readonly #sinkPartitionsMovedHere = new Map<string, Set<string>>();
+  #rowsSent = 0;
+  #rowsReceived = 0;
   #plan: ResumePlan | undefined;
   #blocked: Extract<PlanOutcome, { kind: "blocked" }> | undefined;
   #sent = false;
@@ -63,9 +77,10 @@ class ProcessResume {
   constructor(opts: ResumeOptions) {
     this.#opts = opts;
     this.#me = opts.mesh.processId;
+    this.#sinkSteps = new Set(opts.flow.steps.flatMap((s) => (s.kind === "output" ? [s.stepId] : [])));
   }
 
-  async run(): Promise<void> {
+  async run(): Promise<ResumeSummary> {
     const { mesh, store, signal } = this.#opts;
     const onAbort = (): void => this.#done.reject(signal.reason);
     signal.addEventListener("abort", onAbort, { once: true });
@@ -83,7 +98,7 @@ class ProcessResume {
       const records = store.records(this.#me);
       if (this.#me === LEADER) this.#receive(LEADER, { kind: "records", records });
       else mesh.sendControl(LEADER, { kind: "records", records });
-      await this.#done.promise;
+      return await this.#done.promise;
     } finally {
       clearTimeout(timer);
       signal.removeEventListener("abort", onAbort);
@@ -99,6 +114,7 @@ class ProcessResume {
         this.#apply(frame.plan);
         break;
       case "rows":
+        this.#received(frame.rows);
         if (this.#plan === undefined) this.#early.push(frame.rows);
         else this.#opts.store.writeRows(frame.rows);
         break;
@@ -157,6 +173,7 @@ class ProcessResume {
         ? collectRows(this.#opts.flow, store, plan, this.#me)
         : { byProcess: new Map<number, SnapshotRow[]>(), notMine: [] };
     store.handedOff(plan.resumeEpoch, notMine);
+    for (const rows of byProcess.values()) this.#rowsSent += rows.length;
     sendRows(this.#opts.mesh, byProcess).then(
       () => {
         this.#opts.mesh.broadcast({ kind: "resumed" });
@@ -198,7 +215,23 @@ class ProcessResume {
     );
     this.#recorded = true;
     for (const holder of this.#holders) this.#release(holder);
-    this.#done.resolve();
+    this.#done.resolve({
+      plan,
+      rowsSent: this.#rowsSent,
+      rowsReceived: this.#rowsReceived,
+      sinkPartitionsMovedHere: this.#sinkPartitionsMovedHere,
+    });
+  }
+
+  /** Rows only ever come from other processes' stores (and holders'). */
+  #received(rows: readonly SnapshotRow[]): void {
+    this.#rowsReceived += rows.length;
+    for (const [stepId, key] of rows) {
+      if (!this.#sinkSteps.has(stepId)) continue;
+      const parts = this.#sinkPartitionsMovedHere.get(stepId);
+      if (parts === undefined) this.#sinkPartitionsMovedHere.set(stepId, new Set([key]));
+      else parts.add(key);
+    }
   }
 
   #release(holder: number): void {
@@ -327,7 +360,7 @@ export interface HoldOptions {
   readonly addresses: readonly PeerAddress[];
   readonly connectTimeoutMs?: number;
   readonly signal: AbortSignal;
-  /** Told why a session with the cluster ended before the store was released. */
+  /** Told what the holder handed over, and why a session with the cluster ended before the store was released. */
   readonly log?: (line: string) => void;
   /** Let the state of steps the dataflow no longer has go with this store, rather than stop the cluster. */
   readonly dropRemovedSteps?: boolean;
@@ -364,7 +397,7 @@ export async function holdStore(opts: HoldOptions): Promise<void> {
         mesh?.abort(err.message);
         throw err;
       }
-      opts.log?.(`holder ${opts.processId}: ${(err as Error).message}; connecting to the cluster again`);
+      opts.log?.(`${(err as Error).message}; connecting to the cluster again`);
     } finally {
       mesh?.close();
     }
@@ -398,6 +431,10 @@ function holdSession(opts: HoldOptions, mesh: ProcessMesh): Promise<void> {
       }
       sendRows(mesh, rows).then(() => {
         for (let p = 0; p < processes; p++) mesh.sendControl(p, { kind: "resumed" });
+        const sent = [...rows.values()].reduce((n, r) => n + r.length, 0);
+        opts.log?.(
+          `handed ${sent} snapshot(s) over to process(es) ${[...rows.keys()].join(", ") || "none"} for execution ${frame.plan.execution}`,
+        );
       }, reject);
     }
   });
