@@ -20,7 +20,8 @@ function waxflowArgs(args: readonly string[]): string[] {
   return [CLI, ...args];
 }
 
-const ENV = { PATH: process.env.PATH ?? "", WAXFLOW_API_PORT: "0" };
+// Quiet: the start and progress lines are not what these tests read.
+const ENV = { PATH: process.env.PATH ?? "", WAXFLOW_API_PORT: "0", WAXFLOW_QUIET: "true" };
 
 /** Runs `waxflow <args>` to its end. */
 function waxflow(args: readonly string[], env: Record<string, string> = {}): Promise<Output> {
