@@ -1,8 +1,10 @@
 // Bundles a dataflow entry and its imports into one ES module with esbuild. `waxflow` stays
 // an import: the runtime image provides it, and a second copy would split its classes.
+// A bundle whose entry exports no Dataflow is refused here, before any image is built.
 import { existsSync, statSync } from "node:fs";
 import { basename, extname, isAbsolute, relative, resolve } from "node:path";
 import { build, type Message } from "esbuild";
+import { checkDataflow } from "./dataflow-check.ts";
 import { UsageError, UserError } from "./errors.ts";
 
 export interface Bundle {
@@ -16,12 +18,20 @@ export class BundleError extends UserError {
   override name = "BundleError";
 }
 
-export async function bundleDataflow(path: string, cwd: string): Promise<Bundle> {
+export interface BundleOptions {
+  /** The export the pods run (PATH:NAME), else `flow` or the default export. */
+  readonly exportName?: string;
+  /** Variables the pods get, for a module that reads them when loaded. */
+  readonly env?: Readonly<Record<string, string>>;
+}
+
+export async function bundleDataflow(path: string, cwd: string, options: BundleOptions = {}): Promise<Bundle> {
   const absolute = resolve(cwd, path);
   if (!existsSync(absolute))
     throw new UsageError(`${path}: no such file; pass the path of the dataflow's entry module`);
   if (!statSync(absolute).isFile()) throw new UsageError(`${path} is not a file; pass the dataflow's entry module`);
   const entry = `${basename(absolute, extname(absolute))}.js`;
+  let bundle: Bundle & { sourceMap: Uint8Array };
   try {
     const result = await build({
       entryPoints: [absolute],
@@ -32,13 +42,17 @@ export async function bundleDataflow(path: string, cwd: string): Promise<Bundle>
       external: ["waxflow", "waxflow/*"],
       outfile: entry,
       write: false,
+      // For the check only: it maps a failure at load back to the user's source.
+      sourcemap: "external",
+      sourcesContent: false,
       logLevel: "silent",
       // Relative paths in comments keep the output the same wherever the project lives.
       absWorkingDir: cwd,
     });
-    const file = result.outputFiles[0];
-    if (file === undefined) throw new BundleError(`${path}: esbuild produced no output`);
-    return { entry, code: file.contents };
+    const code = result.outputFiles.find((f) => f.path.endsWith(".js"))?.contents;
+    const sourceMap = result.outputFiles.find((f) => f.path.endsWith(".js.map"))?.contents;
+    if (code === undefined || sourceMap === undefined) throw new BundleError(`${path}: esbuild produced no output`);
+    bundle = { entry, code, sourceMap };
   } catch (err) {
     const first = (err as { errors?: Message[] }).errors?.[0];
     if (first === undefined) throw err;
@@ -48,6 +62,8 @@ export async function bundleDataflow(path: string, cwd: string): Promise<Bundle>
         : `${shown(cwd, first.location.file)}:${first.location.line}:${first.location.column + 1}`;
     throw new BundleError(`${where}: ${first.text}`);
   }
+  await checkDataflow({ ...bundle, shownAs: path, exportName: options.exportName, cwd, env: options.env });
+  return { entry: bundle.entry, code: bundle.code };
 }
 
 /** A path as the user would type it: relative inside the working directory, else absolute. */

@@ -2,7 +2,7 @@
 // server dry run decided what changes, then wait. Nothing is written before every check
 // passed; a namespace this deploy created is removed again if the apply does not happen.
 import type { Dataflow } from "@waxflow/crds";
-import { bundleDataflow } from "../bundle.ts";
+import { type BundleOptions, bundleDataflow } from "../bundle.ts";
 import { UsageError, UserError } from "../errors.ts";
 import { APP_DIR } from "../image/layer.ts";
 import type { Cluster } from "../kube.ts";
@@ -21,6 +21,8 @@ export type BuildImage = (input: {
   path: string;
   name: string;
   progress: Progress;
+  /** What the bundle's check loads, as the pods will: the export and the variables. */
+  check: BundleOptions;
 }) => Promise<{ reference: string; module: string }>;
 
 /** PATH or PATH:NAME, NAME picking a named export or factory as `waxflow run` does. */
@@ -29,16 +31,29 @@ export function entryOf(path: string): { file: string; exportName?: string } {
   return named === null ? { file: path } : { file: named[1] as string, exportName: named[2] };
 }
 
-/** Bundles the entry (which checks that it compiles) and names the module the pods run. */
-export async function bundledModule(path: string, cwd: string, progress: Progress): Promise<string> {
+/**
+ * Bundles the entry (which checks that it compiles and exports a Dataflow, loaded with the
+ * pods' variables `env`) and names the module the pods run.
+ */
+export async function bundledModule(
+  path: string,
+  cwd: string,
+  progress: Progress,
+  options: DeployOptions,
+): Promise<string> {
   const { file, exportName } = entryOf(path);
   const bundle = await step(
     progress,
     "bundle",
-    () => bundleDataflow(file, cwd),
+    () => bundleDataflow(file, cwd, { exportName, env: podEnv(options) }),
     (b) => `${b.entry}, ${bytes(b.code.length)}`,
   );
   return `/${APP_DIR}/${bundle.entry}${exportName === undefined ? "" : `:${exportName}`}`;
+}
+
+/** The `-e` variables every pod gets. */
+function podEnv(options: DeployOptions): Record<string, string> {
+  return Object.fromEntries(options.env.map((e) => [e.name, e.value]));
 }
 
 export interface DeployRequest {
@@ -82,12 +97,17 @@ export async function deploy(request: DeployRequest, steps: DeploySteps): Promis
   let module: string;
   if (options.image === undefined) {
     const { file, exportName } = entryOf(request.path ?? "");
-    const built = await (steps.build as BuildImage)({ path: file, name: options.name, progress });
+    const built = await (steps.build as BuildImage)({
+      path: file,
+      name: options.name,
+      progress,
+      check: { exportName, env: podEnv(options) },
+    });
     image = built.reference;
     module = `${built.module}${exportName === undefined ? "" : `:${exportName}`}`;
   } else if (request.path !== undefined) {
     image = options.image;
-    module = await bundledModule(request.path, steps.cwd, progress);
+    module = await bundledModule(request.path, steps.cwd, progress, options);
   } else if (live !== undefined) {
     image = options.image;
     module = live.spec.module;

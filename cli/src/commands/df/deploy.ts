@@ -1,5 +1,4 @@
 import { readFile } from "node:fs/promises";
-import { homedir } from "node:os";
 import { Args, Flags } from "@oclif/core";
 import type { Dataflow } from "@waxflow/crds";
 import { dump } from "js-yaml";
@@ -7,11 +6,11 @@ import { ClusterCommand } from "../../base.ts";
 import { buildAndDeliver, type Destination, kindClusterOf } from "../../deploy/build.ts";
 import { bundledModule, type DeployResult, deploy } from "../../deploy/deploy.ts";
 import { dataflowManifest } from "../../deploy/manifest.ts";
-import { deployOptions, duration, durationMs } from "../../deploy/options.ts";
+import { deployOptions, duration, durationMs, namespaceName } from "../../deploy/options.ts";
 import { UsageError } from "../../errors.ts";
 import { APP_DIR } from "../../image/layer.ts";
 import { parseRegistryPrefix } from "../../image/registry.ts";
-import { connect, namespaceOf } from "../../kube.ts";
+import { connect } from "../../kube.ts";
 import { createProgress, outputMode } from "../../ui/progress.ts";
 
 // A dry run builds nothing, so it shows this where the digest will be.
@@ -24,7 +23,7 @@ export default class DfDeploy extends ClusterCommand {
 
 Deploying again with the same image and flags changes nothing. A change to a running dataflow (image, processes, workers, env, recovery) replaces every process together, so it needs --yes.
 
---dry-run -o yaml prints the Dataflow that would be applied and touches nothing.`;
+--dry-run -o yaml prints the Dataflow that would be applied and touches nothing: it needs no cluster and reads no kubeconfig (without -n the Dataflow has no namespace, so \`kubectl apply\` puts it in the context's).`;
 
   static override examples = [
     {
@@ -190,9 +189,10 @@ Deploying again with the same image and flags changes nothing. A change to a run
       const quiet = await createProgress("quiet", () => {});
       const manifest = dataflowManifest({
         options,
-        namespace: namespaceOf(flags, process.env, homedir()),
+        // A dry run reads no kubeconfig: without -n the Dataflow goes where `kubectl apply` puts it.
+        namespace: flags.namespace === undefined ? undefined : namespaceName("-n/--namespace", flags.namespace),
         image: options.image ?? UNBUILT_IMAGE,
-        module: await bundledModule(args.path as string, process.cwd(), quiet),
+        module: await bundledModule(args.path as string, process.cwd(), quiet, options),
       });
       print(manifest);
       return manifest;

@@ -1,0 +1,21 @@
+// The worker of dataflow-check.ts: loads the bundle with the runtime's loader and answers
+// with the Dataflow's id or the runtime's one line about what is wrong.
+import { setSourceMapsSupport } from "node:module";
+import { parentPort, workerData } from "node:worker_threads";
+import { importDataflow } from "waxflow/load";
+import type { CheckAnswer } from "./dataflow-check.ts";
+
+const { url, shownAs, exportName, cwd } = workerData as {
+  url: string;
+  shownAs: string;
+  exportName: string | undefined;
+  cwd: string;
+};
+setSourceMapsSupport(true);
+let answer: CheckAnswer;
+try {
+  answer = { ok: true, flowId: (await importDataflow(url, { shownAs, exportName, cwd })).flowId };
+} catch (err) {
+  answer = { ok: false, line: err instanceof Error ? err.message : String(err) };
+}
+parentPort?.postMessage(answer);
