@@ -60,10 +60,19 @@ export async function bundleDataflow(path: string, cwd: string, options: BundleO
       first.location === null
         ? path
         : `${shown(cwd, first.location.file)}:${first.location.line}:${first.location.column + 1}`;
-    throw new BundleError(`${where}: ${first.text}`);
+    throw new BundleError(`${where}: ${first.text}${nextStep(first.text)}`);
   }
   await checkDataflow({ ...bundle, shownAs: path, exportName: options.exportName, cwd, env: options.env });
   return { entry: bundle.entry, code: bundle.code };
+}
+
+/** What to do about the bundler's commonest complaint, an import it cannot find. */
+function nextStep(text: string): string {
+  const unresolved = /^Could not resolve "([^"]+)"/.exec(text)?.[1];
+  if (unresolved === undefined) return "";
+  if (unresolved.startsWith(".") || unresolved.startsWith("/")) return "; check the import's path";
+  const name = unresolved.startsWith("@") ? unresolved.split("/").slice(0, 2).join("/") : unresolved.split("/")[0];
+  return `; install it where the module is (npm install ${name})`;
 }
 
 /** A path as the user would type it: relative inside the working directory, else absolute. */

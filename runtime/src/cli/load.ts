@@ -62,6 +62,13 @@ function loadFailure(err: unknown, { shownAs, cwd }: ImportOptions): LoadError {
     const at = syntaxErrorAt(err.stack ?? "", cwd);
     if (at !== undefined) return new LoadError(`${at}: ${reason}; fix the module, then run it again`, { cause: err });
   }
+  const missing = /^Cannot find package '([^']+)'/.exec(err.message);
+  if (missing !== null) {
+    return new LoadError(
+      `cannot load dataflow module ${JSON.stringify(shownAs)}: ${reason}; install it where the module is (npm install ${missing[1]})`,
+      { cause: err },
+    );
+  }
   const at = userFrame(err.stack ?? "", cwd);
   return new LoadError(
     `cannot load dataflow module ${JSON.stringify(shownAs)}: ${reason}${at === undefined ? "" : ` (at ${at})`}`,
