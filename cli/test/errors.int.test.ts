@@ -255,6 +255,22 @@ const CASES: readonly Case[] = [
     line: () => "error: unknown flag --bogus; see `waxctl df deploy --help`",
   },
   {
+    bad: "an unknown command",
+    cli: "waxflow",
+    args: () => ["runn", wordcount],
+    code: 2,
+    line: () => 'error: unknown command "runn": the commands are `run` and `recovery init`',
+  },
+  {
+    bad: "an unknown command",
+    cli: "waxctl",
+    args: () => ["df", "deploi", wordcount],
+    code: 2,
+    // The list grows with the df commands; it always holds deploy.
+    line: () =>
+      /^error: unknown command "df deploi"; the commands are [a-z, ]*\bdeploy\b[a-z, ]* \(see `waxctl df --help`\)$/,
+  },
+  {
     bad: "a missing argument",
     cli: "waxctl",
     args: () => ["df", "describe"],
