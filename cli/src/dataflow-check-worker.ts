@@ -1,6 +1,7 @@
 // The worker of dataflow-check.ts: loads the bundle with the runtime's loader and answers
 // with the Dataflow's id or the runtime's one line about what is wrong.
 import { setSourceMapsSupport } from "node:module";
+import { inspect } from "node:util";
 import { parentPort, workerData } from "node:worker_threads";
 import { importDataflow } from "waxflow/load";
 import type { CheckAnswer } from "./dataflow-check.ts";
@@ -16,6 +17,6 @@ let answer: CheckAnswer;
 try {
   answer = { ok: true, flowId: (await importDataflow(url, { shownAs, exportName, cwd })).flowId };
 } catch (err) {
-  answer = { ok: false, line: err instanceof Error ? err.message : String(err) };
+  answer = { ok: false, line: err instanceof Error ? err.message : String(err), stack: inspect(err, { depth: 6 }) };
 }
 parentPort?.postMessage(answer);

@@ -25,10 +25,10 @@ export interface CheckRequest {
   readonly env?: Readonly<Record<string, string>>;
 }
 
-/** What the worker answers: the Dataflow's id, or the runtime's one line about the module. */
+/** What the worker answers: the Dataflow's id, or the runtime's one line about the module and, for WAXFLOW_DEBUG, the whole error. */
 export type CheckAnswer =
   | { readonly ok: true; readonly flowId: string }
-  | { readonly ok: false; readonly line: string };
+  | { readonly ok: false; readonly line: string; readonly stack?: string };
 
 /** Resolves to the Dataflow's id; a module without a runnable Dataflow is a UserError with the runtime's line. */
 export async function checkDataflow(request: CheckRequest): Promise<string> {
@@ -45,7 +45,11 @@ export async function checkDataflow(request: CheckRequest): Promise<string> {
     await writeFile(join(dir, `${request.entry}.map`), absoluteSources(request.sourceMap, request.cwd));
     await writeFile(file, Buffer.concat([request.code, Buffer.from(`\n//# sourceMappingURL=${request.entry}.map\n`)]));
     const answer = await inWorker(pathToFileURL(file).href, request);
-    if (!answer.ok) throw new UserError(answer.line);
+    if (!answer.ok) {
+      const cause =
+        answer.stack === undefined ? undefined : Object.assign(new Error(answer.line), { stack: answer.stack });
+      throw new UserError(answer.line.replace(/\s*\n\s*/g, " "), { cause });
+    }
     return answer.flowId;
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -21,6 +21,8 @@ export default class DfDeploy extends ClusterCommand {
   static override description =
     `Bundles PATH and its imports with esbuild (TypeScript works as is), builds an image that is the waxflow-runtime image plus one layer holding the bundle at /${APP_DIR}, loads it into the kind cluster or pushes it to --registry (without a Docker daemon), and server-side applies (field manager waxctl) a Dataflow resource that runs it on N processes of W workers each. The waxflow operator creates the pods; deploy waits until they are ready and the worker cluster has formed.
 
+Before anything is built or applied, deploy loads the bundle once here (in a worker thread, with the -e variables), as \`waxflow run\` in a pod would, and refuses an entry that exports no Dataflow: its pods could only crash-loop. Code at the top of the module runs then.
+
 Deploying again with the same image and flags changes nothing. A change to a running dataflow (image, processes, workers, env, recovery) replaces every process together, so it needs --yes.
 
 --dry-run -o yaml prints the Dataflow that would be applied and touches nothing: it needs no cluster and reads no kubeconfig (without -n the Dataflow has no namespace, so \`kubectl apply\` puts it in the context's).`;
