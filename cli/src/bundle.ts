@@ -4,6 +4,7 @@
 import { existsSync, statSync } from "node:fs";
 import { basename, extname, isAbsolute, relative, resolve } from "node:path";
 import { build, type Message } from "esbuild";
+import { MODULE_EXTENSIONS } from "waxflow/load";
 import { checkDataflow } from "./dataflow-check.ts";
 import { UsageError, UserError } from "./errors.ts";
 
@@ -30,6 +31,11 @@ export async function bundleDataflow(path: string, cwd: string, options: BundleO
   if (!existsSync(absolute))
     throw new UsageError(`${path}: no such file; pass the path of the dataflow's entry module`);
   if (!statSync(absolute).isFile()) throw new UsageError(`${path} is not a file; pass the dataflow's entry module`);
+  if (!MODULE_EXTENSIONS.includes(extname(absolute))) {
+    throw new UsageError(
+      `${path} is not a TypeScript or JavaScript module (${MODULE_EXTENSIONS.join(", ")}); pass the dataflow's entry module`,
+    );
+  }
   const entry = `${basename(absolute, extname(absolute))}.js`;
   let bundle: Bundle & { sourceMap: Uint8Array };
   try {

@@ -197,6 +197,22 @@ const CASES: readonly Case[] = [
     code: 2,
     line: () => `error: ${dir}/a-directory is not a file; pass the dataflow's entry module`,
   },
+  {
+    bad: "a file that is not a module",
+    cli: "waxflow",
+    args: () => ["run", "README.md"],
+    code: 1,
+    line: () =>
+      'error: dataflow module "README.md" is not a TypeScript or JavaScript module (.ts, .mts, .cts, .js, .mjs, .cjs); pass the module that exports the Dataflow',
+  },
+  {
+    bad: "a file that is not a module",
+    cli: "waxctl",
+    args: () => ["df", "deploy", "README.md", "-N", "readme", "--dry-run"],
+    code: 2,
+    line: () =>
+      "error: README.md is not a TypeScript or JavaScript module (.ts, .mts, .cts, .js, .mjs, .cjs); pass the dataflow's entry module",
+  },
   // Flags.
   {
     bad: "-s -1",

@@ -6,7 +6,7 @@
  * so a module that one refuses the other refuses too.
  */
 import { statSync } from "node:fs";
-import { isAbsolute, relative, resolve, sep } from "node:path";
+import { extname, isAbsolute, relative, resolve, sep } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Dataflow } from "../dataflow.ts";
 
@@ -29,8 +29,16 @@ export async function loadDataflow(modulePath: string, exportName: string | unde
       `dataflow module ${JSON.stringify(modulePath)} is a directory, not a file; pass the .ts or .js file in it that exports the Dataflow`,
     );
   }
+  if (!MODULE_EXTENSIONS.includes(extname(file))) {
+    throw new LoadError(
+      `dataflow module ${JSON.stringify(modulePath)} is not a TypeScript or JavaScript module (${MODULE_EXTENSIONS.join(", ")}); pass the module that exports the Dataflow`,
+    );
+  }
   return importDataflow(pathToFileURL(file).href, { shownAs: modulePath, exportName, cwd });
 }
+
+/** What Node runs as a module, TypeScript by stripping its types. */
+export const MODULE_EXTENSIONS: readonly string[] = [".ts", ".mts", ".cts", ".js", ".mjs", ".cjs"];
 
 export interface ImportOptions {
   /** How errors name the module: the path the user gave. */
