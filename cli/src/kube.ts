@@ -10,6 +10,7 @@ import type { CoreV1Event, KubeConfig, V1Pod } from "@kubernetes/client-node";
 import { API_VERSION, type Dataflow, GROUP, PLURAL, VERSION } from "@waxflow/crds";
 import { namespaceName } from "./deploy/options.ts";
 import { UsageError, UserError } from "./errors.ts";
+import { networkReason } from "./network.ts";
 
 export interface ClusterFlags {
   readonly kubeconfig?: string;
@@ -138,15 +139,6 @@ interface ErrorWhere {
   readonly context: string;
 }
 
-/** The first `code` (ECONNREFUSED, ENOTFOUND, a TLS code) along an error's cause chain. */
-function causeCode(err: unknown): string | undefined {
-  for (let e = err; e !== null && typeof e === "object"; e = (e as { cause?: unknown }).cause) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === "string") return code;
-  }
-  return undefined;
-}
-
 /** HTTP status and the API server's message of a client-node error, if it came from the server. */
 export function apiStatus(err: unknown): { code: number; message: string } | undefined {
   if (err === null || typeof err !== "object" || typeof (err as { code?: unknown }).code !== "number") return undefined;
@@ -162,37 +154,11 @@ export function apiStatus(err: unknown): { code: number; message: string } | und
   return { code, message: typeof text === "string" && text !== "" ? text : (message ?? `HTTP ${code}`) };
 }
 
-/** What a network or TLS error code means, for the line that explains an unreachable cluster. */
-const NETWORK_CAUSES: Readonly<Record<string, string>> = {
-  ECONNREFUSED: "connection refused",
-  ECONNRESET: "connection reset",
-  ETIMEDOUT: "connection timed out",
-  EHOSTUNREACH: "host unreachable",
-  ENETUNREACH: "network unreachable",
-  ENOTFOUND: "no such host",
-  EAI_AGAIN: "the host name could not be resolved",
-  DEPTH_ZERO_SELF_SIGNED_CERT: "its TLS certificate is not trusted",
-  SELF_SIGNED_CERT_IN_CHAIN: "its TLS certificate is not trusted",
-  UNABLE_TO_VERIFY_LEAF_SIGNATURE: "its TLS certificate is not trusted",
-  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: "its TLS certificate is not trusted",
-  CERT_HAS_EXPIRED: "its TLS certificate has expired",
-  ERR_TLS_CERT_ALTNAME_INVALID: "its TLS certificate is for another host name",
-  EPROTO: "it does not speak TLS",
-};
-
 /** One line for a failed API call: what failed, why, and what to do about it. */
 export function failureLine(err: unknown, what: string, where: ErrorWhere): string {
   const status = apiStatus(err);
   if (status === undefined) {
-    const code = causeCode(err);
-    const reason =
-      code === undefined
-        ? err instanceof Error
-          ? err.message
-          : String(err)
-        : NETWORK_CAUSES[code] === undefined
-          ? code
-          : `${NETWORK_CAUSES[code]} (${code})`;
+    const reason = networkReason(err);
     return `cannot reach the cluster at ${where.server} (context ${where.context}): ${reason}; check that it is running, or choose another with --context or --kubeconfig`;
   }
   if (status.code === 401) {
