@@ -1,5 +1,5 @@
 // The worker of dataflow-check.ts: loads the bundle with the runtime's loader and answers
-// with the Dataflow's id or the runtime's one line about what is wrong.
+// that it found a Dataflow, or with the runtime's one line about what is wrong.
 import { setSourceMapsSupport } from "node:module";
 import { inspect } from "node:util";
 import { parentPort, workerData } from "node:worker_threads";
@@ -15,7 +15,8 @@ const { url, shownAs, exportName, cwd } = workerData as {
 setSourceMapsSupport(true);
 let answer: CheckAnswer;
 try {
-  answer = { ok: true, flowId: (await importDataflow(url, { shownAs, exportName, cwd })).flowId };
+  await importDataflow(url, { shownAs, exportName, cwd });
+  answer = { ok: true };
 } catch (err) {
   answer = { ok: false, line: err instanceof Error ? err.message : String(err), stack: inspect(err, { depth: 6 }) };
 }

@@ -25,13 +25,13 @@ export interface CheckRequest {
   readonly env?: Readonly<Record<string, string>>;
 }
 
-/** What the worker answers: the Dataflow's id, or the runtime's one line about the module and, for WAXFLOW_DEBUG, the whole error. */
+/** What the worker answers: fine, or the runtime's one line about the module and, for WAXFLOW_DEBUG, the whole error. */
 export type CheckAnswer =
-  | { readonly ok: true; readonly flowId: string }
+  | { readonly ok: true }
   | { readonly ok: false; readonly line: string; readonly stack?: string };
 
-/** Resolves to the Dataflow's id; a module without a runnable Dataflow is a UserError with the runtime's line. */
-export async function checkDataflow(request: CheckRequest): Promise<string> {
+/** Resolves when the entry exports a runnable Dataflow; else a UserError with the runtime's line. */
+export async function checkDataflow(request: CheckRequest): Promise<void> {
   // The bundle imports `waxflow` as the image provides it; here a link to this CLI's own copy
   // plays the image's, so the runtime's loader recognises the Dataflow class.
   const dir = await mkdtemp(join(tmpdir(), "waxctl-check-"));
@@ -50,7 +50,6 @@ export async function checkDataflow(request: CheckRequest): Promise<string> {
         answer.stack === undefined ? undefined : Object.assign(new Error(answer.line), { stack: answer.stack });
       throw new UserError(answer.line.replace(/\s*\n\s*/g, " "), { cause });
     }
-    return answer.flowId;
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -35,6 +35,7 @@ const syntaxError = file("bad.ts", 'import { Dataflow } from "waxflow";\nconst n
 // No import or export: Node loads it as CommonJS, whose namespace is not an export list.
 const noExports = file("no-exports.ts", "const unused = 1;\n");
 const throwsAtLoad = file("throws.ts", 'export const ready = false;\n\nthrow new Error("no config");\n');
+const exitsAtLoad = file("exits.ts", "process.exit(3);\n");
 const missingPackage = file(
   "imports.ts",
   'import { connect } from "not-installed-package";\nexport const flow = connect();\n',
@@ -150,6 +151,14 @@ const CASES: readonly Case[] = [
     code: 1,
     // The bundle's source map leads back to the user's file and line.
     line: () => `error: cannot load dataflow module "${throwsAtLoad}": Error: no config (at ${throwsAtLoad}:3:7)`,
+  },
+  {
+    bad: "a module that exits while loading",
+    cli: "waxctl",
+    // Loaded in a worker thread: the exit ends the check, not waxctl.
+    args: () => ["df", "deploy", exitsAtLoad, "-N", "exits", "--dry-run"],
+    code: 1,
+    line: () => `error: ${exitsAtLoad} ended the process while loading (exit code 3); remove the exit`,
   },
   {
     bad: "a package that is not installed",

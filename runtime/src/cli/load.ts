@@ -97,14 +97,14 @@ function syntaxErrorAt(stack: string, cwd: string): string | undefined {
   return `${shownPath(head[1] as string, cwd)}:${head[2]}:${column}`;
 }
 
-// The runtime's own files: a frame there is where waxflow noticed the mistake, not where the user made it.
-const RUNTIME_ROOT = fileURLToPath(new URL("../../", import.meta.url));
+// The runtime's own code (src/ or dist/): a frame there is where waxflow noticed the mistake, not where the user made it.
+const RUNTIME_CODE = fileURLToPath(new URL("../", import.meta.url));
 
 /** The first stack frame in the user's code (not Node's, not a package's, not waxflow's), as file:line:col. */
 function userFrame(stack: string, cwd: string): string | undefined {
   for (const m of stack.matchAll(/^\s+at (?:.*\()?((?:file:\/\/)?\/[^():]+):(\d+):(\d+)\)?$/gm)) {
     const path = (m[1] as string).startsWith("file:") ? fileURLToPath(m[1] as string) : (m[1] as string);
-    if (path.startsWith(RUNTIME_ROOT) || path.split(sep).includes("node_modules")) continue;
+    if (path.startsWith(RUNTIME_CODE) || path.split(sep).includes("node_modules")) continue;
     return `${shownPath(path, cwd)}:${m[2]}:${m[3]}`;
   }
   return undefined;
