@@ -28,7 +28,10 @@ export interface CheckRequest {
 /** What the worker answers: fine, or the runtime's one line about the module and, for WAXFLOW_DEBUG, the whole error. */
 export type CheckAnswer =
   | { readonly ok: true }
-  | { readonly ok: false; readonly line: string; readonly stack?: string };
+  | { readonly ok: false; readonly line: string; readonly whileLoading: boolean; readonly stack?: string };
+
+/** How to deploy a module that fails to load only here (its files, its variables). */
+export const SKIP_CHECK = "--no-check";
 
 /** Resolves when the entry exports a runnable Dataflow; else a UserError with the runtime's line. */
 export async function checkDataflow(request: CheckRequest): Promise<void> {
@@ -48,7 +51,10 @@ export async function checkDataflow(request: CheckRequest): Promise<void> {
     if (!answer.ok) {
       const cause =
         answer.stack === undefined ? undefined : Object.assign(new Error(answer.line), { stack: answer.stack });
-      throw new UserError(answer.line.replace(/\s*\n\s*/g, " "), { cause });
+      // A module that loads and has no Dataflow has none anywhere; one that fails to load
+      // here may load in a pod, with its own files and variables.
+      const skip = answer.whileLoading ? `; if it fails only on this machine, pass ${SKIP_CHECK}` : "";
+      throw new UserError(`${answer.line.replace(/\s*\n\s*/g, " ")}${skip}`, { cause });
     }
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -68,17 +74,23 @@ function inWorker(url: string, request: CheckRequest): Promise<CheckAnswer> {
       () =>
         done({
           ok: false,
+          whileLoading: true,
           line: `loading ${request.shownAs} took more than ${LOAD_TIMEOUT_MS / 1000} s; a dataflow module should only build the Dataflow when loaded, and connect when it runs`,
         }),
       LOAD_TIMEOUT_MS,
     );
     worker.once("message", (answer: CheckAnswer) => done(answer));
     worker.once("error", (err) =>
-      done({ ok: false, line: `${request.shownAs} failed while loading: ${err.name}: ${err.message.split("\n")[0]}` }),
+      done({
+        ok: false,
+        whileLoading: true,
+        line: `${request.shownAs} failed while loading: ${err.name}: ${err.message.split("\n")[0]}`,
+      }),
     );
     worker.once("exit", (code) =>
       done({
         ok: false,
+        whileLoading: false,
         line: `${request.shownAs} ended the process while loading (exit code ${code}); remove the exit`,
       }),
     );

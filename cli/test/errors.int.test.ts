@@ -150,7 +150,8 @@ const CASES: readonly Case[] = [
     args: () => ["df", "deploy", throwsAtLoad, "-N", "throws", "--dry-run"],
     code: 1,
     // The bundle's source map leads back to the user's file and line.
-    line: () => `error: cannot load dataflow module "${throwsAtLoad}": Error: no config (at ${throwsAtLoad}:3:7)`,
+    line: () =>
+      `error: cannot load dataflow module "${throwsAtLoad}": Error: no config (at ${throwsAtLoad}:3:7); if it fails only on this machine, pass --no-check`,
   },
   {
     bad: "a module that exits while loading",
@@ -428,6 +429,13 @@ describe("no cluster needed", () => {
     // No -n: the Dataflow goes to whatever namespace `kubectl apply` uses.
     expect(df.metadata).toMatchObject({ name: "wc" });
     expect(df.metadata.namespace).toBeUndefined();
+  });
+
+  test("--no-check deploys a module that fails to load here, for its pods to load", async () => {
+    const r = await run("waxctl", ["df", "deploy", throwsAtLoad, "-N", "throws", "--dry-run", "--no-check", "--json"]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect((JSON.parse(r.stdout) as { spec: { module: string } }).spec.module).toBe("/app/throws.js");
   });
 
   test.each([

@@ -32,28 +32,25 @@ export function entryOf(path: string): { file: string; exportName?: string } {
 }
 
 /**
- * Bundles the entry (which checks that it compiles and exports a Dataflow, loaded with the
- * pods' variables `env`) and names the module the pods run.
+ * Bundles the entry (which checks that it compiles and, unless `check.check` is false, that
+ * it exports a Dataflow when loaded with the pods' variables) and names the module the pods run.
  */
-export async function bundledModule(
-  path: string,
-  cwd: string,
-  progress: Progress,
-  options: DeployOptions,
-): Promise<string> {
+export async function bundledModule(path: string, cwd: string, progress: Progress, check: LoadCheck): Promise<string> {
   const { file, exportName } = entryOf(path);
   const bundle = await step(
     progress,
     "bundle",
-    () => bundleDataflow(file, cwd, { exportName, env: podEnv(options) }),
+    () => bundleDataflow(file, cwd, { ...check, exportName }),
     (b) => `${b.entry}, ${bytes(b.code.length)}`,
   );
   return `/${APP_DIR}/${bundle.entry}${exportName === undefined ? "" : `:${exportName}`}`;
 }
 
-/** The `-e` variables every pod gets. */
-function podEnv(options: DeployOptions): Record<string, string> {
-  return Object.fromEntries(options.env.map((e) => [e.name, e.value]));
+/** How deploy loads the bundle before building: with the pods' `-e` variables, or not at all. */
+export type LoadCheck = Omit<BundleOptions, "exportName">;
+
+export function loadCheck(options: DeployOptions, check: boolean): LoadCheck {
+  return { env: Object.fromEntries(options.env.map((e) => [e.name, e.value])), check };
 }
 
 export interface DeployRequest {
@@ -65,6 +62,8 @@ export interface DeployRequest {
   readonly yes: boolean;
   /** Milliseconds to wait for the cluster to form; undefined for --no-wait. */
   readonly waitMs?: number;
+  /** Load the bundle here first to check it exports a Dataflow (false: --no-check). */
+  readonly check: boolean;
 }
 
 export interface DeployResult {
@@ -101,13 +100,13 @@ export async function deploy(request: DeployRequest, steps: DeploySteps): Promis
       path: file,
       name: options.name,
       progress,
-      check: { exportName, env: podEnv(options) },
+      check: { ...loadCheck(options, request.check), exportName },
     });
     image = built.reference;
     module = `${built.module}${exportName === undefined ? "" : `:${exportName}`}`;
   } else if (request.path !== undefined) {
     image = options.image;
-    module = await bundledModule(request.path, steps.cwd, progress, options);
+    module = await bundledModule(request.path, steps.cwd, progress, loadCheck(options, request.check));
   } else if (live !== undefined) {
     image = options.image;
     module = live.spec.module;

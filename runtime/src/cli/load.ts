@@ -34,7 +34,8 @@ export async function loadDataflow(modulePath: string, exportName: string | unde
       `dataflow module ${JSON.stringify(modulePath)} is not a TypeScript or JavaScript module (${MODULE_EXTENSIONS.join(", ")}); pass the module that exports the Dataflow`,
     );
   }
-  return importDataflow(pathToFileURL(file).href, { shownAs: modulePath, exportName, cwd });
+  const mod = await importModule(pathToFileURL(file).href, { shownAs: modulePath, cwd });
+  return pickDataflow(mod, modulePath, exportName);
 }
 
 /** What Node runs as a module, TypeScript by stripping its types. */
@@ -43,23 +44,20 @@ export const MODULE_EXTENSIONS: readonly string[] = [".ts", ".mts", ".cts", ".js
 export interface ImportOptions {
   /** How errors name the module: the path the user gave. */
   readonly shownAs: string;
-  readonly exportName: string | undefined;
   /** Locations in errors are shown relative to it. */
   readonly cwd: string;
 }
 
 /**
- * Imports the module at `url` and returns its Dataflow. A failure while loading says where:
- * file:line:col of a syntax error, or of the line in the user's code that threw.
+ * Imports the module at `url`. A failure says where: file:line:col of a syntax error, or of
+ * the line in the user's code that threw.
  */
-export async function importDataflow(url: string, options: ImportOptions): Promise<Dataflow> {
-  let mod: Record<string, unknown>;
+export async function importModule(url: string, options: ImportOptions): Promise<Record<string, unknown>> {
   try {
-    mod = await import(url);
+    return await import(url);
   } catch (err) {
     throw loadFailure(err, options);
   }
-  return pickDataflow(mod, options.shownAs, options.exportName);
 }
 
 function loadFailure(err: unknown, { shownAs, cwd }: ImportOptions): LoadError {
@@ -117,7 +115,8 @@ function shownPath(pathOrUrl: string, cwd: string): string {
   return rel === "" || rel.startsWith("..") || isAbsolute(rel) ? path : rel;
 }
 
-async function pickDataflow(
+/** The Dataflow a loaded module offers: `exportName` (a Dataflow or a factory of one), else `flow`, else default. */
+export async function pickDataflow(
   mod: Record<string, unknown>,
   modulePath: string,
   exportName: string | undefined,
