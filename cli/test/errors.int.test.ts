@@ -297,6 +297,13 @@ const CASES: readonly Case[] = [
       /^error: unknown command "df deploi"; the commands are [a-z, ]*\bdeploy\b[a-z, ]* \(see `waxctl df --help`\)$/,
   },
   {
+    bad: "an unknown flag before any command",
+    cli: "waxctl",
+    args: () => ["--bogus"],
+    code: 2,
+    line: () => "error: unknown flag --bogus; name a command first (see `waxctl --help`)",
+  },
+  {
     bad: "a missing argument",
     cli: "waxctl",
     args: () => ["df", "describe"],

@@ -14,6 +14,10 @@ const hook: Hook.CommandNotFound = async function (options) {
   const known = [...new Set(ids.filter((id) => id.startsWith(prefix)).map((id) => id.split(":")[topic]))].sort();
   const unknown = [...under, words[topic]].join(" ");
   const help = ["waxctl", ...under, "--help"].join(" ");
+  if (words[topic]?.startsWith("-")) {
+    process.stderr.write(`error: unknown flag ${words[topic]}; name a command first (see \`${help}\`)\n`);
+    return this.exit(2);
+  }
   process.stderr.write(`error: unknown command "${unknown}"; the commands are ${known.join(", ")} (see \`${help}\`)\n`);
   this.exit(2);
 };
