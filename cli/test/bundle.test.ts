@@ -53,6 +53,6 @@ test("bundling the same source twice gives the same bytes", async () => {
 test("an unresolved import is reported at its file:line:col", async () => {
   writeFileSync(join(dir, "missing.ts"), 'export const x = 1;\nimport "./nowhere.ts";\n');
   await expect(bundleDataflow(join(dir, "missing.ts"), dir)).rejects.toThrow(
-    new BundleError('missing.ts:2:8: Could not resolve "./nowhere.ts"'),
+    new BundleError('missing.ts:2:8: Could not resolve "./nowhere.ts"; check the import\'s path'),
   );
 });

@@ -168,18 +168,3 @@ test("PATH:NAME keeps the export name in the module the pods run", async () => {
   const { stdout } = await waxctl(["df", "deploy", `${wordcount}:flow`, "-N", "wc", "-n", "x", "--dry-run", "--json"]);
   expect((JSON.parse(stdout) as Dataflow).spec.module).toBe("/app/wordcount.js:flow");
 });
-
-test("a --kubeconfig that does not exist is named before anything is bundled", async () => {
-  const { stderr, error } = await waxctl([
-    "df",
-    "deploy",
-    wordcount,
-    "-N",
-    "x",
-    "--kubeconfig",
-    "/nonexistent/kc",
-    "--dry-run",
-  ]);
-  expect(stderr).toMatch(/^error: --kubeconfig names \/nonexistent\/kc, which does not exist/);
-  expect(error?.oclif?.exit).toBe(2);
-});

@@ -425,7 +425,7 @@ describe("without a reachable cluster", () => {
     );
     const outcome = await waxctl(["df", "list", "--kubeconfig", kubeconfig]);
     expect(oneLine(outcome)).toBe(
-      `error: cannot reach the cluster at https://127.0.0.1:${port} (context gone): ECONNREFUSED; check that it is running, or choose another with --context or --kubeconfig`,
+      `error: cannot reach the cluster at https://127.0.0.1:${port} (context gone): connection refused (ECONNREFUSED); check that it is running, or choose another with --context or --kubeconfig`,
     );
     expect(outcome.error?.oclif?.exit).toBe(1);
   });

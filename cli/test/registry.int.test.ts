@@ -141,7 +141,7 @@ describe.skipIf(binary === undefined)(
       const closed = `127.0.0.1:${await freePort()}`;
       const outcome = await waxctl(["image", "build", flow, "--base", base, "-o", `registry:${closed}/team/x`]);
       expect(errorOf(outcome)).toBe(
-        `cannot reach registry ${closed} (http://${closed}): ECONNREFUSED; check the host and port, and set WAXCTL_INSECURE_REGISTRIES=HOST:PORT for a registry without TLS`,
+        `cannot reach registry ${closed} (http://${closed}): connection refused (ECONNREFUSED); check the host and port, and set WAXCTL_INSECURE_REGISTRIES=HOST:PORT for a registry without TLS`,
       );
     });
 

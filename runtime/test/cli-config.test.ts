@@ -97,8 +97,17 @@ describe("workers", () => {
   });
 
   test("a flag without its value and an unknown flag", () => {
-    expect(usageError(["run", "f.ts", "-w"])).toMatch(/argument missing/);
-    expect(usageError(["run", "f.ts", "-x"])).toMatch(/Unknown option '-x'/);
+    expect(usageError(["run", "f.ts", "-w"])).toBe(
+      "-w/--workers-per-process needs a value: a whole number >= 1, e.g. -w 2",
+    );
+    expect(usageError(["run", "f.ts", "-x"])).toBe("unknown flag -x; see `waxflow --help`");
+    expect(usageError(["run", "f.ts", "--holder=yes"])).toBe(
+      '--holder takes no value, got "yes"; write --holder alone',
+    );
+    // A value that starts with '-' is the flag's value, judged by the flag's own rule.
+    expect(usageError(["run", "f.ts", "-s", "-1"])).toBe(
+      '-s/--snapshot-interval must be a number of seconds > 0, got "-1"',
+    );
   });
 });
 

@@ -117,7 +117,9 @@ describe("failures: one line on stderr", () => {
   test("a module that does not exist", async () => {
     const r = await waxflow(["run", "nowhere/flow.ts"]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^error: dataflow module "nowhere\/flow.ts" not found \(looked for .*\)\n$/);
+    expect(r.stderr).toMatch(
+      /^error: dataflow module "nowhere\/flow.ts" not found \(looked for .*\); pass the path .*\n$/,
+    );
   });
 
   test.each([

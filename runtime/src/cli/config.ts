@@ -80,16 +80,59 @@ type StringFlag = { [K in Flag]: (typeof RUN_OPTIONS)[K]["type"] extends "string
 type BooleanFlag = Exclude<Flag, StringFlag>;
 type Values = { readonly [K in StringFlag]?: string } & { readonly [K in BooleanFlag]?: boolean };
 
+/** What each flag that takes a value expects, for the line that says it is missing. */
+const VALUE_OF: Partial<Record<StringFlag, string>> = {
+  "workers-per-process": "a whole number >= 1, e.g. -w 2",
+  "process-id": "this process's index, e.g. -i 0",
+  addresses: 'every process\'s host:port in process order, e.g. -a "10.0.0.1:2101;10.0.0.2:2101"',
+  "recovery-directory": "the recovery store's directory, e.g. -r /var/lib/waxflow/recovery",
+  "snapshot-interval": "seconds between snapshots (> 0), e.g. -s 10",
+  "backup-interval": "seconds snapshots are kept (>= 0), e.g. -b 30",
+  "start-timeout": "seconds to wait for peers (> 0), e.g. --start-timeout 60",
+};
+
+const SEE_HELP = "see `waxflow --help`";
+
+/**
+ * argv -> values and positionals. parseArgs' own strict mode refuses a value that starts
+ * with '-' (`-s -1`) as "ambiguous" and explains itself over several lines; here such a value
+ * reaches the flag's own check, which says what the flag takes.
+ */
+function parseFlags(argv: readonly string[]): { values: Values; positionals: string[] } {
+  const { values, positionals, tokens } = parseArgs({
+    args: [...argv],
+    options: RUN_OPTIONS,
+    allowPositionals: true,
+    strict: false,
+    tokens: true,
+  });
+  for (const token of tokens) {
+    if (token.kind !== "option") continue;
+    if (!Object.hasOwn(RUN_OPTIONS, token.name)) throw new UsageError(`unknown flag ${token.rawName}; ${SEE_HELP}`);
+    const flag = token.name as Flag;
+    const label = flagLabel(flag);
+    if (RUN_OPTIONS[flag].type === "string" && token.value === undefined) {
+      const wanted = VALUE_OF[flag as StringFlag];
+      throw new UsageError(`${label} needs a value${wanted === undefined ? `; ${SEE_HELP}` : `: ${wanted}`}`);
+    }
+    if (RUN_OPTIONS[flag].type === "boolean" && token.value !== undefined) {
+      throw new UsageError(
+        `${label} takes no value, got ${JSON.stringify(token.value)}; write ${label.split("/").pop()} alone`,
+      );
+    }
+  }
+  return { values: values as Values, positionals };
+}
+
+/** `-w/--workers-per-process`, or `--holder` for a flag without a short letter. */
+function flagLabel(flag: Flag): string {
+  const option = RUN_OPTIONS[flag];
+  return "short" in option ? `-${option.short}/--${flag}` : `--${flag}`;
+}
+
 /** `waxflow <argv...>` -> what to do. */
 export function resolveCommand(argv: readonly string[], env: Env, io: ConfigIo): Command {
-  let parsed: { values: Values; positionals: string[] };
-  try {
-    parsed = parseArgs({ args: [...argv], options: RUN_OPTIONS, allowPositionals: true, strict: true });
-  } catch (err) {
-    // parseArgs explains itself over several lines; the first says what is wrong.
-    const first = (err instanceof Error ? err.message : String(err)).split("\n")[0];
-    throw new UsageError(first ?? "invalid arguments");
-  }
+  const parsed = parseFlags(argv);
   const { values, positionals } = parsed;
   if (values.help === true) return { kind: "help" };
   const [command, target, ...extra] = positionals;
@@ -99,7 +142,11 @@ export function resolveCommand(argv: readonly string[], env: Env, io: ConfigIo):
     throw new UsageError(`unknown command ${JSON.stringify(command)}: the commands are \`run\` and \`recovery init\``);
   }
   if (target === undefined) throw new UsageError("missing dataflow module: expected `waxflow run <module>[:name]`");
-  if (extra.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`);
+  if (extra.length > 0) {
+    throw new UsageError(
+      `unexpected argument ${JSON.stringify(extra[0])}: expected \`waxflow run <module>[:name] [flags]\``,
+    );
+  }
   return { kind: "run", config: resolveRunConfig(target, values, env, io) };
 }
 
@@ -226,9 +273,7 @@ interface Setting {
 /** The flag if given, else the variable. */
 function setting(values: Values, env: Env, flag: StringFlag, variable: string): Setting | undefined {
   const fromFlag = values[flag];
-  const option = RUN_OPTIONS[flag];
-  const name = "short" in option ? `-${option.short}/--${flag}` : `--${flag}`;
-  if (fromFlag !== undefined) return { value: fromFlag, source: name };
+  if (fromFlag !== undefined) return { value: fromFlag, source: flagLabel(flag) };
   return envSetting(env, variable);
 }
 
