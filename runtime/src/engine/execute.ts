@@ -7,7 +7,7 @@
  * lost — aborts every worker, so a run either completes everywhere or rejects with the
  * cause.
  */
-import { type PeerAddress, ProcessMesh } from "../cluster/mesh.ts";
+import { type MeshSecurity, type PeerAddress, ProcessMesh } from "../cluster/mesh.ts";
 import type { Dataflow } from "../dataflow.ts";
 import { resumeProcess } from "../recovery/handoff.ts";
 import { RecoveryStore, type SnapshotStats } from "../recovery/store.ts";
@@ -35,6 +35,8 @@ export interface ClusterConfig {
   readonly addresses: readonly PeerAddress[];
   /** How long to wait for peers, and for holders of missing recovery stores (default 60 s). */
   readonly connectTimeoutMs?: number;
+  /** The secret, TLS, listen address, timeouts and refusal reports of the mesh. */
+  readonly mesh?: MeshSecurity;
 }
 
 export interface ExecuteOptions {
@@ -97,6 +99,7 @@ export async function execute(flow: Dataflow, opts: ExecuteOptions = {}): Promis
       recovery: recovery !== undefined,
       connectTimeoutMs,
       signal,
+      ...cluster.mesh,
     });
     const connected = mesh;
     connected.onFailure((err) => abort.abort(err));
