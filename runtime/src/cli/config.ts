@@ -3,6 +3,7 @@
  * environment by one pure function: a flag wins over its variable, a variable over the
  * default, and every bad value is a UsageError naming the flag or variable at fault.
  */
+import { isIP } from "node:net";
 import { parseArgs } from "node:util";
 import type { ClusterSecret } from "../cluster/handshake.ts";
 import { DEFAULT_PEER_TIMEOUT_MS } from "../cluster/mesh.ts";
@@ -179,14 +180,15 @@ function resolveMesh(values: Values, env: Env, io: ConfigIo, connects: boolean):
     throw new UsageError(`this process connects to other processes, so it needs a cluster secret: ${SECRET_HELP}`);
   }
   const listen = setting(values, env, "listen", "WAXFLOW_LISTEN");
-  if (listen !== undefined && !/^(\[[0-9A-Fa-f:.]+\]|[^\s:;[\]]+|[0-9A-Fa-f:]+)$/.test(listen.value)) {
+  const listenHost = listen?.value.replace(/^\[(.*)\]$/, "$1");
+  if (listen !== undefined && !(isIP(listenHost ?? "") !== 0 || /^[^\s:;[\]]+$/.test(listen.value))) {
     throw new UsageError(`${listen.source} must be a host name or IP address, got ${JSON.stringify(listen.value)}`);
   }
   const timeout = setting(values, env, "peer-timeout", "WAXFLOW_PEER_TIMEOUT");
   return {
     secret: insecure ? "insecure" : given?.bytes,
     tls: values["cluster-tls"] === true || flagVariable(env, "WAXFLOW_CLUSTER_TLS"),
-    listenHost: listen?.value.replace(/^\[(.*)\]$/, "$1"),
+    listenHost,
     peerTimeoutMs: timeout === undefined ? DEFAULT_PEER_TIMEOUT_MS : seconds(timeout, false),
   };
 }
