@@ -104,6 +104,12 @@ class RoleViolation extends Error {
   override name = "RoleViolation";
 }
 
+/** A connection the listener took and closed before it answered the handshake. */
+class Unanswered extends Error {
+  override name = "Unanswered";
+}
+const UNANSWERED_DIALS = 3;
+
 const describePeer = (who: Identity): string => `${who.role} ${who.index}`;
 
 export function parseAddresses(spec: string): PeerAddress[] {
@@ -590,6 +596,7 @@ export class ProcessMesh {
     const address = this.#opts.addresses[peer] as PeerAddress;
     let delay = 50;
     let lastError = "";
+    let unanswered = 0;
     while (Date.now() < deadline) {
       this.#opts.signal?.throwIfAborted();
       try {
@@ -599,6 +606,15 @@ export class ProcessMesh {
       } catch (err) {
         if (err instanceof PeerError) throw err;
         lastError = (err as Error).message;
+        // A listener that takes the connection and closes it unanswered, again and again,
+        // refuses this process: another TLS setting, or an index it does not expect.
+        unanswered = err instanceof Unanswered ? unanswered + 1 : 0;
+        if (unanswered === UNANSWERED_DIALS) {
+          throw new PeerError(
+            `process ${peer} at ${show(address)} closed ${UNANSWERED_DIALS} connections without answering the handshake: ` +
+              "every process needs the same --cluster-tls setting and address list",
+          );
+        }
       }
       await sleep(delay);
       delay = Math.min(delay * 2, 1000);
@@ -639,9 +655,15 @@ export class ProcessMesh {
               `${where} failed the TLS handshake (${err.message}); every process needs the same cluster secret and --cluster-tls`,
             ),
           );
-        } else fail(err);
+        } else fail(connected ? new Unanswered(`${where}: ${err.message}`) : err);
       });
-      socket.once("close", () => fail(new Error("connection closed during handshake")));
+      let connected = false;
+      socket.once("connect", () => {
+        connected = true;
+      });
+      socket.once("close", () =>
+        fail(connected ? new Unanswered(`${where} closed the connection during the handshake`) : new Error("closed")),
+      );
       const mine: Offer = { ...this.#identity(), nonce: newNonce() };
       socket.once(secure ? "secureConnect" : "connect", () => socket.write(encodeOffer(mine)));
       let pending: Buffer = Buffer.alloc(0);
