@@ -42,7 +42,7 @@ describe("defaults", () => {
       backupIntervalMs: undefined,
       apiPort: 3030,
       debug: false,
-      mesh: { secret: TEST_SECRET_BYTES, tls: false, listenHost: undefined, peerTimeoutMs: 5000 },
+      mesh: { secret: TEST_SECRET_BYTES, tls: false, listenHost: undefined, peerTimeoutMs: 15_000 },
     });
   });
 

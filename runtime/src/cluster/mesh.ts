@@ -68,7 +68,7 @@ export interface MeshOptions {
   /** How long to wait for every peer at start (default 60 s). */
   readonly connectTimeoutMs?: number;
   readonly heartbeatMs?: number;
-  /** A peer silent for this long is declared lost (default 5 heartbeats). */
+  /** A peer silent for this long is declared lost (default DEFAULT_PEER_TIMEOUT_MS). */
   readonly peerTimeoutMs?: number;
   /** How long a connection has to authenticate and say hello (default 10 s). */
   readonly handshakeTimeoutMs?: number;
@@ -86,7 +86,11 @@ export interface Refusal {
   readonly detail: string;
 }
 
-export const DEFAULT_PEER_TIMEOUT_MS = 5000;
+/**
+ * A crashed process is noticed at once, by its closed connection; this only catches a peer
+ * that hangs or becomes unreachable, so it leaves room for a process starved of CPU.
+ */
+export const DEFAULT_PEER_TIMEOUT_MS = 15_000;
 const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** Holders are numbered after the cluster's processes; no real cluster shrinks by more. */
 const MAX_PROCESS_INDEX = 0xffff;

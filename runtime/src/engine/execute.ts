@@ -132,7 +132,9 @@ export async function execute(flow: Dataflow, opts: ExecuteOptions = {}): Promis
       first = err;
       abort.abort(err);
     };
-    if (opts.module !== undefined && perProcess > 1) {
+    // In a cluster even one worker gets its own thread: its snapshots and user code then
+    // never hold up this thread's heartbeats, or peers would take it for lost.
+    if (opts.module !== undefined && (perProcess > 1 || cluster.addresses.length > 1)) {
       const threads = runThreads({
         module: opts.module,
         processId: cluster.processId,
