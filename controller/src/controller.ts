@@ -1,5 +1,6 @@
 // The shell around reconcile(): watches feed a work queue and caches; a worker observes
 // one Dataflow from the caches, asks reconcile() for a plan, and carries it out.
+import { randomBytes } from "node:crypto";
 import type {
   KubeConfig,
   KubernetesObject,
@@ -9,7 +10,14 @@ import type {
   V1StatefulSet,
 } from "@kubernetes/client-node";
 import { API_VERSION, type Dataflow, KIND, PLURAL } from "@waxflow/crds";
-import { DATAFLOW_LABEL, FINALIZER, hashOf, MANAGED_BY } from "./desired/objects.ts";
+import {
+  CLUSTER_SECRET_BYTES,
+  DATAFLOW_LABEL,
+  desiredClusterSecret,
+  FINALIZER,
+  hashOf,
+  MANAGED_BY,
+} from "./desired/objects.ts";
 import { Kube, PooledKubeConfig } from "./kube/client.ts";
 import { WorkQueue } from "./kube/queue.ts";
 import { ownerKeyOf, trimPod, trimStatefulSet, trimToMetadata, withoutManagedFields } from "./kube/trim.ts";
@@ -207,8 +215,9 @@ export class Controller {
       df = this.#wrote(df, await this.kube.writeStatus(df, plan.status));
       statusDue = false;
     }
-    const last = plan.actions.filter((a) => a.type === "removeFinalizer");
-    for (const batch of [plan.actions.filter((a) => a.type !== "removeFinalizer"), last]) {
+    // The secret before the pods that mount it; the finalizer last, once the rest is done.
+    const stage = (a: Action): number => (a.type === "ensureClusterSecret" ? 0 : a.type === "removeFinalizer" ? 2 : 1);
+    for (const batch of [0, 1, 2].map((n) => plan.actions.filter((a) => stage(a) === n))) {
       const results = await Promise.allSettled(batch.map((action) => this.#act(df, action)));
       for (const [i, result] of results.entries()) {
         if (result.status === "fulfilled") df = result.value ?? df;
@@ -251,6 +260,10 @@ export class Controller {
         return undefined;
       case "delete":
         await this.kube.delete(action.target, action.propagation);
+        return undefined;
+      case "ensureClusterSecret":
+        // Random bytes here, at the edge: the builder stays a pure function of its input.
+        await this.kube.createIfAbsent(desiredClusterSecret(df, randomBytes(CLUSTER_SECRET_BYTES)));
         return undefined;
       case "addFinalizer":
         return this.#wrote(df, await this.kube.setFinalizers(df, [...(df.metadata?.finalizers ?? []), FINALIZER]));

@@ -189,6 +189,64 @@ test("an image change replaces every process together: old and new pods never co
   expect(reasons).toEqual(expect.arrayContaining(["Upgrading", "ProcessesStopped", "RollComplete"]));
 });
 
+test("each Dataflow gets its own cluster secret, owned by it, mounted into every pod, and never replaced", async () => {
+  const secretOf = (name: string) => core.readNamespacedSecret({ namespace: NS, name: `${name}-cluster-secret` });
+  await create("mesh", { processes: 2 });
+  const secret = await waitFor("Secret mesh-cluster-secret", () => secretOf("mesh"));
+  expect(secret.metadata?.ownerReferences?.[0]).toMatchObject({ kind: "Dataflow", name: "mesh", controller: true });
+  expect(secret.immutable).toBe(true);
+  const key = Buffer.from(secret.data?.secret ?? "", "base64");
+  expect(key).toHaveLength(32);
+
+  const expectMounted = (ps: V1Pod[]): void => {
+    for (const pod of ps) {
+      const container = pod.spec?.containers[0];
+      expect(container?.env).toEqual(
+        expect.arrayContaining([
+          { name: "WAXFLOW_CLUSTER_SECRET_FILE", value: "/var/run/waxflow/cluster/secret" },
+          { name: "WAXFLOW_LISTEN", valueFrom: { fieldRef: { apiVersion: "v1", fieldPath: "status.podIP" } } },
+        ]),
+      );
+      expect(container?.volumeMounts).toContainEqual({
+        name: "cluster-secret",
+        mountPath: "/var/run/waxflow/cluster",
+        readOnly: true,
+      });
+      expect(pod.spec?.volumes?.find((v) => v.name === "cluster-secret")?.secret).toMatchObject({
+        secretName: "mesh-cluster-secret",
+        defaultMode: 0o440,
+      });
+    }
+  };
+  expectMounted(await waitFor("2 pods", async () => ((await pods("mesh")).length === 2 ? pods("mesh") : undefined)));
+
+  // A roll replaces every pod; the new ones get the same secret, not a new one.
+  const before = templateHashOf((await pods("mesh"))[0]);
+  await patchSpec("mesh", { image: IMAGE2 });
+  const rolled = await waitFor("2 new pods", async () => {
+    const ps = await pods("mesh");
+    return ps.length === 2 && ps.every((p) => templateHashOf(p) !== before) ? ps : undefined;
+  });
+  expectMounted(rolled);
+  expect(Buffer.from((await secretOf("mesh")).data?.secret ?? "", "base64")).toEqual(key);
+
+  // Another Dataflow's processes cannot join this mesh: their secret is their own.
+  await create("mesh-other", { processes: 1 });
+  const other = await waitFor("Secret mesh-other-cluster-secret", () => secretOf("mesh-other"));
+  expect(Buffer.from(other.data?.secret ?? "", "base64")).not.toEqual(key);
+
+  // It goes with its Dataflow.
+  await custom.deleteNamespacedCustomObject({ ...ref, name: "mesh" });
+  await waitFor(
+    "Secret mesh-cluster-secret gone",
+    async () =>
+      await secretOf("mesh").then(
+        () => false,
+        () => true,
+      ),
+  );
+});
+
 test("suspend scales to zero and keeps volumes; resume starts the same volumes again", async () => {
   await create("sus", { processes: 2, recovery: { enabled: true } });
   await waitFor("2 pods", async () => (await pods("sus")).length === 2);

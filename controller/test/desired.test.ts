@@ -2,6 +2,7 @@ import { type Dataflow, withDefaults } from "@waxflow/crds";
 import { expect, test } from "vitest";
 import {
   desiredApiService,
+  desiredClusterSecret,
   desiredHeadlessService,
   desiredStatefulSet,
   durationSeconds,
@@ -90,7 +91,36 @@ test("no recovery volume when recovery is disabled", () => {
   const env = sts.spec?.template.spec?.containers[0]?.env?.map((e) => e.name) ?? [];
   expect(env).not.toContain("WAXFLOW_RECOVERY_INIT");
   expect(env).not.toContain("WAXFLOW_RECOVERY_DIRECTORY");
-  expect(sts.spec?.template.spec?.containers[0]?.volumeMounts?.map((m) => m.name)).toEqual(["tmp"]);
+  expect(sts.spec?.template.spec?.containers[0]?.volumeMounts?.map((m) => m.name)).toEqual(["tmp", "cluster-secret"]);
+});
+
+test("the cluster secret: the caller's random bytes, owned by the Dataflow, immutable, and mounted by every pod", () => {
+  const df = dataflow();
+  const key = Buffer.alloc(32, 7);
+  const secret = desiredClusterSecret(df, key);
+  expect(secret.metadata?.name).toBe("wc-cluster-secret");
+  expect(secret.metadata?.ownerReferences?.[0]).toMatchObject({ kind: "Dataflow", name: "wc", controller: true });
+  expect(secret.immutable).toBe(true);
+  expect(Buffer.from(secret.data?.secret ?? "", "base64")).toEqual(key);
+  const pod = desiredStatefulSet(df, withDefaults(df.spec), 2).spec?.template.spec;
+  expect(pod?.volumes).toContainEqual({
+    name: "cluster-secret",
+    secret: { secretName: "wc-cluster-secret", defaultMode: 0o440 },
+  });
+  const container = pod?.containers[0];
+  expect(container?.volumeMounts).toContainEqual({
+    name: "cluster-secret",
+    mountPath: "/var/run/waxflow/cluster",
+    readOnly: true,
+  });
+  expect(container?.env).toContainEqual({
+    name: "WAXFLOW_CLUSTER_SECRET_FILE",
+    value: "/var/run/waxflow/cluster/secret",
+  });
+  expect(container?.env).toContainEqual({
+    name: "WAXFLOW_LISTEN",
+    valueFrom: { fieldRef: { fieldPath: "status.podIP" } },
+  });
 });
 
 test("services: headless publishes not-ready addresses on 2101; the api service on 3030", () => {

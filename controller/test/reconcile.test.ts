@@ -16,7 +16,10 @@ test("an unchanged object is not applied again", () => {
   const plan = reconcile({ ...observed(df, 2, [podOf(df, 0, true), podOf(df, 1, true)]), services }, now);
   expect(plan.actions).toEqual([]);
   const scaled = reconcile({ ...observed(df, 1, []), services }, now);
-  expect(scaled.actions.map((a) => (a.type === "apply" ? a.object.kind : a.type))).toEqual(["StatefulSet"]);
+  expect(scaled.actions.map((a) => (a.type === "apply" ? a.object.kind : a.type))).toEqual([
+    "ensureClusterSecret",
+    "StatefulSet",
+  ]);
 });
 
 test("a new Dataflow: its StatefulSet alone first, then the finalizer (with recovery), Services and status", () => {
@@ -25,7 +28,7 @@ test("a new Dataflow: its StatefulSet alone first, then the finalizer (with reco
   const first = reconcile({ dataflow: df, statefulSet: undefined, pods: [], claims: [] }, now);
   expect(
     first.actions.map((a) => (a.type === "apply" ? `${a.object.kind}/${a.object.metadata?.name}` : a.type)),
-  ).toEqual(["StatefulSet/wc"]);
+  ).toEqual(["ensureClusterSecret", "StatefulSet/wc"]);
   expect(first.status).toEqual({});
   expect(first.requeueAfterMs).toBe(0);
 

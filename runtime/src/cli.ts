@@ -11,7 +11,7 @@ import { ProcessView, serveApi } from "./api/server.ts";
 import { type Command, type Env, type RunConfig, resolveCommand, unsupported } from "./cli/config.ts";
 import { HELP } from "./cli/help.ts";
 import { loadDataflow } from "./cli/load.ts";
-import { parseAddresses } from "./cluster/mesh.ts";
+import { type MeshSecurity, parseAddresses } from "./cluster/mesh.ts";
 import type { Dataflow } from "./dataflow.ts";
 import { execute } from "./engine/execute.ts";
 import { UsageError } from "./errors.ts";
@@ -33,7 +33,10 @@ export async function main(argv: readonly string[], env: Env, cwd: string): Prom
   const debug = env.WAXFLOW_DEBUG === "1" || argv.includes("--debug");
   let command: Command;
   try {
-    command = resolveCommand(argv, env, { readHostfile: (path) => readFileSync(path, "utf8") });
+    command = resolveCommand(argv, env, {
+      readHostfile: (path) => readFileSync(path, "utf8"),
+      readSecretFile: (path) => readFileSync(path),
+    });
   } catch (err) {
     report(err, debug);
     return err instanceof UsageError ? EXIT_USAGE : EXIT_FAILURE;
@@ -53,9 +56,9 @@ export async function main(argv: readonly string[], env: Env, cwd: string): Prom
     return 0;
   }
   const { config } = command;
-  const refused = unsupported(config);
-  if (refused !== undefined) {
-    report(new UsageError(refused), debug);
+  const unusable = unsupported(config);
+  if (unusable !== undefined) {
+    report(new UsageError(unusable), debug);
     return EXIT_USAGE;
   }
 
@@ -81,7 +84,7 @@ export async function main(argv: readonly string[], env: Env, cwd: string): Prom
     process.once("SIGINT", onSignal);
     process.once("SIGTERM", onSignal);
     if (config.holder) {
-      await hold(config, flow, stop.signal);
+      await hold(config, flow, view, stop.signal);
       view.released();
       stderrLog(config.processId, "holder")("the cluster no longer needs this store; waiting to be stopped");
       // Its job is done: being stopped now is the expected end, not a failure.
@@ -97,6 +100,7 @@ export async function main(argv: readonly string[], env: Env, cwd: string): Prom
         addresses:
           config.addresses.length > 0 ? parseAddresses(config.addresses.join(";")) : [{ host: "127.0.0.1", port: 0 }],
         connectTimeoutMs: config.startTimeoutMs,
+        mesh: meshOptions(config, view),
       },
       recovery:
         config.recoveryDirectory === undefined
@@ -127,7 +131,7 @@ export async function main(argv: readonly string[], env: Env, cwd: string): Prom
 }
 
 /** A holder: serves its process's recovery store to the cluster until the cluster no longer needs it. */
-async function hold(config: RunConfig, flow: Dataflow, signal: AbortSignal): Promise<void> {
+async function hold(config: RunConfig, flow: Dataflow, view: ProcessView, signal: AbortSignal): Promise<void> {
   // resolveCommand only makes a holder with a directory; the check keeps the types honest.
   if (config.recoveryDirectory === undefined) throw new UsageError("a holder needs -r/--recovery-directory");
   // Its hand-off and reconnections are logged even when quiet: a holder does nothing else.
@@ -150,6 +154,7 @@ async function hold(config: RunConfig, flow: Dataflow, signal: AbortSignal): Pro
       processId: config.processId,
       addresses: parseAddresses(config.addresses.join(";")),
       connectTimeoutMs: config.startTimeoutMs,
+      mesh: meshOptions(config, view),
       signal,
       log,
       dropRemovedSteps: config.dropRemovedSteps,
@@ -157,6 +162,21 @@ async function hold(config: RunConfig, flow: Dataflow, signal: AbortSignal): Pro
   } finally {
     store.close();
   }
+}
+
+/** The mesh as configured; each connection it turns away is logged and counted, and the run goes on. */
+function meshOptions(config: RunConfig, view: ProcessView): MeshSecurity {
+  const { secret, tls, listenHost, peerTimeoutMs } = config.mesh;
+  return {
+    secret,
+    tls,
+    listenHost,
+    peerTimeoutMs,
+    onRefused: (refusal) => {
+      view.refused(refusal.kind);
+      process.stderr.write(`warning: cluster port: refused ${refusal.detail}\n`);
+    },
+  };
 }
 
 /** One line for the user; the full chain of causes only when debugging. */

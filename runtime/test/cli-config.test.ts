@@ -1,6 +1,7 @@
 import { describe, expect, test } from "vitest";
 import { UsageError } from "waxflow";
 import { type Env, type RunConfig, resolveCommand, unsupported } from "../src/cli/config.ts";
+import { TEST_SECRET, TEST_SECRET_BYTES } from "./support/secret.ts";
 
 const noHostfile = {
   readHostfile: (path: string): string => {
@@ -8,8 +9,9 @@ const noHostfile = {
   },
 };
 
+/** A cluster secret is set unless `env` says otherwise: clusters refuse to start without one. */
 function config(argv: string[], env: Env = {}, io = noHostfile): RunConfig {
-  const command = resolveCommand(["run", ...argv], env, io);
+  const command = resolveCommand(["run", ...argv], { WAXFLOW_CLUSTER_SECRET: TEST_SECRET, ...env }, io);
   if (command.kind !== "run") throw new Error("expected a run command");
   return command.config;
 }
@@ -43,6 +45,7 @@ describe("defaults", () => {
       progressIntervalMs: 30_000,
       quiet: false,
       debug: false,
+      mesh: { secret: TEST_SECRET_BYTES, tls: false, listenHost: undefined, peerTimeoutMs: 15_000 },
     });
   });
 
@@ -307,5 +310,74 @@ describe("unsupported features are refused, not ignored", () => {
     });
     expect(() => resolveCommand(["recovery", "init", "/tmp/r", "0"], {}, noHostfile)).toThrow(/whole number >= 1/);
     expect(() => resolveCommand(["recovery", "init"], {}, noHostfile)).toThrow(/missing argument/);
+  });
+});
+
+describe("the mesh: secret, TLS, listen address, peer timeout", () => {
+  const secretFile = (path: string): Buffer => {
+    if (path === "/run/secret") return Buffer.from([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 255]);
+    throw new Error(`ENOENT: no such file, open '${path}'`);
+  };
+  const io = { ...noHostfile, readSecretFile: secretFile };
+  const cluster = ["f.ts", "-a", "a:1;b:1", "-i", "1"];
+
+  test("a single process needs no secret; a cluster or a holder refuses to start without one", () => {
+    expect(config(["f.ts"], { WAXFLOW_CLUSTER_SECRET: "" }).mesh.secret).toBeUndefined();
+    const message = usageError(["run", ...cluster]);
+    expect(message).toMatch(
+      /needs a cluster secret: set the same random value .*WAXFLOW_CLUSTER_SECRET.*--insecure-cluster/,
+    );
+    expect(usageError(["run", "f.ts", "-a", "a:1", "-i", "1", "--holder", "-r", "/r"])).toMatch(
+      /needs a cluster secret/,
+    );
+  });
+
+  test("the secret comes from the flag, the variable or a file; the file's bytes are taken as they are", () => {
+    expect(config(cluster, { WAXFLOW_CLUSTER_SECRET: "0123456789abcdef" }).mesh.secret).toEqual(
+      Buffer.from("0123456789abcdef"),
+    );
+    expect(config([...cluster, "--cluster-secret", "fedcba9876543210"]).mesh.secret).toEqual(
+      Buffer.from("fedcba9876543210"),
+    );
+    const fromFile = config(cluster, { WAXFLOW_CLUSTER_SECRET: "", WAXFLOW_CLUSTER_SECRET_FILE: "/run/secret" }, io);
+    expect(fromFile.mesh.secret).toEqual(secretFile("/run/secret"));
+  });
+
+  test("a short, doubled, unreadable or contradicted secret is refused, naming its source", () => {
+    expect(usageError(["run", ...cluster], { WAXFLOW_CLUSTER_SECRET: "short" })).toMatch(
+      /^WAXFLOW_CLUSTER_SECRET holds 5 bytes; a cluster secret needs at least 16/,
+    );
+    expect(
+      usageError(["run", ...cluster], { WAXFLOW_CLUSTER_SECRET: TEST_SECRET, WAXFLOW_CLUSTER_SECRET_FILE: "/x" }, io),
+    ).toMatch(/^WAXFLOW_CLUSTER_SECRET and WAXFLOW_CLUSTER_SECRET_FILE both give the cluster secret/);
+    expect(usageError(["run", ...cluster], { WAXFLOW_CLUSTER_SECRET_FILE: "/missing" }, io)).toMatch(
+      /^WAXFLOW_CLUSTER_SECRET_FILE: cannot read "\/missing": ENOENT/,
+    );
+    expect(usageError(["run", ...cluster, "--insecure-cluster"], { WAXFLOW_CLUSTER_SECRET: TEST_SECRET })).toMatch(
+      /exclude each other/,
+    );
+  });
+
+  test("--insecure-cluster runs a cluster without a secret", () => {
+    expect(config([...cluster, "--insecure-cluster"], { WAXFLOW_CLUSTER_SECRET: "" }).mesh.secret).toBe("insecure");
+    expect(config(cluster, { WAXFLOW_CLUSTER_SECRET: "", WAXFLOW_INSECURE_CLUSTER: "true" }).mesh.secret).toBe(
+      "insecure",
+    );
+  });
+
+  test("--cluster-tls, --listen and --peer-timeout, or their variables", () => {
+    expect(config([...cluster, "--cluster-tls", "--listen", "10.1.2.3", "--peer-timeout", "30"]).mesh).toMatchObject({
+      tls: true,
+      listenHost: "10.1.2.3",
+      peerTimeoutMs: 30_000,
+    });
+    const env = { WAXFLOW_CLUSTER_TLS: "1", WAXFLOW_LISTEN: "[fd00::1]", WAXFLOW_PEER_TIMEOUT: "2.5" };
+    expect(config(cluster, env).mesh).toMatchObject({ tls: true, listenHost: "fd00::1", peerTimeoutMs: 2500 });
+    expect(usageError(["run", ...cluster, "--peer-timeout", "0"], { WAXFLOW_CLUSTER_SECRET: TEST_SECRET })).toMatch(
+      /^--peer-timeout must be a number of seconds > 0/,
+    );
+    expect(usageError(["run", ...cluster, "--listen", "a:1"], { WAXFLOW_CLUSTER_SECRET: TEST_SECRET })).toMatch(
+      /^--listen must be a host name or IP address/,
+    );
   });
 });

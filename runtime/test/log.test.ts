@@ -21,6 +21,7 @@ import { checkOutputFiles, fileOutputs } from "../src/recovery/output-files.ts";
 import { TestingSource } from "../src/testing.ts";
 import { freePorts } from "./support/ports.ts";
 import { childProcesses, type Exit, type Run } from "./support/processes.ts";
+import { TEST_SECRET } from "./support/secret.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const CLI = resolve(ROOT, "runtime/src/cli.ts");
@@ -157,7 +158,7 @@ function waxflow(args: readonly string[], env: Record<string, string>, onStderr?
     [CLI, "run", ...args],
     {
       cwd: ROOT,
-      env: { PATH: process.env.PATH ?? "", WAXFLOW_API_PORT: "0", ...env },
+      env: { PATH: process.env.PATH ?? "", WAXFLOW_API_PORT: "0", WAXFLOW_CLUSTER_SECRET: TEST_SECRET, ...env },
       stdio: ["ignore", "pipe", "pipe"],
     },
     onStderr,

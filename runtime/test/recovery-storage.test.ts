@@ -10,6 +10,7 @@ import { initRecoveryDirectory } from "waxflow/recovery";
 import { type Output, output } from "./support/output.ts";
 import { freePorts } from "./support/ports.ts";
 import { childProcesses } from "./support/processes.ts";
+import { TEST_SECRET } from "./support/secret.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const CLI = resolve(ROOT, "runtime/src/cli.ts");
@@ -21,7 +22,12 @@ function waxflowArgs(args: readonly string[]): string[] {
 }
 
 // Quiet: the start and progress lines are not what these tests read.
-const ENV = { PATH: process.env.PATH ?? "", WAXFLOW_API_PORT: "0", WAXFLOW_QUIET: "true" };
+const ENV = {
+  PATH: process.env.PATH ?? "",
+  WAXFLOW_API_PORT: "0",
+  WAXFLOW_QUIET: "true",
+  WAXFLOW_CLUSTER_SECRET: TEST_SECRET,
+};
 
 /** Runs `waxflow <args>` to its end. */
 function waxflow(args: readonly string[], env: Record<string, string> = {}): Promise<Output> {

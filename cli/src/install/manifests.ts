@@ -78,6 +78,8 @@ export const DATAFLOW_RULES: V1PolicyRule[] = [
   { apiGroups: [""], resources: ["persistentvolumeclaims"], verbs: ["list", "watch", "delete"] },
   { apiGroups: [""], resources: ["pods"], verbs: ["list", "watch"] },
   { apiGroups: [""], resources: ["events"], verbs: ["create"] },
+  // the cluster secret of each Dataflow, created once; never read, listed or changed
+  { apiGroups: [""], resources: ["secrets"], verbs: ["create"] },
 ];
 
 /** Leader election (kube/leader.ts) in the controller's own namespace: create, then read and renew one Lease. */

@@ -7,6 +7,7 @@ import type {
   V1OwnerReference,
   V1PersistentVolumeClaim,
   V1PodTemplateSpec,
+  V1Secret,
   V1Service,
   V1StatefulSet,
 } from "@kubernetes/client-node";
@@ -24,6 +25,12 @@ const APPLIED_HASH = "waxflow.io/applied-hash";
 export const DATAFLOW_LABEL = "waxflow.io/dataflow";
 export const MANAGED_BY = "waxflow-controller";
 const RUN_AS = 65532;
+/** The cluster secret: random bytes every process of a Dataflow proves it holds (runtime/src/cluster/handshake.ts). */
+export const CLUSTER_SECRET_BYTES = 32;
+const CLUSTER_SECRET_VOLUME = "cluster-secret";
+const CLUSTER_SECRET_DIR = "/var/run/waxflow/cluster";
+const CLUSTER_SECRET_KEY = "secret";
+export const clusterSecretName = (name: string) => `${name}-cluster-secret`;
 
 export interface DataflowRef {
   readonly name: string;
@@ -93,6 +100,10 @@ function runtimeEnv(ref: DataflowRef, spec: DefaultedDataflowSpec): V1EnvVar[] {
     { name: "WAXFLOW_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
     { name: "WAXFLOW_POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
     { name: "WAXFLOW_API_PORT", value: String(API_PORT) },
+    // A file, not a variable: the secret is raw bytes, and stays out of the pod's environment.
+    { name: "WAXFLOW_CLUSTER_SECRET_FILE", value: `${CLUSTER_SECRET_DIR}/${CLUSTER_SECRET_KEY}` },
+    // The mesh listens on the pod's own address, not on every interface.
+    { name: "WAXFLOW_LISTEN", valueFrom: { fieldRef: { fieldPath: "status.podIP" } } },
   ];
   env.push({ name: "WAXFLOW_SNAPSHOT_INTERVAL", value: String(durationSeconds(spec.recovery.snapshotInterval)) });
   if (spec.recovery.enabled) {
@@ -129,6 +140,7 @@ function container(ref: DataflowRef, spec: DefaultedDataflowSpec): V1Container {
     },
     volumeMounts: [
       { name: "tmp", mountPath: "/tmp" },
+      { name: CLUSTER_SECRET_VOLUME, mountPath: CLUSTER_SECRET_DIR, readOnly: true },
       ...(spec.recovery.enabled ? [{ name: RECOVERY_VOLUME, mountPath: RECOVERY_PATH }] : []),
     ],
   };
@@ -215,7 +227,11 @@ export function podTemplate(df: Dataflow, spec: DefaultedDataflowSpec): V1PodTem
         fsGroup: RUN_AS,
         seccompProfile: { type: "RuntimeDefault" },
       },
-      volumes: [{ name: "tmp", emptyDir: {} }],
+      volumes: [
+        { name: "tmp", emptyDir: {} },
+        // Group-readable: fsGroup makes the pod's user its group.
+        { name: CLUSTER_SECRET_VOLUME, secret: { secretName: clusterSecretName(ref.name), defaultMode: 0o440 } },
+      ],
     },
   };
   const merged = mergePodTemplate(base, spec.podTemplate);
@@ -308,6 +324,23 @@ export function immutableShape(sts: V1StatefulSet | undefined): string {
       storageClassName: c.spec?.storageClassName,
     })),
   });
+}
+
+/**
+ * The secret every pod of the Dataflow mounts to join its mesh, owned by the Dataflow so
+ * it goes with it. `key` is random bytes chosen by the caller; once created it is never
+ * replaced (immutable), so running pods and their restarts always agree on it.
+ */
+export function desiredClusterSecret(df: Dataflow, key: Uint8Array): V1Secret {
+  const ref = refOf(df);
+  return {
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: metadataFor(ref, clusterSecretName(ref.name)),
+    type: "Opaque",
+    immutable: true,
+    data: { [CLUSTER_SECRET_KEY]: Buffer.from(key).toString("base64") },
+  };
 }
 
 export function desiredHeadlessService(df: Dataflow): V1Service {

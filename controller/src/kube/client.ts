@@ -109,6 +109,15 @@ export class Kube {
     return this.objects.patch(object, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
   }
 
+  /** Creates `object` unless it exists; an existing one is left as it is. */
+  async createIfAbsent<T extends KubernetesObject>(object: T): Promise<void> {
+    try {
+      await this.objects.create(object, undefined, undefined, FIELD_MANAGER);
+    } catch (err) {
+      if (statusCode(err) !== 409) throw err;
+    }
+  }
+
   async scaleToZero(target: ObjectRef): Promise<void> {
     await orUndefined(
       this.apps.patchNamespacedStatefulSet(

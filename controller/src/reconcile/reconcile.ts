@@ -55,6 +55,11 @@ export type Action =
   | { readonly type: "apply"; readonly object: KubernetesObject }
   | { readonly type: "scaleToZero"; readonly target: ObjectRef }
   | { readonly type: "delete"; readonly target: ObjectRef; readonly propagation: "Background" | "Orphan" }
+  /**
+   * Creates the Dataflow's cluster secret (desiredClusterSecret) with fresh random bytes
+   * if it does not exist; never replaces one. Carried out before the plan's other actions.
+   */
+  | { readonly type: "ensureClusterSecret" }
   | { readonly type: "addFinalizer" }
   | { readonly type: "removeFinalizer" };
 
@@ -291,7 +296,9 @@ export function reconcile(observed: Observed, now: Date): Plan {
   // A StatefulSet is what a new Dataflow's pods wait for: create it alone and look again
   // (at the back of the queue). A burst of new Dataflows then gets every worker cluster
   // before the Services, status and events, which the API server would serve in between.
-  const created = plan.actions.filter((a) => a.type === "apply" && a.object.kind === "StatefulSet");
+  const created = plan.actions.filter(
+    (a) => a.type === "ensureClusterSecret" || (a.type === "apply" && a.object.kind === "StatefulSet"),
+  );
   if (observed.statefulSet === undefined && created.length > 0 && !statusFirst(df.status, plan)) {
     return { status: df.status ?? {}, actions: created, events: [], requeueAfterMs: 0 };
   }
@@ -341,7 +348,10 @@ function converge(observed: Observed, now: Date): Plan {
   const applyIfChanged = (object: V1StatefulSet | V1Service): Action[] => {
     const live =
       object.kind === "StatefulSet" ? sts : observed.services?.find((s) => s.metadata?.name === object.metadata?.name);
-    return live !== undefined && appliedHashOf(live) === appliedHashOf(object) ? [] : [{ type: "apply", object }];
+    if (live !== undefined && appliedHashOf(live) === appliedHashOf(object)) return [];
+    // Its pods mount the cluster secret: it exists before a StatefulSet that starts pods.
+    const startsPods = object.kind === "StatefulSet" && ((object as V1StatefulSet).spec?.replicas ?? 0) > 0;
+    return startsPods ? [{ type: "ensureClusterSecret" }, { type: "apply", object }] : [{ type: "apply", object }];
   };
   const services: Action[] = [desiredHeadlessService(df), desiredApiService(df)].flatMap(applyIfChanged);
 

@@ -35,6 +35,8 @@ export class ProcessView {
   #run: RunningProcess | undefined;
   #released = false;
   #fileOutputs: readonly StepFiles[] = [];
+  /** Connections the cluster port turned away, by why (see Refusal in cluster/mesh.ts). */
+  readonly refusals = new Map<string, number>();
   readonly #snapshotListeners: Array<(stats: SnapshotStats) => void> = [];
 
   constructor(processId: number, processCount: number, role: Role = "process") {
@@ -55,6 +57,10 @@ export class ProcessView {
   /** A holder's store is no longer needed by the cluster. */
   released(): void {
     this.#released = true;
+  }
+
+  refused(kind: string): void {
+    this.refusals.set(kind, (this.refusals.get(kind) ?? 0) + 1);
   }
 
   snapshotted(stats: SnapshotStats): void {
@@ -165,6 +171,16 @@ function metricsRegistry(view: ProcessView): Registry {
       const { sent, received } = view.exchangeBytes();
       this.set({ direction: "sent" }, sent);
       this.set({ direction: "received" }, received);
+    },
+  });
+  new Counter({
+    name: "waxflow_cluster_refused_total",
+    help: "Connections to the cluster port closed for what they sent: a failed handshake, a bad frame, or a frame the sender's role does not allow.",
+    labelNames: ["reason"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [reason, n] of view.refusals) this.inc({ reason }, n);
     },
   });
   return registry;

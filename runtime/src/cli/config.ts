@@ -3,7 +3,10 @@
  * environment by one pure function: a flag wins over its variable, a variable over the
  * default, and every bad value is a UsageError naming the flag or variable at fault.
  */
+import { isIP } from "node:net";
 import { parseArgs } from "node:util";
+import type { ClusterSecret } from "../cluster/handshake.ts";
+import { DEFAULT_PEER_TIMEOUT_MS } from "../cluster/mesh.ts";
 import { DEFAULT_EPOCH_INTERVAL_MS, DEFAULT_START_TIMEOUT_MS } from "../engine/execute.ts";
 import { UsageError } from "../errors.ts";
 import { DEFAULT_PROGRESS_INTERVAL_MS } from "../log.ts";
@@ -43,6 +46,17 @@ export interface RunConfig {
   readonly quiet: boolean;
   /** Print full stacks on failure. */
   readonly debug: boolean;
+  readonly mesh: MeshSettings;
+}
+
+/** How this process's connections to its peers are secured and timed. */
+export interface MeshSettings {
+  /** Undefined only for a process that never connects to another (one process, no holder). */
+  readonly secret: ClusterSecret | undefined;
+  readonly tls: boolean;
+  /** Where to listen instead of this process's host in the addresses (a pod's IP). */
+  readonly listenHost: string | undefined;
+  readonly peerTimeoutMs: number;
 }
 
 export type Command =
@@ -55,6 +69,7 @@ export type Env = Readonly<Record<string, string | undefined>>;
 /** What resolution may read besides argv and env; injected so the function stays pure. */
 export interface ConfigIo {
   readonly readHostfile: (path: string) => string;
+  readonly readSecretFile?: (path: string) => Buffer;
 }
 
 /** Flag name (long), short letter and variable: the single table behind parsing and help. */
@@ -71,6 +86,13 @@ export const RUN_OPTIONS = {
   "progress-interval": { type: "string" },
   quiet: { type: "boolean", short: "q" },
   holder: { type: "boolean" },
+  // The mesh: how processes prove they belong to the cluster, and when a peer is lost.
+  "cluster-secret": { type: "string" },
+  "cluster-secret-file": { type: "string" },
+  "insecure-cluster": { type: "boolean" },
+  "cluster-tls": { type: "boolean" },
+  listen: { type: "string" },
+  "peer-timeout": { type: "string" },
   debug: { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const;
@@ -195,7 +217,60 @@ function resolveRunConfig(target: string, values: Values, env: Env, io: ConfigIo
     progressIntervalMs: progress === undefined ? DEFAULT_PROGRESS_INTERVAL_MS : seconds(progress, true),
     quiet: values.quiet === true || flagVariable(env, "WAXFLOW_QUIET"),
     debug: values.debug === true || env.WAXFLOW_DEBUG === "1",
+    mesh: resolveMesh(values, env, io, addresses.length > 1 || holder),
   };
+}
+
+/** A secret shorter than this is guessable offline from one recorded handshake. */
+const MIN_SECRET_BYTES = 16;
+const SECRET_HELP =
+  "set the same random value on every process with WAXFLOW_CLUSTER_SECRET, WAXFLOW_CLUSTER_SECRET_FILE or " +
+  "--cluster-secret (e.g. `openssl rand -hex 32`), or pass --insecure-cluster on a trusted network";
+
+function resolveMesh(values: Values, env: Env, io: ConfigIo, connects: boolean): MeshSettings {
+  const insecure = values["insecure-cluster"] === true || flagVariable(env, "WAXFLOW_INSECURE_CLUSTER");
+  const given = clusterSecret(values, env, io);
+  if (given !== undefined && insecure) {
+    throw new UsageError(`${given.source} and --insecure-cluster (WAXFLOW_INSECURE_CLUSTER) exclude each other`);
+  }
+  if (given !== undefined && given.bytes.length < MIN_SECRET_BYTES) {
+    throw new UsageError(
+      `${given.source} holds ${given.bytes.length} bytes; a cluster secret needs at least ${MIN_SECRET_BYTES} (e.g. \`openssl rand -hex 32\`)`,
+    );
+  }
+  if (connects && given === undefined && !insecure) {
+    throw new UsageError(`this process connects to other processes, so it needs a cluster secret: ${SECRET_HELP}`);
+  }
+  const listen = setting(values, env, "listen", "WAXFLOW_LISTEN");
+  const listenHost = listen?.value.replace(/^\[(.*)\]$/, "$1");
+  if (listen !== undefined && !(isIP(listenHost ?? "") !== 0 || /^[^\s:;[\]]+$/.test(listen.value))) {
+    throw new UsageError(`${listen.source} must be a host name or IP address, got ${JSON.stringify(listen.value)}`);
+  }
+  const timeout = setting(values, env, "peer-timeout", "WAXFLOW_PEER_TIMEOUT");
+  return {
+    secret: insecure ? "insecure" : given?.bytes,
+    tls: values["cluster-tls"] === true || flagVariable(env, "WAXFLOW_CLUSTER_TLS"),
+    listenHost,
+    peerTimeoutMs: timeout === undefined ? DEFAULT_PEER_TIMEOUT_MS : seconds(timeout, false),
+  };
+}
+
+/** The secret's bytes: a file's content as is, a flag's or variable's text as UTF-8. */
+function clusterSecret(values: Values, env: Env, io: ConfigIo): { bytes: Uint8Array; source: string } | undefined {
+  const text = setting(values, env, "cluster-secret", "WAXFLOW_CLUSTER_SECRET");
+  const file = setting(values, env, "cluster-secret-file", "WAXFLOW_CLUSTER_SECRET_FILE");
+  if (text !== undefined && file !== undefined) {
+    throw new UsageError(`${text.source} and ${file.source} both give the cluster secret: keep one`);
+  }
+  if (text !== undefined) return { bytes: Buffer.from(text.value, "utf8"), source: text.source };
+  if (file === undefined) return undefined;
+  try {
+    if (io.readSecretFile === undefined) throw new Error("files cannot be read here");
+    return { bytes: io.readSecretFile(file.value), source: `${file.source} ${JSON.stringify(file.value)}` };
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new UsageError(`${file.source}: cannot read ${JSON.stringify(file.value)}: ${reason}`);
+  }
 }
 
 /**

@@ -36,6 +36,15 @@ Options (a flag wins over its environment variable):
                                   process no longer in it (-i >= the number of addresses); ready once handed over,
                                   exits 0 when stopped. On Kubernetes a pod whose ordinal is >= WAXFLOW_REPLICAS
                                   is a holder without the flag
+      --cluster-secret S        WAXFLOW_CLUSTER_SECRET        secret every process of the cluster shares (16+ bytes,
+                                  e.g. \`openssl rand -hex 32\`); required with more than one process or a holder.
+                                  Prefer the variable or the file: a flag shows in the process list
+      --cluster-secret-file F   WAXFLOW_CLUSTER_SECRET_FILE   the secret is this file's bytes (a mounted Kubernetes Secret)
+      --insecure-cluster        WAXFLOW_INSECURE_CLUSTER=true a cluster without a secret: a trusted network only
+      --cluster-tls             WAXFLOW_CLUSTER_TLS=true      encrypt traffic between processes too (TLS-PSK from the secret)
+      --listen HOST             WAXFLOW_LISTEN                address the cluster port binds (default: this process's host in -a)
+      --peer-timeout SECS       WAXFLOW_PEER_TIMEOUT          a peer silent this long is lost, the cluster stops (default 15;
+                                  a crashed peer is noticed at once by its closed connection)
       --debug                   WAXFLOW_DEBUG=1               print full stack traces on failure
   -h, --help                                                  show this help
                                 WAXFLOW_API_PORT              HTTP API: /livez /readyz /metrics /status
@@ -54,6 +63,7 @@ Exit status: 0 when every input reached its end; 1 when the dataflow or its modu
 Examples:
   waxflow run examples/wordcount.ts -w 2
   waxflow recovery init /tmp/recovery 4 && waxflow run flow.ts -r /tmp/recovery -s 1
+  export WAXFLOW_CLUSTER_SECRET=$(openssl rand -hex 32)        (the same value on every host)
   waxflow run flow.ts -i 0 -a "10.0.0.1:2101;10.0.0.2:2101"   (and -i 1 on the second host)
   waxflow run flow.ts -i 2 -a "10.0.0.1:2101;10.0.0.2:2101" --holder -r /var/lib/waxflow/recovery
   WAXFLOW_WORKERS_PER_PROCESS=2 waxflow run ./dataflow.ts:makeFlow

@@ -8,7 +8,7 @@
  * failure anywhere — a step here, or a peer process lost — aborts every worker, so a run
  * either completes everywhere or rejects with the cause.
  */
-import { type PeerAddress, ProcessMesh } from "../cluster/mesh.ts";
+import { type MeshSecurity, type PeerAddress, ProcessMesh } from "../cluster/mesh.ts";
 import type { Dataflow } from "../dataflow.ts";
 import {
   clusterFormedLine,
@@ -50,6 +50,8 @@ export interface ClusterConfig {
   readonly addresses: readonly PeerAddress[];
   /** How long to wait for peers, and for holders of missing recovery stores (default 60 s). */
   readonly connectTimeoutMs?: number;
+  /** The secret, TLS, listen address, timeouts and refusal reports of the mesh. */
+  readonly mesh?: MeshSecurity;
 }
 
 export interface ExecuteOptions {
@@ -133,6 +135,7 @@ export async function execute(flow: Dataflow, opts: ExecuteOptions = {}): Promis
       recovery: recovery !== undefined,
       connectTimeoutMs,
       signal,
+      ...cluster.mesh,
     });
     const connected = mesh;
     log?.(clusterFormedLine(cluster.addresses.length, Date.now() - started));
@@ -189,7 +192,9 @@ export async function execute(flow: Dataflow, opts: ExecuteOptions = {}): Promis
       first = err;
       abort.abort(err);
     };
-    if (opts.module !== undefined && perProcess > 1) {
+    // In a cluster even one worker gets its own thread: its snapshots and user code then
+    // never hold up this thread's heartbeats, or peers would take it for lost.
+    if (opts.module !== undefined && (perProcess > 1 || cluster.addresses.length > 1)) {
       const threads = runThreads({
         module: opts.module,
         processId: cluster.processId,

@@ -10,7 +10,7 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ControlFrame } from "../cluster/frames.ts";
-import { type PeerAddress, PeerError, ProcessMesh } from "../cluster/mesh.ts";
+import { type MeshSecurity, type PeerAddress, PeerError, ProcessMesh } from "../cluster/mesh.ts";
 import type { Dataflow } from "../dataflow.ts";
 import { statefulSteps, stateOwners } from "../engine/owners.ts";
 import { MissingProcessStoreError, RemovedStepsError, ReplacedProcessStoreError } from "./errors.ts";
@@ -62,8 +62,8 @@ class ProcessResume {
   readonly #offered = new Map<number, StoreRecords>();
   readonly #holders = new Set<number>();
   readonly #resumed = new Set<number>();
-  /** Rows that came before the plan: they are written once the store is prepared. */
-  readonly #early: SnapshotRow[][] = [];
+  /** Rows that came before the plan, by sender: written once the plan says the sender is a source. */
+  readonly #early: Array<[number, SnapshotRow[]]> = [];
   readonly #done = Promise.withResolvers<ResumeSummary>();
   readonly #sinkSteps: ReadonlySet<string>;
   readonly #sinkPartitionsMovedHere = new Map<string, Set<string>>();
@@ -108,15 +108,16 @@ class ProcessResume {
   #receive(from: number, frame: ControlFrame): void {
     switch (frame.kind) {
       case "records":
-        this.#records(from, frame.records);
+        if (frame.records.process !== from) this.#refuse(from, `records of process ${frame.records.process}`);
+        else this.#records(from, frame.records);
         break;
       case "plan":
-        this.#apply(frame.plan);
+        if (this.#plan !== undefined) this.#refuse(from, "a second resume plan");
+        else this.#apply(frame.plan);
         break;
       case "rows":
-        this.#received(frame.rows);
-        if (this.#plan === undefined) this.#early.push(frame.rows);
-        else this.#opts.store.writeRows(frame.rows);
+        if (this.#plan === undefined) this.#early.push([from, frame.rows]);
+        else this.#writeRows(from, frame.rows);
         break;
       case "resumed":
         this.#resumed.add(from);
@@ -128,6 +129,25 @@ class ProcessResume {
       case "released":
         break;
     }
+  }
+
+  /**
+   * Only a store the plan resumes from hands rows over, and only until it said "resumed"
+   * and this process recorded the execution: anything else would be state nobody snapshotted.
+   */
+  #writeRows(from: number, rows: SnapshotRow[]): void {
+    const plan = this.#plan;
+    if (plan === undefined || from >= plan.sources || this.#resumed.has(from) || this.#recorded) {
+      this.#refuse(from, `snapshot rows it does not hold for execution ${plan?.execution ?? "?"}`);
+      return;
+    }
+    this.#received(rows);
+    this.#opts.store.writeRows(rows);
+  }
+
+  #refuse(from: number, what: string): void {
+    const who = from >= this.#opts.mesh.processCount ? `holder ${from}` : `process ${from}`;
+    this.#opts.mesh.refuse(from, "role", `${who} sent ${what}`);
   }
 
   #records(from: number, records: StoreRecords): void {
@@ -165,7 +185,7 @@ class ProcessResume {
     this.#plan = plan;
     store.prepare(plan.resumeEpoch, this.#me >= plan.sources);
     this.#checkRemovedSteps();
-    for (const rows of this.#early.splice(0)) store.writeRows(rows);
+    for (const [from, rows] of this.#early.splice(0)) this.#writeRows(from, rows);
     for (const holder of this.#holders) if (holder >= plan.sources) this.#release(holder);
     // In a cluster of one, every row is already where it belongs.
     const { byProcess, notMine } =
@@ -359,6 +379,7 @@ export interface HoldOptions {
   /** The cluster's processes. */
   readonly addresses: readonly PeerAddress[];
   readonly connectTimeoutMs?: number;
+  readonly mesh?: MeshSecurity;
   readonly signal: AbortSignal;
   /** Told what the holder handed over, and why a session with the cluster ended before the store was released. */
   readonly log?: (line: string) => void;
@@ -386,6 +407,7 @@ export async function holdStore(opts: HoldOptions): Promise<void> {
         holder: true,
         connectTimeoutMs: opts.connectTimeoutMs,
         signal: opts.signal,
+        ...opts.mesh,
       });
       await holdSession(opts, mesh);
       await mesh.finish();
