@@ -3,7 +3,7 @@
 // fresh machine builds what it needs and later runs find it cached. A tool that cannot be
 // had is reported here and left to the tests that need it, which fail naming the command.
 import { spawn } from "node:child_process";
-import { createWriteStream, mkdirSync, readFileSync } from "node:fs";
+import { appendFileSync, closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import type { TestProject } from "vitest/node";
 import { installLog, repoRoot, type ToolName, toolbox } from "./test-tools.ts";
@@ -28,21 +28,20 @@ function elapsed(since: number): string {
 /** Runs `command` from the repository root with its output in `log`; resolves to its exit code. */
 function run(command: readonly string[], log: string): Promise<number> {
   mkdirSync(dirname(log), { recursive: true });
-  const out = createWriteStream(log);
+  const out = openSync(log, "w");
   const [file = "", ...args] = command;
-  return new Promise((resolve) => {
+  return new Promise<number>((resolve) => {
     const child = spawn(file, args, { cwd: repoRoot, stdio: ["ignore", out, out] });
     child.once("error", (err) => {
-      out.end(`${String(err)}\n`);
+      appendFileSync(out, `${String(err)}\n`);
       resolve(127);
     });
-    child.once("close", (code) => out.end(() => resolve(code ?? 1)));
-  });
+    child.once("close", (code) => resolve(code ?? 1));
+  }).finally(() => closeSync(out));
 }
 
 function lastLine(file: string): string {
-  const lines = readFileSync(file, "utf8").trim().split("\n");
-  return lines.at(-1) ?? "";
+  return readFileSync(file, "utf8").trim().split("\n").at(-1)?.trim() ?? "";
 }
 
 export default async function setup(project: TestProject): Promise<void> {
