@@ -53,9 +53,7 @@ export default async function setup(project: TestProject): Promise<void> {
       continue;
     }
     const command = install.join(" ");
-    say(
-      `${title}: ${command}${cold === undefined ? "" : ` (once: about ${cold} on a fresh machine, then cached)`} ...`,
-    );
+    say(`${title}: ${command}${cold === undefined ? "" : ` (first run only: about ${cold})`} ...`);
     const started = Date.now();
     const heartbeat = setInterval(() => say(`${title}: still at it, ${elapsed(started)} so far`), HEARTBEAT_MS);
     const log = installLog(name);
