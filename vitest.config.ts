@@ -6,11 +6,12 @@ import type { ToolName } from "./e2e/toolchain/test-tools.ts";
 // `npm test` alone is enough on a fresh clone, and running only unit tests builds nothing.
 const needsTools: { name: string; include: string[]; tools: ToolName[] }[] = [
   {
-    // A real etcd and kube-apiserver, the chart through helm, pushes to a real registry.
+    // A real etcd and kube-apiserver; the chart rendered by helm; pushes to a real registry.
     name: "kubernetes",
-    include: ["controller/test/**/*.int.test.ts", "cli/test/**/*.int.test.ts", "cli/test/chart.test.ts"],
+    include: ["controller/test/**/*.int.test.ts", "cli/test/**/*.int.test.ts"],
     tools: ["etcd", "kubernetes", "helm", "registry", "skopeo"],
   },
+  { name: "chart", include: ["cli/test/chart.test.ts"], tools: ["helm"] },
   {
     // The runtime and controller images built from runtime/dist, read by skopeo, run in Docker.
     name: "images",
