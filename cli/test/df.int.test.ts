@@ -144,43 +144,30 @@ describe("with the CRD", () => {
     expect(df.spec.recovery).toMatchObject({ enabled: false, snapshotInterval: "10s" });
   });
 
-  const registry = registryBinary();
-  test.skipIf(registry === undefined)(
-    `deploy --registry pushes the image and deploys it by digest (${registry === undefined ? "skipped: no registry; run bash cli/install-tools.sh" : "real registry"})`,
-    async () => {
-      const served = await startRegistry(registry as string);
-      const work = mkdtempSync(join(tmpdir(), "waxctl-df-push-"));
-      try {
-        await standInBase(join(work, "base"));
-        const flags = [
-          "-N",
-          "pushed",
-          "-n",
-          "pushing",
-          "--create-namespace",
-          "--no-wait",
-          "--base",
-          join(work, "base"),
-        ];
-        const outcome = await run("df", "deploy", wordcount, ...flags, "--registry", `${served.host}/team`);
-        expect(outcome.error).toBeUndefined();
-        const df = await read("pushed", "pushing");
-        expect(df.spec.image).toMatch(new RegExp(`^${served.host}/team/pushed@sha256:[0-9a-f]{64}$`));
-        expect(df.spec.module).toBe("/app/wordcount.js");
-        // The registry serves what the Dataflow names.
-        const [repository, digest] = (df.spec.image as string).slice(served.host.length + 1).split("@");
-        const pulled = await new RegistryClient(served.host).pull({
-          host: served.host,
-          repository: repository as string,
-          digest,
-        });
-        expect(pulled.digest).toBe(digest);
-      } finally {
-        await run("df", "delete", "pushed", "-n", "pushing", "--yes");
-        await served.stop();
-      }
-    },
-  );
+  test("deploy --registry pushes the image to a real registry and deploys it by digest", async () => {
+    const served = await startRegistry(registryBinary());
+    const work = mkdtempSync(join(tmpdir(), "waxctl-df-push-"));
+    try {
+      await standInBase(join(work, "base"));
+      const flags = ["-N", "pushed", "-n", "pushing", "--create-namespace", "--no-wait", "--base", join(work, "base")];
+      const outcome = await run("df", "deploy", wordcount, ...flags, "--registry", `${served.host}/team`);
+      expect(outcome.error).toBeUndefined();
+      const df = await read("pushed", "pushing");
+      expect(df.spec.image).toMatch(new RegExp(`^${served.host}/team/pushed@sha256:[0-9a-f]{64}$`));
+      expect(df.spec.module).toBe("/app/wordcount.js");
+      // The registry serves what the Dataflow names.
+      const [repository, digest] = (df.spec.image as string).slice(served.host.length + 1).split("@");
+      const pulled = await new RegistryClient(served.host).pull({
+        host: served.host,
+        repository: repository as string,
+        digest,
+      });
+      expect(pulled.digest).toBe(digest);
+    } finally {
+      await run("df", "delete", "pushed", "-n", "pushing", "--yes");
+      await served.stop();
+    }
+  });
 
   test.each([
     [

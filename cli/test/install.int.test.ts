@@ -271,62 +271,58 @@ describe("waxctl uninstall", () => {
   });
 });
 
-const helm = helmBinary();
-describe.skipIf(helm === undefined)(
-  `the chart's rendered manifests${helm === undefined ? " (skipped: helm not built; run bash charts/tools.sh)" : ""}`,
-  () => {
-    const render = (namespace: string, ...set: string[]) =>
-      (
-        loadAll(
-          execFileSync(
-            helm as string,
-            [
-              "template",
-              "waxflow",
-              join(repoRoot, "charts", "waxflow-operator"),
-              "-n",
-              namespace,
-              "--include-crds",
-              ...set,
-            ],
-            {
-              encoding: "utf8",
-            },
-          ),
-        ) as unknown[]
-      ).filter((o): o is KubernetesObject => o !== null);
-    const apply = (o: KubernetesObject, dryRun?: "All") =>
-      objects.patch(
-        loadYaml<KubernetesObject>(JSON.stringify(o)),
-        undefined,
-        dryRun,
-        "chart-test",
-        true,
-        PatchStrategy.ServerSideApply,
-      );
+describe("the chart's rendered manifests", () => {
+  const render = (namespace: string, ...set: string[]) =>
+    (
+      loadAll(
+        execFileSync(
+          helmBinary(),
+          [
+            "template",
+            "waxflow",
+            join(repoRoot, "charts", "waxflow-operator"),
+            "-n",
+            namespace,
+            "--include-crds",
+            ...set,
+          ],
+          {
+            encoding: "utf8",
+          },
+        ),
+      ) as unknown[]
+    ).filter((o): o is KubernetesObject => o !== null);
+  const apply = (o: KubernetesObject, dryRun?: "All") =>
+    objects.patch(
+      loadYaml<KubernetesObject>(JSON.stringify(o)),
+      undefined,
+      dryRun,
+      "chart-test",
+      true,
+      PatchStrategy.ServerSideApply,
+    );
 
-    test("are accepted by the API server: the CRD for real, every other object in a server-side dry run", async () => {
-      await kc.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: "chart" } } });
-      const all = [
-        ...render("chart"),
-        ...render("chart", "--set", "watchNamespaces={team-a,team-b}", "--set", "leaderElection.enabled=false"),
-      ];
-      const [crd, ...rest] = all.filter((o, i) => o.kind !== "CustomResourceDefinition" || i === 0);
-      expect(crd?.kind).toBe("CustomResourceDefinition");
-      await apply(crd as KubernetesObject);
-      expect(rest.map((o) => o.kind)).toEqual(
-        expect.arrayContaining(["ClusterRoleBinding", "RoleBinding", "Role", "Deployment", "Service"]),
-      );
-      for (const o of rest) await apply(o, "All");
-      expect(await exists("apps/v1", "Deployment", CONTROLLER, "chart")).toBe(false);
-    });
+  test("are accepted by the API server: the CRD for real, every other object in a server-side dry run", async () => {
+    await kc.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: "chart" } } });
+    const all = [
+      ...render("chart"),
+      ...render("chart", "--set", "watchNamespaces={team-a,team-b}", "--set", "leaderElection.enabled=false"),
+    ];
+    const [crd, ...rest] = all.filter((o, i) => o.kind !== "CustomResourceDefinition" || i === 0);
+    expect(crd?.kind).toBe("CustomResourceDefinition");
+    await apply(crd as KubernetesObject);
+    expect(rest.map((o) => o.kind)).toEqual(
+      expect.arrayContaining(["ClusterRoleBinding", "RoleBinding", "Role", "Deployment", "Service"]),
+    );
+    for (const o of rest) await apply(o, "All");
+    expect(await exists("apps/v1", "Deployment", CONTROLLER, "chart")).toBe(false);
+  });
 
-    test("the dry run is a real check: an invalid Deployment is refused", async () => {
-      const deployment = render("chart").find((o) => o.kind === "Deployment") as KubernetesObject & {
-        spec: { replicas: number };
-      };
-      deployment.spec.replicas = -1;
-      await expect(apply(deployment, "All")).rejects.toMatchObject({ code: 422 });
-    });
-  },
-);
+  test("the dry run is a real check: an invalid Deployment is refused", async () => {
+    const deployment = render("chart").find((o) => o.kind === "Deployment") as KubernetesObject & {
+      spec: { replicas: number };
+    };
+    deployment.spec.replicas = -1;
+    await expect(apply(deployment, "All")).rejects.toMatchObject({ code: 422 });
+  });
+});
