@@ -285,7 +285,13 @@ test("the HTTP port given as a peer's address: one line saying it does not speak
     [CLI, "run", "runtime/test/cli-fixtures/endless.ts", "-i", "1", "-a", `127.0.0.1:${api};127.0.0.1:${other}`],
     {
       cwd: ROOT,
-      env: { PATH: process.env.PATH ?? "", WAXFLOW_API_PORT: "0", WAXFLOW_CLUSTER_SECRET: TEST_SECRET },
+      // Quiet: the failure is the only line, without the start line before it.
+      env: {
+        PATH: process.env.PATH ?? "",
+        WAXFLOW_API_PORT: "0",
+        WAXFLOW_CLUSTER_SECRET: TEST_SECRET,
+        WAXFLOW_QUIET: "true",
+      },
       stdio: ["ignore", "ignore", "pipe"],
     },
   );
