@@ -3,12 +3,14 @@
 import type {
   KubeConfig,
   KubernetesObject,
+  V1NetworkPolicy,
   V1PersistentVolumeClaim,
   V1Pod,
   V1Service,
   V1StatefulSet,
 } from "@kubernetes/client-node";
 import { API_VERSION, type Dataflow, KIND, PLURAL } from "@waxflow/crds";
+import { type ApiClients, DEFAULT_API_CLIENTS } from "./desired/network-policy.ts";
 import { DATAFLOW_LABEL, FINALIZER, hashOf, MANAGED_BY } from "./desired/objects.ts";
 import { Kube, PooledKubeConfig } from "./kube/client.ts";
 import { WorkQueue } from "./kube/queue.ts";
@@ -30,6 +32,8 @@ export interface ControllerOptions {
   readonly workers?: number;
   readonly watch?: WatchOptions;
   readonly metrics?: Metrics;
+  /** Who besides the Dataflow's own pods may reach their API port (its NetworkPolicy). */
+  readonly apiClients?: ApiClients;
 }
 
 export class Controller {
@@ -77,6 +81,13 @@ export class Controller {
         ...owned,
       },
       { apiVersion: "v1", kind: "Service", plural: "services", trim: trimToMetadata, ...owned },
+      {
+        apiVersion: "networking.k8s.io/v1",
+        kind: "NetworkPolicy",
+        plural: "networkpolicies",
+        trim: trimToMetadata,
+        ...owned,
+      },
     ];
     for (const namespace of namespaces) {
       for (const target of kinds) {
@@ -176,20 +187,26 @@ export class Controller {
     // Steady state reads the watch caches. Before leaving the Stopping stage of a roll the
     // reconciler must not miss a pod, so it reads the API server itself.
     const live = !this.synced || dataflow.status?.rollout?.stage === "Stopping";
-    const [statefulSet, pods, claims, services] = live
+    const [statefulSet, pods, claims, services, networkPolicy] = live
       ? await Promise.all([
           this.kube.readStatefulSet(namespace, name),
           this.kube.listPods(namespace, name),
           this.kube.listClaims(namespace, name),
           this.kube.listServices(namespace, name),
+          this.kube.readNetworkPolicy(namespace, name),
         ])
       : [
           this.#cached<V1StatefulSet>("StatefulSet", key).find((s) => s.metadata?.name === name),
           this.#cached<V1Pod>("Pod", key),
           this.#cached<V1PersistentVolumeClaim>("PersistentVolumeClaim", key),
           this.#cached<V1Service>("Service", key),
+          this.#cached<V1NetworkPolicy>("NetworkPolicy", key).find((p) => p.metadata?.name === name),
         ];
-    const plan = reconcile({ dataflow, statefulSet, pods, claims, services }, new Date());
+    const plan = reconcile(
+      { dataflow, statefulSet, pods, claims, services, networkPolicy },
+      new Date(),
+      this.#options.apiClients ?? DEFAULT_API_CLIENTS,
+    );
     await this.#execute(dataflow, plan);
     return plan.requeueAfterMs;
   }

@@ -7,8 +7,11 @@
 //   PROBE_PORT         /healthz and /metrics (default 8080)
 //   WORKERS            Dataflows reconciled concurrently (default 32)
 //   INSTALL_CRD        "false" when the chart installs the CRD
+//   API_CLIENT_NAMESPACE_LABELS, API_CLIENT_POD_LABELS  k=v,... : who besides the controller's
+//                      namespace may reach the Dataflows' API port (Prometheus), see desired/network-policy.ts
 import { hostname } from "node:os";
 import { Controller } from "./controller.ts";
+import { type ApiClients, parseLabels } from "./desired/network-policy.ts";
 import { PooledKubeConfig } from "./kube/client.ts";
 import { installCrd } from "./kube/crd.ts";
 import { LeaderElector } from "./kube/leader.ts";
@@ -28,8 +31,20 @@ const namespaces = (env.WATCH_NAMESPACES ?? "")
   .split(",")
   .map((s) => s.trim())
   .filter((s) => s !== "");
+let apiClients: ApiClients;
+try {
+  apiClients = {
+    controllerNamespace: env.POD_NAMESPACE ?? "default",
+    namespaceLabels: parseLabels(env.API_CLIENT_NAMESPACE_LABELS ?? "", "API_CLIENT_NAMESPACE_LABELS"),
+    podLabels: parseLabels(env.API_CLIENT_POD_LABELS ?? "", "API_CLIENT_POD_LABELS"),
+  };
+} catch (err) {
+  log("error", errorText(err));
+  process.exit(2);
+}
 const controller = new Controller(kc, {
   namespaces,
+  apiClients,
   ...(env.WORKERS ? { workers: Number(env.WORKERS) } : {}),
   metrics: new Metrics().withRuntimeMetrics(),
 });

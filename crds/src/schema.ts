@@ -16,6 +16,10 @@ export const API_VERSION = `${GROUP}/${VERSION}`;
 export const MAX_NAME_LENGTH = 52;
 export const IMAGE_BY_DIGEST_PATTERN = "^[a-z0-9][a-zA-Z0-9._/:-]*@sha256:[0-9a-f]{64}$";
 export const MIN_SNAPSHOT_INTERVAL = "100ms";
+/** Kubernetes label keys and values, for the labels the operator puts into NetworkPolicies. */
+export const LABEL_KEY_PATTERN =
+  "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$";
+export const LABEL_VALUE_PATTERN = "^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$";
 
 // Go duration strings as accepted by CEL's duration(): "500ms", "10s", "1m30s".
 const DURATION_PATTERN = "^([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h))+$";

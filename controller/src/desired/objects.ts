@@ -39,7 +39,7 @@ export function refOf(df: Dataflow): DataflowRef {
   return { name, namespace, uid };
 }
 
-function labelsFor(name: string): Record<string, string> {
+export function labelsFor(name: string): Record<string, string> {
   return {
     "app.kubernetes.io/name": "waxflow",
     "app.kubernetes.io/instance": name,
@@ -49,7 +49,7 @@ function labelsFor(name: string): Record<string, string> {
 }
 
 /** The pods' selector: immutable on a StatefulSet, so only the labels that never change. */
-function selectorFor(name: string): Record<string, string> {
+export function selectorFor(name: string): Record<string, string> {
   return { "app.kubernetes.io/name": "waxflow", [DATAFLOW_LABEL]: name };
 }
 
@@ -72,7 +72,7 @@ function ownerReference(ref: DataflowRef): V1OwnerReference {
   };
 }
 
-function metadataFor(ref: DataflowRef, name: string) {
+export function metadataFor(ref: DataflowRef, name: string) {
   return { name, namespace: ref.namespace, labels: labelsFor(ref.name), ownerReferences: [ownerReference(ref)] };
 }
 
@@ -206,6 +206,10 @@ export function podTemplate(df: Dataflow, spec: DefaultedDataflowSpec): V1PodTem
     },
     spec: {
       containers: [container(ref, spec)],
+      // The runtime never calls the API server: no token unless the spec names an account to use.
+      ...(spec.serviceAccountName === undefined && spec.podTemplate?.spec?.serviceAccountName === undefined
+        ? { automountServiceAccountToken: false }
+        : {}),
       ...(spec.serviceAccountName === undefined ? {} : { serviceAccountName: spec.serviceAccountName }),
       securityContext: {
         runAsNonRoot: true,
@@ -234,7 +238,7 @@ function annotated<T extends Annotatable>(object: T, key: string, value: string)
  * Marks a desired object with the hash of its content, so the reconciler can skip a
  * server-side apply (the controller's most expensive request) when nothing changed.
  */
-function stamped<T extends Annotatable>(object: T): T {
+export function stamped<T extends Annotatable>(object: T): T {
   return annotated(object, APPLIED_HASH, hashOf(object));
 }
 

@@ -3,6 +3,7 @@
 // the status, before them when it records a step they start (see statusFirst).
 import type {
   KubernetesObject,
+  V1NetworkPolicy,
   V1PersistentVolumeClaim,
   V1Pod,
   V1Service,
@@ -16,6 +17,7 @@ import {
   type DefaultedDataflowSpec,
   withDefaults,
 } from "@waxflow/crds";
+import { type ApiClients, DEFAULT_API_CLIENTS, desiredNetworkPolicy } from "../desired/network-policy.ts";
 import {
   apiServiceName,
   appliedHashOf,
@@ -42,6 +44,7 @@ export interface Observed {
   readonly claims: readonly V1PersistentVolumeClaim[];
   /** The Dataflow's Services; applies of unchanged objects are skipped. */
   readonly services?: readonly V1Service[];
+  readonly networkPolicy?: V1NetworkPolicy;
 }
 
 export interface ObjectRef {
@@ -284,14 +287,17 @@ export function statusFirst(before: DataflowStatus | undefined, plan: Plan): boo
   );
 }
 
-export function reconcile(observed: Observed, now: Date): Plan {
+export function reconcile(observed: Observed, now: Date, clients: ApiClients = DEFAULT_API_CLIENTS): Plan {
   const df = observed.dataflow;
   if (df.metadata?.deletionTimestamp !== undefined) return finalize(observed, now);
-  const plan = converge(observed, now);
-  // A StatefulSet is what a new Dataflow's pods wait for: create it alone and look again
-  // (at the back of the queue). A burst of new Dataflows then gets every worker cluster
-  // before the Services, status and events, which the API server would serve in between.
-  const created = plan.actions.filter((a) => a.type === "apply" && a.object.kind === "StatefulSet");
+  const plan = converge(observed, now, clients);
+  // A StatefulSet is what a new Dataflow's pods wait for: create it alone (with the
+  // NetworkPolicy that fences its pods from their start) and look again (at the back of
+  // the queue). A burst of new Dataflows then gets every worker cluster before the
+  // Services, status and events, which the API server would serve in between.
+  const created = plan.actions.filter(
+    (a) => a.type === "apply" && (a.object.kind === "StatefulSet" || a.object.kind === "NetworkPolicy"),
+  );
   if (observed.statefulSet === undefined && created.length > 0 && !statusFirst(df.status, plan)) {
     return { status: df.status ?? {}, actions: created, events: [], requeueAfterMs: 0 };
   }
@@ -303,7 +309,7 @@ export function reconcile(observed: Observed, now: Date): Plan {
   return { ...plan, actions: [{ type: "addFinalizer" }, ...plan.actions] };
 }
 
-function converge(observed: Observed, now: Date): Plan {
+function converge(observed: Observed, now: Date, clients: ApiClients): Plan {
   const df = observed.dataflow;
 
   // validate: what the API server's schema cannot check.
@@ -338,12 +344,20 @@ function converge(observed: Observed, now: Date): Plan {
   const stsRef: ObjectRef = { apiVersion: "apps/v1", kind: "StatefulSet", name, namespace };
   // Server-side apply is idempotent but costly: skip it when the live object carries the
   // hash of exactly what we would send.
-  const applyIfChanged = (object: V1StatefulSet | V1Service): Action[] => {
+  const applyIfChanged = (object: V1StatefulSet | V1Service | V1NetworkPolicy): Action[] => {
     const live =
-      object.kind === "StatefulSet" ? sts : observed.services?.find((s) => s.metadata?.name === object.metadata?.name);
+      object.kind === "StatefulSet"
+        ? sts
+        : object.kind === "NetworkPolicy"
+          ? observed.networkPolicy
+          : observed.services?.find((s) => s.metadata?.name === object.metadata?.name);
     return live !== undefined && appliedHashOf(live) === appliedHashOf(object) ? [] : [{ type: "apply", object }];
   };
-  const services: Action[] = [desiredHeadlessService(df), desiredApiService(df)].flatMap(applyIfChanged);
+  const services: Action[] = [
+    desiredNetworkPolicy(df, clients),
+    desiredHeadlessService(df),
+    desiredApiService(df),
+  ].flatMap(applyIfChanged);
 
   // A roll is needed when starting the wanted processes could meet processes of another
   // spec, or when a smaller cluster must first take over the recovery data of a larger one
