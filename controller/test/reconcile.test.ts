@@ -2,6 +2,7 @@
 import type { V1Pod, V1StatefulSet } from "@kubernetes/client-node";
 import { type Dataflow, withDefaults } from "@waxflow/crds";
 import { expect, test } from "vitest";
+import { DEFAULT_API_CLIENTS, desiredNetworkPolicy } from "../src/desired/network-policy.ts";
 import { desiredApiService, desiredHeadlessService } from "../src/desired/objects.ts";
 import { type Observed, type Plan, reconcile, statusFirst } from "../src/reconcile/reconcile.ts";
 import { crashLooping, dataflow, IMAGE, now, podOf, statefulSetOf } from "./fixtures.ts";
@@ -13,26 +14,33 @@ function observed(df: Dataflow, replicas: number, pods: V1Pod[], stsOf: Dataflow
 test("an unchanged object is not applied again", () => {
   const df = dataflow({ processes: 2 });
   const services = [desiredHeadlessService(df), desiredApiService(df)];
-  const plan = reconcile({ ...observed(df, 2, [podOf(df, 0, true), podOf(df, 1, true)]), services }, now);
+  const networkPolicy = desiredNetworkPolicy(df, DEFAULT_API_CLIENTS);
+  const running = observed(df, 2, [podOf(df, 0, true), podOf(df, 1, true)]);
+  const plan = reconcile({ ...running, services, networkPolicy }, now);
   expect(plan.actions).toEqual([]);
-  const scaled = reconcile({ ...observed(df, 1, []), services }, now);
+  const scaled = reconcile({ ...observed(df, 1, []), services, networkPolicy }, now);
   expect(scaled.actions.map((a) => (a.type === "apply" ? a.object.kind : a.type))).toEqual(["StatefulSet"]);
+  // Other API clients for the operator: the policy changes, and only it is applied again.
+  const clients = { ...DEFAULT_API_CLIENTS, podLabels: { app: "prometheus" } };
+  const moved = reconcile({ ...running, services, networkPolicy }, now, clients);
+  expect(moved.actions.map((a) => (a.type === "apply" ? a.object.kind : a.type))).toEqual(["NetworkPolicy"]);
 });
 
 test("a new Dataflow: its StatefulSet alone first, then the finalizer (with recovery), Services and status", () => {
   const df = dataflow({ processes: 2, recovery: { enabled: true } });
   df.metadata = { ...df.metadata, finalizers: [] };
   const first = reconcile({ dataflow: df, statefulSet: undefined, pods: [], claims: [] }, now);
+  // The NetworkPolicy comes with it (concurrently), so no pod runs unfenced for long.
   expect(
     first.actions.map((a) => (a.type === "apply" ? `${a.object.kind}/${a.object.metadata?.name}` : a.type)),
-  ).toEqual(["StatefulSet/wc"]);
+  ).toEqual(["StatefulSet/wc", "NetworkPolicy/wc"]);
   expect(first.status).toEqual({});
   expect(first.requeueAfterMs).toBe(0);
 
   const next = reconcile({ dataflow: df, statefulSet: statefulSetOf(df, 2), pods: [], claims: [] }, now);
   expect(
     next.actions.map((a) => (a.type === "apply" ? `${a.object.kind}/${a.object.metadata?.name}` : a.type)),
-  ).toEqual(["addFinalizer", "Service/wc", "Service/wc-api"]);
+  ).toEqual(["addFinalizer", "NetworkPolicy/wc", "Service/wc", "Service/wc-api"]);
   // No write-ahead record: the status is written after the actions.
   expect(statusFirst(df.status, next)).toBe(false);
   expect(next.status.phase).toBe("Pending");
