@@ -119,6 +119,11 @@ describe.skipIf(helm === undefined)(`helm (${helm ?? "not built: run bash charts
         },
       },
     ],
+    [
+      "privileged Dataflows allowed",
+      [...byDigest, "--set", "allowPrivilegedDataflows=true"],
+      { ...defaults, allowPrivilegedDataflows: true },
+    ],
   ];
   test.each(cases)("%s: helm template renders what waxctl install applies", (_, set, options) => {
     const rendered = template(options.namespace, ...set);

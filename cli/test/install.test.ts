@@ -182,3 +182,13 @@ test("install --api-client-*-label puts the labels into the controller's environ
   expect(env).toContainEqual({ name: "API_CLIENT_NAMESPACE_LABELS", value: "kubernetes.io/metadata.name=monitoring" });
   expect(env).toContainEqual({ name: "API_CLIENT_POD_LABELS", value: "app.kubernetes.io/name=prometheus" });
 });
+
+test("install --allow-privileged-dataflows tells the controller; without it privileged Dataflows are refused", async () => {
+  const env = async (...args: string[]) => {
+    const { stdout } = await waxctl(["install", "--dry-run", "-o", "json", "--image", IMAGE, ...args]);
+    const deployment = (JSON.parse(stdout) as { items: V1Deployment[] }).items.find((o) => o.kind === "Deployment");
+    return deployment?.spec?.template.spec?.containers[0]?.env?.find((e) => e.name === "ALLOW_PRIVILEGED_DATAFLOWS");
+  };
+  expect(await env()).toEqual({ name: "ALLOW_PRIVILEGED_DATAFLOWS", value: "false" });
+  expect(await env("--allow-privileged-dataflows")).toEqual({ name: "ALLOW_PRIVILEGED_DATAFLOWS", value: "true" });
+});

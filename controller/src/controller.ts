@@ -10,7 +10,6 @@ import type {
   V1StatefulSet,
 } from "@kubernetes/client-node";
 import { API_VERSION, type Dataflow, KIND, PLURAL } from "@waxflow/crds";
-import { type ApiClients, DEFAULT_API_CLIENTS } from "./desired/network-policy.ts";
 import { DATAFLOW_LABEL, FINALIZER, hashOf, MANAGED_BY } from "./desired/objects.ts";
 import { Kube, PooledKubeConfig } from "./kube/client.ts";
 import { WorkQueue } from "./kube/queue.ts";
@@ -18,7 +17,16 @@ import { ownerKeyOf, trimPod, trimStatefulSet, trimToMetadata, withoutManagedFie
 import { keyOf, ResilientWatch, type WatchOptions, type WatchTarget } from "./kube/watch.ts";
 import { errorText, log, statusCode } from "./log.ts";
 import { Metrics } from "./metrics.ts";
-import { type Action, type Plan, REJECTED, reconcile, rejected, statusFirst } from "./reconcile/reconcile.ts";
+import {
+  type Action,
+  DEFAULT_SETTINGS,
+  type OperatorSettings,
+  type Plan,
+  REJECTED,
+  reconcile,
+  rejected,
+  statusFirst,
+} from "./reconcile/reconcile.ts";
 
 /**
  * Dataflows reconciled at once. A reconcile mostly waits for the API server, so this is
@@ -32,8 +40,8 @@ export interface ControllerOptions {
   readonly workers?: number;
   readonly watch?: WatchOptions;
   readonly metrics?: Metrics;
-  /** Who besides the Dataflow's own pods may reach their API port (its NetworkPolicy). */
-  readonly apiClients?: ApiClients;
+  /** What the operator was installed with: API clients, privileged Dataflows. */
+  readonly settings?: OperatorSettings;
 }
 
 export class Controller {
@@ -205,7 +213,7 @@ export class Controller {
     const plan = reconcile(
       { dataflow, statefulSet, pods, claims, services, networkPolicy },
       new Date(),
-      this.#options.apiClients ?? DEFAULT_API_CLIENTS,
+      this.#options.settings ?? DEFAULT_SETTINGS,
     );
     await this.#execute(dataflow, plan);
     return plan.requeueAfterMs;

@@ -9,14 +9,16 @@
 //   INSTALL_CRD        "false" when the chart installs the CRD
 //   API_CLIENT_NAMESPACE_LABELS, API_CLIENT_POD_LABELS  k=v,... : who besides the controller's
 //                      namespace may reach the Dataflows' API port (Prometheus), see desired/network-policy.ts
+//   ALLOW_PRIVILEGED_DATAFLOWS  "true": a Dataflow with spec.allowPrivileged gets the pod template it asks for
 import { hostname } from "node:os";
 import { Controller } from "./controller.ts";
-import { type ApiClients, parseLabels } from "./desired/network-policy.ts";
+import { parseLabels } from "./desired/network-policy.ts";
 import { PooledKubeConfig } from "./kube/client.ts";
 import { installCrd } from "./kube/crd.ts";
 import { LeaderElector } from "./kube/leader.ts";
 import { errorText, log } from "./log.ts";
 import { Metrics, serveProbes } from "./metrics.ts";
+import type { OperatorSettings } from "./reconcile/reconcile.ts";
 
 const env = process.env;
 
@@ -31,12 +33,15 @@ const namespaces = (env.WATCH_NAMESPACES ?? "")
   .split(",")
   .map((s) => s.trim())
   .filter((s) => s !== "");
-let apiClients: ApiClients;
+let settings: OperatorSettings;
 try {
-  apiClients = {
-    controllerNamespace: env.POD_NAMESPACE ?? "default",
-    namespaceLabels: parseLabels(env.API_CLIENT_NAMESPACE_LABELS ?? "", "API_CLIENT_NAMESPACE_LABELS"),
-    podLabels: parseLabels(env.API_CLIENT_POD_LABELS ?? "", "API_CLIENT_POD_LABELS"),
+  settings = {
+    apiClients: {
+      controllerNamespace: env.POD_NAMESPACE ?? "default",
+      namespaceLabels: parseLabels(env.API_CLIENT_NAMESPACE_LABELS ?? "", "API_CLIENT_NAMESPACE_LABELS"),
+      podLabels: parseLabels(env.API_CLIENT_POD_LABELS ?? "", "API_CLIENT_POD_LABELS"),
+    },
+    allowPrivilegedDataflows: env.ALLOW_PRIVILEGED_DATAFLOWS === "true",
   };
 } catch (err) {
   log("error", errorText(err));
@@ -44,7 +49,7 @@ try {
 }
 const controller = new Controller(kc, {
   namespaces,
-  apiClients,
+  settings,
   ...(env.WORKERS ? { workers: Number(env.WORKERS) } : {}),
   metrics: new Metrics().withRuntimeMetrics(),
 });

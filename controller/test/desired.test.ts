@@ -9,6 +9,7 @@ import {
   podTemplate,
   TEMPLATE_HASH,
 } from "../src/desired/objects.ts";
+import { privilegedFields } from "../src/desired/pod-guard.ts";
 import { classifySpecDiff } from "../src/reconcile/diff.ts";
 import { dataflow, IMAGE } from "./fixtures.ts";
 
@@ -145,6 +146,29 @@ test("no service-account token in the pods unless the spec names an account", ()
   expect(named?.serviceAccountName).toBe("reader");
   const inTemplate = spec(dataflow({ podTemplate: { spec: { serviceAccountName: "reader", containers: [] } } }));
   expect(inTemplate?.automountServiceAccountToken).toBeUndefined();
+});
+
+test("privileged fields: each way onto the node, named by container or volume; a safe template has none", () => {
+  expect(privilegedFields(undefined)).toEqual([]);
+  expect(
+    privilegedFields({
+      spec: {
+        hostPID: true,
+        hostIPC: false,
+        containers: [
+          { name: "waxflow", securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } } },
+          { name: "a", securityContext: { allowPrivilegeEscalation: true, capabilities: { add: ["SYS_ADMIN"] } } },
+        ],
+        initContainers: [{ name: "init", securityContext: { privileged: true } }],
+        volumes: [{ name: "tmp", emptyDir: {} }],
+      },
+    }),
+  ).toEqual([
+    "spec.podTemplate.spec.hostPID: host namespaces are refused",
+    "spec.podTemplate.spec.containers[name=a].securityContext.allowPrivilegeEscalation: privilege escalation is refused",
+    "spec.podTemplate.spec.containers[name=a].securityContext.capabilities.add: added capabilities are refused",
+    "spec.podTemplate.spec.initContainers[name=init].securityContext.privileged: privileged containers are refused",
+  ]);
 });
 
 test("the pod template overlay adds sidecars and fields but cannot override the contract", () => {

@@ -4,7 +4,7 @@ import { type Dataflow, withDefaults } from "@waxflow/crds";
 import { expect, test } from "vitest";
 import { DEFAULT_API_CLIENTS, desiredNetworkPolicy } from "../src/desired/network-policy.ts";
 import { desiredApiService, desiredHeadlessService } from "../src/desired/objects.ts";
-import { type Observed, type Plan, reconcile, statusFirst } from "../src/reconcile/reconcile.ts";
+import { DEFAULT_SETTINGS, type Observed, type Plan, reconcile, statusFirst } from "../src/reconcile/reconcile.ts";
 import { crashLooping, dataflow, IMAGE, now, podOf, statefulSetOf } from "./fixtures.ts";
 
 function observed(df: Dataflow, replicas: number, pods: V1Pod[], stsOf: Dataflow = df): Observed {
@@ -21,8 +21,8 @@ test("an unchanged object is not applied again", () => {
   const scaled = reconcile({ ...observed(df, 1, []), services, networkPolicy }, now);
   expect(scaled.actions.map((a) => (a.type === "apply" ? a.object.kind : a.type))).toEqual(["StatefulSet"]);
   // Other API clients for the operator: the policy changes, and only it is applied again.
-  const clients = { ...DEFAULT_API_CLIENTS, podLabels: { app: "prometheus" } };
-  const moved = reconcile({ ...running, services, networkPolicy }, now, clients);
+  const apiClients = { ...DEFAULT_API_CLIENTS, podLabels: { app: "prometheus" } };
+  const moved = reconcile({ ...running, services, networkPolicy }, now, { ...DEFAULT_SETTINGS, apiClients });
   expect(moved.actions.map((a) => (a.type === "apply" ? a.object.kind : a.type))).toEqual(["NetworkPolicy"]);
 });
 
@@ -308,4 +308,40 @@ test("suspending during a hand-off stops it; the last started size is kept for t
   expect(plan.status.rollout?.stage).toBe("Starting");
   expect(replicasOf(plan)).toBe(0);
   expect(plan.status.lastReconciledSpec).toBe(ran);
+});
+
+test("a privileged pod template runs only with spec.allowPrivileged and an operator that allows it", () => {
+  const podTemplate = {
+    spec: {
+      hostNetwork: true,
+      containers: [{ name: "side", image: "s", securityContext: { privileged: true } }],
+      volumes: [{ name: "root", hostPath: { path: "/" } }],
+    },
+  };
+  const df = dataflow({ podTemplate, allowPrivileged: true });
+  const refused = reconcile({ dataflow: df, statefulSet: undefined, pods: [], claims: [] }, now);
+  expect(refused.actions).toEqual([]);
+  expect(refused.status.phase).toBe("Failed");
+  const degraded = refused.status.conditions?.find((c) => c.type === "Degraded");
+  expect(degraded).toMatchObject({ status: "True", reason: "InvalidSpec" });
+  expect(degraded?.message).toBe(
+    "invalid spec: spec.podTemplate.spec.hostNetwork: host namespaces are refused; " +
+      "spec.podTemplate.spec.containers[name=side].securityContext.privileged: privileged containers are refused; " +
+      "spec.podTemplate.spec.volumes[name=root].hostPath: hostPath volumes are refused; " +
+      "this operator does not allow privileged Dataflows (chart value allowPrivilegedDataflows, waxctl install --allow-privileged-dataflows)",
+  );
+  // Without spec.allowPrivileged the CRD refuses it; a CRD without its rules meets the same check here.
+  const unmarked = reconcile(
+    { dataflow: dataflow({ podTemplate }), statefulSet: undefined, pods: [], claims: [] },
+    now,
+  );
+  expect(unmarked.status.conditions?.find((c) => c.type === "Degraded")?.message).toMatch(
+    /hostNetwork: host namespaces are refused; .*; set spec.allowPrivileged if the operator allows privileged Dataflows$/,
+  );
+  const allowed = reconcile({ dataflow: df, statefulSet: undefined, pods: [], claims: [] }, now, {
+    ...DEFAULT_SETTINGS,
+    allowPrivilegedDataflows: true,
+  });
+  const sts = allowed.actions.find((a) => a.type === "apply" && a.object.kind === "StatefulSet");
+  expect(sts?.type === "apply" && (sts.object as V1StatefulSet).spec?.template.spec?.hostNetwork).toBe(true);
 });

@@ -71,6 +71,11 @@ export default class Install extends ClusterCommand {
       multipleNonGreedy: true,
       helpValue: "NAME",
     }),
+    "allow-privileged-dataflows": Flags.boolean({
+      description:
+        "Run the pod template a Dataflow with spec.allowPrivileged asks for: privileged containers, host namespaces, hostPath volumes, added capabilities (default: refused).",
+      default: false,
+    }),
     "dry-run": Flags.boolean({ description: "Print the objects that would be applied; change nothing." }),
     output: Flags.option({ char: "o", description: "Format of the dry run.", options: ["yaml", "json"] as const })(),
     wait: Flags.boolean({ description: "Wait until the controller Deployment is available." }),
@@ -93,6 +98,7 @@ export default class Install extends ClusterCommand {
         namespaceLabels: labelFlags("--api-client-namespace-label", flags["api-client-namespace-label"]),
         podLabels: labelFlags("--api-client-pod-label", flags["api-client-pod-label"]),
       },
+      allowPrivilegedDataflows: flags["allow-privileged-dataflows"],
     };
     if (flags["dry-run"]) {
       const list = { apiVersion: "v1" as const, kind: "List" as const, items: installManifests(options) };

@@ -57,6 +57,8 @@ export interface InstallOptions {
   readonly leaderElection: boolean;
   readonly resources: V1ResourceRequirements;
   readonly apiClients: ApiClientLabels;
+  /** Run a Dataflow's privileged pod template when its spec.allowPrivileged asks for it. */
+  readonly allowPrivilegedDataflows: boolean;
 }
 
 /** The controller image by digest, as `npm run images` names it. */
@@ -73,6 +75,7 @@ export function defaultInstallOptions(image: string): InstallOptions {
     leaderElection: true,
     resources: DEFAULT_RESOURCES,
     apiClients: { namespaceLabels: {}, podLabels: {} },
+    allowPrivilegedDataflows: false,
   };
 }
 
@@ -129,6 +132,7 @@ export function controllerEnv(o: InstallOptions): V1EnvVar[] {
     { name: "INSTALL_CRD", value: "false" },
     { name: "API_CLIENT_NAMESPACE_LABELS", value: labelList(o.apiClients.namespaceLabels) },
     { name: "API_CLIENT_POD_LABELS", value: labelList(o.apiClients.podLabels) },
+    { name: "ALLOW_PRIVILEGED_DATAFLOWS", value: String(o.allowPrivilegedDataflows) },
   ];
 }
 

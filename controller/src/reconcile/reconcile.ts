@@ -34,6 +34,7 @@ import {
   selectorString,
   templateHashOf,
 } from "../desired/objects.ts";
+import { guardPodTemplate } from "../desired/pod-guard.ts";
 import { classifySpecDiff } from "./diff.ts";
 
 export interface Observed {
@@ -46,6 +47,16 @@ export interface Observed {
   readonly services?: readonly V1Service[];
   readonly networkPolicy?: V1NetworkPolicy;
 }
+
+/** What the operator was installed with (the chart's values, through the controller's environment). */
+export interface OperatorSettings {
+  /** Who besides a Dataflow's own pods may reach their API port. */
+  readonly apiClients: ApiClients;
+  /** Whether a Dataflow with spec.allowPrivileged may have the pod template it asks for. */
+  readonly allowPrivilegedDataflows: boolean;
+}
+
+export const DEFAULT_SETTINGS: OperatorSettings = { apiClients: DEFAULT_API_CLIENTS, allowPrivilegedDataflows: false };
 
 export interface ObjectRef {
   readonly apiVersion: string;
@@ -287,10 +298,10 @@ export function statusFirst(before: DataflowStatus | undefined, plan: Plan): boo
   );
 }
 
-export function reconcile(observed: Observed, now: Date, clients: ApiClients = DEFAULT_API_CLIENTS): Plan {
+export function reconcile(observed: Observed, now: Date, settings: OperatorSettings = DEFAULT_SETTINGS): Plan {
   const df = observed.dataflow;
   if (df.metadata?.deletionTimestamp !== undefined) return finalize(observed, now);
-  const plan = converge(observed, now, clients);
+  const plan = converge(observed, now, settings);
   // A StatefulSet is what a new Dataflow's pods wait for: create it alone (with the
   // NetworkPolicy that fences its pods from their start) and look again (at the back of
   // the queue). A burst of new Dataflows then gets every worker cluster before the
@@ -309,7 +320,7 @@ export function reconcile(observed: Observed, now: Date, clients: ApiClients = D
   return { ...plan, actions: [{ type: "addFinalizer" }, ...plan.actions] };
 }
 
-function converge(observed: Observed, now: Date, clients: ApiClients): Plan {
+function converge(observed: Observed, now: Date, settings: OperatorSettings): Plan {
   const df = observed.dataflow;
 
   // validate: what the API server's schema cannot check.
@@ -319,6 +330,7 @@ function converge(observed: Observed, now: Date, clients: ApiClients): Plan {
     spec = withDefaults(df.spec);
     durationSeconds(spec.recovery.snapshotInterval);
     durationSeconds(spec.recovery.backupInterval);
+    guardPodTemplate(spec.podTemplate, spec.allowPrivileged, settings.allowPrivilegedDataflows);
     stsWanted = desiredStatefulSet(df, spec, spec.state === "running" ? spec.processes : 0);
   } catch (err) {
     return invalid(observed, err, now);
@@ -354,7 +366,7 @@ function converge(observed: Observed, now: Date, clients: ApiClients): Plan {
     return live !== undefined && appliedHashOf(live) === appliedHashOf(object) ? [] : [{ type: "apply", object }];
   };
   const services: Action[] = [
-    desiredNetworkPolicy(df, clients),
+    desiredNetworkPolicy(df, settings.apiClients),
     desiredHeadlessService(df),
     desiredApiService(df),
   ].flatMap(applyIfChanged);
