@@ -314,7 +314,10 @@ test("a privileged pod template runs only with spec.allowPrivileged and an opera
   const podTemplate = {
     spec: {
       hostNetwork: true,
-      containers: [{ name: "side", image: "s", securityContext: { privileged: true } }],
+      containers: [
+        { name: "side", image: "s", securityContext: { privileged: true } },
+        { name: "waxflow", securityContext: { allowPrivilegeEscalation: true, capabilities: { add: ["NET_ADMIN"] } } },
+      ],
       volumes: [{ name: "root", hostPath: { path: "/" } }],
     },
   };
@@ -327,6 +330,8 @@ test("a privileged pod template runs only with spec.allowPrivileged and an opera
   expect(degraded?.message).toBe(
     "invalid spec: spec.podTemplate.spec.hostNetwork: host namespaces are refused; " +
       "spec.podTemplate.spec.containers[name=side].securityContext.privileged: privileged containers are refused; " +
+      "spec.podTemplate.spec.containers[name=waxflow].securityContext.allowPrivilegeEscalation: privilege escalation is refused; " +
+      "spec.podTemplate.spec.containers[name=waxflow].securityContext.capabilities.add: added capabilities are refused; " +
       "spec.podTemplate.spec.volumes[name=root].hostPath: hostPath volumes are refused; " +
       "this operator does not allow privileged Dataflows (chart value allowPrivilegedDataflows, waxctl install --allow-privileged-dataflows)",
   );
@@ -343,5 +348,12 @@ test("a privileged pod template runs only with spec.allowPrivileged and an opera
     allowPrivilegedDataflows: true,
   });
   const sts = allowed.actions.find((a) => a.type === "apply" && a.object.kind === "StatefulSet");
-  expect(sts?.type === "apply" && (sts.object as V1StatefulSet).spec?.template.spec?.hostNetwork).toBe(true);
+  const pod = sts?.type === "apply" ? (sts.object as V1StatefulSet).spec?.template.spec : undefined;
+  expect(pod?.hostNetwork).toBe(true);
+  // What it asked for wins over the waxflow container's hardening, which otherwise stays.
+  expect(pod?.containers[0]?.securityContext).toMatchObject({
+    allowPrivilegeEscalation: true,
+    capabilities: { add: ["NET_ADMIN"] },
+    readOnlyRootFilesystem: true,
+  });
 });

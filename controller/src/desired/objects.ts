@@ -140,9 +140,15 @@ function isObject(v: unknown): v is Record<string, unknown> {
 /**
  * The user's pod template overlay: labels/annotations are added, pod spec fields set,
  * the `waxflow` container merged field by field, other containers and volumes appended.
- * The contract's labels, the cluster ports and the recovery mount always win.
+ * The contract's labels, the cluster ports and the recovery mount always win; so does the
+ * container's hardened security context, unless the Dataflow was allowed privileges (its
+ * spec.allowPrivileged passed the guard), where what it asks for wins.
  */
-function mergePodTemplate(base: V1PodTemplateSpec, overlay: V1PodTemplateSpec | undefined): V1PodTemplateSpec {
+function mergePodTemplate(
+  base: V1PodTemplateSpec,
+  overlay: V1PodTemplateSpec | undefined,
+  privileged: boolean,
+): V1PodTemplateSpec {
   if (overlay === undefined) return base;
   const baseSpec = base.spec ?? { containers: [] };
   const { containers = [], initContainers, volumes = [], ...podFields } = overlay.spec ?? { containers: [] };
@@ -160,7 +166,9 @@ function mergePodTemplate(base: V1PodTemplateSpec, overlay: V1PodTemplateSpec | 
           ports: ours.ports,
           env: [...(ours.env ?? []), ...(theirs?.env ?? [])],
           volumeMounts: [...(ours.volumeMounts ?? []), ...(theirs?.volumeMounts ?? [])],
-          securityContext: { ...theirs?.securityContext, ...ours.securityContext },
+          securityContext: privileged
+            ? { ...ours.securityContext, ...theirs?.securityContext }
+            : { ...theirs?.securityContext, ...ours.securityContext },
         };
   const sidecars = containers.filter((c) => c.name !== CONTAINER);
   const spec = {
@@ -221,7 +229,7 @@ export function podTemplate(df: Dataflow, spec: DefaultedDataflowSpec): V1PodTem
       volumes: [{ name: "tmp", emptyDir: {} }],
     },
   };
-  const merged = mergePodTemplate(base, spec.podTemplate);
+  const merged = mergePodTemplate(base, spec.podTemplate, spec.allowPrivileged === true);
   return annotated(merged, TEMPLATE_HASH, hashOf(merged));
 }
 
