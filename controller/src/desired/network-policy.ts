@@ -28,7 +28,7 @@ const nonEmpty = (labels: Readonly<Record<string, string>> | undefined): labels 
  * An empty selector in a peer selects everything, so a peer is only built from labels
  * that were given: no labels at all means no extra peer, never "every pod".
  */
-function metricsPeer(clients: ApiClients): V1NetworkPolicyPeer | undefined {
+function apiClientPeer(clients: ApiClients): V1NetworkPolicyPeer | undefined {
   const { namespaceLabels, podLabels } = clients;
   if (!nonEmpty(podLabels) && !nonEmpty(namespaceLabels)) return undefined;
   const namespaceSelector: V1LabelSelector = nonEmpty(namespaceLabels) ? { matchLabels: { ...namespaceLabels } } : {};
@@ -40,7 +40,7 @@ function metricsPeer(clients: ApiClients): V1NetworkPolicyPeer | undefined {
 
 export function desiredNetworkPolicy(df: Dataflow, clients: ApiClients): V1NetworkPolicy {
   const ref = refOf(df);
-  const extra = metricsPeer(clients);
+  const extra = apiClientPeer(clients);
   return stamped<V1NetworkPolicy>({
     apiVersion: "networking.k8s.io/v1",
     kind: "NetworkPolicy",

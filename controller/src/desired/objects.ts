@@ -39,7 +39,7 @@ export function refOf(df: Dataflow): DataflowRef {
   return { name, namespace, uid };
 }
 
-export function labelsFor(name: string): Record<string, string> {
+function labelsFor(name: string): Record<string, string> {
   return {
     "app.kubernetes.io/name": "waxflow",
     "app.kubernetes.io/instance": name,
