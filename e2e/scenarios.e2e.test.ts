@@ -148,6 +148,9 @@ const EXACTLY_ONCE = (sensors: number) => ({ complete: sensors, duplicates: [], 
 
 beforeAll(async () => {
   await tryKubectl("delete", "namespace", NS, "--wait=true", "--timeout=120s");
+  // Every pod the scenarios start must pass Pod Security Admission at its strictest level.
+  await kubectl("create", "namespace", NS);
+  await kubectl("label", "namespace", NS, "pod-security.kubernetes.io/enforce=restricted");
 }, 180_000);
 
 afterAll(async () => {

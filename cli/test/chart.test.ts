@@ -10,6 +10,7 @@ import {
   DEFAULT_RESOURCES,
   defaultInstallOptions,
   type InstallOptions,
+  imageByDigest,
   installManifests,
 } from "../src/install/manifests.ts";
 import { helmBinary, repoRoot } from "./tools.ts";
@@ -24,7 +25,7 @@ test("the chart's CRD is the generated one (`npm run gen -w crds` writes both)",
   expect(readFileSync(join(chart, "crds", file), "utf8")).toBe(readFileSync(join(repoRoot, "crds", file), "utf8"));
 });
 
-test("the chart's appVersion is waxctl's version, so both default to the same controller image", () => {
+test("the chart's appVersion is waxctl's version", () => {
   expect(chartMeta.appVersion).toBe(cliVersion);
 });
 
@@ -51,14 +52,23 @@ describe("helm", () => {
       loadAll(run("template", "waxflow", chart, "--namespace", namespace, "--include-crds", ...set)) as unknown[]
     ).filter((o): o is KubernetesObject => o !== null);
 
+  const digest = `sha256:${"c".repeat(64)}`;
+  const byDigest = ["--set", `image.digest=${digest}`];
+
   test("helm lint --strict passes", () => {
-    expect(run("lint", chart, "--strict")).toMatch(/1 chart\(s\) linted, 0 chart\(s\) failed/);
+    expect(run("lint", chart, "--strict", ...byDigest)).toMatch(/1 chart\(s\) linted, 0 chart\(s\) failed/);
   });
 
-  const digest = `sha256:${"c".repeat(64)}`;
-  const defaults = defaultInstallOptions(cliVersion);
+  test("the controller image is by digest: without one (or an explicit tag) the chart refuses to render", () => {
+    expect(() => template("x")).toThrow(/image.digest is required/);
+    expect(JSON.stringify(template("x", ...byDigest))).toContain(
+      `"image":"waxflow.local/waxflow-controller@${digest}"`,
+    );
+  });
+
+  const defaults = defaultInstallOptions(imageByDigest(digest));
   const cases: [string, string[], InstallOptions][] = [
-    ["default values", [], defaults],
+    ["default values and a digest", byDigest, defaults],
     [
       "two watched namespaces, no leader election, a tag",
       ["--set", "watchNamespaces={team-a,team-b}", "--set", "leaderElection.enabled=false", "--set", "image.tag=1.2.3"],
@@ -89,6 +99,30 @@ describe("helm", () => {
         resources: { ...DEFAULT_RESOURCES, limits: { memory: "1Gi" } },
       },
     ],
+    [
+      "API clients for Prometheus: namespace and pod labels",
+      [
+        ...byDigest,
+        "--set",
+        "dataflowApiClients.namespaceLabels.team=observability",
+        "--set",
+        "dataflowApiClients.namespaceLabels.kubernetes\\.io/metadata\\.name=monitoring",
+        "--set",
+        "dataflowApiClients.podLabels.app\\.kubernetes\\.io/name=prometheus",
+      ],
+      {
+        ...defaults,
+        apiClients: {
+          namespaceLabels: { team: "observability", "kubernetes.io/metadata.name": "monitoring" },
+          podLabels: { "app.kubernetes.io/name": "prometheus" },
+        },
+      },
+    ],
+    [
+      "privileged Dataflows allowed",
+      [...byDigest, "--set", "allowPrivilegedDataflows=true"],
+      { ...defaults, allowPrivilegedDataflows: true },
+    ],
   ];
   test.each(cases)("%s: helm template renders what waxctl install applies", (_, set, options) => {
     const rendered = template(options.namespace, ...set);
@@ -101,16 +135,16 @@ describe("helm", () => {
   });
 
   test("the chart refuses more than one replica without leader election, as waxctl does", () => {
-    expect(() => template("x", "--set", "replicas=2", "--set", "leaderElection.enabled=false")).toThrow(
+    expect(() => template("x", ...byDigest, "--set", "replicas=2", "--set", "leaderElection.enabled=false")).toThrow(
       /replicas > 1 needs leaderElection.enabled/,
     );
     expect(() => installManifests({ ...defaults, replicas: 2, leaderElection: false })).toThrow(/need leader election/);
   });
 
   test("metrics.service.enabled=false leaves the Service out; metrics.port moves port, probes and env together", () => {
-    const off = template("x", "--set", "metrics.service.enabled=false");
+    const off = template("x", ...byDigest, "--set", "metrics.service.enabled=false");
     expect(off.some((o) => o.kind === "Service")).toBe(false);
-    const moved = JSON.stringify(template("x", "--set", "metrics.port=9090"));
+    const moved = JSON.stringify(template("x", ...byDigest, "--set", "metrics.port=9090"));
     expect(moved).toContain('"containerPort":9090');
     expect(moved).toContain('{"name":"PROBE_PORT","value":"9090"}');
     expect(moved).not.toContain("8080");

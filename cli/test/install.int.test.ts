@@ -29,12 +29,20 @@ import { type Outcome, waxctl as run } from "./waxctl.ts";
 vi.setConfig({ testTimeout: 60_000 });
 
 const NS = "waxflow-system";
+/** Given to every install: by default waxctl takes the controller image this machine built last. */
+const IMAGE = `waxflow.local/waxflow-controller@sha256:${"e".repeat(64)}`;
 const SERVICE_ACCOUNT = `system:serviceaccount:${NS}:${CONTROLLER}`;
 let cluster: TestCluster;
 let kc: KubeConfig;
 let objects: KubernetesObjectApi;
 
-const waxctl = (...args: string[]): Promise<Outcome> => run([...args, "--kubeconfig", cluster.kubeconfigPath]);
+const waxctl = (...args: string[]): Promise<Outcome> =>
+  run([
+    ...args,
+    ...(args[0] === "install" && !args.includes("--image") ? ["--image", IMAGE] : []),
+    "--kubeconfig",
+    cluster.kubeconfigPath,
+  ]);
 
 async function json<T>(...args: string[]): Promise<T> {
   const { stdout, stderr, error } = await waxctl(...args, "--json");
@@ -120,7 +128,7 @@ describe("waxctl install", () => {
       spec: { template: { spec: { containers: { image: string; env: { name: string; value?: string }[] }[] } } };
     };
     const [container] = deployment.spec.template.spec.containers;
-    expect(container?.image).toBe("waxflow.local/waxflow-controller:0.1.0");
+    expect(container?.image).toBe(IMAGE);
     expect(container?.env).toContainEqual({ name: "WATCH_NAMESPACES", value: "team-a" });
     expect(deployment.metadata?.managedFields).toContainEqual(
       expect.objectContaining({ manager: "waxctl", operation: "Apply" }),
@@ -272,7 +280,7 @@ describe("waxctl uninstall", () => {
 });
 
 describe("the chart's rendered manifests", () => {
-  const render = (namespace: string, ...set: string[]) =>
+  const render = (namespace: string, ...values: string[]) =>
     (
       loadAll(
         execFileSync(
@@ -284,7 +292,9 @@ describe("the chart's rendered manifests", () => {
             "-n",
             namespace,
             "--include-crds",
-            ...set,
+            "--set",
+            `image.digest=${IMAGE.split("@")[1]}`,
+            ...values,
           ],
           {
             encoding: "utf8",

@@ -4,6 +4,7 @@ import { randomBytes } from "node:crypto";
 import type {
   KubeConfig,
   KubernetesObject,
+  V1NetworkPolicy,
   V1PersistentVolumeClaim,
   V1Pod,
   V1Service,
@@ -24,7 +25,16 @@ import { ownerKeyOf, trimPod, trimStatefulSet, trimToMetadata, withoutManagedFie
 import { keyOf, ResilientWatch, type WatchOptions, type WatchTarget } from "./kube/watch.ts";
 import { errorText, log, statusCode } from "./log.ts";
 import { Metrics } from "./metrics.ts";
-import { type Action, type Plan, REJECTED, reconcile, rejected, statusFirst } from "./reconcile/reconcile.ts";
+import {
+  type Action,
+  DEFAULT_SETTINGS,
+  type OperatorSettings,
+  type Plan,
+  REJECTED,
+  reconcile,
+  rejected,
+  statusFirst,
+} from "./reconcile/reconcile.ts";
 
 /**
  * Dataflows reconciled at once. A reconcile mostly waits for the API server, so this is
@@ -38,6 +48,8 @@ export interface ControllerOptions {
   readonly workers?: number;
   readonly watch?: WatchOptions;
   readonly metrics?: Metrics;
+  /** What the operator was installed with: API clients, privileged Dataflows. */
+  readonly settings?: OperatorSettings;
 }
 
 export class Controller {
@@ -85,6 +97,13 @@ export class Controller {
         ...owned,
       },
       { apiVersion: "v1", kind: "Service", plural: "services", trim: trimToMetadata, ...owned },
+      {
+        apiVersion: "networking.k8s.io/v1",
+        kind: "NetworkPolicy",
+        plural: "networkpolicies",
+        trim: trimToMetadata,
+        ...owned,
+      },
     ];
     for (const namespace of namespaces) {
       for (const target of kinds) {
@@ -184,20 +203,26 @@ export class Controller {
     // Steady state reads the watch caches. Before leaving the Stopping stage of a roll the
     // reconciler must not miss a pod, so it reads the API server itself.
     const live = !this.synced || dataflow.status?.rollout?.stage === "Stopping";
-    const [statefulSet, pods, claims, services] = live
+    const [statefulSet, pods, claims, services, networkPolicy] = live
       ? await Promise.all([
           this.kube.readStatefulSet(namespace, name),
           this.kube.listPods(namespace, name),
           this.kube.listClaims(namespace, name),
           this.kube.listServices(namespace, name),
+          this.kube.readNetworkPolicy(namespace, name),
         ])
       : [
           this.#cached<V1StatefulSet>("StatefulSet", key).find((s) => s.metadata?.name === name),
           this.#cached<V1Pod>("Pod", key),
           this.#cached<V1PersistentVolumeClaim>("PersistentVolumeClaim", key),
           this.#cached<V1Service>("Service", key),
+          this.#cached<V1NetworkPolicy>("NetworkPolicy", key).find((p) => p.metadata?.name === name),
         ];
-    const plan = reconcile({ dataflow, statefulSet, pods, claims, services }, new Date());
+    const plan = reconcile(
+      { dataflow, statefulSet, pods, claims, services, networkPolicy },
+      new Date(),
+      this.#options.settings ?? DEFAULT_SETTINGS,
+    );
     await this.#execute(dataflow, plan);
     return plan.requeueAfterMs;
   }

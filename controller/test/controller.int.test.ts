@@ -135,6 +135,15 @@ test("reconcile creates the owned objects with the contract's names, labels and 
   expect(headless.metadata?.labels).toEqual(labels);
   const api = await waitFor("Service wc-api", () => core.readNamespacedService({ namespace: NS, name: "wc-api" }));
   expect(api.spec?.ports?.[0]?.port).toBe(3030);
+  // The NetworkPolicy, as the API server stored it (so `from` made it through client-node's models).
+  const policy = await waitFor("NetworkPolicy wc", () => controller.kube.readNetworkPolicy(NS, "wc"));
+  expect(policy.metadata?.labels).toEqual(labels);
+  expect(policy.metadata?.ownerReferences?.[0]).toMatchObject({ kind: "Dataflow", name: "wc", controller: true });
+  expect(policy.spec?.ingress?.map((r) => [r.ports?.[0]?.port, r._from])).toEqual([
+    [2101, [{ podSelector: { matchLabels: { "app.kubernetes.io/name": "waxflow", "waxflow.io/dataflow": "wc" } } }]],
+    [3030, [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "waxflow-system" } } }]],
+  ]);
+  expect(sts.spec?.template.spec?.automountServiceAccountToken).toBe(false);
 
   // The StatefulSet controller creates the pods; once they are Ready the Dataflow is Running.
   await waitFor("2 pods", async () => (await pods("wc")).length === 2);

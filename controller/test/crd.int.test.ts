@@ -2,7 +2,7 @@
 // Dataflows with the message a user sees.
 import { CustomObjectsApi } from "@kubernetes/client-node";
 import { type Dataflow, GROUP, PLURAL, VERSION } from "@waxflow/crds";
-import { afterAll, beforeAll, expect, test, vi } from "vitest";
+import { afterAll, beforeAll, describe, expect, test, vi } from "vitest";
 import { Kube } from "../src/kube/client.ts";
 import { installCrd } from "../src/kube/crd.ts";
 import { errorText } from "../src/log.ts";
@@ -119,4 +119,79 @@ test("the scale subresource drives spec.processes", async () => {
     name: "scaled",
   })) as Dataflow;
   expect(df.spec.processes).toBe(4);
+});
+
+describe("spec.podTemplate is guarded: kubectl apply refuses a way onto the node, naming the field", () => {
+  const pod = (spec: Record<string, unknown>) => ({ image: IMAGE, module: "m", podTemplate: { spec } });
+  const sidecar = (securityContext: Record<string, unknown>) => ({ name: "side", image: "s", securityContext });
+  const cases: [string, Record<string, unknown>, RegExp][] = [
+    ["hostnet", { hostNetwork: true }, /spec.podTemplate.spec.hostNetwork: host namespaces are refused/],
+    ["hostpid", { hostPID: true }, /spec.podTemplate.spec.hostPID: host namespaces are refused/],
+    ["hostipc", { hostIPC: true }, /spec.podTemplate.spec.hostIPC: host namespaces are refused/],
+    [
+      "privileged",
+      { containers: [{ name: "waxflow" }, sidecar({ privileged: true })] },
+      /spec.podTemplate.spec.containers\[name=side\].securityContext.privileged: privileged containers are refused/,
+    ],
+    [
+      "escalation",
+      { initContainers: [sidecar({ allowPrivilegeEscalation: true })] },
+      /spec.podTemplate.spec.initContainers\[name=side\].securityContext.allowPrivilegeEscalation: privilege escalation is refused/,
+    ],
+    [
+      "caps",
+      { containers: [{ name: "waxflow", securityContext: { capabilities: { add: ["NET_ADMIN"] } } }] },
+      /spec.podTemplate.spec.containers\[name=waxflow\].securityContext.capabilities.add: added capabilities are refused/,
+    ],
+    [
+      "ephemeral",
+      { ephemeralContainers: [sidecar({ privileged: true })] },
+      /spec.podTemplate.spec.ephemeralContainers\[name=side\].securityContext.privileged/,
+    ],
+    [
+      "hostpath",
+      {
+        volumes: [
+          { name: "ok", emptyDir: {} },
+          { name: "root", hostPath: { path: "/" } },
+        ],
+      },
+      /spec.podTemplate.spec.volumes\[name=root\].hostPath: hostPath volumes are refused/,
+    ],
+  ];
+  test.each(cases)("%s", async (name, spec, message) => {
+    const text = await rejection(name, pod(spec));
+    expect(text).toMatch(message);
+    expect(text).toMatch(/spec.allowPrivileged, if the operator allows privileged Dataflows/);
+  });
+
+  test("what stays inside the container passes, unknown fields kept; allowPrivileged lets the rest through", async () => {
+    const safe = await create(
+      "safe",
+      pod({
+        nodeSelector: { disk: "ssd" },
+        hostNetwork: false,
+        containers: [
+          sidecar({ privileged: false, allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"], add: [] } }),
+        ],
+        volumes: [{ name: "scratch", emptyDir: { medium: "Memory" } }],
+      }),
+    );
+    // Declaring the guarded fields must not prune the rest of the template.
+    expect(safe.spec.podTemplate?.spec).toMatchObject({
+      nodeSelector: { disk: "ssd" },
+      containers: [{ name: "side", image: "s", securityContext: { capabilities: { drop: ["ALL"] } } }],
+      volumes: [{ name: "scratch", emptyDir: { medium: "Memory" } }],
+    });
+    expect(safe.spec.allowPrivileged).toBe(false);
+    const all = await create("privileged-ok", {
+      ...pod({
+        hostNetwork: true,
+        containers: [sidecar({ privileged: true, capabilities: { add: ["NET_ADMIN"] } })],
+        volumes: [{ name: "root", hostPath: { path: "/" } }],
+      }),
+      allowPrivileged: true,
+    });
+    expect(all.spec.podTemplate?.spec?.hostNetwork).toBe(true);
+  });
 });

@@ -1,5 +1,6 @@
 import { type Dataflow, withDefaults } from "@waxflow/crds";
 import { expect, test } from "vitest";
+import { DEFAULT_API_CLIENTS, desiredNetworkPolicy, parseLabels } from "../src/desired/network-policy.ts";
 import {
   desiredApiService,
   desiredClusterSecret,
@@ -9,6 +10,7 @@ import {
   podTemplate,
   TEMPLATE_HASH,
 } from "../src/desired/objects.ts";
+import { privilegedFields } from "../src/desired/pod-guard.ts";
 import { classifySpecDiff } from "../src/reconcile/diff.ts";
 import { dataflow, IMAGE } from "./fixtures.ts";
 
@@ -132,6 +134,87 @@ test("services: headless publishes not-ready addresses on 2101; the api service 
   expect(api.metadata?.name).toBe("wc-api");
   expect(api.metadata?.labels).toEqual(contractLabels);
   expect(api.spec?.ports?.[0]?.port).toBe(3030);
+});
+
+test("NetworkPolicy: 2101 from the Dataflow's own pods, 3030 from the controller's namespace; nothing else", () => {
+  const policy = desiredNetworkPolicy(dataflow(), { controllerNamespace: "ops" });
+  expect(policy.metadata?.name).toBe("wc");
+  expect(policy.metadata?.labels).toEqual(contractLabels);
+  expect(policy.metadata?.ownerReferences?.[0]).toMatchObject({ kind: "Dataflow", name: "wc", controller: true });
+  const pods = { matchLabels: { "app.kubernetes.io/name": "waxflow", "waxflow.io/dataflow": "wc" } };
+  expect(policy.spec).toEqual({
+    podSelector: pods,
+    policyTypes: ["Ingress"],
+    ingress: [
+      { _from: [{ podSelector: pods }], ports: [{ protocol: "TCP", port: 2101 }] },
+      {
+        _from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "ops" } } }],
+        ports: [{ protocol: "TCP", port: 3030 }],
+      },
+    ],
+  });
+});
+
+test("NetworkPolicy API clients: namespace labels, pod labels, or both in one peer; none adds no peer", () => {
+  const peers = (clients: Partial<typeof DEFAULT_API_CLIENTS>) =>
+    desiredNetworkPolicy(dataflow(), { ...DEFAULT_API_CLIENTS, ...clients }).spec?.ingress?.[1]?._from?.slice(1);
+  // Empty label sets must not become empty selectors, which would admit every pod.
+  expect(peers({ namespaceLabels: {}, podLabels: {} })).toEqual([]);
+  expect(peers({ namespaceLabels: { team: "obs" } })).toEqual([
+    { namespaceSelector: { matchLabels: { team: "obs" } } },
+  ]);
+  expect(peers({ podLabels: { app: "prometheus" } })).toEqual([
+    { namespaceSelector: {}, podSelector: { matchLabels: { app: "prometheus" } } },
+  ]);
+  expect(peers({ namespaceLabels: { team: "obs" }, podLabels: { app: "prometheus" } })).toEqual([
+    { namespaceSelector: { matchLabels: { team: "obs" } }, podSelector: { matchLabels: { app: "prometheus" } } },
+  ]);
+});
+
+test("API client labels from the controller's environment: k=v pairs; anything else names the variable", () => {
+  expect(parseLabels("", "X")).toEqual({});
+  expect(parseLabels("app.kubernetes.io/name=prometheus, team=obs", "X")).toEqual({
+    "app.kubernetes.io/name": "prometheus",
+    team: "obs",
+  });
+  expect(() => parseLabels("team", "API_CLIENT_POD_LABELS")).toThrow(
+    /^API_CLIENT_POD_LABELS: "team" is not a label key=value/,
+  );
+  expect(() => parseLabels("a=b c", "X")).toThrow(/"a=b c" is not a label/);
+});
+
+test("no service-account token in the pods unless the spec names an account", () => {
+  const spec = (df: Dataflow) => podTemplate(df, withDefaults(df.spec)).spec;
+  expect(spec(dataflow())?.automountServiceAccountToken).toBe(false);
+  expect(spec(dataflow())?.serviceAccountName).toBeUndefined();
+  const named = spec(dataflow({ serviceAccountName: "reader" }));
+  expect(named?.automountServiceAccountToken).toBeUndefined();
+  expect(named?.serviceAccountName).toBe("reader");
+  const inTemplate = spec(dataflow({ podTemplate: { spec: { serviceAccountName: "reader", containers: [] } } }));
+  expect(inTemplate?.automountServiceAccountToken).toBeUndefined();
+});
+
+test("privileged fields: each way onto the node, named by container or volume; a safe template has none", () => {
+  expect(privilegedFields(undefined)).toEqual([]);
+  expect(
+    privilegedFields({
+      spec: {
+        hostPID: true,
+        hostIPC: false,
+        containers: [
+          { name: "waxflow", securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } } },
+          { name: "a", securityContext: { allowPrivilegeEscalation: true, capabilities: { add: ["SYS_ADMIN"] } } },
+        ],
+        initContainers: [{ name: "init", securityContext: { privileged: true } }],
+        volumes: [{ name: "tmp", emptyDir: {} }],
+      },
+    }),
+  ).toEqual([
+    "spec.podTemplate.spec.hostPID: host namespaces are refused",
+    "spec.podTemplate.spec.containers[name=a].securityContext.allowPrivilegeEscalation: privilege escalation is refused",
+    "spec.podTemplate.spec.containers[name=a].securityContext.capabilities.add: added capabilities are refused",
+    "spec.podTemplate.spec.initContainers[name=init].securityContext.privileged: privileged containers are refused",
+  ]);
 });
 
 test("the pod template overlay adds sidecars and fields but cannot override the contract", () => {

@@ -16,11 +16,93 @@ export const API_VERSION = `${GROUP}/${VERSION}`;
 export const MAX_NAME_LENGTH = 52;
 export const IMAGE_BY_DIGEST_PATTERN = "^[a-z0-9][a-zA-Z0-9._/:-]*@sha256:[0-9a-f]{64}$";
 export const MIN_SNAPSHOT_INTERVAL = "100ms";
+/** Kubernetes label keys and values, for the labels the operator puts into NetworkPolicies. */
+export const LABEL_KEY_PATTERN =
+  "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$";
+export const LABEL_VALUE_PATTERN = "^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$";
 
 // Go duration strings as accepted by CEL's duration(): "500ms", "10s", "1m30s".
 const DURATION_PATTERN = "^([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h))+$";
 const QUANTITY_PATTERN =
   "^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$";
+
+const NAME = { type: "string", maxLength: 253 } as const;
+
+/** Containers as far as the guard reads them. Bounded, so the API server can bound the rules' cost. */
+const guardedContainers = {
+  type: "array",
+  maxItems: 64,
+  items: {
+    type: "object",
+    "x-kubernetes-preserve-unknown-fields": true,
+    properties: {
+      name: NAME,
+      securityContext: {
+        type: "object",
+        "x-kubernetes-preserve-unknown-fields": true,
+        properties: {
+          privileged: { type: "boolean" },
+          allowPrivilegeEscalation: { type: "boolean" },
+          capabilities: {
+            type: "object",
+            "x-kubernetes-preserve-unknown-fields": true,
+            properties: { add: { type: "array", maxItems: 64, items: { type: "string", maxLength: 64 } } },
+          },
+        },
+      },
+    },
+  },
+} as const;
+
+export const CONTAINER_LISTS = ["containers", "initContainers", "ephemeralContainers"] as const;
+
+/**
+ * What no Dataflow pod may ask for through spec.podTemplate unless spec.allowPrivileged is
+ * set (and the operator allows it, which only the controller knows): each is a way out of
+ * the container onto the node. Checked here so `kubectl apply` refuses it, naming the field.
+ */
+export const PRIVILEGED_FIELDS = {
+  hostNetwork: "host namespaces are refused",
+  hostPID: "host namespaces are refused",
+  hostIPC: "host namespaces are refused",
+  "securityContext.privileged": "privileged containers are refused",
+  "securityContext.allowPrivilegeEscalation": "privilege escalation is refused",
+  "securityContext.capabilities.add": "added capabilities are refused",
+  hostPath: "hostPath volumes are refused",
+} as const;
+
+const HOW_TO_ALLOW = "(spec.allowPrivileged, if the operator allows privileged Dataflows)";
+
+function podTemplateRules() {
+  const allowed = "self.?allowPrivileged.orValue(false)";
+  const podSpec = "self.?podTemplate.?spec";
+  // Lists through has(), not optionals: the cost estimate keeps their maxItems only so.
+  const hasList = (list: string) =>
+    `has(self.podTemplate) && has(self.podTemplate.spec) && has(self.podTemplate.spec.${list})`;
+  const hostNamespaces = (["hostNetwork", "hostPID", "hostIPC"] as const).map((field) => ({
+    rule: `${allowed} || !${podSpec}.?${field}.orValue(false)`,
+    message: `spec.podTemplate.spec.${field}: ${PRIVILEGED_FIELDS[field]} ${HOW_TO_ALLOW}`,
+  }));
+  const containerChecks = [
+    ["securityContext.privileged", "c.?securityContext.?privileged.orValue(false)"],
+    ["securityContext.allowPrivilegeEscalation", "c.?securityContext.?allowPrivilegeEscalation.orValue(false)"],
+    ["securityContext.capabilities.add", "size(c.?securityContext.?capabilities.?add.orValue([])) > 0"],
+  ] as const;
+  const containers = CONTAINER_LISTS.flatMap((list) =>
+    containerChecks.map(([field, bad]) => ({
+      rule: `${allowed} || !(${hasList(list)}) || self.podTemplate.spec.${list}.all(c, !(${bad}))`,
+      // Names the (first) container: the list's order is not the pod's (the waxflow container
+      // is merged in). The API server's cost estimate admits only this form: filter() or
+      // join() lose the names' maxLength and exceed its budget.
+      messageExpression: `'spec.podTemplate.spec.${list}[name=' + self.podTemplate.spec.${list}.map(c, ${bad}, c.name)[0] + '].${field}: ${PRIVILEGED_FIELDS[field]} ${HOW_TO_ALLOW}'`,
+    })),
+  );
+  const volumes = {
+    rule: `${allowed} || !(${hasList("volumes")}) || self.podTemplate.spec.volumes.all(v, !has(v.hostPath))`,
+    messageExpression: `'spec.podTemplate.spec.volumes[name=' + self.podTemplate.spec.volumes.map(v, has(v.hostPath), v.name)[0] + '].hostPath: ${PRIVILEGED_FIELDS.hostPath} ${HOW_TO_ALLOW}'`,
+  };
+  return [...hostNamespaces, ...containers, volumes];
+}
 
 const retentionPolicy = {
   type: "string",
@@ -188,14 +270,45 @@ export const specSchema = {
       "x-kubernetes-preserve-unknown-fields": true,
     },
     serviceAccountName: { type: "string", maxLength: 253 },
+    allowPrivileged: {
+      type: "boolean",
+      default: false,
+      description:
+        "Lets podTemplate ask for what a Dataflow's pods are otherwise refused: privileged containers, host namespaces, hostPath volumes, added capabilities, privilege escalation. The operator must allow it too (chart value allowPrivilegedDataflows, waxctl install --allow-privileged-dataflows); otherwise the Dataflow fails, naming the fields.",
+    },
     podTemplate: {
       type: "object",
       tsType: "V1PodTemplateSpec",
       description:
         "core/v1 PodTemplateSpec merged over the generated one: labels and annotations are added, pod spec fields set, the container named `waxflow` merged, other containers and volumes appended.",
       "x-kubernetes-preserve-unknown-fields": true,
+      // Only the fields the guard below reads are declared (every object keeps its unknown fields).
+      properties: {
+        spec: {
+          type: "object",
+          "x-kubernetes-preserve-unknown-fields": true,
+          properties: {
+            hostNetwork: { type: "boolean" },
+            hostPID: { type: "boolean" },
+            hostIPC: { type: "boolean" },
+            containers: guardedContainers,
+            initContainers: guardedContainers,
+            ephemeralContainers: guardedContainers,
+            volumes: {
+              type: "array",
+              maxItems: 256,
+              items: {
+                type: "object",
+                "x-kubernetes-preserve-unknown-fields": true,
+                properties: { name: NAME, hostPath: { type: "object", "x-kubernetes-preserve-unknown-fields": true } },
+              },
+            },
+          },
+        },
+      },
     },
   },
+  "x-kubernetes-validations": podTemplateRules(),
 } as const;
 
 const statusSchema = {

@@ -49,6 +49,10 @@ envFrom?: V1EnvFromSource[]
 resources?: V1ResourceRequirements
 serviceAccountName?: string
 /**
+ * Lets podTemplate ask for what a Dataflow's pods are otherwise refused: privileged containers, host namespaces, hostPath volumes, added capabilities, privilege escalation. The operator must allow it too (chart value allowPrivilegedDataflows, waxctl install --allow-privileged-dataflows); otherwise the Dataflow fails, naming the fields.
+ */
+allowPrivileged?: boolean
+/**
  * core/v1 PodTemplateSpec merged over the generated one: labels and annotations are added, pod spec fields set, the container named `waxflow` merged, other containers and volumes appended.
  */
 podTemplate?: V1PodTemplateSpec

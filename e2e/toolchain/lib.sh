@@ -54,9 +54,13 @@ need_build() {
 : "${NODE_IMAGE:=waxflow/kind-node:$K8S_VERSION}"
 : "${KIND_CLUSTER_NAME:=waxflow-e2e}"
 : "${TEST_BUSYBOX_IMAGE:=waxflow/busybox:e2e}"
+# The NetworkPolicy agent (kindnetd embeds it; here it runs beside the kindnetd stand-in).
+: "${KUBE_NETWORK_POLICIES_VERSION:=v0.8.0}"
+: "${KUBE_NETWORK_POLICIES_IMAGE:=waxflow.local/kube-network-policies:$KUBE_NETWORK_POLICIES_VERSION}"
 # The host port of the registry the suite pushes to; nodes pull localhost:<port>/... from it.
 : "${E2E_REGISTRY_PORT:=5001}"
 export CRICTL_VERSION COREDNS_VERSION LOCAL_PATH_PROVISIONER_VERSION KINDNETD_IMAGE \
+  KUBE_NETWORK_POLICIES_VERSION KUBE_NETWORK_POLICIES_IMAGE \
   LOCAL_PATH_PROVISIONER_IMAGE LOCAL_PATH_HELPER_IMAGE NODE_IMAGE KIND_CLUSTER_NAME TEST_BUSYBOX_IMAGE E2E_REGISTRY_PORT
 
 # go_install <cache-subdir> <module/pkg@version>: `go install` into the cache; prints

@@ -56,7 +56,7 @@ function labelsFor(name: string): Record<string, string> {
 }
 
 /** The pods' selector: immutable on a StatefulSet, so only the labels that never change. */
-function selectorFor(name: string): Record<string, string> {
+export function selectorFor(name: string): Record<string, string> {
   return { "app.kubernetes.io/name": "waxflow", [DATAFLOW_LABEL]: name };
 }
 
@@ -79,7 +79,7 @@ function ownerReference(ref: DataflowRef): V1OwnerReference {
   };
 }
 
-function metadataFor(ref: DataflowRef, name: string) {
+export function metadataFor(ref: DataflowRef, name: string) {
   return { name, namespace: ref.namespace, labels: labelsFor(ref.name), ownerReferences: [ownerReference(ref)] };
 }
 
@@ -153,9 +153,15 @@ function isObject(v: unknown): v is Record<string, unknown> {
 /**
  * The user's pod template overlay: labels/annotations are added, pod spec fields set,
  * the `waxflow` container merged field by field, other containers and volumes appended.
- * The contract's labels, the cluster ports and the recovery mount always win.
+ * The contract's labels, the cluster ports and the recovery mount always win; so does the
+ * container's hardened security context, unless the Dataflow was allowed privileges (its
+ * spec.allowPrivileged passed the guard), where what it asks for wins.
  */
-function mergePodTemplate(base: V1PodTemplateSpec, overlay: V1PodTemplateSpec | undefined): V1PodTemplateSpec {
+function mergePodTemplate(
+  base: V1PodTemplateSpec,
+  overlay: V1PodTemplateSpec | undefined,
+  privileged: boolean,
+): V1PodTemplateSpec {
   if (overlay === undefined) return base;
   const baseSpec = base.spec ?? { containers: [] };
   const { containers = [], initContainers, volumes = [], ...podFields } = overlay.spec ?? { containers: [] };
@@ -173,7 +179,9 @@ function mergePodTemplate(base: V1PodTemplateSpec, overlay: V1PodTemplateSpec | 
           ports: ours.ports,
           env: [...(ours.env ?? []), ...(theirs?.env ?? [])],
           volumeMounts: [...(ours.volumeMounts ?? []), ...(theirs?.volumeMounts ?? [])],
-          securityContext: { ...theirs?.securityContext, ...ours.securityContext },
+          securityContext: privileged
+            ? { ...ours.securityContext, ...theirs?.securityContext }
+            : { ...theirs?.securityContext, ...ours.securityContext },
         };
   const sidecars = containers.filter((c) => c.name !== CONTAINER);
   const spec = {
@@ -219,6 +227,10 @@ export function podTemplate(df: Dataflow, spec: DefaultedDataflowSpec): V1PodTem
     },
     spec: {
       containers: [container(ref, spec)],
+      // The runtime never calls the API server: no token unless the spec names an account to use.
+      ...(spec.serviceAccountName === undefined && spec.podTemplate?.spec?.serviceAccountName === undefined
+        ? { automountServiceAccountToken: false }
+        : {}),
       ...(spec.serviceAccountName === undefined ? {} : { serviceAccountName: spec.serviceAccountName }),
       securityContext: {
         runAsNonRoot: true,
@@ -234,7 +246,7 @@ export function podTemplate(df: Dataflow, spec: DefaultedDataflowSpec): V1PodTem
       ],
     },
   };
-  const merged = mergePodTemplate(base, spec.podTemplate);
+  const merged = mergePodTemplate(base, spec.podTemplate, spec.allowPrivileged === true);
   return annotated(merged, TEMPLATE_HASH, hashOf(merged));
 }
 
@@ -251,7 +263,7 @@ function annotated<T extends Annotatable>(object: T, key: string, value: string)
  * Marks a desired object with the hash of its content, so the reconciler can skip a
  * server-side apply (the controller's most expensive request) when nothing changed.
  */
-function stamped<T extends Annotatable>(object: T): T {
+export function stamped<T extends Annotatable>(object: T): T {
   return annotated(object, APPLIED_HASH, hashOf(object));
 }
 

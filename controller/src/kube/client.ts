@@ -8,9 +8,11 @@ import {
   KubeConfig,
   type KubernetesObject,
   KubernetesObjectApi,
+  NetworkingV1Api,
   PatchStrategy,
   type RequestContext,
   setHeaderOptions,
+  type V1NetworkPolicy,
   type V1PersistentVolumeClaim,
   type V1Pod,
   type V1Service,
@@ -69,6 +71,7 @@ export class Kube {
   readonly core: CoreV1Api;
   readonly apps: AppsV1Api;
   readonly extensions: ApiextensionsV1Api;
+  readonly networking: NetworkingV1Api;
 
   constructor(kc: KubeConfig) {
     this.objects = KubernetesObjectApi.makeApiClient(kc);
@@ -76,6 +79,7 @@ export class Kube {
     this.core = kc.makeApiClient(CoreV1Api);
     this.apps = kc.makeApiClient(AppsV1Api);
     this.extensions = kc.makeApiClient(ApiextensionsV1Api);
+    this.networking = kc.makeApiClient(NetworkingV1Api);
   }
 
   async readDataflow(namespace: string, name: string): Promise<Dataflow | undefined> {
@@ -95,6 +99,10 @@ export class Kube {
   async listServices(namespace: string, name: string): Promise<V1Service[]> {
     const list = await this.core.listNamespacedService({ namespace, labelSelector: `${DATAFLOW_LABEL}=${name}` });
     return list.items;
+  }
+
+  async readNetworkPolicy(namespace: string, name: string): Promise<V1NetworkPolicy | undefined> {
+    return orUndefined(this.networking.readNamespacedNetworkPolicy({ namespace, name }));
   }
 
   async listClaims(namespace: string, name: string): Promise<V1PersistentVolumeClaim[]> {
