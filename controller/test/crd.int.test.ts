@@ -67,7 +67,7 @@ test("a missing image is rejected", async () => {
 
 test("an image by tag is rejected with the fix", async () => {
   expect(await rejection("tagged", { image: "registry.local/flow:latest", module: "m" })).toMatch(
-    /spec.image: Invalid value: "string": image must be referenced by digest/,
+    /spec.image: Invalid value: "string": image must be referenced by digest \(REGISTRY\/NAME@sha256:<64 hex digits>\), got "registry.local\/flow:latest": `waxctl image build FILE` prints the reference by digest/,
   );
 });
 
@@ -77,7 +77,9 @@ test("a backup interval below the snapshot interval is rejected", async () => {
     module: "m",
     recovery: { enabled: true, snapshotInterval: "1m", backupInterval: "10s" },
   });
-  expect(msg).toMatch(/recovery.backupInterval must be greater than or equal to recovery.snapshotInterval/);
+  expect(msg).toMatch(
+    /recovery.backupInterval \(10s\) must be greater than or equal to recovery.snapshotInterval \(1m\)/,
+  );
 });
 
 test("an interval that is not a duration is rejected", async () => {
@@ -89,7 +91,7 @@ test("an interval that is not a duration is rejected", async () => {
 test("WAXFLOW_ variables belong to the controller", async () => {
   expect(
     await rejection("env", { image: IMAGE, module: "m", env: [{ name: "WAXFLOW_PROCESS_ID", value: "1" }] }),
-  ).toMatch(/WAXFLOW_\* variables are set by the controller/);
+  ).toMatch(/env WAXFLOW_PROCESS_ID: WAXFLOW_\* variables are set by the controller/);
 });
 
 test("a name too long for a StatefulSet is rejected", async () => {
