@@ -7,6 +7,7 @@
 //   PROBE_PORT         /healthz and /metrics (default 8080)
 //   WORKERS            Dataflows reconciled concurrently (default 32)
 //   INSTALL_CRD        "false" when the chart installs the CRD
+//   UNINSTALL_CHECK    "true": only check that no Dataflow is left (the chart's pre-delete hook)
 import { hostname } from "node:os";
 import { Controller } from "./controller.ts";
 import { PooledKubeConfig } from "./kube/client.ts";
@@ -14,6 +15,7 @@ import { installCrd } from "./kube/crd.ts";
 import { LeaderElector } from "./kube/leader.ts";
 import { errorText, log } from "./log.ts";
 import { Metrics, serveProbes } from "./metrics.ts";
+import { uninstallCheck } from "./uninstall-check.ts";
 
 const env = process.env;
 
@@ -28,6 +30,7 @@ const namespaces = (env.WATCH_NAMESPACES ?? "")
   .split(",")
   .map((s) => s.trim())
   .filter((s) => s !== "");
+if (env.UNINSTALL_CHECK === "true") process.exit(await uninstallCheck(kc, namespaces));
 const controller = new Controller(kc, {
   namespaces,
   ...(env.WORKERS ? { workers: Number(env.WORKERS) } : {}),

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, expect, test, vi } from "vitest";
 import { Kube } from "../src/kube/client.ts";
 import { installCrd } from "../src/kube/crd.ts";
 import { errorText } from "../src/log.ts";
+import { managedDataflows, uninstallCheck } from "../src/uninstall-check.ts";
 import { createDataflow, startCluster, type TestCluster } from "./harness/apiserver.ts";
 
 // Real API server round trips on a shared 2-core machine: generous, the waits inside are bounded.
@@ -121,4 +122,13 @@ test("the scale subresource drives spec.processes", async () => {
     name: "scaled",
   })) as Dataflow;
   expect(df.spec.processes).toBe(4);
+});
+
+test("the chart's uninstall check refuses while Dataflows exist, naming them, and passes where none are", async () => {
+  const kc = cluster.kubeConfig();
+  const left = await managedDataflows(kc, []);
+  expect(left).toContain("default/minimal");
+  expect(await managedDataflows(kc, ["default"])).toEqual(left);
+  expect(await uninstallCheck(kc, [])).toBe(1);
+  expect(await uninstallCheck(kc, ["kube-public"])).toBe(0);
 });
