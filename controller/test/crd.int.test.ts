@@ -1,7 +1,11 @@
 // The CRD against a real kube-apiserver: it installs, defaults, and rejects bad
 // Dataflows with the message a user sees.
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { CustomObjectsApi } from "@kubernetes/client-node";
 import { type Dataflow, GROUP, PLURAL, VERSION } from "@waxflow/crds";
+import { loadAll } from "js-yaml";
 import { afterAll, beforeAll, expect, test, vi } from "vitest";
 import { Kube } from "../src/kube/client.ts";
 import { installCrd } from "../src/kube/crd.ts";
@@ -131,4 +135,17 @@ test("the chart's uninstall check refuses while Dataflows exist, naming them, an
   expect(await managedDataflows(kc, ["default"])).toEqual(left);
   expect(await uninstallCheck(kc, [])).toBe(1);
   expect(await uninstallCheck(kc, ["kube-public"])).toBe(0);
+});
+
+test("every Dataflow in examples/k8s is accepted as written", async () => {
+  const dir = fileURLToPath(new URL("../../examples/k8s/", import.meta.url));
+  const dataflows = readdirSync(dir)
+    .filter((f) => f.startsWith("running-count"))
+    .flatMap((f) => loadAll(readFileSync(join(dir, f), "utf8")) as Dataflow[])
+    .filter((o) => o.kind === "Dataflow");
+  expect(dataflows.map((df) => df.metadata?.name).sort()).toEqual(["counts", "counts-recovery", "counts-shared"]);
+  for (const df of dataflows) {
+    const stored = await create(`example-${df.metadata?.name}`, df.spec as unknown as Record<string, unknown>);
+    expect(stored.spec).toMatchObject(df.spec);
+  }
 });
