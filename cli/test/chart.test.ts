@@ -33,6 +33,7 @@ test("the chart's appVersion is waxctl's version", () => {
 function comparable(objects: KubernetesObject[]): KubernetesObject[] {
   return (JSON.parse(JSON.stringify(objects)) as KubernetesObject[])
     .filter((o) => o.kind !== "Namespace") // helm install --create-namespace makes it
+    .filter((o) => o.metadata?.annotations?.["helm.sh/hook"] === undefined) // Helm's uninstall check
     .map((o) => {
       delete o.metadata?.labels;
       return o;
@@ -129,7 +130,7 @@ describe("helm", () => {
     const ours = installManifests(options);
     expect(comparable(rendered)).toEqual(comparable(ours));
     // Not vacuous: every kind is there, and the pod template carries exactly the selector's labels.
-    expect(new Set(rendered.map((o) => o.kind))).toEqual(
+    expect(new Set(comparable(rendered).map((o) => o.kind))).toEqual(
       new Set(ours.map((o) => o.kind).filter((k) => k !== "Namespace")),
     );
   });
@@ -139,6 +140,31 @@ describe("helm", () => {
       /replicas > 1 needs leaderElection.enabled/,
     );
     expect(() => installManifests({ ...defaults, replicas: 2, leaderElection: false })).toThrow(/need leader election/);
+  });
+
+  test("values.schema.json refuses a misspelt value and an image digest that is not one, naming the value", () => {
+    expect(() => template("x", "--set", "replica=2")).toThrow(/additional properties 'replica' not allowed/i);
+    expect(() => template("x", "--set", "image.digest=latest")).toThrow(/image\.digest.*does not match pattern/is);
+  });
+
+  test("a pre-delete hook in the controller image checks, as the controller's account, that no Dataflow is left", () => {
+    const job = template("ops", "--set", "watchNamespaces={team-a}", "--set", `image.digest=${digest}`).find(
+      (o) => o.kind === "Job",
+    );
+    expect(job?.metadata?.annotations?.["helm.sh/hook"]).toBe("pre-delete");
+    const pod = (job as { spec: { template: { spec: { serviceAccountName: string; containers: unknown[] } } } }).spec
+      .template.spec;
+    expect(pod.serviceAccountName).toBe("waxflow-controller");
+    expect(pod.containers).toEqual([
+      expect.objectContaining({
+        image: `waxflow.local/waxflow-controller@${digest}`,
+        env: [
+          { name: "UNINSTALL_CHECK", value: "true" },
+          { name: "WATCH_NAMESPACES", value: "team-a" },
+        ],
+      }),
+    ]);
+    expect(template("x", "--set", "uninstallCheck.enabled=false").some((o) => o.kind === "Job")).toBe(false);
   });
 
   test("metrics.service.enabled=false leaves the Service out; metrics.port moves port, probes and env together", () => {

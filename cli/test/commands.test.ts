@@ -25,7 +25,7 @@ test.each([
   expect(stdout).toMatch(example);
 });
 
-test.each(["deploy", "list", "describe", "logs", "delete", "suspend", "resume", "scale", "restart"])(
+test.each(["deploy", "render", "list", "describe", "logs", "delete", "suspend", "resume", "scale", "restart"])(
   "df %s --help shows examples and the shared cluster flags",
   async (command) => {
     const { stdout } = await waxctl(["df", command, "--help"]);
@@ -127,6 +127,50 @@ test("without --image the dry run says the deploy builds the image", async () =>
 test("df deploy without PATH or --image says PATH is missing, exit 2", async () => {
   const { stderr, error } = await waxctl(["df", "deploy", "-N", "wordcount", "--dry-run"]);
   expect(stderr).toMatch(/^error: PATH is missing/);
+  expect(error?.oclif?.exit).toBe(2);
+});
+
+test("df deploy --dry-run --image without PATH says the dry run needs the entry module, exit 2", async () => {
+  const image = `registry.example/wordcount@sha256:${"b".repeat(64)}`;
+  const { stderr, error } = await waxctl(["df", "deploy", "-N", "wordcount", "--image", image, "--dry-run"]);
+  expect(stderr).toMatch(
+    /^error: PATH is missing: --dry-run prints the whole Dataflow, so it needs the entry module even with --image/,
+  );
+  expect(stderr).not.toContain("only a deploy with --image");
+  expect(error?.oclif?.exit).toBe(2);
+});
+
+test("df render --image prints a Dataflow that applies as is: the image given, the module inside it", async () => {
+  const image = `registry.example/wordcount@sha256:${"b".repeat(64)}`;
+  const { stdout, error } = await waxctl([
+    "df",
+    "render",
+    wordcount,
+    "-N",
+    "wc",
+    "-n",
+    "streams",
+    "--image",
+    image,
+    "-p",
+    "2",
+  ]);
+  expect(error).toBeUndefined();
+  const df = load(stdout) as Dataflow;
+  expect(df.metadata?.namespace).toBe("streams");
+  expect(df.spec).toEqual({ image, module: "/app/wordcount.js", processes: 2, workersPerProcess: 1 });
+});
+
+test("df render with nowhere to put the image says where it can go, in one line, exit 2", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "waxctl-"));
+  const kubeconfig = join(dir, "config");
+  writeFileSync(
+    kubeconfig,
+    "apiVersion: v1\nkind: Config\ncurrent-context: prod\ncontexts: [{name: prod, context: {cluster: prod, user: u}}]\nclusters: [{name: prod, cluster: {server: 'https://127.0.0.1:1'}}]\nusers: [{name: u, user: {}}]\n",
+  );
+  const { stderr, error } = await waxctl(["df", "render", wordcount, "-N", "wc", "--kubeconfig", kubeconfig]);
+  expect(stderr).toMatch(/^error: render needs a place for the image the cluster can pull from: --kind CLUSTER/m);
+  expect(stderr.trimEnd().split("\n").at(-1)).toMatch(/^error: /);
   expect(error?.oclif?.exit).toBe(2);
 });
 

@@ -259,7 +259,9 @@ export class Controller {
     if (code === 409) throw err; // someone wrote in between: look again, nothing to report
     // The API server refused an object built from the spec (say a bad podTemplate): the
     // Dataflow is Failed until the spec changes.
-    const refused = code === 400 || code === 422;
+    // Server-side apply answers 500 "failed to create typed patch object" for fields the
+    // schema lacks (a typo in env or podTemplate): the spec's fault as well.
+    const refused = code === 400 || code === 422 || (code === 500 && errorText(err).includes("typed patch object"));
     const message = `${describe(action)}: ${errorText(err)}${refused ? ": fix the Dataflow spec" : ""}`;
     const degraded = df.status?.conditions?.find((c) => c.type === "Degraded");
     if (degraded?.reason !== REJECTED || degraded.message !== message) {

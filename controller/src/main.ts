@@ -10,6 +10,7 @@
 //   API_CLIENT_NAMESPACE_LABELS, API_CLIENT_POD_LABELS  k=v,... : who besides the controller's
 //                      namespace may reach the Dataflows' API port (Prometheus), see desired/network-policy.ts
 //   ALLOW_PRIVILEGED_DATAFLOWS  "true": a Dataflow with spec.allowPrivileged gets the pod template it asks for
+//   UNINSTALL_CHECK    "true": only check that no Dataflow is left (the chart's pre-delete hook)
 import { hostname } from "node:os";
 import { Controller } from "./controller.ts";
 import { parseLabels } from "./desired/network-policy.ts";
@@ -19,6 +20,7 @@ import { LeaderElector } from "./kube/leader.ts";
 import { errorText, log } from "./log.ts";
 import { Metrics, serveProbes } from "./metrics.ts";
 import type { OperatorSettings } from "./reconcile/reconcile.ts";
+import { uninstallCheck } from "./uninstall-check.ts";
 
 const env = process.env;
 
@@ -33,6 +35,7 @@ const namespaces = (env.WATCH_NAMESPACES ?? "")
   .split(",")
   .map((s) => s.trim())
   .filter((s) => s !== "");
+if (env.UNINSTALL_CHECK === "true") process.exit(await uninstallCheck(kc, namespaces));
 let settings: OperatorSettings;
 try {
   settings = {

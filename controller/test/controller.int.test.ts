@@ -9,7 +9,9 @@ import {
   type KubeConfig,
   PatchStrategy,
   setHeaderOptions,
+  type V1EnvVar,
   type V1Pod,
+  type V1PodSpec,
 } from "@kubernetes/client-node";
 import { type Dataflow, type DataflowSpec, GROUP, PLURAL, VERSION } from "@waxflow/crds";
 import { afterAll, beforeAll, expect, test, vi } from "vitest";
@@ -446,6 +448,24 @@ test("an object the API server refuses makes the Dataflow Failed with its messag
   await patchSpec("bad", { podTemplate: null } as unknown as Partial<DataflowSpec>);
   await waitFor("StatefulSet bad", () => controller.kube.readStatefulSet(NS, "bad"));
   await waitFor("no longer Failed", async () => (await phaseOf("bad")) === "Pending");
+});
+
+test("a typo in env or podTemplate makes the Dataflow Failed, naming the field, instead of being dropped", async () => {
+  await create("typo", {
+    env: [{ name: "GREETING", vaule: "hi" } as unknown as V1EnvVar],
+    podTemplate: { spec: { nodeSelectr: { disk: "ssd" } } as unknown as V1PodSpec },
+  });
+  const degraded = await waitFor("Failed", async () => {
+    const df = await get("typo");
+    return df?.status?.phase === "Failed" ? df.status.conditions?.find((c) => c.type === "Degraded") : undefined;
+  });
+  expect(degraded?.message).toMatch(
+    /apply StatefulSet\/typo: .*\.env\[name="GREETING"\]\.vaule: field not declared in schema/s,
+  );
+  expect(degraded?.message).toMatch(
+    /\.spec\.template\.spec\.nodeSelectr: field not declared in schema.*: fix the Dataflow spec/s,
+  );
+  expect(await controller.kube.readStatefulSet(NS, "typo")).toBeUndefined();
 });
 
 test("the watches recover from an API server restart within 30 s", async () => {

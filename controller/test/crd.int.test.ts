@@ -1,11 +1,16 @@
 // The CRD against a real kube-apiserver: it installs, defaults, and rejects bad
 // Dataflows with the message a user sees.
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { CustomObjectsApi } from "@kubernetes/client-node";
 import { type Dataflow, GROUP, PLURAL, VERSION } from "@waxflow/crds";
+import { loadAll } from "js-yaml";
 import { afterAll, beforeAll, describe, expect, test, vi } from "vitest";
 import { Kube } from "../src/kube/client.ts";
 import { installCrd } from "../src/kube/crd.ts";
 import { errorText } from "../src/log.ts";
+import { managedDataflows, uninstallCheck } from "../src/uninstall-check.ts";
 import { createDataflow, startCluster, type TestCluster } from "./harness/apiserver.ts";
 
 // Real API server round trips on a shared 2-core machine: generous, the waits inside are bounded.
@@ -67,7 +72,7 @@ test("a missing image is rejected", async () => {
 
 test("an image by tag is rejected with the fix", async () => {
   expect(await rejection("tagged", { image: "registry.local/flow:latest", module: "m" })).toMatch(
-    /spec.image: Invalid value: "string": image must be referenced by digest/,
+    /spec.image: Invalid value: "string": image must be referenced by digest \(REGISTRY\/NAME@sha256:<64 hex digits>\), got "registry.local\/flow:latest": `waxctl image build FILE` prints the reference by digest/,
   );
 });
 
@@ -77,7 +82,9 @@ test("a backup interval below the snapshot interval is rejected", async () => {
     module: "m",
     recovery: { enabled: true, snapshotInterval: "1m", backupInterval: "10s" },
   });
-  expect(msg).toMatch(/recovery.backupInterval must be greater than or equal to recovery.snapshotInterval/);
+  expect(msg).toMatch(
+    /recovery.backupInterval \(10s\) must be greater than or equal to recovery.snapshotInterval \(1m\)/,
+  );
 });
 
 test("an interval that is not a duration is rejected", async () => {
@@ -89,7 +96,7 @@ test("an interval that is not a duration is rejected", async () => {
 test("WAXFLOW_ variables belong to the controller", async () => {
   expect(
     await rejection("env", { image: IMAGE, module: "m", env: [{ name: "WAXFLOW_PROCESS_ID", value: "1" }] }),
-  ).toMatch(/WAXFLOW_\* variables are set by the controller/);
+  ).toMatch(/env WAXFLOW_PROCESS_ID: WAXFLOW_\* variables are set by the controller/);
 });
 
 test("a name too long for a StatefulSet is rejected", async () => {
@@ -194,4 +201,26 @@ describe("spec.podTemplate is guarded: kubectl apply refuses a way onto the node
     });
     expect(all.spec.podTemplate?.spec?.hostNetwork).toBe(true);
   });
+});
+
+test("the chart's uninstall check refuses while Dataflows exist, naming them, and passes where none are", async () => {
+  const kc = cluster.kubeConfig();
+  const left = await managedDataflows(kc, []);
+  expect(left).toContain("default/minimal");
+  expect(await managedDataflows(kc, ["default"])).toEqual(left);
+  expect(await uninstallCheck(kc, [])).toBe(1);
+  expect(await uninstallCheck(kc, ["kube-public"])).toBe(0);
+});
+
+test("every Dataflow in examples/k8s is accepted as written", async () => {
+  const dir = fileURLToPath(new URL("../../examples/k8s/", import.meta.url));
+  const dataflows = readdirSync(dir)
+    .filter((f) => f.startsWith("running-count"))
+    .flatMap((f) => loadAll(readFileSync(join(dir, f), "utf8")) as Dataflow[])
+    .filter((o) => o.kind === "Dataflow");
+  expect(dataflows.map((df) => df.metadata?.name).sort()).toEqual(["counts", "counts-recovery", "counts-shared"]);
+  for (const df of dataflows) {
+    const stored = await create(`example-${df.metadata?.name}`, df.spec as unknown as Record<string, unknown>);
+    expect(stored.spec).toMatchObject(df.spec);
+  }
 });

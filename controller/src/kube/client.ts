@@ -24,6 +24,11 @@ import { statusCode } from "../log.ts";
 import type { KubeEvent, ObjectRef } from "../reconcile/reconcile.ts";
 
 const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
+const serverSideApply = setHeaderOptions("Content-Type", PatchStrategy.ServerSideApply);
+
+function isStatefulSet(object: KubernetesObject): object is V1StatefulSet {
+  return object.apiVersion === "apps/v1" && object.kind === "StatefulSet";
+}
 
 /**
  * client-node 2.0 builds a new undici Agent, so a new connection pool, for every request
@@ -114,6 +119,7 @@ export class Kube {
   }
 
   async apply<T extends KubernetesObject>(object: T): Promise<T> {
+    if (isStatefulSet(object)) return (await this.#applyStrict(object)) as T;
     return this.objects.patch(object, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
   }
 
@@ -124,6 +130,25 @@ export class Kube {
     } catch (err) {
       if (statusCode(err) !== 409) throw err;
     }
+  }
+
+  /**
+   * The StatefulSet carries the user's env, resources and podTemplate, which the CRD keeps
+   * as they are: strict field validation refuses a typo in them (the Dataflow turns
+   * Failed with the field's path) where the default would drop it with a warning.
+   */
+  async #applyStrict(set: V1StatefulSet): Promise<V1StatefulSet> {
+    return this.apps.patchNamespacedStatefulSet(
+      {
+        namespace: set.metadata?.namespace ?? "",
+        name: set.metadata?.name ?? "",
+        body: set,
+        fieldManager: FIELD_MANAGER,
+        force: true,
+        fieldValidation: "Strict",
+      },
+      serverSideApply,
+    );
   }
 
   async scaleToZero(target: ObjectRef): Promise<void> {

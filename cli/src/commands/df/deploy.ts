@@ -14,7 +14,8 @@ import { connect } from "../../kube.ts";
 import { createProgress, outputMode } from "../../ui/progress.ts";
 
 // A dry run builds nothing, so it shows this where the digest will be.
-export const UNBUILT_IMAGE = "(built by the deploy; pass --image REGISTRY/NAME@sha256:<digest> to choose one)";
+export const UNBUILT_IMAGE =
+  "(built by the deploy; pass --image REGISTRY/NAME@sha256:<digest> to choose one, or use `waxctl df render` for a Dataflow to apply yourself)";
 
 export default class DfDeploy extends ClusterCommand {
   static override summary = "Bundle a dataflow, build its image and run it in the cluster.";
@@ -176,7 +177,9 @@ Deploying again with the same image and flags changes nothing. A change to a run
     const waitMs = durationMs(duration("timeout", flags.timeout));
     if (args.path === undefined && (flags.image === undefined || flags["dry-run"])) {
       throw new UsageError(
-        "PATH is missing: pass the dataflow's entry module, e.g. waxctl df deploy flow.ts -N NAME (only a deploy with --image may leave it out)",
+        flags.image === undefined
+          ? "PATH is missing: pass the dataflow's entry module, e.g. waxctl df deploy flow.ts -N NAME (only a deploy with --image may leave it out)"
+          : "PATH is missing: --dry-run prints the whole Dataflow, so it needs the entry module even with --image, e.g. waxctl df deploy flow.ts -N NAME --image REF --dry-run",
       );
     }
     const buildFlag = (["base", "kind", "registry"] as const).find((f) => flags[f] !== undefined);

@@ -117,6 +117,9 @@ Targets: ${TARGET_FORMS}. kind:CLUSTER runs \`kind load image-archive\` (set KIN
     this.logToStderr(
       `${mb(built.size)}, ${built.image.manifest.layers.length} layers; bundle ${ms(built.timings.bundleMs)}, image ${ms(built.timings.baseMs + built.timings.layerMs)}, ${delivered.target}${blobs} ${ms(delivered.ms)}; total ${ms(totalMs)}`,
     );
+    // What a Dataflow written by hand needs; stdout keeps only the reference, for scripts.
+    this.logToStderr(`spec.image:  ${target.kind === "registry" ? delivered.reference : built.reference}`);
+    this.logToStderr(`spec.module: ${built.module}`);
     return {
       digest: built.digest,
       reference: built.reference,
