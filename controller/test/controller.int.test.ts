@@ -451,21 +451,22 @@ test("an object the API server refuses makes the Dataflow Failed with its messag
 });
 
 test("a typo in env or podTemplate makes the Dataflow Failed, naming the field, instead of being dropped", async () => {
-  await create("typo", {
-    env: [{ name: "GREETING", vaule: "hi" } as unknown as V1EnvVar],
-    podTemplate: { spec: { nodeSelectr: { disk: "ssd" } } as unknown as V1PodSpec },
-  });
-  const degraded = await waitFor("Failed", async () => {
-    const df = await get("typo");
-    return df?.status?.phase === "Failed" ? df.status.conditions?.find((c) => c.type === "Degraded") : undefined;
-  });
-  expect(degraded?.message).toMatch(
-    /apply StatefulSet\/typo: .*\.env\[name="GREETING"\]\.vaule: field not declared in schema/s,
+  // One typo each: the API server may name only one of several in a single answer.
+  await create("typo-env", { env: [{ name: "GREETING", vaule: "hi" } as unknown as V1EnvVar] });
+  await create("typo-pod", { podTemplate: { spec: { nodeSelectr: { disk: "ssd" } } as unknown as V1PodSpec } });
+  const degraded = (name: string) =>
+    waitFor(`${name} Failed`, async () => {
+      const df = await get(name);
+      return df?.status?.phase === "Failed" ? df.status.conditions?.find((c) => c.type === "Degraded") : undefined;
+    });
+  expect((await degraded("typo-env"))?.message).toMatch(
+    /apply StatefulSet\/typo-env: .*\.env\[name="GREETING"\]\.vaule: field not declared in schema.*: fix the Dataflow spec/s,
   );
-  expect(degraded?.message).toMatch(
-    /\.spec\.template\.spec\.nodeSelectr: field not declared in schema.*: fix the Dataflow spec/s,
+  expect((await degraded("typo-pod"))?.message).toMatch(
+    /apply StatefulSet\/typo-pod: .*\.spec\.template\.spec\.nodeSelectr: field not declared in schema.*: fix the Dataflow spec/s,
   );
-  expect(await controller.kube.readStatefulSet(NS, "typo")).toBeUndefined();
+  expect(await controller.kube.readStatefulSet(NS, "typo-env")).toBeUndefined();
+  expect(await controller.kube.readStatefulSet(NS, "typo-pod")).toBeUndefined();
 });
 
 test("the watches recover from an API server restart within 30 s", async () => {
