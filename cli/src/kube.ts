@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { delimiter, join } from "node:path";
 import type { Writable } from "node:stream";
-import type { CoreV1Event, KubeConfig, V1Pod } from "@kubernetes/client-node";
+import type { CoreV1Event, KubeConfig, V1Deployment, V1Pod } from "@kubernetes/client-node";
 import { API_VERSION, type Dataflow, GROUP, PLURAL, VERSION } from "@waxflow/crds";
 import { load } from "js-yaml";
 import { namespaceName } from "./deploy/options.ts";
@@ -399,6 +399,19 @@ export class Cluster {
     } catch (err) {
       if (apiStatus(err)?.code === 400) return undefined;
       throw new UserError(failureLine(err, `reading the log of pod ${pod}`, this));
+    }
+  }
+
+  /**
+   * The Deployments labelled `selector` in every namespace (the operator may be installed in
+   * any); undefined when the user may not list them.
+   */
+  async deploymentsEverywhere(selector: string): Promise<V1Deployment[] | undefined> {
+    try {
+      return (await this.#apps.listDeploymentForAllNamespaces({ labelSelector: selector })).items;
+    } catch (err) {
+      if (apiStatus(err)?.code === 403) return undefined;
+      throw new UserError(failureLine(err, `listing deployments labelled ${selector}`, this));
     }
   }
 
