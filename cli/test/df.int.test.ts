@@ -291,6 +291,15 @@ describe("with the CRD", () => {
     );
   });
 
+  test("scale --wait waits for the operator like deploy, and says when none acts", async () => {
+    const outcome = await run("df", "scale", "wc", "--processes", "3", "--wait");
+    expect(outcome.stdout).toContain("scaled to 3 process(es)");
+    expect(outcome.stdout).toMatch(/^✗ pods ready: no operator acts on it/m);
+    expect(oneLine(outcome)).toMatch(/^error: dataflow wc: nothing has acted on it for \d+\.\ds: no waxflow operator/);
+    expect((await read("wc")).spec.processes).toBe(3);
+    await run("df", "scale", "wc", "--processes", "4");
+  });
+
   test("restart bumps spec.restartNonce each time", async () => {
     await run("df", "restart", "wc");
     expect((await read("wc")).spec.restartNonce).toBe(1);
