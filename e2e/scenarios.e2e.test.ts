@@ -358,14 +358,9 @@ describe("waxflow on kind", { timeout: 600_000 }, () => {
   test("10. a dataflow that crashes at start: df deploy stops with its error line within seconds", async () => {
     const started = Date.now();
     // READINGS_BATCH=0 makes the module throw as it loads, in every process, every time.
-    const deploy = await waxctl([
-      ...deployFlags("e2e-crash", readings(200), "-p", "2", "-w", "1"),
-      "-e",
-      "READINGS_BATCH=0",
-      "--wait",
-      "--timeout",
-      "5m",
-    ]);
+    // Without --json: the error line is what the user reads.
+    const flags = deployFlags("e2e-crash", { ...readings(200), batch: 0 }, "-p", "2", "-w", "1", "--create-namespace");
+    const deploy = await waxctl([...flags.filter((f) => f !== "--json"), "--wait", "--timeout", "5m"]);
     const took = Date.now() - started;
     const line = 'RangeError: READINGS_BATCH must be a whole number >= 1, got "0"';
     expect(deploy.code).toBe(1);
