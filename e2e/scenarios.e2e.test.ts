@@ -195,7 +195,7 @@ describe("waxflow on kind", { timeout: 600_000 }, () => {
 
     await untilRunning("e2e", 3);
     const [header, row] = (await kubectl("get", "df", "-n", NS, "e2e")).split("\n");
-    expect(header?.split(/\s+/)).toEqual(["NAME", "READY", "STATE", "PHASE", "IMAGE", "AGE"]);
+    expect(header?.split(/\s+/)).toEqual(["NAME", "READY", "STATE", "PHASE", "IMAGE", "AGE", "PROBLEM"]);
     expect(row).toMatch(/^e2e\s+3\/3\s+running\s+Running\s+\S+@sha256:/);
     for (const pod of await pods(NS, "e2e")) {
       const ready = await podGet(NS, pod.metadata.name, 3030, "/readyz");
@@ -380,5 +380,36 @@ describe("waxflow on kind", { timeout: 600_000 }, () => {
     } finally {
       await registry.stop();
     }
+  });
+
+  test("10. a dataflow that crashes at start: df deploy stops with its error line within seconds", async () => {
+    const started = Date.now();
+    // READINGS_BATCH=0 makes the module throw as it loads, in every process, every time.
+    // Without --json: the error line is what the user reads.
+    const flags = deployFlags("e2e-crash", { ...readings(200), batch: 0 }, "-p", "2", "-w", "1", "--create-namespace");
+    // --no-check: deploy's own load of the module here would refuse it before anything is
+    // applied (the CLI tests prove that); this scenario is about the cluster telling it.
+    const deploy = await waxctl([...flags.filter((f) => f !== "--json"), "--no-check", "--wait", "--timeout", "5m"]);
+    const took = Date.now() - started;
+    const line = 'RangeError: READINGS_BATCH must be a whole number >= 1, got "0"';
+    expect(deploy.code).toBe(1);
+    const errors = deploy.stderr.trimEnd().split("\n");
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatch(
+      /^error: dataflow e2e-crash failed: process e2e-crash-[01] failed 2 times in a row with exit code 1: error: cannot load dataflow module/,
+    );
+    expect(errors[0]).toContain(line);
+    // Two runs and the kubelet's first back-off (10 s), not the 5-minute timeout.
+    expect(took).toBeLessThan(120_000);
+    console.log(`df deploy reported the crash loop after ${(took / 1000).toFixed(1)}s`);
+
+    const row = (await kubectl("get", "df", "-n", NS, "e2e-crash")).split("\n")[1];
+    expect(row).toMatch(/^e2e-crash\s+0\/2\s+running\s+Failed\s+\S+\s+\S+\s+process e2e-crash-[01] failed 2 times/);
+    expect(row).toContain(line);
+    const df = await kubectlJson<DataflowStatus>("get", "dataflow", "-n", NS, "e2e-crash");
+    expect(df.status?.conditions).toContainEqual(
+      expect.objectContaining({ type: "Degraded", status: "True", reason: "CrashLoop" }),
+    );
+    expect((await waxctl(["df", "delete", "e2e-crash", "-n", NS, "--yes", "--wait"])).code).toBe(0);
   });
 });

@@ -6,7 +6,7 @@ import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import { delimiter, join } from "node:path";
 import type { Writable } from "node:stream";
-import type { CoreV1Event, KubeConfig, V1Pod } from "@kubernetes/client-node";
+import type { CoreV1Event, KubeConfig, V1Deployment, V1Pod } from "@kubernetes/client-node";
 import { API_VERSION, type Dataflow, GROUP, PLURAL, VERSION } from "@waxflow/crds";
 import { namespaceName } from "./deploy/options.ts";
 import { UsageError, UserError } from "./errors.ts";
@@ -416,6 +416,19 @@ export class Cluster {
       // A pod with no node yet gets an empty 200 without a content type, which the client cannot parse.
       if (err instanceof Error && err.message === "Cannot parse content. No Content-Type defined.") return undefined;
       throw new UserError(failureLine(err, `reading the log of pod ${pod}`, this));
+    }
+  }
+
+  /**
+   * The Deployments labelled `selector` in every namespace (the operator may be installed in
+   * any); undefined when the user may not list them.
+   */
+  async deploymentsEverywhere(selector: string): Promise<V1Deployment[] | undefined> {
+    try {
+      return (await this.#apps.listDeploymentForAllNamespaces({ labelSelector: selector })).items;
+    } catch (err) {
+      if (apiStatus(err)?.code === 403) return undefined;
+      throw new UserError(failureLine(err, `listing deployments labelled ${selector}`, this));
     }
   }
 

@@ -164,7 +164,9 @@ describe("helm", () => {
         ],
       }),
     ]);
-    expect(template("x", ...byDigest, "--set", "uninstallCheck.enabled=false").some((o) => o.kind === "Job")).toBe(false);
+    expect(template("x", ...byDigest, "--set", "uninstallCheck.enabled=false").some((o) => o.kind === "Job")).toBe(
+      false,
+    );
   });
 
   test("metrics.service.enabled=false leaves the Service out; metrics.port moves port, probes and env together", () => {

@@ -1,6 +1,7 @@
 // The controller against a real kube-apiserver and kube-controller-manager (StatefulSet,
 // garbage collector, PVC protection). There are no nodes: pods stay unscheduled, so the
 // tests play the kubelet's part by marking pods Ready.
+import { execFileSync } from "node:child_process";
 import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
@@ -9,6 +10,7 @@ import {
   type KubeConfig,
   PatchStrategy,
   setHeaderOptions,
+  type V1ContainerState,
   type V1EnvVar,
   type V1Pod,
   type V1PodSpec,
@@ -21,7 +23,7 @@ import { installCrd } from "../src/kube/crd.ts";
 import { LeaderElector } from "../src/kube/leader.ts";
 import { setQuiet } from "../src/log.ts";
 import { serveProbes } from "../src/metrics.ts";
-import { crashLooping, IMAGE } from "./fixtures.ts";
+import { IMAGE } from "./fixtures.ts";
 import { createDataflow, startCluster, type TestCluster, waitFor } from "./harness/apiserver.ts";
 
 // Real API server round trips on a shared 2-core machine: generous, the waits inside are bounded.
@@ -385,45 +387,92 @@ test("a scale-down with recovery hands the removed pods' data over through holde
   );
 });
 
-test("crash-looping processes show as Degraded with the cause from pod status", async () => {
+test("a process that fails twice the same way: Degraded at once, Failed with its error line, shown by kubectl get df", async () => {
   await create("crash", {});
   const [pod] = await waitFor("a pod", async () => {
     const ps = await pods("crash");
     return ps.length === 1 ? ps : undefined;
   });
-  await core.patchNamespacedPodStatus(
-    {
-      namespace: NS,
-      name: pod?.metadata?.name ?? "",
-      body: {
-        status: {
-          phase: "Running",
-          containerStatuses: [
-            crashLooping(5, "back-off 1m20s restarting failed container", {
-              exitCode: 1,
-              message: "StepError: step crash.parse: bad item 'x'",
-            }),
-          ],
+  const name = pod?.metadata?.name ?? "";
+  const line = "error: step crash.parse: bad item 'x'";
+  const run = (n: number) => ({
+    containerID: `containerd://run-${n}`,
+    exitCode: 1,
+    reason: "Error",
+    message: `waxflow: 1 process x 1 worker\n${line}\n`,
+    finishedAt: new Date(),
+  });
+  // The kubelet's part: the container's runs as pod status shows them.
+  const report = (restartCount: number, state: V1ContainerState, previous?: ReturnType<typeof run>) =>
+    core.patchNamespacedPodStatus(
+      {
+        namespace: NS,
+        name,
+        body: {
+          status: {
+            phase: "Running",
+            containerStatuses: [
+              {
+                name: "waxflow",
+                image: IMAGE,
+                imageID: "",
+                ready: false,
+                restartCount,
+                state,
+                ...(previous === undefined ? {} : { lastState: { terminated: previous } }),
+              },
+            ],
+          },
         },
       },
-    },
-    setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    );
+  const degraded = async () => (await get("crash"))?.status?.conditions?.find((c) => c.type === "Degraded");
+
+  const first = run(0);
+  await report(0, { terminated: first });
+  expect(await waitFor("ProcessFailed", async () => (await degraded())?.reason === "ProcessFailed")).toBe(true);
+  await report(
+    1,
+    { waiting: { reason: "CrashLoopBackOff", message: "back-off 10s restarting failed container" } },
+    first,
   );
-  const degraded = await waitFor("Degraded", async () =>
-    (await get("crash"))?.status?.conditions?.find((c) => c.type === "Degraded" && c.status === "True"),
-  );
-  expect(degraded.reason).toBe("CrashLoopBackOff");
-  expect(degraded.message).toBe(
-    "pod crash-0: container waxflow CrashLoopBackOff: back-off 1m20s restarting failed container; last exit code 1: StepError: step crash.parse: bad item 'x'",
-  );
-  const warnings = await waitFor("a Warning event", async () => {
+  await report(1, { running: { startedAt: new Date() } }, first);
+  await sleep(500);
+  expect(await degraded()).toMatchObject({ status: "True", reason: "ProcessFailed" });
+  expect((await get("crash"))?.status?.phase).not.toBe("Failed");
+
+  await report(1, { terminated: run(1) }, first);
+  const failed = await waitFor("Failed", async () => {
+    const df = await get("crash");
+    return df?.status?.phase === "Failed" ? df : undefined;
+  });
+  const message = `process crash-0 failed 2 times in a row with exit code 1: ${line}`;
+  expect(failed.status?.conditions?.find((c) => c.type === "Degraded")).toMatchObject({
+    status: "True",
+    reason: "CrashLoop",
+    message,
+  });
+  const table = execFileSync("kubectl", ["get", "df", "crash", "-n", NS, "--kubeconfig", cluster.kubeconfigPath], {
+    encoding: "utf8",
+  });
+  expect(table.split("\n")[0]?.split(/\s+/)).toEqual(["NAME", "READY", "STATE", "PHASE", "IMAGE", "AGE", "PROBLEM"]);
+  expect(table.split("\n")[1]).toMatch(/^crash\s+0\/1\s+running\s+Failed\s+\S+\s+\S+\s+process crash-0 failed 2 times/);
+  const warnings = await waitFor("the Warning events", async () => {
     const list = await core.listNamespacedEvent({
       namespace: NS,
       fieldSelector: "involvedObject.name=crash,type=Warning",
     });
-    return list.items.length > 0 ? list.items : undefined;
+    const reasons = list.items.map((e) => e.reason);
+    return reasons.includes("CrashLoop") ? reasons : undefined;
   });
-  expect(warnings[0]?.reason).toBe("CrashLoopBackOff");
+  expect(warnings).toEqual(expect.arrayContaining(["ProcessFailed", "CrashLoop"]));
+
+  // Ready at last (the cause went away): Running, and the record is dropped.
+  await markReady("crash");
+  await report(2, { running: { startedAt: new Date() } }, run(1));
+  await waitFor("Running", async () => (await phaseOf("crash")) === "Running");
+  expect((await get("crash"))?.status?.failures).toBeUndefined();
 });
 
 test("an object the API server refuses makes the Dataflow Failed with its message, without a hot loop", async () => {

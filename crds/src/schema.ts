@@ -410,7 +410,7 @@ const statusSchema = {
       type: "string",
       enum: ["Pending", "Deploying", "Running", "Suspended", "Failed", "Deleting"],
       description:
-        "Pending: no process runs yet (being created, scheduled or pulled). Deploying: a roll is under way, or processes run but not all are ready. Running: every process is ready. Failed: the spec cannot be carried out (see the Degraded condition).",
+        "Pending: no process runs yet (being created, scheduled or pulled). Deploying: a roll is under way, or processes run but not all are ready. Running: every process is ready. Failed: the spec cannot be carried out, or a process failed twice in a row the same way (see the Degraded condition).",
     },
     processes: { type: "integer", format: "int32", description: "Processes (pods) that exist now." },
     readyProcesses: { type: "integer", format: "int32", description: "Processes whose pods are ready." },
@@ -450,6 +450,26 @@ const statusSchema = {
           description: "Processes of the cluster being replaced: their volumes hold its recovery data.",
         },
         to: { type: "integer", format: "int32", description: "Processes of the cluster being started." },
+      },
+    },
+    failures: {
+      type: "array",
+      description:
+        "Each process that failed since it was last ready: its last failed run and how many runs in a row failed the same way (exit code and last line). Two make a crash loop: phase Failed.",
+      "x-kubernetes-list-type": "map",
+      "x-kubernetes-list-map-keys": ["pod"],
+      items: {
+        title: "DataflowProcessFailure",
+        type: "object",
+        required: ["pod", "run", "exitCode", "times"],
+        properties: {
+          pod: { type: "string" },
+          podUID: { type: "string", description: "Tells a pod from its replacement of the same name." },
+          run: { type: "string", description: "The failed run's container ID." },
+          exitCode: { type: "integer", format: "int32" },
+          line: { type: "string", description: "The last line of the run's termination message: the runtime's error." },
+          times: { type: "integer", format: "int32", description: "Runs in a row that failed this way." },
+        },
       },
     },
     lastReconciledSpec: {
@@ -513,6 +533,12 @@ export const customResourceDefinition = {
           { name: "Phase", type: "string", jsonPath: ".status.phase" },
           { name: "Image", type: "string", jsonPath: ".spec.image" },
           { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
+          {
+            name: "Problem",
+            type: "string",
+            description: "What keeps the dataflow from running, such as a crash loop's error line",
+            jsonPath: '.status.conditions[?(@.type=="Degraded")].message',
+          },
         ],
       },
     ],

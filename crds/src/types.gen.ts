@@ -130,7 +130,7 @@ export interface DataflowStatus {
  */
 observedGeneration?: number
 /**
- * Pending: no process runs yet (being created, scheduled or pulled). Deploying: a roll is under way, or processes run but not all are ready. Running: every process is ready. Failed: the spec cannot be carried out (see the Degraded condition).
+ * Pending: no process runs yet (being created, scheduled or pulled). Deploying: a roll is under way, or processes run but not all are ready. Running: every process is ready. Failed: the spec cannot be carried out, or a process failed twice in a row the same way (see the Degraded condition).
  */
 phase?: ("Pending" | "Deploying" | "Running" | "Suspended" | "Failed" | "Deleting")
 /**
@@ -158,6 +158,10 @@ image?: string
  */
 conditions?: DataflowCondition[]
 rollout?: DataflowRollout
+/**
+ * Each process that failed since it was last ready: its last failed run and how many runs in a row failed the same way (exit code and last line). Two make a crash loop: phase Failed.
+ */
+failures?: DataflowProcessFailure[]
 /**
  * JSON of the spec the processes were last started with: the base of the next spec diff and the layout of the recovery data.
  */
@@ -220,4 +224,24 @@ from: number
  * Processes of the cluster being started.
  */
 to: number
+}
+export interface DataflowProcessFailure {
+pod: string
+/**
+ * Tells a pod from its replacement of the same name.
+ */
+podUID?: string
+/**
+ * The failed run's container ID.
+ */
+run: string
+exitCode: number
+/**
+ * The last line of the run's termination message: the runtime's error.
+ */
+line?: string
+/**
+ * Runs in a row that failed this way.
+ */
+times: number
 }

@@ -130,6 +130,9 @@ function container(ref: DataflowRef, spec: DefaultedDataflowSpec): V1Container {
       { name: "cluster", containerPort: CLUSTER_PORT, protocol: "TCP" },
       { name: "api", containerPort: API_PORT, protocol: "TCP" },
     ],
+    // A failed run's last log lines become its termination message, which the reconciler
+    // reads from pod status to tell a crash loop and show its error line.
+    terminationMessagePolicy: "FallbackToLogsOnError",
     readinessProbe: { httpGet: { path: "/readyz", port: "api" }, periodSeconds: 5, failureThreshold: 2 },
     livenessProbe: { httpGet: { path: "/livez", port: "api" }, periodSeconds: 10, failureThreshold: 6 },
     securityContext: {

@@ -36,6 +36,7 @@ import {
 } from "../desired/objects.ts";
 import { guardPodTemplate } from "../desired/pod-guard.ts";
 import { classifySpecDiff } from "./diff.ts";
+import { diagnoseFailures, trackFailures } from "./failures.ts";
 
 export interface Observed {
   readonly dataflow: Dataflow;
@@ -519,8 +520,19 @@ function converge(observed: Observed, now: Date, settings: OperatorSettings): Pl
   // observe -> status. Holders hand data over; they are not processes of the cluster.
   const ready = live.filter((p) => isReady(p) && !isHolder(p)).length;
   const suspended = spec.state === "suspended";
-  const phase: DataflowStatus["phase"] =
-    rollout !== undefined
+  // Pods of an older template are on their way out: how they failed is history.
+  const failures = suspended
+    ? []
+    : trackFailures(
+        prev.failures ?? [],
+        live.filter((p) => templateHashOf(p) === hashWant),
+        CONTAINER,
+      );
+  const failure = diagnoseFailures(failures);
+  const crashLoop = failure?.reason === "CrashLoop";
+  const phase: DataflowStatus["phase"] = crashLoop
+    ? "Failed"
+    : rollout !== undefined
       ? "Deploying"
       : suspended
         ? "Suspended"
@@ -529,14 +541,17 @@ function converge(observed: Observed, now: Date, settings: OperatorSettings): Pl
           : !live.some((p) => p.status?.phase === "Running")
             ? "Pending"
             : "Deploying";
-  if (progressing === undefined && rollout === undefined) {
+  if (crashLoop) {
+    progressing = undefined;
+  } else if (progressing === undefined && rollout === undefined) {
     if (suspended && observed.pods.length > 0) {
       progressing = { reason: "Suspending", message: `stopping ${observed.pods.length} process(es); volumes are kept` };
     } else if (!suspended && phase !== "Running") {
       progressing = { reason: "Starting", message: `${ready}/${spec.processes} processes ready` };
     }
   }
-  const problem = diagnosePods(live, now);
+  // A failed run first: it is what the restarts and CrashLoopBackOff waits come from.
+  const problem = failure ?? diagnosePods(live, now);
   const readyMessage =
     phase === "Running"
       ? `${ready}/${spec.processes} processes ready`
@@ -550,11 +565,13 @@ function converge(observed: Observed, now: Date, settings: OperatorSettings): Pl
       phase === "Running",
       phase === "Running"
         ? "ProcessesReady"
-        : suspended
-          ? "Suspended"
-          : rollout
-            ? "RollInProgress"
-            : "ProcessesNotReady",
+        : crashLoop
+          ? "CrashLoop"
+          : suspended
+            ? "Suspended"
+            : rollout
+              ? "RollInProgress"
+              : "ProcessesNotReady",
       readyMessage,
       gen,
       now,
@@ -563,8 +580,13 @@ function converge(observed: Observed, now: Date, settings: OperatorSettings): Pl
       prev.conditions,
       "Progressing",
       progressing !== undefined,
-      progressing?.reason ?? (suspended ? "Suspended" : "Stable"),
-      progressing?.message ?? (suspended ? "suspended" : "every process runs the current spec"),
+      progressing?.reason ?? (crashLoop ? "CrashLoop" : suspended ? "Suspended" : "Stable"),
+      progressing?.message ??
+        (crashLoop
+          ? "the processes restart with back-off and fail again: fix the cause and deploy again"
+          : suspended
+            ? "suspended"
+            : "every process runs the current spec"),
       gen,
       now,
     ),
@@ -573,7 +595,8 @@ function converge(observed: Observed, now: Date, settings: OperatorSettings): Pl
       "Degraded",
       problem !== undefined,
       problem?.reason ?? "AsExpected",
-      problem?.message ?? "no process reports a problem",
+      // Empty, so `kubectl get df`'s Problem column is empty too.
+      problem?.message ?? "",
       gen,
       now,
     ),
@@ -589,6 +612,7 @@ function converge(observed: Observed, now: Date, settings: OperatorSettings): Pl
     ...((runningImage ?? prev.image) ? { image: runningImage ?? prev.image } : {}),
     conditions,
     ...(rollout === undefined ? {} : { rollout }),
+    ...(failures.length === 0 ? {} : { failures }),
     ...(lastReconciledSpec === undefined ? {} : { lastReconciledSpec }),
   };
   if (prev.phase !== phase) {

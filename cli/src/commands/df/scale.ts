@@ -5,9 +5,11 @@ import type { Dataflow } from "@waxflow/crds";
 import { specSchema } from "@waxflow/crds";
 import { ClusterCommand, nameArg } from "../../base.ts";
 import { scale } from "../../deploy/lifecycle.ts";
-import { dataflowName, wholeNumber } from "../../deploy/options.ts";
+import { dataflowName, duration, durationMs, wholeNumber } from "../../deploy/options.ts";
+import { waitUntilFormed } from "../../deploy/wait.ts";
 import { UserError } from "../../errors.ts";
 import { type Cluster, CONTAINER, connect } from "../../kube.ts";
+import { createProgress, outputMode } from "../../ui/progress.ts";
 
 /** Volume sources that are per pod by nature: a directory on one of them cannot be shared between processes. */
 const PER_POD = ["emptyDir", "configMap", "secret", "downwardAPI", "projected", "ephemeral"] as const;
@@ -88,6 +90,10 @@ export default class DfScale extends ClusterCommand {
 
   static override examples = [
     { description: "Run orders on 4 processes:", command: "<%= config.bin %> <%= command.id %> orders --processes 4" },
+    {
+      description: "The same, returning once the 4 processes run:",
+      command: "<%= config.bin %> <%= command.id %> orders --processes 4 --wait",
+    },
   ];
 
   static override args = { name: nameArg };
@@ -100,12 +106,15 @@ export default class DfScale extends ClusterCommand {
       helpValue: "N",
     }),
     force: Flags.boolean({ description: "Scale even though file output is on each pod's own storage." }),
+    wait: Flags.boolean({ description: "Wait until the new processes are ready and the worker cluster has formed." }),
+    timeout: Flags.string({ description: "How long --wait waits.", default: "5m", helpValue: "DURATION" }),
   };
 
   async run(): Promise<Dataflow> {
     const { args, flags } = await this.parse(DfScale);
     const name = dataflowName("NAME", args.name);
     const processes = wholeNumber("processes", flags.processes, 1, specSchema.properties.processes.maximum);
+    const timeoutMs = durationMs(duration("timeout", flags.timeout));
     const { cluster, namespace } = await connect(flags);
     const live = await cluster.mustGetDataflow(namespace, name);
     const previous = live.spec.processes ?? 1;
@@ -121,7 +130,14 @@ export default class DfScale extends ClusterCommand {
     );
     const note = changed && outputs === undefined ? fileOutputNote(dataflow, previous) : undefined;
     if (note !== undefined) this.logToStderr(note);
-    return dataflow;
+    if (!changed || !flags.wait) return dataflow;
+    const mode = outputMode(this.jsonEnabled(), process.stdout.isTTY === true, process.env);
+    const progress = await createProgress(mode, (line) => this.log(line));
+    try {
+      return await waitUntilFormed(cluster, dataflow, progress, { timeoutMs });
+    } finally {
+      await progress.close();
+    }
   }
 
   /** Where a running process's file sinks write, judged against its pod; undefined when no process answers. */
