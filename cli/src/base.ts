@@ -19,6 +19,11 @@ export const nameArg = Args.string({ description: "Name of the Dataflow.", requi
 /** `WAXFLOW_DEBUG=1` adds the stack (and causes) after the one line, as the runtime does. */
 const debug = (): boolean => process.env.WAXFLOW_DEBUG === "1";
 
+/** Straight to stderr: oclif's logToStderr is silent under --json, where a failure must still say why. */
+const toStderr = (line: string): void => {
+  process.stderr.write(`${line}\n`);
+};
+
 /**
  * Errors the user can act on printed as one unwrapped line (`error: <message>`, as the
  * runtime prints them) instead of oclif's boxed, width-wrapped block: exit code 2 for usage
@@ -28,7 +33,7 @@ const debug = (): boolean => process.env.WAXFLOW_DEBUG === "1";
 export abstract class WaxctlCommand extends Command {
   protected override async catch(err: Error & { exitCode?: number }): Promise<unknown> {
     if (err instanceof Errors.ExitError) return super.catch(err);
-    if (err instanceof DetailedError) for (const line of err.details) this.logToStderr(line);
+    if (err instanceof DetailedError) for (const line of err.details) toStderr(line);
     // Before parsing succeeded every error is oclif's own about the flags and arguments.
     const [line, exitCode] =
       err instanceof UserError
@@ -36,8 +41,8 @@ export abstract class WaxctlCommand extends Command {
         : !this.parsed
           ? [`${parseErrorLine(err)}; see \`waxctl ${this.id?.replaceAll(":", " ") ?? ""} --help\``, 2]
           : [`${err.name}: ${oneLine(err.message)} (a failure waxctl did not expect; WAXFLOW_DEBUG=1 shows where)`, 1];
-    this.logToStderr(`error: ${line}`);
-    if (debug()) this.logToStderr(inspect(err, { depth: 6 }));
+    toStderr(`error: ${line}`);
+    if (debug()) toStderr(inspect(err, { depth: 6 }));
     return this.exit(exitCode);
   }
 }

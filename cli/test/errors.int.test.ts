@@ -389,6 +389,14 @@ const CASES: readonly Case[] = [
       line: () => notFound("nope"),
     }),
   ),
+  {
+    bad: "df describe --json of a dataflow that does not exist (the line is not silenced by --json)",
+    cluster: "with CRD",
+    cli: "waxctl",
+    args: () => inCluster("df", "describe", "nope", "--json"),
+    code: 1,
+    line: () => notFound("nope"),
+  },
 ];
 
 async function expectOneLine(c: Case): Promise<void> {

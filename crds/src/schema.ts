@@ -461,12 +461,13 @@ const statusSchema = {
       items: {
         title: "DataflowProcessFailure",
         type: "object",
+        description: "One process's failed runs.",
         required: ["pod", "run", "exitCode", "times"],
         properties: {
-          pod: { type: "string" },
+          pod: { type: "string", description: "The process's pod." },
           podUID: { type: "string", description: "Tells a pod from its replacement of the same name." },
           run: { type: "string", description: "The failed run's container ID." },
-          exitCode: { type: "integer", format: "int32" },
+          exitCode: { type: "integer", format: "int32", description: "The failed run's exit code." },
           line: { type: "string", description: "The last line of the run's termination message: the runtime's error." },
           times: { type: "integer", format: "int32", description: "Runs in a row that failed this way." },
         },

@@ -225,7 +225,13 @@ from: number
  */
 to: number
 }
+/**
+ * One process's failed runs.
+ */
 export interface DataflowProcessFailure {
+/**
+ * The process's pod.
+ */
 pod: string
 /**
  * Tells a pod from its replacement of the same name.
@@ -235,6 +241,9 @@ podUID?: string
  * The failed run's container ID.
  */
 run: string
+/**
+ * The failed run's exit code.
+ */
 exitCode: number
 /**
  * The last line of the run's termination message: the runtime's error.
