@@ -17,6 +17,7 @@ import {
   pods,
   ROOT,
   tryKubectl,
+  waxctl,
 } from "./lib/cluster.ts";
 
 const run = promisify(execFile);
@@ -71,6 +72,10 @@ beforeAll(async () => {
   path = [dirname(helm), path].join(delimiter);
   // kubectl on this machine reads the suite's cluster, as the README assumes the user's does.
   expect((await kubectl("config", "current-context")).trim()).toBe(`kind-${CLUSTER}`);
+  // The other suites install the operator with waxctl; Helm refuses to adopt those objects.
+  // The CRD and Dataflows stay, as they would for a user moving from waxctl to Helm.
+  const uninstall = await waxctl(["uninstall", "--yes"]);
+  expect(uninstall.code, uninstall.stderr).toBe(0);
 }, 600_000);
 
 afterAll(async () => {

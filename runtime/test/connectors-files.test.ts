@@ -283,6 +283,9 @@ test("an aborted run resumed from recovery writes each line to the FileSink exac
   writeFileSync(input, `${lines.join("\n")}\n`);
   let failAt: string | undefined = "line 250 ✓";
   const seen: string[] = [];
+  // Each line takes 2 ms, longer than an epoch, so epochs close (and snapshot) between the
+  // batches before the crash however fast the machine reads the file.
+  const slow = new Int32Array(new SharedArrayBuffer(4));
 
   const build = (): Dataflow => {
     const flow = new Dataflow("copy");
@@ -293,6 +296,7 @@ test("an aborted run resumed from recovery writes each line to the FileSink exac
         throw new AbortExecution("crash");
       }
       seen.push(line);
+      Atomics.wait(slow, 0, 0, 2);
       return ["all", line.toUpperCase()];
     });
     op.output("out", keyed, new FileSink(output));
