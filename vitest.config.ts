@@ -1,4 +1,24 @@
-import { defineConfig } from "vitest/config";
+import { configDefaults, defineConfig } from "vitest/config";
+import type { ToolName } from "./e2e/toolchain/test-tools.ts";
+
+// Test files that need more than Node, by project. Before a project's first test, the
+// global setup installs its tools (built once, then cached under ~/.cache/waxflow), so
+// `npm test` alone is enough on a fresh clone, and running only unit tests builds nothing.
+const needsTools: { name: string; include: string[]; tools: ToolName[] }[] = [
+  {
+    // A real etcd and kube-apiserver; the chart rendered by helm; pushes to a real registry.
+    name: "kubernetes",
+    include: ["controller/test/**/*.int.test.ts", "cli/test/**/*.int.test.ts"],
+    tools: ["etcd", "kubernetes", "helm", "registry", "skopeo"],
+  },
+  { name: "chart", include: ["cli/test/chart.test.ts"], tools: ["helm"] },
+  {
+    // The runtime and controller images built from runtime/dist, read by skopeo, run in Docker.
+    name: "images",
+    include: ["images/test/**/*.test.ts"],
+    tools: ["runtime", "dpkg-deb", "skopeo", "docker"],
+  },
+];
 
 // Tests run against the TypeScript sources: the "waxflow-source" export condition
 // resolves `waxflow/...` imports to src/ instead of the built dist/.
@@ -6,16 +26,28 @@ export default defineConfig({
   resolve: { conditions: ["waxflow-source"] },
   ssr: { resolve: { conditions: ["waxflow-source"] } },
   test: {
-    include: [
-      "runtime/test/**/*.test.ts",
-      "examples/**/*.test.ts",
-      "crds/test/**/*.test.ts",
-      "controller/test/**/*.test.ts",
-      "cli/test/**/*.test.ts",
-      "images/test/**/*.test.ts",
-    ],
     testTimeout: 20_000,
     // Processes the tests start serve their HTTP API on any free port, not all on 3030.
     env: { WAXFLOW_API_PORT: "0" },
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: "node",
+          include: [
+            "runtime/test/**/*.test.ts",
+            "examples/**/*.test.ts",
+            "crds/test/**/*.test.ts",
+            "controller/test/**/*.test.ts",
+            "cli/test/**/*.test.ts",
+          ],
+          exclude: [...configDefaults.exclude, ...needsTools.flatMap((p) => p.include)],
+        },
+      },
+      ...needsTools.map(({ name, include, tools }) => ({
+        extends: true,
+        test: { name, include, globalSetup: ["e2e/toolchain/global-setup.ts"], provide: { tools } },
+      })),
+    ],
   },
 });

@@ -10,7 +10,7 @@ source "$(dirname "$0")/../e2e/toolchain/lib.sh"
 # renders for Kubernetes v1.20 (.Capabilities.KubeVersion), which fails the chart's kubeVersion.
 build_helm() {
   local dir="$WAXFLOW_CACHE/helm/$HELM_VERSION/bin" gomod minor ld
-  if have_all "$dir/helm"; then echo "$dir"; return 0; fi
+  if ! need_build "$dir" "$dir/helm"; then echo "$dir"; return 0; fi
   gomod=$(cd /tmp && go mod download -json "helm.sh/helm/v3@$HELM_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
   minor=$(sed -n 's/^\s*k8s.io\/client-go v0\.\([0-9]*\)\..*/\1/p' "$gomod")
   ld="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean"

@@ -43,6 +43,8 @@ test("a dataflow image loaded with kind starts in a pod by its digest reference"
             name: "flow",
             image: built.reference,
             imagePullPolicy: "IfNotPresent",
+            // Quiet: the log is then the dataflow's output alone, without the runtime's lines.
+            env: [{ name: "WAXFLOW_QUIET", value: "true" }],
             securityContext: { readOnlyRootFilesystem: true, runAsNonRoot: true, allowPrivilegeEscalation: false },
           },
         ],

@@ -34,5 +34,5 @@ step "images built: $WAXFLOW_CONTROLLER_IMAGE"
 "$kind" load image-archive "$controller_archive" --name "$KIND_CLUSTER_NAME"
 step "controller image loaded"
 
-npx vitest run --config e2e/vitest.config.ts
+npx vitest run --config e2e/vitest.config.ts "$@"
 step "e2e passed"

@@ -148,6 +148,9 @@ const EXACTLY_ONCE = (sensors: number) => ({ complete: sensors, duplicates: [], 
 
 beforeAll(async () => {
   await tryKubectl("delete", "namespace", NS, "--wait=true", "--timeout=120s");
+  // Every pod the scenarios start must pass Pod Security Admission at its strictest level.
+  await kubectl("create", "namespace", NS);
+  await kubectl("label", "namespace", NS, "pod-security.kubernetes.io/enforce=restricted");
 }, 180_000);
 
 afterAll(async () => {
@@ -192,11 +195,22 @@ describe("waxflow on kind", { timeout: 600_000 }, () => {
 
     await untilRunning("e2e", 3);
     const [header, row] = (await kubectl("get", "df", "-n", NS, "e2e")).split("\n");
-    expect(header?.split(/\s+/)).toEqual(["NAME", "READY", "STATE", "PHASE", "IMAGE", "AGE"]);
+    expect(header?.split(/\s+/)).toEqual(["NAME", "READY", "STATE", "PHASE", "IMAGE", "AGE", "PROBLEM"]);
     expect(row).toMatch(/^e2e\s+3\/3\s+running\s+Running\s+\S+@sha256:/);
     for (const pod of await pods(NS, "e2e")) {
       const ready = await podGet(NS, pod.metadata.name, 3030, "/readyz");
       expect(ready.code, `${pod.metadata.name} /readyz: ${ready.stderr}`).toBe(0);
+    }
+    // Each pod's log has the runtime's lines: the start and the cluster formed, prefixed by the pod.
+    const logs = await waxctl(["df", "logs", "e2e", "-n", NS, "--tail", "100"]);
+    expect(logs.code, logs.stderr).toBe(0);
+    for (const i of [0, 1, 2]) {
+      expect(logs.stdout).toMatch(
+        new RegExp(`^\\[e2e-${i}\\] \\S+ process ${i}: waxflow \\S+ starting dataflow "running-count"`, "m"),
+      );
+      expect(logs.stdout).toMatch(
+        new RegExp(`^\\[e2e-${i}\\] \\S+ process ${i}: cluster formed: all 3 processes`, "m"),
+      );
     }
     const partial = await untilCounted("e2e", main, 600);
     expect(partial).toMatchObject({ duplicates: [], gaps: [], malformed: [] });
@@ -213,6 +227,17 @@ describe("waxflow on kind", { timeout: 600_000 }, () => {
       return survivors.every((p) => restarts(p) > 0) ? true : undefined;
     });
     expect(await untilComplete("e2e", main)).toMatchObject(EXACTLY_ONCE(main.sensors));
+    // Its output is on each pod's recovery volume: a rescale is refused before anything changes.
+    const refused = await waxctl(["df", "scale", "e2e", "-n", NS, "-p", "2"]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toBe(
+      `error: dataflow e2e writes the files of step "running-count.out" to /var/lib/waxflow/recovery/${OUTPUT}, on each pod's own volume "recovery": ` +
+        'file output across a rescale needs a shared volume (the README\'s "File output on Kubernetes" shows how to mount one); ' +
+        "add --force to scale anyway (the rescaled processes stop at start if a partition's file is not where they run)\n",
+    );
+    expect(
+      (await kubectlJson<{ spec: { processes: number } }>("get", "dataflow", "-n", NS, "e2e")).spec.processes,
+    ).toBe(3);
   });
 
   const small = readings(1200);
@@ -248,6 +273,8 @@ describe("waxflow on kind", { timeout: 600_000 }, () => {
 
     expect((await waxctl(["df", "scale", "e2e-scale", "-n", NS, "--processes", "2", "--json"])).code).toBe(0);
     await untilRunning("e2e-scale", 2);
+    const resumed = await waxctl(["df", "logs", "e2e-scale", "-n", NS, "--tail", "100"]);
+    expect(resumed.stdout).toMatch(/^\[e2e-scale-0\] \S+ process 0: resuming from epoch \d+ /m);
     const afterDown = await untilCounted("e2e-scale", small, 700);
     expect(afterDown.complete).toBeLessThan(small.sensors);
 
@@ -353,5 +380,36 @@ describe("waxflow on kind", { timeout: 600_000 }, () => {
     } finally {
       await registry.stop();
     }
+  });
+
+  test("10. a dataflow that crashes at start: df deploy stops with its error line within seconds", async () => {
+    const started = Date.now();
+    // READINGS_BATCH=0 makes the module throw as it loads, in every process, every time.
+    // Without --json: the error line is what the user reads.
+    const flags = deployFlags("e2e-crash", { ...readings(200), batch: 0 }, "-p", "2", "-w", "1", "--create-namespace");
+    // --no-check: deploy's own load of the module here would refuse it before anything is
+    // applied (the CLI tests prove that); this scenario is about the cluster telling it.
+    const deploy = await waxctl([...flags.filter((f) => f !== "--json"), "--no-check", "--wait", "--timeout", "5m"]);
+    const took = Date.now() - started;
+    const line = 'RangeError: READINGS_BATCH must be a whole number >= 1, got "0"';
+    expect(deploy.code).toBe(1);
+    const errors = deploy.stderr.trimEnd().split("\n");
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatch(
+      /^error: dataflow e2e-crash failed: process e2e-crash-[01] failed 2 times in a row with exit code 1: error: cannot load dataflow module/,
+    );
+    expect(errors[0]).toContain(line);
+    // Two runs and the kubelet's first back-off (10 s), not the 5-minute timeout.
+    expect(took).toBeLessThan(120_000);
+    console.log(`df deploy reported the crash loop after ${(took / 1000).toFixed(1)}s`);
+
+    const row = (await kubectl("get", "df", "-n", NS, "e2e-crash")).split("\n")[1];
+    expect(row).toMatch(/^e2e-crash\s+0\/2\s+running\s+Failed\s+\S+\s+\S+\s+process e2e-crash-[01] failed 2 times/);
+    expect(row).toContain(line);
+    const df = await kubectlJson<DataflowStatus>("get", "dataflow", "-n", NS, "e2e-crash");
+    expect(df.status?.conditions).toContainEqual(
+      expect.objectContaining({ type: "Degraded", status: "True", reason: "CrashLoop" }),
+    );
+    expect((await waxctl(["df", "delete", "e2e-crash", "-n", NS, "--yes", "--wait"])).code).toBe(0);
   });
 });

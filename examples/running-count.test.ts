@@ -16,14 +16,16 @@ const SETTINGS: ReadingsSettings = {
   follow: false,
 };
 
-function waxflow(out: string, ...args: string[]): ChildProcess {
+/** `waxflow` with the test's settings; `out` undefined: the counts go to stdout (piped). */
+function waxflow(out: string | undefined, ...args: string[]): ChildProcess {
   return spawn(process.execPath, ["--conditions=waxflow-source", "runtime/src/cli.ts", ...args], {
     cwd: ROOT,
-    stdio: ["ignore", "ignore", "pipe"],
+    stdio: ["ignore", out === undefined ? "pipe" : "ignore", "pipe"],
     env: {
       PATH: process.env.PATH ?? "",
       WAXFLOW_API_PORT: "0",
-      OUTPUT_DIR: out,
+      WAXFLOW_QUIET: "true",
+      ...(out === undefined ? {} : { OUTPUT_DIR: out }),
       READINGS_PARTITIONS: String(SETTINGS.partitions),
       READINGS_PER_PARTITION: String(SETTINGS.perPartition),
       READINGS_BATCH: String(SETTINGS.batch),
@@ -59,6 +61,24 @@ test("running-count: every sensor's counts are 1..n exactly once", { timeout: 30
   expect(run).toMatchObject({ code: 0, stderr: "" });
   const report = checkCounts(lines(out), expectedCounts(SETTINGS));
   expect(report).toEqual({ complete: 12, duplicates: [], gaps: [], malformed: [], counted: 1600 });
+});
+
+test("running-count without OUTPUT_DIR prints the counts on stdout, as a pod's log shows them", {
+  timeout: 30_000,
+}, async () => {
+  const child = waxflow(undefined, "run", "examples/running-count.ts", "-w", "2");
+  let stdout = "";
+  child.stdout?.setEncoding("utf8").on("data", (s: string) => {
+    stdout += s;
+  });
+  expect(await exited(child)).toMatchObject({ code: 0 });
+  expect(checkCounts(stdout.split("\n"), expectedCounts(SETTINGS))).toEqual({
+    complete: 12,
+    duplicates: [],
+    gaps: [],
+    malformed: [],
+    counted: 1600,
+  });
 });
 
 test("running-count: SIGKILL mid-stream, then resume, still counts every reading exactly once", {

@@ -1,21 +1,27 @@
 /**
- * Running count per sensor, exactly once: a paced, replayable stream of readings from
+ * Running count per sensor: a paced, replayable stream of readings from
  * `READINGS_PARTITIONS` sensor feeds is keyed by sensor, counted with `statefulMap`, and
- * written as `sensor,count` lines to `DirSink` files. With recovery on, a killed,
- * suspended or rescaled cluster resumes so that every sensor's lines are exactly
- * `1, 2, ..., n`: a lost count is a gap, a replayed one a duplicate.
+ * printed as `sensor,count` lines on stdout (so `waxctl df logs` shows them). With
+ * recovery on, a killed, suspended or rescaled cluster resumes each count where its last
+ * snapshot left it, not at 1.
  *
  *   npm run waxflow -- run examples/running-count.ts -w 2
  *
- * Settings (environment): READINGS_PARTITIONS (4), READINGS_PER_PARTITION (500),
- * READINGS_BATCH (10) readings every READINGS_INTERVAL_MS (20) per feed, SENSORS (12),
- * OUTPUT_DIR (out/running-count), OUTPUT_FILES (6), and READINGS_FOLLOW=true to keep
- * waiting for more readings after the last one, as an unbounded source on Kubernetes does
- * (the pods stay up instead of exiting and being restarted).
+ * With OUTPUT_DIR set, the lines go to `DirSink` files there instead, exactly once: every
+ * sensor's lines are then exactly `1, 2, ..., n` (a lost count is a gap, a replayed one a
+ * duplicate), which the kill and rescale tests check.
+ *
+ * Settings (environment): READINGS_PARTITIONS (4), READINGS_PER_PARTITION (3000),
+ * READINGS_BATCH (1) readings every READINGS_INTERVAL_MS (100) per feed, so about five
+ * minutes of readings; SENSORS (12), OUTPUT_DIR (unset: stdout), OUTPUT_FILES (6), and
+ * READINGS_FOLLOW=true to keep waiting for more readings after the last one, as an
+ * unbounded source on Kubernetes does (the pods stay up instead of exiting and being
+ * restarted).
  */
 import { mkdirSync } from "node:fs";
 import { Dataflow } from "waxflow";
 import { DirSink } from "waxflow/connectors/files";
+import { StdOutSink } from "waxflow/connectors/stdio";
 import type { FixedPartitionedSource, StatefulSourcePartition } from "waxflow/inputs";
 import * as op from "waxflow/operators";
 
@@ -39,9 +45,9 @@ function whole(name: string, fallback: number, min: number): number {
 export function settingsFromEnv(): ReadingsSettings {
   return {
     partitions: whole("READINGS_PARTITIONS", 4, 1),
-    perPartition: whole("READINGS_PER_PARTITION", 500, 0),
-    batch: whole("READINGS_BATCH", 10, 1),
-    intervalMs: whole("READINGS_INTERVAL_MS", 20, 0),
+    perPartition: whole("READINGS_PER_PARTITION", 3000, 0),
+    batch: whole("READINGS_BATCH", 1, 1),
+    intervalMs: whole("READINGS_INTERVAL_MS", 100, 0),
     sensors: whole("SENSORS", 12, 1),
     follow: process.env.READINGS_FOLLOW === "true",
   };
@@ -117,8 +123,7 @@ class Readings implements FixedPartitionedSource<string, number> {
 }
 
 const settings = settingsFromEnv();
-const outputDir = process.env.OUTPUT_DIR || "out/running-count";
-mkdirSync(outputDir, { recursive: true });
+const outputDir = process.env.OUTPUT_DIR;
 
 export const flow = new Dataflow("running-count");
 const readings = op.input("readings", flow, new Readings(settings));
@@ -128,4 +133,13 @@ const counts = op.statefulMap("count", bySensor, (count: number | undefined) => 
   return [next, next] as const;
 });
 const lines = op.map("format", counts, ([sensor, n]): [string, string] => [sensor, `${sensor},${n}`]);
-op.output("out", lines, new DirSink(outputDir, whole("OUTPUT_FILES", 6, 1)));
+if (outputDir) {
+  mkdirSync(outputDir, { recursive: true });
+  op.output("out", lines, new DirSink(outputDir, whole("OUTPUT_FILES", 6, 1)));
+} else {
+  op.output(
+    "out",
+    op.map("line", lines, ([, line]) => line),
+    new StdOutSink(),
+  );
+}

@@ -128,6 +128,7 @@ async function runProcess(
   addresses: string,
   workers: number,
   load: Load,
+  mesh: MeshMode,
 ): Promise<ProcessReport & { shares: [number, number][] }> {
   const child = spawn(
     process.execPath,
@@ -139,6 +140,7 @@ async function runProcess(
       String(load.items),
       String(workers),
       String(load.work),
+      mesh,
     ],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
@@ -150,11 +152,14 @@ async function runProcess(
   return { ...report, shares };
 }
 
+/** How the processes' mesh is secured (bench/scale-process.ts). */
+type MeshMode = "insecure" | "secret" | "tls";
+
 /** `processes` child processes of `workers` workers each. */
-async function children(processes: number, workers: number, load: Load): Promise<SelfTimed> {
+async function children(processes: number, workers: number, load: Load, mesh: MeshMode = "secret"): Promise<SelfTimed> {
   const addresses = (await freePorts(processes)).map((p) => `127.0.0.1:${p}`).join(";");
   const reports = await Promise.all(
-    Array.from({ length: processes }, (_, i) => runProcess(i, addresses, workers, load)),
+    Array.from({ length: processes }, (_, i) => runProcess(i, addresses, workers, load, mesh)),
   );
   const shares = reports.flatMap((r) => r.shares);
   check(
@@ -189,5 +194,27 @@ export const processes2: BenchCase = {
   targets: {},
   async prepare() {
     return { engine: () => children(2, 1, LIGHT), loop: () => inProcess(1, LIGHT) };
+  },
+};
+
+/**
+ * What securing the mesh costs: the 2-process count with the cluster secret (handshake
+ * only: after it, frames are as before) and with TLS-PSK on every byte, each against the
+ * same run with the handshake under a well-known key (`--insecure-cluster`), in the same
+ * bench run. The ratio is secured / insecure throughput.
+ */
+export const processes2Secret: BenchCase = {
+  title: "2 processes x 1 worker, 2M items, mesh authenticated with the cluster secret; loop: --insecure-cluster",
+  targets: { minRatio: 0.8 },
+  async prepare() {
+    return { engine: () => children(2, 1, LIGHT, "secret"), loop: () => children(2, 1, LIGHT, "insecure") };
+  },
+};
+
+export const processes2Tls: BenchCase = {
+  title: "2 processes x 1 worker, 2M items, mesh authenticated and encrypted (TLS-PSK); loop: --insecure-cluster",
+  targets: { minRatio: 0.5 },
+  async prepare() {
+    return { engine: () => children(2, 1, LIGHT, "tls"), loop: () => children(2, 1, LIGHT, "insecure") };
   },
 };

@@ -1,4 +1,5 @@
-import { Args, Command, Flags } from "@oclif/core";
+import { inspect, stripVTControlCharacters } from "node:util";
+import { Args, Command, Errors, Flags } from "@oclif/core";
 import { UserError } from "./errors.ts";
 
 /** A failure with lines that explain it (pod events, log lines), printed before the error line. */
@@ -15,20 +16,69 @@ export class DetailedError extends UserError {
 /** The NAME argument of every command that acts on one Dataflow. */
 export const nameArg = Args.string({ description: "Name of the Dataflow.", required: true });
 
+/** `WAXFLOW_DEBUG=1` adds the stack (and causes) after the one line, as the runtime does. */
+const debug = (): boolean => process.env.WAXFLOW_DEBUG === "1";
+
+/** Straight to stderr: oclif's logToStderr is silent under --json, where a failure must still say why. */
+const toStderr = (line: string): void => {
+  process.stderr.write(`${line}\n`);
+};
+
 /**
  * Errors the user can act on printed as one unwrapped line (`error: <message>`, as the
- * runtime prints them) instead of oclif's boxed, width-wrapped block: exit code 2 for usage,
- * 1 for everything else the user can fix.
+ * runtime prints them) instead of oclif's boxed, width-wrapped block: exit code 2 for usage
+ * (including oclif's own flag and argument errors, without the usage block), 1 for
+ * everything else. No stack unless WAXFLOW_DEBUG=1.
  */
 export abstract class WaxctlCommand extends Command {
   protected override async catch(err: Error & { exitCode?: number }): Promise<unknown> {
-    if (err instanceof UserError) {
-      if (err instanceof DetailedError) for (const line of err.details) this.logToStderr(line);
-      this.logToStderr(`error: ${err.message}`);
-      this.exit(err.exitCode);
-    }
-    return super.catch(err);
+    if (err instanceof Errors.ExitError) return super.catch(err);
+    if (err instanceof DetailedError) for (const line of err.details) toStderr(line);
+    // Before parsing succeeded every error is oclif's own about the flags and arguments.
+    const [line, exitCode] =
+      err instanceof UserError
+        ? [err.message, err.exitCode]
+        : !this.parsed
+          ? [`${parseErrorLine(err)}; see \`waxctl ${this.id?.replaceAll(":", " ") ?? ""} --help\``, 2]
+          : [`${err.name}: ${oneLine(err.message)} (a failure waxctl did not expect; WAXFLOW_DEBUG=1 shows where)`, 1];
+    toStderr(`error: ${line}`);
+    if (debug()) toStderr(inspect(err, { depth: 6 }));
+    return this.exit(exitCode);
   }
+}
+
+/** oclif's flag and argument errors carry these (its parser's error classes are not exported). */
+interface ParseError extends Error {
+  readonly flags?: readonly string[];
+  readonly args?: readonly (string | { readonly name: string; readonly description?: string })[];
+}
+
+/** What oclif says over several lines (and then the whole usage), in one. */
+function parseErrorLine(err: ParseError): string {
+  const names = (err.args ?? []).map((a) => (typeof a === "string" ? JSON.stringify(a) : a.name.toUpperCase()));
+  switch (err.constructor.name) {
+    case "NonExistentFlagsError":
+      return `unknown flag ${(err.flags ?? []).join(", ")}`;
+    case "UnexpectedArgsError":
+      return `unexpected argument ${names.join(", ")}`;
+    case "RequiredArgsError": {
+      const first = err.args?.[0];
+      const what = typeof first === "object" && first.description ? ` (${first.description.replace(/\.$/, "")})` : "";
+      return `missing argument ${names.join(", ")}${what}`;
+    }
+  }
+  const text = oneLine(
+    stripVTControlCharacters(err.message)
+      .replace(/\nSee more help with --help$/, "")
+      .replace(/^The following errors? occurred:/, ""),
+  );
+  return text
+    .replace(/^Missing required flag (\S+)/, "missing required flag --$1")
+    .replace(/^Parsing (--\S+) /, "$1: ");
+}
+
+function oneLine(text: string): string {
+  return text.trim().replace(/\s*\n\s*/g, " ");
 }
 
 /** The flags every command that talks to a cluster shares. */

@@ -5,6 +5,7 @@ import DfDeploy from "./commands/df/deploy.ts";
 import DfDescribe from "./commands/df/describe.ts";
 import DfList from "./commands/df/list.ts";
 import DfLogs from "./commands/df/logs.ts";
+import DfRender from "./commands/df/render.ts";
 import DfRestart from "./commands/df/restart.ts";
 import DfResume from "./commands/df/resume.ts";
 import DfScale from "./commands/df/scale.ts";
@@ -17,6 +18,7 @@ import Uninstall from "./commands/uninstall.ts";
 export const COMMANDS = {
   run: Run,
   "df:deploy": DfDeploy,
+  "df:render": DfRender,
   "df:list": DfList,
   "df:describe": DfDescribe,
   "df:logs": DfLogs,

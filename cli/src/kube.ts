@@ -2,15 +2,15 @@
 // --kubeconfig, else $KUBECONFIG (a list of files, merged), else ~/.kube/config; and the
 // cluster calls the df commands make, each failure turned into one line with a next step.
 
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import { delimiter, join } from "node:path";
 import type { Writable } from "node:stream";
-import type { CoreV1Event, KubeConfig, V1Pod } from "@kubernetes/client-node";
+import type { CoreV1Event, KubeConfig, V1Deployment, V1Pod } from "@kubernetes/client-node";
 import { API_VERSION, type Dataflow, GROUP, PLURAL, VERSION } from "@waxflow/crds";
-import { load } from "js-yaml";
 import { namespaceName } from "./deploy/options.ts";
 import { UsageError, UserError } from "./errors.ts";
+import { networkReason } from "./network.ts";
 
 export interface ClusterFlags {
   readonly kubeconfig?: string;
@@ -41,32 +41,6 @@ function kubeconfigFiles(
   return files;
 }
 
-interface KubeconfigFile {
-  readonly "current-context"?: string;
-  readonly contexts?: readonly { readonly name?: string; readonly context?: { readonly namespace?: string } }[];
-}
-
-/**
- * The namespace of `targetNamespace`, read from the kubeconfig files as plain YAML: a dry run
- * needs nothing else, and the Kubernetes client would cost it most of a second to load.
- */
-export function namespaceOf(
-  flags: ClusterFlags,
-  env: Readonly<Record<string, string | undefined>>,
-  home: string,
-): string {
-  const files: KubeconfigFile[] = kubeconfigFiles(flags, env, home).map(
-    (f) => (load(readFileSync(f, "utf8")) ?? {}) as KubeconfigFile,
-  );
-  if (flags.namespace !== undefined) return targetNamespace(flags, undefined);
-  const name = flags.context ?? files.find((f) => f["current-context"])?.["current-context"];
-  const context = files.flatMap((f) => f.contexts ?? []).find((c) => c.name === name);
-  if (flags.context !== undefined && context === undefined) {
-    throw new UsageError(`--context ${flags.context} is not in the kubeconfig`);
-  }
-  return context?.context?.namespace ?? "default";
-}
-
 /**
  * The kubeconfig the flags and environment name; undefined when there is none at all.
  * The Kubernetes client is imported only here: loading it costs most of a second, which
@@ -80,22 +54,44 @@ export async function loadKubeConfig(
   const files = kubeconfigFiles(flags, env, home);
   if (files.length === 0) return undefined;
   const { KubeConfig } = await import("@kubernetes/client-node");
-  const [first, ...rest] = files as [string, ...string[]];
-  const config = new KubeConfig();
-  config.loadFromFile(first);
-  for (const file of rest) {
-    const more = new KubeConfig();
-    more.loadFromFile(file);
-    config.mergeConfig(more);
-  }
-  if (flags.context !== undefined) {
-    if (config.getContextObject(flags.context) === null) {
-      const known = config.getContexts().map((c) => c.name);
+  const source = flags.kubeconfig !== undefined ? "--kubeconfig" : env.KUBECONFIG ? "$KUBECONFIG" : "~/.kube/config";
+  const read = (file: string): KubeConfig => {
+    const config = new KubeConfig();
+    try {
+      config.loadFromFile(file);
+    } catch (err) {
+      const reason = (err instanceof Error ? err.message : String(err)).split("\n")[0];
       throw new UsageError(
-        `--context ${flags.context} is not in the kubeconfig; known contexts: ${known.join(", ") || "(none)"}`,
+        `${source} names ${file}, which is not a valid kubeconfig (${reason}); point it at your cluster's`,
       );
     }
+    return config;
+  };
+  const [first, ...rest] = files as [string, ...string[]];
+  const config = read(first);
+  for (const file of rest) config.mergeConfig(read(file));
+  const known = () =>
+    config
+      .getContexts()
+      .map((c) => c.name)
+      .join(", ") || "(none)";
+  if (flags.context !== undefined) {
+    if (config.getContextObject(flags.context) === null) {
+      throw new UsageError(`--context ${flags.context} is not in the kubeconfig; known contexts: ${known()}`);
+    }
     config.setCurrentContext(flags.context);
+  }
+  if (config.getCurrentCluster() === null) {
+    const context = config.getCurrentContext();
+    const problem =
+      config.getContexts().length === 0
+        ? "has no contexts"
+        : context
+          ? `names no cluster for context ${context}`
+          : "has no current context";
+    throw new UsageError(
+      `the kubeconfig (${files.join(", ")}) ${problem}; choose a context with --context (known: ${known()}) or point --kubeconfig at your cluster's`,
+    );
   }
   return config;
 }
@@ -112,6 +108,8 @@ export const FIELD_MANAGER = "waxctl";
 export const DATAFLOW_LABEL = "waxflow.io/dataflow";
 /** The dataflow container in each pod, as the controller names it. */
 export const CONTAINER = "waxflow";
+/** The runtime's HTTP API port, unless the pod names another `api` port. */
+const DEFAULT_API_PORT = 3030;
 
 type K8s = typeof import("@kubernetes/client-node");
 
@@ -143,15 +141,6 @@ interface ErrorWhere {
   readonly context: string;
 }
 
-/** The first `code` (ECONNREFUSED, ENOTFOUND, a TLS code) along an error's cause chain. */
-function causeCode(err: unknown): string | undefined {
-  for (let e = err; e !== null && typeof e === "object"; e = (e as { cause?: unknown }).cause) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === "string") return code;
-  }
-  return undefined;
-}
-
 /** HTTP status and the API server's message of a client-node error, if it came from the server. */
 export function apiStatus(err: unknown): { code: number; message: string } | undefined {
   if (err === null || typeof err !== "object" || typeof (err as { code?: unknown }).code !== "number") return undefined;
@@ -171,8 +160,7 @@ export function apiStatus(err: unknown): { code: number; message: string } | und
 export function failureLine(err: unknown, what: string, where: ErrorWhere): string {
   const status = apiStatus(err);
   if (status === undefined) {
-    const code = causeCode(err);
-    const reason = code ?? (err instanceof Error ? err.message : String(err));
+    const reason = networkReason(err);
     return `cannot reach the cluster at ${where.server} (context ${where.context}): ${reason}; check that it is running, or choose another with --context or --kubeconfig`;
   }
   if (status.code === 401) {
@@ -381,6 +369,33 @@ export class Cluster {
     };
   }
 
+  /** A process's /status (runtime/src/api/server.ts), through the API server's proxy to the pod's `api` port. */
+  async processStatus(namespace: string, pod: V1Pod): Promise<unknown> {
+    const name = pod.metadata?.name ?? "";
+    const container = pod.spec?.containers.find((c) => c.name === CONTAINER);
+    const port = container?.ports?.find((p) => p.name === "api")?.containerPort ?? DEFAULT_API_PORT;
+    const body: unknown = await this.#call(`reading /status of pod ${name}`, () =>
+      this.#core.connectGetNamespacedPodProxyWithPath({ namespace, name: `${name}:${port}`, path: "status" }),
+    );
+    // The client parses a JSON answer itself, or hands back its text.
+    return typeof body === "string" ? JSON.parse(body) : body;
+  }
+
+  /** Deletes the Dataflow's recovery volumes (PersistentVolumeClaims by its label); returns them as `persistentvolumeclaim/<name>`. */
+  async deleteVolumes(namespace: string, name: string): Promise<string[]> {
+    const labelSelector = `${DATAFLOW_LABEL}=${name}`;
+    const claims = await this.#call(`listing the recovery volumes of dataflow ${name}`, () =>
+      this.#core.listNamespacedPersistentVolumeClaim({ namespace, labelSelector }),
+    );
+    const names = claims.items.map((c) => c.metadata?.name ?? "");
+    for (const claim of names) {
+      await this.#orUndefined(`deleting persistentvolumeclaim ${claim}`, () =>
+        this.#core.deleteNamespacedPersistentVolumeClaim({ namespace, name: claim }),
+      );
+    }
+    return names.map((n) => `persistentvolumeclaim/${n}`);
+  }
+
   /** Events about one object, oldest first. */
   async events(namespace: string, kind: string, name: string): Promise<CoreV1Event[]> {
     const list = await this.#call(`reading the events of ${kind.toLowerCase()} ${name}`, () =>
@@ -398,7 +413,22 @@ export class Cluster {
       return await this.#core.readNamespacedPodLog({ namespace, name: pod, container: CONTAINER, tailLines });
     } catch (err) {
       if (apiStatus(err)?.code === 400) return undefined;
+      // A pod with no node yet gets an empty 200 without a content type, which the client cannot parse.
+      if (err instanceof Error && err.message === "Cannot parse content. No Content-Type defined.") return undefined;
       throw new UserError(failureLine(err, `reading the log of pod ${pod}`, this));
+    }
+  }
+
+  /**
+   * The Deployments labelled `selector` in every namespace (the operator may be installed in
+   * any); undefined when the user may not list them.
+   */
+  async deploymentsEverywhere(selector: string): Promise<V1Deployment[] | undefined> {
+    try {
+      return (await this.#apps.listDeploymentForAllNamespaces({ labelSelector: selector })).items;
+    } catch (err) {
+      if (apiStatus(err)?.code === 403) return undefined;
+      throw new UserError(failureLine(err, `listing deployments labelled ${selector}`, this));
     }
   }
 

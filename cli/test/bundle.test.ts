@@ -37,7 +37,8 @@ test("the bundle inlines local imports, keeps waxflow external and runs under `w
   const run = spawnSync(
     "node",
     ["--conditions=waxflow-source", join(repoRoot, "runtime", "src", "cli.ts"), "run", join(dir, bundle.entry)],
-    { encoding: "utf8" },
+    // Quiet: only a failure may reach stderr; the runtime's log lines are tested in runtime/test/log.test.ts.
+    { encoding: "utf8", env: { ...process.env, WAXFLOW_QUIET: "true" } },
   );
   expect(run.stderr).toBe("");
   expect(run.stdout).toBe("HELLO!\nWORLD!\n");
@@ -52,6 +53,6 @@ test("bundling the same source twice gives the same bytes", async () => {
 test("an unresolved import is reported at its file:line:col", async () => {
   writeFileSync(join(dir, "missing.ts"), 'export const x = 1;\nimport "./nowhere.ts";\n');
   await expect(bundleDataflow(join(dir, "missing.ts"), dir)).rejects.toThrow(
-    new BundleError('missing.ts:2:8: Could not resolve "./nowhere.ts"'),
+    new BundleError('missing.ts:2:8: Could not resolve "./nowhere.ts"; check the import\'s path'),
   );
 });

@@ -203,7 +203,7 @@ test("an API failure is one line: unreachable, unauthorized, or the server's mes
     cause: Object.assign(new Error("x"), { code: "ECONNREFUSED" }),
   });
   expect(failureLine(refused, "listing dataflows", where)).toBe(
-    "cannot reach the cluster at https://10.0.0.1:6443 (context prod): ECONNREFUSED; check that it is running, or choose another with --context or --kubeconfig",
+    "cannot reach the cluster at https://10.0.0.1:6443 (context prod): connection refused (ECONNREFUSED); check that it is running, or choose another with --context or --kubeconfig",
   );
   expect(failureLine({ code: 401, body: "" }, "listing dataflows", where)).toMatch(
     /^the cluster at https:\/\/10\.0\.0\.1:6443 rejected the credentials of context prod \(401 Unauthorized\)/,

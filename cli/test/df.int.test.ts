@@ -5,12 +5,12 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CustomObjectsApi } from "@kubernetes/client-node";
+import { AppsV1Api, CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import { type Dataflow, GROUP, PLURAL, VERSION } from "@waxflow/crds";
 import { afterAll, beforeAll, describe, expect, test, vi } from "vitest";
 import { Kube } from "../../controller/src/kube/client.ts";
 import { installCrd } from "../../controller/src/kube/crd.ts";
-import { startCluster, type TestCluster } from "../../controller/test/harness/apiserver.ts";
+import { startCluster, type TestCluster, waitFor } from "../../controller/test/harness/apiserver.ts";
 import { RegistryClient } from "../src/image/registry.ts";
 import { standInBase } from "./base-image.ts";
 import { startRegistry } from "./registry-server.ts";
@@ -144,43 +144,30 @@ describe("with the CRD", () => {
     expect(df.spec.recovery).toMatchObject({ enabled: false, snapshotInterval: "10s" });
   });
 
-  const registry = registryBinary();
-  test.skipIf(registry === undefined)(
-    `deploy --registry pushes the image and deploys it by digest (${registry === undefined ? "skipped: no registry; run bash cli/install-tools.sh" : "real registry"})`,
-    async () => {
-      const served = await startRegistry(registry as string);
-      const work = mkdtempSync(join(tmpdir(), "waxctl-df-push-"));
-      try {
-        await standInBase(join(work, "base"));
-        const flags = [
-          "-N",
-          "pushed",
-          "-n",
-          "pushing",
-          "--create-namespace",
-          "--no-wait",
-          "--base",
-          join(work, "base"),
-        ];
-        const outcome = await run("df", "deploy", wordcount, ...flags, "--registry", `${served.host}/team`);
-        expect(outcome.error).toBeUndefined();
-        const df = await read("pushed", "pushing");
-        expect(df.spec.image).toMatch(new RegExp(`^${served.host}/team/pushed@sha256:[0-9a-f]{64}$`));
-        expect(df.spec.module).toBe("/app/wordcount.js");
-        // The registry serves what the Dataflow names.
-        const [repository, digest] = (df.spec.image as string).slice(served.host.length + 1).split("@");
-        const pulled = await new RegistryClient(served.host).pull({
-          host: served.host,
-          repository: repository as string,
-          digest,
-        });
-        expect(pulled.digest).toBe(digest);
-      } finally {
-        await run("df", "delete", "pushed", "-n", "pushing", "--yes");
-        await served.stop();
-      }
-    },
-  );
+  test("deploy --registry pushes the image to a real registry and deploys it by digest", async () => {
+    const served = await startRegistry(registryBinary());
+    const work = mkdtempSync(join(tmpdir(), "waxctl-df-push-"));
+    try {
+      await standInBase(join(work, "base"));
+      const flags = ["-N", "pushed", "-n", "pushing", "--create-namespace", "--no-wait", "--base", join(work, "base")];
+      const outcome = await run("df", "deploy", wordcount, ...flags, "--registry", `${served.host}/team`);
+      expect(outcome.error).toBeUndefined();
+      const df = await read("pushed", "pushing");
+      expect(df.spec.image).toMatch(new RegExp(`^${served.host}/team/pushed@sha256:[0-9a-f]{64}$`));
+      expect(df.spec.module).toBe("/app/wordcount.js");
+      // The registry serves what the Dataflow names.
+      const [repository, digest] = (df.spec.image as string).slice(served.host.length + 1).split("@");
+      const pulled = await new RegistryClient(served.host).pull({
+        host: served.host,
+        repository: repository as string,
+        digest,
+      });
+      expect(pulled.digest).toBe(digest);
+    } finally {
+      await run("df", "delete", "pushed", "-n", "pushing", "--yes");
+      await served.stop();
+    }
+  });
 
   test.each([
     [
@@ -291,6 +278,15 @@ describe("with the CRD", () => {
     );
   });
 
+  test("scale --wait waits for the operator like deploy, and says when none acts", async () => {
+    const outcome = await run("df", "scale", "wc", "--processes", "3", "--wait");
+    expect(outcome.stdout).toContain("scaled to 3 process(es)");
+    expect(outcome.stdout).toMatch(/^✗ pods ready: no operator acts on it/m);
+    expect(oneLine(outcome)).toMatch(/^error: dataflow wc: nothing has acted on it for \d+\.\ds: no waxflow operator/);
+    expect((await read("wc")).spec.processes).toBe(3);
+    await run("df", "scale", "wc", "--processes", "4");
+  });
+
   test("restart bumps spec.restartNonce each time", async () => {
     await run("df", "restart", "wc");
     expect((await read("wc")).spec.restartNonce).toBe(1);
@@ -330,6 +326,83 @@ describe("with the CRD", () => {
     expect(outcome.stdout).toMatch(/^✗ pods ready: timed out after 2\.0s/m);
     expect(oneLine(outcome)).toBe(
       "error: dataflow waiting: no pods after 2.0s; is the waxflow operator running? `waxctl install` installs it, `waxctl df describe waiting -n default` shows more",
+    );
+    expect(outcome.error?.oclif?.exit).toBe(1);
+  });
+
+  test("--wait with no operator installed says so within seconds, exit 1", async () => {
+    const started = Date.now();
+    const outcome = await run("df", "deploy", wordcount, "-N", "orphan", "--image", image("a"));
+    expect(Date.now() - started).toBeLessThan(15_000);
+    expect(outcome.stdout).toMatch(/^✗ pods ready: no operator acts on it/m);
+    expect(oneLine(outcome)).toMatch(
+      /^error: dataflow orphan: nothing has acted on it for \d+\.\ds: no waxflow operator is installed \(no Deployment labelled app\.kubernetes\.io\/name=waxflow-operator\); `waxctl install` installs it$/,
+    );
+    expect(outcome.error?.oclif?.exit).toBe(1);
+  });
+
+  test("--wait with the operator's Deployment not ready names it within seconds", async () => {
+    // No controller-manager runs here: the Deployment never gets a ready replica, as when its image cannot be pulled.
+    const apps = cluster.kubeConfig().makeApiClient(AppsV1Api);
+    const labels = { "app.kubernetes.io/name": "waxflow-operator", "app.kubernetes.io/component": "controller" };
+    await cluster
+      .kubeConfig()
+      .makeApiClient(CoreV1Api)
+      .createNamespace({ body: { metadata: { name: "waxflow-system" } } });
+    await apps.createNamespacedDeployment({
+      namespace: "waxflow-system",
+      body: {
+        metadata: { name: "waxflow-controller", labels },
+        spec: {
+          selector: { matchLabels: labels },
+          template: { metadata: { labels }, spec: { containers: [{ name: "controller", image: "x" }] } },
+        },
+      },
+    });
+    try {
+      const outcome = await run("df", "deploy", wordcount, "-N", "unattended", "--image", image("a"));
+      expect(oneLine(outcome)).toMatch(
+        /^error: dataflow unattended: nothing has acted on it for \d+\.\ds: the waxflow operator \(deployment waxflow-system\/waxflow-controller\) has no ready replica; `kubectl -n waxflow-system describe deployment waxflow-controller` shows why$/,
+      );
+    } finally {
+      await apps.deleteNamespacedDeployment({ namespace: "waxflow-system", name: "waxflow-controller" });
+    }
+  });
+
+  test("--wait stops at the operator's Failed with the crash loop's error line, exit 1", async () => {
+    const line = "error: step running-count: EROFS: read-only file system, mkdir 'out/running-count'";
+    const deploying = run("df", "deploy", wordcount, "-N", "looping", "--image", image("a"));
+    // The operator's part: it saw a process fail twice the same way.
+    const df = await waitFor("the Dataflow", async () => read("looping").catch(() => undefined));
+    await custom.patchNamespacedCustomObjectStatus(
+      {
+        group: GROUP,
+        version: VERSION,
+        plural: PLURAL,
+        namespace: "default",
+        name: "looping",
+        body: {
+          status: {
+            observedGeneration: df.metadata?.generation,
+            phase: "Failed",
+            conditions: [
+              { type: "Ready", status: "False", reason: "CrashLoop", message: "0/1 processes ready" },
+              {
+                type: "Degraded",
+                status: "True",
+                reason: "CrashLoop",
+                message: `process looping-0 failed 2 times in a row with exit code 1: ${line}`,
+              },
+            ],
+          },
+        },
+      },
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    );
+    const outcome = await deploying;
+    expect(outcome.stdout).toMatch(/^✗ pods ready: the operator marked the dataflow Failed/m);
+    expect(oneLine(outcome)).toBe(
+      `error: dataflow looping failed: process looping-0 failed 2 times in a row with exit code 1: ${line}; fix the cause and deploy again; \`waxctl df logs looping -n default\` shows the processes' output`,
     );
     expect(outcome.error?.oclif?.exit).toBe(1);
   });
@@ -425,7 +498,7 @@ describe("without a reachable cluster", () => {
     );
     const outcome = await waxctl(["df", "list", "--kubeconfig", kubeconfig]);
     expect(oneLine(outcome)).toBe(
-      `error: cannot reach the cluster at https://127.0.0.1:${port} (context gone): ECONNREFUSED; check that it is running, or choose another with --context or --kubeconfig`,
+      `error: cannot reach the cluster at https://127.0.0.1:${port} (context gone): connection refused (ECONNREFUSED); check that it is running, or choose another with --context or --kubeconfig`,
     );
     expect(outcome.error?.oclif?.exit).toBe(1);
   });

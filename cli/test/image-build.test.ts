@@ -157,6 +157,25 @@ test("waxctl image build --json reports digest, reference, size and timings; twi
   expect(Object.keys(a.timings as object).sort()).toEqual(["baseMs", "bundleMs", "deliverMs", "layerMs", "totalMs"]);
 });
 
+test("waxctl image build tells a person the spec.image and spec.module a Dataflow needs; stdout stays the reference", async () => {
+  const out = join(work, "human.tar");
+  const { stdout, stderr } = await waxctl([
+    "image",
+    "build",
+    flow,
+    "--base",
+    base,
+    "-N",
+    "human",
+    "-o",
+    `oci-archive:${out}`,
+  ]);
+  const reference = stdout.trim();
+  expect(reference).toMatch(/^waxflow\.local\/human@sha256:[0-9a-f]{64}$/);
+  expect(stderr).toContain(`spec.image:  ${reference}\n`);
+  expect(stderr).toContain("spec.module: /app/flow.js\n");
+});
+
 test("waxctl image build shows a syntax error at file:line, and a bad target, each in one line", async () => {
   const bad = join(work, "bad.ts");
   writeFileSync(bad, "export const flow = (;\n");

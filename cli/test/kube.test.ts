@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect, test } from "vitest";
-import { loadKubeConfig, namespaceOf, targetNamespace } from "../src/kube.ts";
+import { loadKubeConfig, targetNamespace } from "../src/kube.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "waxctl-kube-"));
 const kubeconfig = join(dir, "config");
@@ -44,25 +44,4 @@ test("a missing kubeconfig, an unknown context or a bad namespace is one line na
     "--context prod is not in the kubeconfig; known contexts: dev, bare",
   );
   expect(() => targetNamespace({ namespace: "Bad_NS" }, undefined)).toThrow(/^-n\/--namespace "Bad_NS"/);
-});
-
-test("a dry run reads the same namespace without the Kubernetes client", async () => {
-  const cases = [
-    { flags: { kubeconfig }, env: {} },
-    { flags: { kubeconfig, namespace: "other" }, env: {} },
-    { flags: { kubeconfig, context: "bare" }, env: {} },
-    { flags: {}, env: { KUBECONFIG: kubeconfig } },
-    { flags: {}, env: {} },
-  ];
-  for (const { flags, env } of cases) {
-    expect(namespaceOf(flags, env, emptyHome)).toBe(
-      targetNamespace(flags, await loadKubeConfig(flags, env, emptyHome)),
-    );
-  }
-  expect(() => namespaceOf({ kubeconfig, context: "prod" }, {}, emptyHome)).toThrow(
-    /^--context prod is not in the kubeconfig/,
-  );
-  expect(() => namespaceOf({ kubeconfig: join(dir, "nope"), namespace: "x" }, {}, emptyHome)).toThrow(
-    /^--kubeconfig names/,
-  );
 });

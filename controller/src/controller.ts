@@ -1,22 +1,40 @@
 // The shell around reconcile(): watches feed a work queue and caches; a worker observes
 // one Dataflow from the caches, asks reconcile() for a plan, and carries it out.
+import { randomBytes } from "node:crypto";
 import type {
   KubeConfig,
   KubernetesObject,
+  V1NetworkPolicy,
   V1PersistentVolumeClaim,
   V1Pod,
   V1Service,
   V1StatefulSet,
 } from "@kubernetes/client-node";
 import { API_VERSION, type Dataflow, KIND, PLURAL } from "@waxflow/crds";
-import { DATAFLOW_LABEL, FINALIZER, hashOf, MANAGED_BY } from "./desired/objects.ts";
+import {
+  CLUSTER_SECRET_BYTES,
+  DATAFLOW_LABEL,
+  desiredClusterSecret,
+  FINALIZER,
+  hashOf,
+  MANAGED_BY,
+} from "./desired/objects.ts";
 import { Kube, PooledKubeConfig } from "./kube/client.ts";
 import { WorkQueue } from "./kube/queue.ts";
 import { ownerKeyOf, trimPod, trimStatefulSet, trimToMetadata, withoutManagedFields } from "./kube/trim.ts";
 import { keyOf, ResilientWatch, type WatchOptions, type WatchTarget } from "./kube/watch.ts";
 import { errorText, log, statusCode } from "./log.ts";
 import { Metrics } from "./metrics.ts";
-import { type Action, type Plan, REJECTED, reconcile, rejected, statusFirst } from "./reconcile/reconcile.ts";
+import {
+  type Action,
+  DEFAULT_SETTINGS,
+  type OperatorSettings,
+  type Plan,
+  REJECTED,
+  reconcile,
+  rejected,
+  statusFirst,
+} from "./reconcile/reconcile.ts";
 
 /**
  * Dataflows reconciled at once. A reconcile mostly waits for the API server, so this is
@@ -30,6 +48,8 @@ export interface ControllerOptions {
   readonly workers?: number;
   readonly watch?: WatchOptions;
   readonly metrics?: Metrics;
+  /** What the operator was installed with: API clients, privileged Dataflows. */
+  readonly settings?: OperatorSettings;
 }
 
 export class Controller {
@@ -77,6 +97,13 @@ export class Controller {
         ...owned,
       },
       { apiVersion: "v1", kind: "Service", plural: "services", trim: trimToMetadata, ...owned },
+      {
+        apiVersion: "networking.k8s.io/v1",
+        kind: "NetworkPolicy",
+        plural: "networkpolicies",
+        trim: trimToMetadata,
+        ...owned,
+      },
     ];
     for (const namespace of namespaces) {
       for (const target of kinds) {
@@ -176,20 +203,26 @@ export class Controller {
     // Steady state reads the watch caches. Before leaving the Stopping stage of a roll the
     // reconciler must not miss a pod, so it reads the API server itself.
     const live = !this.synced || dataflow.status?.rollout?.stage === "Stopping";
-    const [statefulSet, pods, claims, services] = live
+    const [statefulSet, pods, claims, services, networkPolicy] = live
       ? await Promise.all([
           this.kube.readStatefulSet(namespace, name),
           this.kube.listPods(namespace, name),
           this.kube.listClaims(namespace, name),
           this.kube.listServices(namespace, name),
+          this.kube.readNetworkPolicy(namespace, name),
         ])
       : [
           this.#cached<V1StatefulSet>("StatefulSet", key).find((s) => s.metadata?.name === name),
           this.#cached<V1Pod>("Pod", key),
           this.#cached<V1PersistentVolumeClaim>("PersistentVolumeClaim", key),
           this.#cached<V1Service>("Service", key),
+          this.#cached<V1NetworkPolicy>("NetworkPolicy", key).find((p) => p.metadata?.name === name),
         ];
-    const plan = reconcile({ dataflow, statefulSet, pods, claims, services }, new Date());
+    const plan = reconcile(
+      { dataflow, statefulSet, pods, claims, services, networkPolicy },
+      new Date(),
+      this.#options.settings ?? DEFAULT_SETTINGS,
+    );
     await this.#execute(dataflow, plan);
     return plan.requeueAfterMs;
   }
@@ -207,8 +240,9 @@ export class Controller {
       df = this.#wrote(df, await this.kube.writeStatus(df, plan.status));
       statusDue = false;
     }
-    const last = plan.actions.filter((a) => a.type === "removeFinalizer");
-    for (const batch of [plan.actions.filter((a) => a.type !== "removeFinalizer"), last]) {
+    // The secret before the pods that mount it; the finalizer last, once the rest is done.
+    const stage = (a: Action): number => (a.type === "ensureClusterSecret" ? 0 : a.type === "removeFinalizer" ? 2 : 1);
+    for (const batch of [0, 1, 2].map((n) => plan.actions.filter((a) => stage(a) === n))) {
       const results = await Promise.allSettled(batch.map((action) => this.#act(df, action)));
       for (const [i, result] of results.entries()) {
         if (result.status === "fulfilled") df = result.value ?? df;
@@ -225,7 +259,9 @@ export class Controller {
     if (code === 409) throw err; // someone wrote in between: look again, nothing to report
     // The API server refused an object built from the spec (say a bad podTemplate): the
     // Dataflow is Failed until the spec changes.
-    const refused = code === 400 || code === 422;
+    // Server-side apply answers 500 "failed to create typed patch object" for fields the
+    // schema lacks (a typo in env or podTemplate): the spec's fault as well.
+    const refused = code === 400 || code === 422 || (code === 500 && errorText(err).includes("typed patch object"));
     const message = `${describe(action)}: ${errorText(err)}${refused ? ": fix the Dataflow spec" : ""}`;
     const degraded = df.status?.conditions?.find((c) => c.type === "Degraded");
     if (degraded?.reason !== REJECTED || degraded.message !== message) {
@@ -251,6 +287,10 @@ export class Controller {
         return undefined;
       case "delete":
         await this.kube.delete(action.target, action.propagation);
+        return undefined;
+      case "ensureClusterSecret":
+        // Random bytes here, at the edge: the builder stays a pure function of its input.
+        await this.kube.createIfAbsent(desiredClusterSecret(df, randomBytes(CLUSTER_SECRET_BYTES)));
         return undefined;
       case "addFinalizer":
         return this.#wrote(df, await this.kube.setFinalizers(df, [...(df.metadata?.finalizers ?? []), FINALIZER]));

@@ -7,13 +7,20 @@
 //   PROBE_PORT         /healthz and /metrics (default 8080)
 //   WORKERS            Dataflows reconciled concurrently (default 32)
 //   INSTALL_CRD        "false" when the chart installs the CRD
+//   API_CLIENT_NAMESPACE_LABELS, API_CLIENT_POD_LABELS  k=v,... : who besides the controller's
+//                      namespace may reach the Dataflows' API port (Prometheus), see desired/network-policy.ts
+//   ALLOW_PRIVILEGED_DATAFLOWS  "true": a Dataflow with spec.allowPrivileged gets the pod template it asks for
+//   UNINSTALL_CHECK    "true": only check that no Dataflow is left (the chart's pre-delete hook)
 import { hostname } from "node:os";
 import { Controller } from "./controller.ts";
+import { parseLabels } from "./desired/network-policy.ts";
 import { PooledKubeConfig } from "./kube/client.ts";
 import { installCrd } from "./kube/crd.ts";
 import { LeaderElector } from "./kube/leader.ts";
 import { errorText, log } from "./log.ts";
 import { Metrics, serveProbes } from "./metrics.ts";
+import type { OperatorSettings } from "./reconcile/reconcile.ts";
+import { uninstallCheck } from "./uninstall-check.ts";
 
 const env = process.env;
 
@@ -28,8 +35,24 @@ const namespaces = (env.WATCH_NAMESPACES ?? "")
   .split(",")
   .map((s) => s.trim())
   .filter((s) => s !== "");
+if (env.UNINSTALL_CHECK === "true") process.exit(await uninstallCheck(kc, namespaces));
+let settings: OperatorSettings;
+try {
+  settings = {
+    apiClients: {
+      controllerNamespace: env.POD_NAMESPACE ?? "default",
+      namespaceLabels: parseLabels(env.API_CLIENT_NAMESPACE_LABELS ?? "", "API_CLIENT_NAMESPACE_LABELS"),
+      podLabels: parseLabels(env.API_CLIENT_POD_LABELS ?? "", "API_CLIENT_POD_LABELS"),
+    },
+    allowPrivilegedDataflows: env.ALLOW_PRIVILEGED_DATAFLOWS === "true",
+  };
+} catch (err) {
+  log("error", errorText(err));
+  process.exit(2);
+}
 const controller = new Controller(kc, {
   namespaces,
+  settings,
   ...(env.WORKERS ? { workers: Number(env.WORKERS) } : {}),
   metrics: new Metrics().withRuntimeMetrics(),
 });

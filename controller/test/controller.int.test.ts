@@ -1,6 +1,7 @@
 // The controller against a real kube-apiserver and kube-controller-manager (StatefulSet,
 // garbage collector, PVC protection). There are no nodes: pods stay unscheduled, so the
 // tests play the kubelet's part by marking pods Ready.
+import { execFileSync } from "node:child_process";
 import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
@@ -9,7 +10,10 @@ import {
   type KubeConfig,
   PatchStrategy,
   setHeaderOptions,
+  type V1ContainerState,
+  type V1EnvVar,
   type V1Pod,
+  type V1PodSpec,
 } from "@kubernetes/client-node";
 import { type Dataflow, type DataflowSpec, GROUP, PLURAL, VERSION } from "@waxflow/crds";
 import { afterAll, beforeAll, expect, test, vi } from "vitest";
@@ -19,7 +23,7 @@ import { installCrd } from "../src/kube/crd.ts";
 import { LeaderElector } from "../src/kube/leader.ts";
 import { setQuiet } from "../src/log.ts";
 import { serveProbes } from "../src/metrics.ts";
-import { crashLooping, IMAGE } from "./fixtures.ts";
+import { IMAGE } from "./fixtures.ts";
 import { createDataflow, startCluster, type TestCluster, waitFor } from "./harness/apiserver.ts";
 
 // Real API server round trips on a shared 2-core machine: generous, the waits inside are bounded.
@@ -135,6 +139,15 @@ test("reconcile creates the owned objects with the contract's names, labels and 
   expect(headless.metadata?.labels).toEqual(labels);
   const api = await waitFor("Service wc-api", () => core.readNamespacedService({ namespace: NS, name: "wc-api" }));
   expect(api.spec?.ports?.[0]?.port).toBe(3030);
+  // The NetworkPolicy, as the API server stored it (so `from` made it through client-node's models).
+  const policy = await waitFor("NetworkPolicy wc", () => controller.kube.readNetworkPolicy(NS, "wc"));
+  expect(policy.metadata?.labels).toEqual(labels);
+  expect(policy.metadata?.ownerReferences?.[0]).toMatchObject({ kind: "Dataflow", name: "wc", controller: true });
+  expect(policy.spec?.ingress?.map((r) => [r.ports?.[0]?.port, r._from])).toEqual([
+    [2101, [{ podSelector: { matchLabels: { "app.kubernetes.io/name": "waxflow", "waxflow.io/dataflow": "wc" } } }]],
+    [3030, [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "waxflow-system" } } }]],
+  ]);
+  expect(sts.spec?.template.spec?.automountServiceAccountToken).toBe(false);
 
   // The StatefulSet controller creates the pods; once they are Ready the Dataflow is Running.
   await waitFor("2 pods", async () => (await pods("wc")).length === 2);
@@ -187,6 +200,64 @@ test("an image change replaces every process together: old and new pods never co
     await core.listNamespacedEvent({ namespace: NS, fieldSelector: "involvedObject.name=wc" })
   ).items.map((e) => e.reason);
   expect(reasons).toEqual(expect.arrayContaining(["Upgrading", "ProcessesStopped", "RollComplete"]));
+});
+
+test("each Dataflow gets its own cluster secret, owned by it, mounted into every pod, and never replaced", async () => {
+  const secretOf = (name: string) => core.readNamespacedSecret({ namespace: NS, name: `${name}-cluster-secret` });
+  await create("mesh", { processes: 2 });
+  const secret = await waitFor("Secret mesh-cluster-secret", () => secretOf("mesh"));
+  expect(secret.metadata?.ownerReferences?.[0]).toMatchObject({ kind: "Dataflow", name: "mesh", controller: true });
+  expect(secret.immutable).toBe(true);
+  const key = Buffer.from(secret.data?.secret ?? "", "base64");
+  expect(key).toHaveLength(32);
+
+  const expectMounted = (ps: V1Pod[]): void => {
+    for (const pod of ps) {
+      const container = pod.spec?.containers[0];
+      expect(container?.env).toEqual(
+        expect.arrayContaining([
+          { name: "WAXFLOW_CLUSTER_SECRET_FILE", value: "/var/run/waxflow/cluster/secret" },
+          { name: "WAXFLOW_LISTEN", valueFrom: { fieldRef: { apiVersion: "v1", fieldPath: "status.podIP" } } },
+        ]),
+      );
+      expect(container?.volumeMounts).toContainEqual({
+        name: "cluster-secret",
+        mountPath: "/var/run/waxflow/cluster",
+        readOnly: true,
+      });
+      expect(pod.spec?.volumes?.find((v) => v.name === "cluster-secret")?.secret).toMatchObject({
+        secretName: "mesh-cluster-secret",
+        defaultMode: 0o440,
+      });
+    }
+  };
+  expectMounted(await waitFor("2 pods", async () => ((await pods("mesh")).length === 2 ? pods("mesh") : undefined)));
+
+  // A roll replaces every pod; the new ones get the same secret, not a new one.
+  const before = templateHashOf((await pods("mesh"))[0]);
+  await patchSpec("mesh", { image: IMAGE2 });
+  const rolled = await waitFor("2 new pods", async () => {
+    const ps = await pods("mesh");
+    return ps.length === 2 && ps.every((p) => templateHashOf(p) !== before) ? ps : undefined;
+  });
+  expectMounted(rolled);
+  expect(Buffer.from((await secretOf("mesh")).data?.secret ?? "", "base64")).toEqual(key);
+
+  // Another Dataflow's processes cannot join this mesh: their secret is their own.
+  await create("mesh-other", { processes: 1 });
+  const other = await waitFor("Secret mesh-other-cluster-secret", () => secretOf("mesh-other"));
+  expect(Buffer.from(other.data?.secret ?? "", "base64")).not.toEqual(key);
+
+  // It goes with its Dataflow.
+  await custom.deleteNamespacedCustomObject({ ...ref, name: "mesh" });
+  await waitFor(
+    "Secret mesh-cluster-secret gone",
+    async () =>
+      await secretOf("mesh").then(
+        () => false,
+        () => true,
+      ),
+  );
 });
 
 test("suspend scales to zero and keeps volumes; resume starts the same volumes again", async () => {
@@ -316,45 +387,92 @@ test("a scale-down with recovery hands the removed pods' data over through holde
   );
 });
 
-test("crash-looping processes show as Degraded with the cause from pod status", async () => {
+test("a process that fails twice the same way: Degraded at once, Failed with its error line, shown by kubectl get df", async () => {
   await create("crash", {});
   const [pod] = await waitFor("a pod", async () => {
     const ps = await pods("crash");
     return ps.length === 1 ? ps : undefined;
   });
-  await core.patchNamespacedPodStatus(
-    {
-      namespace: NS,
-      name: pod?.metadata?.name ?? "",
-      body: {
-        status: {
-          phase: "Running",
-          containerStatuses: [
-            crashLooping(5, "back-off 1m20s restarting failed container", {
-              exitCode: 1,
-              message: "StepError: step crash.parse: bad item 'x'",
-            }),
-          ],
+  const name = pod?.metadata?.name ?? "";
+  const line = "error: step crash.parse: bad item 'x'";
+  const run = (n: number) => ({
+    containerID: `containerd://run-${n}`,
+    exitCode: 1,
+    reason: "Error",
+    message: `waxflow: 1 process x 1 worker\n${line}\n`,
+    finishedAt: new Date(),
+  });
+  // The kubelet's part: the container's runs as pod status shows them.
+  const report = (restartCount: number, state: V1ContainerState, previous?: ReturnType<typeof run>) =>
+    core.patchNamespacedPodStatus(
+      {
+        namespace: NS,
+        name,
+        body: {
+          status: {
+            phase: "Running",
+            containerStatuses: [
+              {
+                name: "waxflow",
+                image: IMAGE,
+                imageID: "",
+                ready: false,
+                restartCount,
+                state,
+                ...(previous === undefined ? {} : { lastState: { terminated: previous } }),
+              },
+            ],
+          },
         },
       },
-    },
-    setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    );
+  const degraded = async () => (await get("crash"))?.status?.conditions?.find((c) => c.type === "Degraded");
+
+  const first = run(0);
+  await report(0, { terminated: first });
+  expect(await waitFor("ProcessFailed", async () => (await degraded())?.reason === "ProcessFailed")).toBe(true);
+  await report(
+    1,
+    { waiting: { reason: "CrashLoopBackOff", message: "back-off 10s restarting failed container" } },
+    first,
   );
-  const degraded = await waitFor("Degraded", async () =>
-    (await get("crash"))?.status?.conditions?.find((c) => c.type === "Degraded" && c.status === "True"),
-  );
-  expect(degraded.reason).toBe("CrashLoopBackOff");
-  expect(degraded.message).toBe(
-    "pod crash-0: container waxflow CrashLoopBackOff: back-off 1m20s restarting failed container; last exit code 1: StepError: step crash.parse: bad item 'x'",
-  );
-  const warnings = await waitFor("a Warning event", async () => {
+  await report(1, { running: { startedAt: new Date() } }, first);
+  await sleep(500);
+  expect(await degraded()).toMatchObject({ status: "True", reason: "ProcessFailed" });
+  expect((await get("crash"))?.status?.phase).not.toBe("Failed");
+
+  await report(1, { terminated: run(1) }, first);
+  const failed = await waitFor("Failed", async () => {
+    const df = await get("crash");
+    return df?.status?.phase === "Failed" ? df : undefined;
+  });
+  const message = `process crash-0 failed 2 times in a row with exit code 1: ${line}`;
+  expect(failed.status?.conditions?.find((c) => c.type === "Degraded")).toMatchObject({
+    status: "True",
+    reason: "CrashLoop",
+    message,
+  });
+  const table = execFileSync("kubectl", ["get", "df", "crash", "-n", NS, "--kubeconfig", cluster.kubeconfigPath], {
+    encoding: "utf8",
+  });
+  expect(table.split("\n")[0]?.split(/\s+/)).toEqual(["NAME", "READY", "STATE", "PHASE", "IMAGE", "AGE", "PROBLEM"]);
+  expect(table.split("\n")[1]).toMatch(/^crash\s+0\/1\s+running\s+Failed\s+\S+\s+\S+\s+process crash-0 failed 2 times/);
+  const warnings = await waitFor("the Warning events", async () => {
     const list = await core.listNamespacedEvent({
       namespace: NS,
       fieldSelector: "involvedObject.name=crash,type=Warning",
     });
-    return list.items.length > 0 ? list.items : undefined;
+    const reasons = list.items.map((e) => e.reason);
+    return reasons.includes("CrashLoop") ? reasons : undefined;
   });
-  expect(warnings[0]?.reason).toBe("CrashLoopBackOff");
+  expect(warnings).toEqual(expect.arrayContaining(["ProcessFailed", "CrashLoop"]));
+
+  // Ready at last (the cause went away): Running, and the record is dropped.
+  await markReady("crash");
+  await report(2, { running: { startedAt: new Date() } }, run(1));
+  await waitFor("Running", async () => (await phaseOf("crash")) === "Running");
+  expect((await get("crash"))?.status?.failures).toBeUndefined();
 });
 
 test("an object the API server refuses makes the Dataflow Failed with its message, without a hot loop", async () => {
@@ -379,6 +497,25 @@ test("an object the API server refuses makes the Dataflow Failed with its messag
   await patchSpec("bad", { podTemplate: null } as unknown as Partial<DataflowSpec>);
   await waitFor("StatefulSet bad", () => controller.kube.readStatefulSet(NS, "bad"));
   await waitFor("no longer Failed", async () => (await phaseOf("bad")) === "Pending");
+});
+
+test("a typo in env or podTemplate makes the Dataflow Failed, naming the field, instead of being dropped", async () => {
+  // One typo each: the API server may name only one of several in a single answer.
+  await create("typo-env", { env: [{ name: "GREETING", vaule: "hi" } as unknown as V1EnvVar] });
+  await create("typo-pod", { podTemplate: { spec: { nodeSelectr: { disk: "ssd" } } as unknown as V1PodSpec } });
+  const degraded = (name: string) =>
+    waitFor(`${name} Failed`, async () => {
+      const df = await get(name);
+      return df?.status?.phase === "Failed" ? df.status.conditions?.find((c) => c.type === "Degraded") : undefined;
+    });
+  expect((await degraded("typo-env"))?.message).toMatch(
+    /apply StatefulSet\/typo-env: .*\.env\[name="GREETING"\]\.vaule: field not declared in schema.*: fix the Dataflow spec/s,
+  );
+  expect((await degraded("typo-pod"))?.message).toMatch(
+    /apply StatefulSet\/typo-pod: .*\.spec\.template\.spec\.nodeSelectr: field not declared in schema.*: fix the Dataflow spec/s,
+  );
+  expect(await controller.kube.readStatefulSet(NS, "typo-env")).toBeUndefined();
+  expect(await controller.kube.readStatefulSet(NS, "typo-pod")).toBeUndefined();
 });
 
 test("the watches recover from an API server restart within 30 s", async () => {

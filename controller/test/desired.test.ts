@@ -1,13 +1,16 @@
 import { type Dataflow, withDefaults } from "@waxflow/crds";
 import { expect, test } from "vitest";
+import { DEFAULT_API_CLIENTS, desiredNetworkPolicy, parseLabels } from "../src/desired/network-policy.ts";
 import {
   desiredApiService,
+  desiredClusterSecret,
   desiredHeadlessService,
   desiredStatefulSet,
   durationSeconds,
   podTemplate,
   TEMPLATE_HASH,
 } from "../src/desired/objects.ts";
+import { privilegedFields } from "../src/desired/pod-guard.ts";
 import { classifySpecDiff } from "../src/reconcile/diff.ts";
 import { dataflow, IMAGE } from "./fixtures.ts";
 
@@ -67,6 +70,22 @@ test("StatefulSet follows the contract: names, labels, ports, env, security, rec
   });
 });
 
+test("recovery.dropRemovedSteps sets WAXFLOW_DROP_REMOVED_STEPS; unset, the runtime refuses a store with removed steps", () => {
+  const envOf = (recovery: { enabled: boolean; dropRemovedSteps?: boolean }) => {
+    const df = dataflow({ recovery });
+    const sts = desiredStatefulSet(df, withDefaults(df.spec), 1);
+    return sts.spec?.template.spec?.containers[0]?.env?.find((e) => e.name === "WAXFLOW_DROP_REMOVED_STEPS")?.value;
+  };
+  expect(envOf({ enabled: true, dropRemovedSteps: true })).toBe("true");
+  expect(envOf({ enabled: true, dropRemovedSteps: false })).toBeUndefined();
+  expect(envOf({ enabled: true })).toBeUndefined();
+  expect(envOf({ enabled: false, dropRemovedSteps: true })).toBeUndefined();
+  // Setting it changes what the processes run with: every process restarts with it.
+  const before = withDefaults(dataflow({ recovery: { enabled: true } }).spec);
+  const after = withDefaults(dataflow({ recovery: { enabled: true, dropRemovedSteps: true } }).spec);
+  expect(classifySpecDiff(before, after)).toEqual({ class: "upgrade", fields: ["recovery.dropRemovedSteps"] });
+});
+
 test("no recovery volume when recovery is disabled", () => {
   const df = dataflow();
   const sts = desiredStatefulSet(df, withDefaults(df.spec), 1);
@@ -74,7 +93,36 @@ test("no recovery volume when recovery is disabled", () => {
   const env = sts.spec?.template.spec?.containers[0]?.env?.map((e) => e.name) ?? [];
   expect(env).not.toContain("WAXFLOW_RECOVERY_INIT");
   expect(env).not.toContain("WAXFLOW_RECOVERY_DIRECTORY");
-  expect(sts.spec?.template.spec?.containers[0]?.volumeMounts?.map((m) => m.name)).toEqual(["tmp"]);
+  expect(sts.spec?.template.spec?.containers[0]?.volumeMounts?.map((m) => m.name)).toEqual(["tmp", "cluster-secret"]);
+});
+
+test("the cluster secret: the caller's random bytes, owned by the Dataflow, immutable, and mounted by every pod", () => {
+  const df = dataflow();
+  const key = Buffer.alloc(32, 7);
+  const secret = desiredClusterSecret(df, key);
+  expect(secret.metadata?.name).toBe("wc-cluster-secret");
+  expect(secret.metadata?.ownerReferences?.[0]).toMatchObject({ kind: "Dataflow", name: "wc", controller: true });
+  expect(secret.immutable).toBe(true);
+  expect(Buffer.from(secret.data?.secret ?? "", "base64")).toEqual(key);
+  const pod = desiredStatefulSet(df, withDefaults(df.spec), 2).spec?.template.spec;
+  expect(pod?.volumes).toContainEqual({
+    name: "cluster-secret",
+    secret: { secretName: "wc-cluster-secret", defaultMode: 0o440 },
+  });
+  const container = pod?.containers[0];
+  expect(container?.volumeMounts).toContainEqual({
+    name: "cluster-secret",
+    mountPath: "/var/run/waxflow/cluster",
+    readOnly: true,
+  });
+  expect(container?.env).toContainEqual({
+    name: "WAXFLOW_CLUSTER_SECRET_FILE",
+    value: "/var/run/waxflow/cluster/secret",
+  });
+  expect(container?.env).toContainEqual({
+    name: "WAXFLOW_LISTEN",
+    valueFrom: { fieldRef: { fieldPath: "status.podIP" } },
+  });
 });
 
 test("services: headless publishes not-ready addresses on 2101; the api service on 3030", () => {
@@ -86,6 +134,87 @@ test("services: headless publishes not-ready addresses on 2101; the api service 
   expect(api.metadata?.name).toBe("wc-api");
   expect(api.metadata?.labels).toEqual(contractLabels);
   expect(api.spec?.ports?.[0]?.port).toBe(3030);
+});
+
+test("NetworkPolicy: 2101 from the Dataflow's own pods, 3030 from the controller's namespace; nothing else", () => {
+  const policy = desiredNetworkPolicy(dataflow(), { controllerNamespace: "ops" });
+  expect(policy.metadata?.name).toBe("wc");
+  expect(policy.metadata?.labels).toEqual(contractLabels);
+  expect(policy.metadata?.ownerReferences?.[0]).toMatchObject({ kind: "Dataflow", name: "wc", controller: true });
+  const pods = { matchLabels: { "app.kubernetes.io/name": "waxflow", "waxflow.io/dataflow": "wc" } };
+  expect(policy.spec).toEqual({
+    podSelector: pods,
+    policyTypes: ["Ingress"],
+    ingress: [
+      { _from: [{ podSelector: pods }], ports: [{ protocol: "TCP", port: 2101 }] },
+      {
+        _from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "ops" } } }],
+        ports: [{ protocol: "TCP", port: 3030 }],
+      },
+    ],
+  });
+});
+
+test("NetworkPolicy API clients: namespace labels, pod labels, or both in one peer; none adds no peer", () => {
+  const peers = (clients: Partial<typeof DEFAULT_API_CLIENTS>) =>
+    desiredNetworkPolicy(dataflow(), { ...DEFAULT_API_CLIENTS, ...clients }).spec?.ingress?.[1]?._from?.slice(1);
+  // Empty label sets must not become empty selectors, which would admit every pod.
+  expect(peers({ namespaceLabels: {}, podLabels: {} })).toEqual([]);
+  expect(peers({ namespaceLabels: { team: "obs" } })).toEqual([
+    { namespaceSelector: { matchLabels: { team: "obs" } } },
+  ]);
+  expect(peers({ podLabels: { app: "prometheus" } })).toEqual([
+    { namespaceSelector: {}, podSelector: { matchLabels: { app: "prometheus" } } },
+  ]);
+  expect(peers({ namespaceLabels: { team: "obs" }, podLabels: { app: "prometheus" } })).toEqual([
+    { namespaceSelector: { matchLabels: { team: "obs" } }, podSelector: { matchLabels: { app: "prometheus" } } },
+  ]);
+});
+
+test("API client labels from the controller's environment: k=v pairs; anything else names the variable", () => {
+  expect(parseLabels("", "X")).toEqual({});
+  expect(parseLabels("app.kubernetes.io/name=prometheus, team=obs", "X")).toEqual({
+    "app.kubernetes.io/name": "prometheus",
+    team: "obs",
+  });
+  expect(() => parseLabels("team", "API_CLIENT_POD_LABELS")).toThrow(
+    /^API_CLIENT_POD_LABELS: "team" is not a label key=value/,
+  );
+  expect(() => parseLabels("a=b c", "X")).toThrow(/"a=b c" is not a label/);
+});
+
+test("no service-account token in the pods unless the spec names an account", () => {
+  const spec = (df: Dataflow) => podTemplate(df, withDefaults(df.spec)).spec;
+  expect(spec(dataflow())?.automountServiceAccountToken).toBe(false);
+  expect(spec(dataflow())?.serviceAccountName).toBeUndefined();
+  const named = spec(dataflow({ serviceAccountName: "reader" }));
+  expect(named?.automountServiceAccountToken).toBeUndefined();
+  expect(named?.serviceAccountName).toBe("reader");
+  const inTemplate = spec(dataflow({ podTemplate: { spec: { serviceAccountName: "reader", containers: [] } } }));
+  expect(inTemplate?.automountServiceAccountToken).toBeUndefined();
+});
+
+test("privileged fields: each way onto the node, named by container or volume; a safe template has none", () => {
+  expect(privilegedFields(undefined)).toEqual([]);
+  expect(
+    privilegedFields({
+      spec: {
+        hostPID: true,
+        hostIPC: false,
+        containers: [
+          { name: "waxflow", securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } } },
+          { name: "a", securityContext: { allowPrivilegeEscalation: true, capabilities: { add: ["SYS_ADMIN"] } } },
+        ],
+        initContainers: [{ name: "init", securityContext: { privileged: true } }],
+        volumes: [{ name: "tmp", emptyDir: {} }],
+      },
+    }),
+  ).toEqual([
+    "spec.podTemplate.spec.hostPID: host namespaces are refused",
+    "spec.podTemplate.spec.containers[name=a].securityContext.allowPrivilegeEscalation: privilege escalation is refused",
+    "spec.podTemplate.spec.containers[name=a].securityContext.capabilities.add: added capabilities are refused",
+    "spec.podTemplate.spec.initContainers[name=init].securityContext.privileged: privileged containers are refused",
+  ]);
 });
 
 test("the pod template overlay adds sidecars and fields but cannot override the contract", () => {

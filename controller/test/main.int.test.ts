@@ -65,6 +65,11 @@ test("two replicas: one leads and reconciles; the other takes over when the lead
 
   const b = await replica();
   await waitFor("replica b healthy (standing by)", async () => (await healthz(b.port)) === 200);
+  await waitFor("replica b to say whom it waits for", async () =>
+    b
+      .log()
+      .includes(`"msg":"standing by: waiting for the lease","lease":"default/waxflow-controller","holder":"${first}"`),
+  );
 
   const custom = kc.makeApiClient(CustomObjectsApi);
   const apps = kc.makeApiClient(AppsV1Api);

@@ -2,8 +2,9 @@
 import type { V1Pod, V1StatefulSet } from "@kubernetes/client-node";
 import { type Dataflow, withDefaults } from "@waxflow/crds";
 import { expect, test } from "vitest";
+import { DEFAULT_API_CLIENTS, desiredNetworkPolicy } from "../src/desired/network-policy.ts";
 import { desiredApiService, desiredHeadlessService } from "../src/desired/objects.ts";
-import { type Observed, type Plan, reconcile, statusFirst } from "../src/reconcile/reconcile.ts";
+import { DEFAULT_SETTINGS, type Observed, type Plan, reconcile, statusFirst } from "../src/reconcile/reconcile.ts";
 import { crashLooping, dataflow, IMAGE, now, podOf, statefulSetOf } from "./fixtures.ts";
 
 function observed(df: Dataflow, replicas: number, pods: V1Pod[], stsOf: Dataflow = df): Observed {
@@ -13,26 +14,36 @@ function observed(df: Dataflow, replicas: number, pods: V1Pod[], stsOf: Dataflow
 test("an unchanged object is not applied again", () => {
   const df = dataflow({ processes: 2 });
   const services = [desiredHeadlessService(df), desiredApiService(df)];
-  const plan = reconcile({ ...observed(df, 2, [podOf(df, 0, true), podOf(df, 1, true)]), services }, now);
+  const networkPolicy = desiredNetworkPolicy(df, DEFAULT_API_CLIENTS);
+  const running = observed(df, 2, [podOf(df, 0, true), podOf(df, 1, true)]);
+  const plan = reconcile({ ...running, services, networkPolicy }, now);
   expect(plan.actions).toEqual([]);
-  const scaled = reconcile({ ...observed(df, 1, []), services }, now);
-  expect(scaled.actions.map((a) => (a.type === "apply" ? a.object.kind : a.type))).toEqual(["StatefulSet"]);
+  const scaled = reconcile({ ...observed(df, 1, []), services, networkPolicy }, now);
+  expect(scaled.actions.map((a) => (a.type === "apply" ? a.object.kind : a.type))).toEqual([
+    "ensureClusterSecret",
+    "StatefulSet",
+  ]);
+  // Other API clients for the operator: the policy changes, and only it is applied again.
+  const apiClients = { ...DEFAULT_API_CLIENTS, podLabels: { app: "prometheus" } };
+  const moved = reconcile({ ...running, services, networkPolicy }, now, { ...DEFAULT_SETTINGS, apiClients });
+  expect(moved.actions.map((a) => (a.type === "apply" ? a.object.kind : a.type))).toEqual(["NetworkPolicy"]);
 });
 
 test("a new Dataflow: its StatefulSet alone first, then the finalizer (with recovery), Services and status", () => {
   const df = dataflow({ processes: 2, recovery: { enabled: true } });
   df.metadata = { ...df.metadata, finalizers: [] };
   const first = reconcile({ dataflow: df, statefulSet: undefined, pods: [], claims: [] }, now);
+  // The NetworkPolicy comes with it (concurrently), so no pod runs unfenced for long.
   expect(
     first.actions.map((a) => (a.type === "apply" ? `${a.object.kind}/${a.object.metadata?.name}` : a.type)),
-  ).toEqual(["StatefulSet/wc"]);
+  ).toEqual(["ensureClusterSecret", "StatefulSet/wc", "NetworkPolicy/wc"]);
   expect(first.status).toEqual({});
   expect(first.requeueAfterMs).toBe(0);
 
   const next = reconcile({ dataflow: df, statefulSet: statefulSetOf(df, 2), pods: [], claims: [] }, now);
   expect(
     next.actions.map((a) => (a.type === "apply" ? `${a.object.kind}/${a.object.metadata?.name}` : a.type)),
-  ).toEqual(["addFinalizer", "Service/wc", "Service/wc-api"]);
+  ).toEqual(["addFinalizer", "NetworkPolicy/wc", "Service/wc", "Service/wc-api"]);
   // No write-ahead record: the status is written after the actions.
   expect(statusFirst(df.status, next)).toBe(false);
   expect(next.status.phase).toBe("Pending");
@@ -300,4 +311,52 @@ test("suspending during a hand-off stops it; the last started size is kept for t
   expect(plan.status.rollout?.stage).toBe("Starting");
   expect(replicasOf(plan)).toBe(0);
   expect(plan.status.lastReconciledSpec).toBe(ran);
+});
+
+test("a privileged pod template runs only with spec.allowPrivileged and an operator that allows it", () => {
+  const podTemplate = {
+    spec: {
+      hostNetwork: true,
+      containers: [
+        { name: "side", image: "s", securityContext: { privileged: true } },
+        { name: "waxflow", securityContext: { allowPrivilegeEscalation: true, capabilities: { add: ["NET_ADMIN"] } } },
+      ],
+      volumes: [{ name: "root", hostPath: { path: "/" } }],
+    },
+  };
+  const df = dataflow({ podTemplate, allowPrivileged: true });
+  const refused = reconcile({ dataflow: df, statefulSet: undefined, pods: [], claims: [] }, now);
+  expect(refused.actions).toEqual([]);
+  expect(refused.status.phase).toBe("Failed");
+  const degraded = refused.status.conditions?.find((c) => c.type === "Degraded");
+  expect(degraded).toMatchObject({ status: "True", reason: "InvalidSpec" });
+  expect(degraded?.message).toBe(
+    "invalid spec: spec.podTemplate.spec.hostNetwork: host namespaces are refused; " +
+      "spec.podTemplate.spec.containers[name=side].securityContext.privileged: privileged containers are refused; " +
+      "spec.podTemplate.spec.containers[name=waxflow].securityContext.allowPrivilegeEscalation: privilege escalation is refused; " +
+      "spec.podTemplate.spec.containers[name=waxflow].securityContext.capabilities.add: added capabilities are refused; " +
+      "spec.podTemplate.spec.volumes[name=root].hostPath: hostPath volumes are refused; " +
+      "this operator does not allow privileged Dataflows (chart value allowPrivilegedDataflows, waxctl install --allow-privileged-dataflows)",
+  );
+  // Without spec.allowPrivileged the CRD refuses it; a CRD without its rules meets the same check here.
+  const unmarked = reconcile(
+    { dataflow: dataflow({ podTemplate }), statefulSet: undefined, pods: [], claims: [] },
+    now,
+  );
+  expect(unmarked.status.conditions?.find((c) => c.type === "Degraded")?.message).toMatch(
+    /hostNetwork: host namespaces are refused; .*; set spec.allowPrivileged if the operator allows privileged Dataflows$/,
+  );
+  const allowed = reconcile({ dataflow: df, statefulSet: undefined, pods: [], claims: [] }, now, {
+    ...DEFAULT_SETTINGS,
+    allowPrivilegedDataflows: true,
+  });
+  const sts = allowed.actions.find((a) => a.type === "apply" && a.object.kind === "StatefulSet");
+  const pod = sts?.type === "apply" ? (sts.object as V1StatefulSet).spec?.template.spec : undefined;
+  expect(pod?.hostNetwork).toBe(true);
+  // What it asked for wins over the waxflow container's hardening, which otherwise stays.
+  expect(pod?.containers[0]?.securityContext).toMatchObject({
+    allowPrivilegeEscalation: true,
+    capabilities: { add: ["NET_ADMIN"] },
+    readOnlyRootFilesystem: true,
+  });
 });

@@ -16,11 +16,110 @@ export const API_VERSION = `${GROUP}/${VERSION}`;
 export const MAX_NAME_LENGTH = 52;
 export const IMAGE_BY_DIGEST_PATTERN = "^[a-z0-9][a-zA-Z0-9._/:-]*@sha256:[0-9a-f]{64}$";
 export const MIN_SNAPSHOT_INTERVAL = "100ms";
+/** Kubernetes label keys and values, for the labels the operator puts into NetworkPolicies. */
+export const LABEL_KEY_PATTERN =
+  "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$";
+export const LABEL_VALUE_PATTERN = "^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$";
 
 // Go duration strings as accepted by CEL's duration(): "500ms", "10s", "1m30s".
 const DURATION_PATTERN = "^([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h))+$";
 const QUANTITY_PATTERN =
   "^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$";
+
+const NAME = { type: "string", maxLength: 253 } as const;
+
+/** Containers as far as the guard reads them. Bounded, so the API server can bound the rules' cost. */
+const guardedContainers = {
+  type: "array",
+  maxItems: 64,
+  description: "core/v1 Containers of the pod; the one named `waxflow` is merged over the dataflow's container.",
+  items: {
+    type: "object",
+    "x-kubernetes-preserve-unknown-fields": true,
+    description: "A core/v1 Container.",
+    properties: {
+      name: { ...NAME, description: "The container's name; `waxflow` is the dataflow's own container." },
+      securityContext: {
+        type: "object",
+        "x-kubernetes-preserve-unknown-fields": true,
+        description: "core/v1 SecurityContext of the container.",
+        properties: {
+          privileged: {
+            type: "boolean",
+            description: "Refused unless spec.allowPrivileged (and the operator) allow it.",
+          },
+          allowPrivilegeEscalation: {
+            type: "boolean",
+            description: "true is refused unless spec.allowPrivileged (and the operator) allow it.",
+          },
+          capabilities: {
+            type: "object",
+            "x-kubernetes-preserve-unknown-fields": true,
+            description: "core/v1 Capabilities of the container.",
+            properties: {
+              add: {
+                type: "array",
+                maxItems: 64,
+                description: "Refused unless spec.allowPrivileged (and the operator) allow it.",
+                items: { type: "string", maxLength: 64, description: "A Linux capability, e.g. NET_ADMIN." },
+              },
+            },
+          },
+        },
+      },
+    },
+  },
+} as const;
+
+export const CONTAINER_LISTS = ["containers", "initContainers", "ephemeralContainers"] as const;
+
+/**
+ * What no Dataflow pod may ask for through spec.podTemplate unless spec.allowPrivileged is
+ * set (and the operator allows it, which only the controller knows): each is a way out of
+ * the container onto the node. Checked here so `kubectl apply` refuses it, naming the field.
+ */
+export const PRIVILEGED_FIELDS = {
+  hostNetwork: "host namespaces are refused",
+  hostPID: "host namespaces are refused",
+  hostIPC: "host namespaces are refused",
+  "securityContext.privileged": "privileged containers are refused",
+  "securityContext.allowPrivilegeEscalation": "privilege escalation is refused",
+  "securityContext.capabilities.add": "added capabilities are refused",
+  hostPath: "hostPath volumes are refused",
+} as const;
+
+const HOW_TO_ALLOW = "(spec.allowPrivileged, if the operator allows privileged Dataflows)";
+
+function podTemplateRules() {
+  const allowed = "self.?allowPrivileged.orValue(false)";
+  const podSpec = "self.?podTemplate.?spec";
+  // Lists through has(), not optionals: the cost estimate keeps their maxItems only so.
+  const hasList = (list: string) =>
+    `has(self.podTemplate) && has(self.podTemplate.spec) && has(self.podTemplate.spec.${list})`;
+  const hostNamespaces = (["hostNetwork", "hostPID", "hostIPC"] as const).map((field) => ({
+    rule: `${allowed} || !${podSpec}.?${field}.orValue(false)`,
+    message: `spec.podTemplate.spec.${field}: ${PRIVILEGED_FIELDS[field]} ${HOW_TO_ALLOW}`,
+  }));
+  const containerChecks = [
+    ["securityContext.privileged", "c.?securityContext.?privileged.orValue(false)"],
+    ["securityContext.allowPrivilegeEscalation", "c.?securityContext.?allowPrivilegeEscalation.orValue(false)"],
+    ["securityContext.capabilities.add", "size(c.?securityContext.?capabilities.?add.orValue([])) > 0"],
+  ] as const;
+  const containers = CONTAINER_LISTS.flatMap((list) =>
+    containerChecks.map(([field, bad]) => ({
+      rule: `${allowed} || !(${hasList(list)}) || self.podTemplate.spec.${list}.all(c, !(${bad}))`,
+      // Names the (first) container: the list's order is not the pod's (the waxflow container
+      // is merged in). The API server's cost estimate admits only this form: filter() or
+      // join() lose the names' maxLength and exceed its budget.
+      messageExpression: `'spec.podTemplate.spec.${list}[name=' + self.podTemplate.spec.${list}.map(c, ${bad}, c.name)[0] + '].${field}: ${PRIVILEGED_FIELDS[field]} ${HOW_TO_ALLOW}'`,
+    })),
+  );
+  const volumes = {
+    rule: `${allowed} || !(${hasList("volumes")}) || self.podTemplate.spec.volumes.all(v, !has(v.hostPath))`,
+    messageExpression: `'spec.podTemplate.spec.volumes[name=' + self.podTemplate.spec.volumes.map(v, has(v.hostPath), v.name)[0] + '].hostPath: ${PRIVILEGED_FIELDS.hostPath} ${HOW_TO_ALLOW}'`,
+  };
+  return [...hostNamespaces, ...containers, volumes];
+}
 
 const retentionPolicy = {
   type: "string",
@@ -31,20 +130,32 @@ const retentionPolicy = {
 const condition = {
   title: "DataflowCondition",
   type: "object",
+  description:
+    "One aspect of the Dataflow's state, as Kubernetes conditions are read by `kubectl wait --for=condition=Ready`.",
   required: ["type", "status"],
   properties: {
-    type: { type: "string", enum: ["Ready", "Progressing", "Degraded"] },
-    status: { type: "string", enum: ["True", "False", "Unknown"] },
+    type: {
+      type: "string",
+      enum: ["Ready", "Progressing", "Degraded"],
+      description:
+        "Ready: every process runs and the worker cluster has formed. Progressing: a deploy, scale or upgrade is under way. Degraded: something needs attention (the message says what).",
+    },
+    status: { type: "string", enum: ["True", "False", "Unknown"], description: "Whether the condition holds." },
     reason: { type: "string", description: "CamelCase cause, stable for automation." },
     message: { type: "string", description: "What is happening and, when something is wrong, what to do." },
-    lastTransitionTime: { type: "string", format: "date-time" },
-    observedGeneration: { type: "integer", format: "int64" },
+    lastTransitionTime: { type: "string", format: "date-time", description: "When status last changed." },
+    observedGeneration: {
+      type: "integer",
+      format: "int64",
+      description: "metadata.generation of the spec this condition was computed from.",
+    },
   },
 } as const;
 
 export const specSchema = {
   title: "DataflowSpec",
   type: "object",
+  description: "The dataflow to run: its image and entry module, how many processes and workers, recovery.",
   required: ["image", "module"],
   properties: {
     image: {
@@ -55,6 +166,8 @@ export const specSchema = {
         {
           rule: `self.matches('${IMAGE_BY_DIGEST_PATTERN}')`,
           message: "image must be referenced by digest, e.g. registry.example/app@sha256:<64 hex digits>",
+          messageExpression:
+            "'image must be referenced by digest (REGISTRY/NAME@sha256:<64 hex digits>), got \"' + self + '\": `waxctl image build FILE` prints the reference by digest; for a pushed tag, `crane digest REF` or `docker buildx imagetools inspect REF` shows its digest'",
         },
       ],
     },
@@ -95,23 +208,33 @@ export const specSchema = {
       title: "DataflowRecovery",
       type: "object",
       default: {},
+      description:
+        "Snapshots of state to a volume per process, so a restarted, rescaled or upgraded dataflow resumes where it stopped.",
       properties: {
-        enabled: { type: "boolean", default: false },
+        enabled: {
+          type: "boolean",
+          default: false,
+          description:
+            "Give every process a recovery volume (claim `recovery`, mounted at /var/lib/waxflow/recovery) and snapshot to it.",
+        },
         snapshotInterval: {
           type: "string",
           pattern: DURATION_PATTERN,
+          maxLength: 64,
           default: "10s",
           description: "Time between epochs (and snapshots), as a duration such as 10s.",
           "x-kubernetes-validations": [
             {
               rule: `duration(self) >= duration('${MIN_SNAPSHOT_INTERVAL}')`,
               message: `snapshotInterval must be at least ${MIN_SNAPSHOT_INTERVAL}`,
+              messageExpression: `'snapshotInterval must be at least ${MIN_SNAPSHOT_INTERVAL}, got ' + self`,
             },
           ],
         },
         backupInterval: {
           type: "string",
           pattern: DURATION_PATTERN,
+          maxLength: 64,
           default: "30s",
           description: "How long old snapshots are kept before garbage collection; at least snapshotInterval.",
         },
@@ -119,10 +242,21 @@ export const specSchema = {
           title: "DataflowRecoveryStorage",
           type: "object",
           default: {},
+          description: "The recovery volume of each process; fixed while recovery is enabled.",
           properties: {
-            size: { type: "string", pattern: QUANTITY_PATTERN, default: "1Gi" },
+            size: {
+              type: "string",
+              pattern: QUANTITY_PATTERN,
+              default: "1Gi",
+              description: "Size of each process's recovery volume, as a quantity such as 1Gi.",
+            },
             storageClassName: { type: "string", description: "Storage class; the cluster default when unset." },
           },
+        },
+        dropRemovedSteps: {
+          type: "boolean",
+          description:
+            "Drop recovered state of steps the dataflow no longer has (renamed or removed) instead of refusing to start (WAXFLOW_DROP_REMOVED_STEPS). Set it for the one deploy that renames a step, then unset it.",
         },
         retention: {
           title: "DataflowVolumeRetention",
@@ -130,8 +264,16 @@ export const specSchema = {
           default: {},
           description: "What happens to recovery volumes when the Dataflow is deleted or scaled down.",
           properties: {
-            whenDeleted: retentionPolicy,
-            whenScaled: retentionPolicy,
+            whenDeleted: {
+              ...retentionPolicy,
+              description:
+                "Retain keeps the volumes after the Dataflow is deleted (a Dataflow of the same name resumes from them); Delete deletes them with it.",
+            },
+            whenScaled: {
+              ...retentionPolicy,
+              description:
+                "Retain keeps the volumes of processes removed by a scale-down (their state is handed over first); Delete deletes them.",
+            },
           },
         },
       },
@@ -139,6 +281,8 @@ export const specSchema = {
         {
           rule: "!has(self.snapshotInterval) || !has(self.backupInterval) || duration(self.backupInterval) >= duration(self.snapshotInterval)",
           message: "recovery.backupInterval must be greater than or equal to recovery.snapshotInterval",
+          messageExpression:
+            "'recovery.backupInterval (' + self.backupInterval + ') must be greater than or equal to recovery.snapshotInterval (' + self.snapshotInterval + ')'",
         },
         {
           rule: "!has(oldSelf.storage) || !has(self.storage) || oldSelf.enabled != true || self.enabled != true || self.storage == oldSelf.storage",
@@ -156,14 +300,19 @@ export const specSchema = {
         type: "object",
         required: ["name"],
         "x-kubernetes-preserve-unknown-fields": true,
+        description: "A core/v1 EnvVar; fields other than name are checked when the controller applies the pods.",
         properties: {
           name: {
             type: "string",
             minLength: 1,
+            maxLength: 256,
+            description: "Name of the variable.",
             "x-kubernetes-validations": [
               {
                 rule: "!self.startsWith('WAXFLOW_')",
                 message: "WAXFLOW_* variables are set by the controller from the spec",
+                messageExpression:
+                  "'env ' + self + ': WAXFLOW_* variables are set by the controller from the spec; use the matching spec field'",
               },
             ],
           },
@@ -174,7 +323,7 @@ export const specSchema = {
       type: "array",
       tsType: "V1EnvFromSource[]",
       description: "core/v1 EnvFromSource entries for every process.",
-      items: { type: "object", "x-kubernetes-preserve-unknown-fields": true },
+      items: { type: "object", "x-kubernetes-preserve-unknown-fields": true, description: "A core/v1 EnvFromSource." },
     },
     resources: {
       type: "object",
@@ -182,35 +331,95 @@ export const specSchema = {
       description: "core/v1 ResourceRequirements of the dataflow container.",
       "x-kubernetes-preserve-unknown-fields": true,
     },
-    serviceAccountName: { type: "string", maxLength: 253 },
+    serviceAccountName: {
+      type: "string",
+      maxLength: 253,
+      description: "Service account the processes run as; the namespace's default when unset.",
+    },
+    allowPrivileged: {
+      type: "boolean",
+      default: false,
+      description:
+        "Lets podTemplate ask for what a Dataflow's pods are otherwise refused: privileged containers, host namespaces, hostPath volumes, added capabilities, privilege escalation. The operator must allow it too (chart value allowPrivilegedDataflows, waxctl install --allow-privileged-dataflows); otherwise the Dataflow fails, naming the fields.",
+    },
     podTemplate: {
       type: "object",
       tsType: "V1PodTemplateSpec",
       description:
         "core/v1 PodTemplateSpec merged over the generated one: labels and annotations are added, pod spec fields set, the container named `waxflow` merged, other containers and volumes appended.",
       "x-kubernetes-preserve-unknown-fields": true,
+      // Only the fields the guard below reads are declared (every object keeps its unknown fields).
+      properties: {
+        spec: {
+          type: "object",
+          "x-kubernetes-preserve-unknown-fields": true,
+          description: "core/v1 PodSpec fields set over the generated pod spec.",
+          properties: {
+            hostNetwork: {
+              type: "boolean",
+              description: "Refused unless spec.allowPrivileged (and the operator) allow it.",
+            },
+            hostPID: {
+              type: "boolean",
+              description: "Refused unless spec.allowPrivileged (and the operator) allow it.",
+            },
+            hostIPC: {
+              type: "boolean",
+              description: "Refused unless spec.allowPrivileged (and the operator) allow it.",
+            },
+            containers: guardedContainers,
+            initContainers: guardedContainers,
+            ephemeralContainers: guardedContainers,
+            volumes: {
+              type: "array",
+              maxItems: 256,
+              description: "core/v1 Volumes appended to the pod's own.",
+              items: {
+                type: "object",
+                "x-kubernetes-preserve-unknown-fields": true,
+                description: "A core/v1 Volume.",
+                properties: {
+                  name: { ...NAME, description: "The volume's name, unique in the pod." },
+                  hostPath: {
+                    type: "object",
+                    "x-kubernetes-preserve-unknown-fields": true,
+                    description: "Refused unless spec.allowPrivileged (and the operator) allow it.",
+                  },
+                },
+              },
+            },
+          },
+        },
+      },
     },
   },
+  "x-kubernetes-validations": podTemplateRules(),
 } as const;
 
 const statusSchema = {
   title: "DataflowStatus",
   type: "object",
+  description: "What the controller observed and did, written by the controller only.",
   properties: {
-    observedGeneration: { type: "integer", format: "int64" },
+    observedGeneration: {
+      type: "integer",
+      format: "int64",
+      description: "metadata.generation of the spec the controller last acted on.",
+    },
     phase: {
       type: "string",
       enum: ["Pending", "Deploying", "Running", "Suspended", "Failed", "Deleting"],
       description:
-        "Pending: no process runs yet (being created, scheduled or pulled). Deploying: a roll is under way, or processes run but not all are ready. Running: every process is ready. Failed: the spec cannot be carried out (see the Degraded condition).",
+        "Pending: no process runs yet (being created, scheduled or pulled). Deploying: a roll is under way, or processes run but not all are ready. Running: every process is ready. Failed: the spec cannot be carried out, or a process failed twice in a row the same way (see the Degraded condition).",
     },
     processes: { type: "integer", format: "int32", description: "Processes (pods) that exist now." },
-    readyProcesses: { type: "integer", format: "int32" },
+    readyProcesses: { type: "integer", format: "int32", description: "Processes whose pods are ready." },
     ready: { type: "string", description: "readyProcesses/desired processes, for printing." },
     selector: { type: "string", description: "Label selector of the pods, for the scale subresource." },
     image: { type: "string", description: "Image the running processes were started from." },
     conditions: {
       type: "array",
+      description: "Ready, Progressing and Degraded, each with a reason and a message.",
       items: condition,
       "x-kubernetes-list-type": "map",
       "x-kubernetes-list-map-keys": ["type"],
@@ -222,21 +431,46 @@ const statusSchema = {
         "Write-ahead record of a roll in flight, written before each step so a restarted controller resumes it.",
       required: ["kind", "stage", "generation", "from", "to"],
       properties: {
-        kind: { type: "string", enum: ["scale", "upgrade"] },
+        kind: {
+          type: "string",
+          enum: ["scale", "upgrade"],
+          description: "scale: only the process count changes. upgrade: anything else that restarts the processes.",
+        },
         stage: {
           type: "string",
           enum: ["Stopping", "HandingOff", "Starting"],
           description:
             "Stopping: every old process stops. HandingOff (a scale-down with recovery): the new processes run beside holders, the pods beyond them, which hand their volumes' recovery data over. Starting: the new processes alone.",
         },
-        generation: { type: "integer", format: "int64" },
-        startedAt: { type: "string", format: "date-time" },
+        generation: { type: "integer", format: "int64", description: "metadata.generation the roll carries out." },
+        startedAt: { type: "string", format: "date-time", description: "When the roll started." },
         from: {
           type: "integer",
           format: "int32",
           description: "Processes of the cluster being replaced: their volumes hold its recovery data.",
         },
         to: { type: "integer", format: "int32", description: "Processes of the cluster being started." },
+      },
+    },
+    failures: {
+      type: "array",
+      description:
+        "Each process that failed since it was last ready: its last failed run and how many runs in a row failed the same way (exit code and last line). Two make a crash loop: phase Failed.",
+      "x-kubernetes-list-type": "map",
+      "x-kubernetes-list-map-keys": ["pod"],
+      items: {
+        title: "DataflowProcessFailure",
+        type: "object",
+        description: "One process's failed runs.",
+        required: ["pod", "run", "exitCode", "times"],
+        properties: {
+          pod: { type: "string", description: "The process's pod." },
+          podUID: { type: "string", description: "Tells a pod from its replacement of the same name." },
+          run: { type: "string", description: "The failed run's container ID." },
+          exitCode: { type: "integer", format: "int32", description: "The failed run's exit code." },
+          line: { type: "string", description: "The last line of the run's termination message: the runtime's error." },
+          times: { type: "integer", format: "int32", description: "Runs in a row that failed this way." },
+        },
       },
     },
     lastReconciledSpec: {
@@ -249,10 +483,12 @@ const statusSchema = {
 
 export const openAPIV3Schema = {
   type: "object",
+  description:
+    "A stream-processing dataflow (waxflow, Bytewax's model) run as a cluster of processes that the waxflow operator manages.",
   required: ["spec"],
   properties: {
-    apiVersion: { type: "string" },
-    kind: { type: "string" },
+    apiVersion: { type: "string", description: "waxflow.io/v1alpha1." },
+    kind: { type: "string", description: "Dataflow." },
     metadata: { type: "object", tsType: "V1ObjectMeta" },
     spec: specSchema,
     status: statusSchema,
@@ -298,6 +534,12 @@ export const customResourceDefinition = {
           { name: "Phase", type: "string", jsonPath: ".status.phase" },
           { name: "Image", type: "string", jsonPath: ".spec.image" },
           { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
+          {
+            name: "Problem",
+            type: "string",
+            description: "What keeps the dataflow from running, such as a crash loop's error line",
+            jsonPath: '.status.conditions[?(@.type=="Degraded")].message',
+          },
         ],
       },
     ],

@@ -2,13 +2,25 @@
 import type { V1EnvFromSource, V1EnvVar, V1ObjectMeta, V1PodTemplateSpec, V1ResourceRequirements } from "@kubernetes/client-node";
 
 
+/**
+ * A stream-processing dataflow (waxflow, Bytewax's model) run as a cluster of processes that the waxflow operator manages.
+ */
 export interface Dataflow {
+/**
+ * waxflow.io/v1alpha1.
+ */
 apiVersion?: string
+/**
+ * Dataflow.
+ */
 kind?: string
 metadata?: V1ObjectMeta
 spec: DataflowSpec
 status?: DataflowStatus
 }
+/**
+ * The dataflow to run: its image and entry module, how many processes and workers, recovery.
+ */
 export interface DataflowSpec {
 /**
  * Dataflow image referenced by digest (built on waxflow-runtime), e.g. registry/app@sha256:<64 hex>.
@@ -47,13 +59,26 @@ envFrom?: V1EnvFromSource[]
  * core/v1 ResourceRequirements of the dataflow container.
  */
 resources?: V1ResourceRequirements
+/**
+ * Service account the processes run as; the namespace's default when unset.
+ */
 serviceAccountName?: string
+/**
+ * Lets podTemplate ask for what a Dataflow's pods are otherwise refused: privileged containers, host namespaces, hostPath volumes, added capabilities, privilege escalation. The operator must allow it too (chart value allowPrivilegedDataflows, waxctl install --allow-privileged-dataflows); otherwise the Dataflow fails, naming the fields.
+ */
+allowPrivileged?: boolean
 /**
  * core/v1 PodTemplateSpec merged over the generated one: labels and annotations are added, pod spec fields set, the container named `waxflow` merged, other containers and volumes appended.
  */
 podTemplate?: V1PodTemplateSpec
 }
+/**
+ * Snapshots of state to a volume per process, so a restarted, rescaled or upgraded dataflow resumes where it stopped.
+ */
 export interface DataflowRecovery {
+/**
+ * Give every process a recovery volume (claim `recovery`, mounted at /var/lib/waxflow/recovery) and snapshot to it.
+ */
 enabled?: boolean
 /**
  * Time between epochs (and snapshots), as a duration such as 10s.
@@ -64,9 +89,19 @@ snapshotInterval?: string
  */
 backupInterval?: string
 storage?: DataflowRecoveryStorage
+/**
+ * Drop recovered state of steps the dataflow no longer has (renamed or removed) instead of refusing to start (WAXFLOW_DROP_REMOVED_STEPS). Set it for the one deploy that renames a step, then unset it.
+ */
+dropRemovedSteps?: boolean
 retention?: DataflowVolumeRetention
 }
+/**
+ * The recovery volume of each process; fixed while recovery is enabled.
+ */
 export interface DataflowRecoveryStorage {
+/**
+ * Size of each process's recovery volume, as a quantity such as 1Gi.
+ */
 size?: string
 /**
  * Storage class; the cluster default when unset.
@@ -77,19 +112,34 @@ storageClassName?: string
  * What happens to recovery volumes when the Dataflow is deleted or scaled down.
  */
 export interface DataflowVolumeRetention {
+/**
+ * Retain keeps the volumes after the Dataflow is deleted (a Dataflow of the same name resumes from them); Delete deletes them with it.
+ */
 whenDeleted?: ("Retain" | "Delete")
+/**
+ * Retain keeps the volumes of processes removed by a scale-down (their state is handed over first); Delete deletes them.
+ */
 whenScaled?: ("Retain" | "Delete")
 }
+/**
+ * What the controller observed and did, written by the controller only.
+ */
 export interface DataflowStatus {
+/**
+ * metadata.generation of the spec the controller last acted on.
+ */
 observedGeneration?: number
 /**
- * Pending: no process runs yet (being created, scheduled or pulled). Deploying: a roll is under way, or processes run but not all are ready. Running: every process is ready. Failed: the spec cannot be carried out (see the Degraded condition).
+ * Pending: no process runs yet (being created, scheduled or pulled). Deploying: a roll is under way, or processes run but not all are ready. Running: every process is ready. Failed: the spec cannot be carried out, or a process failed twice in a row the same way (see the Degraded condition).
  */
 phase?: ("Pending" | "Deploying" | "Running" | "Suspended" | "Failed" | "Deleting")
 /**
  * Processes (pods) that exist now.
  */
 processes?: number
+/**
+ * Processes whose pods are ready.
+ */
 readyProcesses?: number
 /**
  * readyProcesses/desired processes, for printing.
@@ -103,15 +153,31 @@ selector?: string
  * Image the running processes were started from.
  */
 image?: string
+/**
+ * Ready, Progressing and Degraded, each with a reason and a message.
+ */
 conditions?: DataflowCondition[]
 rollout?: DataflowRollout
+/**
+ * Each process that failed since it was last ready: its last failed run and how many runs in a row failed the same way (exit code and last line). Two make a crash loop: phase Failed.
+ */
+failures?: DataflowProcessFailure[]
 /**
  * JSON of the spec the processes were last started with: the base of the next spec diff and the layout of the recovery data.
  */
 lastReconciledSpec?: string
 }
+/**
+ * One aspect of the Dataflow's state, as Kubernetes conditions are read by `kubectl wait --for=condition=Ready`.
+ */
 export interface DataflowCondition {
+/**
+ * Ready: every process runs and the worker cluster has formed. Progressing: a deploy, scale or upgrade is under way. Degraded: something needs attention (the message says what).
+ */
 type: ("Ready" | "Progressing" | "Degraded")
+/**
+ * Whether the condition holds.
+ */
 status: ("True" | "False" | "Unknown")
 /**
  * CamelCase cause, stable for automation.
@@ -121,19 +187,34 @@ reason?: string
  * What is happening and, when something is wrong, what to do.
  */
 message?: string
+/**
+ * When status last changed.
+ */
 lastTransitionTime?: string
+/**
+ * metadata.generation of the spec this condition was computed from.
+ */
 observedGeneration?: number
 }
 /**
  * Write-ahead record of a roll in flight, written before each step so a restarted controller resumes it.
  */
 export interface DataflowRollout {
+/**
+ * scale: only the process count changes. upgrade: anything else that restarts the processes.
+ */
 kind: ("scale" | "upgrade")
 /**
  * Stopping: every old process stops. HandingOff (a scale-down with recovery): the new processes run beside holders, the pods beyond them, which hand their volumes' recovery data over. Starting: the new processes alone.
  */
 stage: ("Stopping" | "HandingOff" | "Starting")
+/**
+ * metadata.generation the roll carries out.
+ */
 generation: number
+/**
+ * When the roll started.
+ */
 startedAt?: string
 /**
  * Processes of the cluster being replaced: their volumes hold its recovery data.
@@ -143,4 +224,33 @@ from: number
  * Processes of the cluster being started.
  */
 to: number
+}
+/**
+ * One process's failed runs.
+ */
+export interface DataflowProcessFailure {
+/**
+ * The process's pod.
+ */
+pod: string
+/**
+ * Tells a pod from its replacement of the same name.
+ */
+podUID?: string
+/**
+ * The failed run's container ID.
+ */
+run: string
+/**
+ * The failed run's exit code.
+ */
+exitCode: number
+/**
+ * The last line of the run's termination message: the runtime's error.
+ */
+line?: string
+/**
+ * Runs in a row that failed this way.
+ */
+times: number
 }

@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { type Dataflow, withDefaults } from "@waxflow/crds";
+import { crdManifest, type Dataflow, withDefaults } from "@waxflow/crds";
 import { expect, test } from "vitest";
 import { renderCrdYaml, renderTypes, TYPES_FILE, YAML_FILE } from "../src/render.ts";
 
@@ -35,4 +35,36 @@ test("withDefaults fills every defaulted field and keeps what is set", () => {
     retention: { whenDeleted: "Retain", whenScaled: "Retain" },
   });
   expect(spec.recovery).toBeUndefined();
+});
+
+interface SchemaNode {
+  readonly description?: string;
+  readonly properties?: Readonly<Record<string, SchemaNode>>;
+  readonly items?: SchemaNode;
+}
+
+/**
+ * Paths (as `kubectl explain` spells them) of every field and list item without a
+ * description. The API server forbids one on `metadata` and explains it as ObjectMeta.
+ */
+function undescribed(node: SchemaNode, path: string): string[] {
+  if (path === "metadata") return [];
+  const own = node.description?.trim() ? [] : [path];
+  const fields = Object.entries(node.properties ?? {}).flatMap(([key, sub]) =>
+    undescribed(sub, path === "" ? key : `${path}.${key}`),
+  );
+  const items = node.items === undefined ? [] : undescribed(node.items, `${path}[]`);
+  return [...own, ...fields, ...items];
+}
+
+test("every field of the CRD has a description, so `kubectl explain` shows none empty", () => {
+  const version = (crdManifest().spec as { versions: { schema: { openAPIV3Schema: SchemaNode } }[] }).versions[0];
+  expect(undescribed(version?.schema.openAPIV3Schema ?? {}, "")).toEqual([]);
+});
+
+test("the description check finds a field without one", () => {
+  expect(undescribed({ description: "root", properties: { a: { description: "a" }, b: { items: {} } } }, "")).toEqual([
+    "b",
+    "b[]",
+  ]);
 });

@@ -3,6 +3,8 @@
 #   cluster.sh [up]   ensure the Docker engine, kind, the node image; (re)create the
 #                     cluster; verify it (default)
 #   cluster.sh verify verify a running cluster
+#   cluster.sh env    print the lines that put kind on PATH and KUBECONFIG at the
+#                     cluster, for a shell to eval: eval "$(bash e2e/toolchain/cluster.sh env)"
 #   cluster.sh down   delete the cluster (cached images stay)
 # KIND_NODE_IMAGE=<image> uses that node image (e.g. a stock kindest/node where a
 # registry is reachable) instead of building waxflow/kind-node. KIND_WORKERS=<n> adds
@@ -11,10 +13,21 @@
 source "$(dirname "$0")/lib.sh"
 here=$(cd "$(dirname "$0")" && pwd)
 cmd=${1:-up}
+# Before anything starts the engine or builds a tool.
+case "$cmd" in up|verify|env|down) ;; *) echo "usage: $0 [up|verify|env|down]" >&2; exit 2 ;; esac
 : "${KUBECONFIG_OUT:=$WAXFLOW_CACHE/kind/$KIND_CLUSTER_NAME.kubeconfig}"
 export KUBECONFIG="$KUBECONFIG_OUT"
 t_start=$(date +%s)
 elapsed() { echo "$(( $(date +%s) - t_start ))s"; }
+
+# Where `up` leaves kind (go_install's folder) and the kubeconfig; nothing is built here.
+kind_bin="$WAXFLOW_CACHE/kind/$KIND_VERSION/bin"
+if [[ $cmd == env ]]; then
+  [[ -x "$kind_bin/kind" && -f "$KUBECONFIG_OUT" ]] \
+    || { echo "cluster.sh env: no cluster made yet ($kind_bin/kind or $KUBECONFIG_OUT missing); run: bash $0 up" >&2; exit 1; }
+  printf 'export PATH=%q:"$PATH"\nexport KUBECONFIG=%q\n' "$kind_bin" "$KUBECONFIG_OUT"
+  exit 0
+fi
 
 "$here/docker-engine.sh"
 kind=$("$here/components.sh" kind); kind=${kind#kind=}
@@ -116,8 +129,6 @@ case "$cmd" in
   down)
     "$kind" delete cluster --name "$KIND_CLUSTER_NAME" --kubeconfig "$KUBECONFIG_OUT"; exit 0 ;;
   verify) verify; exit $? ;;
-  up) ;;
-  *) echo "usage: $0 [up|verify|down]" >&2; exit 2 ;;
 esac
 
 image=${KIND_NODE_IMAGE:-}
@@ -151,3 +162,4 @@ t_create=$(date +%s)
 log "kind create cluster: $(( $(date +%s) - t_create ))s"
 verify
 log "cluster $KIND_CLUSTER_NAME up and verified in $(elapsed); KUBECONFIG=$KUBECONFIG_OUT"
+log "to use it from a shell (kind on PATH, KUBECONFIG set): eval \"\$(bash $0 env)\""

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Builds the node pieces that are not Kubernetes binaries, each cached under
 # $WAXFLOW_CACHE/<name>/<version>/bin: kind, crictl, coredns, local-path-provisioner,
-# kindnetd (waxflow's stand-in, ./kindnetd), pause (static gcc) and a static busybox
-# (Debian's busybox-static). Usage: components.sh [name ...] (default: all); prints
+# kindnetd (waxflow's stand-in, ./kindnetd), kube-network-policies (the NetworkPolicy
+# agent), pause (static gcc) and a static busybox (Debian's busybox-static). Usage: components.sh [name ...] (default: all); prints
 # "name=path" lines for the binaries.
 source "$(dirname "$0")/lib.sh"
 here=$(cd "$(dirname "$0")" && pwd)
 names=("$@")
-[[ ${#names[@]} -gt 0 ]] || names=(kind crictl coredns local-path-provisioner kindnetd pause busybox)
+[[ ${#names[@]} -gt 0 ]] || names=(kind crictl coredns local-path-provisioner kindnetd kube-network-policies pause busybox)
 
 build_pause() { # static pause from the kubernetes module source, as build/pause/Makefile does
   local tag dir src
@@ -46,6 +46,22 @@ build_kindnetd() { # ./kindnetd/main.go: stdlib + vishvananda/netlink
   echo "$dir"
 }
 
+# The agent's main package is .../cmd: built under the agent's name through a wrapper
+# module (the Go proxy here refuses its version list, which `go install` reads).
+build_network_policies() {
+  local mod=sigs.k8s.io/kube-network-policies name=kube-network-policies dir work
+  dir="$WAXFLOW_CACHE/$name/$KUBE_NETWORK_POLICIES_VERSION/bin"
+  if have_all "$dir/$name"; then echo "$dir"; return 0; fi
+  log "go build $mod/cmd@$KUBE_NETWORK_POLICIES_VERSION"
+  work=$(mktemp -d)
+  printf 'module waxflow.local/wrap\n\ngo 1.24\n\nrequire %s %s\n' "$mod" "$KUBE_NETWORK_POLICIES_VERSION" > "$work/go.mod"
+  rm -rf "$dir.tmp"; mkdir -p "$dir.tmp"
+  (cd "$work" && go mod download "$mod" && go build -trimpath -ldflags "-s -w" -o "$dir.tmp/$name" "$mod/cmd") \
+    || { rm -rf "$work"; return 1; }
+  rm -rf "$work"; mkdir -p "$dir"; mv "$dir.tmp/$name" "$dir/$name"; rm -rf "$dir.tmp"
+  echo "$dir"
+}
+
 for n in "${names[@]}"; do
   case "$n" in
     kind) d=$(go_install "kind/$KIND_VERSION" "sigs.k8s.io/kind@$KIND_VERSION") ;;
@@ -63,6 +79,7 @@ for n in "${names[@]}"; do
       d=$(go_install "local-path-provisioner/$LOCAL_PATH_PROVISIONER_VERSION" \
         "github.com/rancher/local-path-provisioner@$LOCAL_PATH_PROVISIONER_VERSION") ;;
     kindnetd) d=$(build_kindnetd) ;;
+    kube-network-policies) d=$(build_network_policies) ;;
     pause) d=$(build_pause) ;;
     busybox) d=$(build_busybox) ;;
     *) log "unknown component $n"; exit 2 ;;

@@ -3,7 +3,7 @@
 # binary's folder.
 source "$(dirname "$0")/lib.sh"
 out="$WAXFLOW_CACHE/etcd/$ETCD_VERSION/bin"
-if have_all "$out/etcd"; then echo "$out"; exit 0; fi
+if ! need_build "$out" "$out/etcd"; then echo "$out"; exit 0; fi
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 cd "$work"
 cat > go.mod <<MOD

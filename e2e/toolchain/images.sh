@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds, without any base image, the container images a kind node preloads, under the
 # exact tags kubeadm and kind's manifests ask for: kube-apiserver, kube-controller-manager,
-# kube-scheduler, kube-proxy, etcd, coredns, pause, kindnetd, local-path-provisioner and
-# local-path-helper. Each is a small rootfs folder fed
+# kube-scheduler, kube-proxy, etcd, coredns, pause, kindnetd, kube-network-policies,
+# local-path-provisioner and local-path-helper. Each is a small rootfs folder fed
 # to `docker import` (static binaries; kube-proxy also gets iptables/nft and their
 # libraries copied from the node's Debian rootfs, whose path is $1).
 # Prints the tags it built, one a line.
@@ -13,7 +13,7 @@ rootfs=${1:?usage: images.sh <debian-rootfs>}
 k8s_bin=$("$here/k8s-binaries.sh" kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubelet kubeadm kubectl)
 etcd_bin=$("$here/etcd.sh")
 declare -A C
-while IFS='=' read -r k v; do C[$k]=$v; done < <("$here/components.sh" coredns local-path-provisioner kindnetd pause busybox)
+while IFS='=' read -r k v; do C[$k]=$v; done < <("$here/components.sh" coredns local-path-provisioner kindnetd kube-network-policies pause busybox)
 
 PATHS='PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
@@ -103,6 +103,14 @@ import_dir "$d" "$(tag_of kube-proxy)" --change "ENV $PATHS" --change 'ENTRYPOIN
 # kindnetd (the manifest sets no command)
 d="$work/kindnetd"; skeleton "$d"; install -m 0755 "${C[kindnetd]}" "$d/usr/local/bin/kindnetd"
 import_dir "$d" "$KINDNETD_IMAGE" --change "ENV $PATHS" --change 'ENTRYPOINT ["/usr/local/bin/kindnetd"]'
+
+# kube-network-policies: the agent behind a busybox sh entrypoint that points it at the
+# kubelet's API server (kube-network-policies/entrypoint.sh)
+d="$work/netpol"; skeleton "$d"; with_busybox "$d"
+install -m 0755 "${C[kube-network-policies]}" "$d/usr/local/bin/kube-network-policies"
+install -m 0755 "$here/kube-network-policies/entrypoint.sh" "$d/usr/local/bin/kube-network-policies-entrypoint"
+import_dir "$d" "$KUBE_NETWORK_POLICIES_IMAGE" --change "ENV $PATHS" \
+  --change 'ENTRYPOINT ["/usr/local/bin/kube-network-policies-entrypoint"]'
 
 # local-path-provisioner (the manifest runs `local-path-provisioner ...`)
 d="$work/lpp"; skeleton "$d"; install -m 0755 "${C[local-path-provisioner]}" "$d/usr/local/bin/local-path-provisioner"

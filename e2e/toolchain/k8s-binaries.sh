@@ -9,7 +9,7 @@ bins=("$@")
 [[ ${#bins[@]} -gt 0 ]] || bins=(kube-apiserver kube-controller-manager)
 out="$WAXFLOW_CACHE/k8s/$K8S_VERSION/bin"
 paths=(); for b in "${bins[@]}"; do paths+=("$out/$b"); done
-if have_all "${paths[@]}"; then echo "$out"; exit 0; fi
+if ! need_build "$out" "${paths[@]}"; then echo "$out"; exit 0; fi
 
 minor=${K8S_VERSION#v1.}; minor=${minor%%.*}; patch=${K8S_VERSION##*.}
 staging_version="v0.$minor.$patch"

@@ -16,16 +16,31 @@ export CGO_ENABLED=0 GOFLAGS=-mod=mod
 log() { printf '[toolchain] %s\n' "$*" >&2; }
 
 # need_pkg <command> <debian-package>: installs the package when the command is missing.
+# Waits for dpkg's lock rather than failing when another run installs at the same time.
 _apt_updated=0
 need_pkg() {
   command -v "$1" >/dev/null 2>&1 && return 0
-  if [[ $_apt_updated == 0 ]]; then apt-get update -qq >&2; _apt_updated=1; fi
+  if [[ $_apt_updated == 0 ]]; then apt-get -o DPkg::Lock::Timeout=600 update -qq >&2; _apt_updated=1; fi
   log "installing $2 from Debian"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "$2" >&2
 }
 
 # have_all <file ...>: true when every file is there and executable (a cached build).
 have_all() { local f; for f in "$@"; do [[ -x "$f" ]] || return 1; done; }
+
+# need_build <dir> <file ...>: true when the files, a build's output in <dir>, are not
+# cached yet. Before saying so it takes a lock beside <dir>, held until this shell exits,
+# so that runs at once (test files in parallel, two clones) build once: the later ones
+# wait, then find the files.
+need_build() {
+  local dir=$1 fd
+  shift
+  have_all "$@" && return 1
+  mkdir -p "$(dirname "$dir")"
+  exec {fd}>>"$dir.lock"
+  flock "$fd"
+  ! have_all "$@"
+}
 
 # Node-image pieces (cluster.sh). Tags must match what kubeadm and kind's manifests ask for:
 # `kubeadm config images list --kubernetes-version $K8S_VERSION` and kind's
@@ -39,9 +54,13 @@ have_all() { local f; for f in "$@"; do [[ -x "$f" ]] || return 1; done; }
 : "${NODE_IMAGE:=waxflow/kind-node:$K8S_VERSION}"
 : "${KIND_CLUSTER_NAME:=waxflow-e2e}"
 : "${TEST_BUSYBOX_IMAGE:=waxflow/busybox:e2e}"
+# The NetworkPolicy agent (kindnetd embeds it; here it runs beside the kindnetd stand-in).
+: "${KUBE_NETWORK_POLICIES_VERSION:=v0.8.0}"
+: "${KUBE_NETWORK_POLICIES_IMAGE:=waxflow.local/kube-network-policies:$KUBE_NETWORK_POLICIES_VERSION}"
 # The host port of the registry the suite pushes to; nodes pull localhost:<port>/... from it.
 : "${E2E_REGISTRY_PORT:=5001}"
 export CRICTL_VERSION COREDNS_VERSION LOCAL_PATH_PROVISIONER_VERSION KINDNETD_IMAGE \
+  KUBE_NETWORK_POLICIES_VERSION KUBE_NETWORK_POLICIES_IMAGE \
   LOCAL_PATH_PROVISIONER_IMAGE LOCAL_PATH_HELPER_IMAGE NODE_IMAGE KIND_CLUSTER_NAME TEST_BUSYBOX_IMAGE E2E_REGISTRY_PORT
 
 # go_install <cache-subdir> <module/pkg@version>: `go install` into the cache; prints
@@ -49,7 +68,7 @@ export CRICTL_VERSION COREDNS_VERSION LOCAL_PATH_PROVISIONER_VERSION KINDNETD_IM
 go_install() {
   local dir="$WAXFLOW_CACHE/$1/bin" pkg="$2" name
   name=${pkg%@*}; name=${name##*/}
-  if have_all "$dir/$name"; then echo "$dir"; return 0; fi
+  if ! need_build "$dir" "$dir/$name"; then echo "$dir"; return 0; fi
   log "go install $pkg"
   rm -rf "$dir.tmp"; mkdir -p "$dir.tmp"
   (cd /tmp && GOBIN="$dir.tmp" go install -trimpath -ldflags "-s -w" "$pkg") || return 1
@@ -64,7 +83,7 @@ go_install() {
 go_build_wrapped() {
   local dir="$WAXFLOW_CACHE/$1/bin" mod="$2" ver="$3" pkg="$4" ld="${5:-}" name work
   name=${pkg##*/}
-  if have_all "$dir/$name"; then echo "$dir"; return 0; fi
+  if ! need_build "$dir" "$dir/$name"; then echo "$dir"; return 0; fi
   log "go build $pkg ($mod $ver)"
   work=$(mktemp -d)
   printf 'module waxflow.local/wrap\n\ngo 1.24\n\nrequire %s %s\n' "$mod" "$ver" > "$work/go.mod"

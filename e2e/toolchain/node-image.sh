@@ -16,7 +16,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 "$here/docker-engine.sh"  # engine, debootstrap, jq, the runc wrapper in the cache
 # The key covers every input of the image besides the versions' own builds, so an edit
 # to these scripts rebuilds it; it is the image's label and part of the archive's name.
-key=$( (cd "$here" && cat lib.sh node-image.sh images.sh components.sh kindnetd/main.go \
+key=$( (cd "$here" && cat lib.sh node-image.sh images.sh components.sh kindnetd/main.go kube-network-policies/* \
   "$(ls ../../../shared/tools/runc-nosysres 2>/dev/null || echo runc-nosysres)"; env | grep -E '^(NODE_RUNC_WRAPPER)=' || true) \
   | sha256sum | cut -c1-12)
 archive="$WAXFLOW_CACHE/node/$K8S_VERSION/$(echo "$NODE_IMAGE" | tr '/:' '__')-$key.tar"
@@ -108,9 +108,11 @@ for b in kubeadm kubelet kubectl; do install -m 0755 "$k8s_bin/$b" "$r/usr/bin/$
 install -m 0755 "${C[crictl]}" "$r/usr/local/bin/crictl"
 echo -n "$K8S_VERSION" > "$r/kind/version"
 mkdir -p "$r/kind/manifests"
-python3 - "$kindmod/pkg/build/nodeimage" "$r/kind/manifests" <<'PY'
+python3 - "$kindmod/pkg/build/nodeimage" "$r/kind/manifests" "$here/kube-network-policies/daemonset.yaml" \
+  "$KUBE_NETWORK_POLICIES_IMAGE" "$(kubeadm_images | grep /kube-proxy:)" <<'PY'
 import re, sys, pathlib
 src, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+agent, agent_image, kube_proxy_image = pathlib.Path(sys.argv[3]), sys.argv[4], sys.argv[5]
 text = (src / "const_cni.go").read_text() + (src / "const_storage.go").read_text()
 consts = dict(re.findall(r'const (\w+) = "([^"]*)"', text))
 def manifest(name):
@@ -123,7 +125,10 @@ vol = "      - name: nri-plugin\n        hostPath:\n          path: /var/run/nri
 assert mount in cni and vol in cni
 cni = cni.replace(mount, mount + "        - name: kubelet-conf\n          mountPath: /etc/kubernetes/kubelet.conf\n          readOnly: true\n")
 cni = cni.replace(vol, vol + "      - name: kubelet-conf\n        hostPath:\n          path: /etc/kubernetes/kubelet.conf\n          type: File\n")
-(out / "default-cni.yaml").write_text(cni)
+# kind applies default-cni.yaml at cluster creation: the NetworkPolicy agent comes with it
+policies = agent.read_text().replace("@AGENT_IMAGE@", agent_image).replace("@KUBE_PROXY_IMAGE@", kube_proxy_image)
+assert agent_image in policies and kube_proxy_image in policies
+(out / "default-cni.yaml").write_text(cni.rstrip("\n") + "\n---\n" + policies)
 (out / "default-storage.yaml").write_text(manifest("defaultStorageManifest"))
 PY
 rm -rf "$r"/var/cache/apt/archives/*.deb "$r"/var/lib/apt/lists/* "$r/etc/machine-id"
@@ -151,6 +156,6 @@ docker rm -f "$build_id" >/dev/null; build_id=""
 docker rmi "$base" >/dev/null 2>&1 || true
 log "node image built in $(( $(date +%s) - t0 ))s; saving $archive"
 mkdir -p "$(dirname "$archive")"
-rm -f "$(dirname "$archive")"/*.tar  # older builds of this version
+rm -f "${archive%-"$key".tar}"-*.tar  # older builds of this image (another NODE_IMAGE keeps its own)
 docker save -o "$archive.tmp" "$NODE_IMAGE" && mv "$archive.tmp" "$archive"
 echo "$NODE_IMAGE"

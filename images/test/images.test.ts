@@ -1,7 +1,7 @@
 // The real images, checked with real tools: skopeo reads the layouts and archives and
 // copies blobs (verifying every digest); Docker runs a dataflow image built on the runtime.
-// Tests that need a tool skip, saying why, when it is missing: images/install-tools.sh
-// installs both.
+// npm test's global setup installs both (images/install-tools.sh); a test whose tool is
+// missing fails, naming that command.
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -10,20 +10,16 @@ import { join } from "node:path";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { buildDataflowImage, deliverImage } from "../../cli/src/image/build.ts";
 import { readImage, writeArchive } from "../../cli/src/image/oci.ts";
+import { tool } from "../../e2e/toolchain/test-tools.ts";
 import { WORD_COUNTS } from "../../examples/data/wordcount.expected.ts";
 import { buildImages, type Images } from "../build.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
-const works = (command: string, args: string[]): boolean => spawnSync(command, args).status === 0;
-const INSTALL = "run bash images/install-tools.sh";
-const noSkopeo = works("skopeo", ["--version"]) ? undefined : `skipped: skopeo is not installed; ${INSTALL}`;
-const noDocker = works("docker", ["info"]) ? undefined : `skipped: no running Docker engine; ${INSTALL}`;
-for (const reason of [noSkopeo, noDocker]) if (reason !== undefined) console.warn(`images tests ${reason}`);
-const named = (title: string, skip: string | undefined) => (skip === undefined ? title : `${title} (${skip})`);
 
 const work = mkdtempSync(join(tmpdir(), "waxflow-images-"));
 let images: Images;
 beforeAll(async () => {
+  tool("dpkg-deb"); // unpacks the Debian packages; a spawn error would not say how to install it
   images = await buildImages();
 }, 600_000);
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -37,7 +33,7 @@ const wordcountImage = () =>
     base: images.runtime.layout,
     cwd: ROOT,
   }));
-const skopeo = (...args: string[]): string => execFileSync("skopeo", args, { encoding: "utf8" });
+const skopeo = (...args: string[]): string => execFileSync(tool("skopeo"), args, { encoding: "utf8" });
 const sha = (text: string): string => `sha256:${createHash("sha256").update(text).digest("hex")}`;
 
 test("unchanged inputs build nothing and name the same images", async () => {
@@ -71,7 +67,7 @@ test("runtime and controller share the OS and Node layers, run as 65532, and sta
   });
 });
 
-test.skipIf(noSkopeo)(named("skopeo reads the runtime image's layout and its archive, both ways", noSkopeo), () => {
+test("skopeo reads the runtime image's layout and its archive, both ways", () => {
   const { layout, archive, tag, digest } = images.runtime;
   expect(sha(skopeo("inspect", "--raw", `oci:${layout}:${tag}`))).toBe(digest);
   expect(sha(skopeo("inspect", "--raw", `oci-archive:${archive}:${images.runtime.reference}`))).toBe(digest);
@@ -87,57 +83,51 @@ test.skipIf(noSkopeo)(named("skopeo reads the runtime image's layout and its arc
   expect(docker.Layers).toEqual(manifest.layers.map((l) => l.digest));
 });
 
-test.skipIf(noSkopeo)(
-  named("skopeo copies a dataflow image out of its archive, checking every blob, and keeps its digest", noSkopeo),
-  async () => {
-    const built = await wordcountImage();
-    const archive = join(work, "wordcount.tar");
-    await writeArchive(built.image, archive, built);
-    // dir: keeps blobs and manifest as they are; skopeo checks each blob against its digest on the way.
-    const copy = join(work, "copy");
-    skopeo("copy", "--quiet", `oci-archive:${archive}:${built.reference}`, `dir:${copy}`);
-    expect(sha(readFileSync(join(copy, "manifest.json"), "utf8"))).toBe(built.digest);
-    const config = JSON.parse(skopeo("inspect", "--config", `dir:${copy}`)) as { config: { Cmd: string[] } };
-    expect(config.config.Cmd).toEqual(["/app/wordcount.js"]);
-  },
-  120_000,
-);
+test("skopeo copies a dataflow image out of its archive, checking every blob, and keeps its digest", async () => {
+  const built = await wordcountImage();
+  const archive = join(work, "wordcount.tar");
+  await writeArchive(built.image, archive, built);
+  // dir: keeps blobs and manifest as they are; skopeo checks each blob against its digest on the way.
+  const copy = join(work, "copy");
+  skopeo("copy", "--quiet", `oci-archive:${archive}:${built.reference}`, `dir:${copy}`);
+  expect(sha(readFileSync(join(copy, "manifest.json"), "utf8"))).toBe(built.digest);
+  const config = JSON.parse(skopeo("inspect", "--config", `dir:${copy}`)) as { config: { Cmd: string[] } };
+  expect(config.config.Cmd).toEqual(["/app/wordcount.js"]);
+}, 120_000);
 
-test.skipIf(noDocker)(
-  named("a dataflow image on the runtime image runs `waxflow run` on the wordcount example in Docker", noDocker),
-  async () => {
-    const built = await wordcountImage();
-    const loaded = await deliverImage(built, { kind: "docker" });
-    expect(loaded.reference).toBe(built.tag);
-    try {
-      // Read-only root filesystem, no network, as the image's own non-root user; the example reads /app/data.
-      const data = `${join(ROOT, "examples", "data")}:/app/data:ro`;
-      const run = spawnSync("docker", ["run", "--rm", "--read-only", "--network", "none", "-v", data, built.tag], {
-        encoding: "utf8",
-      });
-      expect({ status: run.status, stderr: run.stderr }).toEqual({ status: 0, stderr: "" });
-      expect(run.stdout.trim().split("\n").sort()).toEqual(WORD_COUNTS);
-      const whoami = spawnSync(
-        "docker",
-        [
-          "run",
-          "--rm",
-          "--entrypoint",
-          "/usr/local/bin/node",
-          built.tag,
-          "-p",
-          "[process.getuid(), process.version].join(' ')",
-        ],
-        { encoding: "utf8" },
-      );
-      expect(whoami.stdout.trim()).toMatch(/^65532 v24\./);
-      // Distroless: there is no shell to exec into.
-      expect(spawnSync("docker", ["run", "--rm", "--entrypoint", "/bin/sh", built.tag, "-c", "true"]).status).not.toBe(
-        0,
-      );
-    } finally {
-      spawnSync("docker", ["rmi", built.tag]);
-    }
-  },
-  120_000,
-);
+test("a dataflow image on the runtime image runs `waxflow run` on the wordcount example in Docker", async () => {
+  const docker = tool("docker");
+  const built = await wordcountImage();
+  const loaded = await deliverImage(built, { kind: "docker" });
+  expect(loaded.reference).toBe(built.tag);
+  try {
+    // Read-only root filesystem, no network, as the image's own non-root user; the example reads /app/data.
+    const data = `${join(ROOT, "examples", "data")}:/app/data:ro`;
+    const run = spawnSync(docker, ["run", "--rm", "--read-only", "--network", "none", "-v", data, built.tag], {
+      encoding: "utf8",
+    });
+    expect(run.status, run.stderr).toBe(0);
+    // The runtime's own lines, its version read from the image's package.json, and no failure.
+    expect(run.stderr).toMatch(/^\S+ process 0: waxflow \d+\.\d+\.\d+ starting dataflow "wordcount"/);
+    expect(run.stderr).not.toMatch(/^error:/m);
+    expect(run.stdout.trim().split("\n").sort()).toEqual(WORD_COUNTS);
+    const whoami = spawnSync(
+      docker,
+      [
+        "run",
+        "--rm",
+        "--entrypoint",
+        "/usr/local/bin/node",
+        built.tag,
+        "-p",
+        "[process.getuid(), process.version].join(' ')",
+      ],
+      { encoding: "utf8" },
+    );
+    expect(whoami.stdout.trim()).toMatch(/^65532 v24\./);
+    // Distroless: there is no shell to exec into.
+    expect(spawnSync(docker, ["run", "--rm", "--entrypoint", "/bin/sh", built.tag, "-c", "true"]).status).not.toBe(0);
+  } finally {
+    spawnSync(docker, ["rmi", built.tag]);
+  }
+}, 120_000);

@@ -11,12 +11,14 @@ import { ProcessView, serveApi } from "./api/server.ts";
 import { type Command, type Env, type RunConfig, resolveCommand, unsupported } from "./cli/config.ts";
 import { HELP } from "./cli/help.ts";
 import { loadDataflow } from "./cli/load.ts";
-import { parseAddresses } from "./cluster/mesh.ts";
+import { type MeshSecurity, parseAddresses } from "./cluster/mesh.ts";
 import type { Dataflow } from "./dataflow.ts";
 import { execute } from "./engine/execute.ts";
 import { UsageError } from "./errors.ts";
 import { describeFailure } from "./failure.ts";
+import { stderrLog, VERSION } from "./log.ts";
 import { holdStore } from "./recovery/handoff.ts";
+import { fileOutputs } from "./recovery/output-files.ts";
 import { initRecoveryDirectory, RecoveryStore } from "./recovery/store.ts";
 
 const EXIT_FAILURE = 1;
@@ -31,7 +33,10 @@ export async function main(argv: readonly string[], env: Env, cwd: string): Prom
   const debug = env.WAXFLOW_DEBUG === "1" || argv.includes("--debug");
   let command: Command;
   try {
-    command = resolveCommand(argv, env, { readHostfile: (path) => readFileSync(path, "utf8") });
+    command = resolveCommand(argv, env, {
+      readHostfile: (path) => readFileSync(path, "utf8"),
+      readSecretFile: (path) => readFileSync(path),
+    });
   } catch (err) {
     report(err, debug);
     return err instanceof UsageError ? EXIT_USAGE : EXIT_FAILURE;
@@ -51,9 +56,9 @@ export async function main(argv: readonly string[], env: Env, cwd: string): Prom
     return 0;
   }
   const { config } = command;
-  const refused = unsupported(config);
-  if (refused !== undefined) {
-    report(new UsageError(refused), debug);
+  const unusable = unsupported(config);
+  if (unusable !== undefined) {
+    report(new UsageError(unusable), debug);
     return EXIT_USAGE;
   }
 
@@ -75,14 +80,13 @@ export async function main(argv: readonly string[], env: Env, cwd: string): Prom
     // Served before peers connect, so probes see live-but-not-ready while the cluster forms.
     api = await serveApi(config.apiPort, view);
     const flow = await loadDataflow(config.modulePath, config.exportName, cwd);
+    view.writesFiles(fileOutputs(flow, cwd));
     process.once("SIGINT", onSignal);
     process.once("SIGTERM", onSignal);
     if (config.holder) {
-      await hold(config, flow, stop.signal);
+      await hold(config, flow, view, stop.signal);
       view.released();
-      process.stderr.write(
-        `holder ${config.processId}: the cluster no longer needs this store; waiting to be stopped\n`,
-      );
+      stderrLog(config.processId, "holder")("the cluster no longer needs this store; waiting to be stopped");
       // Its job is done: being stopped now is the expected end, not a failure.
       await new Promise((resolve) => stop.signal.addEventListener("abort", resolve, { once: true }));
       return 0;
@@ -96,14 +100,22 @@ export async function main(argv: readonly string[], env: Env, cwd: string): Prom
         addresses:
           config.addresses.length > 0 ? parseAddresses(config.addresses.join(";")) : [{ host: "127.0.0.1", port: 0 }],
         connectTimeoutMs: config.startTimeoutMs,
+        mesh: meshOptions(config, view),
       },
       recovery:
         config.recoveryDirectory === undefined
           ? undefined
-          : { dbDir: config.recoveryDirectory, backupIntervalMs: config.backupIntervalMs, init: config.recoveryInit },
+          : {
+              dbDir: config.recoveryDirectory,
+              backupIntervalMs: config.backupIntervalMs,
+              init: config.recoveryInit,
+              dropRemovedSteps: config.dropRemovedSteps,
+            },
       signal: stop.signal,
       onStart: (run) => view.started(run),
       onSnapshot: (stats) => view.snapshotted(stats),
+      log: config.quiet ? undefined : stderrLog(config.processId),
+      progressIntervalMs: config.progressIntervalMs,
     });
   } catch (err) {
     if (caught === undefined) {
@@ -119,9 +131,17 @@ export async function main(argv: readonly string[], env: Env, cwd: string): Prom
 }
 
 /** A holder: serves its process's recovery store to the cluster until the cluster no longer needs it. */
-async function hold(config: RunConfig, flow: Dataflow, signal: AbortSignal): Promise<void> {
+async function hold(config: RunConfig, flow: Dataflow, view: ProcessView, signal: AbortSignal): Promise<void> {
   // resolveCommand only makes a holder with a directory; the check keeps the types honest.
   if (config.recoveryDirectory === undefined) throw new UsageError("a holder needs -r/--recovery-directory");
+  // Its hand-off and reconnections are logged even when quiet: a holder does nothing else.
+  const log = stderrLog(config.processId, "holder");
+  if (!config.quiet) {
+    log(
+      `waxflow ${VERSION} holding the recovery store in ${config.recoveryDirectory} for the cluster of ` +
+        `${config.addresses.length} process(es) of dataflow "${flow.flowId}": it hands its snapshots over, then waits to be stopped`,
+    );
+  }
   const store = RecoveryStore.open(config.recoveryDirectory, {
     create: config.recoveryInit,
     snapshotIntervalMs: config.epochIntervalMs,
@@ -134,12 +154,29 @@ async function hold(config: RunConfig, flow: Dataflow, signal: AbortSignal): Pro
       processId: config.processId,
       addresses: parseAddresses(config.addresses.join(";")),
       connectTimeoutMs: config.startTimeoutMs,
+      mesh: meshOptions(config, view),
       signal,
-      log: (line) => process.stderr.write(`${line}\n`),
+      log,
+      dropRemovedSteps: config.dropRemovedSteps,
     });
   } finally {
     store.close();
   }
+}
+
+/** The mesh as configured; each connection it turns away is logged and counted, and the run goes on. */
+function meshOptions(config: RunConfig, view: ProcessView): MeshSecurity {
+  const { secret, tls, listenHost, peerTimeoutMs } = config.mesh;
+  return {
+    secret,
+    tls,
+    listenHost,
+    peerTimeoutMs,
+    onRefused: (refusal) => {
+      view.refused(refusal.kind);
+      process.stderr.write(`warning: cluster port: refused ${refusal.detail}\n`);
+    },
+  };
 }
 
 /** One line for the user; the full chain of causes only when debugging. */

@@ -2,6 +2,7 @@ import { resolve } from "node:path";
 import { expect, test } from "vitest";
 import { freePorts } from "./support/ports.ts";
 import { childProcesses } from "./support/processes.ts";
+import { TEST_SECRET } from "./support/secret.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const CLI = resolve(ROOT, "runtime/src/cli.ts");
@@ -10,7 +11,7 @@ const processes = childProcesses();
 function start(args: string[], apiPort: number): void {
   processes.start([CLI, "run", ...args], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? "", WAXFLOW_API_PORT: String(apiPort) },
+    env: { PATH: process.env.PATH ?? "", WAXFLOW_API_PORT: String(apiPort), WAXFLOW_CLUSTER_SECRET: TEST_SECRET },
     stdio: "ignore",
   });
 }

@@ -1,6 +1,7 @@
 import { describe, expect, test } from "vitest";
 import { UsageError } from "waxflow";
 import { type Env, type RunConfig, resolveCommand, unsupported } from "../src/cli/config.ts";
+import { TEST_SECRET, TEST_SECRET_BYTES } from "./support/secret.ts";
 
 const noHostfile = {
   readHostfile: (path: string): string => {
@@ -8,8 +9,9 @@ const noHostfile = {
   },
 };
 
+/** A cluster secret is set unless `env` says otherwise: clusters refuse to start without one. */
 function config(argv: string[], env: Env = {}, io = noHostfile): RunConfig {
-  const command = resolveCommand(["run", ...argv], env, io);
+  const command = resolveCommand(["run", ...argv], { WAXFLOW_CLUSTER_SECRET: TEST_SECRET, ...env }, io);
   if (command.kind !== "run") throw new Error("expected a run command");
   return command.config;
 }
@@ -34,12 +36,16 @@ describe("defaults", () => {
       addresses: [],
       recoveryDirectory: undefined,
       recoveryInit: false,
+      dropRemovedSteps: false,
       holder: false,
       startTimeoutMs: 60_000,
       epochIntervalMs: 10_000,
       backupIntervalMs: undefined,
       apiPort: 3030,
+      progressIntervalMs: 30_000,
+      quiet: false,
       debug: false,
+      mesh: { secret: TEST_SECRET_BYTES, tls: false, listenHost: undefined, peerTimeoutMs: 15_000 },
     });
   });
 
@@ -94,8 +100,17 @@ describe("workers", () => {
   });
 
   test("a flag without its value and an unknown flag", () => {
-    expect(usageError(["run", "f.ts", "-w"])).toMatch(/argument missing/);
-    expect(usageError(["run", "f.ts", "-x"])).toMatch(/Unknown option '-x'/);
+    expect(usageError(["run", "f.ts", "-w"])).toBe(
+      "-w/--workers-per-process needs a value: a whole number >= 1, e.g. -w 2",
+    );
+    expect(usageError(["run", "f.ts", "-x"])).toBe("unknown flag -x; see `waxflow --help`");
+    expect(usageError(["run", "f.ts", "--holder=yes"])).toBe(
+      '--holder takes no value, got "yes"; write --holder alone',
+    );
+    // A value that starts with '-' is the flag's value, judged by the flag's own rule.
+    expect(usageError(["run", "f.ts", "-s", "-1"])).toBe(
+      '-s/--snapshot-interval must be a number of seconds > 0, got "-1"',
+    );
   });
 });
 
@@ -223,6 +238,18 @@ describe("recovery, intervals, port, debug", () => {
     );
   });
 
+  test("--drop-removed-steps or WAXFLOW_DROP_REMOVED_STEPS drops the state of steps the dataflow no longer has", () => {
+    expect(config(["f.ts", "-r", "/r"]).dropRemovedSteps).toBe(false);
+    expect(config(["f.ts", "-r", "/r", "--drop-removed-steps"]).dropRemovedSteps).toBe(true);
+    expect(config(["f.ts", "-r", "/r"], { WAXFLOW_DROP_REMOVED_STEPS: "true" }).dropRemovedSteps).toBe(true);
+    expect(usageError(["run", "f.ts"], { WAXFLOW_DROP_REMOVED_STEPS: "please" })).toMatch(
+      /^WAXFLOW_DROP_REMOVED_STEPS must be true or false, got "please"$/,
+    );
+    expect(unsupported(config(["f.ts", "--drop-removed-steps"]))).toBe(
+      "--drop-removed-steps only applies with recovery: add -r/--recovery-directory",
+    );
+  });
+
   test("--start-timeout or WAXFLOW_START_TIMEOUT, in seconds", () => {
     expect(config(["f.ts", "--start-timeout", "5"]).startTimeoutMs).toBe(5000);
     expect(config(["f.ts"], { WAXFLOW_START_TIMEOUT: "0.5" }).startTimeoutMs).toBe(500);
@@ -235,6 +262,20 @@ describe("recovery, intervals, port, debug", () => {
     expect(config(["f.ts"], { WAXFLOW_API_PORT: "8080" }).apiPort).toBe(8080);
     expect(usageError(["run", "f.ts"], { WAXFLOW_API_PORT: "70000" })).toMatch(
       /WAXFLOW_API_PORT must be a port number/,
+    );
+  });
+
+  test("--progress-interval or WAXFLOW_PROGRESS_INTERVAL in seconds, 0 for none; -q or WAXFLOW_QUIET=true", () => {
+    expect(config(["f.ts", "--progress-interval", "5"]).progressIntervalMs).toBe(5000);
+    expect(config(["f.ts"], { WAXFLOW_PROGRESS_INTERVAL: "0" }).progressIntervalMs).toBe(0);
+    expect(usageError(["run", "f.ts", "--progress-interval", "-1"])).toMatch(/--progress-interval/);
+    expect(usageError(["run", "f.ts"], { WAXFLOW_PROGRESS_INTERVAL: "often" })).toBe(
+      'WAXFLOW_PROGRESS_INTERVAL must be a number of seconds >= 0, got "often"',
+    );
+    expect(config(["f.ts", "-q"]).quiet).toBe(true);
+    expect(config(["f.ts"], { WAXFLOW_QUIET: "true" }).quiet).toBe(true);
+    expect(usageError(["run", "f.ts"], { WAXFLOW_QUIET: "yes" })).toBe(
+      'WAXFLOW_QUIET must be true or false, got "yes"',
     );
   });
 
@@ -269,5 +310,74 @@ describe("unsupported features are refused, not ignored", () => {
     });
     expect(() => resolveCommand(["recovery", "init", "/tmp/r", "0"], {}, noHostfile)).toThrow(/whole number >= 1/);
     expect(() => resolveCommand(["recovery", "init"], {}, noHostfile)).toThrow(/missing argument/);
+  });
+});
+
+describe("the mesh: secret, TLS, listen address, peer timeout", () => {
+  const secretFile = (path: string): Buffer => {
+    if (path === "/run/secret") return Buffer.from([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 255]);
+    throw new Error(`ENOENT: no such file, open '${path}'`);
+  };
+  const io = { ...noHostfile, readSecretFile: secretFile };
+  const cluster = ["f.ts", "-a", "a:1;b:1", "-i", "1"];
+
+  test("a single process needs no secret; a cluster or a holder refuses to start without one", () => {
+    expect(config(["f.ts"], { WAXFLOW_CLUSTER_SECRET: "" }).mesh.secret).toBeUndefined();
+    const message = usageError(["run", ...cluster]);
+    expect(message).toMatch(
+      /needs a cluster secret: set the same random value .*WAXFLOW_CLUSTER_SECRET.*--insecure-cluster/,
+    );
+    expect(usageError(["run", "f.ts", "-a", "a:1", "-i", "1", "--holder", "-r", "/r"])).toMatch(
+      /needs a cluster secret/,
+    );
+  });
+
+  test("the secret comes from the flag, the variable or a file; the file's bytes are taken as they are", () => {
+    expect(config(cluster, { WAXFLOW_CLUSTER_SECRET: "0123456789abcdef" }).mesh.secret).toEqual(
+      Buffer.from("0123456789abcdef"),
+    );
+    expect(config([...cluster, "--cluster-secret", "fedcba9876543210"]).mesh.secret).toEqual(
+      Buffer.from("fedcba9876543210"),
+    );
+    const fromFile = config(cluster, { WAXFLOW_CLUSTER_SECRET: "", WAXFLOW_CLUSTER_SECRET_FILE: "/run/secret" }, io);
+    expect(fromFile.mesh.secret).toEqual(secretFile("/run/secret"));
+  });
+
+  test("a short, doubled, unreadable or contradicted secret is refused, naming its source", () => {
+    expect(usageError(["run", ...cluster], { WAXFLOW_CLUSTER_SECRET: "short" })).toMatch(
+      /^WAXFLOW_CLUSTER_SECRET holds 5 bytes; a cluster secret needs at least 16/,
+    );
+    expect(
+      usageError(["run", ...cluster], { WAXFLOW_CLUSTER_SECRET: TEST_SECRET, WAXFLOW_CLUSTER_SECRET_FILE: "/x" }, io),
+    ).toMatch(/^WAXFLOW_CLUSTER_SECRET and WAXFLOW_CLUSTER_SECRET_FILE both give the cluster secret/);
+    expect(usageError(["run", ...cluster], { WAXFLOW_CLUSTER_SECRET_FILE: "/missing" }, io)).toMatch(
+      /^WAXFLOW_CLUSTER_SECRET_FILE: cannot read "\/missing": ENOENT/,
+    );
+    expect(usageError(["run", ...cluster, "--insecure-cluster"], { WAXFLOW_CLUSTER_SECRET: TEST_SECRET })).toMatch(
+      /exclude each other/,
+    );
+  });
+
+  test("--insecure-cluster runs a cluster without a secret", () => {
+    expect(config([...cluster, "--insecure-cluster"], { WAXFLOW_CLUSTER_SECRET: "" }).mesh.secret).toBe("insecure");
+    expect(config(cluster, { WAXFLOW_CLUSTER_SECRET: "", WAXFLOW_INSECURE_CLUSTER: "true" }).mesh.secret).toBe(
+      "insecure",
+    );
+  });
+
+  test("--cluster-tls, --listen and --peer-timeout, or their variables", () => {
+    expect(config([...cluster, "--cluster-tls", "--listen", "10.1.2.3", "--peer-timeout", "30"]).mesh).toMatchObject({
+      tls: true,
+      listenHost: "10.1.2.3",
+      peerTimeoutMs: 30_000,
+    });
+    const env = { WAXFLOW_CLUSTER_TLS: "1", WAXFLOW_LISTEN: "[fd00::1]", WAXFLOW_PEER_TIMEOUT: "2.5" };
+    expect(config(cluster, env).mesh).toMatchObject({ tls: true, listenHost: "fd00::1", peerTimeoutMs: 2500 });
+    expect(usageError(["run", ...cluster, "--peer-timeout", "0"], { WAXFLOW_CLUSTER_SECRET: TEST_SECRET })).toMatch(
+      /^--peer-timeout must be a number of seconds > 0/,
+    );
+    expect(usageError(["run", ...cluster, "--listen", "a:1"], { WAXFLOW_CLUSTER_SECRET: TEST_SECRET })).toMatch(
+      /^--listen must be a host name or IP address/,
+    );
   });
 });

@@ -5,6 +5,7 @@ import { join, resolve } from "node:path";
 import { describe, expect, test } from "vitest";
 import { type Output, output } from "./support/output.ts";
 import { freePorts } from "./support/ports.ts";
+import { TEST_SECRET } from "./support/secret.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const CLI = resolve(ROOT, "runtime/src/cli.ts");
@@ -21,8 +22,9 @@ function waxflow(
 ): Promise<Output> {
   const child = spawn(process.execPath, ["--conditions=waxflow-source", CLI, ...args], {
     cwd: ROOT,
-    // Port 0: the HTTP API on any free port, so parallel tests do not collide on 3030.
-    env: { PATH: process.env.PATH ?? "", WAXFLOW_API_PORT: "0", ...env },
+    // Port 0: the HTTP API on any free port, so parallel tests do not collide on 3030. Quiet:
+    // these tests check output and failures; log.test.ts checks the log lines.
+    env: { PATH: process.env.PATH ?? "", WAXFLOW_API_PORT: "0", WAXFLOW_QUIET: "true", ...env },
   });
   return output(child, () => onFirstOutput?.((name) => child.kill(name)));
 }
@@ -116,7 +118,9 @@ describe("failures: one line on stderr", () => {
   test("a module that does not exist", async () => {
     const r = await waxflow(["run", "nowhere/flow.ts"]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^error: dataflow module "nowhere\/flow.ts" not found \(looked for .*\)\n$/);
+    expect(r.stderr).toMatch(
+      /^error: dataflow module "nowhere\/flow.ts" not found \(looked for .*\); pass the path .*\n$/,
+    );
   });
 
   test.each([
@@ -168,12 +172,26 @@ describe("clusters and recovery", () => {
     const [a, b] = await freePorts(2);
     const addresses = `127.0.0.1:${a};127.0.0.1:${b}`;
     const runs = await Promise.all(
-      ["0", "1"].map((i) => waxflow(["run", `${FIXTURES}/numbers.ts`, "-a", addresses, "-i", i, "-w", "2"])),
+      ["0", "1"].map((i) =>
+        waxflow(["run", `${FIXTURES}/numbers.ts`, "-a", addresses, "-i", i, "-w", "2"], {
+          WAXFLOW_CLUSTER_SECRET: TEST_SECRET,
+        }),
+      ),
     );
     for (const r of runs) expect(r, r.stderr).toMatchObject({ code: 0, stderr: "" });
     // The source's one partition is read on one worker; the map runs where it is read.
     const printed = runs.flatMap((r) => lines(r.stdout)).sort();
     expect(printed).toEqual(["2", "4", "6", "8", "10"].map((n) => `numbers.out: ${n}`).sort());
+  });
+
+  test("a process of a cluster without a cluster secret refuses to start, saying how to set one", async () => {
+    const r = await waxflow(["run", `${FIXTURES}/numbers.ts`, "-a", "127.0.0.1:1;127.0.0.1:2", "-i", "1"]);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toMatch(
+      /^error: this process connects to other processes, so it needs a cluster secret: .*WAXFLOW_CLUSTER_SECRET.*--insecure-cluster.*\n$/,
+    );
+    expect(r.stderr.split("\n")).toHaveLength(2);
   });
 
   test("recovery: init, run, and a second run resumes after the end of the input", async () => {

@@ -7,6 +7,7 @@ import { expect, test } from "vitest";
 import { KEYS, keyOf, PARTITIONS } from "./fixtures/recovery-flow.ts";
 import { freePorts } from "./support/ports.ts";
 import { childProcesses, type Exit, type Run } from "./support/processes.ts";
+import { TEST_SECRET } from "./support/secret.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const CLI = resolve(ROOT, "runtime/src/cli.ts");
@@ -17,7 +18,7 @@ const processes = childProcesses();
 function waxflow(args: string[], env: Record<string, string>): Run {
   return processes.start([CLI, "run", FLOW, ...args], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? "", WAXFLOW_API_PORT: "0", ...env },
+    env: { PATH: process.env.PATH ?? "", WAXFLOW_API_PORT: "0", WAXFLOW_CLUSTER_SECRET: TEST_SECRET, ...env },
     stdio: ["ignore", "ignore", "pipe"],
   });
 }

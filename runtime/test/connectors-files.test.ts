@@ -86,7 +86,46 @@ test("FileSource returns bounded batches and keeps one file descriptor between c
     out.push(...batch);
   }
   expect(out).toEqual(lines);
-  expect(Math.max(...sizes)).toBe(300);
+  expect(sizes).toEqual([...Array<number>(16).fill(300), 200]);
+});
+
+/** The sizes of the batches a partition returns until it ends, empty ones left out. */
+async function batchSizes<X, S>(part: StatefulSourcePartition<X, S>): Promise<number[]> {
+  const sizes: number[] = [];
+  for (;;) {
+    const batch: Awaited<NextBatch<X>> = await part.nextBatch();
+    if (batch === null) return sizes;
+    const items = [...batch];
+    if (items.length > 0) sizes.push(items.length);
+  }
+}
+
+test("FileSource, DirSource and CSVSource cut batches at exactly batchSize lines however the file is read, as Bytewax", async () => {
+  // Bytewax's file sources batch their line iterator (`batch(lines, batch_size)`, 1000 by
+  // default): every batch holds batch_size lines but the last. 2500 lines of 100 bytes
+  // span four 64 KiB reads.
+  const dir = tempDir();
+  const lines = Array.from({ length: 2500 }, (_, i) => `${i}`.padEnd(99, "x"));
+  const path = join(dir, "lines.txt");
+  writeFileSync(path, `${lines.join("\n")}\n`);
+  expect(await batchSizes(new FileSource(path).buildPart("test", path, undefined))).toEqual([1000, 1000, 500]);
+  expect(await batchSizes(new DirSource(dir).buildPart("test", "lines.txt", undefined))).toEqual([1000, 1000, 500]);
+
+  // The snapshot after a batch is the byte offset of the next line, so a resume is exact.
+  const first = new FileSource(path).buildPart("test", path, undefined);
+  await first.nextBatch();
+  expect(first.snapshot()).toBe(1000 * 100);
+  first.close?.();
+  const resumed = new FileSource(path).buildPart("test", path, 1000 * 100);
+  expect(await resumed.nextBatch()).toEqual(lines.slice(1000, 2000));
+  expect(await drain(resumed)).toEqual(lines.slice(2000));
+
+  const csv = join(tempDir(), "records.csv");
+  writeFileSync(csv, `n,pad\n${lines.map((line, i) => `${i},${line}`).join("\n")}\n`);
+  expect(await batchSizes(await new CSVSource(csv).buildPart("test", csv, undefined))).toEqual([1000, 1000, 500]);
+  expect(await batchSizes(await new CSVSource(csv, { batchSize: 999 }).buildPart("test", csv, undefined))).toEqual([
+    999, 999, 502,
+  ]);
 });
 
 test("FileSource names the missing file and the step", async () => {
@@ -190,7 +229,6 @@ test("CSVSource: an empty file has no records; a broken quote names the file", a
   const part = await new CSVSource(broken).buildPart("test", broken, undefined);
   // The good record comes first; the error surfaces once the parser sees the end of input.
   expect(await part.nextBatch()).toEqual([{ a: "1", b: "2" }]);
-  expect(await part.nextBatch()).toEqual([]);
   expect(() => part.nextBatch()).toThrow(`CSVSource: ${broken} is not valid CSV`);
 });
 
@@ -245,6 +283,9 @@ test("an aborted run resumed from recovery writes each line to the FileSink exac
   writeFileSync(input, `${lines.join("\n")}\n`);
   let failAt: string | undefined = "line 250 ✓";
   const seen: string[] = [];
+  // Each line takes 2 ms, longer than an epoch, so epochs close (and snapshot) between the
+  // batches before the crash however fast the machine reads the file.
+  const slow = new Int32Array(new SharedArrayBuffer(4));
 
   const build = (): Dataflow => {
     const flow = new Dataflow("copy");
@@ -255,6 +296,7 @@ test("an aborted run resumed from recovery writes each line to the FileSink exac
         throw new AbortExecution("crash");
       }
       seen.push(line);
+      Atomics.wait(slow, 0, 0, 2);
       return ["all", line.toUpperCase()];
     });
     op.output("out", keyed, new FileSink(output));

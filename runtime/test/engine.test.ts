@@ -551,7 +551,8 @@ describe("recovery through a StateStore", () => {
   test("each key resumes from its newest snapshot, whichever execution wrote it (Bytewax test_stateful_recovers_older_snapshots)", async () => {
     const rec = new MemoryRecovery();
     const out: [string, Event][] = [];
-    const pause = () => new PAUSE(30);
+    // Pauses far longer than an epoch, so a stalled loop on a loaded machine still closes one in each.
+    const pause = () => new PAUSE(200);
     const flow = keepLastFlow(
       [
         ["a", "a1"],
@@ -608,10 +609,11 @@ describe("recovery through a StateStore", () => {
   test("only touched keys are snapshotted at each epoch close", async () => {
     const rec = new MemoryRecovery();
     const flow = keepLastFlow(
-      [["a", "a1"], ["b", "b1"], new PAUSE(30), ["a", "a2"], new PAUSE(30), ["c", "c1"], new PAUSE(30)],
+      // Pauses far longer than an epoch, so a stalled loop on a loaded machine still closes one in each.
+      [["a", "a1"], ["b", "b1"], new PAUSE(200), ["a", "a2"], new PAUSE(200), ["c", "c1"], new PAUSE(200)],
       [],
     );
-    await runMain(flow, { epochIntervalMs: 10, store: rec.execution() });
+    await runMain(flow, { epochIntervalMs: 20, store: rec.execution() });
     const writes = rec.snapshots.filter((s) => s.step === "test_df.stateful.stateful_batch");
     const keysByEpoch = new Map<number, string[]>();
     for (const w of writes) keysByEpoch.set(w.epoch, [...(keysByEpoch.get(w.epoch) ?? []), w.key]);

@@ -1,5 +1,9 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, test } from "vitest";
 import { Dataflow, type KeyedStream, type Stream } from "waxflow";
+import { FileSource } from "waxflow/connectors/files";
 import * as op from "waxflow/operators";
 import { runMain, type TestingMarker, TestingSink, TestingSource } from "waxflow/testing";
 
@@ -73,6 +77,17 @@ describe("statefulMap, statefulFlatMap", () => {
     );
     expect(out.map(([, v]) => v)).toEqual([1, 3, "reset", 3, 7, "reset", 5]);
     expect(seen).toEqual([undefined, 1, 3, undefined, 3, 7, undefined]);
+  });
+
+  test("a null state is kept and passed back; only undefined discards (Python's None)", async () => {
+    const seen: (string | null | undefined)[] = [];
+    await run([1, 2, 3], (s) =>
+      op.statefulMap("nulls", all(s), (acc: string | null | undefined, x: number): [string | null, number] => {
+        seen.push(acc);
+        return [x === 1 ? null : `after ${x}`, x];
+      }),
+    );
+    expect(seen).toEqual([undefined, null, "after 2"]);
   });
 
   test("statefulFlatMap emits every element", async () => {
@@ -483,7 +498,15 @@ describe("collect", () => {
     ]);
   });
 
-  test("emits at the timeout after the first value", async () => {
+  test("each value restarts the timeout (Bytewax 0.21.1: values 0.7 s apart, timeout 1 s, one list)", async () => {
+    // Bytewax 0.21.1 run on the same input (TestingSource with PAUSE(0.7 s), collect
+    // timeout 1 s, max_size 10) printed [('ALL', [1, 2, 3])]. A timer from the first
+    // value would close the list at 1 s, between 2 and 3.
+    const out = await run([1, new PAUSE(700), 2, new PAUSE(700), 3], (s) => op.collect("collect", all(s), 1000, 10));
+    expect(out).toEqual([["ALL", [1, 2, 3]]]);
+  });
+
+  test("emits once the timeout passes after the latest value", async () => {
     const out = await run([1, 2, new PAUSE(100), 3, 4], (s) => op.collect("collect", all(s), 20, 10));
     expect(out).toEqual([
       ["ALL", [1, 2]],
@@ -667,5 +690,46 @@ describe("join", () => {
     op.output("out", op.join("join", a, b, c, { emitMode: "final" }), new TestingSink(out));
     await runMain(flow);
     expect(out).toEqual([["k", [1, "x", true]]]);
+  });
+
+  test("a running join of files matches Bytewax 0.21.1 when the second side is defined first", async () => {
+    // Bytewax 0.21.1 run on the same files (FileSource batch_size=2, `ages` defined before
+    // `names`, join(names, ages, emit_mode="running")) printed exactly these rows. Each
+    // activation reads two lines of each file; the merge hands the join names' lines,
+    // then ages' lines, and the join takes each key's values in that order, keys sorted.
+    const dir = mkdtempSync(join(tmpdir(), "waxflow-join-"));
+    try {
+      writeFileSync(join(dir, "names.txt"), ["e,namee", "a,namea", "d,named", "b,nameb", "c,namec", ""].join("\n"));
+      writeFileSync(join(dir, "ages.txt"), ["a,20", "b,21", "c,22", "d,23", "e,24", ""].join("\n"));
+      const flow = new Dataflow("j");
+      const side = (name: string) =>
+        op.map(
+          `split_${name}`,
+          op.input(name, flow, new FileSource(join(dir, `${name}.txt`), { batchSize: 2 })),
+          (line) => {
+            const [key, value] = line.split(",");
+            return [key, value] as [string, string];
+          },
+        );
+      const ages = side("ages");
+      const names = side("names");
+      const out: [string, (string | null)[]][] = [];
+      op.output("out", op.join("join", names, ages, { emitMode: "running" }), new TestingSink(out));
+      await runMain(flow);
+      expect(out).toEqual([
+        ["a", ["namea", null]],
+        ["a", ["namea", "20"]],
+        ["b", [null, "21"]],
+        ["e", ["namee", null]],
+        ["b", ["nameb", "21"]],
+        ["c", [null, "22"]],
+        ["d", ["named", null]],
+        ["d", ["named", "23"]],
+        ["c", ["namec", "22"]],
+        ["e", ["namee", "24"]],
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

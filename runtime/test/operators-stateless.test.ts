@@ -189,6 +189,18 @@ describe("branch, merge, redistribute", () => {
     expect([...out].sort()).toEqual([1, 2, 3, 4, 5]);
   });
 
+  test("merge emits its first argument's items first, whichever upstream was defined first (as Bytewax 0.21.1)", async () => {
+    // Bytewax 0.21.1, `b` defined before `a`, both TestingSource batch_size=10:
+    // merge("m", a, b) printed ['a1', 'a2', 'b1', 'b2'].
+    const flow = new Dataflow("test_df");
+    const out: string[] = [];
+    const b = op.input("b", flow, new TestingSource(["b1", "b2"], 10));
+    const a = op.input("a", flow, new TestingSource(["a1", "a2"], 10));
+    op.output("out", op.merge("merge", a, b), new TestingSink(out));
+    await runMain(flow);
+    expect(out).toEqual(["a1", "a2", "b1", "b2"]);
+  });
+
   test("merge of a single stream passes it through", async () => {
     expect(await run([1, 2], (s) => op.merge("merge", s))).toEqual([1, 2]);
   });

@@ -10,6 +10,7 @@ import { parseAddresses } from "../src/cluster/mesh.ts";
 import { execute } from "../src/engine/execute.ts";
 import { type ExecutionRecord, planResume, type StoreRecords, type WorkerFrontier } from "../src/recovery/plan.ts";
 import { freePorts } from "./support/ports.ts";
+import { TEST_SECRET_BYTES } from "./support/secret.ts";
 
 function record(execution: number, processIndex: number, stores: string[], resumeEpoch = 1): ExecutionRecord {
   return { execution, processIndex, processCount: stores.length, workersPerProcess: 2, resumeEpoch, stores };
@@ -137,7 +138,7 @@ async function runCluster(
       execute(keyedFlow([]), {
         workers: 2,
         epochIntervalMs: 5,
-        cluster: { processId, addresses, connectTimeoutMs },
+        cluster: { processId, addresses, connectTimeoutMs, mesh: { secret: TEST_SECRET_BYTES } },
         recovery: { dbDir: stores[processId] as string, init: true },
       }),
     ),

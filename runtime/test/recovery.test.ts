@@ -11,6 +11,8 @@ import {
   MissingPartitionsError,
   MixedPartitionCountsError,
   NoPartitionsError,
+  RecoveryDirectoryInUseError,
+  RecoveryStore,
 } from "waxflow/recovery";
 import { AbortExecution, clusterMain, runMain, TestingSink, TestingSource } from "waxflow/testing";
 
@@ -213,4 +215,41 @@ test("every kind of state resumes exactly from SQLite: native numbers and string
     if (typeof state === "number") expect(Object.is(state, states[key])).toBe(true);
     else expect(state).toEqual(states[key]);
   }
+});
+
+test("removedSteps lists steps with live state the dataflow lacks, not steps whose keys are all deleted", () => {
+  const dir = tempDir();
+  initRecoveryDirectory(dir, 2);
+  const store = RecoveryStore.open(dir, { snapshotIntervalMs: 1000, backupIntervalMs: 0 });
+  try {
+    const view = store.workerView();
+    view.write("f.kept", "a", 1, 1);
+    view.write("f.gone", "a", 1, 1);
+    view.write("f.gone", "b", 1, 2);
+    view.write("f.gone", "c", 1, 3);
+    view.write("f.gone", "c", 2, undefined);
+    view.write("f.flushed", "a", 1, 1);
+    view.write("f.flushed", "a", 2, undefined);
+    view.commit(0, 3);
+    expect(store.removedSteps(new Set(["f.kept"]))).toEqual([{ stepId: "f.gone", keys: 2 }]);
+    store.dropSteps(["f.gone"]);
+    expect(store.removedSteps(new Set(["f.kept"]))).toEqual([]);
+  } finally {
+    store.close();
+  }
+});
+
+test("a store is open in one place at a time: a second open fails until the first closes", () => {
+  const dir = tempDir();
+  initRecoveryDirectory(dir, 1);
+  const opts = { snapshotIntervalMs: 1000, backupIntervalMs: 0 };
+  const first = RecoveryStore.open(dir, opts);
+  expect(() => RecoveryStore.open(dir, opts)).toThrow(RecoveryDirectoryInUseError);
+  expect(() => RecoveryStore.open(dir, opts)).toThrow(
+    new RegExp(`^recovery directory ${dir} is in use by another process \\(pid ${process.pid} on host `),
+  );
+  // A worker thread's connection of the process that holds the lock.
+  RecoveryStore.open(dir, { ...opts, lock: false }).close();
+  first.close();
+  RecoveryStore.open(dir, opts).close();
 });

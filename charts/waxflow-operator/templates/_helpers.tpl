@@ -14,9 +14,17 @@ app.kubernetes.io/component: controller
 {{- define "waxflow-operator.image" -}}
 {{- if .Values.image.digest -}}
 {{ .Values.image.repository }}@{{ .Values.image.digest }}
+{{- else if .Values.image.tag -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag }}
 {{- else -}}
-{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- fail "image.digest is required (sha256:<64 hex>, see npm run images -- --json); set image.tag instead to pull by tag" -}}
 {{- end -}}
+{{- end }}
+
+{{- define "waxflow-operator.labelList" -}}
+{{- $pairs := list -}}
+{{- range $k, $v := . -}}{{- $pairs = append $pairs (printf "%s=%s" $k $v) -}}{{- end -}}
+{{- join "," $pairs -}}
 {{- end }}
 
 {{- define "waxflow-operator.subject" -}}

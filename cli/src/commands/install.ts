@@ -1,10 +1,12 @@
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { Flags } from "@oclif/core";
+import { LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN } from "@waxflow/crds";
 import { dump } from "js-yaml";
 import { ClusterCommand } from "../base.ts";
 import { namespaceName } from "../deploy/options.ts";
 import { UsageError } from "../errors.ts";
 import type { ObjectResult } from "../install/cluster.ts";
+import { builtControllerImage } from "../install/image.ts";
 import {
   DEFAULT_NAMESPACE,
   defaultInstallOptions,
@@ -45,14 +47,34 @@ export default class Install extends ClusterCommand {
       helpValue: "NAME",
     }),
     image: Flags.string({
-      description: "Controller image (default: waxflow.local/waxflow-controller:<waxctl version>).",
+      description:
+        "Controller image, best by digest (default: the waxflow-controller that `npm run images` built last, by digest).",
       helpValue: "REF",
+    }),
+    "api-client-namespace-label": Flags.string({
+      description:
+        "Let pods of namespaces with this label reach the Dataflows' API port 3030 (say, Prometheus'); repeat to require more labels.",
+      multiple: true,
+      multipleNonGreedy: true,
+      helpValue: "KEY=VALUE",
+    }),
+    "api-client-pod-label": Flags.string({
+      description:
+        "Let pods with this label reach the Dataflows' API port 3030, in any namespace or in those --api-client-namespace-label selects; repeat to require more labels.",
+      multiple: true,
+      multipleNonGreedy: true,
+      helpValue: "KEY=VALUE",
     }),
     "watch-namespace": Flags.string({
       description: "Manage Dataflows only in this namespace; repeat for more (default: all namespaces).",
       multiple: true,
       multipleNonGreedy: true,
       helpValue: "NAME",
+    }),
+    "allow-privileged-dataflows": Flags.boolean({
+      description:
+        "Run the pod template a Dataflow with spec.allowPrivileged asks for: privileged containers, host namespaces, hostPath volumes, added capabilities (default: refused).",
+      default: false,
     }),
     "dry-run": Flags.boolean({ description: "Print the objects that would be applied; change nothing." }),
     output: Flags.option({ char: "o", description: "Format of the dry run.", options: ["yaml", "json"] as const })(),
@@ -69,10 +91,14 @@ export default class Install extends ClusterCommand {
     for (const ns of watch) namespaceName("--watch-namespace", ns);
     const namespace = targetNamespace(flags, undefined);
     const options: InstallOptions = {
-      ...defaultInstallOptions(this.config.version),
+      ...defaultInstallOptions(flags.image ?? builtControllerImage()),
       namespace,
       watchNamespaces: [...new Set(watch)],
-      ...(flags.image === undefined ? {} : { image: flags.image }),
+      apiClients: {
+        namespaceLabels: labelFlags("--api-client-namespace-label", flags["api-client-namespace-label"]),
+        podLabels: labelFlags("--api-client-pod-label", flags["api-client-pod-label"]),
+      },
+      allowPrivilegedDataflows: flags["allow-privileged-dataflows"],
     };
     if (flags["dry-run"]) {
       const list = { apiVersion: "v1" as const, kind: "List" as const, items: installManifests(options) };
@@ -95,4 +121,18 @@ export default class Install extends ClusterCommand {
     }
     return { namespace, image: options.image, objects };
   }
+}
+
+/** KEY=VALUE flags to labels, checked as the API server would check them. */
+function labelFlags(flag: string, values: readonly string[] | undefined): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const v of values ?? []) {
+    const eq = v.indexOf("=");
+    const [key, value] = eq < 0 ? [v, ""] : [v.slice(0, eq), v.slice(eq + 1)];
+    if (eq < 0 || !new RegExp(LABEL_KEY_PATTERN).test(key) || !new RegExp(LABEL_VALUE_PATTERN).test(value)) {
+      throw new UsageError(`${flag} ${v}: not a label KEY=VALUE; e.g. ${flag} app.kubernetes.io/name=prometheus`);
+    }
+    labels[key] = value;
+  }
+  return labels;
 }

@@ -1,4 +1,7 @@
-import { Args, Command, Flags } from "@oclif/core";
+import { Args, Flags } from "@oclif/core";
+import { specSchema } from "@waxflow/crds";
+import { WaxctlCommand } from "../base.ts";
+import { wholeNumber } from "../deploy/options.ts";
 
 type RuntimeMain = (
   argv: readonly string[],
@@ -17,7 +20,10 @@ async function runtimeMain(): Promise<RuntimeMain> {
   return mod.main;
 }
 
-export default class Run extends Command {
+/** As many as a Dataflow may have per process, so `run` accepts what `df deploy` does. */
+const MAX_WORKERS = specSchema.properties.workersPerProcess.maximum;
+
+export default class Run extends WaxctlCommand {
   static override summary = "Run a dataflow here, in this process, without a cluster.";
   static override description =
     `Loads the module (TypeScript or JavaScript) and runs its dataflow until every input reaches its end, exactly as a pod does with \`waxflow run\`. The module exports \`flow\`, a default export, or a dataflow (or a factory of one) named after a colon: PATH:NAME.
@@ -41,13 +47,14 @@ Use it to try a dataflow before \`waxctl df deploy\` sends it to Kubernetes.`;
   };
 
   static override flags = {
-    workers: Flags.integer({ char: "w", description: "Workers in this process.", default: 1, min: 1, helpValue: "N" }),
+    workers: Flags.string({ char: "w", description: "Workers in this process.", default: "1", helpValue: "N" }),
   };
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Run);
+    const workers = wholeNumber("workers", flags.workers, 1, MAX_WORKERS);
     const main = await runtimeMain();
-    const code = await main(["run", args.path, "-w", String(flags.workers)], process.env, process.cwd());
+    const code = await main(["run", args.path, "-w", String(workers)], process.env, process.cwd());
     // The runtime has already printed the one-line cause.
     if (code !== 0) this.exit(code);
   }

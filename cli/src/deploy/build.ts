@@ -62,10 +62,10 @@ export type Destination = { readonly kindCluster: string } | { readonly registry
 
 /** Builds on `base` (default: the runtime image `npm run images` made) and delivers to `destination`. */
 export function buildAndDeliver(destination: Destination, base: string | undefined, cwd: string): BuildImage {
-  return async ({ path, name, progress }) => {
+  return async ({ path, name, progress, check }) => {
     const stages = new ImageStages(progress);
     try {
-      const built = await buildDataflowImage({ entry: path, name, base, cwd, onProgress: stages.report });
+      const built = await buildDataflowImage({ entry: path, name, base, cwd, check, onProgress: stages.report });
       stages.finish("build", `${built.digest.slice(0, "sha256:".length + 12)}, ${bytes(built.size)}`);
       if ("kindCluster" in destination) {
         const target: Target = { kind: "kind", cluster: destination.kindCluster };

@@ -2,7 +2,7 @@
 // server dry run decided what changes, then wait. Nothing is written before every check
 // passed; a namespace this deploy created is removed again if the apply does not happen.
 import type { Dataflow } from "@waxflow/crds";
-import { bundleDataflow } from "../bundle.ts";
+import { type BundleOptions, bundleDataflow } from "../bundle.ts";
 import { UsageError, UserError } from "../errors.ts";
 import { APP_DIR } from "../image/layer.ts";
 import type { Cluster } from "../kube.ts";
@@ -21,6 +21,8 @@ export type BuildImage = (input: {
   path: string;
   name: string;
   progress: Progress;
+  /** What the bundle's check loads, as the pods will: the export and the variables. */
+  check: BundleOptions;
 }) => Promise<{ reference: string; module: string }>;
 
 /** PATH or PATH:NAME, NAME picking a named export or factory as `waxflow run` does. */
@@ -29,16 +31,26 @@ export function entryOf(path: string): { file: string; exportName?: string } {
   return named === null ? { file: path } : { file: named[1] as string, exportName: named[2] };
 }
 
-/** Bundles the entry (which checks that it compiles) and names the module the pods run. */
-export async function bundledModule(path: string, cwd: string, progress: Progress): Promise<string> {
+/**
+ * Bundles the entry (which checks that it compiles and, unless `check.check` is false, that
+ * it exports a Dataflow when loaded with the pods' variables) and names the module the pods run.
+ */
+export async function bundledModule(path: string, cwd: string, progress: Progress, check: LoadCheck): Promise<string> {
   const { file, exportName } = entryOf(path);
   const bundle = await step(
     progress,
     "bundle",
-    () => bundleDataflow(file, cwd),
+    () => bundleDataflow(file, cwd, { ...check, exportName }),
     (b) => `${b.entry}, ${bytes(b.code.length)}`,
   );
   return `/${APP_DIR}/${bundle.entry}${exportName === undefined ? "" : `:${exportName}`}`;
+}
+
+/** How deploy loads the bundle before building: with the pods' `-e` variables, or not at all. */
+export type LoadCheck = Omit<BundleOptions, "exportName">;
+
+export function loadCheck(options: DeployOptions, check: boolean): LoadCheck {
+  return { env: Object.fromEntries(options.env.map((e) => [e.name, e.value])), check };
 }
 
 export interface DeployRequest {
@@ -50,6 +62,8 @@ export interface DeployRequest {
   readonly yes: boolean;
   /** Milliseconds to wait for the cluster to form; undefined for --no-wait. */
   readonly waitMs?: number;
+  /** Load the bundle here first to check it exports a Dataflow (false: --no-check). */
+  readonly check: boolean;
 }
 
 export interface DeployResult {
@@ -82,12 +96,17 @@ export async function deploy(request: DeployRequest, steps: DeploySteps): Promis
   let module: string;
   if (options.image === undefined) {
     const { file, exportName } = entryOf(request.path ?? "");
-    const built = await (steps.build as BuildImage)({ path: file, name: options.name, progress });
+    const built = await (steps.build as BuildImage)({
+      path: file,
+      name: options.name,
+      progress,
+      check: { ...loadCheck(options, request.check), exportName },
+    });
     image = built.reference;
     module = `${built.module}${exportName === undefined ? "" : `:${exportName}`}`;
   } else if (request.path !== undefined) {
     image = options.image;
-    module = await bundledModule(request.path, steps.cwd, progress);
+    module = await bundledModule(request.path, steps.cwd, progress, loadCheck(options, request.check));
   } else if (live !== undefined) {
     image = options.image;
     module = live.spec.module;
@@ -97,6 +116,7 @@ export async function deploy(request: DeployRequest, steps: DeploySteps): Promis
     );
   }
   const manifest = dataflowManifest({ options, namespace, image, module });
+  if (live === undefined && options.recovery) await noticeKeptVolumes(cluster, namespace, options.name, progress);
 
   const stage = progress.stage("apply");
   let applied: Dataflow;
@@ -130,6 +150,18 @@ export async function deploy(request: DeployRequest, steps: DeploySteps): Promis
   }
   const formed = await waitUntilFormed(cluster, applied, progress, { timeoutMs: request.waitMs });
   return { action, dataflow: formed, ready: true };
+}
+
+/** A new Dataflow under the name of a deleted one mounts the volumes that one kept, and resumes from them. */
+async function noticeKeptVolumes(cluster: Cluster, namespace: string, name: string, progress: Progress) {
+  const { volumes } = await cluster.owned(namespace, name);
+  if (volumes.length === 0) return;
+  progress
+    .stage("recovery volumes")
+    .done(
+      `resuming from the ${volumes.length} kept by an earlier dataflow ${name} (${volumes.join(", ")}); ` +
+        `\`waxctl df delete ${name} -n ${namespace} --purge --yes\` first to start from nothing`,
+    );
 }
 
 function refusal(live: Dataflow, fields: readonly string[]): UserError {

@@ -5,7 +5,8 @@ import type { DeployOptions } from "./options.ts";
 
 export interface ManifestInput {
   readonly options: DeployOptions;
-  readonly namespace: string;
+  /** Undefined in a dry run without -n: the namespace is then the applier's. */
+  readonly namespace: string | undefined;
   /** Image reference by digest, or a placeholder when no image was built. */
   readonly image: string;
   /** `waxflow run` argument: the bundled entry inside the image. */

@@ -4,7 +4,7 @@ import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { bundleDataflow } from "../bundle.ts";
+import { type BundleOptions, bundleDataflow } from "../bundle.ts";
 import { UsageError, UserError } from "../errors.ts";
 import { dataflowImage } from "./image.ts";
 import { APP_DIR, appLayer } from "./layer.ts";
@@ -47,6 +47,8 @@ export interface BuildOptions {
   readonly base?: string;
   /** Directory `entry` and `base` are relative to (default: the process's). */
   readonly cwd?: string;
+  /** How the entry is checked to export a Dataflow: which export, with which variables. */
+  readonly check?: BundleOptions;
   readonly onProgress?: (progress: ImageProgress) => void;
 }
 
@@ -106,7 +108,9 @@ export async function buildDataflowImage(options: BuildOptions): Promise<BuiltIm
     ? parseRegistryRef(options.base.slice(REGISTRY_PREFIX.length), `--base ${options.base}`)
     : undefined;
   const basePath = options.base === undefined ? defaultBase() : resolve(cwd, options.base);
-  const [bundle, bundleMs] = await timed("bundle", options.entry, onProgress, () => bundleDataflow(options.entry, cwd));
+  const [bundle, bundleMs] = await timed("bundle", options.entry, onProgress, () =>
+    bundleDataflow(options.entry, cwd, options.check),
+  );
   const [base, baseMs] = await timed("base", pulled === undefined ? basePath : formatRef(pulled), onProgress, () => {
     if (pulled !== undefined) return new RegistryClient(pulled.host).pull(pulled);
     return readImage(basePath).catch((err: unknown) => {

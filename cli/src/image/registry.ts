@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { UsageError, UserError } from "../errors.ts";
+import { networkReason } from "../network.ts";
 import { type Credential, dockerCredential } from "./credentials.ts";
 import {
   type Descriptor,
@@ -299,9 +300,8 @@ export class RegistryClient {
           duplex: "half",
         } as RequestInit);
       } catch (err) {
-        const cause = (err as { cause?: { code?: string; message?: string } }).cause;
         throw new UserError(
-          `cannot reach registry ${this.host} (${this.#base}): ${cause?.code ?? cause?.message ?? (err as Error).message}; ` +
+          `cannot reach registry ${this.host} (${this.#base}): ${networkReason(err)}; ` +
             "check the host and port, and set WAXCTL_INSECURE_REGISTRIES=HOST:PORT for a registry without TLS",
         );
       }
@@ -336,7 +336,7 @@ export class RegistryClient {
     if (credential !== undefined)
       headers.authorization = `Basic ${Buffer.from(`${credential.username}:${credential.password}`).toString("base64")}`;
     const res = await fetch(url, { headers }).catch((err: unknown) => {
-      throw this.#error(`cannot reach its token service ${url.origin}: ${(err as Error).message}`);
+      throw this.#error(`cannot reach its token service ${url.origin}: ${networkReason(err)}`);
     });
     if (res.status === 401 || res.status === 403) throw this.#unauthorized(credential);
     await this.#expect(res, 200, "getting a token");

@@ -38,28 +38,44 @@ export const DEFAULT_RESOURCES: V1ResourceRequirements = {
   limits: { memory: "256Mi" },
 };
 
+/**
+ * Who besides the controller's namespace may reach the Dataflows' API port (3030), by
+ * labels (say Prometheus): the controller writes them into each Dataflow's NetworkPolicy.
+ */
+export interface ApiClientLabels {
+  readonly namespaceLabels: Readonly<Record<string, string>>;
+  readonly podLabels: Readonly<Record<string, string>>;
+}
+
 export interface InstallOptions {
   readonly namespace: string;
+  /** By digest: REPO@sha256:<64 hex>. */
   readonly image: string;
   /** Namespaces whose Dataflows the controller manages; all namespaces when empty. */
   readonly watchNamespaces: readonly string[];
   readonly replicas: number;
   readonly leaderElection: boolean;
   readonly resources: V1ResourceRequirements;
+  readonly apiClients: ApiClientLabels;
+  /** Run a Dataflow's privileged pod template when its spec.allowPrivileged asks for it. */
+  readonly allowPrivilegedDataflows: boolean;
 }
 
-export function defaultImage(version: string): string {
-  return `${DEFAULT_IMAGE_REPOSITORY}:${version}`;
+/** The controller image by digest, as `npm run images` names it. */
+export function imageByDigest(digest: string): string {
+  return `${DEFAULT_IMAGE_REPOSITORY}@${digest}`;
 }
 
-export function defaultInstallOptions(version: string): InstallOptions {
+export function defaultInstallOptions(image: string): InstallOptions {
   return {
     namespace: DEFAULT_NAMESPACE,
-    image: defaultImage(version),
+    image,
     watchNamespaces: [],
     replicas: 1,
     leaderElection: true,
     resources: DEFAULT_RESOURCES,
+    apiClients: { namespaceLabels: {}, podLabels: {} },
+    allowPrivilegedDataflows: false,
   };
 }
 
@@ -74,10 +90,18 @@ export const DATAFLOW_RULES: V1PolicyRule[] = [
   // server-side apply is a patch, and also a create when the object is new; scale to zero is a merge patch
   { apiGroups: ["apps"], resources: ["statefulsets"], verbs: ["get", "list", "watch", "create", "patch", "delete"] },
   { apiGroups: [""], resources: ["services"], verbs: ["list", "watch", "create", "patch", "delete"] },
+  // one per Dataflow, fencing its ports; the owner reference removes it
+  {
+    apiGroups: ["networking.k8s.io"],
+    resources: ["networkpolicies"],
+    verbs: ["get", "list", "watch", "create", "patch"],
+  },
   // claims come from the StatefulSet's volumeClaimTemplate; the controller only removes them
   { apiGroups: [""], resources: ["persistentvolumeclaims"], verbs: ["list", "watch", "delete"] },
   { apiGroups: [""], resources: ["pods"], verbs: ["list", "watch"] },
   { apiGroups: [""], resources: ["events"], verbs: ["create"] },
+  // the cluster secret of each Dataflow, created once; never read, listed or changed
+  { apiGroups: [""], resources: ["secrets"], verbs: ["create"] },
 ];
 
 /** Leader election (kube/leader.ts) in the controller's own namespace: create, then read and renew one Lease. */
@@ -90,6 +114,14 @@ function meta(name: string, namespace?: string) {
   return { name, ...(namespace === undefined ? {} : { namespace }), labels: { ...INSTALLED_BY } };
 }
 
+/** `k=v,...` in key order, as the chart's `range` writes a map. */
+function labelList(labels: Readonly<Record<string, string>>): string {
+  return Object.keys(labels)
+    .sort()
+    .map((k) => `${k}=${labels[k]}`)
+    .join(",");
+}
+
 /** The controller's environment (controller/src/main.ts reads these). */
 export function controllerEnv(o: InstallOptions): V1EnvVar[] {
   return [
@@ -100,6 +132,9 @@ export function controllerEnv(o: InstallOptions): V1EnvVar[] {
     { name: "PROBE_PORT", value: String(PROBE_PORT) },
     // The CRD is installed with these manifests; the controller needs no rights on CRDs.
     { name: "INSTALL_CRD", value: "false" },
+    { name: "API_CLIENT_NAMESPACE_LABELS", value: labelList(o.apiClients.namespaceLabels) },
+    { name: "API_CLIENT_POD_LABELS", value: labelList(o.apiClients.podLabels) },
+    { name: "ALLOW_PRIVILEGED_DATAFLOWS", value: String(o.allowPrivilegedDataflows) },
   ];
 }
 
@@ -236,7 +271,7 @@ export function header(o: KubernetesObject): KubernetesObject {
  * the Namespace stays, as `helm uninstall` leaves it.
  */
 export function uninstallObjects(namespace: string, bindings: readonly KubernetesObject[], crds: boolean) {
-  const all = installManifests({ ...defaultInstallOptions(""), namespace }).filter(
+  const all = installManifests({ ...defaultInstallOptions(imageByDigest("")), namespace }).filter(
     (o) => o.kind !== "Namespace" && (crds || o.kind !== "CustomResourceDefinition"),
   );
   const key = (o: KubernetesObject) => `${o.kind}/${o.metadata?.namespace}/${o.metadata?.name}`;

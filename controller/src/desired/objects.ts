@@ -7,6 +7,7 @@ import type {
   V1OwnerReference,
   V1PersistentVolumeClaim,
   V1PodTemplateSpec,
+  V1Secret,
   V1Service,
   V1StatefulSet,
 } from "@kubernetes/client-node";
@@ -24,6 +25,12 @@ const APPLIED_HASH = "waxflow.io/applied-hash";
 export const DATAFLOW_LABEL = "waxflow.io/dataflow";
 export const MANAGED_BY = "waxflow-controller";
 const RUN_AS = 65532;
+/** The cluster secret: random bytes every process of a Dataflow proves it holds (runtime/src/cluster/handshake.ts). */
+export const CLUSTER_SECRET_BYTES = 32;
+const CLUSTER_SECRET_VOLUME = "cluster-secret";
+const CLUSTER_SECRET_DIR = "/var/run/waxflow/cluster";
+const CLUSTER_SECRET_KEY = "secret";
+export const clusterSecretName = (name: string) => `${name}-cluster-secret`;
 
 export interface DataflowRef {
   readonly name: string;
@@ -49,7 +56,7 @@ function labelsFor(name: string): Record<string, string> {
 }
 
 /** The pods' selector: immutable on a StatefulSet, so only the labels that never change. */
-function selectorFor(name: string): Record<string, string> {
+export function selectorFor(name: string): Record<string, string> {
   return { "app.kubernetes.io/name": "waxflow", [DATAFLOW_LABEL]: name };
 }
 
@@ -72,7 +79,7 @@ function ownerReference(ref: DataflowRef): V1OwnerReference {
   };
 }
 
-function metadataFor(ref: DataflowRef, name: string) {
+export function metadataFor(ref: DataflowRef, name: string) {
   return { name, namespace: ref.namespace, labels: labelsFor(ref.name), ownerReferences: [ownerReference(ref)] };
 }
 
@@ -93,6 +100,10 @@ function runtimeEnv(ref: DataflowRef, spec: DefaultedDataflowSpec): V1EnvVar[] {
     { name: "WAXFLOW_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
     { name: "WAXFLOW_POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
     { name: "WAXFLOW_API_PORT", value: String(API_PORT) },
+    // A file, not a variable: the secret is raw bytes, and stays out of the pod's environment.
+    { name: "WAXFLOW_CLUSTER_SECRET_FILE", value: `${CLUSTER_SECRET_DIR}/${CLUSTER_SECRET_KEY}` },
+    // The mesh listens on the pod's own address, not on every interface.
+    { name: "WAXFLOW_LISTEN", valueFrom: { fieldRef: { fieldPath: "status.podIP" } } },
   ];
   env.push({ name: "WAXFLOW_SNAPSHOT_INTERVAL", value: String(durationSeconds(spec.recovery.snapshotInterval)) });
   if (spec.recovery.enabled) {
@@ -102,6 +113,7 @@ function runtimeEnv(ref: DataflowRef, spec: DefaultedDataflowSpec): V1EnvVar[] {
       // Each pod's claim starts out empty; the runtime creates a store there only when told.
       { name: "WAXFLOW_RECOVERY_INIT", value: "true" },
     );
+    if (spec.recovery.dropRemovedSteps === true) env.push({ name: "WAXFLOW_DROP_REMOVED_STEPS", value: "true" });
   }
   return [...env, ...(spec.env ?? [])];
 }
@@ -118,6 +130,9 @@ function container(ref: DataflowRef, spec: DefaultedDataflowSpec): V1Container {
       { name: "cluster", containerPort: CLUSTER_PORT, protocol: "TCP" },
       { name: "api", containerPort: API_PORT, protocol: "TCP" },
     ],
+    // A failed run's last log lines become its termination message, which the reconciler
+    // reads from pod status to tell a crash loop and show its error line.
+    terminationMessagePolicy: "FallbackToLogsOnError",
     readinessProbe: { httpGet: { path: "/readyz", port: "api" }, periodSeconds: 5, failureThreshold: 2 },
     livenessProbe: { httpGet: { path: "/livez", port: "api" }, periodSeconds: 10, failureThreshold: 6 },
     securityContext: {
@@ -128,6 +143,7 @@ function container(ref: DataflowRef, spec: DefaultedDataflowSpec): V1Container {
     },
     volumeMounts: [
       { name: "tmp", mountPath: "/tmp" },
+      { name: CLUSTER_SECRET_VOLUME, mountPath: CLUSTER_SECRET_DIR, readOnly: true },
       ...(spec.recovery.enabled ? [{ name: RECOVERY_VOLUME, mountPath: RECOVERY_PATH }] : []),
     ],
   };
@@ -140,9 +156,15 @@ function isObject(v: unknown): v is Record<string, unknown> {
 /**
  * The user's pod template overlay: labels/annotations are added, pod spec fields set,
  * the `waxflow` container merged field by field, other containers and volumes appended.
- * The contract's labels, the cluster ports and the recovery mount always win.
+ * The contract's labels, the cluster ports and the recovery mount always win; so does the
+ * container's hardened security context, unless the Dataflow was allowed privileges (its
+ * spec.allowPrivileged passed the guard), where what it asks for wins.
  */
-function mergePodTemplate(base: V1PodTemplateSpec, overlay: V1PodTemplateSpec | undefined): V1PodTemplateSpec {
+function mergePodTemplate(
+  base: V1PodTemplateSpec,
+  overlay: V1PodTemplateSpec | undefined,
+  privileged: boolean,
+): V1PodTemplateSpec {
   if (overlay === undefined) return base;
   const baseSpec = base.spec ?? { containers: [] };
   const { containers = [], initContainers, volumes = [], ...podFields } = overlay.spec ?? { containers: [] };
@@ -160,7 +182,9 @@ function mergePodTemplate(base: V1PodTemplateSpec, overlay: V1PodTemplateSpec | 
           ports: ours.ports,
           env: [...(ours.env ?? []), ...(theirs?.env ?? [])],
           volumeMounts: [...(ours.volumeMounts ?? []), ...(theirs?.volumeMounts ?? [])],
-          securityContext: { ...theirs?.securityContext, ...ours.securityContext },
+          securityContext: privileged
+            ? { ...ours.securityContext, ...theirs?.securityContext }
+            : { ...theirs?.securityContext, ...ours.securityContext },
         };
   const sidecars = containers.filter((c) => c.name !== CONTAINER);
   const spec = {
@@ -206,6 +230,10 @@ export function podTemplate(df: Dataflow, spec: DefaultedDataflowSpec): V1PodTem
     },
     spec: {
       containers: [container(ref, spec)],
+      // The runtime never calls the API server: no token unless the spec names an account to use.
+      ...(spec.serviceAccountName === undefined && spec.podTemplate?.spec?.serviceAccountName === undefined
+        ? { automountServiceAccountToken: false }
+        : {}),
       ...(spec.serviceAccountName === undefined ? {} : { serviceAccountName: spec.serviceAccountName }),
       securityContext: {
         runAsNonRoot: true,
@@ -214,10 +242,14 @@ export function podTemplate(df: Dataflow, spec: DefaultedDataflowSpec): V1PodTem
         fsGroup: RUN_AS,
         seccompProfile: { type: "RuntimeDefault" },
       },
-      volumes: [{ name: "tmp", emptyDir: {} }],
+      volumes: [
+        { name: "tmp", emptyDir: {} },
+        // Group-readable: fsGroup makes the pod's user its group.
+        { name: CLUSTER_SECRET_VOLUME, secret: { secretName: clusterSecretName(ref.name), defaultMode: 0o440 } },
+      ],
     },
   };
-  const merged = mergePodTemplate(base, spec.podTemplate);
+  const merged = mergePodTemplate(base, spec.podTemplate, spec.allowPrivileged === true);
   return annotated(merged, TEMPLATE_HASH, hashOf(merged));
 }
 
@@ -234,7 +266,7 @@ function annotated<T extends Annotatable>(object: T, key: string, value: string)
  * Marks a desired object with the hash of its content, so the reconciler can skip a
  * server-side apply (the controller's most expensive request) when nothing changed.
  */
-function stamped<T extends Annotatable>(object: T): T {
+export function stamped<T extends Annotatable>(object: T): T {
   return annotated(object, APPLIED_HASH, hashOf(object));
 }
 
@@ -307,6 +339,23 @@ export function immutableShape(sts: V1StatefulSet | undefined): string {
       storageClassName: c.spec?.storageClassName,
     })),
   });
+}
+
+/**
+ * The secret every pod of the Dataflow mounts to join its mesh, owned by the Dataflow so
+ * it goes with it. `key` is random bytes chosen by the caller; once created it is never
+ * replaced (immutable), so running pods and their restarts always agree on it.
+ */
+export function desiredClusterSecret(df: Dataflow, key: Uint8Array): V1Secret {
+  const ref = refOf(df);
+  return {
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: metadataFor(ref, clusterSecretName(ref.name)),
+    type: "Opaque",
+    immutable: true,
+    data: { [CLUSTER_SECRET_KEY]: Buffer.from(key).toString("base64") },
+  };
 }
 
 export function desiredHeadlessService(df: Dataflow): V1Service {

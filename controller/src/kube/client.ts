@@ -8,9 +8,11 @@ import {
   KubeConfig,
   type KubernetesObject,
   KubernetesObjectApi,
+  NetworkingV1Api,
   PatchStrategy,
   type RequestContext,
   setHeaderOptions,
+  type V1NetworkPolicy,
   type V1PersistentVolumeClaim,
   type V1Pod,
   type V1Service,
@@ -22,6 +24,11 @@ import { statusCode } from "../log.ts";
 import type { KubeEvent, ObjectRef } from "../reconcile/reconcile.ts";
 
 const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
+const serverSideApply = setHeaderOptions("Content-Type", PatchStrategy.ServerSideApply);
+
+function isStatefulSet(object: KubernetesObject): object is V1StatefulSet {
+  return object.apiVersion === "apps/v1" && object.kind === "StatefulSet";
+}
 
 /**
  * client-node 2.0 builds a new undici Agent, so a new connection pool, for every request
@@ -69,6 +76,7 @@ export class Kube {
   readonly core: CoreV1Api;
   readonly apps: AppsV1Api;
   readonly extensions: ApiextensionsV1Api;
+  readonly networking: NetworkingV1Api;
 
   constructor(kc: KubeConfig) {
     this.objects = KubernetesObjectApi.makeApiClient(kc);
@@ -76,6 +84,7 @@ export class Kube {
     this.core = kc.makeApiClient(CoreV1Api);
     this.apps = kc.makeApiClient(AppsV1Api);
     this.extensions = kc.makeApiClient(ApiextensionsV1Api);
+    this.networking = kc.makeApiClient(NetworkingV1Api);
   }
 
   async readDataflow(namespace: string, name: string): Promise<Dataflow | undefined> {
@@ -97,6 +106,10 @@ export class Kube {
     return list.items;
   }
 
+  async readNetworkPolicy(namespace: string, name: string): Promise<V1NetworkPolicy | undefined> {
+    return orUndefined(this.networking.readNamespacedNetworkPolicy({ namespace, name }));
+  }
+
   async listClaims(namespace: string, name: string): Promise<V1PersistentVolumeClaim[]> {
     const list = await this.core.listNamespacedPersistentVolumeClaim({
       namespace,
@@ -106,7 +119,36 @@ export class Kube {
   }
 
   async apply<T extends KubernetesObject>(object: T): Promise<T> {
+    if (isStatefulSet(object)) return (await this.#applyStrict(object)) as T;
     return this.objects.patch(object, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+  }
+
+  /** Creates `object` unless it exists; an existing one is left as it is. */
+  async createIfAbsent<T extends KubernetesObject>(object: T): Promise<void> {
+    try {
+      await this.objects.create(object, undefined, undefined, FIELD_MANAGER);
+    } catch (err) {
+      if (statusCode(err) !== 409) throw err;
+    }
+  }
+
+  /**
+   * The StatefulSet carries the user's env, resources and podTemplate, which the CRD keeps
+   * as they are: strict field validation refuses a typo in them (the Dataflow turns
+   * Failed with the field's path) where the default would drop it with a warning.
+   */
+  async #applyStrict(set: V1StatefulSet): Promise<V1StatefulSet> {
+    return this.apps.patchNamespacedStatefulSet(
+      {
+        namespace: set.metadata?.namespace ?? "",
+        name: set.metadata?.name ?? "",
+        body: set,
+        fieldManager: FIELD_MANAGER,
+        force: true,
+        fieldValidation: "Strict",
+      },
+      serverSideApply,
+    );
   }
 
   async scaleToZero(target: ObjectRef): Promise<void> {

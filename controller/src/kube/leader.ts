@@ -19,6 +19,8 @@ export class LeaderElector {
   readonly #o: Required<LeaderOptions>;
   #stopped = false;
   #leading = false;
+  /** Who held the lease at the last failed attempt, so a standby logs each new holder once. */
+  #holder: string | undefined;
 
   constructor(kc: KubeConfig, options: LeaderOptions) {
     this.#api = kc.makeApiClient(CoordinationV1Api);
@@ -29,13 +31,19 @@ export class LeaderElector {
     return this.#leading;
   }
 
-  /** Resolves once this process holds the lease. */
+  /** Resolves once this process holds the lease; a standby logs who holds it meanwhile. */
   async acquire(): Promise<void> {
+    const lease = `${this.#o.namespace}/${this.#o.name}`;
+    let logged: string | undefined;
     while (!this.#stopped) {
       if (await this.#tryAcquireOrRenew()) {
         this.#leading = true;
-        log("info", "became leader", { lease: `${this.#o.namespace}/${this.#o.name}`, identity: this.#o.identity });
+        log("info", "became leader", { lease, identity: this.#o.identity });
         return;
+      }
+      if (this.#holder !== undefined && this.#holder !== logged) {
+        logged = this.#holder;
+        log("info", "standing by: waiting for the lease", { lease, holder: logged, identity: this.#o.identity });
       }
       await delay(this.#o.retryPeriodMs);
     }
@@ -96,7 +104,10 @@ export class LeaderElector {
       const spec = lease.spec ?? {};
       const held = spec.holderIdentity !== undefined && spec.holderIdentity !== identity;
       const renewed = spec.renewTime ? new Date(spec.renewTime).getTime() : 0;
-      if (held && Date.now() - renewed < (spec.leaseDurationSeconds ?? durationSeconds) * 1000) return false;
+      if (held && Date.now() - renewed < (spec.leaseDurationSeconds ?? durationSeconds) * 1000) {
+        this.#holder = spec.holderIdentity;
+        return false;
+      }
       lease.spec = {
         ...spec,
         holderIdentity: identity,

@@ -70,7 +70,8 @@ export function trimPod(pod: V1Pod): V1Pod {
   const st = pod.status;
   return {
     ...header(pod),
-    metadata: metadata(pod.metadata),
+    // The UID tells a pod from its replacement of the same name (status.failures).
+    metadata: defined({ ...metadata(pod.metadata), uid: pod.metadata?.uid }),
     spec: { containers: (pod.spec?.containers ?? []).map((c) => defined({ name: c.name, image: c.image })) },
     ...(st === undefined
       ? {}

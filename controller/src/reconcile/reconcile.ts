@@ -3,6 +3,7 @@
 // the status, before them when it records a step they start (see statusFirst).
 import type {
   KubernetesObject,
+  V1NetworkPolicy,
   V1PersistentVolumeClaim,
   V1Pod,
   V1Service,
@@ -16,6 +17,7 @@ import {
   type DefaultedDataflowSpec,
   withDefaults,
 } from "@waxflow/crds";
+import { type ApiClients, DEFAULT_API_CLIENTS, desiredNetworkPolicy } from "../desired/network-policy.ts";
 import {
   apiServiceName,
   appliedHashOf,
@@ -32,7 +34,9 @@ import {
   selectorString,
   templateHashOf,
 } from "../desired/objects.ts";
+import { guardPodTemplate } from "../desired/pod-guard.ts";
 import { classifySpecDiff } from "./diff.ts";
+import { diagnoseFailures, trackFailures } from "./failures.ts";
 
 export interface Observed {
   readonly dataflow: Dataflow;
@@ -42,7 +46,18 @@ export interface Observed {
   readonly claims: readonly V1PersistentVolumeClaim[];
   /** The Dataflow's Services; applies of unchanged objects are skipped. */
   readonly services?: readonly V1Service[];
+  readonly networkPolicy?: V1NetworkPolicy;
 }
+
+/** What the operator was installed with (the chart's values, through the controller's environment). */
+export interface OperatorSettings {
+  /** Who besides a Dataflow's own pods may reach their API port. */
+  readonly apiClients: ApiClients;
+  /** Whether a Dataflow with spec.allowPrivileged may have the pod template it asks for. */
+  readonly allowPrivilegedDataflows: boolean;
+}
+
+export const DEFAULT_SETTINGS: OperatorSettings = { apiClients: DEFAULT_API_CLIENTS, allowPrivilegedDataflows: false };
 
 export interface ObjectRef {
   readonly apiVersion: string;
@@ -55,6 +70,11 @@ export type Action =
   | { readonly type: "apply"; readonly object: KubernetesObject }
   | { readonly type: "scaleToZero"; readonly target: ObjectRef }
   | { readonly type: "delete"; readonly target: ObjectRef; readonly propagation: "Background" | "Orphan" }
+  /**
+   * Creates the Dataflow's cluster secret (desiredClusterSecret) with fresh random bytes
+   * if it does not exist; never replaces one. Carried out before the plan's other actions.
+   */
+  | { readonly type: "ensureClusterSecret" }
   | { readonly type: "addFinalizer" }
   | { readonly type: "removeFinalizer" };
 
@@ -284,14 +304,20 @@ export function statusFirst(before: DataflowStatus | undefined, plan: Plan): boo
   );
 }
 
-export function reconcile(observed: Observed, now: Date): Plan {
+export function reconcile(observed: Observed, now: Date, settings: OperatorSettings = DEFAULT_SETTINGS): Plan {
   const df = observed.dataflow;
   if (df.metadata?.deletionTimestamp !== undefined) return finalize(observed, now);
-  const plan = converge(observed, now);
-  // A StatefulSet is what a new Dataflow's pods wait for: create it alone and look again
-  // (at the back of the queue). A burst of new Dataflows then gets every worker cluster
-  // before the Services, status and events, which the API server would serve in between.
-  const created = plan.actions.filter((a) => a.type === "apply" && a.object.kind === "StatefulSet");
+  const plan = converge(observed, now, settings);
+  // A StatefulSet is what a new Dataflow's pods wait for: create it alone (with the
+  // cluster Secret its pods mount and the NetworkPolicy that fences them from their start)
+  // and look again (at the back of the queue). A burst of new Dataflows then gets every
+  // worker cluster before the Services, status and events, which the API server would
+  // serve in between.
+  const created = plan.actions.filter(
+    (a) =>
+      a.type === "ensureClusterSecret" ||
+      (a.type === "apply" && (a.object.kind === "StatefulSet" || a.object.kind === "NetworkPolicy")),
+  );
   if (observed.statefulSet === undefined && created.length > 0 && !statusFirst(df.status, plan)) {
     return { status: df.status ?? {}, actions: created, events: [], requeueAfterMs: 0 };
   }
@@ -303,7 +329,7 @@ export function reconcile(observed: Observed, now: Date): Plan {
   return { ...plan, actions: [{ type: "addFinalizer" }, ...plan.actions] };
 }
 
-function converge(observed: Observed, now: Date): Plan {
+function converge(observed: Observed, now: Date, settings: OperatorSettings): Plan {
   const df = observed.dataflow;
 
   // validate: what the API server's schema cannot check.
@@ -313,6 +339,7 @@ function converge(observed: Observed, now: Date): Plan {
     spec = withDefaults(df.spec);
     durationSeconds(spec.recovery.snapshotInterval);
     durationSeconds(spec.recovery.backupInterval);
+    guardPodTemplate(spec.podTemplate, spec.allowPrivileged, settings.allowPrivilegedDataflows);
     stsWanted = desiredStatefulSet(df, spec, spec.state === "running" ? spec.processes : 0);
   } catch (err) {
     return invalid(observed, err, now);
@@ -338,12 +365,23 @@ function converge(observed: Observed, now: Date): Plan {
   const stsRef: ObjectRef = { apiVersion: "apps/v1", kind: "StatefulSet", name, namespace };
   // Server-side apply is idempotent but costly: skip it when the live object carries the
   // hash of exactly what we would send.
-  const applyIfChanged = (object: V1StatefulSet | V1Service): Action[] => {
+  const applyIfChanged = (object: V1StatefulSet | V1Service | V1NetworkPolicy): Action[] => {
     const live =
-      object.kind === "StatefulSet" ? sts : observed.services?.find((s) => s.metadata?.name === object.metadata?.name);
-    return live !== undefined && appliedHashOf(live) === appliedHashOf(object) ? [] : [{ type: "apply", object }];
+      object.kind === "StatefulSet"
+        ? sts
+        : object.kind === "NetworkPolicy"
+          ? observed.networkPolicy
+          : observed.services?.find((s) => s.metadata?.name === object.metadata?.name);
+    if (live !== undefined && appliedHashOf(live) === appliedHashOf(object)) return [];
+    // Its pods mount the cluster secret: it exists before a StatefulSet that starts pods.
+    const startsPods = object.kind === "StatefulSet" && ((object as V1StatefulSet).spec?.replicas ?? 0) > 0;
+    return startsPods ? [{ type: "ensureClusterSecret" }, { type: "apply", object }] : [{ type: "apply", object }];
   };
-  const services: Action[] = [desiredHeadlessService(df), desiredApiService(df)].flatMap(applyIfChanged);
+  const services: Action[] = [
+    desiredNetworkPolicy(df, settings.apiClients),
+    desiredHeadlessService(df),
+    desiredApiService(df),
+  ].flatMap(applyIfChanged);
 
   // A roll is needed when starting the wanted processes could meet processes of another
   // spec, or when a smaller cluster must first take over the recovery data of a larger one
@@ -482,8 +520,19 @@ function converge(observed: Observed, now: Date): Plan {
   // observe -> status. Holders hand data over; they are not processes of the cluster.
   const ready = live.filter((p) => isReady(p) && !isHolder(p)).length;
   const suspended = spec.state === "suspended";
-  const phase: DataflowStatus["phase"] =
-    rollout !== undefined
+  // Pods of an older template are on their way out: how they failed is history.
+  const failures = suspended
+    ? []
+    : trackFailures(
+        prev.failures ?? [],
+        live.filter((p) => templateHashOf(p) === hashWant),
+        CONTAINER,
+      );
+  const failure = diagnoseFailures(failures);
+  const crashLoop = failure?.reason === "CrashLoop";
+  const phase: DataflowStatus["phase"] = crashLoop
+    ? "Failed"
+    : rollout !== undefined
       ? "Deploying"
       : suspended
         ? "Suspended"
@@ -492,14 +541,17 @@ function converge(observed: Observed, now: Date): Plan {
           : !live.some((p) => p.status?.phase === "Running")
             ? "Pending"
             : "Deploying";
-  if (progressing === undefined && rollout === undefined) {
+  if (crashLoop) {
+    progressing = undefined;
+  } else if (progressing === undefined && rollout === undefined) {
     if (suspended && observed.pods.length > 0) {
       progressing = { reason: "Suspending", message: `stopping ${observed.pods.length} process(es); volumes are kept` };
     } else if (!suspended && phase !== "Running") {
       progressing = { reason: "Starting", message: `${ready}/${spec.processes} processes ready` };
     }
   }
-  const problem = diagnosePods(live, now);
+  // A failed run first: it is what the restarts and CrashLoopBackOff waits come from.
+  const problem = failure ?? diagnosePods(live, now);
   const readyMessage =
     phase === "Running"
       ? `${ready}/${spec.processes} processes ready`
@@ -513,11 +565,13 @@ function converge(observed: Observed, now: Date): Plan {
       phase === "Running",
       phase === "Running"
         ? "ProcessesReady"
-        : suspended
-          ? "Suspended"
-          : rollout
-            ? "RollInProgress"
-            : "ProcessesNotReady",
+        : crashLoop
+          ? "CrashLoop"
+          : suspended
+            ? "Suspended"
+            : rollout
+              ? "RollInProgress"
+              : "ProcessesNotReady",
       readyMessage,
       gen,
       now,
@@ -526,8 +580,13 @@ function converge(observed: Observed, now: Date): Plan {
       prev.conditions,
       "Progressing",
       progressing !== undefined,
-      progressing?.reason ?? (suspended ? "Suspended" : "Stable"),
-      progressing?.message ?? (suspended ? "suspended" : "every process runs the current spec"),
+      progressing?.reason ?? (crashLoop ? "CrashLoop" : suspended ? "Suspended" : "Stable"),
+      progressing?.message ??
+        (crashLoop
+          ? "the processes restart with back-off and fail again: fix the cause and deploy again"
+          : suspended
+            ? "suspended"
+            : "every process runs the current spec"),
       gen,
       now,
     ),
@@ -536,7 +595,8 @@ function converge(observed: Observed, now: Date): Plan {
       "Degraded",
       problem !== undefined,
       problem?.reason ?? "AsExpected",
-      problem?.message ?? "no process reports a problem",
+      // Empty, so `kubectl get df`'s Problem column is empty too.
+      problem?.message ?? "",
       gen,
       now,
     ),
@@ -552,6 +612,7 @@ function converge(observed: Observed, now: Date): Plan {
     ...((runningImage ?? prev.image) ? { image: runningImage ?? prev.image } : {}),
     conditions,
     ...(rollout === undefined ? {} : { rollout }),
+    ...(failures.length === 0 ? {} : { failures }),
     ...(lastReconciledSpec === undefined ? {} : { lastReconciledSpec }),
   };
   if (prev.phase !== phase) {

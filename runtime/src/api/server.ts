@@ -7,6 +7,7 @@
 import { createServer, type Server } from "node:http";
 import { Counter, Gauge, Histogram, Registry, register } from "prom-client";
 import type { RunningProcess } from "../engine/execute.ts";
+import type { StepFiles } from "../recovery/output-files.ts";
 import type { SnapshotStats } from "../recovery/store.ts";
 
 export type Role = "process" | "holder";
@@ -22,6 +23,8 @@ export interface ProcessStatus {
   readonly steps: Readonly<Record<string, number>>;
   /** Items delivered to each step on this process's workers, before exchange. */
   readonly stepsIn: Readonly<Record<string, number>>;
+  /** Directories the file sinks write to: `waxctl df scale` checks that every pod shares them. */
+  readonly fileOutputs: readonly StepFiles[];
 }
 
 /** Reads the state of a run that may not have started yet (peers still connecting). */
@@ -31,6 +34,9 @@ export class ProcessView {
   readonly role: Role;
   #run: RunningProcess | undefined;
   #released = false;
+  #fileOutputs: readonly StepFiles[] = [];
+  /** Connections the cluster port turned away, by why (see Refusal in cluster/mesh.ts). */
+  readonly refusals = new Map<string, number>();
   readonly #snapshotListeners: Array<(stats: SnapshotStats) => void> = [];
 
   constructor(processId: number, processCount: number, role: Role = "process") {
@@ -43,9 +49,18 @@ export class ProcessView {
     this.#run = run;
   }
 
+  /** Known once the dataflow is loaded. */
+  writesFiles(outputs: readonly StepFiles[]): void {
+    this.#fileOutputs = outputs;
+  }
+
   /** A holder's store is no longer needed by the cluster. */
   released(): void {
     this.#released = true;
+  }
+
+  refused(kind: string): void {
+    this.refusals.set(kind, (this.refusals.get(kind) ?? 0) + 1);
   }
 
   snapshotted(stats: SnapshotStats): void {
@@ -80,6 +95,7 @@ export class ProcessView {
       workers: (run?.workers ?? []).map((w) => ({ index: w.index, epoch: w.epoch })),
       steps,
       stepsIn,
+      fileOutputs: this.#fileOutputs,
     };
   }
 
@@ -155,6 +171,16 @@ function metricsRegistry(view: ProcessView): Registry {
       const { sent, received } = view.exchangeBytes();
       this.set({ direction: "sent" }, sent);
       this.set({ direction: "received" }, received);
+    },
+  });
+  new Counter({
+    name: "waxflow_cluster_refused_total",
+    help: "Connections to the cluster port closed for what they sent: a failed handshake, a bad frame, or a frame the sender's role does not allow.",
+    labelNames: ["reason"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [reason, n] of view.refusals) this.inc({ reason }, n);
     },
   });
   return registry;

@@ -3,9 +3,13 @@
  * environment by one pure function: a flag wins over its variable, a variable over the
  * default, and every bad value is a UsageError naming the flag or variable at fault.
  */
+import { isIP } from "node:net";
 import { parseArgs } from "node:util";
+import type { ClusterSecret } from "../cluster/handshake.ts";
+import { DEFAULT_PEER_TIMEOUT_MS } from "../cluster/mesh.ts";
 import { DEFAULT_EPOCH_INTERVAL_MS, DEFAULT_START_TIMEOUT_MS } from "../engine/execute.ts";
 import { UsageError } from "../errors.ts";
+import { DEFAULT_PROGRESS_INTERVAL_MS } from "../log.ts";
 
 /** The port every process listens on for its peers. */
 export const CLUSTER_PORT = 2101;
@@ -23,6 +27,8 @@ export interface RunConfig {
   readonly recoveryDirectory: string | undefined;
   /** Create the recovery store when the directory holds none (a new pod's empty volume). */
   readonly recoveryInit: boolean;
+  /** Drop recovered state of steps the dataflow no longer has, instead of refusing to start. */
+  readonly dropRemovedSteps: boolean;
   /**
    * This process only hands its recovery store over to a cluster that no longer includes
    * it: its index is beyond the cluster's process count.
@@ -34,8 +40,23 @@ export interface RunConfig {
   /** Undefined unless given: how long snapshots are kept is only meaningful with recovery. */
   readonly backupIntervalMs: number | undefined;
   readonly apiPort: number;
+  /** Milliseconds between progress lines on stderr; 0 for none. */
+  readonly progressIntervalMs: number;
+  /** No start, cluster, resume, progress or end lines on stderr: only failures, as Bytewax. */
+  readonly quiet: boolean;
   /** Print full stacks on failure. */
   readonly debug: boolean;
+  readonly mesh: MeshSettings;
+}
+
+/** How this process's connections to its peers are secured and timed. */
+export interface MeshSettings {
+  /** Undefined only for a process that never connects to another (one process, no holder). */
+  readonly secret: ClusterSecret | undefined;
+  readonly tls: boolean;
+  /** Where to listen instead of this process's host in the addresses (a pod's IP). */
+  readonly listenHost: string | undefined;
+  readonly peerTimeoutMs: number;
 }
 
 export type Command =
@@ -48,6 +69,7 @@ export type Env = Readonly<Record<string, string | undefined>>;
 /** What resolution may read besides argv and env; injected so the function stays pure. */
 export interface ConfigIo {
   readonly readHostfile: (path: string) => string;
+  readonly readSecretFile?: (path: string) => Buffer;
 }
 
 /** Flag name (long), short letter and variable: the single table behind parsing and help. */
@@ -57,10 +79,20 @@ export const RUN_OPTIONS = {
   addresses: { type: "string", short: "a" },
   "recovery-directory": { type: "string", short: "r" },
   "recovery-init": { type: "boolean" },
+  "drop-removed-steps": { type: "boolean" },
   "snapshot-interval": { type: "string", short: "s" },
   "backup-interval": { type: "string", short: "b" },
   "start-timeout": { type: "string" },
+  "progress-interval": { type: "string" },
+  quiet: { type: "boolean", short: "q" },
   holder: { type: "boolean" },
+  // The mesh: how processes prove they belong to the cluster, and when a peer is lost.
+  "cluster-secret": { type: "string" },
+  "cluster-secret-file": { type: "string" },
+  "insecure-cluster": { type: "boolean" },
+  "cluster-tls": { type: "boolean" },
+  listen: { type: "string" },
+  "peer-timeout": { type: "string" },
   debug: { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const;
@@ -70,16 +102,59 @@ type StringFlag = { [K in Flag]: (typeof RUN_OPTIONS)[K]["type"] extends "string
 type BooleanFlag = Exclude<Flag, StringFlag>;
 type Values = { readonly [K in StringFlag]?: string } & { readonly [K in BooleanFlag]?: boolean };
 
+/** What each flag that takes a value expects, for the line that says it is missing. */
+const VALUE_OF: Partial<Record<StringFlag, string>> = {
+  "workers-per-process": "a whole number >= 1, e.g. -w 2",
+  "process-id": "this process's index, e.g. -i 0",
+  addresses: 'every process\'s host:port in process order, e.g. -a "10.0.0.1:2101;10.0.0.2:2101"',
+  "recovery-directory": "the recovery store's directory, e.g. -r /var/lib/waxflow/recovery",
+  "snapshot-interval": "seconds between snapshots (> 0), e.g. -s 10",
+  "backup-interval": "seconds snapshots are kept (>= 0), e.g. -b 30",
+  "start-timeout": "seconds to wait for peers (> 0), e.g. --start-timeout 60",
+};
+
+const SEE_HELP = "see `waxflow --help`";
+
+/**
+ * argv -> values and positionals. parseArgs' own strict mode refuses a value that starts
+ * with '-' (`-s -1`) as "ambiguous" and explains itself over several lines; here such a value
+ * reaches the flag's own check, which says what the flag takes.
+ */
+function parseFlags(argv: readonly string[]): { values: Values; positionals: string[] } {
+  const { values, positionals, tokens } = parseArgs({
+    args: [...argv],
+    options: RUN_OPTIONS,
+    allowPositionals: true,
+    strict: false,
+    tokens: true,
+  });
+  for (const token of tokens) {
+    if (token.kind !== "option") continue;
+    if (!Object.hasOwn(RUN_OPTIONS, token.name)) throw new UsageError(`unknown flag ${token.rawName}; ${SEE_HELP}`);
+    const flag = token.name as Flag;
+    const label = flagLabel(flag);
+    if (RUN_OPTIONS[flag].type === "string" && token.value === undefined) {
+      const wanted = VALUE_OF[flag as StringFlag];
+      throw new UsageError(`${label} needs a value${wanted === undefined ? `; ${SEE_HELP}` : `: ${wanted}`}`);
+    }
+    if (RUN_OPTIONS[flag].type === "boolean" && token.value !== undefined) {
+      throw new UsageError(
+        `${label} takes no value, got ${JSON.stringify(token.value)}; write ${label.split("/").pop()} alone`,
+      );
+    }
+  }
+  return { values: values as Values, positionals };
+}
+
+/** `-w/--workers-per-process`, or `--holder` for a flag without a short letter. */
+function flagLabel(flag: Flag): string {
+  const option = RUN_OPTIONS[flag];
+  return "short" in option ? `-${option.short}/--${flag}` : `--${flag}`;
+}
+
 /** `waxflow <argv...>` -> what to do. */
 export function resolveCommand(argv: readonly string[], env: Env, io: ConfigIo): Command {
-  let parsed: { values: Values; positionals: string[] };
-  try {
-    parsed = parseArgs({ args: [...argv], options: RUN_OPTIONS, allowPositionals: true, strict: true });
-  } catch (err) {
-    // parseArgs explains itself over several lines; the first says what is wrong.
-    const first = (err instanceof Error ? err.message : String(err)).split("\n")[0];
-    throw new UsageError(first ?? "invalid arguments");
-  }
+  const parsed = parseFlags(argv);
   const { values, positionals } = parsed;
   if (values.help === true) return { kind: "help" };
   const [command, target, ...extra] = positionals;
@@ -89,7 +164,11 @@ export function resolveCommand(argv: readonly string[], env: Env, io: ConfigIo):
     throw new UsageError(`unknown command ${JSON.stringify(command)}: the commands are \`run\` and \`recovery init\``);
   }
   if (target === undefined) throw new UsageError("missing dataflow module: expected `waxflow run <module>[:name]`");
-  if (extra.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`);
+  if (extra.length > 0) {
+    throw new UsageError(
+      `unexpected argument ${JSON.stringify(extra[0])}: expected \`waxflow run <module>[:name] [flags]\``,
+    );
+  }
   return { kind: "run", config: resolveRunConfig(target, values, env, io) };
 }
 
@@ -117,7 +196,9 @@ function resolveRunConfig(target: string, values: Values, env: Env, io: ConfigIo
   const backup = setting(values, env, "backup-interval", "WAXFLOW_BACKUP_INTERVAL");
   const workers = setting(values, env, "workers-per-process", "WAXFLOW_WORKERS_PER_PROCESS");
   const startTimeout = setting(values, env, "start-timeout", "WAXFLOW_START_TIMEOUT");
+  const progress = setting(values, env, "progress-interval", "WAXFLOW_PROGRESS_INTERVAL");
   const recoveryInit = values["recovery-init"] === true || flagVariable(env, "WAXFLOW_RECOVERY_INIT");
+  const dropRemovedSteps = values["drop-removed-steps"] === true || flagVariable(env, "WAXFLOW_DROP_REMOVED_STEPS");
   const apiPort = envSetting(env, "WAXFLOW_API_PORT");
   return {
     modulePath,
@@ -127,13 +208,69 @@ function resolveRunConfig(target: string, values: Values, env: Env, io: ConfigIo
     addresses,
     recoveryDirectory,
     recoveryInit,
+    dropRemovedSteps,
     holder,
     startTimeoutMs: startTimeout === undefined ? DEFAULT_START_TIMEOUT_MS : seconds(startTimeout, false),
     epochIntervalMs: snapshot === undefined ? DEFAULT_EPOCH_INTERVAL_MS : seconds(snapshot, false),
     backupIntervalMs: backup === undefined ? undefined : seconds(backup, true),
     apiPort: apiPort === undefined ? DEFAULT_API_PORT : port(apiPort),
+    progressIntervalMs: progress === undefined ? DEFAULT_PROGRESS_INTERVAL_MS : seconds(progress, true),
+    quiet: values.quiet === true || flagVariable(env, "WAXFLOW_QUIET"),
     debug: values.debug === true || env.WAXFLOW_DEBUG === "1",
+    mesh: resolveMesh(values, env, io, addresses.length > 1 || holder),
   };
+}
+
+/** A secret shorter than this is guessable offline from one recorded handshake. */
+const MIN_SECRET_BYTES = 16;
+const SECRET_HELP =
+  "set the same random value on every process with WAXFLOW_CLUSTER_SECRET, WAXFLOW_CLUSTER_SECRET_FILE or " +
+  "--cluster-secret (e.g. `openssl rand -hex 32`), or pass --insecure-cluster on a trusted network";
+
+function resolveMesh(values: Values, env: Env, io: ConfigIo, connects: boolean): MeshSettings {
+  const insecure = values["insecure-cluster"] === true || flagVariable(env, "WAXFLOW_INSECURE_CLUSTER");
+  const given = clusterSecret(values, env, io);
+  if (given !== undefined && insecure) {
+    throw new UsageError(`${given.source} and --insecure-cluster (WAXFLOW_INSECURE_CLUSTER) exclude each other`);
+  }
+  if (given !== undefined && given.bytes.length < MIN_SECRET_BYTES) {
+    throw new UsageError(
+      `${given.source} holds ${given.bytes.length} bytes; a cluster secret needs at least ${MIN_SECRET_BYTES} (e.g. \`openssl rand -hex 32\`)`,
+    );
+  }
+  if (connects && given === undefined && !insecure) {
+    throw new UsageError(`this process connects to other processes, so it needs a cluster secret: ${SECRET_HELP}`);
+  }
+  const listen = setting(values, env, "listen", "WAXFLOW_LISTEN");
+  const listenHost = listen?.value.replace(/^\[(.*)\]$/, "$1");
+  if (listen !== undefined && !(isIP(listenHost ?? "") !== 0 || /^[^\s:;[\]]+$/.test(listen.value))) {
+    throw new UsageError(`${listen.source} must be a host name or IP address, got ${JSON.stringify(listen.value)}`);
+  }
+  const timeout = setting(values, env, "peer-timeout", "WAXFLOW_PEER_TIMEOUT");
+  return {
+    secret: insecure ? "insecure" : given?.bytes,
+    tls: values["cluster-tls"] === true || flagVariable(env, "WAXFLOW_CLUSTER_TLS"),
+    listenHost,
+    peerTimeoutMs: timeout === undefined ? DEFAULT_PEER_TIMEOUT_MS : seconds(timeout, false),
+  };
+}
+
+/** The secret's bytes: a file's content as is, a flag's or variable's text as UTF-8. */
+function clusterSecret(values: Values, env: Env, io: ConfigIo): { bytes: Uint8Array; source: string } | undefined {
+  const text = setting(values, env, "cluster-secret", "WAXFLOW_CLUSTER_SECRET");
+  const file = setting(values, env, "cluster-secret-file", "WAXFLOW_CLUSTER_SECRET_FILE");
+  if (text !== undefined && file !== undefined) {
+    throw new UsageError(`${text.source} and ${file.source} both give the cluster secret: keep one`);
+  }
+  if (text !== undefined) return { bytes: Buffer.from(text.value, "utf8"), source: text.source };
+  if (file === undefined) return undefined;
+  try {
+    if (io.readSecretFile === undefined) throw new Error("files cannot be read here");
+    return { bytes: io.readSecretFile(file.value), source: `${file.source} ${JSON.stringify(file.value)}` };
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new UsageError(`${file.source}: cannot read ${JSON.stringify(file.value)}: ${reason}`);
+  }
 }
 
 /**
@@ -185,6 +322,9 @@ export function unsupported(config: RunConfig): string | undefined {
   if (config.recoveryInit && config.recoveryDirectory === undefined) {
     return "--recovery-init only applies with recovery: add -r/--recovery-directory";
   }
+  if (config.dropRemovedSteps && config.recoveryDirectory === undefined) {
+    return "--drop-removed-steps only applies with recovery: add -r/--recovery-directory";
+  }
   return undefined;
 }
 
@@ -208,9 +348,7 @@ interface Setting {
 /** The flag if given, else the variable. */
 function setting(values: Values, env: Env, flag: StringFlag, variable: string): Setting | undefined {
   const fromFlag = values[flag];
-  const option = RUN_OPTIONS[flag];
-  const name = "short" in option ? `-${option.short}/--${flag}` : `--${flag}`;
-  if (fromFlag !== undefined) return { value: fromFlag, source: name };
+  if (fromFlag !== undefined) return { value: fromFlag, source: flagLabel(flag) };
   return envSetting(env, variable);
 }
 

@@ -22,13 +22,29 @@ Options (a flag wins over its environment variable):
   -r, --recovery-directory DIR  WAXFLOW_RECOVERY_DIRECTORY    this process's recovery store, made by
                                                               \`waxflow recovery init\` (default: no recovery)
       --recovery-init           WAXFLOW_RECOVERY_INIT=true    create the store if DIR holds none (a new, empty volume)
+      --drop-removed-steps      WAXFLOW_DROP_REMOVED_STEPS=true
+                                  drop the recovered state of steps the dataflow no longer has (renamed or
+                                  removed); without it such a store is refused, listing those steps
   -s, --snapshot-interval SECS  WAXFLOW_SNAPSHOT_INTERVAL     seconds between epochs and snapshots (default 10)
   -b, --backup-interval SECS    WAXFLOW_BACKUP_INTERVAL       seconds snapshots are kept before they are removed
       --start-timeout SECS      WAXFLOW_START_TIMEOUT         seconds to wait for peers and for holders (default 60)
+      --progress-interval SECS  WAXFLOW_PROGRESS_INTERVAL     seconds between progress lines on stderr (items in and
+                                                              out, epoch; default 30; 0: none)
+  -q, --quiet                   WAXFLOW_QUIET=true            no start, cluster, resume, progress or end lines on
+                                                              stderr, only failures (as Bytewax)
       --holder                                                only hand this store over to the cluster of -a: for a
                                   process no longer in it (-i >= the number of addresses); ready once handed over,
                                   exits 0 when stopped. On Kubernetes a pod whose ordinal is >= WAXFLOW_REPLICAS
                                   is a holder without the flag
+      --cluster-secret S        WAXFLOW_CLUSTER_SECRET        secret every process of the cluster shares (16+ bytes,
+                                  e.g. \`openssl rand -hex 32\`); required with more than one process or a holder.
+                                  Prefer the variable or the file: a flag shows in the process list
+      --cluster-secret-file F   WAXFLOW_CLUSTER_SECRET_FILE   the secret is this file's bytes (a mounted Kubernetes Secret)
+      --insecure-cluster        WAXFLOW_INSECURE_CLUSTER=true a cluster without a secret: a trusted network only
+      --cluster-tls             WAXFLOW_CLUSTER_TLS=true      encrypt traffic between processes too (TLS-PSK from the secret)
+      --listen HOST             WAXFLOW_LISTEN                address the cluster port binds (default: this process's host in -a)
+      --peer-timeout SECS       WAXFLOW_PEER_TIMEOUT          a peer silent this long is lost, the cluster stops (default 15;
+                                  a crashed peer is noticed at once by its closed connection)
       --debug                   WAXFLOW_DEBUG=1               print full stack traces on failure
   -h, --help                                                  show this help
                                 WAXFLOW_API_PORT              HTTP API: /livez /readyz /metrics /status
@@ -37,12 +53,17 @@ Options (a flag wins over its environment variable):
 A restart with fewer processes needs the stores of the processes left out: start them as
 holders, or the start fails naming them (MissingProcessStoreError).
 
+stderr has one line each when the process starts, when the cluster forms, when it resumes
+(the epoch and the snapshots handed between processes), every --progress-interval, and when
+it finishes or fails (-q: only failures); stdout is the dataflow's own (StdOutSink).
+
 Exit status: 0 when every input reached its end; 1 when the dataflow or its module failed
 (one line on stderr naming the step); 2 for bad flags or environment; 130/143 on SIGINT/SIGTERM.
 
 Examples:
   waxflow run examples/wordcount.ts -w 2
   waxflow recovery init /tmp/recovery 4 && waxflow run flow.ts -r /tmp/recovery -s 1
+  export WAXFLOW_CLUSTER_SECRET=$(openssl rand -hex 32)        (the same value on every host)
   waxflow run flow.ts -i 0 -a "10.0.0.1:2101;10.0.0.2:2101"   (and -i 1 on the second host)
   waxflow run flow.ts -i 2 -a "10.0.0.1:2101;10.0.0.2:2101" --holder -r /var/lib/waxflow/recovery
   WAXFLOW_WORKERS_PER_PROCESS=2 waxflow run ./dataflow.ts:makeFlow

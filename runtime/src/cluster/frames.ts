@@ -1,7 +1,8 @@
 /**
- * The wire format between processes: each frame is a 4-byte big-endian length and a
- * V8-serialized message (the structured clone format, so items keep Dates, Maps and
- * typed arrays exactly as they do between workers in one process).
+ * The wire format between processes, once a connection is authenticated (handshake.ts):
+ * each frame is a 4-byte big-endian length and a V8-serialized message (the structured
+ * clone format, so items keep Dates, Maps and typed arrays exactly as they do between
+ * workers in one process). Every frame's shape is checked before it is used.
  */
 import { deserialize, serialize } from "node:v8";
 import type { ExchangeMessage } from "../engine/transport.ts";
@@ -56,7 +57,15 @@ export function encodeFrame(frame: Frame): Buffer {
   return Buffer.concat([header, body]);
 }
 
-/** Splits a byte stream into frames; keeps a partial frame until the rest arrives. */
+/** A frame that cannot be used: the connection it came on is closed. */
+export class BadFrame extends Error {
+  override name = "BadFrame";
+}
+
+/**
+ * Splits an authenticated byte stream into frames; keeps a partial frame until the rest
+ * arrives. Throws BadFrame for an oversized, undecodable or malformed frame.
+ */
 export class FrameDecoder {
   #buffer: Buffer = Buffer.alloc(0);
 
@@ -65,11 +74,119 @@ export class FrameDecoder {
     const frames: Frame[] = [];
     while (this.#buffer.length >= HEADER) {
       const length = this.#buffer.readUInt32BE(0);
-      if (length > MAX_FRAME_BYTES) throw new Error(`frame of ${length} bytes exceeds the ${MAX_FRAME_BYTES} limit`);
+      if (length > MAX_FRAME_BYTES)
+        throw new BadFrame(`a frame of ${length} bytes exceeds the ${MAX_FRAME_BYTES} limit`);
       if (this.#buffer.length < HEADER + length) break;
-      frames.push(deserialize(this.#buffer.subarray(HEADER, HEADER + length)) as Frame);
+      let value: unknown;
+      try {
+        value = deserialize(this.#buffer.subarray(HEADER, HEADER + length));
+      } catch (err) {
+        throw new BadFrame(`a frame of ${length} bytes does not decode: ${(err as Error).message}`);
+      }
+      frames.push(checkFrame(value));
       this.#buffer = this.#buffer.subarray(HEADER + length);
     }
     return frames;
   }
+}
+
+type Shape = Readonly<Record<string, (v: unknown) => boolean>>;
+
+const isString = (v: unknown): v is string => typeof v === "string";
+const isBoolean = (v: unknown): v is boolean => typeof v === "boolean";
+const isIndex = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+/** Epochs and frontiers: whole numbers, or Infinity for the end of the stream. */
+const isEpoch = (v: unknown): v is number => isIndex(v) || v === Number.POSITIVE_INFINITY;
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  v !== null && typeof v === "object" && !Array.isArray(v) && !ArrayBuffer.isView(v);
+const arrayOf =
+  (item: (v: unknown) => boolean) =>
+  (v: unknown): boolean =>
+    Array.isArray(v) && v.every(item);
+
+function fits(v: unknown, shape: Shape): boolean {
+  if (!isRecord(v)) return false;
+  for (const [field, check] of Object.entries(shape)) if (!check(v[field])) return false;
+  return true;
+}
+
+const storedState = (v: unknown): boolean =>
+  v === null || typeof v === "number" || typeof v === "string" || v instanceof Uint8Array;
+const snapshotRow = (v: unknown): boolean =>
+  Array.isArray(v) && v.length === 4 && isString(v[0]) && isString(v[1]) && isEpoch(v[2]) && storedState(v[3]);
+const execution = (v: unknown): boolean =>
+  fits(v, {
+    execution: isIndex,
+    processIndex: isIndex,
+    processCount: isIndex,
+    workersPerProcess: isIndex,
+    resumeEpoch: isEpoch,
+    stores: arrayOf(isString),
+  });
+const workerFrontier = (v: unknown): boolean => fits(v, { execution: isIndex, worker: isIndex, frontier: isEpoch });
+const storeRecords = (v: unknown): boolean =>
+  fits(v, {
+    process: isIndex,
+    storeId: isString,
+    executions: arrayOf(execution),
+    frontiers: arrayOf(workerFrontier),
+  });
+const resumePlan = (v: unknown): boolean =>
+  fits(v, {
+    execution: isIndex,
+    resumeEpoch: isEpoch,
+    resumedFrom: isIndex,
+    sources: isIndex,
+    processCount: isIndex,
+    workersPerProcess: isIndex,
+    stores: arrayOf(isString),
+  });
+const exchangeMessage = (v: unknown): boolean => {
+  if (!isRecord(v)) return false;
+  switch (v.kind) {
+    case "items":
+      return fits(v, { exchange: isIndex, epoch: isEpoch, items: Array.isArray });
+    case "pairs":
+      return (
+        fits(v, { exchange: isIndex, epoch: isEpoch, keys: arrayOf(isString), values: Array.isArray }) &&
+        (v.keys as unknown[]).length === (v.values as unknown[]).length
+      );
+    case "frontier":
+      return fits(v, { exchange: isIndex, frontier: isEpoch });
+    default:
+      return false;
+  }
+};
+
+/** The fields each kind of frame must have; anything else about a frame is not read. */
+const SHAPES: Readonly<Record<Frame["kind"], Shape>> = {
+  hello: {
+    process: isIndex,
+    processCount: isIndex,
+    workersPerProcess: isIndex,
+    flowId: isString,
+    recovery: isBoolean,
+    holder: isBoolean,
+  },
+  records: { records: storeRecords },
+  plan: { plan: resumePlan },
+  rows: { rows: arrayOf(snapshotRow) },
+  resumed: {},
+  released: {},
+  committed: { worker: isIndex, frontier: isEpoch },
+  exchange: { from: isIndex, to: isIndex, messages: arrayOf(exchangeMessage) },
+  heartbeat: {},
+  done: {},
+  reject: { reason: isString, retry: isBoolean },
+  abort: { reason: isString },
+};
+
+/** `value` as a Frame if it has a frame's shape; BadFrame naming the kind otherwise. */
+export function checkFrame(value: unknown): Frame {
+  const kind = isRecord(value) ? value.kind : undefined;
+  if (!isString(kind) || !Object.hasOwn(SHAPES, kind)) {
+    throw new BadFrame(`a frame of unknown kind ${JSON.stringify(String(kind)).slice(0, 40)}`);
+  }
+  if (!fits(value, SHAPES[kind as Frame["kind"]])) throw new BadFrame(`a malformed ${kind} frame`);
+  return value as unknown as Frame;
 }

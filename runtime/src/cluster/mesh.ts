@@ -1,7 +1,9 @@
 /**
  * The TCP mesh between the processes of one cluster: one connection per pair (the
- * higher process index dials the lower one), a hello that checks both sides run the
- * same dataflow with the same shape, heartbeats, and fate-sharing: a peer that
+ * higher process index dials the lower one), authenticated before anything on it is
+ * decoded (handshake.ts; optionally inside TLS-PSK keyed from the same secret), then a
+ * hello that checks both sides run the same dataflow with the same shape, heartbeats,
+ * and fate-sharing: a peer that
  * vanishes — its socket closes without a "done" frame, or it stops sending heartbeats —
  * fails every other process within seconds, not only when it is next sent to.
  *
@@ -12,13 +14,38 @@
  */
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
+import * as tls from "node:tls";
 import { type ExchangeMessage, packMessages, type Transport } from "../engine/transport.ts";
 import { type ControlFrame, encodeFrame, type Frame, FrameDecoder, type Hello } from "./frames.ts";
+import {
+  ANSWER_BYTES,
+  type ClusterKeys,
+  type ClusterSecret,
+  decodeAnswer,
+  decodeOffer,
+  deriveKeys,
+  encodeAnswer,
+  encodeOffer,
+  type Identity,
+  macMatches,
+  macOf,
+  newNonce,
+  OFFER_BYTES,
+  type Offer,
+  PROOF_BYTES,
+  startsWithMagic,
+} from "./handshake.ts";
 
 export interface PeerAddress {
   readonly host: string;
   readonly port: number;
 }
+
+/** How the mesh authenticates and bounds its connections: what a caller configures. */
+export type MeshSecurity = Pick<
+  MeshOptions,
+  "secret" | "tls" | "listenHost" | "peerTimeoutMs" | "handshakeTimeoutMs" | "onRefused"
+>;
 
 export interface MeshOptions {
   readonly processId: number;
@@ -29,18 +56,65 @@ export interface MeshOptions {
   readonly recovery?: boolean;
   /** This process is a holder: it dials every process of `addresses` and runs no workers. */
   readonly holder?: boolean;
+  /**
+   * The cluster secret every process shares; required for a cluster of more than one
+   * process and for holders. "insecure": the same protocol with a well-known key.
+   */
+  readonly secret?: ClusterSecret;
+  /** Encrypt the traffic too: TLS 1.2 with a pre-shared key derived from the secret. */
+  readonly tls?: boolean;
+  /** The address to listen on instead of this process's host in `addresses` (a pod's IP). */
+  readonly listenHost?: string;
   /** How long to wait for every peer at start (default 60 s). */
   readonly connectTimeoutMs?: number;
   readonly heartbeatMs?: number;
-  /** A peer silent for this long is declared lost (default 5 heartbeats). */
+  /** A peer silent for this long is declared lost (default DEFAULT_PEER_TIMEOUT_MS). */
   readonly peerTimeoutMs?: number;
+  /** How long a connection has to authenticate and say hello (default 10 s). */
+  readonly handshakeTimeoutMs?: number;
+  /** Told of every connection refused or closed for what it sent; the process goes on. */
+  readonly onRefused?: (refusal: Refusal) => void;
   readonly signal?: AbortSignal;
 }
+
+/**
+ * Why a connection was turned away: it failed the handshake, sent a frame that does not
+ * decode or has the wrong shape, or a frame its sender's role does not allow.
+ */
+export interface Refusal {
+  readonly kind: "handshake" | "frame" | "role";
+  readonly detail: string;
+}
+
+/**
+ * A crashed process is noticed at once, by its closed connection; this only catches a peer
+ * that hangs or becomes unreachable, so it leaves room for a process starved of CPU.
+ */
+export const DEFAULT_PEER_TIMEOUT_MS = 15_000;
+const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+/** Holders are numbered after the cluster's processes; no real cluster shrinks by more. */
+const MAX_PROCESS_INDEX = 0xffff;
+const PSK_IDENTITY = "waxflow";
+/** ECDHE: forward secrecy on top of the pre-shared key. Node offers PSK with TLS 1.2 only. */
+const TLS_OPTIONS = { ciphers: "ECDHE-PSK-CHACHA20-POLY1305", minVersion: "TLSv1.2", maxVersion: "TLSv1.2" } as const;
 
 /** A peer process was lost or refused us; the cluster cannot go on. */
 export class PeerError extends Error {
   override name = "PeerError";
 }
+
+/** A well-formed frame its sender's role does not allow. */
+class RoleViolation extends Error {
+  override name = "RoleViolation";
+}
+
+/** A connection the listener took and closed before it answered the handshake. */
+class Unanswered extends Error {
+  override name = "Unanswered";
+}
+const UNANSWERED_DIALS = 3;
+
+const describePeer = (who: Identity): string => `${who.role} ${who.index}`;
 
 export function parseAddresses(spec: string): PeerAddress[] {
   return spec
@@ -81,6 +155,7 @@ export class ProcessMesh {
   /** Control frames that arrived before a handler was set. */
   readonly #earlyControl: Array<[number, ControlFrame]> = [];
   #server: Server | undefined;
+  #derived: ClusterKeys | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
   #failure: Error | undefined;
   #closing = false;
@@ -166,6 +241,12 @@ export class ProcessMesh {
   acceptHolders(): void {
     const me = this.#opts.addresses[this.#opts.processId];
     if (this.#server === undefined && me !== undefined && this.#opts.holder !== true) {
+      try {
+        this.#keys();
+      } catch (err) {
+        this.#fail(err as Error);
+        return;
+      }
       this.#listen(me).catch((err: unknown) => this.#fail(err as Error));
     }
   }
@@ -253,6 +334,20 @@ export class ProcessMesh {
     this.#server?.close();
   }
 
+  /** The handshake's keys; only a mesh that connects anywhere needs the secret. */
+  #keys(): ClusterKeys {
+    if (this.#derived !== undefined) return this.#derived;
+    const { secret } = this.#opts;
+    if (secret === undefined) {
+      throw new PeerError(
+        "a cluster of more than one process (or with holders) needs a cluster secret shared by every process: " +
+          "set --cluster-secret or WAXFLOW_CLUSTER_SECRET (or WAXFLOW_CLUSTER_SECRET_FILE)",
+      );
+    }
+    this.#derived = deriveKeys(secret, this.#opts.flowId);
+    return this.#derived;
+  }
+
   async #start(): Promise<void> {
     const { processId, addresses } = this.#opts;
     const holder = this.#opts.holder === true;
@@ -264,8 +359,10 @@ export class ProcessMesh {
           : `process id ${processId} is not an index of the ${addresses.length} addresses`,
       );
     }
+    if (processId > MAX_PROCESS_INDEX) throw new RangeError(`process id ${processId} is above ${MAX_PROCESS_INDEX}`);
     this.#startHeartbeat();
     if (addresses.length === 1 && !holder) return;
+    this.#keys();
     const timeoutMs = this.#opts.connectTimeoutMs ?? 60_000;
     const deadline = Date.now() + timeoutMs;
     const accepted = me === undefined ? Promise.resolve() : this.#listen(me);
@@ -284,13 +381,24 @@ export class ProcessMesh {
 
   #startHeartbeat(): void {
     const heartbeatMs = this.#opts.heartbeatMs ?? 1000;
-    const peerTimeoutMs = this.#opts.peerTimeoutMs ?? heartbeatMs * 5;
+    const peerTimeoutMs = this.#opts.peerTimeoutMs ?? DEFAULT_PEER_TIMEOUT_MS;
+    let lastTick = Date.now();
     this.#heartbeat = setInterval(() => {
       const now = Date.now();
+      // Timers run before pending socket reads: after this thread was blocked (a long
+      // synchronous step or snapshot), peers' heartbeats are waiting unread, so their
+      // silence is ours. They get the time back instead of being declared lost.
+      const stalled = now - lastTick > 2 * heartbeatMs;
+      lastTick = now;
       for (const [process, peer] of this.#peers) {
-        if (this.#paused && !peer.holder) peer.lastSeen = now;
+        if (stalled || (this.#paused && !peer.holder)) peer.lastSeen = now;
         if (!peer.done && now - peer.lastSeen > peerTimeoutMs) {
-          this.#lost(process, peer, `process ${process} (${this.#show(process)}) sent nothing for ${peerTimeoutMs} ms`);
+          this.#lost(
+            process,
+            peer,
+            `process ${process} (${this.#show(process)}) sent nothing for ${peerTimeoutMs} ms ` +
+              "(raise --peer-timeout/WAXFLOW_PEER_TIMEOUT if its processes are starved of CPU)",
+          );
           if (!peer.holder) return;
           continue;
         }
@@ -303,6 +411,10 @@ export class ProcessMesh {
   /** Holders have no address in the list: they dial in. */
   #show(process: number): string {
     return process < this.#opts.addresses.length ? show(this.#opts.addresses[process]) : "holder";
+  }
+
+  #identity(): Identity {
+    return { index: this.#opts.processId, role: this.#opts.holder === true ? "holder" : "process" };
   }
 
   #hello(): Hello {
@@ -333,63 +445,153 @@ export class ProcessMesh {
     return undefined;
   }
 
+  /** Who may dial this process: cluster processes with a higher index, and holders. */
+  #mayDial(who: Identity): boolean {
+    const count = this.#opts.addresses.length;
+    if (this.#opts.holder === true) return false;
+    if (who.role === "holder") return who.index >= count && who.index <= MAX_PROCESS_INDEX;
+    return who.index > this.#opts.processId && who.index < count;
+  }
+
+  #refused(refusal: Refusal): void {
+    this.#opts.onRefused?.(refusal);
+  }
+
   #listen(me: PeerAddress): Promise<void> {
     const expected = this.#opts.addresses.length - 1 - this.#opts.processId;
     const { promise, resolve, reject } = Promise.withResolvers<void>();
     if (expected === 0) resolve();
     let accepted = 0;
-    const server = createServer((socket) => {
+    const handshakeMs = this.#opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+    const onHello = (who: Identity, socket: Socket, hello: Hello, rest: Frame[]): void => {
+      // The hello repeats what the handshake authenticated: a peer that disagrees with itself is refused.
+      if (hello.process !== who.index || hello.holder !== (who.role === "holder")) {
+        this.#refused({ kind: "frame", detail: `${describePeer(who)} said hello as another process` });
+        socket.destroy();
+        return;
+      }
+      const holder = who.role === "holder";
+      // A process restarted while this one still runs the previous execution dials
+      // too early: it is told to try again, not that its flags are wrong.
+      if (this.#peers.has(who.index) || this.#closing) {
+        const reason = `process ${this.#opts.processId} is still connected to a previous process ${who.index}`;
+        socket.end(encodeFrame({ kind: "reject", reason, retry: true }));
+        return;
+      }
+      const why = this.#mismatch(hello);
+      if (why !== undefined) {
+        socket.end(encodeFrame({ kind: "reject", reason: why, retry: false }));
+        // A misconfigured holder is turned away; the cluster itself can still form.
+        if (!holder) {
+          reject(new PeerError(`process ${who.index} ${why}; every process must run the same dataflow and flags`));
+        }
+        return;
+      }
+      socket.write(encodeFrame(this.#hello()));
+      this.#adopt(who.index, socket, rest, holder);
+      if (holder) return;
+      accepted += 1;
+      if (accepted === expected) resolve();
+    };
+    const onConnection = (socket: Socket): void => {
       socket.setNoDelay(true);
-      const decoder = new FrameDecoder();
+      socket.on("error", () => undefined);
+      const from = `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? "?"}`;
+      const refuse = (kind: Refusal["kind"], detail: string): void => {
+        clearTimeout(timer);
+        socket.destroy();
+        this.#refused({ kind, detail: `connection from ${from}: ${detail}` });
+      };
+      const timer = setTimeout(() => refuse("handshake", `no handshake within ${handshakeMs} ms`), handshakeMs);
+      timer.unref();
+      socket.once("close", () => clearTimeout(timer));
+      // Before the proof, at most an offer and a proof are buffered, and none of it is decoded.
+      let pending: Buffer = Buffer.alloc(0);
+      let dialer: Offer | undefined;
+      let expectedProof: Buffer | undefined;
+      let decoder: FrameDecoder | undefined;
+      let who: Identity | undefined;
       const onData = (chunk: Buffer): void => {
-        let frames: Frame[];
-        try {
-          frames = decoder.push(chunk);
-        } catch {
-          socket.destroy();
-          return;
-        }
-        const [hello, ...rest] = frames;
-        if (hello === undefined) return;
-        socket.off("data", onData);
-        if (hello.kind !== "hello") {
-          socket.destroy();
-          return;
-        }
-        const holder = hello.holder && hello.process >= this.#opts.addresses.length;
-        // A process restarted while this one still runs the previous execution dials
-        // too early: it is told to try again, not that its flags are wrong.
-        if (this.#peers.has(hello.process) || this.#closing) {
-          const reason = `process ${this.#opts.processId} is still connected to a previous process ${hello.process}`;
-          socket.end(encodeFrame({ kind: "reject", reason, retry: true }));
-          return;
-        }
-        const why =
-          this.#mismatch(hello) ??
-          (hello.process <= this.#opts.processId || (hello.holder && !holder)
-            ? `process ${hello.process} is not expected to dial process ${this.#opts.processId}`
-            : undefined);
-        if (why !== undefined) {
-          socket.end(encodeFrame({ kind: "reject", reason: why, retry: false }));
-          // A misconfigured holder is turned away; the cluster itself can still form.
-          if (!hello.holder) {
-            reject(
-              new PeerError(`process ${hello.process} ${why}; every process must run the same dataflow and flags`),
-            );
+        if (decoder !== undefined && who !== undefined) {
+          let frames: Frame[];
+          try {
+            frames = decoder.push(chunk);
+          } catch (err) {
+            refuse("frame", `${describePeer(who)}: ${(err as Error).message}`);
+            return;
           }
+          const [hello, ...rest] = frames;
+          if (hello === undefined) return;
+          clearTimeout(timer);
+          socket.off("data", onData);
+          if (hello.kind !== "hello") {
+            refuse("frame", `${describePeer(who)} sent ${hello.kind} before hello`);
+            return;
+          }
+          onHello(who, socket, hello, rest);
           return;
         }
-        socket.write(encodeFrame(this.#hello()));
-        this.#adopt(hello.process, socket, decoder, rest, holder);
-        if (holder) return;
-        accepted += 1;
-        if (accepted === expected) resolve();
+        pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+        const failed = authenticate();
+        if (failed !== undefined) {
+          refuse("handshake", failed);
+          return;
+        }
+        if (who === undefined) return;
+        decoder = new FrameDecoder();
+        const rest = pending.subarray(PROOF_BYTES);
+        pending = Buffer.alloc(0);
+        if (rest.length > 0) onData(rest);
+      };
+      /** Takes the offer, then the proof, from `pending`; returns why the connection fails, if it does. */
+      const authenticate = (): string | undefined => {
+        if (dialer === undefined) {
+          if (!startsWithMagic(pending)) return "did not speak the cluster protocol";
+          // The dialer waits for our answer before it proves itself: more than an offer is foreign.
+          if (pending.length > OFFER_BYTES) return "sent more than a handshake offer";
+          if (pending.length < OFFER_BYTES) return undefined;
+          const offer = decodeOffer(pending);
+          if (offer === undefined) return "sent a malformed handshake offer";
+          if (!this.#mayDial(offer)) return `${describePeer(offer)} may not dial process ${this.#opts.processId}`;
+          const mine: Offer = { ...this.#identity(), nonce: newNonce() };
+          const transcript = { dialer: offer, listener: mine };
+          dialer = offer;
+          expectedProof = macOf(this.#keys(), this.#opts.flowId, "dialer", transcript);
+          socket.write(encodeAnswer({ ...mine, mac: macOf(this.#keys(), this.#opts.flowId, "listener", transcript) }));
+          pending = Buffer.alloc(0);
+          return undefined;
+        }
+        if (pending.length < PROOF_BYTES) return undefined;
+        if (!macMatches(pending.subarray(0, PROOF_BYTES), expectedProof ?? Buffer.alloc(0))) {
+          return `${describePeer(dialer)} failed authentication: wrong cluster secret or dataflow`;
+        }
+        who = dialer;
+        return undefined;
       };
       socket.on("data", onData);
-      socket.on("error", () => undefined);
-    });
-    server.on("error", (err) => reject(new PeerError(`cannot listen on ${show(me)}: ${err.message}`)));
-    server.listen(me.port, "0.0.0.0");
+    };
+    const server =
+      this.#opts.tls === true
+        ? tls.createServer(
+            {
+              ...TLS_OPTIONS,
+              pskCallback: (_socket, identity) => (identity === PSK_IDENTITY ? this.#keys().psk : null),
+              handshakeTimeout: handshakeMs,
+            },
+            onConnection,
+          )
+        : createServer(onConnection);
+    if (server instanceof tls.Server) {
+      server.on("tlsClientError", (err, socket) =>
+        this.#refused({
+          kind: "handshake",
+          detail: `connection from ${socket.remoteAddress ?? "?"}: TLS handshake failed: ${err.message}`,
+        }),
+      );
+    }
+    const host = this.#opts.listenHost ?? me.host;
+    server.on("error", (err) => reject(new PeerError(`cannot listen on ${host}:${me.port}: ${err.message}`)));
+    server.listen(me.port, host);
     this.#server = server;
     return promise;
   }
@@ -398,15 +600,25 @@ export class ProcessMesh {
     const address = this.#opts.addresses[peer] as PeerAddress;
     let delay = 50;
     let lastError = "";
+    let unanswered = 0;
     while (Date.now() < deadline) {
       this.#opts.signal?.throwIfAborted();
       try {
-        const [socket, decoder, rest] = await this.#handshake(address);
-        this.#adopt(peer, socket, decoder, rest, false);
+        const [socket, decoder, rest] = await this.#handshake(peer, address);
+        this.#adopt(peer, socket, rest, false, decoder);
         return;
       } catch (err) {
         if (err instanceof PeerError) throw err;
         lastError = (err as Error).message;
+        // A listener that takes the connection and closes it unanswered, again and again,
+        // refuses this process: another TLS setting, or an index it does not expect.
+        unanswered = err instanceof Unanswered ? unanswered + 1 : 0;
+        if (unanswered === UNANSWERED_DIALS) {
+          throw new PeerError(
+            `process ${peer} at ${show(address)} closed ${UNANSWERED_DIALS} connections without answering the handshake: ` +
+              "every process needs the same --cluster-tls setting and address list",
+          );
+        }
       }
       await sleep(delay);
       delay = Math.min(delay * 2, 1000);
@@ -414,21 +626,96 @@ export class ProcessMesh {
     throw new PeerError(`could not reach process ${peer} at ${show(address)}: ${lastError}`);
   }
 
-  #handshake(address: PeerAddress): Promise<[Socket, FrameDecoder, Frame[]]> {
+  #handshake(peer: number, address: PeerAddress): Promise<[Socket, FrameDecoder, Frame[]]> {
     return new Promise((resolve, reject) => {
-      const socket = connect({ host: address.host, port: address.port });
+      const secure = this.#opts.tls === true;
+      const where = `process ${peer} at ${show(address)}`;
+      const socket = secure
+        ? tls.connect({
+            ...TLS_OPTIONS,
+            host: address.host,
+            port: address.port,
+            pskCallback: () => ({ psk: this.#keys().psk, identity: PSK_IDENTITY }),
+            // The pre-shared key authenticates the peer; there is no certificate to check.
+            checkServerIdentity: () => undefined,
+          })
+        : connect({ host: address.host, port: address.port });
       socket.setNoDelay(true);
-      const decoder = new FrameDecoder();
+      const handshakeMs = this.#opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+      const timer = setTimeout(
+        () => fail(new Error(`${where} did not finish the handshake within ${handshakeMs} ms`)),
+        handshakeMs,
+      );
       const fail = (err: Error): void => {
+        clearTimeout(timer);
         socket.destroy();
         reject(err);
       };
-      socket.once("error", fail);
-      socket.once("close", () => fail(new Error("connection closed during handshake")));
-      socket.once("connect", () => socket.write(encodeFrame(this.#hello())));
+      socket.once("error", (err: NodeJS.ErrnoException) => {
+        // A TLS alert is a peer that speaks another protocol or has another key, not one still starting.
+        if (secure && err.code?.startsWith("ERR_SSL") === true) {
+          fail(
+            new PeerError(
+              `${where} failed the TLS handshake (${err.message}); every process needs the same cluster secret and --cluster-tls`,
+            ),
+          );
+        } else fail(connected ? new Unanswered(`${where}: ${err.message}`) : err);
+      });
+      let connected = false;
+      socket.once("connect", () => {
+        connected = true;
+      });
+      socket.once("close", () =>
+        fail(connected ? new Unanswered(`${where} closed the connection during the handshake`) : new Error("closed")),
+      );
+      const mine: Offer = { ...this.#identity(), nonce: newNonce() };
+      socket.once(secure ? "secureConnect" : "connect", () => socket.write(encodeOffer(mine)));
+      let pending: Buffer = Buffer.alloc(0);
+      let decoder: FrameDecoder | undefined;
       const onData = (chunk: Buffer): void => {
-        const [reply, ...rest] = decoder.push(chunk);
+        if (decoder === undefined) {
+          pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+          if (!startsWithMagic(pending)) {
+            const said = JSON.stringify(pending.subarray(0, 24).toString("latin1"));
+            fail(
+              new PeerError(
+                `${where} did not speak the cluster protocol (it sent ${said}); check that the address is its cluster port, not its HTTP port`,
+              ),
+            );
+            return;
+          }
+          if (pending.length < ANSWER_BYTES) return;
+          const answer = decodeAnswer(pending.subarray(0, ANSWER_BYTES));
+          const transcript = { dialer: mine, listener: answer ?? mine };
+          if (
+            answer === undefined ||
+            answer.index !== peer ||
+            answer.role !== "process" ||
+            !macMatches(answer.mac, macOf(this.#keys(), this.#opts.flowId, "listener", transcript))
+          ) {
+            fail(
+              new PeerError(
+                `${where} did not prove it is process ${peer} of this dataflow: every process needs the same cluster secret (--cluster-secret) and the same address list`,
+              ),
+            );
+            return;
+          }
+          socket.write(macOf(this.#keys(), this.#opts.flowId, "dialer", transcript));
+          socket.write(encodeFrame(this.#hello()));
+          decoder = new FrameDecoder();
+          chunk = pending.subarray(ANSWER_BYTES);
+          pending = Buffer.alloc(0);
+        }
+        let frames: Frame[];
+        try {
+          frames = decoder.push(chunk);
+        } catch (err) {
+          fail(new PeerError(`${where} sent a bad handshake reply: ${(err as Error).message}`));
+          return;
+        }
+        const [reply, ...rest] = frames;
         if (reply === undefined) return;
+        clearTimeout(timer);
         // Hold further data until #adopt listens: a flowing socket drops unheard chunks.
         socket.pause();
         socket.off("data", onData);
@@ -437,8 +724,12 @@ export class ProcessMesh {
         if (reply.kind === "reject") {
           const message = `process at ${show(address)} refused us: ${reply.reason}`;
           fail(reply.retry ? new Error(message) : new PeerError(message));
-        } else if (reply.kind !== "hello") {
-          fail(new Error("unexpected handshake reply"));
+        } else if (reply.kind !== "hello" || reply.process !== peer || reply.holder) {
+          fail(
+            new PeerError(
+              `${where} sent ${reply.kind === "hello" ? "a hello as another process" : reply.kind} instead of its hello`,
+            ),
+          );
         } else {
           const why = this.#mismatch(reply);
           if (why === undefined) resolve([socket, decoder, rest]);
@@ -449,12 +740,51 @@ export class ProcessMesh {
     });
   }
 
-  #adopt(process: number, socket: Socket, decoder: FrameDecoder, early: Frame[], holder: boolean): void {
+  /** Whether a peer in `peer`'s role may send `frame`; the reason it may not otherwise. */
+  #forbidden(process: number, peer: Peer, frame: Frame): string | undefined {
+    const w = this.#opts.workersPerProcess;
+    const me = this.#opts.processId;
+    const mineHolder = this.#opts.holder === true;
+    switch (frame.kind) {
+      case "heartbeat":
+      case "done":
+      case "abort":
+        return undefined;
+      case "hello":
+      case "reject":
+        return "a second hello";
+      case "exchange": {
+        if (peer.holder || mineHolder) return "exchange with a holder";
+        const fromOwn = Math.floor(frame.from / w) === process;
+        const toMine = Math.floor(frame.to / w) === me;
+        return fromOwn && toMine ? undefined : `exchange from worker ${frame.from} to worker ${frame.to}`;
+      }
+      case "committed":
+        if (peer.holder || mineHolder) return "a commit involving a holder";
+        return Math.floor(frame.worker / w) === process ? undefined : `a commit for worker ${frame.worker}`;
+      case "records":
+        // Process 0 plans; every process hears holders, to release them.
+        if (mineHolder) return "records sent to a holder";
+        return peer.holder || me === 0 ? undefined : "records sent to a process other than 0";
+      case "plan":
+        return process === 0 && !peer.holder ? undefined : "a resume plan not from process 0";
+      case "rows":
+      case "resumed":
+        return mineHolder ? `${frame.kind} sent to a holder` : undefined;
+      case "released":
+        return mineHolder && !peer.holder ? undefined : "released sent to a cluster process";
+    }
+  }
+
+  #adopt(process: number, socket: Socket, early: Frame[], holder: boolean, given?: FrameDecoder): void {
+    const decoder = given ?? new FrameDecoder();
     const peer: Peer = { socket, holder, lastSeen: Date.now(), done: false };
     this.#peers.set(process, peer);
     const address = this.#show(process);
+    const name = holder ? `holder ${process}` : `process ${process} (${address})`;
     const handle = (frame: Frame): void => {
-      peer.lastSeen = Date.now();
+      const forbidden = this.#forbidden(process, peer, frame);
+      if (forbidden !== undefined) throw new RoleViolation(`${name} sent ${forbidden}`);
       switch (frame.kind) {
         case "exchange":
           this.#deliver(frame.to - this.#opts.processId * this.#opts.workersPerProcess, frame.from, frame.messages);
@@ -474,20 +804,33 @@ export class ProcessMesh {
           if (this.#control === undefined) this.#earlyControl.push([process, frame]);
           else this.#control(process, frame);
           break;
+        case "heartbeat":
+        case "hello":
+        case "reject":
+          break;
       }
     };
-    for (const frame of early) handle(frame);
+    const handleAll = (frames: readonly Frame[]): void => {
+      try {
+        for (const frame of frames) handle(frame);
+      } catch (err) {
+        this.refuse(process, err instanceof RoleViolation ? "role" : "frame", (err as Error).message);
+      }
+    };
+    handleAll(early);
     socket.resume();
     socket.on("data", (chunk: Buffer) => {
       this.bytesReceived += chunk.length;
+      // Any bytes are a sign of life: a large frame may take longer than a heartbeat to arrive.
+      peer.lastSeen = Date.now();
       let frames: Frame[];
       try {
         frames = decoder.push(chunk);
       } catch (err) {
-        this.#lost(process, peer, `bad data from process ${process} (${address}): ${(err as Error).message}`);
+        this.refuse(process, "frame", `${name} sent ${(err as Error).message}`);
         return;
       }
-      for (const frame of frames) handle(frame);
+      handleAll(frames);
     });
     socket.on("drain", () => {
       for (const listener of this.#drainListeners) listener();
@@ -503,6 +846,18 @@ export class ProcessMesh {
         );
       }
     });
+  }
+
+  /**
+   * Closes the connection of a peer that sent what it must not (reported as refused): a
+   * cluster process lost this way fails the cluster, a holder is the recovery layer's call.
+   */
+  refuse(process: number, kind: Refusal["kind"], detail: string): void {
+    const peer = this.#peers.get(process);
+    this.#refused({ kind, detail });
+    if (peer === undefined) return;
+    this.#lost(process, peer, `closed the connection to process ${process} (${this.#show(process)}): ${detail}`);
+    peer.socket.destroy();
   }
 
   /** A cluster peer lost fails the mesh; a holder lost is the recovery layer's call. */

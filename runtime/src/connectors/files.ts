@@ -37,7 +37,7 @@ import {
 } from "../inputs.ts";
 import type { FixedPartitionedSink, StatefulSinkPartition } from "../outputs.ts";
 
-/** Bytes read per `read`: one `nextBatch` reads about one chunk, so it never holds the worker long. */
+/** Bytes read per `read`; a batch reads as many chunks as its lines need. */
 const CHUNK_BYTES = 64 * 1024;
 const NEWLINE = 0x0a;
 const CARRIAGE_RETURN = 0x0d;
@@ -154,8 +154,9 @@ class LinePartition implements StatefulSourcePartition<string, number> {
       }
       if (this.#chunk.length > 0) this.#pieces.push(this.#chunk);
       this.#chunk = EMPTY;
-      // Return what is ready rather than read on: one call reads about one chunk.
-      if (lines.length > 0 || this.#eof) break;
+      // Batches end at `batchSize` lines, not at a chunk's end, as Bytewax's: results
+      // that depend on batch boundaries (a running join) then match it line for line.
+      if (this.#eof) break;
       const next = this.#reader.read();
       if (next !== null) {
         this.#chunk = next;
@@ -386,12 +387,17 @@ class CSVPartition implements StatefulSourcePartition<CSVRecord, number> {
   }
 
   nextBatch(): NextBatch<CSVRecord> {
-    while (this.#ready.length === 0 && this.#error === undefined && !this.#ended) {
+    // A batch is `batchSize` records (the last one fewer), as Bytewax's.
+    while (this.#ready.length < this.#batchSize && this.#error === undefined && !this.#ended) {
       const chunk = this.#reader.read();
       if (chunk === null) return this.#end();
       this.#parser.write(chunk);
       if (this.#parser.errored !== null) this.#error = csvError(this.#path, this.#start, this.#parser.errored);
     }
+    return this.#take();
+  }
+
+  #take(): CSVRecord[] | null {
     if (this.#ready.length > 0) {
       // The records parsed before an error are still good: hand them over first.
       const taken = this.#ready.splice(0, this.#batchSize);
@@ -412,18 +418,18 @@ class CSVPartition implements StatefulSourcePartition<CSVRecord, number> {
   }
 
   /**
-   * The last record can only be parsed once the parser knows the input ended. Resolve
-   * empty so the records (and the offset) are taken by the next, synchronous call: a
-   * snapshot never counts records the engine has not received.
+   * The last record can only be parsed once the parser knows the input ended, so the
+   * last batch resolves later. The engine takes no snapshot while a batch is in flight,
+   * so the offset may move with it.
    */
-  async #end(): Promise<CSVRecord[]> {
+  async #end(): Promise<CSVRecord[] | null> {
     try {
       await endParser(this.#parser);
     } catch (err) {
       this.#error = csvError(this.#path, this.#start, err);
     }
     this.#ended = true;
-    return [];
+    return this.#take();
   }
 }
 
@@ -577,6 +583,11 @@ export class FileSink implements FixedPartitionedSink<string, number> {
   buildPart(_stepId: string, _forPart: string, resumeOffset: number | undefined): FileSinkPartition {
     return new FileSinkPartition("FileSink", this.path, this.end, resumeOffset ?? 0);
   }
+
+  /** The file partition `forPart` writes: a resumed process checks it before data flows. */
+  outputFile(_forPart: string): string {
+    return this.path;
+  }
 }
 
 export interface DirSinkOptions extends FileSinkOptions {
@@ -625,6 +636,11 @@ export class DirSink implements FixedPartitionedSink<string, number> {
 
   buildPart(_stepId: string, forPart: string, resumeOffset: number | undefined): FileSinkPartition {
     requireDirectory("DirSink: output directory", this.dir, "create it or fix the path given to DirSink");
-    return new FileSinkPartition("DirSink", join(this.dir, forPart), this.end, resumeOffset ?? 0);
+    return new FileSinkPartition("DirSink", this.outputFile(forPart), this.end, resumeOffset ?? 0);
+  }
+
+  /** The file partition `forPart` writes: a resumed process checks it before data flows. */
+  outputFile(forPart: string): string {
+    return join(this.dir, forPart);
   }
 }

@@ -3,13 +3,26 @@
  * other processes through the TCP mesh. Given the dataflow's module, W > 1 workers run
  * as worker threads (threads.ts), each on its own core; otherwise in this thread, taking
  * turns. With recovery, the processes first bring their stores up to date over the mesh
- * (recovery/handoff.ts). The first failure anywhere — a step here, or a peer process
- * lost — aborts every worker, so a run either completes everywhere or rejects with the
- * cause.
+ * (recovery/handoff.ts) and check that the output files they resume are there. Given a
+ * log, it tells the start, the cluster formed, the resume and progress. The first
+ * failure anywhere — a step here, or a peer process lost — aborts every worker, so a run
+ * either completes everywhere or rejects with the cause.
  */
-import { type PeerAddress, ProcessMesh } from "../cluster/mesh.ts";
+import { type MeshSecurity, type PeerAddress, ProcessMesh } from "../cluster/mesh.ts";
 import type { Dataflow } from "../dataflow.ts";
+import {
+  clusterFormedLine,
+  DEFAULT_PROGRESS_INTERVAL_MS,
+  finishedLine,
+  type LogLine,
+  type Progress,
+  progressLine,
+  progressOf,
+  resumeLine,
+  startLine,
+} from "../log.ts";
 import { resumeProcess } from "../recovery/handoff.ts";
+import { checkOutputFiles } from "../recovery/output-files.ts";
 import { RecoveryStore, type SnapshotStats } from "../recovery/store.ts";
 import type { StateStore } from "./state-store.ts";
 import { runThreads, type ThreadData, type WorkerView } from "./threads.ts";
@@ -26,6 +39,8 @@ export interface RecoveryConfig {
   readonly backupIntervalMs?: number;
   /** Create the store if the directory holds none (the first start of a pod with an empty volume). */
   readonly init?: boolean;
+  /** Drop the state of steps the dataflow no longer has; without it such a store is refused. */
+  readonly dropRemovedSteps?: boolean;
 }
 
 /** This process's place in a cluster of processes. */
@@ -35,6 +50,8 @@ export interface ClusterConfig {
   readonly addresses: readonly PeerAddress[];
   /** How long to wait for peers, and for holders of missing recovery stores (default 60 s). */
   readonly connectTimeoutMs?: number;
+  /** The secret, TLS, listen address, timeouts and refusal reports of the mesh. */
+  readonly mesh?: MeshSecurity;
 }
 
 export interface ExecuteOptions {
@@ -57,6 +74,10 @@ export interface ExecuteOptions {
   readonly onStart?: (run: RunningProcess) => void;
   /** Told what each worker's commit of an epoch cost, with recovery on. */
   readonly onSnapshot?: (stats: SnapshotStats) => void;
+  /** Where the start, the cluster formed, the resume and progress are told, a line each (`waxflow run`: stderr). */
+  readonly log?: LogLine;
+  /** Milliseconds between progress lines on `log`; 0 for none (default 30 s). */
+  readonly progressIntervalMs?: number;
 }
 
 export interface RunningProcess {
@@ -87,7 +108,24 @@ export async function execute(flow: Dataflow, opts: ExecuteOptions = {}): Promis
         });
   const abort = new AbortController();
   const signal = opts.signal === undefined ? abort.signal : AbortSignal.any([abort.signal, opts.signal]);
+  const log = opts.log;
+  const started = Date.now();
+  log?.(
+    startLine({
+      flowId: flow.flowId,
+      processId: cluster.processId,
+      processes: cluster.addresses.length,
+      workersPerProcess: perProcess,
+      epochIntervalMs,
+      recovery: opts.recovery?.dbDir,
+    }),
+  );
+  const stepIds = (kind: "input" | "output") => new Set(flow.steps.flatMap((s) => (s.kind === kind ? [s.stepId] : [])));
+  const [inputs, outputs] = [stepIds("input"), stepIds("output")];
+  let running: readonly WorkerView[] = [];
+  const current = (): Progress => progressOf(running, inputs, outputs);
   let mesh: ProcessMesh | undefined;
+  let progress: NodeJS.Timeout | undefined;
   try {
     mesh = await ProcessMesh.connect({
       processId: cluster.processId,
@@ -97,13 +135,15 @@ export async function execute(flow: Dataflow, opts: ExecuteOptions = {}): Promis
       recovery: recovery !== undefined,
       connectTimeoutMs,
       signal,
+      ...cluster.mesh,
     });
     const connected = mesh;
+    log?.(clusterFormedLine(cluster.addresses.length, Date.now() - started));
     connected.onFailure((err) => abort.abort(err));
     let stores: (local: number) => StateStore | undefined = (local) => opts.store?.(local);
     if (recovery !== undefined) {
       try {
-        await resumeProcess({
+        const resumed = await resumeProcess({
           flow,
           mesh,
           store: recovery,
@@ -111,6 +151,29 @@ export async function execute(flow: Dataflow, opts: ExecuteOptions = {}): Promis
           timeoutMs: connectTimeoutMs,
           signal,
           fail: (err) => abort.abort(err),
+          dropRemovedSteps: opts.recovery?.dropRemovedSteps,
+          log: (line) => process.stderr.write(`${line}\n`),
+        });
+        const { plan } = resumed;
+        log?.(
+          resumeLine({
+            execution: plan.execution,
+            resumeEpoch: plan.resumeEpoch,
+            resumedFrom: plan.resumedFrom,
+            previousProcesses: plan.sources,
+            processes: plan.processCount,
+            rowsSent: resumed.rowsSent,
+            rowsReceived: resumed.rowsReceived,
+          }),
+        );
+        checkOutputFiles({
+          flow,
+          store: recovery.workerView(),
+          processId: cluster.processId,
+          workersPerProcess: perProcess,
+          processCount: plan.processCount,
+          previousProcesses: plan.sources,
+          movedHere: resumed.sinkPartitionsMovedHere,
         });
       } catch (err) {
         connected.abort(err instanceof Error ? err.message : String(err));
@@ -129,7 +192,9 @@ export async function execute(flow: Dataflow, opts: ExecuteOptions = {}): Promis
       first = err;
       abort.abort(err);
     };
-    if (opts.module !== undefined && perProcess > 1) {
+    // In a cluster even one worker gets its own thread: its snapshots and user code then
+    // never hold up this thread's heartbeats, or peers would take it for lost.
+    if (opts.module !== undefined && (perProcess > 1 || cluster.addresses.length > 1)) {
       const threads = runThreads({
         module: opts.module,
         processId: cluster.processId,
@@ -157,7 +222,11 @@ export async function execute(flow: Dataflow, opts: ExecuteOptions = {}): Promis
       });
       // A thread that fails to start ends `done` instead.
       await Promise.race([threads.started, threads.done.catch(() => {})]);
-      if (first === undefined) opts.onStart?.({ workers: threads.views, mesh: connected });
+      if (first === undefined) {
+        opts.onStart?.({ workers: threads.views, mesh: connected });
+        running = threads.views;
+        progress = reportProgress(log, opts.progressIntervalMs, current);
+      }
       await threads.done.catch(failed);
     } else {
       const workers = Array.from({ length: perProcess }, (_, local) => {
@@ -172,6 +241,8 @@ export async function execute(flow: Dataflow, opts: ExecuteOptions = {}): Promis
         });
       });
       opts.onStart?.({ workers, mesh: connected });
+      running = workers;
+      progress = reportProgress(log, opts.progressIntervalMs, current);
       await Promise.all(workers.map((w) => w.run().catch(failed)));
     }
     if (first !== undefined) {
@@ -179,8 +250,23 @@ export async function execute(flow: Dataflow, opts: ExecuteOptions = {}): Promis
       throw first;
     }
     await connected.finish();
+    log?.(finishedLine(current(), Date.now() - started));
   } finally {
+    clearInterval(progress);
     mesh?.close();
     recovery?.close();
   }
+}
+
+/** Logs a progress line every interval, with what changed since the last one. */
+function reportProgress(log: LogLine | undefined, intervalMs: number | undefined, current: () => Progress) {
+  const every = intervalMs ?? DEFAULT_PROGRESS_INTERVAL_MS;
+  if (log === undefined || every === 0) return undefined;
+  let before = current();
+  // unref: a progress line must not keep a finished process alive.
+  return setInterval(() => {
+    const now = current();
+    log(progressLine(now, before, every));
+    before = now;
+  }, every).unref();
 }

@@ -184,25 +184,77 @@ export class InspectDebugOp extends Stateless {
   }
 }
 
-/** Merge and redistribute (after its exchange): items pass, frontiers combine. */
+/** Redistribute, after its exchange: items pass. */
 export class PassOp extends Stateless {
-  readonly #inputs: MinFrontier;
-
-  constructor(stepId: string, ctx: WorkerContext, inputs: number) {
-    super(stepId, ctx);
-    this.#inputs = new MinFrontier(inputs, ctx.startEpoch);
-  }
-
   items(epoch: number, batch: unknown[]): void {
     this.down.push(epoch, batch);
   }
+}
+
+/**
+ * Merge. Items received in one activation of the worker leave together when the worker
+ * flushes it, as one batch per epoch with the first upstream's items first, then the
+ * second's, whichever upstream was defined or polled first: Bytewax's merge (timely's
+ * concatenate) drains its inputs in argument order, and a join sees the same order.
+ * The frontier waits with the items it must not overtake.
+ */
+export class MergeOp implements Op {
+  readonly stepId: string;
+  readonly down: Emitter;
+  readonly #inputs: MinFrontier;
+  /** Per upstream, the batches of this activation. */
+  readonly #held: Array<Array<[epoch: number, batch: unknown[]]>>;
+  #frontier: number;
+  #holding = false;
+
+  constructor(stepId: string, ctx: WorkerContext, inputs: number) {
+    this.stepId = stepId;
+    this.down = new Emitter(ctx.startEpoch);
+    this.#inputs = new MinFrontier(inputs, ctx.startEpoch);
+    this.#held = Array.from({ length: inputs }, () => []);
+    this.#frontier = ctx.startEpoch;
+  }
 
   input(i: number): Consumer {
+    const held = this.#held[i] as Array<[number, unknown[]]>;
     return {
-      items: (epoch, batch) => this.down.push(epoch, batch),
-      frontier: (f) => this.down.advance(this.#inputs.set(i, f)),
+      items: (epoch, batch) => {
+        held.push([epoch, batch]);
+        this.#holding = true;
+      },
+      frontier: (f) => {
+        this.#frontier = this.#inputs.set(i, f);
+        if (this.#frontier > this.down.frontier) this.#holding = true;
+      },
     };
   }
+
+  /** Ends the activation: what was received leaves, in argument order. */
+  flush(): void {
+    if (!this.#holding) return;
+    this.#holding = false;
+    const byEpoch = new Map<number, unknown[][]>();
+    for (const held of this.#held) {
+      for (const [epoch, batch] of held) {
+        const batches = byEpoch.get(epoch);
+        if (batches === undefined) byEpoch.set(epoch, [batch]);
+        else batches.push(batch);
+      }
+      held.length = 0;
+    }
+    for (const epoch of [...byEpoch.keys()].sort((a, b) => a - b)) {
+      const batches = byEpoch.get(epoch) as unknown[][];
+      // concat rather than flat(), which V8 implements generically (depth, holes).
+      this.down.push(epoch, batches.length === 1 ? (batches[0] as unknown[]) : ([] as unknown[]).concat(...batches));
+    }
+    this.down.advance(this.#frontier);
+  }
+
+  progress(): number {
+    return this.down.frontier;
+  }
+
+  async settled(): Promise<void> {}
 }
 
 type AnyLogic = StatefulBatchLogic<unknown, unknown, unknown>;

@@ -63,3 +63,18 @@ export function stateOwners(
     return dealt.get(stepId)?.get(key);
   };
 }
+
+/** The steps whose state a recovery store keeps: stateful steps, partitioned sources and sinks. */
+export function statefulSteps(flow: Dataflow): Set<string> {
+  const steps = new Set<string>();
+  for (const step of flow.steps) {
+    if (
+      step.kind === "statefulBatch" ||
+      (step.kind === "input" && isFixedPartitionedSource(step.source)) ||
+      (step.kind === "output" && isFixedPartitionedSink(step.sink))
+    ) {
+      steps.add(step.stepId);
+    }
+  }
+  return steps;
+}

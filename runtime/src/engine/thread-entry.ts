@@ -20,7 +20,8 @@ try {
   const flow = await loadDataflow(data.module.path, data.module.exportName, data.module.cwd);
   const r = data.recovery;
   if (r !== undefined) {
-    store = RecoveryStore.open(r.dbDir, { snapshotIntervalMs: r.snapshotIntervalMs, backupIntervalMs: 0 });
+    // The process's own connection holds the directory's lock.
+    store = RecoveryStore.open(r.dbDir, { snapshotIntervalMs: r.snapshotIntervalMs, backupIntervalMs: 0, lock: false });
     store.joinExecution(r.execution, r.resumeEpoch);
   }
   const worker = new Worker(flow, {

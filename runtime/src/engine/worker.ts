@@ -16,6 +16,7 @@ import {
   FlatMapBatchOp,
   InputOp,
   InspectDebugOp,
+  MergeOp,
   type Op,
   PassOp,
   StatefulBatchOp,
@@ -60,6 +61,8 @@ export class Worker {
   readonly #ops: Op[] = [];
   readonly #inputs: InputOp[] = [];
   readonly #timed: TimedOp[] = [];
+  /** In step order, so a merge flushed into a later merge is flushed in the same pass. */
+  readonly #merges: MergeOp[] = [];
   readonly #emitters = new Map<string, Emitter>();
   readonly #itemsIn = new Map<string, { n: number }>();
   readonly #exchanges: Exchange[] = [];
@@ -138,6 +141,8 @@ export class Worker {
         nextEpochAt = now + interval;
         worked = true;
       }
+      // The activation ends: merges release what they received, in argument order.
+      for (const merge of this.#merges) merge.flush();
       this.#flush();
       await this.#commit(this.#progress());
       if (worked) {
@@ -217,14 +222,15 @@ export class Worker {
           break;
         }
         case "merge": {
-          const op = new PassOp(step.stepId, ctx, step.ups.length);
+          const op = new MergeOp(step.stepId, ctx, step.ups.length);
           for (const [i, up] of step.ups.entries()) connect(step.stepId, up, op.input(i));
           this.#emitters.set(step.down, op.down);
+          this.#merges.push(op);
           this.#ops.push(op);
           break;
         }
         case "redistribute": {
-          const op = new PassOp(step.stepId, ctx, 1);
+          const op = new PassOp(step.stepId, ctx);
           let next = this.index;
           connect(
             step.stepId,

@@ -114,7 +114,11 @@ function defaultInspector(stepId: string, item: unknown, epoch: number, worker: 
   process.stdout.write(`${stepId} W${worker} @${epoch}: ${formatInspect(item)}\n`);
 }
 
-/** Combines streams into one; order across upstreams is not defined. */
+/**
+ * Combines streams into one. Within one activation the first upstream's items come
+ * first, then the second's, in argument order (as Bytewax); across activations items
+ * interleave as they arrive.
+ */
 export function merge<X>(stepId: string, ...ups: Stream<X>[]): Stream<X> {
   const scope = commonScope(ups, stepId);
   const id = add(scope, stepId, (fullId) => ({

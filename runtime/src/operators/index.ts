@@ -432,7 +432,8 @@ export function minFinal<V>(
 
 /**
  * Collects each key's values into lists: a list is emitted when it reaches `maxSize`,
- * `timeoutMs` after its first value arrived (system time), or when the upstream ends.
+ * `timeoutMs` after its latest value arrived (system time; each value restarts the
+ * timer, as in Bytewax), or when the upstream ends.
  */
 export function collect<V>(stepId: string, up: KeyedStream<V>, timeoutMs: number, maxSize: number): KeyedStream<V[]> {
   if (!(timeoutMs > 0))
@@ -452,8 +453,11 @@ export function collect<V>(stepId: string, up: KeyedStream<V>, timeoutMs: number
       return {
         onBatch(values) {
           const out: V[][] = [];
+          // The values of one batch arrived together.
+          const deadline = Date.now() + timeoutMs;
           for (const v of values) {
-            if (state === undefined) state = { values: [], deadline: Date.now() + timeoutMs };
+            state ??= { values: [], deadline };
+            state.deadline = deadline;
             state.values.push(v);
             if (state.values.length >= maxSize) {
               out.push(state.values);

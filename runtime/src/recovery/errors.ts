@@ -54,3 +54,19 @@ export class ReplacedProcessStoreError extends RecoveryError {
     this.replaced = replaced;
   }
 }
+
+/** Another live process holds the recovery directory: two writers would corrupt each other's state. */
+export class RecoveryDirectoryInUseError extends RecoveryError {
+  override name = "RecoveryDirectoryInUseError";
+}
+
+/** The store holds state of steps the dataflow no longer has: resuming would drop it silently. */
+export class RemovedStepsError extends RecoveryError {
+  override name = "RemovedStepsError";
+  readonly steps: readonly string[];
+
+  constructor(message: string, steps: readonly string[]) {
+    super(message);
+    this.steps = steps;
+  }
+}

@@ -10,10 +10,10 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ControlFrame } from "../cluster/frames.ts";
-import { type PeerAddress, PeerError, ProcessMesh } from "../cluster/mesh.ts";
+import { type MeshSecurity, type PeerAddress, PeerError, ProcessMesh } from "../cluster/mesh.ts";
 import type { Dataflow } from "../dataflow.ts";
-import { listPartitions, type PartitionLists, stateOwners } from "../engine/owners.ts";
-import { MissingProcessStoreError, ReplacedProcessStoreError } from "./errors.ts";
+import { listPartitions, type PartitionLists, statefulSteps, stateOwners } from "../engine/owners.ts";
+import { MissingProcessStoreError, RemovedStepsError, ReplacedProcessStoreError } from "./errors.ts";
 import { type PlanOutcome, planResume, type ResumePlan, type SnapshotRow, type StoreRecords } from "./plan.ts";
 import type { RecoveryStore } from "./store.ts";
 
@@ -31,6 +31,20 @@ export interface ResumeOptions {
   readonly signal: AbortSignal;
   /** Fails the run: control frames keep coming after the resume, and handling one can fail. */
   readonly fail: (err: unknown) => void;
+  /** Drop the state of steps the dataflow no longer has, rather than refuse to start. */
+  readonly dropRemovedSteps?: boolean;
+  /** Told of state dropped on purpose. */
+  readonly log?: (line: string) => void;
+}
+
+/** What this process's resume did: for its log line and for the checks made before data flows. */
+export interface ResumeSummary {
+  readonly plan: ResumePlan;
+  /** Snapshots this process sent to others, and received from them. */
+  readonly rowsSent: number;
+  readonly rowsReceived: number;
+  /** Sink partitions (step id -> partition names) whose positions came here from another process's store. */
+  readonly sinkPartitionsMovedHere: ReadonlyMap<string, ReadonlySet<string>>;
 }
 
 /**
@@ -38,7 +52,7 @@ export interface ResumeOptions {
  * it. Keeps handling the mesh's control frames afterwards: peers' commits (for garbage
  * collection) and holders that arrive late (they are released).
  */
-export async function resumeProcess(opts: ResumeOptions): Promise<void> {
+export async function resumeProcess(opts: ResumeOptions): Promise<ResumeSummary> {
   return new ProcessResume(opts, await listPartitions(opts.flow)).run();
 }
 
@@ -48,9 +62,13 @@ class ProcessResume {
   readonly #offered = new Map<number, StoreRecords>();
   readonly #holders = new Set<number>();
   readonly #resumed = new Set<number>();
-  /** Rows that came before the plan: they are written once the store is prepared. */
-  readonly #early: SnapshotRow[][] = [];
-  readonly #done = Promise.withResolvers<void>();
+  /** Rows that came before the plan, by sender: written once the plan says the sender is a source. */
+  readonly #early: Array<[number, SnapshotRow[]]> = [];
+  readonly #done = Promise.withResolvers<ResumeSummary>();
+  readonly #sinkSteps: ReadonlySet<string>;
+  readonly #sinkPartitionsMovedHere = new Map<string, Set<string>>();
+  #rowsSent = 0;
+  #rowsReceived = 0;
   #plan: ResumePlan | undefined;
   #blocked: Extract<PlanOutcome, { kind: "blocked" }> | undefined;
   #sent = false;
@@ -62,9 +80,10 @@ class ProcessResume {
     this.#opts = opts;
     this.#partitions = partitions;
     this.#me = opts.mesh.processId;
+    this.#sinkSteps = new Set(opts.flow.steps.flatMap((s) => (s.kind === "output" ? [s.stepId] : [])));
   }
 
-  async run(): Promise<void> {
+  async run(): Promise<ResumeSummary> {
     const { mesh, store, signal } = this.#opts;
     const onAbort = (): void => this.#done.reject(signal.reason);
     signal.addEventListener("abort", onAbort, { once: true });
@@ -82,7 +101,7 @@ class ProcessResume {
       const records = store.records(this.#me);
       if (this.#me === LEADER) this.#receive(LEADER, { kind: "records", records });
       else mesh.sendControl(LEADER, { kind: "records", records });
-      await this.#done.promise;
+      return await this.#done.promise;
     } finally {
       clearTimeout(timer);
       signal.removeEventListener("abort", onAbort);
@@ -92,14 +111,16 @@ class ProcessResume {
   #receive(from: number, frame: ControlFrame): void {
     switch (frame.kind) {
       case "records":
-        this.#records(from, frame.records);
+        if (frame.records.process !== from) this.#refuse(from, `records of process ${frame.records.process}`);
+        else this.#records(from, frame.records);
         break;
       case "plan":
-        this.#apply(frame.plan);
+        if (this.#plan !== undefined) this.#refuse(from, "a second resume plan");
+        else this.#apply(frame.plan);
         break;
       case "rows":
-        if (this.#plan === undefined) this.#early.push(frame.rows);
-        else this.#opts.store.writeRows(frame.rows);
+        if (this.#plan === undefined) this.#early.push([from, frame.rows]);
+        else this.#writeRows(from, frame.rows);
         break;
       case "resumed":
         this.#resumed.add(from);
@@ -111,6 +132,25 @@ class ProcessResume {
       case "released":
         break;
     }
+  }
+
+  /**
+   * Only a store the plan resumes from hands rows over, and only until it said "resumed"
+   * and this process recorded the execution: anything else would be state nobody snapshotted.
+   */
+  #writeRows(from: number, rows: SnapshotRow[]): void {
+    const plan = this.#plan;
+    if (plan === undefined || from >= plan.sources || this.#resumed.has(from) || this.#recorded) {
+      this.#refuse(from, `snapshot rows it does not hold for execution ${plan?.execution ?? "?"}`);
+      return;
+    }
+    this.#received(rows);
+    this.#opts.store.writeRows(rows);
+  }
+
+  #refuse(from: number, what: string): void {
+    const who = from >= this.#opts.mesh.processCount ? `holder ${from}` : `process ${from}`;
+    this.#opts.mesh.refuse(from, "role", `${who} sent ${what}`);
   }
 
   #records(from: number, records: StoreRecords): void {
@@ -147,7 +187,8 @@ class ProcessResume {
     const { store } = this.#opts;
     this.#plan = plan;
     store.prepare(plan.resumeEpoch, this.#me >= plan.sources);
-    for (const rows of this.#early.splice(0)) store.writeRows(rows);
+    this.#checkRemovedSteps();
+    for (const [from, rows] of this.#early.splice(0)) this.#writeRows(from, rows);
     for (const holder of this.#holders) if (holder >= plan.sources) this.#release(holder);
     // In a cluster of one, every row is already where it belongs.
     const { byProcess, notMine } =
@@ -155,6 +196,7 @@ class ProcessResume {
         ? collectRows(this.#opts.flow, this.#partitions, store, plan, this.#me)
         : { byProcess: new Map<number, SnapshotRow[]>(), notMine: [] };
     store.handedOff(plan.resumeEpoch, notMine);
+    for (const rows of byProcess.values()) this.#rowsSent += rows.length;
     sendRows(this.#opts.mesh, byProcess).then(
       () => {
         this.#opts.mesh.broadcast({ kind: "resumed" });
@@ -162,6 +204,18 @@ class ProcessResume {
         this.#finishIfComplete();
       },
       (err: unknown) => this.#done.reject(err),
+    );
+  }
+
+  /** State of a renamed or removed step is never dropped unless asked: the rest of the dataflow would resume without it. */
+  #checkRemovedSteps(): void {
+    const { store, flow } = this.#opts;
+    const removed = store.removedSteps(statefulSteps(flow));
+    if (removed.length === 0) return;
+    if (this.#opts.dropRemovedSteps !== true) throw removedStepsError(store.dir, removed);
+    store.dropSteps(removed.map((r) => r.stepId));
+    this.#opts.log?.(
+      `recovery: dropped the state of removed step(s) ${describeSteps(removed)} from ${store.dir}, as asked`,
     );
   }
 
@@ -184,7 +238,23 @@ class ProcessResume {
     );
     this.#recorded = true;
     for (const holder of this.#holders) this.#release(holder);
-    this.#done.resolve();
+    this.#done.resolve({
+      plan,
+      rowsSent: this.#rowsSent,
+      rowsReceived: this.#rowsReceived,
+      sinkPartitionsMovedHere: this.#sinkPartitionsMovedHere,
+    });
+  }
+
+  /** Rows only ever come from other processes' stores (and holders'). */
+  #received(rows: readonly SnapshotRow[]): void {
+    this.#rowsReceived += rows.length;
+    for (const [stepId, key] of rows) {
+      if (!this.#sinkSteps.has(stepId)) continue;
+      const parts = this.#sinkPartitionsMovedHere.get(stepId);
+      if (parts === undefined) this.#sinkPartitionsMovedHere.set(stepId, new Set([key]));
+      else parts.add(key);
+    }
   }
 
   #release(holder: number): void {
@@ -251,6 +321,22 @@ function replacedError(blocked: Extract<PlanOutcome, { kind: "blocked" }>): Repl
   );
 }
 
+function describeSteps(removed: readonly { readonly stepId: string; readonly keys: number }[]): string {
+  return removed.map((r) => `${JSON.stringify(r.stepId)} (${r.keys} key${r.keys === 1 ? "" : "s"})`).join(", ");
+}
+
+function removedStepsError(
+  dir: string,
+  removed: readonly { readonly stepId: string; readonly keys: number }[],
+): RemovedStepsError {
+  return new RemovedStepsError(
+    `cannot resume: the recovery store in ${dir} holds state of step(s) ${describeSteps(removed)} that the dataflow ` +
+      "no longer has (renamed or removed), while its other steps would resume; give the steps their old ids back, " +
+      "or drop that state deliberately with --drop-removed-steps (WAXFLOW_DROP_REMOVED_STEPS=true)",
+    removed.map((r) => r.stepId),
+  );
+}
+
 /**
  * This store's rows for other processes, by destination, read in one pass before
  * anything is received into it; and the (step, key)s of every row that is not this
@@ -297,9 +383,12 @@ export interface HoldOptions {
   /** The cluster's processes. */
   readonly addresses: readonly PeerAddress[];
   readonly connectTimeoutMs?: number;
+  readonly mesh?: MeshSecurity;
   readonly signal: AbortSignal;
-  /** Told why a session with the cluster ended before the store was released. */
+  /** Told what the holder handed over, and why a session with the cluster ended before the store was released. */
   readonly log?: (line: string) => void;
+  /** Let the state of steps the dataflow no longer has go with this store, rather than stop the cluster. */
+  readonly dropRemovedSteps?: boolean;
 }
 
 /**
@@ -323,13 +412,19 @@ export async function holdStore(opts: HoldOptions): Promise<void> {
         holder: true,
         connectTimeoutMs: opts.connectTimeoutMs,
         signal: opts.signal,
+        ...opts.mesh,
       });
       await holdSession(opts, partitions, mesh);
       await mesh.finish();
       return;
     } catch (err) {
       if (opts.signal.aborted) throw opts.signal.reason;
-      opts.log?.(`holder ${opts.processId}: ${(err as Error).message}; connecting to the cluster again`);
+      if (err instanceof RemovedStepsError) {
+        // Dialing again would not change the store: stop the cluster with the reason.
+        mesh?.abort(err.message);
+        throw err;
+      }
+      opts.log?.(`${(err as Error).message}; connecting to the cluster again`);
     } finally {
       mesh?.close();
     }
@@ -353,6 +448,8 @@ function holdSession(opts: HoldOptions, partitions: PartitionLists, mesh: Proces
       planned = true;
       let rows: Map<number, SnapshotRow[]>;
       try {
+        const removed = opts.store.removedSteps(statefulSteps(opts.flow));
+        if (removed.length > 0 && opts.dropRemovedSteps !== true) throw removedStepsError(opts.store.dir, removed);
         // A holder's store leaves the cluster with it: nothing to drop.
         rows = collectRows(opts.flow, partitions, opts.store, frame.plan, opts.processId).byProcess;
       } catch (err) {
@@ -361,6 +458,10 @@ function holdSession(opts: HoldOptions, partitions: PartitionLists, mesh: Proces
       }
       sendRows(mesh, rows).then(() => {
         for (let p = 0; p < processes; p++) mesh.sendControl(p, { kind: "resumed" });
+        const sent = [...rows.values()].reduce((n, r) => n + r.length, 0);
+        opts.log?.(
+          `handed ${sent} snapshot(s) over to process(es) ${[...rows.keys()].join(", ") || "none"} for execution ${frame.plan.execution}`,
+        );
       }, reject);
     }
   });

@@ -6,7 +6,9 @@ export {
   MissingProcessStoreError,
   MixedPartitionCountsError,
   NoPartitionsError,
+  RecoveryDirectoryInUseError,
   RecoveryError,
+  RemovedStepsError,
   ReplacedProcessStoreError,
 } from "./errors.ts";
 export { initRecoveryDirectory, partitionFile, RecoveryStore } from "./store.ts";

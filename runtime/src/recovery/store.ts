@@ -7,9 +7,9 @@
  * from is decided over all processes' stores (plan.ts); this file keeps one store.
  */
 import { randomUUID } from "node:crypto";
-import { mkdirSync, readdirSync } from "node:fs";
-import { join } from "node:path";
-import { DatabaseSync, type StatementSync } from "node:sqlite";
+import { accessSync, constants, existsSync, mkdirSync, readdirSync, statfsSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { DatabaseSync, type SQLInputValue, type SQLOutputValue, type StatementSync } from "node:sqlite";
 import { stableHash } from "../engine/hash.ts";
 import type { StateStore } from "../engine/state-store.ts";
 import {
@@ -19,6 +19,7 @@ import {
   NoPartitionsError,
   RecoveryError,
 } from "./errors.ts";
+import { DirectoryLock } from "./lock.ts";
 import type { ExecutionRecord, SnapshotRow, StoreRecords } from "./plan.ts";
 import { decodeState, encodeState, type StoredState, storedBytes } from "./state-codec.ts";
 
@@ -52,12 +53,79 @@ export function partitionFile(index: number): string {
   return `part-${index}.sqlite3`;
 }
 
+// SQLite's primary result codes (extended codes keep them in the low byte).
+const SQLITE_READONLY = 8;
+const SQLITE_IOERR = 10;
+const SQLITE_CORRUPT = 11;
+const SQLITE_FULL = 13;
+const SQLITE_CANTOPEN = 14;
+const SQLITE_NOTADB = 26;
+/** Below this much free space, an I/O error while writing is taken for a full disk. */
+const NEARLY_FULL_BYTES = 1024 * 1024;
+
+/** What a file system call's error code says, for a message. */
+function fsReason(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === "EROFS") return "read-only file system";
+  if (code === "EACCES" || code === "EPERM") return "permission denied";
+  if (code === "ENOSPC") return "no space left on device";
+  if (code === "ENOTDIR") return "a path component is not a directory";
+  return err instanceof Error ? err.message : String(err);
+}
+
+function freeBytes(dir: string): number {
+  try {
+    const fs = statfsSync(dir);
+    return fs.bavail * fs.bsize;
+  } catch {
+    return Number.POSITIVE_INFINITY;
+  }
+}
+
+/**
+ * One line naming the partition file and the cause of a SQLite failure, instead of
+ * SQLite's bare message (or worse, the failed rollback that follows it).
+ */
+function storageError(file: string, err: unknown): RecoveryError {
+  if (err instanceof RecoveryError) return err;
+  const errcode = (err as { errcode?: unknown }).errcode;
+  const primary = typeof errcode === "number" ? errcode & 0xff : undefined;
+  const message = err instanceof Error ? err.message : String(err);
+  const dir = dirname(file);
+  let line: string;
+  if (primary === SQLITE_FULL || (primary === SQLITE_IOERR && freeBytes(dir) < NEARLY_FULL_BYTES)) {
+    line =
+      `no space left on device writing recovery partition ${file} (${message}); ` +
+      "free space on that volume or make it larger, then start again: the run resumes from its last snapshot";
+  } else if (primary === SQLITE_READONLY || primary === SQLITE_CANTOPEN) {
+    line = `recovery partition ${file} cannot be written (${message}); make ${dir} writable for this process`;
+  } else if (primary === SQLITE_NOTADB || primary === SQLITE_CORRUPT) {
+    line =
+      `${file} is not a usable SQLite database (${message}); it is not a recovery partition, or it is damaged: ` +
+      `move it out of ${dir}, or restore the directory from a backup`;
+  } else {
+    line = `recovery partition ${file}: ${message}`;
+  }
+  return new RecoveryError(line, { cause: err });
+}
+
+/** Runs `body` on the partition file `file`, turning a failure into a line that names the file and the cause. */
+function onFile<T>(file: string, body: () => T): T {
+  try {
+    return body();
+  } catch (err) {
+    throw storageError(file, err);
+  }
+}
+
 function openDb(path: string): DatabaseSync {
-  const db = new DatabaseSync(path);
-  // WAL survives a killed process without losing committed epochs; NORMAL skips the
-  // fsync per commit that only matters for power loss of the node.
-  db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;");
-  return db;
+  return onFile(path, () => {
+    const db = new DatabaseSync(path);
+    // WAL survives a killed process without losing committed epochs; NORMAL skips the
+    // fsync per commit that only matters for power loss of the node.
+    db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;");
+    return db;
+  });
 }
 
 function partitionFiles(dir: string): string[] {
@@ -68,32 +136,106 @@ function partitionFiles(dir: string): string[] {
   }
 }
 
+/** A recursive mkdir says ENOENT on a read-only file system; the nearest existing ancestor tells the real cause. */
+function whyNotCreated(dir: string, err: unknown): unknown {
+  let ancestor = dirname(dir);
+  while (!existsSync(ancestor) && ancestor !== dirname(ancestor)) ancestor = dirname(ancestor);
+  try {
+    accessSync(ancestor, constants.W_OK);
+    return err;
+  } catch (accessErr) {
+    return accessErr;
+  }
+}
+
+/**
+ * Fails unless `dir` is a directory this process can write, creating it when `create`;
+ * returns false when it does not exist (and was not created).
+ */
+function checkDirectory(dir: string, create: boolean): boolean {
+  let isDirectory: boolean;
+  try {
+    isDirectory = statSync(dir).isDirectory();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") {
+      throw new RecoveryError(
+        `recovery directory ${dir} cannot be read (${fsReason(err)}); check the path given to -r`,
+        {
+          cause: err,
+        },
+      );
+    }
+    if (!create) return false;
+    try {
+      mkdirSync(dir, { recursive: true });
+    } catch (mkdirErr) {
+      throw new RecoveryError(
+        `cannot create recovery directory ${dir} (${fsReason(whyNotCreated(dir, mkdirErr))}); create it by hand`,
+        { cause: mkdirErr },
+      );
+    }
+    isDirectory = true;
+  }
+  if (!isDirectory) {
+    throw new RecoveryError(
+      `recovery directory ${dir} is a file, not a directory; point -r/--recovery-directory (WAXFLOW_RECOVERY_DIRECTORY) at a directory`,
+    );
+  }
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch (err) {
+    throw new RecoveryError(
+      `recovery directory ${dir} is not writable (${fsReason(err)}); snapshots are written there: mount it read-write`,
+      { cause: err },
+    );
+  }
+  return true;
+}
+
+function noPartitions(dir: string): NoPartitionsError {
+  return new NoPartitionsError(
+    `recovery directory ${dir} has no partitions; create them with \`waxflow recovery init ${dir} <count>\`, ` +
+      "or run with --recovery-init (WAXFLOW_RECOVERY_INIT=true) to create them when the directory is empty",
+  );
+}
+
 /** Creates a store of `count` empty partitions in `dir` (as `waxflow recovery init DIR N`). */
 export function initRecoveryDirectory(dir: string, count: number): void {
   if (!Number.isInteger(count) || count < 1) {
     throw new RecoveryError(`partition count must be a whole number >= 1, got ${count}`);
   }
-  mkdirSync(dir, { recursive: true });
+  checkDirectory(dir, true);
   const existing = partitionFiles(dir);
   if (existing.length > 0) {
     throw new RecoveryError(`recovery directory ${dir} is already initialized (${existing.length} partitions found)`);
   }
   const storeId = randomUUID();
   for (let i = 0; i < count; i++) {
-    const db = openDb(join(dir, partitionFile(i)));
-    db.exec(SCHEMA);
-    const meta = db.prepare("INSERT INTO meta (name, value) VALUES (?, ?)");
-    meta.run("format", FORMAT);
-    meta.run("index", String(i));
-    meta.run("count", String(count));
-    meta.run("store", storeId);
-    db.close();
+    const path = join(dir, partitionFile(i));
+    const db = openDb(path);
+    try {
+      onFile(path, () => {
+        db.exec(SCHEMA);
+        const meta = db.prepare("INSERT INTO meta (name, value) VALUES (?, ?)");
+        meta.run("format", FORMAT);
+        meta.run("index", String(i));
+        meta.run("count", String(count));
+        meta.run("store", storeId);
+      });
+    } finally {
+      db.close();
+    }
   }
 }
+
+/** SQLite's generic error: for the meta table, "no such table", a database of something else. */
+const SQLITE_ERROR = 1;
 
 class Partition {
   readonly db: DatabaseSync;
   readonly file: string;
+  /** The file's path, for every error about it. */
+  readonly path: string;
   readonly index: number;
   readonly count: number;
   readonly storeId: string;
@@ -105,41 +247,64 @@ class Partition {
 
   constructor(dir: string, file: string) {
     this.file = file;
-    this.db = openDb(join(dir, file));
+    this.path = join(dir, file);
+    this.db = openDb(this.path);
     const meta = new Map<string, string>();
     try {
       for (const row of this.db.prepare("SELECT name, value FROM meta").all()) {
         meta.set(String(row.name), String(row.value));
       }
     } catch (err) {
-      throw new RecoveryError(`${join(dir, file)} is not a waxflow recovery partition: ${(err as Error).message}`);
+      this.db.close();
+      if ((err as { errcode?: unknown }).errcode !== SQLITE_ERROR) throw storageError(this.path, err);
+      throw new RecoveryError(
+        `${this.path} is not a waxflow recovery partition (${(err as Error).message}); move it out of ${dir}`,
+        { cause: err },
+      );
     }
     if (meta.get("format") !== FORMAT) {
+      this.db.close();
       throw new RecoveryError(
-        `${join(dir, file)} has recovery format ${meta.get("format")}, expected ${FORMAT}; ` +
+        `${this.path} has recovery format ${meta.get("format")}, expected ${FORMAT}; ` +
           "it was written by another waxflow version: start from an empty directory",
       );
     }
     this.index = Number(meta.get("index"));
     this.count = Number(meta.get("count"));
     this.storeId = String(meta.get("store"));
-    this.#upsert = this.db.prepare("INSERT OR REPLACE INTO snaps (step_id, state_key, epoch, ser) VALUES (?, ?, ?, ?)");
-    this.#front = this.db.prepare("INSERT OR REPLACE INTO fronts (ex_num, worker_index, frontier) VALUES (?, ?, ?)");
-    this.#forget = this.db.prepare("DELETE FROM snaps WHERE step_id = ? AND state_key = ? AND epoch < ?");
-    this.#collect = this.db.prepare(
+    const prepare = (sql: string): StatementSync => this.guard(() => this.db.prepare(sql));
+    this.#upsert = prepare("INSERT OR REPLACE INTO snaps (step_id, state_key, epoch, ser) VALUES (?, ?, ?, ?)");
+    this.#front = prepare("INSERT OR REPLACE INTO fronts (ex_num, worker_index, frontier) VALUES (?, ?, ?)");
+    this.#forget = prepare("DELETE FROM snaps WHERE step_id = ? AND state_key = ? AND epoch < ?");
+    this.#collect = prepare(
       `DELETE FROM snaps WHERE epoch < (
          SELECT MAX(t.epoch) FROM snaps t
          WHERE t.step_id = snaps.step_id AND t.state_key = snaps.state_key AND t.epoch <= ?)`,
     );
   }
 
+  /** Runs `body` on this file; a failure names the file and its cause. */
+  guard<T>(body: () => T): T {
+    return onFile(this.path, body);
+  }
+
+  /** The rows of a query, each step guarded. */
+  *iterate(sql: string, ...params: SQLInputValue[]): Generator<Record<string, SQLOutputValue>> {
+    const rows = this.guard(() => this.db.prepare(sql).iterate(...params));
+    for (;;) {
+      const next = this.guard(() => rows.next());
+      if (next.done === true) return;
+      yield next.value;
+    }
+  }
+
   writeFrontier(execution: number, worker: number, frontier: number): void {
-    this.#front.run(execution, worker, frontier);
+    this.guard(() => this.#front.run(execution, worker, frontier));
   }
 
   /** Deletes every snapshot older than its key's newest one at or before `epoch`; returns how many. */
   collectBefore(epoch: number): number {
-    return Number(this.#collect.run(epoch).changes);
+    return this.guard(() => Number(this.#collect.run(epoch).changes));
   }
 
   /** Deletes the snapshots of these (step, key) older than `epoch`; returns how many. */
@@ -152,12 +317,42 @@ class Partition {
   }
 
   countSnapshots(): number {
-    return Number(this.db.prepare("SELECT COUNT(*) AS n FROM snaps").get()?.n ?? 0);
+    return this.guard(() => Number(this.db.prepare("SELECT COUNT(*) AS n FROM snaps").get()?.n ?? 0));
   }
 
   latestExecution(): number {
-    const row = this.db.prepare("SELECT MAX(ex_num) AS ex FROM exs").get();
+    const row = this.guard(() => this.db.prepare("SELECT MAX(ex_num) AS ex FROM exs").get());
     return row?.ex == null ? 0 : Number(row.ex);
+  }
+
+  /** The steps with rows here, in order: a skip scan of the primary key, one seek per step. */
+  steps(): string[] {
+    const next = this.guard(() =>
+      this.db.prepare("SELECT step_id FROM snaps WHERE step_id > ? ORDER BY step_id LIMIT 1"),
+    );
+    const steps: string[] = [];
+    for (;;) {
+      const row = this.guard(() => next.get(steps.at(-1) ?? ""));
+      if (row === undefined) return steps;
+      steps.push(String(row.step_id));
+    }
+  }
+
+  /** Keys of `stepId` whose newest snapshot holds state (not a deletion). */
+  liveKeys(stepId: string): number {
+    const row = this.guard(() =>
+      this.db
+        .prepare(
+          `SELECT COUNT(*) AS n FROM snaps s WHERE step_id = ? AND ser IS NOT NULL AND epoch = (
+             SELECT MAX(epoch) FROM snaps t WHERE t.step_id = s.step_id AND t.state_key = s.state_key)`,
+        )
+        .get(stepId),
+    );
+    return Number(row?.n ?? 0);
+  }
+
+  dropStep(stepId: string): void {
+    this.guard(() => this.db.prepare("DELETE FROM snaps WHERE step_id = ?").run(stepId));
   }
 
   write(rows: readonly SnapshotRow[]): void {
@@ -167,14 +362,17 @@ class Partition {
   }
 
   transaction(body: () => void): void {
-    this.db.exec("BEGIN");
-    try {
-      body();
-      this.db.exec("COMMIT");
-    } catch (err) {
-      this.db.exec("ROLLBACK");
-      throw err;
-    }
+    this.guard(() => {
+      this.db.exec("BEGIN");
+      try {
+        body();
+        this.db.exec("COMMIT");
+      } catch (err) {
+        // SQLite may have rolled back already (it does on a full disk): then there is nothing to undo.
+        if (this.db.isTransaction) this.db.exec("ROLLBACK");
+        throw err;
+      }
+    });
   }
 }
 
@@ -184,6 +382,11 @@ export interface OpenOptions {
   readonly snapshotIntervalMs: number;
   /** How long snapshots are kept before garbage collection (Bytewax's backup interval). */
   readonly backupIntervalMs: number;
+  /**
+   * Take the directory's lock (the default). Only a connection of a process that holds
+   * it already (its worker threads) opens without.
+   */
+  readonly lock?: boolean;
 }
 
 /** What one worker's commit of an epoch cost: for /metrics. */
@@ -217,26 +420,46 @@ export class RecoveryStore {
   readonly #clusterListeners: Array<(frontier: number) => void> = [];
   #clusterFrontier = 0;
 
-  private constructor(dir: string, parts: Partition[], gcLag: number) {
+  /** This process's hold on the directory; undefined in a worker thread's connection. */
+  readonly #lock: DirectoryLock | undefined;
+
+  private constructor(dir: string, parts: Partition[], gcLag: number, lock: DirectoryLock | undefined) {
     this.dir = dir;
     this.#parts = parts;
     this.storeId = parts[0]?.storeId ?? "";
     this.#gcLag = gcLag;
+    this.#lock = lock;
   }
 
   static open(dir: string, opts: OpenOptions): RecoveryStore {
-    let files = partitionFiles(dir);
-    if (files.length === 0 && opts.create === true) {
-      initRecoveryDirectory(dir, CREATED_PARTITIONS);
-      files = partitionFiles(dir);
+    const create = opts.create === true;
+    if (!checkDirectory(dir, create)) throw noPartitions(dir);
+    // Taken before anything is read or created, so two processes never both initialize or write.
+    const lock = opts.lock === false ? undefined : DirectoryLock.acquire(dir);
+    const parts: Partition[] = [];
+    try {
+      let files = partitionFiles(dir);
+      if (files.length === 0 && create) {
+        initRecoveryDirectory(dir, CREATED_PARTITIONS);
+        files = partitionFiles(dir);
+      }
+      if (files.length === 0) throw noPartitions(dir);
+      for (const file of files) parts.push(new Partition(dir, file));
+      return RecoveryStore.#validate(dir, parts, opts, lock);
+    } catch (err) {
+      for (const p of parts) p.db.close();
+      lock?.release();
+      throw err;
     }
-    if (files.length === 0) {
-      throw new NoPartitionsError(
-        `recovery directory ${dir} has no partitions; create them with \`waxflow recovery init ${dir} <count>\`, ` +
-          "or run with --recovery-init (WAXFLOW_RECOVERY_INIT=true) to create them when the directory is empty",
-      );
-    }
-    const parts = files.map((f) => new Partition(dir, f)).sort((a, b) => a.index - b.index);
+  }
+
+  static #validate(
+    dir: string,
+    unsorted: Partition[],
+    opts: OpenOptions,
+    lock: DirectoryLock | undefined,
+  ): RecoveryStore {
+    const parts = unsorted.slice().sort((a, b) => a.index - b.index);
     const stores = new Set(parts.map((p) => `${p.count}/${p.storeId}`));
     if (stores.size > 1) {
       const detail = parts.map((p) => `${p.file}: ${p.count} of store ${p.storeId}`).join(", ");
@@ -263,7 +486,7 @@ export class RecoveryStore {
           "as if restored from an older copy; restore every partition from the same backup",
       );
     }
-    return new RecoveryStore(dir, parts, Math.ceil(opts.backupIntervalMs / opts.snapshotIntervalMs));
+    return new RecoveryStore(dir, parts, Math.ceil(opts.backupIntervalMs / opts.snapshotIntervalMs), lock);
   }
 
   get resumeEpoch(): number {
@@ -273,22 +496,20 @@ export class RecoveryStore {
   /** The executions this store took part in and its workers' frontiers, offered as `process`. */
   records(process: number): StoreRecords {
     const first = this.#parts[0] as Partition;
-    const executions: ExecutionRecord[] = first.db
-      .prepare("SELECT * FROM exs ORDER BY ex_num")
-      .all()
-      .map((r) => ({
-        execution: Number(r.ex_num),
-        processIndex: Number(r.process_index),
-        processCount: Number(r.process_count),
-        workersPerProcess: Number(r.workers_per_process),
-        resumeEpoch: Number(r.resume_epoch),
-        stores: JSON.parse(String(r.stores)) as string[],
-      }));
+    const executions: ExecutionRecord[] = [...first.iterate("SELECT * FROM exs ORDER BY ex_num")].map((r) => ({
+      execution: Number(r.ex_num),
+      processIndex: Number(r.process_index),
+      processCount: Number(r.process_count),
+      workersPerProcess: Number(r.workers_per_process),
+      resumeEpoch: Number(r.resume_epoch),
+      stores: JSON.parse(String(r.stores)) as string[],
+    }));
     const frontiers = this.#parts.flatMap((p) =>
-      p.db
-        .prepare("SELECT ex_num, worker_index, frontier FROM fronts")
-        .all()
-        .map((r) => ({ execution: Number(r.ex_num), worker: Number(r.worker_index), frontier: Number(r.frontier) })),
+      [...p.iterate("SELECT ex_num, worker_index, frontier FROM fronts")].map((r) => ({
+        execution: Number(r.ex_num),
+        worker: Number(r.worker_index),
+        frontier: Number(r.frontier),
+      })),
     );
     return { process, storeId: this.storeId, executions, frontiers };
   }
@@ -300,22 +521,46 @@ export class RecoveryStore {
    */
   prepare(resumeEpoch: number, stale: boolean): void {
     for (const p of this.#parts) {
-      if (stale) p.db.exec("DELETE FROM snaps");
-      else p.db.prepare("DELETE FROM snaps WHERE epoch >= ?").run(resumeEpoch);
+      p.guard(() => {
+        if (stale) p.db.exec("DELETE FROM snaps");
+        else p.db.prepare("DELETE FROM snaps WHERE epoch >= ?").run(resumeEpoch);
+      });
     }
+    this.#kept = undefined;
+  }
+
+  /**
+   * Steps this store holds live state of (a newest snapshot that is not a deletion) that
+   * are not in `known`, with how many keys each: state a resume would silently drop.
+   */
+  removedSteps(known: ReadonlySet<string>): { readonly stepId: string; readonly keys: number }[] {
+    const keys = new Map<string, number>();
+    for (const p of this.#parts) {
+      for (const stepId of p.steps()) {
+        if (!known.has(stepId)) keys.set(stepId, (keys.get(stepId) ?? 0) + p.liveKeys(stepId));
+      }
+    }
+    return [...keys]
+      .filter(([, n]) => n > 0)
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .map(([stepId, n]) => ({ stepId, keys: n }));
+  }
+
+  /** Deletes every snapshot of these steps. */
+  dropSteps(stepIds: readonly string[]): void {
+    for (const p of this.#parts) for (const stepId of stepIds) p.dropStep(stepId);
     this.#kept = undefined;
   }
 
   /** The newest snapshot of every (step, key) before `epoch`, deletions included: what a resume needs. */
   *newestBelow(epoch: number): Generator<SnapshotRow> {
     for (const p of this.#parts) {
-      const rows = p.db
-        .prepare(
-          `SELECT step_id, state_key, epoch, ser FROM snaps s WHERE epoch = (
-             SELECT MAX(epoch) FROM snaps t
-             WHERE t.step_id = s.step_id AND t.state_key = s.state_key AND t.epoch < ?)`,
-        )
-        .iterate(epoch);
+      const rows = p.iterate(
+        `SELECT step_id, state_key, epoch, ser FROM snaps s WHERE epoch = (
+           SELECT MAX(epoch) FROM snaps t
+           WHERE t.step_id = s.step_id AND t.state_key = s.state_key AND t.epoch < ?)`,
+        epoch,
+      );
       for (const r of rows) {
         yield [String(r.step_id), String(r.state_key), Number(r.epoch), (r.ser as StoredState | null) ?? null];
       }
@@ -334,21 +579,23 @@ export class RecoveryStore {
    */
   begin(record: ExecutionRecord, resumedFrom: number): void {
     for (const p of this.#parts) {
-      p.db.prepare("DELETE FROM exs WHERE ex_num < ?").run(resumedFrom);
-      p.db.prepare("DELETE FROM fronts WHERE ex_num < ?").run(resumedFrom);
-      p.db
-        .prepare(
-          `INSERT INTO exs (ex_num, process_index, process_count, workers_per_process, resume_epoch, stores)
-           VALUES (?, ?, ?, ?, ?, ?)`,
-        )
-        .run(
-          record.execution,
-          record.processIndex,
-          record.processCount,
-          record.workersPerProcess,
-          record.resumeEpoch,
-          JSON.stringify(record.stores),
-        );
+      p.guard(() => {
+        p.db.prepare("DELETE FROM exs WHERE ex_num < ?").run(resumedFrom);
+        p.db.prepare("DELETE FROM fronts WHERE ex_num < ?").run(resumedFrom);
+        p.db
+          .prepare(
+            `INSERT INTO exs (ex_num, process_index, process_count, workers_per_process, resume_epoch, stores)
+             VALUES (?, ?, ?, ?, ?, ?)`,
+          )
+          .run(
+            record.execution,
+            record.processIndex,
+            record.processCount,
+            record.workersPerProcess,
+            record.resumeEpoch,
+            JSON.stringify(record.stores),
+          );
+      });
     }
     this.#execution = record.execution;
     this.#resumeEpoch = record.resumeEpoch;
@@ -438,6 +685,7 @@ export class RecoveryStore {
       this.#collectGarbage(true);
     } finally {
       for (const p of this.#parts) p.db.close();
+      this.#lock?.release();
     }
   }
 
@@ -454,12 +702,11 @@ export class RecoveryStore {
 
   *#load(stepId: string, owns: (key: string) => boolean): Generator<readonly [string, unknown]> {
     for (const p of this.#parts) {
-      const rows = p.db
-        .prepare(
-          `SELECT state_key, ser FROM snaps s WHERE step_id = ? AND epoch = (
-             SELECT MAX(epoch) FROM snaps t WHERE t.step_id = s.step_id AND t.state_key = s.state_key)`,
-        )
-        .iterate(stepId);
+      const rows = p.iterate(
+        `SELECT state_key, ser FROM snaps s WHERE step_id = ? AND epoch = (
+           SELECT MAX(epoch) FROM snaps t WHERE t.step_id = s.step_id AND t.state_key = s.state_key)`,
+        stepId,
+      );
       for (const row of rows) {
         const key = String(row.state_key);
         if (row.ser == null || !owns(key)) continue;

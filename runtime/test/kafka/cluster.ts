@@ -6,6 +6,7 @@ import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { freePorts } from "../support/ports.ts";
 import { childProcesses, type Exit, type Run } from "../support/processes.ts";
+import { TEST_SECRET } from "../support/secret.ts";
 
 const ROOT = resolve(import.meta.dirname, "../../..");
 const CLI = resolve(ROOT, "runtime/src/cli.ts");
@@ -31,7 +32,7 @@ export function countCluster(env: Record<string, string>): CountCluster {
   const launch = (args: readonly string[]): Run =>
     processes.start([CLI, "run", FLOW, ...args], {
       cwd: ROOT,
-      env: { PATH: process.env.PATH ?? "", WAXFLOW_API_PORT: "0", ...env },
+      env: { PATH: process.env.PATH ?? "", WAXFLOW_API_PORT: "0", WAXFLOW_CLUSTER_SECRET: TEST_SECRET, ...env },
       stdio: ["ignore", "ignore", "pipe"],
     });
   return {

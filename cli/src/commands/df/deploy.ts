@@ -1,30 +1,32 @@
 import { readFile } from "node:fs/promises";
-import { homedir } from "node:os";
 import { Args, Flags } from "@oclif/core";
 import type { Dataflow } from "@waxflow/crds";
 import { dump } from "js-yaml";
 import { ClusterCommand } from "../../base.ts";
 import { buildAndDeliver, type Destination, kindClusterOf } from "../../deploy/build.ts";
-import { bundledModule, type DeployResult, deploy } from "../../deploy/deploy.ts";
+import { bundledModule, type DeployResult, deploy, loadCheck } from "../../deploy/deploy.ts";
 import { dataflowManifest } from "../../deploy/manifest.ts";
-import { deployOptions, duration, durationMs } from "../../deploy/options.ts";
+import { deployOptions, duration, durationMs, namespaceName } from "../../deploy/options.ts";
 import { UsageError } from "../../errors.ts";
 import { APP_DIR } from "../../image/layer.ts";
 import { parseRegistryPrefix } from "../../image/registry.ts";
-import { connect, namespaceOf } from "../../kube.ts";
+import { connect } from "../../kube.ts";
 import { createProgress, outputMode } from "../../ui/progress.ts";
 
 // A dry run builds nothing, so it shows this where the digest will be.
-export const UNBUILT_IMAGE = "(built by the deploy; pass --image REGISTRY/NAME@sha256:<digest> to choose one)";
+export const UNBUILT_IMAGE =
+  "(built by the deploy; pass --image REGISTRY/NAME@sha256:<digest> to choose one, or use `waxctl df render` for a Dataflow to apply yourself)";
 
 export default class DfDeploy extends ClusterCommand {
   static override summary = "Bundle a dataflow, build its image and run it in the cluster.";
   static override description =
     `Bundles PATH and its imports with esbuild (TypeScript works as is), builds an image that is the waxflow-runtime image plus one layer holding the bundle at /${APP_DIR}, loads it into the kind cluster or pushes it to --registry (without a Docker daemon), and server-side applies (field manager waxctl) a Dataflow resource that runs it on N processes of W workers each. The waxflow operator creates the pods; deploy waits until they are ready and the worker cluster has formed.
 
+Before anything is built or applied, deploy loads the bundle once here (in a worker thread, with the -e variables), as \`waxflow run\` in a pod would, and refuses an entry that exports no Dataflow: its pods could only crash-loop. Code at the top of the module runs then; --no-check skips this for a module that loads only in its pods.
+
 Deploying again with the same image and flags changes nothing. A change to a running dataflow (image, processes, workers, env, recovery) replaces every process together, so it needs --yes.
 
---dry-run -o yaml prints the Dataflow that would be applied and touches nothing.`;
+--dry-run -o yaml prints the Dataflow that would be applied and touches nothing: it needs no cluster and reads no kubeconfig (without -n the Dataflow has no namespace, so \`kubectl apply\` puts it in the context's).`;
 
   static override examples = [
     {
@@ -132,6 +134,12 @@ Deploying again with the same image and flags changes nothing. A change to a run
       exists: true,
       helpValue: "FILE",
     }),
+    check: Flags.boolean({
+      description:
+        "Load the bundle here first (with the -e variables) and refuse it unless it exports a Dataflow. --no-check skips that, for a module that loads only in its pods.",
+      allowNo: true,
+      default: true,
+    }),
     "create-namespace": Flags.boolean({ description: "Create the namespace if it does not exist." }),
     wait: Flags.boolean({
       description: "Wait until every process is ready and the worker cluster has formed.",
@@ -169,7 +177,9 @@ Deploying again with the same image and flags changes nothing. A change to a run
     const waitMs = durationMs(duration("timeout", flags.timeout));
     if (args.path === undefined && (flags.image === undefined || flags["dry-run"])) {
       throw new UsageError(
-        "PATH is missing: pass the dataflow's entry module, e.g. waxctl df deploy flow.ts -N NAME (only a deploy with --image may leave it out)",
+        flags.image === undefined
+          ? "PATH is missing: pass the dataflow's entry module, e.g. waxctl df deploy flow.ts -N NAME (only a deploy with --image may leave it out)"
+          : "PATH is missing: --dry-run prints the whole Dataflow, so it needs the entry module even with --image, e.g. waxctl df deploy flow.ts -N NAME --image REF --dry-run",
       );
     }
     const buildFlag = (["base", "kind", "registry"] as const).find((f) => flags[f] !== undefined);
@@ -190,9 +200,10 @@ Deploying again with the same image and flags changes nothing. A change to a run
       const quiet = await createProgress("quiet", () => {});
       const manifest = dataflowManifest({
         options,
-        namespace: namespaceOf(flags, process.env, homedir()),
+        // A dry run reads no kubeconfig: without -n the Dataflow goes where `kubectl apply` puts it.
+        namespace: flags.namespace === undefined ? undefined : namespaceName("-n/--namespace", flags.namespace),
         image: options.image ?? UNBUILT_IMAGE,
-        module: await bundledModule(args.path as string, process.cwd(), quiet),
+        module: await bundledModule(args.path as string, process.cwd(), quiet, loadCheck(options, flags.check)),
       });
       print(manifest);
       return manifest;
@@ -218,6 +229,7 @@ Deploying again with the same image and flags changes nothing. A change to a run
           createNamespace: flags["create-namespace"],
           yes: flags.yes,
           waitMs: flags.wait ? waitMs : undefined,
+          check: flags.check,
         },
         {
           cluster,

@@ -1,18 +1,99 @@
+import { setTimeout as delay } from "node:timers/promises";
+import type { V1Pod } from "@kubernetes/client-node";
 import { Flags } from "@oclif/core";
 import type { Dataflow } from "@waxflow/crds";
 import { specSchema } from "@waxflow/crds";
 import { ClusterCommand, nameArg } from "../../base.ts";
 import { scale } from "../../deploy/lifecycle.ts";
-import { dataflowName, wholeNumber } from "../../deploy/options.ts";
-import { connect } from "../../kube.ts";
+import { dataflowName, duration, durationMs, wholeNumber } from "../../deploy/options.ts";
+import { waitUntilFormed } from "../../deploy/wait.ts";
+import { UserError } from "../../errors.ts";
+import { type Cluster, CONTAINER, connect } from "../../kube.ts";
+import { createProgress, outputMode } from "../../ui/progress.ts";
+
+/** Volume sources that are per pod by nature: a directory on one of them cannot be shared between processes. */
+const PER_POD = ["emptyDir", "configMap", "secret", "downwardAPI", "projected", "ephemeral"] as const;
+/** The claim template every pod gets its own claim from (the contract's recovery volume). */
+const RECOVERY_VOLUME = "recovery";
+/** How long the scale waits for a process to say where its file sinks write. */
+const ASK_TIMEOUT_MS = 5000;
+
+/** A file sink's directory, as a process reports it in /status. */
+export interface StepFiles {
+  readonly step: string;
+  readonly directories: readonly string[];
+}
+
+/** A directory a step writes files to that is not shared between pods, and what holds it there. */
+export interface PerPodOutput {
+  readonly step: string;
+  readonly directory: string;
+  /** The pod's own volume it is on, or undefined for the container's own file system. */
+  readonly volume: string | undefined;
+}
+
+/** The file outputs of `outputs` that `pod` keeps to itself: on no volume, or on one each pod has its own of. */
+export function perPodOutputs(outputs: readonly StepFiles[], pod: V1Pod): PerPodOutput[] {
+  const mounts = pod.spec?.containers.find((c) => c.name === CONTAINER)?.volumeMounts ?? [];
+  const volumes = pod.spec?.volumes ?? [];
+  return outputs.flatMap(({ step, directories }) =>
+    directories.flatMap((directory): PerPodOutput[] => {
+      const mount = mounts
+        .filter((m) => directory === m.mountPath || directory.startsWith(`${m.mountPath.replace(/\/$/, "")}/`))
+        .sort((a, b) => b.mountPath.length - a.mountPath.length)[0];
+      if (mount === undefined) return [{ step, directory, volume: undefined }];
+      const volume = volumes.find((v) => v.name === mount.name);
+      const perPod =
+        volume === undefined ||
+        volume.name === RECOVERY_VOLUME ||
+        PER_POD.some((source) => volume[source] !== undefined);
+      return perPod ? [{ step, directory, volume: mount.name }] : [];
+    }),
+  );
+}
+
+/** Why the scale is refused: one line naming the step, the directory, the volume, and the way out. */
+export function refusal(name: string, output: PerPodOutput): string {
+  const where =
+    output.volume === undefined ? "on each pod's own file system" : `on each pod's own volume "${output.volume}"`;
+  return (
+    `dataflow ${name} writes the files of step "${output.step}" to ${output.directory}, ${where}: ` +
+    'file output across a rescale needs a shared volume (the README\'s "File output on Kubernetes" shows how to mount one); ' +
+    "add --force to scale anyway (the rescaled processes stop at start if a partition's file is not where they run)"
+  );
+}
+
+/**
+ * What to tell about file output when the processes could not be asked what they write,
+ * for a dataflow with recovery whose pods mount no volume they could share. Without
+ * recovery, file sinks start over and nothing can go wrong.
+ */
+export function fileOutputNote(df: Dataflow, previous: number): string | undefined {
+  if (df.spec.recovery?.enabled !== true) return undefined;
+  const volumes = df.spec.podTemplate?.spec?.volumes ?? [];
+  const shared = volumes.filter((v) => !PER_POD.some((source) => v[source] !== undefined));
+  if (shared.length > 0) return undefined;
+  const name = df.metadata?.name ?? "";
+  const namespace = df.metadata?.namespace ?? "";
+  return (
+    "note: FileSink and DirSink files stay on the pod that wrote them, and these pods mount no shared volume: " +
+    "if this dataflow writes files on each pod's own volume, the rescaled processes stop at start saying that " +
+    `file output across a rescale needs a shared volume (\`waxctl df logs ${name} -n ${namespace}\`); ` +
+    `\`waxctl df scale ${name} -n ${namespace} -p ${previous}\` goes back. The README's "File output on Kubernetes" shows how to mount one`
+  );
+}
 
 export default class DfScale extends ClusterCommand {
   static override summary = "Change how many processes a dataflow runs.";
   static override description =
-    "Sets spec.processes through the Dataflow's scale subresource. A worker cluster is fixed-size, so the operator replaces every process together; with recovery enabled they resume from the last snapshot, with the state spread over the new count.";
+    "Sets spec.processes through the Dataflow's scale subresource. A worker cluster is fixed-size, so the operator replaces every process together; with recovery enabled they resume from the last snapshot, with the state spread over the new count. File output (FileSink, DirSink) moves only if its directory is on a volume every pod mounts: with recovery, the command asks a running process where its file sinks write and refuses when that is each pod's own storage (--force scales anyway).";
 
   static override examples = [
     { description: "Run orders on 4 processes:", command: "<%= config.bin %> <%= command.id %> orders --processes 4" },
+    {
+      description: "The same, returning once the 4 processes run:",
+      command: "<%= config.bin %> <%= command.id %> orders --processes 4 --wait",
+    },
   ];
 
   static override args = { name: nameArg };
@@ -24,19 +105,62 @@ export default class DfScale extends ClusterCommand {
       required: true,
       helpValue: "N",
     }),
+    force: Flags.boolean({ description: "Scale even though file output is on each pod's own storage." }),
+    wait: Flags.boolean({ description: "Wait until the new processes are ready and the worker cluster has formed." }),
+    timeout: Flags.string({ description: "How long --wait waits.", default: "5m", helpValue: "DURATION" }),
   };
 
   async run(): Promise<Dataflow> {
     const { args, flags } = await this.parse(DfScale);
     const name = dataflowName("NAME", args.name);
     const processes = wholeNumber("processes", flags.processes, 1, specSchema.properties.processes.maximum);
+    const timeoutMs = durationMs(duration("timeout", flags.timeout));
     const { cluster, namespace } = await connect(flags);
+    const live = await cluster.mustGetDataflow(namespace, name);
+    const previous = live.spec.processes ?? 1;
+    const rescale = previous !== processes && live.spec.recovery?.enabled === true;
+    const outputs = rescale ? await this.#askedOutputs(cluster, namespace, name) : undefined;
+    const stuck = outputs === undefined ? undefined : outputs.perPod[0];
+    if (stuck !== undefined && !flags.force) throw new UserError(refusal(name, stuck));
     const { dataflow, changed } = await scale(cluster, namespace, name, processes);
     this.log(
       changed
         ? `dataflow ${name} in namespace ${namespace} scaled to ${processes} process(es); every process is replaced together`
         : `dataflow ${name} in namespace ${namespace} already runs ${processes} process(es)`,
     );
-    return dataflow;
+    const note = changed && outputs === undefined ? fileOutputNote(dataflow, previous) : undefined;
+    if (note !== undefined) this.logToStderr(note);
+    if (!changed || !flags.wait) return dataflow;
+    const mode = outputMode(this.jsonEnabled(), process.stdout.isTTY === true, process.env);
+    const progress = await createProgress(mode, (line) => this.log(line));
+    try {
+      return await waitUntilFormed(cluster, dataflow, progress, { timeoutMs });
+    } finally {
+      await progress.close();
+    }
+  }
+
+  /** Where a running process's file sinks write, judged against its pod; undefined when no process answers. */
+  async #askedOutputs(
+    cluster: Cluster,
+    namespace: string,
+    name: string,
+  ): Promise<{ perPod: PerPodOutput[] } | undefined> {
+    const running = (await cluster.pods(namespace, name)).find(
+      (pod) => pod.status?.containerStatuses?.find((c) => c.name === CONTAINER)?.state?.running !== undefined,
+    );
+    if (running === undefined) return undefined;
+    try {
+      // A process that does not answer soon is not waited for: the scale goes on with the note.
+      const status = (await Promise.race([
+        cluster.processStatus(namespace, running),
+        delay(ASK_TIMEOUT_MS, undefined, { ref: false }),
+      ])) as { fileOutputs?: StepFiles[] } | undefined;
+      if (!Array.isArray(status?.fileOutputs)) return undefined;
+      return { perPod: perPodOutputs(status.fileOutputs, running) };
+    } catch {
+      // An older runtime, or a proxy the user may not use: fall back to the note.
+      return undefined;
+    }
   }
 }

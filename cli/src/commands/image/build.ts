@@ -80,6 +80,12 @@ Targets: ${TARGET_FORMS}. kind:CLUSTER runs \`kind load image-archive\` (set KIN
       description: `OCI layout directory or archive of the waxflow-runtime image, or registry:HOST/REPO[:TAG|@DIGEST] (default: the one \`npm run images\` built, ${defaultBase().replace(cacheDir(), "$WAXFLOW_CACHE")}).`,
       helpValue: "PATH",
     }),
+    check: Flags.boolean({
+      description:
+        "Load the bundle here first and refuse it unless it exports a Dataflow. --no-check skips that, for a module that loads only in its pods.",
+      allowNo: true,
+      default: true,
+    }),
     output: Flags.string({
       char: "o",
       description: `Where the image goes: ${TARGET_FORMS} (default: the OCI layout $WAXFLOW_CACHE/images/dataflows).`,
@@ -98,6 +104,7 @@ Targets: ${TARGET_FORMS}. kind:CLUSTER runs \`kind load image-archive\` (set KIN
       entry: args.path,
       name: flags.name ?? nameFromPath(args.path),
       base: flags.base,
+      check: { check: flags.check },
       onProgress,
     });
     const delivered = await deliverImage(built, target, { onProgress });
@@ -110,6 +117,9 @@ Targets: ${TARGET_FORMS}. kind:CLUSTER runs \`kind load image-archive\` (set KIN
     this.logToStderr(
       `${mb(built.size)}, ${built.image.manifest.layers.length} layers; bundle ${ms(built.timings.bundleMs)}, image ${ms(built.timings.baseMs + built.timings.layerMs)}, ${delivered.target}${blobs} ${ms(delivered.ms)}; total ${ms(totalMs)}`,
     );
+    // What a Dataflow written by hand needs; stdout keeps only the reference, for scripts.
+    this.logToStderr(`spec.image:  ${target.kind === "registry" ? delivered.reference : built.reference}`);
+    this.logToStderr(`spec.module: ${built.module}`);
     return {
       digest: built.digest,
       reference: built.reference,
