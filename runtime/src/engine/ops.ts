@@ -821,6 +821,15 @@ export class TransactionalSinkOp implements Op, Consumer {
   #done: number;
   /** The newest epoch with items since the last prepare; undefined when there are none. */
   #dirty: number | undefined;
+  /** The newest frontier heard. */
+  #frontier: number;
+  /**
+   * Items of epochs after `#frontier`, by epoch. Upstream may send them before the
+   * frontier reaches them (a StatefulBatchOp emits the new frontier's items before the
+   * frontier itself), and they must not join the transaction prepared for the epochs
+   * before: a resume at their epoch would replay them after that transaction committed.
+   */
+  readonly #ahead = new Map<number, unknown[][]>();
   /** The epoch of the newest prepare not yet committed. */
   #prepared: number | undefined;
   #committing: Promise<void> = Promise.resolve();
@@ -836,6 +845,7 @@ export class TransactionalSinkOp implements Op, Consumer {
     this.#store = store;
     this.#part = part;
     this.#done = ctx.startEpoch;
+    this.#frontier = ctx.startEpoch;
     this.#serial = new Serial(
       (err) => ctx.fail(StepError.wrap(stepId, err)),
       () => ctx.wake(),
@@ -866,11 +876,18 @@ export class TransactionalSinkOp implements Op, Consumer {
   }
 
   items(epoch: number, batch: unknown[]): void {
-    this.#dirty = Math.max(this.#dirty ?? epoch, epoch);
-    this.#serial.run(() => this.#part.writeBatch(batch));
+    if (epoch <= this.#frontier) {
+      this.#write(epoch, batch);
+      return;
+    }
+    const waiting = this.#ahead.get(epoch);
+    if (waiting === undefined) this.#ahead.set(epoch, [batch]);
+    else waiting.push(batch);
   }
 
   frontier(frontier: number): void {
+    // What waited for this frontier belongs to the epochs it closes.
+    this.#release(frontier - 1);
     const closed = frontier === INF ? this.#dirty : frontier - 1;
     const dirty = this.#dirty !== undefined;
     this.#dirty = undefined;
@@ -886,9 +903,25 @@ export class TransactionalSinkOp implements Op, Consumer {
         this.#prepared = closed;
       });
     }
+    this.#frontier = frontier;
+    this.#release(frontier);
     this.#serial.run(() => {
       this.#done = frontier;
     });
+  }
+
+  #write(epoch: number, batch: unknown[]): void {
+    this.#dirty = Math.max(this.#dirty ?? epoch, epoch);
+    this.#serial.run(() => this.#part.writeBatch(batch));
+  }
+
+  /** Writes the waiting items of epochs up to `last`, oldest first. */
+  #release(last: number): void {
+    for (const epoch of [...this.#ahead.keys()].sort((a, b) => a - b)) {
+      if (epoch > last) break;
+      for (const batch of this.#ahead.get(epoch) ?? []) this.#write(epoch, batch);
+      this.#ahead.delete(epoch);
+    }
   }
 
   /**

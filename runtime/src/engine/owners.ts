@@ -64,14 +64,17 @@ export function stateOwners(
   };
 }
 
-/** The steps whose state a recovery store keeps: stateful steps, partitioned sources and sinks. */
+/**
+ * The steps whose state a recovery store keeps: stateful steps, partitioned sources and
+ * sinks, and transactional sinks (their slots' pending transactions).
+ */
 export function statefulSteps(flow: Dataflow): Set<string> {
   const steps = new Set<string>();
   for (const step of flow.steps) {
     if (
       step.kind === "statefulBatch" ||
       (step.kind === "input" && isFixedPartitionedSource(step.source)) ||
-      (step.kind === "output" && isFixedPartitionedSink(step.sink))
+      (step.kind === "output" && (isFixedPartitionedSink(step.sink) || isTransactionalSink(step.sink)))
     ) {
       steps.add(step.stepId);
     }

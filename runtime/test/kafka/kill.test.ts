@@ -6,6 +6,7 @@
 // "at-least-once" shows the repeats that guarantee allows, so the check can fail.
 import { expect, test } from "vitest";
 import { IdempotentProducer, KafkaAdmin } from "../../src/connectors/kafka/client.ts";
+import type { Run } from "../support/processes.ts";
 import type { Broker } from "./broker.ts";
 import { type CountCluster, countCluster } from "./cluster.ts";
 import { brokerForFile, createTopic, type ReadRecord, readTopic } from "./kafka.ts";
@@ -14,19 +15,27 @@ const broker = brokerForFile();
 const KEYS = 12;
 const OUT_PARTITIONS = 3;
 
-/** Produces `total` messages over keys key-0..key-11, 20 every 50 ms; resolves when all are written. */
-async function feed(b: Broker, topic: string, total: number): Promise<Map<string, number>> {
+/**
+ * Produces over keys key-0..key-11, 20 messages every 100 ms, until `stop` resolves: the
+ * stream stays live through every kill, however long the restarts take on a loaded
+ * machine. Resolves with the number of messages per key.
+ */
+async function feed(b: Broker, topic: string, stop: Promise<void>): Promise<Map<string, number>> {
   const expected = new Map<string, number>();
+  let stopped = false;
+  void stop.then(() => {
+    stopped = true;
+  });
   const producer = new IdempotentProducer([b.address], "feed", {});
   try {
-    for (let i = 0; i < total; i += 20) {
-      const batch = Array.from({ length: Math.min(20, total - i) }, (_, j) => {
+    for (let i = 0; !stopped; i += 20) {
+      const batch = Array.from({ length: 20 }, (_, j) => {
         const key = `key-${(i + j) % KEYS}`;
         expected.set(key, (expected.get(key) ?? 0) + 1);
         return { topic, key: Buffer.from(key), value: Buffer.from(String(i + j)) };
       });
       await producer.send(batch);
-      await pause(50);
+      await pause(100);
     }
   } finally {
     await producer.close();
@@ -57,12 +66,12 @@ function complete(byKey: Map<string, number[]>, expected: Map<string, number>): 
 const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Runs the count over `total` fed messages with `kills` SIGKILLs, the cluster sized by
- * `sizes` (one entry per start; a [count, holders] pair), then waits for every count.
+ * Runs the count over a live feed with a SIGKILL per start but the last, the cluster
+ * sized by `sizes` (one entry per start; a [count, holders] pair); the feed stops once
+ * the last start is up, then every count is awaited.
  */
 async function run(
   guarantee: string,
-  total: number,
   sizes: readonly (readonly [number, number])[],
 ): Promise<{ byKey: Map<string, number[]>; expected: Map<string, number>; kills: number }> {
   const input = await createTopic(broker(), "count-in", 6);
@@ -73,22 +82,28 @@ async function run(
     KC_OUT: output,
     KC_GUARANTEE: guarantee,
   });
-  const feeding = feed(broker(), input, total);
+  const stopFeed = Promise.withResolvers<void>();
+  const feeding = feed(broker(), input, stopFeed.promise);
   let kills = 0;
-  for (const [count, holders] of sizes.slice(0, -1)) {
-    const before = await written(broker(), output);
-    const runs = await cluster.start(count, holders);
-    // Mid-stream: once this run has written something, at a random moment after.
-    await expect.poll(() => written(broker(), output), { timeout: 120_000, interval: 100 }).toBeGreaterThan(before);
-    await pause(Math.random() * 1000);
-    const victim = Math.floor(Math.random() * count);
-    const exits = await cluster.killOne(runs.slice(0, count), victim);
-    kills++;
-    for (const [i, exit] of exits.entries()) if (i !== victim) expect(exit.code, exit.stderr).not.toBe(0);
-    await cluster.stopAll(runs.slice(count));
+  let last: Run[];
+  try {
+    for (const [count, holders] of sizes.slice(0, -1)) {
+      const before = await written(broker(), output);
+      const runs = await cluster.start(count, holders);
+      // Mid-stream: once this run has written something, at a random moment after.
+      await expect.poll(() => written(broker(), output), { timeout: 120_000, interval: 100 }).toBeGreaterThan(before);
+      await pause(Math.random() * 1000);
+      const victim = Math.floor(Math.random() * count);
+      const exits = await cluster.killOne(runs.slice(0, count), victim);
+      kills++;
+      for (const [i, exit] of exits.entries()) if (i !== victim) expect(exit.code, exit.stderr).not.toBe(0);
+      await cluster.stopAll(runs.slice(count));
+    }
+    const [count, holders] = sizes.at(-1) as readonly [number, number];
+    last = await cluster.start(count, holders);
+  } finally {
+    stopFeed.resolve();
   }
-  const [count, holders] = sizes.at(-1) as readonly [number, number];
-  const last = await cluster.start(count, holders);
   const expected = await feeding;
   let byKey = new Map<string, number[]>();
   await expect
@@ -113,7 +128,7 @@ function expectExactlyOnce(byKey: Map<string, number[]>, expected: Map<string, n
 }
 
 test("exactly-once: 3 processes x 2 workers, SIGKILLed 5 times mid-stream, every count once", async () => {
-  const { byKey, expected, kills } = await run("exactly-once", 1500, [
+  const { byKey, expected, kills } = await run("exactly-once", [
     [3, 0],
     [3, 0],
     [3, 0],
@@ -126,7 +141,7 @@ test("exactly-once: 3 processes x 2 workers, SIGKILLed 5 times mid-stream, every
 }, 400_000);
 
 test("exactly-once across a rescale: 3 processes, then 2 and a holder, then 4, with kills", async () => {
-  const { byKey, expected, kills } = await run("exactly-once", 1200, [
+  const { byKey, expected, kills } = await run("exactly-once", [
     [3, 0],
     [2, 1],
     [4, 0],
@@ -136,7 +151,7 @@ test("exactly-once across a rescale: 3 processes, then 2 and a holder, then 4, w
 }, 400_000);
 
 test("at-least-once, the same kills: counts repeat, which exactly-once rules out", async () => {
-  const { byKey, expected } = await run("at-least-once", 900, [
+  const { byKey, expected } = await run("at-least-once", [
     [3, 0],
     [3, 0],
     [3, 0],
