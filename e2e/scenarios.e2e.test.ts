@@ -5,7 +5,7 @@
 import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { describe, expect, test } from "vitest";
 import { startRegistry } from "../cli/test/registry-server.ts";
 import { registryBinary } from "../cli/test/tools.ts";
 import { expectedCounts, type ReadingsSettings } from "../examples/running-count.ts";
@@ -17,6 +17,7 @@ import {
   podGet,
   pods,
   restarts,
+  restrictedNamespace,
   tryKubectl,
   volumeLines,
   waxctl,
@@ -146,16 +147,7 @@ async function untilRunning(name: string, processes: number) {
 
 const EXACTLY_ONCE = (sensors: number) => ({ complete: sensors, duplicates: [], gaps: [], malformed: [] });
 
-beforeAll(async () => {
-  await tryKubectl("delete", "namespace", NS, "--wait=true", "--timeout=120s");
-  // Every pod the scenarios start must pass Pod Security Admission at its strictest level.
-  await kubectl("create", "namespace", NS);
-  await kubectl("label", "namespace", NS, "pod-security.kubernetes.io/enforce=restricted");
-}, 180_000);
-
-afterAll(async () => {
-  if (process.env.E2E_KEEP !== "true") await tryKubectl("delete", "namespace", NS, "--wait=false");
-});
+restrictedNamespace(NS);
 
 describe("waxflow on kind", { timeout: 600_000 }, () => {
   test("1. waxctl install puts the operator in the cluster; kubectl get df shows the printer columns", async () => {

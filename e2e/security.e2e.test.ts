@@ -5,8 +5,17 @@
 import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { eventually, isReady, kubectl, kubectlJson, pods, tryKubectl, waxctl } from "./lib/cluster.ts";
+import { describe, expect, test } from "vitest";
+import {
+  eventually,
+  isReady,
+  kubectl,
+  kubectlJson,
+  pods,
+  restrictedNamespace,
+  tryKubectl,
+  waxctl,
+} from "./lib/cluster.ts";
 
 const NS = "waxflow-e2e-sec";
 const OPERATOR_NS = "waxflow-system";
@@ -68,15 +77,7 @@ async function connectFrom(
   });
 }
 
-beforeAll(async () => {
-  await tryKubectl("delete", "namespace", NS, "--wait=true", "--timeout=120s");
-  await kubectl("create", "namespace", NS);
-  await kubectl("label", "namespace", NS, "pod-security.kubernetes.io/enforce=restricted");
-}, 180_000);
-
-afterAll(async () => {
-  if (process.env.E2E_KEEP !== "true") await tryKubectl("delete", "namespace", NS, "--wait=false");
-});
+restrictedNamespace(NS);
 
 describe("a Dataflow fenced on kind", { timeout: 600_000 }, () => {
   test("S1. the operator (installed as in scenario 1) runs; the NetworkPolicy agent runs on every node", async () => {

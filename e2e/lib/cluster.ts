@@ -4,6 +4,7 @@ import { execFile } from "node:child_process";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
+import { afterAll, beforeAll } from "vitest";
 
 const run = promisify(execFile);
 
@@ -128,4 +129,20 @@ export async function volumeLines(namespace: string, pvc: string, subdir: string
   );
   if (r.code !== 0) throw new Error(`reading ${dir} on ${NODE}: ${r.stderr.trim()}`);
   return r.stdout.split("\n").filter((l) => l !== "");
+}
+
+/**
+ * A suite's own namespace, made anew before its tests and deleted after them (unless
+ * E2E_KEEP=true). It enforces Pod Security `restricted`: every pod the suite starts must
+ * pass Pod Security Admission at its strictest level.
+ */
+export function restrictedNamespace(namespace: string): void {
+  beforeAll(async () => {
+    await tryKubectl("delete", "namespace", namespace, "--wait=true", "--timeout=120s");
+    await kubectl("create", "namespace", namespace);
+    await kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted");
+  }, 180_000);
+  afterAll(async () => {
+    if (process.env.E2E_KEEP !== "true") await tryKubectl("delete", "namespace", namespace, "--wait=false");
+  });
 }

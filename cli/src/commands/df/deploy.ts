@@ -1,12 +1,12 @@
 import { readFile } from "node:fs/promises";
-import { Args, Flags } from "@oclif/core";
+import { Args, Flags, type Interfaces } from "@oclif/core";
 import type { Dataflow } from "@waxflow/crds";
 import { dump } from "js-yaml";
 import { ClusterCommand } from "../../base.ts";
 import { buildAndDeliver, type Destination, kindClusterOf } from "../../deploy/build.ts";
 import { bundledModule, type DeployResult, deploy, loadCheck } from "../../deploy/deploy.ts";
 import { dataflowManifest } from "../../deploy/manifest.ts";
-import { deployOptions, duration, durationMs, namespaceName } from "../../deploy/options.ts";
+import { type DeployOptions, deployOptions, duration, durationMs, namespaceName } from "../../deploy/options.ts";
 import { UsageError } from "../../errors.ts";
 import { APP_DIR } from "../../image/layer.ts";
 import { parseRegistryPrefix } from "../../image/registry.ts";
@@ -158,22 +158,7 @@ Deploying again with the same image and flags changes nothing. A change to a run
 
   async run(): Promise<Dataflow | DeployResult> {
     const { args, flags } = await this.parse(DfDeploy);
-    const options = deployOptions({
-      name: flags.name,
-      processes: flags.processes,
-      workers: flags.workers,
-      env: flags.env ?? [],
-      image: flags.image,
-      recovery: flags.recovery,
-      recoverySize: flags["recovery-size"],
-      recoveryStorageclass: flags["recovery-storageclass"],
-      recoverySnapshotInterval: flags["recovery-snapshot-interval"],
-      recoveryBackupInterval: flags["recovery-backup-interval"],
-      podTemplate:
-        flags["pod-template"] === undefined
-          ? undefined
-          : { file: flags["pod-template"], text: await readFile(flags["pod-template"], "utf8") },
-    });
+    const options = await optionsOf(flags, "deploy");
     const waitMs = durationMs(duration("timeout", flags.timeout));
     if (args.path === undefined && (flags.image === undefined || flags["dry-run"])) {
       throw new UsageError(
@@ -181,13 +166,6 @@ Deploying again with the same image and flags changes nothing. A change to a run
           ? "PATH is missing: pass the dataflow's entry module, e.g. waxctl df deploy flow.ts -N NAME (only a deploy with --image may leave it out)"
           : "PATH is missing: --dry-run prints the whole Dataflow, so it needs the entry module even with --image, e.g. waxctl df deploy flow.ts -N NAME --image REF --dry-run",
       );
-    }
-    const buildFlag = (["base", "kind", "registry"] as const).find((f) => flags[f] !== undefined);
-    if (flags.image !== undefined && buildFlag !== undefined) {
-      throw new UsageError(`--${buildFlag} only applies when deploy builds the image; leave out --image`);
-    }
-    if (flags.kind !== undefined && flags.registry !== undefined) {
-      throw new UsageError("--kind and --registry are two places for the image; pass one");
     }
     const registry =
       flags.registry === undefined ? undefined : parseRegistryPrefix(flags.registry, `--registry ${flags.registry}`);
@@ -260,4 +238,51 @@ function summary(result: DeployResult, namespace: string): string {
   if (df.spec.state === "suspended")
     return `${what}; it is suspended: \`waxctl df resume ${name} -n ${namespace}\` starts it`;
   return `${what}; \`waxctl df describe ${name} -n ${namespace}\` shows how it is doing`;
+}
+
+/** The flags `df deploy` and `df render` share, as oclif parses them. */
+type SharedFlags = Pick<
+  Interfaces.InferredFlags<typeof DfDeploy.flags>,
+  | "name"
+  | "processes"
+  | "workers"
+  | "env"
+  | "image"
+  | "recovery"
+  | "recovery-size"
+  | "recovery-storageclass"
+  | "recovery-snapshot-interval"
+  | "recovery-backup-interval"
+  | "pod-template"
+  | "base"
+  | "kind"
+  | "registry"
+>;
+
+/** The Dataflow's options from the flags, with the checks both commands make before any work. */
+export async function optionsOf(flags: SharedFlags, command: "deploy" | "render"): Promise<DeployOptions> {
+  const options = deployOptions({
+    name: flags.name,
+    processes: flags.processes,
+    workers: flags.workers,
+    env: flags.env ?? [],
+    image: flags.image,
+    recovery: flags.recovery,
+    recoverySize: flags["recovery-size"],
+    recoveryStorageclass: flags["recovery-storageclass"],
+    recoverySnapshotInterval: flags["recovery-snapshot-interval"],
+    recoveryBackupInterval: flags["recovery-backup-interval"],
+    podTemplate:
+      flags["pod-template"] === undefined
+        ? undefined
+        : { file: flags["pod-template"], text: await readFile(flags["pod-template"], "utf8") },
+  });
+  const buildFlag = (["base", "kind", "registry"] as const).find((f) => flags[f] !== undefined);
+  if (flags.image !== undefined && buildFlag !== undefined) {
+    throw new UsageError(`--${buildFlag} only applies when ${command} builds the image; leave out --image`);
+  }
+  if (flags.kind !== undefined && flags.registry !== undefined) {
+    throw new UsageError("--kind and --registry are two places for the image; pass one");
+  }
+  return options;
 }

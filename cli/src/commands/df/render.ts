@@ -1,4 +1,3 @@
-import { readFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { Args, Flags } from "@oclif/core";
 import type { Dataflow } from "@waxflow/crds";
@@ -6,13 +5,12 @@ import { dump } from "js-yaml";
 import { ClusterCommand } from "../../base.ts";
 import { buildAndDeliver, type Destination, kindClusterOf } from "../../deploy/build.ts";
 import { loadCheck } from "../../deploy/deploy.ts";
-import { deployOptions, namespaceName } from "../../deploy/options.ts";
+import { namespaceName } from "../../deploy/options.ts";
 import { renderDataflow } from "../../deploy/render.ts";
-import { UsageError } from "../../errors.ts";
 import { parseRegistryPrefix } from "../../image/registry.ts";
 import { loadKubeConfig } from "../../kube.ts";
 import { createProgress } from "../../ui/progress.ts";
-import DfDeploy from "./deploy.ts";
+import DfDeploy, { optionsOf } from "./deploy.ts";
 
 // The deploy flags that shape the Dataflow or its image; none that talk to the API server.
 const { wait, timeout, yes, "dry-run": dryRun, "create-namespace": createNamespace, ...shared } = DfDeploy.flags;
@@ -54,29 +52,7 @@ export default class DfRender extends ClusterCommand {
 
   async run(): Promise<Dataflow> {
     const { args, flags } = await this.parse(DfRender);
-    const options = deployOptions({
-      name: flags.name,
-      processes: flags.processes,
-      workers: flags.workers,
-      env: flags.env ?? [],
-      image: flags.image,
-      recovery: flags.recovery,
-      recoverySize: flags["recovery-size"],
-      recoveryStorageclass: flags["recovery-storageclass"],
-      recoverySnapshotInterval: flags["recovery-snapshot-interval"],
-      recoveryBackupInterval: flags["recovery-backup-interval"],
-      podTemplate:
-        flags["pod-template"] === undefined
-          ? undefined
-          : { file: flags["pod-template"], text: await readFile(flags["pod-template"], "utf8") },
-    });
-    const buildFlag = (["base", "kind", "registry"] as const).find((f) => flags[f] !== undefined);
-    if (flags.image !== undefined && buildFlag !== undefined) {
-      throw new UsageError(`--${buildFlag} only applies when render builds the image; leave out --image`);
-    }
-    if (flags.kind !== undefined && flags.registry !== undefined) {
-      throw new UsageError("--kind and --registry are two places for the image; pass one");
-    }
+    const options = await optionsOf(flags, "render");
     // Without -n the Dataflow has no namespace, so `kubectl apply` puts it in its context's.
     const namespace = flags.namespace === undefined ? undefined : namespaceName("-n/--namespace", flags.namespace);
     const destination = await this.#destination(flags);
