@@ -3,7 +3,9 @@
 // process is SIGKILLed at least 5 times mid-stream; the others stop (fate-sharing) and
 // all restart, as Kubernetes would restart the pods. A read_committed consumer of the
 // output must see, per key, the counts 1..n: no gap, no repeat. The same run with
-// "at-least-once" shows the repeats that guarantee allows, so the check can fail.
+// "at-least-once" shows the repeats that guarantee allows, so the check can fail. And the
+// broker itself is killed and restarted mid-stream: the dataflow rides through or fails
+// naming the cause, and a restart of it still writes every count once.
 import { expect, test } from "vitest";
 import { IdempotentProducer, KafkaAdmin } from "../../src/connectors/kafka/client.ts";
 import type { Run } from "../support/processes.ts";
@@ -20,7 +22,12 @@ const OUT_PARTITIONS = 3;
  * stream stays live through every kill, however long the restarts take on a loaded
  * machine. Resolves with the number of messages per key.
  */
-async function feed(b: Broker, topic: string, stop: Promise<void>): Promise<Map<string, number>> {
+async function feed(
+  b: Broker,
+  topic: string,
+  stop: Promise<void>,
+  gate: () => Promise<void> = async () => {},
+): Promise<Map<string, number>> {
   const expected = new Map<string, number>();
   let stopped = false;
   void stop.then(() => {
@@ -29,6 +36,7 @@ async function feed(b: Broker, topic: string, stop: Promise<void>): Promise<Map<
   const producer = new IdempotentProducer([b.address], "feed", {});
   try {
     for (let i = 0; !stopped; i += 20) {
+      await gate();
       const batch = Array.from({ length: 20 }, (_, j) => {
         const key = `key-${(i + j) % KEYS}`;
         expected.set(key, (expected.get(key) ?? 0) + 1);
@@ -162,4 +170,62 @@ test("at-least-once, the same kills: counts repeat, which exactly-once rules out
   // ...but the epochs in flight at each kill were written again.
   const repeated = [...byKey.values()].reduce((sum, counts) => sum + counts.length - new Set(counts).size, 0);
   expect(repeated).toBeGreaterThan(0);
+}, 400_000);
+
+test("the broker SIGKILLed and restarted mid-stream: the run rides through or fails naming it, and every count is written once", async () => {
+  const input = await createTopic(broker(), "count-in", 6);
+  const output = await createTopic(broker(), "count-out", OUT_PARTITIONS);
+  const cluster = countCluster({
+    KC_BROKERS: broker().address,
+    KC_IN: input,
+    KC_OUT: output,
+    KC_GUARANTEE: "exactly-once",
+  });
+  // The feed holds still while the broker is down, so the input has no gap of its own.
+  let held: PromiseWithResolvers<void> | undefined;
+  let idle = Promise.withResolvers<void>();
+  const gate = async (): Promise<void> => {
+    idle.resolve();
+    await held?.promise;
+    idle = Promise.withResolvers<void>();
+  };
+  const stopFeed = Promise.withResolvers<void>();
+  const feeding = feed(broker(), input, stopFeed.promise, gate);
+  let runs = await cluster.start(2);
+  const exits = runs.map((r) => r.exit);
+  try {
+    await expect.poll(() => written(broker(), output), { timeout: 120_000, interval: 100 }).toBeGreaterThan(0);
+    held = Promise.withResolvers<void>();
+    await idle.promise;
+    await broker().kill();
+    await pause(3000);
+    await broker().restart();
+    held.resolve();
+    held = undefined;
+    // Given the client's retries, either every process rides through, or they stop with
+    // an error that says what failed, and a restart (as Kubernetes would) resumes.
+    const outcome = await Promise.race([Promise.all(exits), pause(20_000).then(() => "riding" as const)]);
+    if (outcome !== "riding") {
+      const failed = outcome.find((e) => e.code !== 0);
+      expect(failed?.stderr ?? "", "a process stopped without an error").toMatch(/error|fail/i);
+      console.info(`broker restart: the run stopped (${failed?.stderr.trim().split("\n").at(-1)}) and was restarted`);
+      runs = await cluster.start(2);
+    } else console.info("broker restart: the run rode through");
+    await pause(2000);
+  } finally {
+    stopFeed.resolve();
+  }
+  const expected = await feeding;
+  let byKey = new Map<string, number[]>();
+  await expect
+    .poll(
+      async () => {
+        byKey = countsByKey(await readTopic(broker(), output, OUT_PARTITIONS));
+        return complete(byKey, expected);
+      },
+      { timeout: 120_000, interval: 500 },
+    )
+    .toBe(true);
+  await cluster.stopAll(runs);
+  expectExactlyOnce(byKey, expected);
 }, 400_000);
