@@ -103,8 +103,10 @@ export async function startBroker(clientPort?: number): Promise<Broker> {
     ...args,
   ];
   // A cluster id is 16 random bytes in URL-safe base64, as `kafka-storage random-uuid` prints.
+  // Given as `--cluster-id=ID`: one in 64 starts with "-", which a separate argument would
+  // make look like an option.
   const clusterId = randomBytes(16).toString("base64url");
-  execFileSync("java", java(["kafka.tools.StorageTool", "format", "-t", clusterId, "-c", properties]), {
+  execFileSync("java", java(["kafka.tools.StorageTool", "format", `--cluster-id=${clusterId}`, "-c", properties]), {
     stdio: "pipe",
   });
 
