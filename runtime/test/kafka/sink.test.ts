@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, expect, test } from "vitest";
+import { KafkaAdmin } from "../../src/connectors/kafka/client.ts";
 import { KafkaSink, type KafkaSinkMessage, KafkaSource } from "../../src/connectors/kafka/index.ts";
 import * as kop from "../../src/connectors/kafka/operators.ts";
 import { Dataflow } from "../../src/dataflow.ts";
@@ -56,10 +57,37 @@ async function filled(n: number): Promise<{ from: string; to: string }> {
 const outValues = async (topic: string): Promise<number[]> =>
   (await readTopic(broker(), topic, 2)).map((r) => Number(r.value)).sort((a, b) => a - b);
 
+/**
+ * What a read_committed consumer of `topic` sees once no transaction is open on it (the
+ * last stable offset reached the high watermark). A commit is durable when EndTxn
+ * returns, but its markers reach the partitions just after, and only then do the records
+ * become visible.
+ */
+async function settled(topic: string): Promise<number[]> {
+  const admin = new KafkaAdmin([broker().address]);
+  try {
+    await expect
+      .poll(
+        async () => {
+          const [stable, high] = await Promise.all([
+            admin.offsets(topic, "end", true),
+            admin.offsets(topic, "end", false),
+          ]);
+          return stable.every((offset, p) => offset === high[p]);
+        },
+        { timeout: 10_000, interval: 100 },
+      )
+      .toBe(true);
+  } finally {
+    await admin.close();
+  }
+  return await outValues(topic);
+}
+
 test("at-least-once without recovery: every message arrives", async () => {
   const { from, to } = await filled(500);
   await runMain(copyFlow(from, new KafkaSink([broker().address], to)), { epochIntervalMs: 100 });
-  expect(await outValues(to)).toEqual(range(500).map((i) => i * 10));
+  expect(await settled(to)).toEqual(range(500).map((i) => i * 10));
 }, 60_000);
 
 test("exactly-once with recovery: each epoch's transaction commits, a rerun writes nothing again", async () => {
@@ -67,9 +95,9 @@ test("exactly-once with recovery: each epoch's transaction commits, a rerun writ
   const recovery = recoveryDir();
   const sink = new KafkaSink([broker().address], to);
   await runMain(copyFlow(from, sink), { epochIntervalMs: 10, recovery });
-  expect(await outValues(to)).toEqual(range(2000).map((i) => i * 10));
+  expect(await settled(to)).toEqual(range(2000).map((i) => i * 10));
   await runMain(copyFlow(from, sink), { epochIntervalMs: 10, recovery });
-  expect(await outValues(to)).toEqual(range(2000).map((i) => i * 10));
+  expect(await settled(to)).toEqual(range(2000).map((i) => i * 10));
 }, 60_000);
 
 test("a message names its topic when the sink has none; without either the step fails naming it", async () => {
@@ -82,7 +110,7 @@ test("a message names its topic when the sink has none; without either the step 
     new KafkaSink([broker().address]),
   );
   await runMain(flow, { epochIntervalMs: 100 });
-  expect(await outValues(to)).toEqual(range(10));
+  expect(await settled(to)).toEqual(range(10));
 
   const bad = new Dataflow("kafka_no_topic");
   const again = op.input("in", bad, new KafkaSource([broker().address], [from], { tail: false }));

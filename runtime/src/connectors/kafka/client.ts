@@ -7,12 +7,17 @@
  */
 import {
   Admin,
+  type API,
+  type Broker,
   Connection,
   Consumer,
   endTxnV4,
   FindCoordinatorKeyTypes,
+  type fetchV17,
   findCoordinatorV6,
   type KafkaRecord,
+  kGetApi,
+  kGetConnection,
   type MessageToProduce,
   Producer,
   type RecordsBatch,
@@ -130,7 +135,7 @@ export class PartitionReader {
   readonly #isolation: number;
   readonly #maxBytes: number;
   #topicId: string | undefined;
-  #leader = -1;
+  #leader: Broker | undefined;
 
   constructor(
     brokers: readonly string[],
@@ -150,32 +155,30 @@ export class PartitionReader {
 
   /** Records from `offset` on, waiting up to `waitMs` for some to arrive. */
   async fetch(offset: bigint, waitMs: number): Promise<FetchedPartition> {
-    if (this.#topicId === undefined) {
+    if (this.#topicId === undefined || this.#leader === undefined) {
       const metadata = await this.#consumer.metadata({ topics: [this.topic] });
       const topic = metadata.topics.get(this.topic);
       if (topic === undefined) throw new Error(`topic ${this.topic} not found`);
+      const leader = metadata.brokers.get(topic.partitions[this.partition]?.leader ?? -1);
+      if (leader === undefined) throw new Error(`${this.topic}/${this.partition} has no leader`);
       this.#topicId = topic.id;
-      this.#leader = topic.partitions[this.partition]?.leader ?? -1;
+      this.#leader = leader;
     }
-    const response = await this.#consumer.fetch({
-      node: this.#leader,
-      isolationLevel: this.#isolation,
-      maxWaitTime: waitMs,
-      maxBytes: this.#maxBytes,
-      topics: [
+    const response = await this.#fetchRaw(this.#leader, waitMs, {
+      topicId: this.#topicId,
+      partitions: [
         {
-          topicId: this.#topicId,
-          partitions: [
-            {
-              partition: this.partition,
-              currentLeaderEpoch: -1,
-              fetchOffset: offset,
-              lastFetchedEpoch: -1,
-              partitionMaxBytes: this.#maxBytes,
-            },
-          ],
+          partition: this.partition,
+          currentLeaderEpoch: -1,
+          fetchOffset: offset,
+          lastFetchedEpoch: -1,
+          partitionMaxBytes: this.#maxBytes,
         },
       ],
+    }).catch((err: unknown) => {
+      // The leader may have moved: look it up again on the next fetch.
+      this.#leader = undefined;
+      throw err;
     });
     const part = response.responses[0]?.partitions[0];
     if (part === undefined) return { records: [], next: offset, end: offset };
@@ -211,10 +214,44 @@ export class PartitionReader {
     return { records, next, end: this.#isolation === READ_COMMITTED ? part.lastStableOffset : part.highWatermark };
   }
 
+  /**
+   * The Fetch request the broker and client agreed on, sent on the consumer's connection
+   * but not through `Consumer.fetch`: that one filters read_committed responses itself,
+   * and its filter throws, uncatchably, on an abort marker that no aborted transaction of
+   * the response announces (a transaction that aborted without writing to this partition,
+   * as a fenced one may). `fetch` above filters as Kafka's Java consumer does.
+   */
+  async #fetchRaw(leader: Broker, waitMs: number, topic: FetchRequestTopic): Promise<FetchResponse> {
+    const fetchApi = await new Promise<FetchApi>((done, fail) =>
+      this.#consumer[kGetApi]<FetchArgs, FetchResponse>("Fetch", (err, api) =>
+        err !== null || api === undefined ? fail(err) : done(api),
+      ),
+    );
+    const connection = await new Promise<Connection>((done, fail) =>
+      this.#consumer[kGetConnection](leader, (err, c) => (err !== null || c === undefined ? fail(err) : done(c))),
+    );
+    return await fetchApi.async(connection, waitMs, 1, this.#maxBytes, this.#isolation, 0, -1, [topic], [], "");
+  }
+
   async close(): Promise<void> {
     await this.#consumer.close();
   }
 }
+
+type FetchRequestTopic = fetchV17.FetchRequestTopic;
+type FetchResponse = fetchV17.FetchResponse;
+type FetchArgs = [
+  maxWaitMs: number,
+  minBytes: number,
+  maxBytes: number,
+  isolationLevel: number,
+  sessionId: number,
+  sessionEpoch: number,
+  topics: FetchRequestTopic[],
+  forgottenTopicsData: { topic: string; partitions: number[] }[],
+  rackId: string,
+];
+type FetchApi = API<FetchArgs, FetchResponse>;
 
 /** A control batch's record key is a version and a type: 0 aborts, 1 commits. */
 function isAbortMarker(batch: RecordsBatch): boolean {
