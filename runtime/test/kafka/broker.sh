@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # Resolves a Kafka broker (KRaft, no ZooKeeper) from Maven Central into
-# ~/.cache/waxflow/kafka/<version>/libs and prints that directory. No Debian package
+# $WAXFLOW_CACHE/kafka/<version>/libs and prints that directory. No Debian package
 # exists; the jars plus Java 17 are the whole broker. Idempotent: a complete cache is
-# reused. Needs `mvn` and `java` (apt-get install -y maven openjdk-17-jre-headless).
-set -euo pipefail
+# reused; test files starting brokers at once resolve it once (a lock beside it). Installs
+# Debian's maven and Java 17 when they are missing.
+source "$(dirname "$0")/../../../e2e/toolchain/lib.sh"
 version="${KAFKA_VERSION:-4.1.1}"
-root="${WAXFLOW_CACHE:-$HOME/.cache/waxflow}/kafka/$version"
+root="$WAXFLOW_CACHE/kafka/$version"
 if [[ -f "$root/.complete" ]]; then echo "$root/libs"; exit 0; fi
-for tool in mvn java; do
-  command -v "$tool" >/dev/null || { echo "kafka broker: $tool is missing; run: apt-get install -y maven openjdk-17-jre-headless" >&2; exit 1; }
-done
+mkdir -p "$(dirname "$root")"
+exec {lock}>>"$root.lock"
+flock "$lock"
+if [[ -f "$root/.complete" ]]; then echo "$root/libs"; exit 0; fi
+need_pkg java openjdk-17-jre-headless
+need_pkg mvn maven
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 # log4j-slf4j-impl binds the slf4j-api 1.7 the broker pulls to log4j2, so the broker
@@ -24,6 +28,7 @@ cat >"$work/pom.xml" <<POM
   </dependencies>
 </project>
 POM
+log "resolving Kafka $version from Maven Central into $root"
 mvn -B -q -f "$work/pom.xml" -Dmaven.repo.local="$work/m2" dependency:copy-dependencies \
   -DincludeScope=runtime -DoutputDirectory="$work/libs" >&2
 rm -rf "$root"
