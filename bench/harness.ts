@@ -216,7 +216,7 @@ export async function measure(entry: CaseEntry, opts: MeasureOptions): Promise<C
       const figures = await runners.measure();
       const misses = figures
         .filter((f) => f.below !== undefined && !(f.value < f.below))
-        .map((f) => `${f.name} ${f.value.toFixed(0)} ${f.unit} >= ${f.below} ${f.unit}`);
+        .map((f) => `${f.name} ${formatFigure(f.value)} ${f.unit} >= ${formatFigure(f.below ?? 0)} ${f.unit}`);
       return {
         ...base,
         verdict: misses.length === 0 ? "PASS" : "FAIL",
@@ -266,4 +266,9 @@ export function expectEqual(what: string, actual: unknown, expected: unknown): v
   const a = JSON.stringify(actual);
   const e = JSON.stringify(expected);
   if (a !== e) throw new Error(`${what}: expected ${e}, got ${a}`);
+}
+
+/** A figure's value: whole numbers from 100 up, two decimals below (a time ratio of 0.76 is not "1"). */
+export function formatFigure(value: number): string {
+  return Math.abs(value) >= 100 ? value.toFixed(0) : value.toFixed(2);
 }

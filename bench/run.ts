@@ -7,7 +7,7 @@
 import { availableParallelism, loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import { cases } from "./cases/index.ts";
-import { type CaseResult, formatRate, measure, type Targets } from "./harness.ts";
+import { type CaseResult, formatFigure, formatRate, measure, type Targets } from "./harness.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -120,8 +120,8 @@ if (args.json) {
     (r.figures ?? []).map((f) => [
       r.name,
       f.name,
-      `${f.value.toFixed(0)} ${f.unit}`,
-      f.below === undefined ? "-" : `< ${f.below} ${f.unit}`,
+      `${formatFigure(f.value)} ${f.unit}`,
+      f.below === undefined ? "-" : `< ${formatFigure(f.below)} ${f.unit}`,
       f.below === undefined ? "-" : (f.value / f.below).toFixed(2),
     ]),
   );
