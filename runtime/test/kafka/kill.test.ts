@@ -71,6 +71,21 @@ function complete(byKey: Map<string, number[]>, expected: Map<string, number>): 
   return [...expected].every(([key, n]) => (byKey.get(key) ?? []).includes(n));
 }
 
+/** The output's counts by key, once every key's final count is there. */
+async function everyCount(output: string, expected: Map<string, number>): Promise<Map<string, number[]>> {
+  let byKey = new Map<string, number[]>();
+  await expect
+    .poll(
+      async () => {
+        byKey = countsByKey(await readTopic(broker(), output, OUT_PARTITIONS));
+        return complete(byKey, expected);
+      },
+      { timeout: 120_000, interval: 500 },
+    )
+    .toBe(true);
+  return byKey;
+}
+
 const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
@@ -113,16 +128,7 @@ async function run(
     stopFeed.resolve();
   }
   const expected = await feeding;
-  let byKey = new Map<string, number[]>();
-  await expect
-    .poll(
-      async () => {
-        byKey = countsByKey(await readTopic(broker(), output, OUT_PARTITIONS));
-        return complete(byKey, expected);
-      },
-      { timeout: 120_000, interval: 500 },
-    )
-    .toBe(true);
+  const byKey = await everyCount(output, expected);
   for (const r of last) expect(r.child.exitCode, "a process of the last run ended early").toBeNull();
   await cluster.stopAll(last);
   return { byKey, expected, kills };
@@ -216,16 +222,7 @@ test("the broker SIGKILLed and restarted mid-stream: the run rides through or fa
     stopFeed.resolve();
   }
   const expected = await feeding;
-  let byKey = new Map<string, number[]>();
-  await expect
-    .poll(
-      async () => {
-        byKey = countsByKey(await readTopic(broker(), output, OUT_PARTITIONS));
-        return complete(byKey, expected);
-      },
-      { timeout: 120_000, interval: 500 },
-    )
-    .toBe(true);
+  const byKey = await everyCount(output, expected);
   await cluster.stopAll(runs);
   expectExactlyOnce(byKey, expected);
 }, 400_000);
