@@ -213,7 +213,7 @@ export function window<V, W, S>(
 ): WindowOut<V, W> {
   checkWindowing(stepId, clock, windower, ordered);
   if (typeof builder !== "function") throw new BuildError(`step ${JSON.stringify(stepId)}: builder must be a function`);
-  return nest(stepId, [up], (_id, _, up) => {
+  return nest("window", stepId, [up], (_id, _, up) => {
     const events = statefulBatch(
       "stateful_batch",
       up,
