@@ -92,6 +92,7 @@ export async function main(argv: readonly string[], env: Env, cwd: string): Prom
     api = await serveApi(config.apiPort, view);
     const flow = await loadDataflow(config.modulePath, config.exportName, cwd);
     view.writesFiles(fileOutputs(flow, cwd));
+    view.runs(flow);
     process.once("SIGINT", onSignal);
     process.once("SIGTERM", onSignal);
     if (config.holder) {

@@ -48,8 +48,10 @@ Options (a flag wins over its environment variable):
                                   a crashed peer is noticed at once by its closed connection)
       --debug                   WAXFLOW_DEBUG=1               print full stack traces on failure
   -h, --help                                                  show this help
-                                WAXFLOW_API_PORT              HTTP API: /livez /readyz /metrics /status
+                                WAXFLOW_API_PORT              HTTP API: /livez /readyz /metrics /status /steps
                                                               (default 3030; 0 picks a free port)
+                                WAXFLOW_STEP_METRICS=false    do not count items into steps or follow watermarks
+                                                              (only to measure what that costs)
 
 \`waxflow graph\` prints the dataflow's steps and the streams between them, without running it:
 a Mermaid flowchart (default; paste it into a \`\`\`mermaid block of a Markdown file) or, with

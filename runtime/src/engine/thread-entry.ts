@@ -35,8 +35,10 @@ try {
       snapshotted: (s) => links.post({ k: "snapshot", stats: s }),
     }),
     signal: abort.signal,
+    stepMetrics: data.stepMetrics,
   });
-  const report = (): void => links.post({ k: "stats", epoch: worker.epoch, steps: worker.stepCounts() });
+  const report = (): void =>
+    links.post({ k: "stats", epoch: worker.epoch, steps: worker.stepCounts(), lastCommit: worker.lastCommit });
   stats = setInterval(report, data.statsMs);
   links.post({ k: "started" });
   await worker.run();
