@@ -85,8 +85,16 @@ function Top({ opts, onShown }: { opts: TopOptions; onShown: (view: StepsView) =
   return h(Text, null, shown.error === undefined ? frame : `${frame}\n\nlast refresh failed: ${shown.error}`);
 }
 
+export interface Terminal {
+  readonly stdout: NodeJS.WriteStream;
+  readonly stdin: NodeJS.ReadStream;
+}
+
 /** Runs the view full screen (the terminal's alternate screen) until q or Ctrl-C; returns what it showed last. */
-export async function runTop(opts: TopOptions, stdout: NodeJS.WriteStream = process.stdout): Promise<StepsView> {
+export async function runTop(
+  opts: TopOptions,
+  { stdout, stdin }: Terminal = { stdout: process.stdout, stdin: process.stdin },
+): Promise<StepsView> {
   let last: StepsView = { flow: null, steps: [], pods: [] };
   stdout.write("\u001b[?1049h\u001b[H");
   try {
@@ -97,7 +105,7 @@ export async function runTop(opts: TopOptions, stdout: NodeJS.WriteStream = proc
           last = view;
         },
       }),
-      { stdout, patchConsole: false, exitOnCtrlC: false },
+      { stdout, stdin, patchConsole: false, exitOnCtrlC: false },
     );
     await app.waitUntilExit();
     return last;
