@@ -10,6 +10,7 @@ import DfRestart from "./commands/df/restart.ts";
 import DfResume from "./commands/df/resume.ts";
 import DfScale from "./commands/df/scale.ts";
 import DfSuspend from "./commands/df/suspend.ts";
+import DfTop from "./commands/df/top.ts";
 import ImageBuild from "./commands/image/build.ts";
 import Install from "./commands/install.ts";
 import Run from "./commands/run.ts";
@@ -27,6 +28,7 @@ export const COMMANDS = {
   "df:resume": DfResume,
   "df:scale": DfScale,
   "df:restart": DfRestart,
+  "df:top": DfTop,
   install: Install,
   uninstall: Uninstall,
   "image:build": ImageBuild,

@@ -370,12 +370,17 @@ export class Cluster {
   }
 
   /** A process's /status (runtime/src/api/server.ts), through the API server's proxy to the pod's `api` port. */
-  async processStatus(namespace: string, pod: V1Pod): Promise<unknown> {
+  processStatus(namespace: string, pod: V1Pod): Promise<unknown> {
+    return this.processApi(namespace, pod, "status");
+  }
+
+  /** A JSON answer of a process's HTTP API (`status`, `steps`), through the API server's proxy to the pod's `api` port. */
+  async processApi(namespace: string, pod: V1Pod, path: string): Promise<unknown> {
     const name = pod.metadata?.name ?? "";
     const container = pod.spec?.containers.find((c) => c.name === CONTAINER);
     const port = container?.ports?.find((p) => p.name === "api")?.containerPort ?? DEFAULT_API_PORT;
-    const body: unknown = await this.#call(`reading /status of pod ${name}`, () =>
-      this.#core.connectGetNamespacedPodProxyWithPath({ namespace, name: `${name}:${port}`, path: "status" }),
+    const body: unknown = await this.#call(`reading /${path} of pod ${name}`, () =>
+      this.#core.connectGetNamespacedPodProxyWithPath({ namespace, name: `${name}:${port}`, path }),
     );
     // The client parses a JSON answer itself, or hands back its text.
     return typeof body === "string" ? JSON.parse(body) : body;

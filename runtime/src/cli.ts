@@ -20,6 +20,7 @@ import { stderrLog, VERSION } from "./log.ts";
 import { holdStore } from "./recovery/handoff.ts";
 import { fileOutputs } from "./recovery/output-files.ts";
 import { initRecoveryDirectory, RecoveryStore } from "./recovery/store.ts";
+import { dataflowGraph, toDot, toMermaid } from "./visualize.ts";
 
 const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;
@@ -43,6 +44,16 @@ export async function main(argv: readonly string[], env: Env, cwd: string): Prom
   }
   if (command.kind === "help") {
     process.stdout.write(HELP);
+    return 0;
+  }
+  if (command.kind === "graph") {
+    try {
+      const graph = dataflowGraph(await loadDataflow(command.modulePath, command.exportName, cwd));
+      process.stdout.write(command.format === "dot" ? toDot(graph) : toMermaid(graph));
+    } catch (err) {
+      report(err, debug);
+      return EXIT_FAILURE;
+    }
     return 0;
   }
   if (command.kind === "recovery-init") {
@@ -81,6 +92,7 @@ export async function main(argv: readonly string[], env: Env, cwd: string): Prom
     api = await serveApi(config.apiPort, view);
     const flow = await loadDataflow(config.modulePath, config.exportName, cwd);
     view.writesFiles(fileOutputs(flow, cwd));
+    view.runs(flow);
     process.once("SIGINT", onSignal);
     process.once("SIGTERM", onSignal);
     if (config.holder) {

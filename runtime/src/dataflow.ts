@@ -21,6 +21,8 @@ export class Dataflow {
   /** Core steps in the order they were added (a topological order by construction). */
   readonly steps: CoreStep[] = [];
   readonly #children = new Map<string, Set<string>>();
+  /** Steps composed of others (`nest`), by full id, with the operator that made them. */
+  readonly #composites = new Map<string, string>();
 
   constructor(flowId: string) {
     validateStepId(flowId, "dataflow id");
@@ -41,6 +43,16 @@ export class Dataflow {
     }
     siblings.add(stepId);
     return fullId;
+  }
+
+  /** Records that `fullId` is a composite step made by the operator `kind` (e.g. `countFinal`). */
+  addComposite(fullId: string, kind: string): void {
+    this.#composites.set(fullId, kind);
+  }
+
+  /** Composite steps by full id, in the order they were added: each holds the steps below its id. */
+  get composites(): ReadonlyMap<string, string> {
+    return this.#composites;
   }
 
   /** The root scope, in which `input` steps are added. */
@@ -133,17 +145,19 @@ function describe(value: unknown): string {
 }
 
 /**
- * Defines a step that is composed of other steps. `body` receives its full id and its
- * upstreams re-scoped inside it; the streams it returns are re-scoped back out, so the
- * caller continues in its own scope.
+ * Defines a step that is composed of other steps, made by the operator `kind` (what the
+ * dataflow's graph shows). `body` receives its full id and its upstreams re-scoped inside
+ * it; the streams it returns are re-scoped back out, so the caller continues in its own scope.
  */
 export function nest<U extends readonly Stream<unknown>[], R>(
+  kind: string,
   stepId: string,
   ups: U,
   body: (fullId: string, inner: Scope, ...ups: U) => R,
 ): R {
   const outer = commonScope(ups, stepId);
   const fullId = outer.flow.addStepId(outer.id, stepId);
+  outer.flow.addComposite(fullId, kind);
   const inner: Scope = { flow: outer.flow, id: fullId };
   const scoped = ups.map((u) => u.inScope(inner)) as unknown as U;
   return rescope(body(fullId, inner, ...scoped), outer);

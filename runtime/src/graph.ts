@@ -77,6 +77,8 @@ export interface StatefulBatchStep extends Base {
   readonly up: string;
   readonly down: string;
   readonly builder: (resumeState: unknown) => StatefulBatchLogic<unknown, unknown, unknown>;
+  /** A windowed step's key's watermark (ms since the Unix epoch), read after each activation for the metrics. */
+  readonly watermarkOf?: (logic: StatefulBatchLogic<unknown, unknown, unknown>) => number;
 }
 
 export type CoreStep =

@@ -130,6 +130,8 @@ export interface RunOptions {
   readonly recovery?: RecoveryConfig;
   readonly store?: (worker: number) => StateStore;
   readonly signal?: AbortSignal;
+  /** Count items into each step and follow watermarks for /steps and /metrics (default true). */
+  readonly stepMetrics?: boolean;
 }
 
 /** Runs the dataflow on one worker in this process until every input ends. */

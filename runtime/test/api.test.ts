@@ -48,7 +48,7 @@ test("a running process serves /livez, /readyz, /status and /metrics", async () 
     .toBe(true);
   const metrics = await get(port, "/metrics");
   expect(metrics.status).toBe(200);
-  expect(metrics.body).toMatch(/^waxflow_step_items_out\{step="[^"]+"\} [1-9]\d*$/m);
+  expect(metrics.body).toMatch(/^waxflow_step_items_out_total\{step="[^"]+",worker="[01]"\} [1-9]\d*$/m);
   expect(metrics.body).toMatch(/^waxflow_worker_epoch\{worker="1"\} \d+$/m);
   expect(metrics.body).toContain("waxflow_connected_peers 0");
   expect((await get(port, "/nope")).status).toBe(404);
@@ -79,5 +79,5 @@ test("with recovery, /metrics reports snapshot duration and size, and items into
   // Each epoch snapshots the source's position: a serialized number is a few bytes.
   expect(body).toMatch(/^waxflow_snapshot_bytes [1-9]\d*$/m);
   expect(body).toMatch(/^waxflow_snapshot_bytes_total [1-9]\d*$/m);
-  expect(body).toMatch(/^waxflow_step_items_in\{step="endless\.tick\.inspect_debug"\} [1-9]\d*$/m);
+  expect(body).toMatch(/^waxflow_step_items_in_total\{step="endless\.tick\.inspect_debug",worker="0"\} [1-9]\d*$/m);
 }, 40_000);

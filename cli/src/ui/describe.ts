@@ -4,6 +4,7 @@ import type { Dataflow } from "@waxflow/crds";
 import { dataflowState, isPodReady, podRestarts, podStatus, readyOfDesired } from "../deploy/status.ts";
 import { eventTime } from "../kube.ts";
 import { age, shortImage, table } from "./format.ts";
+import { DESCRIBE_STEP_HEADERS, describeStepRows, type StepsView } from "./steps.ts";
 
 export const LIST_HEADERS = ["name", "namespace", "entry", "image", "ready", "state", "age"];
 
@@ -31,7 +32,13 @@ function section(title: string, headers: string[], rows: string[][], empty: stri
   return ["", `${title}:`, body];
 }
 
-export function describeText(df: Dataflow, pods: readonly V1Pod[], events: readonly CoreV1Event[], now: Date): string {
+export function describeText(
+  df: Dataflow,
+  pods: readonly V1Pod[],
+  events: readonly CoreV1Event[],
+  now: Date,
+  steps?: StepsView,
+): string {
   const { metadata = {}, spec, status } = df;
   const fields: [string, string | undefined][] = [
     ["Name", metadata.name],
@@ -78,6 +85,16 @@ export function describeText(df: Dataflow, pods: readonly V1Pod[], events: reado
       conditions,
       "none reported yet: is the waxflow operator running? (`waxctl install`)",
     ),
+    ...(steps === undefined
+      ? []
+      : section(
+          "Steps",
+          DESCRIBE_STEP_HEADERS,
+          describeStepRows(steps),
+          pods.length === 0
+            ? "none reported: no process is running"
+            : `none reported: no process answered (${steps.pods.map((p) => `${p.pod}: ${p.error ?? "no steps"}`).join("; ")})`,
+        )),
     ...section("Pods", ["name", "ready", "status", "restarts", "age"], podRows, "none"),
     ...section("Events", ["age", "type", "reason", "message"], eventRows, "none"),
   ].join("\n");

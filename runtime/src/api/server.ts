@@ -1,14 +1,22 @@
 /**
  * The process's HTTP API (port 3030 by default): /livez, /readyz (ready once every peer
- * is connected; a holder once its store is handed over), /metrics (Prometheus text) and
- * /status (JSON). Kubernetes probes the first two; the controller reads readiness to
- * tell a formed cluster from a stuck one, and a holder it may remove.
+ * is connected; a holder once its store is handed over), /metrics (Prometheus text),
+ * /status (JSON) and /steps (JSON: the numbers of each step on each worker, for waxctl).
+ * Kubernetes probes the first two; the controller reads readiness to tell a formed
+ * cluster from a stuck one, and a holder it may remove.
  */
 import { createServer, type Server } from "node:http";
 import { Counter, Gauge, Histogram, Registry, register } from "prom-client";
+import type { Dataflow } from "../dataflow.ts";
 import type { RunningProcess } from "../engine/execute.ts";
 import type { StepFiles } from "../recovery/output-files.ts";
 import type { SnapshotStats } from "../recovery/store.ts";
+import { type DataflowGraph, dataflowGraph } from "../visualize.ts";
+import { type CountSample, type StepsReport, sampleCounts, stepsReport, type WorkerReport } from "./steps.ts";
+
+/** How often the counts are sampled for the rates of /steps, and how far back a rate looks. */
+const SAMPLE_EVERY_MS = 1_000;
+const RATE_WINDOW_MS = 3_000;
 
 export type Role = "process" | "holder";
 
@@ -35,6 +43,9 @@ export class ProcessView {
   #run: RunningProcess | undefined;
   #released = false;
   #fileOutputs: readonly StepFiles[] = [];
+  #graph: DataflowGraph | undefined;
+  /** Oldest first, none older than RATE_WINDOW_MS. */
+  #samples: CountSample[] = [];
   /** Connections the cluster port turned away, by why (see Refusal in cluster/mesh.ts). */
   readonly refusals = new Map<string, number>();
   readonly #snapshotListeners: Array<(stats: SnapshotStats) => void> = [];
@@ -52,6 +63,38 @@ export class ProcessView {
   /** Known once the dataflow is loaded. */
   writesFiles(outputs: readonly StepFiles[]): void {
     this.#fileOutputs = outputs;
+  }
+
+  /** Known once the dataflow is loaded: what /steps names each step's kind and operator by. */
+  runs(flow: Dataflow): void {
+    this.#graph = dataflowGraph(flow);
+  }
+
+  /** What each worker last reported. */
+  workerReports(): WorkerReport[] {
+    return (this.#run?.workers ?? []).map((w) => ({
+      index: w.index,
+      epoch: w.epoch,
+      lastCommit: w.lastCommit,
+      steps: w.stepCounts(),
+    }));
+  }
+
+  /** Keeps the counts of now, for the rates of later reports. */
+  sample(now: number): void {
+    this.#samples.push(sampleCounts(this.workerReports(), now));
+    while ((this.#samples[0]?.at ?? now) < now - RATE_WINDOW_MS) this.#samples.shift();
+  }
+
+  steps(now: number): StepsReport {
+    return stepsReport({
+      process: this.processId,
+      processes: this.processCount,
+      graph: this.#graph,
+      workers: this.workerReports(),
+      since: this.#samples[0],
+      now,
+    });
   }
 
   /** A holder's store is no longer needed by the cluster. */
@@ -106,15 +149,6 @@ export class ProcessView {
 
 function metricsRegistry(view: ProcessView): Registry {
   const registry = new Registry();
-  new Gauge({
-    name: "waxflow_step_items_in",
-    help: "Items delivered to each step on this process's workers since it started (counted before exchange).",
-    labelNames: ["step"],
-    registers: [registry],
-    collect() {
-      for (const [step, n] of Object.entries(view.status().stepsIn)) this.set({ step }, n);
-    },
-  });
   const duration = new Histogram({
     name: "waxflow_snapshot_duration_seconds",
     help: "Time a worker of this process took to make an epoch's snapshots durable in its recovery store.",
@@ -136,13 +170,83 @@ function metricsRegistry(view: ProcessView): Registry {
     lastBytes.set(bytes);
     totalBytes.inc(bytes);
   });
-  new Gauge({
-    name: "waxflow_step_items_out",
-    help: "Items each step has emitted since the process started, over its workers.",
-    labelNames: ["step"],
+  // Counted by the workers since the process started: counters, read whole at each scrape.
+  new Counter({
+    name: "waxflow_step_items_in_total",
+    help: "Items delivered to each core step on each worker of this process (counted before exchange).",
+    labelNames: ["step", "worker"],
     registers: [registry],
     collect() {
-      for (const [step, n] of Object.entries(view.status().steps)) this.set({ step }, n);
+      this.reset();
+      for (const w of view.workerReports()) {
+        for (const s of w.steps) this.inc({ step: s.stepId, worker: String(w.index) }, s.itemsIn);
+      }
+    },
+  });
+  new Counter({
+    name: "waxflow_step_items_out_total",
+    help: "Items each core step has emitted on each worker of this process.",
+    labelNames: ["step", "worker"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const w of view.workerReports()) {
+        for (const s of w.steps) this.inc({ step: s.stepId, worker: String(w.index) }, s.itemsOut);
+      }
+    },
+  });
+  new Gauge({
+    name: "waxflow_step_state_keys",
+    help: "Keys whose state each stateful step holds on each worker of this process.",
+    labelNames: ["step", "worker"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const w of view.workerReports()) {
+        for (const s of w.steps)
+          if (s.keys !== undefined) this.set({ step: s.stepId, worker: String(w.index) }, s.keys);
+      }
+    },
+  });
+  new Gauge({
+    name: "waxflow_step_watermark_lag_seconds",
+    help: "Wall-clock time minus the furthest watermark of a windowed step's keys, per worker of this process.",
+    labelNames: ["step", "worker"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const now = Date.now();
+      for (const w of view.workerReports()) {
+        for (const s of w.steps) {
+          if (s.watermark !== undefined) {
+            this.set({ step: s.stepId, worker: String(w.index) }, Math.max(0, now - s.watermark) / 1000);
+          }
+        }
+      }
+    },
+  });
+  new Gauge({
+    name: "waxflow_worker_committed_epoch",
+    help: "The last epoch each worker of this process made durable in its recovery store.",
+    labelNames: ["worker"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const w of view.workerReports()) {
+        if (w.lastCommit !== undefined) this.set({ worker: String(w.index) }, w.lastCommit.epoch);
+      }
+    },
+  });
+  new Gauge({
+    name: "waxflow_worker_committed_timestamp_seconds",
+    help: "When each worker of this process last committed an epoch, in seconds since the Unix epoch.",
+    labelNames: ["worker"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const w of view.workerReports()) {
+        if (w.lastCommit !== undefined) this.set({ worker: String(w.index) }, w.lastCommit.at / 1000);
+      }
     },
   });
   new Gauge({
@@ -200,14 +304,18 @@ export function serveApi(port: number, view: ProcessView): Promise<Server> {
       else
         send(503, "text/plain", view.role === "holder" ? "handing the recovery store over\n" : "waiting for peers\n");
     } else if (path === "/status") send(200, "application/json", `${JSON.stringify(view.status())}\n`);
+    else if (path === "/steps") send(200, "application/json", `${JSON.stringify(view.steps(Date.now()))}\n`);
     else if (path === "/metrics") {
       // Connectors (Kafka) register their metrics on prom-client's default registry, when first used.
       Promise.all([registry.metrics(), register.metrics()]).then(
         ([engine, connectors]) => send(200, registry.contentType, engine + connectors),
         (err: unknown) => send(500, "text/plain", `${String(err)}\n`),
       );
-    } else send(404, "text/plain", "not found: try /livez, /readyz, /metrics or /status\n");
+    } else send(404, "text/plain", "not found: try /livez, /readyz, /metrics, /status or /steps\n");
   });
+  // unref: sampling must not keep a finished process alive.
+  const sampler = setInterval(() => view.sample(Date.now()), SAMPLE_EVERY_MS).unref();
+  server.on("close", () => clearInterval(sampler));
   return new Promise((resolve, reject) => {
     server.once("error", (err) =>
       reject(

@@ -62,7 +62,16 @@ export interface MeshSettings {
 export type Command =
   | { readonly kind: "help" }
   | { readonly kind: "run"; readonly config: RunConfig }
-  | { readonly kind: "recovery-init"; readonly directory: string; readonly partitions: number };
+  | { readonly kind: "recovery-init"; readonly directory: string; readonly partitions: number }
+  | {
+      readonly kind: "graph";
+      readonly modulePath: string;
+      readonly exportName: string | undefined;
+      readonly format: GraphFormat;
+    };
+
+export const GRAPH_FORMATS = ["mermaid", "dot"] as const;
+export type GraphFormat = (typeof GRAPH_FORMATS)[number];
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -154,6 +163,8 @@ function flagLabel(flag: Flag): string {
 
 /** `waxflow <argv...>` -> what to do. */
 export function resolveCommand(argv: readonly string[], env: Env, io: ConfigIo): Command {
+  // `graph` has flags of its own: parsed apart, so `run` never accepts --format.
+  if (argv[0] === "graph") return graphCommand(argv.slice(1));
   const parsed = parseFlags(argv);
   const { values, positionals } = parsed;
   if (values.help === true) return { kind: "help" };
@@ -161,7 +172,9 @@ export function resolveCommand(argv: readonly string[], env: Env, io: ConfigIo):
   if (command === undefined) throw new UsageError("missing command: expected `waxflow run <module>[:name]`");
   if (command === "recovery") return recoveryInit(positionals.slice(1));
   if (command !== "run") {
-    throw new UsageError(`unknown command ${JSON.stringify(command)}: the commands are \`run\` and \`recovery init\``);
+    throw new UsageError(
+      `unknown command ${JSON.stringify(command)}: the commands are \`run\`, \`graph\` and \`recovery init\``,
+    );
   }
   if (target === undefined) throw new UsageError("missing dataflow module: expected `waxflow run <module>[:name]`");
   if (extra.length > 0) {
@@ -184,6 +197,34 @@ function recoveryInit(args: readonly string[]): Command {
     throw new UsageError(`partition count must be a whole number >= 1, got ${JSON.stringify(count)}`);
   }
   return { kind: "recovery-init", directory, partitions };
+}
+
+/** `waxflow graph <module>[:name] [--format mermaid|dot]`: prints the dataflow's steps and streams. */
+function graphCommand(argv: readonly string[]): Command {
+  const usage = "expected `waxflow graph <module>[:name] [--format mermaid|dot]`";
+  const { values, positionals, tokens } = parseArgs({
+    args: [...argv],
+    options: { format: { type: "string", short: "f" }, help: { type: "boolean", short: "h" } },
+    allowPositionals: true,
+    strict: false,
+    tokens: true,
+  });
+  for (const token of tokens) {
+    if (token.kind !== "option") continue;
+    if (token.name !== "format" && token.name !== "help")
+      throw new UsageError(`unknown flag ${token.rawName}; ${usage}`);
+    if (token.name === "format" && token.value === undefined)
+      throw new UsageError(`-f/--format needs a value: mermaid or dot`);
+  }
+  if (values.help === true) return { kind: "help" };
+  const [target, ...extra] = positionals;
+  if (target === undefined) throw new UsageError(`missing dataflow module: ${usage}`);
+  if (extra.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}: ${usage}`);
+  const format = values.format ?? "mermaid";
+  if (typeof format !== "string" || !(GRAPH_FORMATS as readonly string[]).includes(format)) {
+    throw new UsageError(`--format must be one of ${GRAPH_FORMATS.join(", ")}, got ${JSON.stringify(format)}`);
+  }
+  return { kind: "graph", ...splitTarget(target), format: format as GraphFormat };
 }
 
 function resolveRunConfig(target: string, values: Values, env: Env, io: ConfigIo): RunConfig {

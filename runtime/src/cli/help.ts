@@ -1,5 +1,6 @@
 /** What `waxflow --help` prints: enough to run a dataflow without reading the docs. */
 export const HELP = `Usage: waxflow run <module>[:name] [options]
+       waxflow graph <module>[:name] [--format mermaid|dot]
        waxflow recovery init <dir> <partition count>
 
 Runs a dataflow until every input reaches its end; with -r it snapshots its state every
@@ -47,8 +48,16 @@ Options (a flag wins over its environment variable):
                                   a crashed peer is noticed at once by its closed connection)
       --debug                   WAXFLOW_DEBUG=1               print full stack traces on failure
   -h, --help                                                  show this help
-                                WAXFLOW_API_PORT              HTTP API: /livez /readyz /metrics /status
+                                WAXFLOW_API_PORT              HTTP API: /livez /readyz /metrics /status /steps
                                                               (default 3030; 0 picks a free port)
+                                WAXFLOW_STEP_METRICS=false    do not count items into steps or follow watermarks
+                                                              (only to measure what that costs)
+
+\`waxflow graph\` prints the dataflow's steps and the streams between them, without running it:
+a Mermaid flowchart (default; paste it into a \`\`\`mermaid block of a Markdown file) or, with
+-f/--format dot, Graphviz DOT (\`waxflow graph flow.ts -f dot | dot -Tsvg > flow.svg\`). Each step
+shows the operator that made it and whether it holds state; steps made of other steps are
+subgraphs around them.
 
 A restart with fewer processes needs the stores of the processes left out: start them as
 holders, or the start fails naming them (MissingProcessStoreError).
@@ -67,4 +76,5 @@ Examples:
   waxflow run flow.ts -i 0 -a "10.0.0.1:2101;10.0.0.2:2101"   (and -i 1 on the second host)
   waxflow run flow.ts -i 2 -a "10.0.0.1:2101;10.0.0.2:2101" --holder -r /var/lib/waxflow/recovery
   WAXFLOW_WORKERS_PER_PROCESS=2 waxflow run ./dataflow.ts:makeFlow
+  waxflow graph examples/wordcount.ts > wordcount.mmd
 `;

@@ -78,6 +78,11 @@ export interface ExecuteOptions {
   readonly log?: LogLine;
   /** Milliseconds between progress lines on `log`; 0 for none (default 30 s). */
   readonly progressIntervalMs?: number;
+  /**
+   * Count items into each step and follow windowed steps' watermarks (default: on unless
+   * the environment has WAXFLOW_STEP_METRICS=false, the switch that measures their cost).
+   */
+  readonly stepMetrics?: boolean;
 }
 
 export interface RunningProcess {
@@ -97,6 +102,7 @@ export async function execute(flow: Dataflow, opts: ExecuteOptions = {}): Promis
   const cluster = opts.cluster ?? SINGLE;
   const count = perProcess * cluster.addresses.length;
   const epochIntervalMs = opts.epochIntervalMs ?? DEFAULT_EPOCH_INTERVAL_MS;
+  const stepMetrics = opts.stepMetrics ?? process.env.WAXFLOW_STEP_METRICS !== "false";
   const connectTimeoutMs = cluster.connectTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
   const recovery =
     opts.recovery === undefined
@@ -201,6 +207,7 @@ export async function execute(flow: Dataflow, opts: ExecuteOptions = {}): Promis
         workersPerProcess: perProcess,
         count,
         epochIntervalMs,
+        stepMetrics,
         mesh: connected,
         recovery:
           recovery === undefined
@@ -238,6 +245,7 @@ export async function execute(flow: Dataflow, opts: ExecuteOptions = {}): Promis
           backpressure: connected,
           store: stores(local),
           signal,
+          stepMetrics,
         });
       });
       opts.onStart?.({ workers, mesh: connected });

@@ -313,13 +313,18 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
   readonly #aligner: EpochAligner;
   /** Whether the last batch had few distinct keys; picks how the next one is grouped. */
   #fewKeys = false;
+  /** The furthest watermark of a windowed step's keys; tracked only when the step reports one. */
+  #watermark = Number.NEGATIVE_INFINITY;
+  readonly #watermarkOf: ((logic: AnyLogic) => number) | undefined;
 
   private readonly step: StatefulBatchStep;
   private readonly ctx: WorkerContext;
 
-  constructor(step: StatefulBatchStep, ctx: WorkerContext) {
+  /** `trackWatermark`: follow the watermark of a step that reports one (see `StatefulBatchStep.watermarkOf`). */
+  constructor(step: StatefulBatchStep, ctx: WorkerContext, trackWatermark = true) {
     this.step = step;
     this.ctx = ctx;
+    this.#watermarkOf = trackWatermark ? step.watermarkOf : undefined;
     this.stepId = step.stepId;
     this.down = new Emitter(ctx.startEpoch);
     this.#aligner = new EpochAligner(ctx.startEpoch, this);
@@ -328,6 +333,16 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
     for (const [key, state] of ctx.store.load(this.stepId, (key) => workerForKey(key, ctx.count) === ctx.index)) {
       this.#schedule(this.#build(key, state));
     }
+  }
+
+  /** Keys whose state this worker holds. */
+  get keyCount(): number {
+    return this.#keys.size;
+  }
+
+  /** The furthest finite watermark any key has reached; -Infinity when none has or the step has no watermark. */
+  get watermark(): number {
+    return this.#watermark;
   }
 
   items(epoch: number, batch: unknown[]): void {
@@ -440,6 +455,11 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
     if (this.#touched !== undefined && !entry.touched) {
       entry.touched = true;
       this.#touched.push(entry);
+    }
+    if (this.#watermarkOf !== undefined) {
+      const w = this.#watermarkOf(logic);
+      // +Infinity is the end of the stream, not a time.
+      if (w > this.#watermark && w !== Number.POSITIVE_INFINITY) this.#watermark = w;
     }
     if (discard) {
       entry.discarded = true;

@@ -42,8 +42,10 @@ try {
             onClusterCommit: (listener) => links.onClusterCommit(listener),
           },
     signal: abort.signal,
+    stepMetrics: data.stepMetrics,
   });
-  const report = (): void => links.post({ k: "stats", epoch: worker.epoch, steps: worker.stepCounts() });
+  const report = (): void =>
+    links.post({ k: "stats", epoch: worker.epoch, steps: worker.stepCounts(), lastCommit: worker.lastCommit });
   stats = setInterval(report, data.statsMs);
   links.post({ k: "started" });
   await worker.run();

@@ -18,7 +18,7 @@ import type { ProcessMesh } from "../cluster/mesh.ts";
 import { WorkerThreadError } from "../failure.ts";
 import type { SnapshotStats } from "../recovery/store.ts";
 import { type ExchangeMessage, packMessages, type Transport } from "./transport.ts";
-import type { StepCount } from "./worker.ts";
+import type { Commit, StepCount } from "./worker.ts";
 
 /** Batches a link may have unacknowledged before its sender pauses. */
 export const MAX_IN_FLIGHT = 64;
@@ -37,6 +37,7 @@ export interface ThreadData {
   readonly processId: number;
   readonly workersPerProcess: number;
   readonly epochIntervalMs: number;
+  readonly stepMetrics: boolean;
   readonly recovery?: {
     readonly dbDir: string;
     readonly execution: number;
@@ -55,7 +56,12 @@ export type ThreadToProcess =
   | { readonly k: "ack"; readonly n: number }
   | { readonly k: "committed"; readonly worker: number; readonly frontier: number }
   | { readonly k: "snapshot"; readonly stats: SnapshotStats }
-  | { readonly k: "stats"; readonly epoch: number; readonly steps: StepCount[] }
+  | {
+      readonly k: "stats";
+      readonly epoch: number;
+      readonly steps: StepCount[];
+      readonly lastCommit: Commit | undefined;
+    }
   /** The thread loaded the dataflow and built its worker. */
   | { readonly k: "started" }
   | { readonly k: "done" }
@@ -182,12 +188,14 @@ export class ThreadLinks implements Transport {
 export interface WorkerView {
   readonly index: number;
   readonly epoch: number;
+  readonly lastCommit: Commit | undefined;
   stepCounts(): StepCount[];
 }
 
 class ThreadView implements WorkerView {
   readonly index: number;
   epoch: number;
+  lastCommit: Commit | undefined;
   steps: StepCount[] = [];
   constructor(index: number, epoch: number) {
     this.index = index;
@@ -204,6 +212,7 @@ export interface ThreadRunOptions {
   readonly workersPerProcess: number;
   readonly count: number;
   readonly epochIntervalMs: number;
+  readonly stepMetrics: boolean;
   readonly mesh: ProcessMesh;
   readonly recovery?: ThreadData["recovery"];
   /** A worker committed an epoch: the process's store collects garbage, peers hear of it. */
@@ -278,6 +287,7 @@ export function runThreads(opts: ThreadRunOptions): {
       processId: opts.processId,
       workersPerProcess: w,
       epochIntervalMs: opts.epochIntervalMs,
+      stepMetrics: opts.stepMetrics,
       recovery: opts.recovery,
       statsMs: STATS_MS,
       process: theirs,
@@ -311,6 +321,7 @@ export function runThreads(opts: ThreadRunOptions): {
         case "stats":
           view.epoch = m.epoch;
           view.steps = m.steps;
+          view.lastCommit = m.lastCommit;
           break;
         case "started":
           if (--starting === 0) started.resolve();

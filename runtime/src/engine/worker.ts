@@ -42,6 +42,11 @@ export interface WorkerOptions {
   readonly backpressure?: { congested(): boolean; onDrain(listener: () => void): void };
   readonly store?: StateStore;
   readonly signal?: AbortSignal;
+  /**
+   * Count the items into each step and track windowed steps' watermarks (default true).
+   * Off only to measure what counting costs (`WAXFLOW_STEP_METRICS=false`).
+   */
+  readonly stepMetrics?: boolean;
 }
 
 export interface StepCount {
@@ -49,6 +54,17 @@ export interface StepCount {
   /** Items delivered to the step on this worker, before any exchange moved them. */
   readonly itemsIn: number;
   readonly itemsOut: number;
+  /** Keys whose state this worker holds, for a stateful step. */
+  readonly keys?: number;
+  /** The furthest watermark of the step's keys (ms since the Unix epoch), for a windowed step that has one. */
+  readonly watermark?: number;
+}
+
+/** The last epoch a worker made durable in its recovery store, and when. */
+export interface Commit {
+  readonly epoch: number;
+  /** Milliseconds since the Unix epoch. */
+  readonly at: number;
 }
 
 export class Worker {
@@ -73,6 +89,7 @@ export class Worker {
   /** Set when something happened while the loop was busy, so it must not sleep. */
   #woken = false;
   #committed = 0;
+  #lastCommit: Commit | undefined;
   #lastEpochWritten = 0;
 
   constructor(flow: Dataflow, opts: WorkerOptions) {
@@ -107,13 +124,23 @@ export class Worker {
     opts.signal?.addEventListener("abort", () => this.#fail(opts.signal?.reason), { once: true });
   }
 
-  /** Items each core step has emitted so far on this worker. */
+  /** Items into and out of each core step so far on this worker, and the state it holds. */
   stepCounts(): StepCount[] {
-    return this.#ops.map((op) => ({
-      stepId: op.stepId,
-      itemsIn: this.#itemsIn.get(op.stepId)?.n ?? 0,
-      itemsOut: this.#emitters.get(`${op.stepId}.down`)?.count ?? 0,
-    }));
+    return this.#ops.map((op) => {
+      const count: StepCount = {
+        stepId: op.stepId,
+        itemsIn: this.#itemsIn.get(op.stepId)?.n ?? 0,
+        itemsOut: this.#emitters.get(`${op.stepId}.down`)?.count ?? 0,
+      };
+      if (!(op instanceof StatefulBatchOp)) return count;
+      const watermark = op.watermark;
+      return Number.isFinite(watermark) ? { ...count, keys: op.keyCount, watermark } : { ...count, keys: op.keyCount };
+    });
+  }
+
+  /** The last epoch this worker committed in this run; undefined before its first commit or without recovery. */
+  get lastCommit(): Commit | undefined {
+    return this.#lastCommit;
   }
 
   async run(): Promise<void> {
@@ -175,7 +202,12 @@ export class Worker {
         throw new BuildError(`step ${JSON.stringify(stepId)} reads unknown stream ${streamId}`);
       return emitter;
     };
+    const counting = this.#opts.stepMetrics !== false;
     const connect = (stepId: string, streamId: string, consumer: Consumer): void => {
+      if (!counting) {
+        upstream(stepId, streamId).consumers.push(consumer);
+        return;
+      }
       // Counted per batch where the step is fed, so /metrics costs nothing per item.
       const counter = this.#itemsIn.get(stepId) ?? { n: 0 };
       this.#itemsIn.set(stepId, counter);
@@ -242,7 +274,7 @@ export class Worker {
           break;
         }
         case "statefulBatch": {
-          const op = new StatefulBatchOp(step, ctx);
+          const op = new StatefulBatchOp(step, ctx, counting);
           const route = (item: unknown): number =>
             Array.isArray(item) && typeof item[0] === "string" ? workerForKey(item[0], this.count) : this.index;
           connect(step.stepId, step.up, exchange(route, op));
@@ -298,6 +330,7 @@ export class Worker {
     if (store === undefined || frontier <= this.#committed || frontier === INF) return;
     this.#committed = frontier;
     await store.commit(this.index, frontier);
+    this.#lastCommit = { epoch: frontier - 1, at: Date.now() };
   }
 
   #nextTime(): number {

@@ -150,6 +150,8 @@ export function statefulBatch<V, W, S>(
   stepId: string,
   up: KeyedStream<V>,
   builder: (resumeState: NoInfer<S> | undefined) => StatefulBatchLogic<V, W, S>,
+  /** For the metrics of a windowed step: the watermark of one key's logic. */
+  watermarkOf?: (logic: StatefulBatchLogic<V, W, S>) => number,
 ): KeyedStream<W> {
   const scope = commonScope([up], stepId);
   requireFunction(stepId, builder, "builder");
@@ -159,6 +161,9 @@ export function statefulBatch<V, W, S>(
     up: up.streamId,
     down: `${fullId}.down`,
     builder: builder as (resumeState: unknown) => StatefulBatchLogic<unknown, unknown, unknown>,
+    ...(watermarkOf === undefined
+      ? {}
+      : { watermarkOf: watermarkOf as (logic: StatefulBatchLogic<unknown, unknown, unknown>) => number }),
   }));
   return new Stream<[string, W]>(`${id}.down`, scope);
 }

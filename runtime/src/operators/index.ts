@@ -31,7 +31,7 @@ function eachItem<X>(stepId: string, batch: X[], fn: (item: X) => void): void {
 
 /** Transforms each item. */
 export function map<X, Y>(stepId: string, up: Stream<X>, mapper: (item: X) => Y): Stream<Y> {
-  return nest(stepId, [up], (id, _, up) =>
+  return nest("map", stepId, [up], (id, _, up) =>
     flatMapBatch("flat_map_batch", up, (batch: X[]) => {
       const out = new Array<Y>(batch.length);
       let i = 0;
@@ -47,7 +47,7 @@ export function map<X, Y>(stepId: string, up: Stream<X>, mapper: (item: X) => Y)
 
 /** Keeps items for which `predicate` returns true; it must return a boolean. */
 export function filter<X>(stepId: string, up: Stream<X>, predicate: (item: X) => boolean): Stream<X> {
-  return nest(stepId, [up], (id, _, up) =>
+  return nest("filter", stepId, [up], (id, _, up) =>
     flatMapBatch("flat_map_batch", up, (batch: X[]) => {
       const out: X[] = [];
       eachItem(id, batch, (item) => {
@@ -62,7 +62,7 @@ export function filter<X>(stepId: string, up: Stream<X>, predicate: (item: X) =>
 
 /** Maps each item and drops `null` and `undefined` results. */
 export function filterMap<X, Y>(stepId: string, up: Stream<X>, mapper: (item: X) => Y | null | undefined): Stream<Y> {
-  return nest(stepId, [up], (id, _, up) =>
+  return nest("filterMap", stepId, [up], (id, _, up) =>
     flatMapBatch("flat_map_batch", up, (batch: X[]) => {
       const out: Y[] = [];
       eachItem(id, batch, (item) => {
@@ -76,7 +76,7 @@ export function filterMap<X, Y>(stepId: string, up: Stream<X>, mapper: (item: X)
 
 /** Maps each item to any number of items. */
 export function flatMap<X, Y>(stepId: string, up: Stream<X>, mapper: (item: X) => Iterable<Y>): Stream<Y> {
-  return nest(stepId, [up], (id, _, up) =>
+  return nest("flatMap", stepId, [up], (id, _, up) =>
     flatMapBatch("flat_map_batch", up, (batch: X[]) => {
       const out: Y[] = [];
       eachItem(id, batch, (item) => {
@@ -91,7 +91,7 @@ export function flatMap<X, Y>(stepId: string, up: Stream<X>, mapper: (item: X) =
 
 /** Emits the elements of each (iterable) item. */
 export function flatten<X>(stepId: string, up: Stream<Iterable<X>>): Stream<X> {
-  return nest(stepId, [up], (id, _, up) =>
+  return nest("flatten", stepId, [up], (id, _, up) =>
     flatMapBatch("flat_map_batch", up, (batch: Iterable<X>[]) => {
       const out: X[] = [];
       eachItem(id, batch, (item) => {
@@ -105,12 +105,12 @@ export function flatten<X>(stepId: string, up: Stream<Iterable<X>>): Stream<X> {
 
 /** `map` on the value of `[key, value]` items. */
 export function mapValue<V, W>(stepId: string, up: KeyedStream<V>, mapper: (value: V) => W): KeyedStream<W> {
-  return nest(stepId, [up], (_id, _, up) => map("map", up, ([k, v]): [string, W] => [k, mapper(v)]));
+  return nest("mapValue", stepId, [up], (_id, _, up) => map("map", up, ([k, v]): [string, W] => [k, mapper(v)]));
 }
 
 /** `filter` on the value of `[key, value]` items. */
 export function filterValue<V>(stepId: string, up: KeyedStream<V>, predicate: (value: V) => boolean): KeyedStream<V> {
-  return nest(stepId, [up], (_id, _, up) => filter("filter", up, ([, v]) => predicate(v)));
+  return nest("filterValue", stepId, [up], (_id, _, up) => filter("filter", up, ([, v]) => predicate(v)));
 }
 
 /** `filterMap` on the value of `[key, value]` items. */
@@ -119,7 +119,7 @@ export function filterMapValue<V, W>(
   up: KeyedStream<V>,
   mapper: (value: V) => W | null | undefined,
 ): KeyedStream<W> {
-  return nest(stepId, [up], (_id, _, up) =>
+  return nest("filterMapValue", stepId, [up], (_id, _, up) =>
     filterMap("filter_map", up, ([k, v]): [string, W] | undefined => {
       const w = mapper(v);
       return w == null ? undefined : [k, w];
@@ -133,7 +133,7 @@ export function flatMapValue<V, W>(
   up: KeyedStream<V>,
   mapper: (value: V) => Iterable<W>,
 ): KeyedStream<W> {
-  return nest(stepId, [up], (id, _, up) =>
+  return nest("flatMapValue", stepId, [up], (id, _, up) =>
     flatMap("flat_map", up, ([k, v]) => {
       const ws: unknown = mapper(v);
       if (!isIterable(ws)) throw typeError(id, [k, v], `mapper must return an iterable, got ${typeof ws}`);
@@ -144,7 +144,7 @@ export function flatMapValue<V, W>(
 
 /** Keys each item as `[key(item), item]`; the key must be a string. */
 export function keyOn<X>(stepId: string, up: Stream<X>, key: (item: X) => string): KeyedStream<X> {
-  return nest(stepId, [up], (id, _, up) =>
+  return nest("keyOn", stepId, [up], (id, _, up) =>
     flatMapBatch("flat_map_batch", up, (batch: X[]) => {
       const out = new Array<[string, X]>(batch.length);
       let i = 0;
@@ -165,7 +165,7 @@ export function keyOn<X>(stepId: string, up: Stream<X>, key: (item: X) => string
 
 /** Drops the key of `[key, value]` items. */
 export function keyRm<V>(stepId: string, up: KeyedStream<V>): Stream<V> {
-  return nest(stepId, [up], (_id, _, up) => map("map", up, ([, v]) => v));
+  return nest("keyRm", stepId, [up], (_id, _, up) => map("map", up, ([, v]) => v));
 }
 
 /** Prints `<step id>: <item>` for each item (or calls `inspector`), and passes items on. */
@@ -174,12 +174,14 @@ export function inspect<X>(
   up: Stream<X>,
   inspector: (stepId: string, item: X) => void = (id, item) => process.stdout.write(`${id}: ${formatInspect(item)}\n`),
 ): Stream<X> {
-  return nest(stepId, [up], (id, _, up) => inspectDebug("inspect_debug", up, (_inner, item) => inspector(id, item)));
+  return nest("inspect", stepId, [up], (id, _, up) =>
+    inspectDebug("inspect_debug", up, (_inner, item) => inspector(id, item)),
+  );
 }
 
 /** Fails the dataflow on any item: marks a stream that must stay empty. */
 export function raises<X>(stepId: string, up: Stream<X>): void {
-  nest(stepId, [up], (id, _, up) =>
+  nest("raises", stepId, [up], (id, _, up) =>
     inspectDebug("inspect_debug", up, (_inner, item) => {
       throw new StepError(id, new Error("raises step received an item"), item);
     }),
@@ -226,7 +228,7 @@ export function enrichCached<X, Y, K, V>(
   now: () => number = Date.now,
 ): Stream<Y> {
   const cache = new TTLCache(getter, ttlMs, now);
-  return nest(stepId, [up], (_id, _, up) => map("map", up, (item) => mapper(cache, item)));
+  return nest("enrichCached", stepId, [up], (_id, _, up) => map("map", up, (item) => mapper(cache, item)));
 }
 
 // ---------------------------------------------------------------- stateful
@@ -258,7 +260,7 @@ export function stateful<V, W, S>(
   up: KeyedStream<V>,
   builder: (resumeState: S | undefined) => StatefulLogic<V, W, S>,
 ): KeyedStream<W> {
-  return nest(stepId, [up], (id, _, up) =>
+  return nest("stateful", stepId, [up], (id, _, up) =>
     statefulBatch("stateful_batch", up, (resume: S | undefined): StatefulBatchLogic<V, W, S | undefined> => {
       let logic: StatefulLogic<V, W, S> | undefined = builder(resume);
       const run = (call: (l: StatefulLogic<V, W, S>) => LogicResult<W> | undefined): LogicResult<W> => {
@@ -302,7 +304,7 @@ export function statefulMap<V, S, W>(
   up: KeyedStream<V>,
   mapper: (state: S | undefined, value: V) => readonly [S | undefined, W],
 ): KeyedStream<W> {
-  return nest(stepId, [up], (id, _, up) =>
+  return nest("statefulMap", stepId, [up], (id, _, up) =>
     statefulBatch("stateful_batch", up, (resume: S | undefined): StatefulBatchLogic<V, W, S | undefined> => {
       let state = resume;
       return {
@@ -339,7 +341,7 @@ export function statefulFlatMap<V, S, W>(
   up: KeyedStream<V>,
   mapper: (state: S | undefined, value: V) => readonly [S | undefined, Iterable<W>],
 ): KeyedStream<W> {
-  return nest(stepId, [up], (id, _, up) => {
+  return nest("statefulFlatMap", stepId, [up], (id, _, up) => {
     const mapped = statefulMap("stateful_map", up, (state: S | undefined, value: V) => {
       let result: readonly [S | undefined, Iterable<W>];
       try {
@@ -362,7 +364,7 @@ export function foldFinal<V, S>(
   builder: () => S,
   folder: (acc: S, value: V) => S,
 ): KeyedStream<S> {
-  return nest(stepId, [up], (id, _, up) =>
+  return nest("foldFinal", stepId, [up], (id, _, up) =>
     statefulBatch("stateful_batch", up, (resume: S | undefined): StatefulBatchLogic<V, S, S> => {
       let acc = resume === undefined ? builder() : resume;
       return {
@@ -383,7 +385,7 @@ export function foldFinal<V, S>(
 
 /** Emits each key's values combined by `reducer` once the upstream ends. */
 export function reduceFinal<V>(stepId: string, up: KeyedStream<V>, reducer: (acc: V, value: V) => V): KeyedStream<V> {
-  return nest(stepId, [up], (id, _, up) =>
+  return nest("reduceFinal", stepId, [up], (id, _, up) =>
     statefulBatch("stateful_batch", up, (resume: V | undefined): StatefulBatchLogic<V, V, V | undefined> => {
       let acc = resume;
       let seen = resume !== undefined;
@@ -406,7 +408,7 @@ export function reduceFinal<V>(stepId: string, up: KeyedStream<V>, reducer: (acc
 
 /** Counts items by `key(item)`; emits `[key, count]` once the upstream ends. */
 export function countFinal<X>(stepId: string, up: Stream<X>, key: (item: X) => string): KeyedStream<number> {
-  return nest(stepId, [up], (_id, _, up) => {
+  return nest("countFinal", stepId, [up], (_id, _, up) => {
     const ones = map("init_count", keyOn("key", up, key), ([k]): [string, number] => [k, 1]);
     return reduceFinal("sum", ones, (a, b) => a + b);
   });
@@ -418,7 +420,7 @@ export function maxFinal<V>(
   up: KeyedStream<V>,
   pick: (value: V) => unknown = (v) => v,
 ): KeyedStream<V> {
-  return nest(stepId, [up], (_id, _, up) => reduceFinal("reduce_final", up, keepMax(pick)));
+  return nest("maxFinal", stepId, [up], (_id, _, up) => reduceFinal("reduce_final", up, keepMax(pick)));
 }
 
 /** Emits each key's smallest value (by `pick(value)`) once the upstream ends. */
@@ -427,7 +429,7 @@ export function minFinal<V>(
   up: KeyedStream<V>,
   pick: (value: V) => unknown = (v) => v,
 ): KeyedStream<V> {
-  return nest(stepId, [up], (_id, _, up) => reduceFinal("reduce_final", up, keepMin(pick)));
+  return nest("minFinal", stepId, [up], (_id, _, up) => reduceFinal("reduce_final", up, keepMin(pick)));
 }
 
 /**
@@ -442,7 +444,7 @@ export function collect<V>(stepId: string, up: KeyedStream<V>, timeoutMs: number
     throw new BuildError(`step ${JSON.stringify(stepId)}: maxSize must be a whole number >= 1, got ${maxSize}`);
   }
   type State = { values: V[]; deadline: number };
-  return nest(stepId, [up], (_id, _, up) =>
+  return nest("collect", stepId, [up], (_id, _, up) =>
     statefulBatch("stateful_batch", up, (resume: State | undefined): StatefulBatchLogic<V, V[], State | undefined> => {
       let state = resume;
       const flush = (): LogicResult<V[]> => {
@@ -534,7 +536,7 @@ export function join<S extends readonly KeyedStream<unknown>[]>(
   ...args: [...S] | [...S, JoinOptions]
 ): KeyedStream<Values<S>> {
   const { sides, insertMode, emitMode } = joinArgs(stepId, args as (KeyedStream<unknown> | JoinOptions)[]);
-  return nest(stepId, sides, (_id, _, ...sides) => {
+  return nest("join", stepId, sides, (_id, _, ...sides) => {
     const merged = tagSides(sides);
     return statefulBatch(
       "join",

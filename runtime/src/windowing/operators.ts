@@ -51,6 +51,7 @@ class FoldLogic<V, S> implements WindowLogic<V, S, S> {
  * here too, so a bad one names this step, not its inner "window".
  */
 function nestWindowed<X, R>(
+  kind: string,
   stepId: string,
   up: Stream<X>,
   clock: unknown,
@@ -59,7 +60,7 @@ function nestWindowed<X, R>(
   inner: (up: Stream<X>) => R,
 ): R {
   checkWindowing(stepId, clock, windower, ordered);
-  return nest(stepId, [up], (_id, _, up) => inner(up));
+  return nest(kind, stepId, [up], (_id, _, up) => inner(up));
 }
 
 /**
@@ -83,7 +84,7 @@ export function foldWindow<V, S>(
   ] as const) {
     if (typeof fn !== "function") throw new BuildError(`step ${JSON.stringify(stepId)}: ${what} must be a function`);
   }
-  return nestWindowed(stepId, up, clock, windower, ordered, (up) =>
+  return nestWindowed("foldWindow", stepId, up, clock, windower, ordered, (up) =>
     window(
       "window",
       up,
@@ -103,7 +104,7 @@ export function collectWindow<V>(
   windower: Windower,
   ordered = true,
 ): WindowOut<V, V[]> {
-  return nestWindowed(stepId, up, clock, windower, ordered, (up) =>
+  return nestWindowed("collectWindow", stepId, up, clock, windower, ordered, (up) =>
     foldWindow(
       "fold_window",
       up,
@@ -131,7 +132,7 @@ export function reduceWindow<V>(
   if (typeof reducer !== "function") throw new BuildError(`step ${JSON.stringify(stepId)}: reducer must be a function`);
   // A window exists only once it has a value, so no accumulator is left `undefined`.
   const combine = (acc: V | undefined, value: V): V => (acc === undefined ? value : reducer(acc, value));
-  return nestWindowed(stepId, up, clock, windower, false, (up) =>
+  return nestWindowed("reduceWindow", stepId, up, clock, windower, false, (up) =>
     foldWindow(
       "fold_window",
       up,
@@ -153,7 +154,7 @@ export function countWindow<X>(
   windower: Windower,
   key: (item: X) => string,
 ): WindowOut<X, number> {
-  return nestWindowed(stepId, up, clock, windower, false, (up) =>
+  return nestWindowed("countWindow", stepId, up, clock, windower, false, (up) =>
     foldWindow(
       "sum",
       keyOn("keyed", up, key),
@@ -175,7 +176,7 @@ export function maxWindow<V>(
   windower: Windower,
   by: (value: V) => unknown = (v) => v,
 ): WindowOut<V, V> {
-  return nestWindowed(stepId, up, clock, windower, false, (up) =>
+  return nestWindowed("maxWindow", stepId, up, clock, windower, false, (up) =>
     reduceWindow("reduce_window", up, clock, windower, keepMax(by)),
   );
 }
@@ -188,7 +189,7 @@ export function minWindow<V>(
   windower: Windower,
   by: (value: V) => unknown = (v) => v,
 ): WindowOut<V, V> {
-  return nestWindowed(stepId, up, clock, windower, false, (up) =>
+  return nestWindowed("minWindow", stepId, up, clock, windower, false, (up) =>
     reduceWindow("reduce_window", up, clock, windower, keepMin(by)),
   );
 }
@@ -277,7 +278,7 @@ export function joinWindow(
     { insertMode: given.insertMode ?? "last", emitMode: given.emitMode ?? "final" },
   ]);
   const sideClock = projectClock(clock, ([, value]: [number, unknown]) => value);
-  return nest(stepId, sides, (_id, _, ...sides) =>
+  return nest("joinWindow", stepId, sides, (_id, _, ...sides) =>
     window(
       "window",
       tagSides(sides),

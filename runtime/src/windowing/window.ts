@@ -93,6 +93,11 @@ class KeyWindows<V, W, S> implements StatefulBatchLogic<V, WindowEvent<V, W>, Wi
     return [events, this.#isEmpty()];
   }
 
+  /** The key's watermark, ms since the Unix epoch (±Infinity before the first item and after the end). */
+  get watermark(): number {
+    return this.#watermark;
+  }
+
   onNotify(): LogicResult<WindowEvent<V, W>> {
     return this.#atWatermark(this.clock.onNotify());
   }
@@ -213,11 +218,12 @@ export function window<V, W, S>(
 ): WindowOut<V, W> {
   checkWindowing(stepId, clock, windower, ordered);
   if (typeof builder !== "function") throw new BuildError(`step ${JSON.stringify(stepId)}: builder must be a function`);
-  return nest(stepId, [up], (_id, _, up) => {
+  return nest("window", stepId, [up], (_id, _, up) => {
     const events = statefulBatch(
       "stateful_batch",
       up,
       (resume: WindowSnapshot<S> | undefined) => new KeyWindows(clock, windower, builder, ordered, resume),
+      (logic) => (logic instanceof KeyWindows ? logic.watermark : Number.NEGATIVE_INFINITY),
     );
     return {
       down: filterMapValue("unwrap_down", events, ([id, kind, x]): [number, W] | undefined =>

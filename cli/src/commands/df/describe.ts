@@ -3,16 +3,26 @@ import type { Dataflow } from "@waxflow/crds";
 import { ClusterCommand, nameArg } from "../../base.ts";
 import { dataflowName } from "../../deploy/options.ts";
 import { connect } from "../../kube.ts";
+import { readProcesses } from "../../processes.ts";
 import { describeText } from "../../ui/describe.ts";
+import { type StepsView, stepsView } from "../../ui/steps.ts";
 
 export interface Description {
   readonly dataflow: Dataflow;
   readonly pods: V1Pod[];
   readonly events: CoreV1Event[];
+  /** The steps as the running processes report them (summed over processes and workers). */
+  readonly steps: StepsView;
 }
 
 export default class DfDescribe extends ClusterCommand {
-  static override summary = "Show a dataflow's spec, status, conditions, pods and recent events.";
+  static override summary = "Show a dataflow's spec, status, conditions, steps, pods and recent events.";
+
+  static override description =
+    "The steps are listed as the running processes report them on their HTTP API (read through the " +
+    "API server's pod proxy, so you need `get` on `pods/proxy`): each core step with its kind, the " +
+    "operator it belongs to, whether it holds state, the items in and out so far and the keys held. " +
+    "Nothing of the dataflow's code is loaded here.";
 
   static override examples = [
     { description: "Why is it not running?", command: "<%= config.bin %> <%= command.id %> orders -n streams" },
@@ -29,11 +39,13 @@ export default class DfDescribe extends ClusterCommand {
     const name = dataflowName("NAME", args.name);
     const { cluster, namespace } = await connect(flags);
     const dataflow = await cluster.mustGetDataflow(namespace, name);
-    const [pods, events] = await Promise.all([
-      cluster.pods(namespace, name),
+    const [readings, events] = await Promise.all([
+      readProcesses(cluster, namespace, name),
       cluster.events(namespace, "Dataflow", name),
     ]);
-    this.log(describeText(dataflow, pods, events, new Date()));
-    return { dataflow, pods, events };
+    const pods = readings.map((r) => r.pod);
+    const steps = stepsView(readings);
+    this.log(describeText(dataflow, pods, events, new Date(), steps));
+    return { dataflow, pods, events, steps };
   }
 }

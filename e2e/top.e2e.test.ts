@@ -1,0 +1,91 @@
+// See inside a running dataflow on kind: `df top --once --json` and `df describe` read
+// every pod's /steps through the API server's pod proxy (past the Dataflow's
+// NetworkPolicy, as the operator's namespace is), and the numbers agree with the example.
+import { describe, expect, test } from "vitest";
+import { eventually, restrictedNamespace, waxctl } from "./lib/cluster.ts";
+
+const NS = "waxflow-e2e-top";
+const FLOW = "e2e-top";
+/** examples/running-count.ts counts this many sensors by default. */
+const SENSORS = 12;
+const controllerImage = process.env.WAXFLOW_CONTROLLER_IMAGE;
+
+interface TopNumbers {
+  readonly steps: readonly { step: string; kind: string; throughput: number; keys: number | null }[];
+  readonly pods: readonly {
+    pod: string;
+    process: number | null;
+    epoch: number | null;
+    committedEpoch: number | null;
+  }[];
+}
+
+restrictedNamespace(NS);
+
+describe("df top and df describe on kind", { timeout: 600_000 }, () => {
+  test("T1. the running count's every step has throughput, its count holds one key per sensor", async () => {
+    expect(controllerImage, "run through `npm run e2e`, which builds and loads the images").toBeDefined();
+    const install = await waxctl(["install", "--image", controllerImage ?? "", "--wait", "--json"]);
+    expect(install.code).toBe(0);
+    const deploy = await waxctl([
+      "df",
+      "deploy",
+      "examples/running-count.ts",
+      "--name",
+      FLOW,
+      "-n",
+      NS,
+      "-p",
+      "2",
+      "-w",
+      "2",
+      "--recovery",
+      "-e",
+      "READINGS_FOLLOW=true",
+      "--wait",
+      "--timeout",
+      "5m",
+      "--json",
+    ]);
+    expect(deploy.stderr).toBe("");
+    expect(deploy.code).toBe(0);
+
+    const numbers = await eventually("every step of df top --json to show throughput", async () => {
+      const top = await waxctl(["df", "top", FLOW, "-n", NS, "--once", "--json"]);
+      if (top.code !== 0) throw new Error(top.stderr.trim());
+      const parsed = JSON.parse(top.stdout) as TopNumbers;
+      const count = parsed.steps.find((s) => s.step === "count.stateful_batch");
+      // The first snapshot comes after the default 10 s epoch: then every pod has committed one.
+      const committed = parsed.pods.length === 2 && parsed.pods.every((p) => p.committedEpoch !== null);
+      const flowing = parsed.steps.length > 0 && parsed.steps.every((s) => s.throughput > 0);
+      return flowing && committed && count?.keys === SENSORS ? parsed : undefined;
+    });
+    expect(numbers.steps.map((s) => s.step)).toEqual([
+      "readings",
+      "by_sensor.flat_map_batch",
+      "count.stateful_batch",
+      "format.flat_map_batch",
+      "line.flat_map_batch",
+      "out",
+    ]);
+    expect(numbers.pods.map((p) => [p.pod, p.process])).toEqual([
+      [`${FLOW}-0`, 0],
+      [`${FLOW}-1`, 1],
+    ]);
+    for (const pod of numbers.pods) {
+      expect(pod.epoch).toBeGreaterThan(1);
+      expect(pod.committedEpoch).toBeGreaterThanOrEqual(1);
+    }
+
+    const frame = await waxctl(["df", "top", FLOW, "-n", NS, "--once"]);
+    expect(frame.code).toBe(0);
+    expect(frame.stdout).toMatch(/^ {2}count\.stateful_batch +statefulBatch +[\d.]+k? +12 /m);
+
+    const described = await waxctl(["df", "describe", FLOW, "-n", NS]);
+    expect(described.code).toBe(0);
+    expect(described.stdout).toMatch(/^ {2}count\.stateful_batch +statefulBatch in count \(statefulMap\) +yes +\d/m);
+
+    const deleted = await waxctl(["df", "delete", FLOW, "-n", NS, "--purge", "--yes", "--wait"]);
+    expect(deleted.code).toBe(0);
+  });
+});
