@@ -57,7 +57,7 @@ export function input(
   { brokers, topics, ...options }: InputOptions,
 ): KafkaOpOut<KafkaSourceMessage, KafkaSourceMessage> {
   const messages = op.input(stepId, flow, new KafkaSource(brokers, topics, { ...options, raiseOnErrors: false }));
-  return nest(`${stepId}_split`, [messages], (_id, _scope, messages) => {
+  return nest("kafkaInput", `${stepId}_split`, [messages], (_id, _scope, messages) => {
     const asErrors = op.map("to_errors", messages, (m): KafkaSourceMessage | KafkaError<KafkaSourceMessage> =>
       m.error === undefined ? m : { error: m.error, msg: m },
     );
@@ -84,8 +84,8 @@ export function output(
   op.output(stepId, up, new KafkaSink(brokers, topic, options));
 }
 
-function convert<X, Y>(stepId: string, up: Stream<X>, fn: (item: X) => Y): KafkaOpOut<Y, X> {
-  return nest(stepId, [up], (_id, _scope, up) => {
+function convert<X, Y>(kind: string, stepId: string, up: Stream<X>, fn: (item: X) => Y): KafkaOpOut<Y, X> {
+  return nest(kind, stepId, [up], (_id, _scope, up) => {
     const converted = op.map("convert", up, (m): Y | KafkaError<X> => {
       try {
         return fn(m);
@@ -103,7 +103,7 @@ export function deserializeKey<K, V, K2>(
   up: Stream<KafkaSourceMessage<K, V>>,
   deserializer: (key: K) => K2,
 ): KafkaOpOut<KafkaSourceMessage<K2, V>, KafkaSourceMessage<K, V>> {
-  return convert(stepId, up, (m) => ({ ...m, key: deserializer(m.key) }));
+  return convert("deserializeKey", stepId, up, (m) => ({ ...m, key: deserializer(m.key) }));
 }
 
 export function deserializeValue<K, V, V2>(
@@ -111,7 +111,7 @@ export function deserializeValue<K, V, V2>(
   up: Stream<KafkaSourceMessage<K, V>>,
   deserializer: (value: V) => V2,
 ): KafkaOpOut<KafkaSourceMessage<K, V2>, KafkaSourceMessage<K, V>> {
-  return convert(stepId, up, (m) => ({ ...m, value: deserializer(m.value) }));
+  return convert("deserializeValue", stepId, up, (m) => ({ ...m, value: deserializer(m.value) }));
 }
 
 /** Deserializes keys and values; a message either fails goes to `errs` with its offset. */
@@ -120,7 +120,11 @@ export function deserialize<K, V, K2, V2>(
   up: Stream<KafkaSourceMessage<K, V>>,
   { keyDeserializer, valDeserializer }: { keyDeserializer: (key: K) => K2; valDeserializer: (value: V) => V2 },
 ): KafkaOpOut<KafkaSourceMessage<K2, V2>, KafkaSourceMessage<K, V>> {
-  return convert(stepId, up, (m) => ({ ...m, key: keyDeserializer(m.key), value: valDeserializer(m.value) }));
+  return convert("deserialize", stepId, up, (m) => ({
+    ...m,
+    key: keyDeserializer(m.key),
+    value: valDeserializer(m.value),
+  }));
 }
 
 export function serializeKey<K, V>(
