@@ -148,6 +148,16 @@ test("reconcile creates the owned objects with the contract's names, labels and 
     [3030, [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "waxflow-system" } } }]],
   ]);
   expect(sts.spec?.template.spec?.automountServiceAccountToken).toBe(false);
+  // The PodDisruptionBudget: one process at a time, over exactly this Dataflow's pods.
+  const budget = await waitFor("PodDisruptionBudget wc", () => controller.kube.readDisruptionBudget(NS, "wc"));
+  expect(budget.metadata?.labels).toEqual(labels);
+  expect(budget.metadata?.ownerReferences?.[0]).toMatchObject({ kind: "Dataflow", name: "wc", controller: true });
+  expect(budget.spec).toEqual({
+    maxUnavailable: 1,
+    selector: { matchLabels: { "app.kubernetes.io/name": "waxflow", "waxflow.io/dataflow": "wc" } },
+    unhealthyPodEvictionPolicy: "AlwaysAllow",
+  });
+  expect(budget.spec?.selector?.matchLabels).toEqual(sts.spec?.selector.matchLabels);
 
   // The StatefulSet controller creates the pods; once they are Ready the Dataflow is Running.
   await waitFor("2 pods", async () => (await pods("wc")).length === 2);

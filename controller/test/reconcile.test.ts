@@ -3,7 +3,7 @@ import type { V1Pod, V1StatefulSet } from "@kubernetes/client-node";
 import { type Dataflow, withDefaults } from "@waxflow/crds";
 import { expect, test } from "vitest";
 import { DEFAULT_API_CLIENTS, desiredNetworkPolicy } from "../src/desired/network-policy.ts";
-import { desiredApiService, desiredHeadlessService } from "../src/desired/objects.ts";
+import { desiredApiService, desiredDisruptionBudget, desiredHeadlessService } from "../src/desired/objects.ts";
 import { DEFAULT_SETTINGS, type Observed, type Plan, reconcile, statusFirst } from "../src/reconcile/reconcile.ts";
 import { crashLooping, dataflow, IMAGE, now, podOf, statefulSetOf } from "./fixtures.ts";
 
@@ -15,17 +15,24 @@ test("an unchanged object is not applied again", () => {
   const df = dataflow({ processes: 2 });
   const services = [desiredHeadlessService(df), desiredApiService(df)];
   const networkPolicy = desiredNetworkPolicy(df, DEFAULT_API_CLIENTS);
+  const disruptionBudget = desiredDisruptionBudget(df);
   const running = observed(df, 2, [podOf(df, 0, true), podOf(df, 1, true)]);
-  const plan = reconcile({ ...running, services, networkPolicy }, now);
+  const plan = reconcile({ ...running, services, networkPolicy, disruptionBudget }, now);
   expect(plan.actions).toEqual([]);
-  const scaled = reconcile({ ...observed(df, 1, []), services, networkPolicy }, now);
+  // Without its PodDisruptionBudget (one made before there were any, or deleted): it is applied.
+  const unbudgeted = reconcile({ ...running, services, networkPolicy }, now);
+  expect(unbudgeted.actions.map((a) => (a.type === "apply" ? a.object.kind : a.type))).toEqual(["PodDisruptionBudget"]);
+  const scaled = reconcile({ ...observed(df, 1, []), services, networkPolicy, disruptionBudget }, now);
   expect(scaled.actions.map((a) => (a.type === "apply" ? a.object.kind : a.type))).toEqual([
     "ensureClusterSecret",
     "StatefulSet",
   ]);
   // Other API clients for the operator: the policy changes, and only it is applied again.
   const apiClients = { ...DEFAULT_API_CLIENTS, podLabels: { app: "prometheus" } };
-  const moved = reconcile({ ...running, services, networkPolicy }, now, { ...DEFAULT_SETTINGS, apiClients });
+  const moved = reconcile({ ...running, services, networkPolicy, disruptionBudget }, now, {
+    ...DEFAULT_SETTINGS,
+    apiClients,
+  });
   expect(moved.actions.map((a) => (a.type === "apply" ? a.object.kind : a.type))).toEqual(["NetworkPolicy"]);
 });
 
@@ -43,7 +50,7 @@ test("a new Dataflow: its StatefulSet alone first, then the finalizer (with reco
   const next = reconcile({ dataflow: df, statefulSet: statefulSetOf(df, 2), pods: [], claims: [] }, now);
   expect(
     next.actions.map((a) => (a.type === "apply" ? `${a.object.kind}/${a.object.metadata?.name}` : a.type)),
-  ).toEqual(["addFinalizer", "NetworkPolicy/wc", "Service/wc", "Service/wc-api"]);
+  ).toEqual(["addFinalizer", "NetworkPolicy/wc", "Service/wc", "Service/wc-api", "PodDisruptionBudget/wc"]);
   // No write-ahead record: the status is written after the actions.
   expect(statusFirst(df.status, next)).toBe(false);
   expect(next.status.phase).toBe("Pending");

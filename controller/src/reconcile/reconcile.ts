@@ -6,6 +6,7 @@ import type {
   V1NetworkPolicy,
   V1PersistentVolumeClaim,
   V1Pod,
+  V1PodDisruptionBudget,
   V1Service,
   V1StatefulSet,
 } from "@kubernetes/client-node";
@@ -23,6 +24,7 @@ import {
   appliedHashOf,
   CONTAINER,
   desiredApiService,
+  desiredDisruptionBudget,
   desiredHeadlessService,
   desiredStatefulSet,
   durationSeconds,
@@ -47,6 +49,7 @@ export interface Observed {
   /** The Dataflow's Services; applies of unchanged objects are skipped. */
   readonly services?: readonly V1Service[];
   readonly networkPolicy?: V1NetworkPolicy;
+  readonly disruptionBudget?: V1PodDisruptionBudget;
 }
 
 /** What the operator was installed with (the chart's values, through the controller's environment). */
@@ -365,13 +368,15 @@ function converge(observed: Observed, now: Date, settings: OperatorSettings): Pl
   const stsRef: ObjectRef = { apiVersion: "apps/v1", kind: "StatefulSet", name, namespace };
   // Server-side apply is idempotent but costly: skip it when the live object carries the
   // hash of exactly what we would send.
-  const applyIfChanged = (object: V1StatefulSet | V1Service | V1NetworkPolicy): Action[] => {
+  const applyIfChanged = (object: V1StatefulSet | V1Service | V1NetworkPolicy | V1PodDisruptionBudget): Action[] => {
     const live =
       object.kind === "StatefulSet"
         ? sts
         : object.kind === "NetworkPolicy"
           ? observed.networkPolicy
-          : observed.services?.find((s) => s.metadata?.name === object.metadata?.name);
+          : object.kind === "PodDisruptionBudget"
+            ? observed.disruptionBudget
+            : observed.services?.find((s) => s.metadata?.name === object.metadata?.name);
     if (live !== undefined && appliedHashOf(live) === appliedHashOf(object)) return [];
     // Its pods mount the cluster secret: it exists before a StatefulSet that starts pods.
     const startsPods = object.kind === "StatefulSet" && ((object as V1StatefulSet).spec?.replicas ?? 0) > 0;
@@ -381,6 +386,7 @@ function converge(observed: Observed, now: Date, settings: OperatorSettings): Pl
     desiredNetworkPolicy(df, settings.apiClients),
     desiredHeadlessService(df),
     desiredApiService(df),
+    desiredDisruptionBudget(df),
   ].flatMap(applyIfChanged);
 
   // A roll is needed when starting the wanted processes could meet processes of another
