@@ -367,3 +367,46 @@ test("a privileged pod template runs only with spec.allowPrivileged and an opera
     readOnlyRootFilesystem: true,
   });
 });
+
+test("replicas changed behind the operator's back (kubectl scale sts) are set back, with an event naming the change", () => {
+  const df = dataflow({ processes: 3 });
+  const services = [desiredHeadlessService(df), desiredApiService(df)];
+  const rest = {
+    services,
+    networkPolicy: desiredNetworkPolicy(df, DEFAULT_API_CLIENTS),
+    disruptionBudget: desiredDisruptionBudget(df),
+  };
+  for (const scaledTo of [5, 1]) {
+    // kubectl scale changes spec.replicas and nothing else: the applied hash still matches.
+    const sts = statefulSetOf(df, 3);
+    const drifted: V1StatefulSet = {
+      ...sts,
+      spec: { ...(sts.spec as NonNullable<V1StatefulSet["spec"]>), replicas: scaledTo },
+    };
+    const pods = Array.from({ length: scaledTo }, (_, i) => podOf(df, i, true));
+    const plan = reconcile({ dataflow: df, statefulSet: drifted, pods, claims: [], ...rest }, now);
+    const applied = plan.actions.flatMap((a) =>
+      a.type === "apply" && a.object.kind === "StatefulSet" ? [a.object] : [],
+    );
+    expect(applied).toHaveLength(1);
+    expect((applied[0] as V1StatefulSet).spec?.replicas).toBe(3);
+    expect(plan.events).toContainEqual({
+      type: "Warning",
+      reason: "DriftReverted",
+      message: `StatefulSet wc was scaled to ${scaledTo} replica(s) outside the operator; set back to 3 (to change the number of processes, use waxctl df scale or spec.processes)`,
+    });
+  }
+  // Undrifted: nothing to do, nothing said.
+  const steady = reconcile(
+    {
+      dataflow: df,
+      statefulSet: statefulSetOf(df, 3),
+      pods: [0, 1, 2].map((i) => podOf(df, i, true)),
+      claims: [],
+      ...rest,
+    },
+    now,
+  );
+  expect(steady.actions).toEqual([]);
+  expect(steady.events.map((e) => e.reason)).not.toContain("DriftReverted");
+});

@@ -307,6 +307,17 @@ export function statusFirst(before: DataflowStatus | undefined, plan: Plan): boo
   );
 }
 
+/** What changed in a StatefulSet's replicas behind the operator's back, as the event says it; undefined if nothing. */
+function replicasDrift(live: V1StatefulSet, wanted: V1StatefulSet): string | undefined {
+  const have = live.spec?.replicas ?? 1;
+  const want = wanted.spec?.replicas ?? 1;
+  if (have === want) return undefined;
+  return (
+    `StatefulSet ${live.metadata?.name ?? ""} was scaled to ${have} replica(s) outside the operator; ` +
+    `set back to ${want} (to change the number of processes, use waxctl df scale or spec.processes)`
+  );
+}
+
 export function reconcile(observed: Observed, now: Date, settings: OperatorSettings = DEFAULT_SETTINGS): Plan {
   const df = observed.dataflow;
   if (df.metadata?.deletionTimestamp !== undefined) return finalize(observed, now);
@@ -377,7 +388,14 @@ function converge(observed: Observed, now: Date, settings: OperatorSettings): Pl
           : object.kind === "PodDisruptionBudget"
             ? observed.disruptionBudget
             : observed.services?.find((s) => s.metadata?.name === object.metadata?.name);
-    if (live !== undefined && appliedHashOf(live) === appliedHashOf(object)) return [];
+    if (live !== undefined && appliedHashOf(live) === appliedHashOf(object)) {
+      // Same hash, so what differs was changed by someone else: `kubectl scale sts` leaves
+      // the annotation alone. A worker cluster's size is the spec's; put it back.
+      const drift =
+        object.kind === "StatefulSet" ? replicasDrift(live as V1StatefulSet, object as V1StatefulSet) : undefined;
+      if (drift === undefined) return [];
+      events.push({ type: "Warning", reason: "DriftReverted", message: drift });
+    }
     // Its pods mount the cluster secret: it exists before a StatefulSet that starts pods.
     const startsPods = object.kind === "StatefulSet" && ((object as V1StatefulSet).spec?.replicas ?? 0) > 0;
     return startsPods ? [{ type: "ensureClusterSecret" }, { type: "apply", object }] : [{ type: "apply", object }];
