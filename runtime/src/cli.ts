@@ -80,7 +80,11 @@ export async function main(argv: readonly string[], env: Env, cwd: string): Prom
   const stop = new AbortController();
   let caught: StopSignal | undefined;
   // `once`: a second Ctrl-C gets the default action and kills a run that will not stop.
+  // A supervised child hears each Ctrl-C twice (from the terminal and forwarded by its
+  // supervisor), so it listens to every one and leaves the second Ctrl-C to the supervisor.
+  const listen = hasSupervisor ? "on" : "once";
   const onSignal = (signal: StopSignal): void => {
+    if (caught !== undefined) return;
     caught = signal;
     process.stderr.write(`stopping on ${signal}\n`);
     stop.abort(new Error(`stopped by ${signal}`));
@@ -96,8 +100,8 @@ export async function main(argv: readonly string[], env: Env, cwd: string): Prom
     api = await serveApi(config.apiPort, view);
     const flow = await loadDataflow(config.modulePath, config.exportName, cwd);
     view.writesFiles(fileOutputs(flow, cwd));
-    process.once("SIGINT", onSignal);
-    process.once("SIGTERM", onSignal);
+    process[listen]("SIGINT", onSignal);
+    process[listen]("SIGTERM", onSignal);
     if (config.holder) {
       await hold(config, flow, view, stop.signal);
       view.released();
