@@ -410,3 +410,20 @@ test("replicas changed behind the operator's back (kubectl scale sts) are set ba
   expect(steady.actions).toEqual([]);
   expect(steady.events.map((e) => e.reason)).not.toContain("DriftReverted");
 });
+
+test("ClusterNotFormed counts from when a process last went unready, not from its pod's start", () => {
+  const df = dataflow({ processes: 2 });
+  const longAgo = new Date(now.getTime() - 3_600_000);
+  const unreadySince = (ms: number) =>
+    podOf(df, 1, false, {
+      startTime: longAgo,
+      conditions: [{ type: "Ready", status: "False", lastTransitionTime: new Date(now.getTime() - ms) }],
+    });
+  const degraded = (pod: V1Pod) =>
+    reconcile({ ...observed(df, 2, [podOf(df, 0, true), pod]) }, now).status.conditions?.find(
+      (c) => c.type === "Degraded",
+    );
+  // Re-forming its cluster for 5 s in a pod that has run for an hour: not stuck.
+  expect(degraded(unreadySince(5_000))?.reason).not.toBe("ClusterNotFormed");
+  expect(degraded(unreadySince(130_000))).toMatchObject({ status: "True", reason: "ClusterNotFormed" });
+});

@@ -167,10 +167,12 @@ function diagnosePods(pods: readonly V1Pod[], now: Date): { reason: string; mess
   }
   const running = pods.filter((p) => !isTerminating(p) && p.status?.phase === "Running");
   const stuck = running.filter((p) => {
-    const started = p.status?.startTime;
-    return (
-      !isReady(p) && started !== undefined && now.getTime() - new Date(started).getTime() > CLUSTER_FORM_TIMEOUT_MS
-    );
+    // Not ready since it started, or since it last went unready: a process that re-forms
+    // its cluster after a lost peer does so in a pod that has run for long.
+    const since = [p.status?.startTime, p.status?.conditions?.find((c) => c.type === "Ready")?.lastTransitionTime]
+      .filter((t) => t !== undefined)
+      .map((t) => new Date(t).getTime());
+    return !isReady(p) && since.length > 0 && now.getTime() - Math.max(...since) > CLUSTER_FORM_TIMEOUT_MS;
   });
   if (stuck.length > 0) {
     return {
