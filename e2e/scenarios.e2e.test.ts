@@ -152,6 +152,17 @@ async function untilRunning(name: string, processes: number) {
   });
 }
 
+/**
+ * The pod template overlay that turns the runtime's supervisor off (`-e` refuses WAXFLOW_*
+ * variables: they belong to the controller), for measuring fate-sharing for comparison.
+ */
+function unsupervisedTemplate(name: string): string[] {
+  const overlay = { spec: { containers: [{ name: "waxflow", env: [{ name: "WAXFLOW_SUPERVISE", value: "false" }] }] } };
+  const file = join(tmpdir(), `waxflow-e2e-${name}-unsupervised.json`);
+  writeFileSync(file, JSON.stringify(overlay));
+  return ["--pod-template", file];
+}
+
 const EXACTLY_ONCE = (sensors: number) => ({ complete: sensors, duplicates: [], gaps: [], malformed: [] });
 
 restrictedNamespace(NS);
@@ -437,7 +448,7 @@ describe("waxflow on kind", { timeout: 600_000 }, () => {
       "3",
       "-w",
       "1",
-      ...(unsupervised ? ["-e", "WAXFLOW_SUPERVISE=false"] : []),
+      ...(unsupervised ? unsupervisedTemplate(name) : []),
     );
     const deploy = await waxctl([...flags, "--wait"]);
     expect(deploy.code, deploy.stderr).toBe(0);
