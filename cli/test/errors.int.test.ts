@@ -285,7 +285,7 @@ const CASES: readonly Case[] = [
     cli: "waxflow",
     args: () => ["runn", wordcount],
     code: 2,
-    line: () => 'error: unknown command "runn": the commands are `run` and `recovery init`',
+    line: () => 'error: unknown command "runn": the commands are `run`, `graph` and `recovery init`',
   },
   {
     bad: "an unknown command",

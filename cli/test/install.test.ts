@@ -60,6 +60,12 @@ test("nothing cluster-wide beyond Dataflows and their workers: no reading secret
     resources: ["networkpolicies"],
     verbs: ["get", "list", "watch", "create", "patch"],
   });
+  // And its PodDisruptionBudget, the same way.
+  expect(role?.rules).toContainEqual({
+    apiGroups: ["policy"],
+    resources: ["poddisruptionbudgets"],
+    verbs: ["get", "list", "watch", "create", "patch"],
+  });
 });
 
 test("API client labels reach the controller as k=v lists, sorted as the chart writes them", () => {

@@ -7,6 +7,7 @@ import type {
   V1NetworkPolicy,
   V1PersistentVolumeClaim,
   V1Pod,
+  V1PodDisruptionBudget,
   V1Service,
   V1StatefulSet,
 } from "@kubernetes/client-node";
@@ -101,6 +102,13 @@ export class Controller {
         apiVersion: "networking.k8s.io/v1",
         kind: "NetworkPolicy",
         plural: "networkpolicies",
+        trim: trimToMetadata,
+        ...owned,
+      },
+      {
+        apiVersion: "policy/v1",
+        kind: "PodDisruptionBudget",
+        plural: "poddisruptionbudgets",
         trim: trimToMetadata,
         ...owned,
       },
@@ -203,13 +211,14 @@ export class Controller {
     // Steady state reads the watch caches. Before leaving the Stopping stage of a roll the
     // reconciler must not miss a pod, so it reads the API server itself.
     const live = !this.synced || dataflow.status?.rollout?.stage === "Stopping";
-    const [statefulSet, pods, claims, services, networkPolicy] = live
+    const [statefulSet, pods, claims, services, networkPolicy, disruptionBudget] = live
       ? await Promise.all([
           this.kube.readStatefulSet(namespace, name),
           this.kube.listPods(namespace, name),
           this.kube.listClaims(namespace, name),
           this.kube.listServices(namespace, name),
           this.kube.readNetworkPolicy(namespace, name),
+          this.kube.readDisruptionBudget(namespace, name),
         ])
       : [
           this.#cached<V1StatefulSet>("StatefulSet", key).find((s) => s.metadata?.name === name),
@@ -217,9 +226,10 @@ export class Controller {
           this.#cached<V1PersistentVolumeClaim>("PersistentVolumeClaim", key),
           this.#cached<V1Service>("Service", key),
           this.#cached<V1NetworkPolicy>("NetworkPolicy", key).find((p) => p.metadata?.name === name),
+          this.#cached<V1PodDisruptionBudget>("PodDisruptionBudget", key).find((p) => p.metadata?.name === name),
         ];
     const plan = reconcile(
-      { dataflow, statefulSet, pods, claims, services, networkPolicy },
+      { dataflow, statefulSet, pods, claims, services, networkPolicy, disruptionBudget },
       new Date(),
       this.#options.settings ?? DEFAULT_SETTINGS,
     );

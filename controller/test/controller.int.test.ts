@@ -5,6 +5,7 @@ import { execFileSync } from "node:child_process";
 import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
+  AppsV1Api,
   CoreV1Api,
   CustomObjectsApi,
   type KubeConfig,
@@ -148,6 +149,16 @@ test("reconcile creates the owned objects with the contract's names, labels and 
     [3030, [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "waxflow-system" } } }]],
   ]);
   expect(sts.spec?.template.spec?.automountServiceAccountToken).toBe(false);
+  // The PodDisruptionBudget: one process at a time, over exactly this Dataflow's pods.
+  const budget = await waitFor("PodDisruptionBudget wc", () => controller.kube.readDisruptionBudget(NS, "wc"));
+  expect(budget.metadata?.labels).toEqual(labels);
+  expect(budget.metadata?.ownerReferences?.[0]).toMatchObject({ kind: "Dataflow", name: "wc", controller: true });
+  expect(budget.spec).toEqual({
+    maxUnavailable: 1,
+    selector: { matchLabels: { "app.kubernetes.io/name": "waxflow", "waxflow.io/dataflow": "wc" } },
+    unhealthyPodEvictionPolicy: "AlwaysAllow",
+  });
+  expect(budget.spec?.selector?.matchLabels).toEqual(sts.spec?.selector.matchLabels);
 
   // The StatefulSet controller creates the pods; once they are Ready the Dataflow is Running.
   await waitFor("2 pods", async () => (await pods("wc")).length === 2);
@@ -165,6 +176,41 @@ test("reconcile creates the owned objects with the contract's names, labels and 
   expect(df?.metadata?.finalizers ?? []).not.toContain("waxflow.io/volumes");
   const events = await core.listNamespacedEvent({ namespace: NS, fieldSelector: "involvedObject.name=wc" });
   expect(events.items.map((e) => e.reason)).toContain("Running");
+});
+
+test("kubectl scale sts, up or down, is set back within seconds, with an event naming the change", async () => {
+  await create("drift", { processes: 2 });
+  await waitFor("2 pods", async () => (await pods("drift")).length === 2);
+  await markReady("drift");
+  await waitFor("Running", async () => (await phaseOf("drift")) === "Running");
+  const apps = kc.makeApiClient(AppsV1Api);
+  for (const scaledTo of [5, 1]) {
+    const at = Date.now();
+    // What `kubectl scale sts drift --replicas=N` sends: a patch of the scale subresource.
+    const scale = await apps.patchNamespacedStatefulSetScale(
+      { namespace: NS, name: "drift", body: { spec: { replicas: scaledTo } } },
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    );
+    expect(scale.spec?.replicas).toBe(scaledTo);
+    await waitFor(`replicas set back to 2 after a scale to ${scaledTo}`, async () => {
+      const sts = await apps.readNamespacedStatefulSet({ namespace: NS, name: "drift" });
+      return sts.spec?.replicas === 2;
+    });
+    expect(Date.now() - at).toBeLessThan(10_000);
+    const messages = await waitFor("the DriftReverted event", async () => {
+      const list = await core.listNamespacedEvent({ namespace: NS, fieldSelector: "involvedObject.name=drift" });
+      const found = list.items.filter((e) => e.reason === "DriftReverted").map((e) => e.message ?? "");
+      return found.some((m) => m.includes(`scaled to ${scaledTo} replica(s)`)) ? found : undefined;
+    });
+    expect(messages).toContain(
+      `StatefulSet drift was scaled to ${scaledTo} replica(s) outside the operator; set back to 2 (to change the number of processes, use waxctl df scale or spec.processes)`,
+    );
+  }
+  await waitFor(
+    "2 pods again",
+    async () => (await pods("drift")).filter((p) => !p.metadata?.deletionTimestamp).length === 2,
+  );
+  await custom.deleteNamespacedCustomObject({ ...ref, name: "drift" });
 });
 
 test("an image change replaces every process together: old and new pods never coexist", async () => {

@@ -4,6 +4,7 @@ import { DEFAULT_API_CLIENTS, desiredNetworkPolicy, parseLabels } from "../src/d
 import {
   desiredApiService,
   desiredClusterSecret,
+  desiredDisruptionBudget,
   desiredHeadlessService,
   desiredStatefulSet,
   durationSeconds,
@@ -134,6 +135,25 @@ test("services: headless publishes not-ready addresses on 2101; the api service 
   expect(api.metadata?.name).toBe("wc-api");
   expect(api.metadata?.labels).toEqual(contractLabels);
   expect(api.spec?.ports?.[0]?.port).toBe(3030);
+});
+
+test("PodDisruptionBudget: one process of this Dataflow at a time, the same pods as its StatefulSet, owned by it", () => {
+  const df = dataflow({ processes: 3 });
+  const budget = desiredDisruptionBudget(df);
+  const sts = desiredStatefulSet(df, withDefaults(df.spec), 3);
+  expect(budget).toMatchObject({ apiVersion: "policy/v1", kind: "PodDisruptionBudget" });
+  expect(budget.metadata?.name).toBe("wc");
+  expect(budget.metadata?.namespace).toBe(df.metadata?.namespace);
+  expect(budget.metadata?.labels).toEqual(contractLabels);
+  expect(budget.metadata?.ownerReferences?.[0]).toMatchObject({ kind: "Dataflow", name: "wc", controller: true });
+  expect(budget.spec?.maxUnavailable).toBe(1);
+  expect(budget.spec?.selector).toEqual(sts.spec?.selector);
+  expect(budget.spec?.unhealthyPodEvictionPolicy).toBe("AlwaysAllow");
+  // Another Dataflow's budget selects only its own pods.
+  const other = desiredDisruptionBudget(
+    dataflow({}, { metadata: { name: "other", namespace: "ns1", uid: "uid-2", generation: 1 } }),
+  );
+  expect(other.spec?.selector?.matchLabels?.["waxflow.io/dataflow"]).toBe("other");
 });
 
 test("NetworkPolicy: 2101 from the Dataflow's own pods, 3030 from the controller's namespace; nothing else", () => {

@@ -3,7 +3,7 @@ import type { V1Pod, V1StatefulSet } from "@kubernetes/client-node";
 import { type Dataflow, withDefaults } from "@waxflow/crds";
 import { expect, test } from "vitest";
 import { DEFAULT_API_CLIENTS, desiredNetworkPolicy } from "../src/desired/network-policy.ts";
-import { desiredApiService, desiredHeadlessService } from "../src/desired/objects.ts";
+import { desiredApiService, desiredDisruptionBudget, desiredHeadlessService } from "../src/desired/objects.ts";
 import { DEFAULT_SETTINGS, type Observed, type Plan, reconcile, statusFirst } from "../src/reconcile/reconcile.ts";
 import { crashLooping, dataflow, IMAGE, now, podOf, statefulSetOf } from "./fixtures.ts";
 
@@ -15,17 +15,24 @@ test("an unchanged object is not applied again", () => {
   const df = dataflow({ processes: 2 });
   const services = [desiredHeadlessService(df), desiredApiService(df)];
   const networkPolicy = desiredNetworkPolicy(df, DEFAULT_API_CLIENTS);
+  const disruptionBudget = desiredDisruptionBudget(df);
   const running = observed(df, 2, [podOf(df, 0, true), podOf(df, 1, true)]);
-  const plan = reconcile({ ...running, services, networkPolicy }, now);
+  const plan = reconcile({ ...running, services, networkPolicy, disruptionBudget }, now);
   expect(plan.actions).toEqual([]);
-  const scaled = reconcile({ ...observed(df, 1, []), services, networkPolicy }, now);
+  // Without its PodDisruptionBudget (one made before there were any, or deleted): it is applied.
+  const unbudgeted = reconcile({ ...running, services, networkPolicy }, now);
+  expect(unbudgeted.actions.map((a) => (a.type === "apply" ? a.object.kind : a.type))).toEqual(["PodDisruptionBudget"]);
+  const scaled = reconcile({ ...observed(df, 1, []), services, networkPolicy, disruptionBudget }, now);
   expect(scaled.actions.map((a) => (a.type === "apply" ? a.object.kind : a.type))).toEqual([
     "ensureClusterSecret",
     "StatefulSet",
   ]);
   // Other API clients for the operator: the policy changes, and only it is applied again.
   const apiClients = { ...DEFAULT_API_CLIENTS, podLabels: { app: "prometheus" } };
-  const moved = reconcile({ ...running, services, networkPolicy }, now, { ...DEFAULT_SETTINGS, apiClients });
+  const moved = reconcile({ ...running, services, networkPolicy, disruptionBudget }, now, {
+    ...DEFAULT_SETTINGS,
+    apiClients,
+  });
   expect(moved.actions.map((a) => (a.type === "apply" ? a.object.kind : a.type))).toEqual(["NetworkPolicy"]);
 });
 
@@ -43,7 +50,7 @@ test("a new Dataflow: its StatefulSet alone first, then the finalizer (with reco
   const next = reconcile({ dataflow: df, statefulSet: statefulSetOf(df, 2), pods: [], claims: [] }, now);
   expect(
     next.actions.map((a) => (a.type === "apply" ? `${a.object.kind}/${a.object.metadata?.name}` : a.type)),
-  ).toEqual(["addFinalizer", "NetworkPolicy/wc", "Service/wc", "Service/wc-api"]);
+  ).toEqual(["addFinalizer", "NetworkPolicy/wc", "Service/wc", "Service/wc-api", "PodDisruptionBudget/wc"]);
   // No write-ahead record: the status is written after the actions.
   expect(statusFirst(df.status, next)).toBe(false);
   expect(next.status.phase).toBe("Pending");
@@ -359,4 +366,64 @@ test("a privileged pod template runs only with spec.allowPrivileged and an opera
     capabilities: { add: ["NET_ADMIN"] },
     readOnlyRootFilesystem: true,
   });
+});
+
+test("replicas changed behind the operator's back (kubectl scale sts) are set back, with an event naming the change", () => {
+  const df = dataflow({ processes: 3 });
+  const services = [desiredHeadlessService(df), desiredApiService(df)];
+  const rest = {
+    services,
+    networkPolicy: desiredNetworkPolicy(df, DEFAULT_API_CLIENTS),
+    disruptionBudget: desiredDisruptionBudget(df),
+  };
+  for (const scaledTo of [5, 1]) {
+    // kubectl scale changes spec.replicas and nothing else: the applied hash still matches.
+    const sts = statefulSetOf(df, 3);
+    const drifted: V1StatefulSet = {
+      ...sts,
+      spec: { ...(sts.spec as NonNullable<V1StatefulSet["spec"]>), replicas: scaledTo },
+    };
+    const pods = Array.from({ length: scaledTo }, (_, i) => podOf(df, i, true));
+    const plan = reconcile({ dataflow: df, statefulSet: drifted, pods, claims: [], ...rest }, now);
+    const applied = plan.actions.flatMap((a) =>
+      a.type === "apply" && a.object.kind === "StatefulSet" ? [a.object] : [],
+    );
+    expect(applied).toHaveLength(1);
+    expect((applied[0] as V1StatefulSet).spec?.replicas).toBe(3);
+    expect(plan.events).toContainEqual({
+      type: "Warning",
+      reason: "DriftReverted",
+      message: `StatefulSet wc was scaled to ${scaledTo} replica(s) outside the operator; set back to 3 (to change the number of processes, use waxctl df scale or spec.processes)`,
+    });
+  }
+  // Undrifted: nothing to do, nothing said.
+  const steady = reconcile(
+    {
+      dataflow: df,
+      statefulSet: statefulSetOf(df, 3),
+      pods: [0, 1, 2].map((i) => podOf(df, i, true)),
+      claims: [],
+      ...rest,
+    },
+    now,
+  );
+  expect(steady.actions).toEqual([]);
+  expect(steady.events.map((e) => e.reason)).not.toContain("DriftReverted");
+});
+
+test("ClusterNotFormed counts from when a process last went unready, not from its pod's start", () => {
+  const df = dataflow({ processes: 2 });
+  const longAgo = new Date(now.getTime() - 3_600_000);
+  const unreadySince = (ms: number) =>
+    podOf(df, 1, false, {
+      startTime: longAgo,
+      conditions: [{ type: "Ready", status: "False", lastTransitionTime: new Date(now.getTime() - ms) }],
+    });
+  const degraded = (pod: V1Pod) =>
+    reconcile({ ...observed(df, 2, [podOf(df, 0, true), pod]) }, now).status.conditions?.find(
+      (c) => c.type === "Degraded",
+    );
+  // Re-forming its cluster for 5 s in a pod that has run for an hour: not stuck.
+  expect(degraded(unreadySince(5_000))?.reason).not.toBe("ClusterNotFormed");
+  expect(degraded(unreadySince(130_000))).toMatchObject({ status: "True", reason: "ClusterNotFormed" });
 });

@@ -75,7 +75,7 @@ export async function eventually<T>(
 }
 
 interface Named {
-  metadata: { name: string; labels?: Record<string, string> };
+  metadata: { name: string; uid?: string; labels?: Record<string, string> };
 }
 export interface Pod extends Named {
   status?: {
@@ -97,6 +97,51 @@ export async function pods(namespace: string, dataflow: string): Promise<Pod[]> 
   return list.items;
 }
 
+/** `k=v,k=v`, the form kubectl's -l takes. */
+export function labelSelector(labels: Readonly<Record<string, string>>): string {
+  return Object.entries(labels)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(",");
+}
+
+/** The label every StatefulSet pod carries with its own name: a selector for exactly that pod. */
+export const podNamed = (name: string): string => `statefulset.kubernetes.io/pod-name=${name}`;
+
+export interface Kill {
+  /** When the delete was sent (ms since the epoch). */
+  readonly at: number;
+  /** The pods that were deleted, as they were just before. */
+  readonly pods: readonly Pod[];
+}
+
+/**
+ * Deletes the pods `selector` matches in `namespace` and proves the kill happened: a
+ * selector that matches nothing fails (kubectl would print "No resources found" and exit
+ * 0), and it resolves only once none of those pods is left, so a pod of the same name is
+ * a replacement with a new UID.
+ */
+export async function killPods(namespace: string, selector: string, ...flags: string[]): Promise<Kill> {
+  const before = (await kubectlJson<{ items: Pod[] }>("get", "pods", "-n", namespace, "-l", selector)).items;
+  if (before.length === 0) throw new Error(`no pod in ${namespace} matches ${selector}: nothing to kill`);
+  const at = Date.now();
+  await kubectl("delete", "pod", "-n", namespace, "-l", selector, "--wait=false", ...flags);
+  const uids = new Set(before.map((p) => p.metadata.uid));
+  await eventually(
+    `the pods of ${selector} (${before.map((p) => p.metadata.name).join(", ")}) to be gone`,
+    async () => {
+      const now = (await kubectlJson<{ items: Pod[] }>("get", "pods", "-n", namespace, "-l", selector)).items;
+      return now.some((p) => uids.has(p.metadata.uid)) ? undefined : true;
+    },
+    { timeoutMs: 120_000, everyMs: 250 },
+  );
+  return { at, pods: before };
+}
+
+/** The pod that replaced a killed one: same name, another UID. */
+export function replaced(kill: Kill, pod: Pod): boolean {
+  return kill.pods.some((p) => p.metadata.name === pod.metadata.name && p.metadata.uid !== pod.metadata.uid);
+}
+
 export function isReady(pod: Pod): boolean {
   return pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
 }
@@ -114,14 +159,20 @@ interface Volume {
   spec: { hostPath?: { path: string }; local?: { path: string } };
 }
 
-/** Every line of every file under `subdir` of a PVC's volume, read on the kind node. */
-export async function volumeLines(namespace: string, pvc: string, subdir: string): Promise<string[]> {
+/** Where `subdir` of a PVC's volume is on the kind node; undefined while the claim is unbound. */
+export async function volumeDir(namespace: string, pvc: string, subdir: string): Promise<string | undefined> {
   const claim = await kubectlJson<{ spec: { volumeName?: string } }>("get", "pvc", "-n", namespace, pvc);
-  if (!claim.spec.volumeName) return [];
+  if (!claim.spec.volumeName) return undefined;
   const pv = await kubectlJson<Volume>("get", "pv", claim.spec.volumeName);
   const path = pv.spec.hostPath?.path ?? pv.spec.local?.path;
   if (path === undefined) throw new Error(`volume ${claim.spec.volumeName} of ${pvc} is neither hostPath nor local`);
-  const dir = join(path, subdir);
+  return join(path, subdir);
+}
+
+/** Every line of every file under `subdir` of a PVC's volume, read on the kind node. */
+export async function volumeLines(namespace: string, pvc: string, subdir: string): Promise<string[]> {
+  const dir = await volumeDir(namespace, pvc, subdir);
+  if (dir === undefined) return [];
   const r = await exec(
     "docker",
     ["exec", NODE, "sh", "-c", `[ -d '${dir}' ] && find '${dir}' -type f -exec cat {} + || true`],
@@ -129,6 +180,14 @@ export async function volumeLines(namespace: string, pvc: string, subdir: string
   );
   if (r.code !== 0) throw new Error(`reading ${dir} on ${NODE}: ${r.stderr.trim()}`);
   return r.stdout.split("\n").filter((l) => l !== "");
+}
+
+/** How many lines the files under the node directories `dirs` hold: one exec, cheap enough to poll. */
+export async function nodeLineCount(dirs: readonly string[]): Promise<number> {
+  const each = dirs.map((d) => `[ -d '${d}' ] && find '${d}' -type f -exec cat {} +`).join("; ");
+  const r = await exec("docker", ["exec", NODE, "sh", "-c", `{ ${each}; } | wc -l`], 60_000);
+  if (r.code !== 0) throw new Error(`counting lines on ${NODE}: ${r.stderr.trim()}`);
+  return Number(r.stdout.trim());
 }
 
 /**

@@ -6,16 +6,18 @@
  */
 import { readFileSync } from "node:fs";
 import type { Server } from "node:http";
+import { fileURLToPath } from "node:url";
 import { inspect } from "node:util";
 import { ProcessView, serveApi } from "./api/server.ts";
 import { type Command, type Env, type RunConfig, resolveCommand, unsupported } from "./cli/config.ts";
 import { HELP } from "./cli/help.ts";
 import { loadDataflow } from "./cli/load.ts";
+import { dieWithSupervisor, requestRestart, supervise, supervised } from "./cli/supervise.ts";
 import { type MeshSecurity, parseAddresses } from "./cluster/mesh.ts";
 import type { Dataflow } from "./dataflow.ts";
 import { execute } from "./engine/execute.ts";
 import { UsageError } from "./errors.ts";
-import { describeFailure } from "./failure.ts";
+import { curedByRestart, describeFailure } from "./failure.ts";
 import { stderrLog, VERSION } from "./log.ts";
 import { holdStore } from "./recovery/handoff.ts";
 import { fileOutputs } from "./recovery/output-files.ts";
@@ -27,6 +29,8 @@ const EXIT_USAGE = 2;
 /** Shells report death by signal N as 128 + N; a clean stop on a signal says the same. */
 const SIGNAL_EXIT = { SIGINT: 128 + 2, SIGTERM: 128 + 15 } as const;
 type StopSignal = keyof typeof SIGNAL_EXIT;
+/** This file, which a supervisor runs again as its child (src/cli.ts or dist/cli.js). */
+const ENTRY = fileURLToPath(import.meta.url);
 
 /** Runs `waxflow <argv>` and returns the exit code. */
 export async function main(argv: readonly string[], env: Env, cwd: string): Promise<number> {
@@ -72,11 +76,26 @@ export async function main(argv: readonly string[], env: Env, cwd: string): Prom
     report(new UsageError(unusable), debug);
     return EXIT_USAGE;
   }
+  if (config.supervise) {
+    return supervise({
+      entry: ENTRY,
+      execArgv: process.execArgv,
+      argv,
+      env,
+      log: stderrLog(config.processId, config.holder ? "holder" : "process"),
+    });
+  }
+  const hasSupervisor = supervised(env);
+  if (hasSupervisor) dieWithSupervisor();
 
   const stop = new AbortController();
   let caught: StopSignal | undefined;
   // `once`: a second Ctrl-C gets the default action and kills a run that will not stop.
+  // A supervised child hears each Ctrl-C twice (from the terminal and forwarded by its
+  // supervisor), so it listens to every one and leaves the second Ctrl-C to the supervisor.
+  const listen = hasSupervisor ? "on" : "once";
   const onSignal = (signal: StopSignal): void => {
+    if (caught !== undefined) return;
     caught = signal;
     process.stderr.write(`stopping on ${signal}\n`);
     stop.abort(new Error(`stopped by ${signal}`));
@@ -93,8 +112,8 @@ export async function main(argv: readonly string[], env: Env, cwd: string): Prom
     const flow = await loadDataflow(config.modulePath, config.exportName, cwd);
     view.writesFiles(fileOutputs(flow, cwd));
     view.runs(flow);
-    process.once("SIGINT", onSignal);
-    process.once("SIGTERM", onSignal);
+    process[listen]("SIGINT", onSignal);
+    process[listen]("SIGTERM", onSignal);
     if (config.holder) {
       await hold(config, flow, view, stop.signal);
       view.released();
@@ -131,7 +150,9 @@ export async function main(argv: readonly string[], env: Env, cwd: string): Prom
     });
   } catch (err) {
     if (caught === undefined) {
-      report(err, debug);
+      // The supervisor says why in its line about the restart.
+      if (hasSupervisor && curedByRestart(err)) await requestRestart(describeFailure(err));
+      else report(err, debug);
       return EXIT_FAILURE;
     }
   } finally {

@@ -4,7 +4,7 @@
  * threads, which send their failure to the process as this line.
  */
 import { LoadError } from "./cli/load.ts";
-import { PeerError } from "./cluster/mesh.ts";
+import { PeerError, PeerLostError } from "./cluster/mesh.ts";
 import { BuildError, StepError, UsageError } from "./errors.ts";
 import { RecoveryError } from "./recovery/errors.ts";
 
@@ -29,4 +29,13 @@ export function describeFailure(err: unknown): string {
     err instanceof WorkerThreadError;
   const message = err instanceof Error ? (ours ? err.message : `${err.name}: ${err.message}`) : String(err);
   return message.replace(/\s*\n\s*/g, " ");
+}
+
+/**
+ * Whether re-forming the cluster can cure this failure: a peer lost or not reached in time.
+ * Everything else (the user's code, a bad spec or module, a damaged store, a refused peer
+ * that runs another dataflow or secret) fails the same way again.
+ */
+export function curedByRestart(err: unknown): boolean {
+  return err instanceof PeerLostError;
 }

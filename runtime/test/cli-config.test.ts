@@ -45,6 +45,7 @@ describe("defaults", () => {
       progressIntervalMs: 30_000,
       quiet: false,
       debug: false,
+      supervise: true,
       mesh: { secret: TEST_SECRET_BYTES, tls: false, listenHost: undefined, peerTimeoutMs: 15_000 },
     });
   });
@@ -255,6 +256,16 @@ describe("recovery, intervals, port, debug", () => {
     expect(config(["f.ts"], { WAXFLOW_START_TIMEOUT: "0.5" }).startTimeoutMs).toBe(500);
     expect(usageError(["run", "f.ts", "--start-timeout", "0"])).toMatch(
       /^--start-timeout must be a number of seconds > 0/,
+    );
+  });
+
+  test("--no-supervise or WAXFLOW_SUPERVISE=false runs without a supervisor", () => {
+    expect(config(["f.ts", "--no-supervise"]).supervise).toBe(false);
+    expect(config(["f.ts"], { WAXFLOW_SUPERVISE: "false" }).supervise).toBe(false);
+    expect(config(["f.ts"], { WAXFLOW_SUPERVISE: "true" }).supervise).toBe(true);
+    expect(config(["f.ts"], { WAXFLOW_SUPERVISE: "" }).supervise).toBe(true);
+    expect(usageError(["run", "f.ts"], { WAXFLOW_SUPERVISE: "no" })).toBe(
+      'WAXFLOW_SUPERVISE must be true or false, got "no"',
     );
   });
 

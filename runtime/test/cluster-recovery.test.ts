@@ -104,10 +104,44 @@ function lineCount(out: string): number {
   return readdirSync(out).reduce((n, f) => n + readFileSync(join(out, f), "utf8").split("\n").length - 1, 0);
 }
 
-test("3 processes x 2 workers, one SIGKILLed mid-stream: the others stop, a restart resumes exactly once", async () => {
+test("3 processes x 2 workers, one SIGKILLed mid-stream: its peers stay up, re-form the cluster with its restart and resume exactly once", async () => {
   const ws = workspace();
   const total = PARTITIONS * 600;
-  const first = await cluster(3, ws, { RF_UNTIL: "600", RF_PACE_MS: "20" });
+  const env = { RF_UNTIL: "600", RF_PACE_MS: "20", RF_OUT: ws.out };
+  const first = await cluster(3, ws, env);
+  await expect.poll(() => lineCount(ws.out), { timeout: 20_000, interval: 50 }).toBeGreaterThan(total / 5);
+  const survivors = [first.runs[0], first.runs[2]] as [Run, Run];
+  const exited: number[] = [];
+  for (const [i, run] of survivors.entries()) void run.exit.then(() => exited.push(i));
+  // SIGKILL on the supervisor: its child dies with it, as a pod's processes do.
+  first.runs[1]?.child.kill("SIGKILL");
+  await expect
+    .poll(() => survivors.every((r) => /re-forming it in 0\.5 s \(restart 1\)/.test(r.stderrSoFar())), {
+      timeout: 10_000,
+      interval: 50,
+    })
+    .toBe(true);
+  expect(exited).toEqual([]);
+  for (const run of survivors) {
+    expect(run.stderrSoFar()).toMatch(
+      /process \d: the cluster failed: lost connection to process 1 \(127\.0\.0\.1:\d+\).*; re-forming it in 0\.5 s \(restart 1\) and resuming from the last snapshot\n/,
+    );
+    // The cause is the supervisor's line; the child prints no error of its own.
+    expect(run.stderrSoFar()).not.toMatch(/^error:/m);
+  }
+  const restarted = waxflow(
+    ["-i", "1", "-a", first.addresses, "-w", "2", "-r", ws.store(1), "--recovery-init", "-s", "0.1"],
+    { ...env, RF_PACE_MS: "2" },
+  );
+  const exits = await succeeds([survivors[0], restarted, survivors[1]]);
+  for (const exit of exits) expect(exit.stderr).toMatch(/resuming from epoch \d+ \(execution 1 -> 2/);
+  expectExactlyOnce(ws.out, 600);
+}, 90_000);
+
+test("with --no-supervise, one SIGKILLed mid-stream: the others stop (fate-sharing), a restart resumes exactly once", async () => {
+  const ws = workspace();
+  const total = PARTITIONS * 600;
+  const first = await cluster(3, ws, { RF_UNTIL: "600", RF_PACE_MS: "20", WAXFLOW_SUPERVISE: "false" });
   await expect.poll(() => lineCount(ws.out), { timeout: 20_000, interval: 50 }).toBeGreaterThan(total / 5);
   expect(lineCount(ws.out)).toBeLessThan(total);
   const killedAt = Date.now();
@@ -181,7 +215,9 @@ test("a smaller cluster without a holder for a left-out store fails naming it, a
   const ws = workspace();
   await succeeds((await cluster(3, ws, { RF_UNTIL: "200" })).runs);
 
-  const down = await cluster(2, ws, { RF_UNTIL: "400", WAXFLOW_START_TIMEOUT: "2" });
+  // Unsupervised, so both exit with the cause: supervised, process 1 would stay up and
+  // re-form, waiting for process 0 to come back as its pod would.
+  const down = await cluster(2, ws, { RF_UNTIL: "400", WAXFLOW_START_TIMEOUT: "2", WAXFLOW_SUPERVISE: "false" });
   const [leader, other] = await Promise.all(down.runs.map((r) => r.exit));
   const cause =
     /cannot resume: execution 1 ran 3 processes, and the recovery store of process\(es\) 2 is neither in this cluster of 2 nor offered by a holder within 2 s; run with 3 processes again, or start holders for processes 2\.\.2 .*on Kubernetes the controller does this/;

@@ -43,7 +43,14 @@ test("a peer that stops answering is still declared lost after --peer-timeout, n
   const out = join(processes.tempDir("waxflow-liveness-"), "out");
   mkdirSync(out);
   // Six partitions, so both processes read and exchange for a minute unless stopped.
-  const env = { RF_OUT: out, RF_UNTIL: "100000", RF_PACE_MS: "100", WAXFLOW_CLUSTER_SECRET: TEST_SECRET };
+  // Unsupervised: SIGSTOP must freeze the process that runs the dataflow, not a supervisor.
+  const env = {
+    RF_OUT: out,
+    RF_UNTIL: "100000",
+    RF_PACE_MS: "100",
+    WAXFLOW_CLUSTER_SECRET: TEST_SECRET,
+    WAXFLOW_SUPERVISE: "false",
+  };
   const start = (i: number, apiPort: number) =>
     processes.start(
       [CLI, "run", "runtime/test/fixtures/recovery-flow.ts", "-i", String(i), "-a", addresses, "--peer-timeout", "2"],

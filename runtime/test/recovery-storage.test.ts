@@ -132,7 +132,9 @@ describe("a recovery directory belongs to one live process", () => {
     const dir = tempDir("waxflow-inuse-");
     const args = ["run", `${FIXTURES}/endless.ts`, "-r", dir, "--recovery-init", "-s", "0.1"];
     const firstOutput = Promise.withResolvers<void>();
-    const first = start(waxflowArgs(args), { cwd: ROOT, env: ENV });
+    // Unsupervised: the lock's holder named in the refusal is then the process the test started.
+    const unsupervised = { ...ENV, WAXFLOW_SUPERVISE: "false" };
+    const first = start(waxflowArgs(args), { cwd: ROOT, env: unsupervised });
     first.child.stdout?.once("data", () => firstOutput.resolve());
     await firstOutput.promise;
 
@@ -153,7 +155,7 @@ describe("a recovery directory belongs to one live process", () => {
     await first.exit;
 
     // SIGKILL released the lock with the process: a restart on the same directory runs.
-    const third = start(waxflowArgs(args), { cwd: ROOT, env: ENV });
+    const third = start(waxflowArgs(args), { cwd: ROOT, env: unsupervised });
     const thirdOutput = Promise.withResolvers<void>();
     third.child.stdout?.once("data", () => thirdOutput.resolve());
     await thirdOutput.promise;

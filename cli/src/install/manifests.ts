@@ -96,6 +96,12 @@ export const DATAFLOW_RULES: V1PolicyRule[] = [
     resources: ["networkpolicies"],
     verbs: ["get", "list", "watch", "create", "patch"],
   },
+  // one per Dataflow, so a drain evicts one process at a time; the owner reference removes it
+  {
+    apiGroups: ["policy"],
+    resources: ["poddisruptionbudgets"],
+    verbs: ["get", "list", "watch", "create", "patch"],
+  },
   // claims come from the StatefulSet's volumeClaimTemplate; the controller only removes them
   { apiGroups: [""], resources: ["persistentvolumeclaims"], verbs: ["list", "watch", "delete"] },
   { apiGroups: [""], resources: ["pods"], verbs: ["list", "watch"] },

@@ -6,6 +6,7 @@ import type {
   V1EnvVar,
   V1OwnerReference,
   V1PersistentVolumeClaim,
+  V1PodDisruptionBudget,
   V1PodTemplateSpec,
   V1Secret,
   V1Service,
@@ -382,6 +383,29 @@ export function desiredApiService(df: Dataflow): V1Service {
     spec: {
       selector: selectorFor(ref.name),
       ports: [{ name: "api", port: API_PORT, targetPort: API_PORT, protocol: "TCP" }],
+    },
+  });
+}
+
+/**
+ * The Dataflow's PodDisruptionBudget. A worker cluster is fixed-size: each voluntary
+ * eviction stops the whole cluster until it re-forms around the evicted process's
+ * replacement, which resumes from its volume. `maxUnavailable: 1` makes a drain move one
+ * process at a time and wait until every process is Ready again before the next, instead
+ * of evicting all of them at once; exactly-once holds either way, this bounds the outage.
+ * (`minAvailable: N` would block every drain of a 1-process Dataflow.) Pods that are not
+ * Ready may always be evicted: a cluster already broken must not hold up node maintenance.
+ */
+export function desiredDisruptionBudget(df: Dataflow): V1PodDisruptionBudget {
+  const ref = refOf(df);
+  return stamped<V1PodDisruptionBudget>({
+    apiVersion: "policy/v1",
+    kind: "PodDisruptionBudget",
+    metadata: metadataFor(ref, ref.name),
+    spec: {
+      maxUnavailable: 1,
+      selector: { matchLabels: selectorFor(ref.name) },
+      unhealthyPodEvictionPolicy: "AlwaysAllow",
     },
   });
 }

@@ -10,11 +10,13 @@ import {
   KubernetesObjectApi,
   NetworkingV1Api,
   PatchStrategy,
+  PolicyV1Api,
   type RequestContext,
   setHeaderOptions,
   type V1NetworkPolicy,
   type V1PersistentVolumeClaim,
   type V1Pod,
+  type V1PodDisruptionBudget,
   type V1Service,
   type V1StatefulSet,
 } from "@kubernetes/client-node";
@@ -77,6 +79,7 @@ export class Kube {
   readonly apps: AppsV1Api;
   readonly extensions: ApiextensionsV1Api;
   readonly networking: NetworkingV1Api;
+  readonly policy: PolicyV1Api;
 
   constructor(kc: KubeConfig) {
     this.objects = KubernetesObjectApi.makeApiClient(kc);
@@ -85,6 +88,7 @@ export class Kube {
     this.apps = kc.makeApiClient(AppsV1Api);
     this.extensions = kc.makeApiClient(ApiextensionsV1Api);
     this.networking = kc.makeApiClient(NetworkingV1Api);
+    this.policy = kc.makeApiClient(PolicyV1Api);
   }
 
   async readDataflow(namespace: string, name: string): Promise<Dataflow | undefined> {
@@ -108,6 +112,10 @@ export class Kube {
 
   async readNetworkPolicy(namespace: string, name: string): Promise<V1NetworkPolicy | undefined> {
     return orUndefined(this.networking.readNamespacedNetworkPolicy({ namespace, name }));
+  }
+
+  async readDisruptionBudget(namespace: string, name: string): Promise<V1PodDisruptionBudget | undefined> {
+    return orUndefined(this.policy.readNamespacedPodDisruptionBudget({ namespace, name }));
   }
 
   async listClaims(namespace: string, name: string): Promise<V1PersistentVolumeClaim[]> {

@@ -6,6 +6,7 @@ import type {
   V1NetworkPolicy,
   V1PersistentVolumeClaim,
   V1Pod,
+  V1PodDisruptionBudget,
   V1Service,
   V1StatefulSet,
 } from "@kubernetes/client-node";
@@ -23,6 +24,7 @@ import {
   appliedHashOf,
   CONTAINER,
   desiredApiService,
+  desiredDisruptionBudget,
   desiredHeadlessService,
   desiredStatefulSet,
   durationSeconds,
@@ -47,6 +49,7 @@ export interface Observed {
   /** The Dataflow's Services; applies of unchanged objects are skipped. */
   readonly services?: readonly V1Service[];
   readonly networkPolicy?: V1NetworkPolicy;
+  readonly disruptionBudget?: V1PodDisruptionBudget;
 }
 
 /** What the operator was installed with (the chart's values, through the controller's environment). */
@@ -164,10 +167,12 @@ function diagnosePods(pods: readonly V1Pod[], now: Date): { reason: string; mess
   }
   const running = pods.filter((p) => !isTerminating(p) && p.status?.phase === "Running");
   const stuck = running.filter((p) => {
-    const started = p.status?.startTime;
-    return (
-      !isReady(p) && started !== undefined && now.getTime() - new Date(started).getTime() > CLUSTER_FORM_TIMEOUT_MS
-    );
+    // Not ready since it started, or since it last went unready: a process that re-forms
+    // its cluster after a lost peer does so in a pod that has run for long.
+    const since = [p.status?.startTime, p.status?.conditions?.find((c) => c.type === "Ready")?.lastTransitionTime]
+      .filter((t) => t !== undefined)
+      .map((t) => new Date(t).getTime());
+    return !isReady(p) && since.length > 0 && now.getTime() - Math.max(...since) > CLUSTER_FORM_TIMEOUT_MS;
   });
   if (stuck.length > 0) {
     return {
@@ -304,6 +309,17 @@ export function statusFirst(before: DataflowStatus | undefined, plan: Plan): boo
   );
 }
 
+/** What changed in a StatefulSet's replicas behind the operator's back, as the event says it; undefined if nothing. */
+function replicasDrift(live: V1StatefulSet, wanted: V1StatefulSet): string | undefined {
+  const have = live.spec?.replicas ?? 1;
+  const want = wanted.spec?.replicas ?? 1;
+  if (have === want) return undefined;
+  return (
+    `StatefulSet ${live.metadata?.name ?? ""} was scaled to ${have} replica(s) outside the operator; ` +
+    `set back to ${want} (to change the number of processes, use waxctl df scale or spec.processes)`
+  );
+}
+
 export function reconcile(observed: Observed, now: Date, settings: OperatorSettings = DEFAULT_SETTINGS): Plan {
   const df = observed.dataflow;
   if (df.metadata?.deletionTimestamp !== undefined) return finalize(observed, now);
@@ -365,14 +381,23 @@ function converge(observed: Observed, now: Date, settings: OperatorSettings): Pl
   const stsRef: ObjectRef = { apiVersion: "apps/v1", kind: "StatefulSet", name, namespace };
   // Server-side apply is idempotent but costly: skip it when the live object carries the
   // hash of exactly what we would send.
-  const applyIfChanged = (object: V1StatefulSet | V1Service | V1NetworkPolicy): Action[] => {
+  const applyIfChanged = (object: V1StatefulSet | V1Service | V1NetworkPolicy | V1PodDisruptionBudget): Action[] => {
     const live =
       object.kind === "StatefulSet"
         ? sts
         : object.kind === "NetworkPolicy"
           ? observed.networkPolicy
-          : observed.services?.find((s) => s.metadata?.name === object.metadata?.name);
-    if (live !== undefined && appliedHashOf(live) === appliedHashOf(object)) return [];
+          : object.kind === "PodDisruptionBudget"
+            ? observed.disruptionBudget
+            : observed.services?.find((s) => s.metadata?.name === object.metadata?.name);
+    if (live !== undefined && appliedHashOf(live) === appliedHashOf(object)) {
+      // Same hash, so what differs was changed by someone else: `kubectl scale sts` leaves
+      // the annotation alone. A worker cluster's size is the spec's; put it back.
+      const drift =
+        object.kind === "StatefulSet" ? replicasDrift(live as V1StatefulSet, object as V1StatefulSet) : undefined;
+      if (drift === undefined) return [];
+      events.push({ type: "Warning", reason: "DriftReverted", message: drift });
+    }
     // Its pods mount the cluster secret: it exists before a StatefulSet that starts pods.
     const startsPods = object.kind === "StatefulSet" && ((object as V1StatefulSet).spec?.replicas ?? 0) > 0;
     return startsPods ? [{ type: "ensureClusterSecret" }, { type: "apply", object }] : [{ type: "apply", object }];
@@ -381,6 +406,7 @@ function converge(observed: Observed, now: Date, settings: OperatorSettings): Pl
     desiredNetworkPolicy(df, settings.apiClients),
     desiredHeadlessService(df),
     desiredApiService(df),
+    desiredDisruptionBudget(df),
   ].flatMap(applyIfChanged);
 
   // A roll is needed when starting the wanted processes could meet processes of another

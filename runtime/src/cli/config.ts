@@ -46,6 +46,11 @@ export interface RunConfig {
   readonly quiet: boolean;
   /** Print full stacks on failure. */
   readonly debug: boolean;
+  /**
+   * Run the dataflow in a child process and re-form the cluster when it fails for a cause
+   * a restart cures (a peer lost), instead of exiting and leaving the restart to the kubelet.
+   */
+  readonly supervise: boolean;
   readonly mesh: MeshSettings;
 }
 
@@ -95,6 +100,7 @@ export const RUN_OPTIONS = {
   "progress-interval": { type: "string" },
   quiet: { type: "boolean", short: "q" },
   holder: { type: "boolean" },
+  "no-supervise": { type: "boolean" },
   // The mesh: how processes prove they belong to the cluster, and when a peer is lost.
   "cluster-secret": { type: "string" },
   "cluster-secret-file": { type: "string" },
@@ -258,6 +264,9 @@ function resolveRunConfig(target: string, values: Values, env: Env, io: ConfigIo
     progressIntervalMs: progress === undefined ? DEFAULT_PROGRESS_INTERVAL_MS : seconds(progress, true),
     quiet: values.quiet === true || flagVariable(env, "WAXFLOW_QUIET"),
     debug: values.debug === true || env.WAXFLOW_DEBUG === "1",
+    supervise:
+      values["no-supervise"] !== true &&
+      (envSetting(env, "WAXFLOW_SUPERVISE") === undefined || flagVariable(env, "WAXFLOW_SUPERVISE")),
     mesh: resolveMesh(values, env, io, addresses.length > 1 || holder),
   };
 }

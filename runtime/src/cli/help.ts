@@ -37,6 +37,9 @@ Options (a flag wins over its environment variable):
                                   process no longer in it (-i >= the number of addresses); ready once handed over,
                                   exits 0 when stopped. On Kubernetes a pod whose ordinal is >= WAXFLOW_REPLICAS
                                   is a holder without the flag
+      --no-supervise            WAXFLOW_SUPERVISE=false       exit when a peer is lost (fate-sharing), as for local
+                                  debugging; by default the process stays up, re-forms the cluster and resumes from
+                                  the last snapshot, waiting 0.5 s doubling to 5 s between attempts
       --cluster-secret S        WAXFLOW_CLUSTER_SECRET        secret every process of the cluster shares (16+ bytes,
                                   e.g. \`openssl rand -hex 32\`); required with more than one process or a holder.
                                   Prefer the variable or the file: a flag shows in the process list
@@ -67,7 +70,7 @@ stderr has one line each when the process starts, when the cluster forms, when i
 it finishes or fails (-q: only failures); stdout is the dataflow's own (StdOutSink).
 
 Exit status: 0 when every input reached its end; 1 when the dataflow or its module failed
-(one line on stderr naming the step); 2 for bad flags or environment; 130/143 on SIGINT/SIGTERM.
+(one line on stderr naming the step), or with --no-supervise when a peer was lost; 2 for bad flags or environment; 130/143 on SIGINT/SIGTERM.
 
 Examples:
   waxflow run examples/wordcount.ts -w 2

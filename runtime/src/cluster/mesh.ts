@@ -103,6 +103,14 @@ export class PeerError extends Error {
   override name = "PeerError";
 }
 
+/**
+ * The cluster lost a peer, or could not form in time: nothing about this process or its
+ * configuration is wrong, so re-forming the cluster (a restart) can cure it.
+ */
+export class PeerLostError extends PeerError {
+  override name = "PeerLostError";
+}
+
 /** A well-formed frame its sender's role does not allow. */
 class RoleViolation extends Error {
   override name = "RoleViolation";
@@ -371,7 +379,7 @@ export class ProcessMesh {
     );
     const timeout = sleep(timeoutMs, undefined, { ref: false, signal: this.#opts.signal }).then(() => {
       const missing = addresses.map((_, i) => i).filter((i) => i !== processId && !this.#peers.has(i));
-      throw new PeerError(
+      throw new PeerLostError(
         `timed out after ${timeoutMs} ms waiting for process(es) ${missing.map((i) => `${i} (${show(addresses[i])})`).join(", ")}; ` +
           "check that every process runs with the same address list and that they can reach each other",
       );
@@ -623,7 +631,7 @@ export class ProcessMesh {
       await sleep(delay);
       delay = Math.min(delay * 2, 1000);
     }
-    throw new PeerError(`could not reach process ${peer} at ${show(address)}: ${lastError}`);
+    throw new PeerLostError(`could not reach process ${peer} at ${show(address)}: ${lastError}`);
   }
 
   #handshake(peer: number, address: PeerAddress): Promise<[Socket, FrameDecoder, Frame[]]> {
@@ -863,7 +871,7 @@ export class ProcessMesh {
   /** A cluster peer lost fails the mesh; a holder lost is the recovery layer's call. */
   #lost(process: number, peer: Peer, reason: string): void {
     if (!peer.holder) {
-      this.#fail(new PeerError(reason));
+      this.#fail(new PeerLostError(reason));
       return;
     }
     peer.done = true;

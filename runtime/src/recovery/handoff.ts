@@ -10,7 +10,7 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ControlFrame } from "../cluster/frames.ts";
-import { type MeshSecurity, type PeerAddress, PeerError, ProcessMesh } from "../cluster/mesh.ts";
+import { type MeshSecurity, type PeerAddress, PeerLostError, ProcessMesh } from "../cluster/mesh.ts";
 import type { Dataflow } from "../dataflow.ts";
 import { listPartitions, type PartitionLists, statefulSteps, stateOwners } from "../engine/owners.ts";
 import { MissingProcessStoreError, RemovedStepsError, ReplacedProcessStoreError } from "./errors.ts";
@@ -268,7 +268,7 @@ class ProcessResume {
       // Its store may not be planned with: it could be gone for good.
       if (this.#me === LEADER) this.#offered.delete(holder);
     } else if (holder < plan.sources && !this.#resumed.has(holder) && !this.#recorded) {
-      this.#done.reject(new PeerError(`holder ${holder} was lost before it handed its store over: ${reason}`));
+      this.#done.reject(new PeerLostError(`holder ${holder} was lost before it handed its store over: ${reason}`));
     }
   }
 
@@ -280,7 +280,7 @@ class ProcessResume {
         (i) => !this.#offered.has(i),
       );
       this.#done.reject(
-        new PeerError(
+        new PeerLostError(
           `timed out after ${this.#opts.timeoutMs} ms waiting for the recovery records of process(es) ${waiting.join(", ")}`,
         ),
       );

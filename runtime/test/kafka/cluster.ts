@@ -32,7 +32,15 @@ export function countCluster(env: Record<string, string>): CountCluster {
   const launch = (args: readonly string[]): Run =>
     processes.start([CLI, "run", FLOW, ...args], {
       cwd: ROOT,
-      env: { PATH: process.env.PATH ?? "", WAXFLOW_API_PORT: "0", WAXFLOW_CLUSTER_SECRET: TEST_SECRET, ...env },
+      // Unsupervised: a kill stops every process and the test restarts them all, as the
+      // kubelet would restart pods whose processes exit (fate-sharing).
+      env: {
+        PATH: process.env.PATH ?? "",
+        WAXFLOW_API_PORT: "0",
+        WAXFLOW_CLUSTER_SECRET: TEST_SECRET,
+        WAXFLOW_SUPERVISE: "false",
+        ...env,
+      },
       stdio: ["ignore", "ignore", "pipe"],
     });
   return {

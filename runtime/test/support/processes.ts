@@ -13,6 +13,8 @@ export interface Exit {
 export interface Run {
   readonly child: ChildProcess;
   readonly exit: Promise<Exit>;
+  /** What the process has written to stderr so far. */
+  readonly stderrSoFar: () => string;
 }
 
 /**
@@ -40,7 +42,7 @@ export function childProcesses(): {
         onStderr?.(stderr);
       });
       const exit = new Promise<Exit>((done) => child.on("exit", (code) => done({ code, stderr, at: Date.now() })));
-      return { child, exit };
+      return { child, exit, stderrSoFar: () => stderr };
     },
     tempDir(prefix) {
       const dir = mkdtempSync(join(tmpdir(), prefix));
