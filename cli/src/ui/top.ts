@@ -105,7 +105,9 @@ export async function runTop(
           last = view;
         },
       }),
-      { stdout, stdin, patchConsole: false, exitOnCtrlC: false },
+      // Interactive whenever the terminal is one: ink would otherwise print only the last
+      // frame where CI is set, and df top (which refuses without a TTY) is a live view.
+      { stdout, stdin, patchConsole: false, exitOnCtrlC: false, interactive: Boolean(stdout.isTTY) },
     );
     await app.waitUntilExit();
     return last;
