@@ -5,6 +5,7 @@ import { expect, test } from "vitest";
 import { DEFAULT_API_CLIENTS, desiredNetworkPolicy } from "../src/desired/network-policy.ts";
 import { desiredApiService, desiredDisruptionBudget, desiredHeadlessService } from "../src/desired/objects.ts";
 import { DEFAULT_SETTINGS, type Observed, type Plan, reconcile, statusFirst } from "../src/reconcile/reconcile.ts";
+import { STATUS_REFRESH_MS } from "../src/reconcile/status.ts";
 import { crashLooping, dataflow, IMAGE, now, podOf, statefulSetOf } from "./fixtures.ts";
 
 function observed(df: Dataflow, replicas: number, pods: V1Pod[], stsOf: Dataflow = df): Observed {
@@ -80,6 +81,25 @@ test("all processes ready: Running and Ready", () => {
   expect(plan.status.phase).toBe("Running");
   expect(plan.status.conditions?.find((c) => c.type === "Ready")).toMatchObject({ status: "True" });
   expect(plan.status.image).toBe(IMAGE);
+});
+
+test("a settled Dataflow's status carries its generation and is stamped again within the refresh period", () => {
+  const df = dataflow({ processes: 2 });
+  df.metadata = { ...df.metadata, generation: 7 };
+  const running = observed(df, 2, [podOf(df, 0, true), podOf(df, 1, true)]);
+  const plan = reconcile(running, now);
+  expect(plan.status.observedGeneration).toBe(7);
+  expect(plan.status.lastReconcileTime).toBe(now.toISOString());
+  expect(plan.status.conditions?.every((c) => c.observedGeneration === 7 && c.lastTransitionTime)).toBe(true);
+  // Settled, yet it looks again in time to refresh the stamp.
+  expect(plan.requeueAfterMs).toBe(STATUS_REFRESH_MS);
+  const soon = new Date(now.getTime() + 1_000);
+  const again = reconcile({ ...running, dataflow: { ...df, status: plan.status } }, soon);
+  expect(again.status).toEqual(plan.status);
+  const due = new Date(now.getTime() + STATUS_REFRESH_MS);
+  expect(reconcile({ ...running, dataflow: { ...df, status: plan.status } }, due).status.lastReconcileTime).toBe(
+    due.toISOString(),
+  );
 });
 
 test("an upgrade stops every old process before any new one starts (status written first)", () => {

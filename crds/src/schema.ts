@@ -406,6 +406,12 @@ const statusSchema = {
       format: "int64",
       description: "metadata.generation of the spec the controller last acted on.",
     },
+    lastReconcileTime: {
+      type: "string",
+      format: "date-time",
+      description:
+        "When the controller last wrote this status. A running controller refreshes it every minute, so an older time means no controller is reconciling (kubectl get df: Reconciled).",
+    },
     phase: {
       type: "string",
       enum: ["Pending", "Deploying", "Running", "Suspended", "Failed", "Deleting"],
@@ -534,6 +540,13 @@ export const customResourceDefinition = {
           { name: "Phase", type: "string", jsonPath: ".status.phase" },
           { name: "Image", type: "string", jsonPath: ".spec.image" },
           { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
+          {
+            name: "Reconciled",
+            type: "date",
+            description:
+              "Age of the status: refreshed every minute while an operator runs, so a growing age means none does",
+            jsonPath: ".status.lastReconcileTime",
+          },
           {
             name: "Problem",
             type: "string",

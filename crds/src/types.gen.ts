@@ -130,6 +130,10 @@ export interface DataflowStatus {
  */
 observedGeneration?: number
 /**
+ * When the controller last wrote this status. A running controller refreshes it every minute, so an older time means no controller is reconciling (kubectl get df: Reconciled).
+ */
+lastReconcileTime?: string
+/**
  * Pending: no process runs yet (being created, scheduled or pulled). Deploying: a roll is under way, or processes run but not all are ready. Running: every process is ready. Failed: the spec cannot be carried out, or a process failed twice in a row the same way (see the Degraded condition).
  */
 phase?: ("Pending" | "Deploying" | "Running" | "Suspended" | "Failed" | "Deleting")

@@ -12,7 +12,6 @@ import type {
 } from "@kubernetes/client-node";
 import {
   type Dataflow,
-  type DataflowCondition,
   type DataflowRollout,
   type DataflowStatus,
   type DefaultedDataflowSpec,
@@ -39,6 +38,7 @@ import {
 import { guardPodTemplate } from "../desired/pod-guard.ts";
 import { classifySpecDiff } from "./diff.ts";
 import { diagnoseFailures, trackFailures } from "./failures.ts";
+import { condition, STATUS_REFRESH_MS, stamped } from "./status.ts";
 
 export interface Observed {
   readonly dataflow: Dataflow;
@@ -117,27 +117,6 @@ const POLL_MS = 30_000;
 
 const isReady = (pod: V1Pod) => pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") === true;
 const isTerminating = (pod: V1Pod) => pod.metadata?.deletionTimestamp !== undefined;
-
-function condition(
-  prev: readonly DataflowCondition[] | undefined,
-  type: DataflowCondition["type"],
-  status: boolean,
-  reason: string,
-  message: string,
-  generation: number | undefined,
-  now: Date,
-): DataflowCondition {
-  const value = status ? "True" : "False";
-  const old = prev?.find((c) => c.type === type);
-  return {
-    type,
-    status: value,
-    reason,
-    message,
-    lastTransitionTime: old?.status === value && old.lastTransitionTime ? old.lastTransitionTime : now.toISOString(),
-    ...(generation === undefined ? {} : { observedGeneration: generation }),
-  };
-}
 
 /** Why the processes are unhealthy, from pod status; undefined when nothing is wrong. */
 function diagnosePods(pods: readonly V1Pod[], now: Date): { reason: string; message: string } | undefined {
@@ -243,6 +222,7 @@ function finalize(observed: Observed, now: Date): Plan {
   ];
   const status: DataflowStatus = {
     ...prev,
+    observedGeneration: df.metadata?.generation,
     phase: "Deleting",
     conditions: [
       condition(
@@ -287,6 +267,8 @@ export function rejected(df: Dataflow, message: string, now: Date): DataflowStat
   const gen = df.metadata?.generation;
   return {
     ...prev,
+    observedGeneration: gen,
+    lastReconcileTime: now.toISOString(),
     phase: "Failed",
     conditions: [
       condition(prev.conditions, "Ready", false, REJECTED, message, gen, now),
@@ -320,10 +302,25 @@ function replicasDrift(live: V1StatefulSet, wanted: V1StatefulSet): string | und
   );
 }
 
+/**
+ * The plan with its status stamped (lastReconcileTime) and a look again within
+ * STATUS_REFRESH_MS: a status that stops being refreshed then tells that no operator runs.
+ */
+function refreshed(plan: Plan, df: Dataflow, now: Date): Plan {
+  return {
+    ...plan,
+    status: stamped(plan.status, df.status ?? {}, now),
+    requeueAfterMs: Math.min(plan.requeueAfterMs ?? STATUS_REFRESH_MS, STATUS_REFRESH_MS),
+  };
+}
+
 export function reconcile(observed: Observed, now: Date, settings: OperatorSettings = DEFAULT_SETTINGS): Plan {
   const df = observed.dataflow;
-  if (df.metadata?.deletionTimestamp !== undefined) return finalize(observed, now);
-  const plan = converge(observed, now, settings);
+  if (df.metadata?.deletionTimestamp !== undefined) {
+    const plan = finalize(observed, now);
+    return plan.actions.length === 0 ? plan : refreshed(plan, df, now); // none: the object is already going
+  }
+  const plan = refreshed(converge(observed, now, settings), df, now);
   // A StatefulSet is what a new Dataflow's pods wait for: create it alone (with the
   // cluster Secret its pods mount and the NetworkPolicy that fences them from their start)
   // and look again (at the back of the queue). A burst of new Dataflows then gets every
