@@ -75,6 +75,20 @@ test("Pending until a process runs, then Deploying until every one is ready", ()
   expect(reconcile(observed(df, 2, [podOf(df, 0, true), created(1)]), now).status.phase).toBe("Deploying");
 });
 
+test("every pod terminating: not ready, and Progressing says it is stopping them", () => {
+  const df = dataflow({ processes: 2 });
+  const going = [0, 1].map((i) => {
+    const pod = podOf(df, i, true);
+    return { ...pod, metadata: { ...pod.metadata, deletionTimestamp: now } };
+  });
+  const plan = reconcile(observed(df, 2, going), now);
+  expect(plan.status.ready).toBe("0/2");
+  expect(plan.status.conditions?.find((c) => c.type === "Ready")).toMatchObject({ status: "False" });
+  expect(plan.status.conditions?.find((c) => c.type === "Progressing")?.message).toBe(
+    "0/2 processes ready: stopping 2 process(es) (wc-0, wc-1); 2 not created yet",
+  );
+});
+
 test("all processes ready: Running and Ready", () => {
   const df = dataflow({ processes: 2 });
   const plan = reconcile(observed(df, 2, [podOf(df, 0, true), podOf(df, 1, true)]), now);

@@ -36,6 +36,7 @@ import {
   templateHashOf,
 } from "../desired/objects.ts";
 import { guardPodTemplate } from "../desired/pod-guard.ts";
+import { progressMessage } from "./diagnosis.ts";
 import { classifySpecDiff } from "./diff.ts";
 import { diagnoseFailures, trackFailures } from "./failures.ts";
 import { condition, STATUS_REFRESH_MS, stamped } from "./status.ts";
@@ -514,7 +515,10 @@ function converge(observed: Observed, now: Date, settings: OperatorSettings): Pl
         });
         rollout = undefined;
       } else {
-        progressing = { reason: "Starting", message: `starting ${replicas} process(es) together` };
+        progressing = {
+          reason: "Starting",
+          message: `starting ${replicas} process(es) together: ${progressMessage(observed.pods, replicas, CONTAINER)}`,
+        };
       }
     }
   } else if (rollout === undefined) {
@@ -570,7 +574,7 @@ function converge(observed: Observed, now: Date, settings: OperatorSettings): Pl
     if (suspended && observed.pods.length > 0) {
       progressing = { reason: "Suspending", message: `stopping ${observed.pods.length} process(es); volumes are kept` };
     } else if (!suspended && phase !== "Running") {
-      progressing = { reason: "Starting", message: `${ready}/${spec.processes} processes ready` };
+      progressing = { reason: "Starting", message: progressMessage(observed.pods, spec.processes, CONTAINER) };
     }
   }
   // A failed run first: it is what the restarts and CrashLoopBackOff waits come from.
@@ -580,7 +584,7 @@ function converge(observed: Observed, now: Date, settings: OperatorSettings): Pl
       ? `${ready}/${spec.processes} processes ready`
       : suspended
         ? "suspended: no processes run; set spec.state to running to resume from recovery"
-        : `${ready}/${spec.processes} processes ready${rollout ? ` (${rollout.kind} in progress)` : ""}`;
+        : `${rollout ? `${rollout.kind} in progress: ` : ""}${progressMessage(observed.pods, spec.processes, CONTAINER)}`;
   const conditions = [
     condition(
       prev.conditions,
