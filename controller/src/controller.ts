@@ -24,8 +24,9 @@ import { Kube, PooledKubeConfig } from "./kube/client.ts";
 import { WorkQueue } from "./kube/queue.ts";
 import { ownerKeyOf, trimPod, trimStatefulSet, trimToMetadata, withoutManagedFields } from "./kube/trim.ts";
 import { keyOf, ResilientWatch, type WatchOptions, type WatchTarget } from "./kube/watch.ts";
-import { errorText, log, statusCode } from "./log.ts";
+import { enabled, errorText, log, statusCode } from "./log.ts";
 import { Metrics } from "./metrics.ts";
+import { decisionOf, describe } from "./reconcile/decision.ts";
 import {
   type Action,
   DEFAULT_SETTINGS,
@@ -205,6 +206,7 @@ export class Controller {
 
   /** observe -> reconcile -> act for one Dataflow; returns when to look again (ms), if at all. */
   async reconcileKey(key: string): Promise<number | undefined> {
+    const started = performance.now();
     const [namespace = "", name = ""] = key.split("/");
     const dataflow = this.synced ? this.#dataflow(key) : await this.kube.readDataflow(namespace, name);
     if (dataflow === undefined) return undefined; // deleted: owner references (and a finalizer) cleaned up
@@ -234,6 +236,8 @@ export class Controller {
       this.#options.settings ?? DEFAULT_SETTINGS,
     );
     await this.#execute(dataflow, plan);
+    const decision = decisionOf(key, dataflow.metadata?.generation, dataflow.status, plan, performance.now() - started);
+    if (enabled(decision.level)) log(decision.level, "reconciled", decision.fields);
     return plan.requeueAfterMs;
   }
 
@@ -328,17 +332,4 @@ export class Controller {
 function fingerprintOf(obj: KubernetesObject): string {
   const m = obj.metadata;
   return `${m?.generation}|${m?.deletionTimestamp ?? ""}|${(m?.finalizers ?? []).join(",")}`;
-}
-
-function describe(action: Action): string {
-  switch (action.type) {
-    case "apply":
-      return `apply ${action.object.kind}/${action.object.metadata?.name}`;
-    case "scaleToZero":
-      return `scale ${action.target.kind}/${action.target.name} to 0`;
-    case "delete":
-      return `delete ${action.target.kind}/${action.target.name}`;
-    default:
-      return action.type;
-  }
 }

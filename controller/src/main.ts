@@ -11,18 +11,31 @@
 //                      namespace may reach the Dataflows' API port (Prometheus), see desired/network-policy.ts
 //   ALLOW_PRIVILEGED_DATAFLOWS  "true": a Dataflow with spec.allowPrivileged gets the pod template it asks for
 //   UNINSTALL_CHECK    "true": only check that no Dataflow is left (the chart's pre-delete hook)
+//   LOG_LEVEL, LOG_FORMAT  as --log-level and --log-format (see options.ts and --help)
 import { hostname } from "node:os";
 import { Controller } from "./controller.ts";
 import { parseLabels } from "./desired/network-policy.ts";
 import { PooledKubeConfig } from "./kube/client.ts";
 import { installCrd } from "./kube/crd.ts";
 import { LeaderElector } from "./kube/leader.ts";
-import { errorText, log } from "./log.ts";
+import { configureLog, errorText, log } from "./log.ts";
 import { Metrics, serveProbes } from "./metrics.ts";
+import { parseOptions, USAGE } from "./options.ts";
 import type { OperatorSettings } from "./reconcile/reconcile.ts";
 import { uninstallCheck } from "./uninstall-check.ts";
 
 const env = process.env;
+try {
+  const options = parseOptions(process.argv.slice(2), env);
+  if (options.help) {
+    process.stdout.write(USAGE);
+    process.exit(0);
+  }
+  configureLog(options);
+} catch (err) {
+  process.stderr.write(`waxflow-controller: ${errorText(err)}\n`);
+  process.exit(2);
+}
 
 /** client-go's proportions: renew deadline 2/3 and retry period 2/15 of the lease duration. */
 function leaseTimings(seconds: number) {

@@ -18,16 +18,20 @@ const IMAGE = `registry.local/flow@sha256:${"c".repeat(64)}`;
 let cluster: TestCluster;
 const children: ChildProcess[] = [];
 
-async function replica(): Promise<{ child: ChildProcess; port: number; log: () => string }> {
+async function replica(
+  args: string[] = [],
+  env: Record<string, string> = {},
+): Promise<{ child: ChildProcess; port: number; log: () => string }> {
   const port = await freePort();
   let out = "";
-  const child = spawn(process.execPath, [main], {
+  const child = spawn(process.execPath, [main, ...args], {
     env: {
       ...process.env,
       KUBECONFIG: cluster.kubeconfigPath,
       PROBE_PORT: String(port),
       POD_NAMESPACE: "default",
       LEASE_DURATION_SECONDS: "4",
+      ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -50,6 +54,32 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const c of children) c.kill("SIGKILL");
   await cluster?.stop();
+}, 60_000);
+
+test("each reconcile decision is one log line: text with --log-format text, json by default", async () => {
+  const text = await replica(["--log-format", "text"], { LEADER_ELECT: "false", LOG_LEVEL: "debug" });
+  await waitFor("the controller to install the CRD and sync", async () => (await healthz(text.port)) === 200);
+  await createDataflow(cluster.kubeConfig(), "default", "logged", { image: IMAGE, module: "m" });
+  // The first reconcile creates the worker cluster alone; the next applies the rest and writes status.
+  const created = await waitFor("the decision line that creates the StatefulSet", async () =>
+    text
+      .log()
+      .split("\n")
+      .find((l) =>
+        / INFO {2}reconciled dataflow=default\/logged generation=1 action="[^"]*apply StatefulSet\/logged/.test(l),
+      ),
+  );
+  expect(created).toMatch(/ durationMs=\d+$/);
+  const status = await waitFor("the decision line that writes status", async () =>
+    text
+      .log()
+      .split("\n")
+      .find((l) => l.includes("reconciled dataflow=default/logged") && l.includes("write status")),
+  );
+  expect(status).toMatch(/ phase=Pending .*reason=Starting durationMs=\d+$/);
+  text.child.kill("SIGTERM");
+  await new Promise((resolve) => text.child.once("exit", resolve));
+  expect(text.log()).not.toContain('{"time"');
 }, 60_000);
 
 test("two replicas: one leads and reconciles; the other takes over when the leader dies", async () => {
@@ -104,4 +134,7 @@ test("two replicas: one leads and reconciles; the other takes over when the lead
     async () => (await apps.readNamespacedStatefulSet({ namespace: "default", name: "ha" })).spec?.replicas === 2,
   );
   expect(b.log()).toContain("became leader");
+  expect(b.log()).toMatch(
+    /"msg":"reconciled","dataflow":"default\/ha","generation":2,"phase":"[A-Za-z]+","action":"[^"]*"/,
+  );
 }, 90_000);
