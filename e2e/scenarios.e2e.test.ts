@@ -205,7 +205,7 @@ describe("waxflow on kind", { timeout: 600_000 }, () => {
 
     await untilRunning("e2e", 3);
     const [header, row] = (await kubectl("get", "df", "-n", NS, "e2e")).split("\n");
-    expect(header?.split(/\s+/)).toEqual(["NAME", "READY", "STATE", "PHASE", "IMAGE", "AGE", "PROBLEM"]);
+    expect(header?.split(/\s+/)).toEqual(["NAME", "READY", "STATE", "PHASE", "IMAGE", "AGE", "RECONCILED", "PROBLEM"]);
     expect(row).toMatch(/^e2e\s+3\/3\s+running\s+Running\s+\S+@sha256:/);
     for (const pod of await pods(NS, "e2e")) {
       const ready = await podGet(NS, pod.metadata.name, 3030, "/readyz");

@@ -502,8 +502,20 @@ test("a process that fails twice the same way: Degraded at once, Failed with its
   const table = execFileSync("kubectl", ["get", "df", "crash", "-n", NS, "--kubeconfig", cluster.kubeconfigPath], {
     encoding: "utf8",
   });
-  expect(table.split("\n")[0]?.split(/\s+/)).toEqual(["NAME", "READY", "STATE", "PHASE", "IMAGE", "AGE", "PROBLEM"]);
-  expect(table.split("\n")[1]).toMatch(/^crash\s+0\/1\s+running\s+Failed\s+\S+\s+\S+\s+process crash-0 failed 2 times/);
+  expect(table.split("\n")[0]?.split(/\s+/)).toEqual([
+    "NAME",
+    "READY",
+    "STATE",
+    "PHASE",
+    "IMAGE",
+    "AGE",
+    "RECONCILED",
+    "PROBLEM",
+  ]);
+  // RECONCILED: the status was just written by a running operator, so its age is seconds.
+  expect(table.split("\n")[1]).toMatch(
+    /^crash\s+0\/1\s+running\s+Failed\s+\S+\s+\S+\s+\d+s\s+process crash-0 failed 2 times/,
+  );
   const warnings = await waitFor("the Warning events", async () => {
     const list = await core.listNamespacedEvent({
       namespace: NS,
