@@ -26,7 +26,7 @@ import { uninstallCheck } from "./uninstall-check.ts";
 
 const env = process.env;
 try {
-  const options = parseOptions(process.argv.slice(2), env);
+  const options = parseOptions(process.argv.slice(2), { LOG_LEVEL: env.LOG_LEVEL, LOG_FORMAT: env.LOG_FORMAT });
   if (options.help) {
     process.stdout.write(USAGE);
     process.exit(0);

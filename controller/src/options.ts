@@ -38,7 +38,10 @@ function oneOf<T extends string>(allowed: readonly T[], value: string, what: str
 }
 
 /** Throws one line naming the flag or variable that was wrong. */
-export function parseOptions(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): Options {
+export function parseOptions(
+  argv: readonly string[],
+  env: { readonly LOG_LEVEL?: string | undefined; readonly LOG_FORMAT?: string | undefined },
+): Options {
   let values: { "log-level"?: string; "log-format"?: string; help?: boolean };
   try {
     ({ values } = parseArgs({

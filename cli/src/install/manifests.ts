@@ -141,6 +141,9 @@ export function controllerEnv(o: InstallOptions): V1EnvVar[] {
     { name: "API_CLIENT_NAMESPACE_LABELS", value: labelList(o.apiClients.namespaceLabels) },
     { name: "API_CLIENT_POD_LABELS", value: labelList(o.apiClients.podLabels) },
     { name: "ALLOW_PRIVILEGED_DATAFLOWS", value: String(o.allowPrivilegedDataflows) },
+    // The chart's defaults (values.yaml log.level, log.format).
+    { name: "LOG_LEVEL", value: "info" },
+    { name: "LOG_FORMAT", value: "json" },
   ];
 }
 
