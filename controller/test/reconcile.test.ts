@@ -4,7 +4,14 @@ import { type Dataflow, withDefaults } from "@waxflow/crds";
 import { expect, test } from "vitest";
 import { DEFAULT_API_CLIENTS, desiredNetworkPolicy } from "../src/desired/network-policy.ts";
 import { desiredApiService, desiredDisruptionBudget, desiredHeadlessService } from "../src/desired/objects.ts";
-import { DEFAULT_SETTINGS, type Observed, type Plan, reconcile, statusFirst } from "../src/reconcile/reconcile.ts";
+import {
+  DEFAULT_SETTINGS,
+  type Observed,
+  type Plan,
+  reconcile,
+  rejected,
+  statusFirst,
+} from "../src/reconcile/reconcile.ts";
 import { STATUS_REFRESH_MS } from "../src/reconcile/status.ts";
 import { crashLooping, dataflow, IMAGE, now, podOf, statefulSetOf } from "./fixtures.ts";
 
@@ -114,6 +121,20 @@ test("a settled Dataflow's status carries its generation and is stamped again wi
   expect(reconcile({ ...running, dataflow: { ...df, status: plan.status } }, due).status.lastReconcileTime).toBe(
     due.toISOString(),
   );
+});
+
+test("deleting and refused statuses name the generation and their time too", () => {
+  const df = dataflow({ processes: 1 });
+  df.metadata = { ...df.metadata, generation: 5, deletionTimestamp: now };
+  const deleting = reconcile({ dataflow: df, statefulSet: statefulSetOf(df, 1), pods: [], claims: [] }, now).status;
+  expect(deleting).toMatchObject({ phase: "Deleting", observedGeneration: 5, lastReconcileTime: now.toISOString() });
+  const refused = rejected(dataflow(), "apply StatefulSet/wc: bad", now);
+  expect(refused).toMatchObject({ phase: "Failed", observedGeneration: 1, lastReconcileTime: now.toISOString() });
+  expect(refused.conditions?.find((c) => c.type === "Degraded")).toMatchObject({
+    status: "True",
+    observedGeneration: 1,
+    lastTransitionTime: now.toISOString(),
+  });
 });
 
 test("an upgrade stops every old process before any new one starts (status written first)", () => {
