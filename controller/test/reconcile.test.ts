@@ -291,6 +291,11 @@ test("a scale-down with recovery stops all, runs the removed ordinals as holders
   expect(waiting.status.rollout?.stage).toBe("HandingOff");
   expect(replicasOf(waiting)).toBeUndefined();
   expect(waiting.status.ready).toBe("1/1");
+  // Holders are not processes of the cluster: the process count ignores them, ready or not.
+  const withoutProcess = reconcile({ ...observed(next, 3, [podOf(next, 0, false), ...pods(2).slice(1)]), claims }, now);
+  expect(withoutProcess.status.conditions?.find((c) => c.type === "Ready")?.message).toBe(
+    "scale in progress: 0/1 processes ready: 1 running, waiting for every peer to connect (wc-0)",
+  );
   expect(waiting.status.lastReconciledSpec).toBe(next.status.lastReconciledSpec);
   expect(waiting.requeueAfterMs).toBeGreaterThan(0);
 

@@ -374,6 +374,9 @@ function converge(observed: Observed, now: Date, settings: OperatorSettings): Pl
   const diff = classifySpecDiff(last, spec);
   const holdersFrom = handOffFrom(last, spec);
   const isHolder = (pod: V1Pod) => (ordinalOf(pod.metadata?.name, `${name}-`) ?? 0) >= spec.processes;
+  // What the messages count: the cluster's processes, and every pod on its way out; a
+  // holder hands data over and has its own message (HandingOffRecovery).
+  const told = observed.pods.filter((p) => isTerminating(p) || !isHolder(p));
   const actions: Action[] = [];
   const events: KubeEvent[] = [];
   const stsRef: ObjectRef = { apiVersion: "apps/v1", kind: "StatefulSet", name, namespace };
@@ -517,7 +520,7 @@ function converge(observed: Observed, now: Date, settings: OperatorSettings): Pl
       } else {
         progressing = {
           reason: "Starting",
-          message: `starting ${replicas} process(es) together: ${progressMessage(observed.pods, replicas, CONTAINER)}`,
+          message: `starting ${replicas} process(es) together: ${progressMessage(told, replicas, CONTAINER)}`,
         };
       }
     }
@@ -574,7 +577,7 @@ function converge(observed: Observed, now: Date, settings: OperatorSettings): Pl
     if (suspended && observed.pods.length > 0) {
       progressing = { reason: "Suspending", message: `stopping ${observed.pods.length} process(es); volumes are kept` };
     } else if (!suspended && phase !== "Running") {
-      progressing = { reason: "Starting", message: progressMessage(observed.pods, spec.processes, CONTAINER) };
+      progressing = { reason: "Starting", message: progressMessage(told, spec.processes, CONTAINER) };
     }
   }
   // A failed run first: it is what the restarts and CrashLoopBackOff waits come from.
@@ -584,7 +587,7 @@ function converge(observed: Observed, now: Date, settings: OperatorSettings): Pl
       ? `${ready}/${spec.processes} processes ready`
       : suspended
         ? "suspended: no processes run; set spec.state to running to resume from recovery"
-        : `${rollout ? `${rollout.kind} in progress: ` : ""}${progressMessage(observed.pods, spec.processes, CONTAINER)}`;
+        : `${rollout ? `${rollout.kind} in progress: ` : ""}${progressMessage(told, spec.processes, CONTAINER)}`;
   const conditions = [
     condition(
       prev.conditions,
