@@ -1,0 +1,246 @@
+/**
+ * SASL and TLS settings of KafkaSource and KafkaSink. Each setting comes from the
+ * options or, when the options leave it out, from a WAXFLOW_KAFKA_* variable, so one
+ * dataflow file runs locally and in a pod whose Secret provides the variables. Files
+ * are read once, here, so a wrong path fails when the dataflow is built, naming the
+ * option or variable. The password lives in a private field: nothing that prints a
+ * source or sink (inspect, JSON, errors) can reach it.
+ */
+import { readFileSync } from "node:fs";
+import { inspect } from "node:util";
+
+export type SaslMechanism = "PLAIN" | "SCRAM-SHA-256" | "SCRAM-SHA-512";
+const MECHANISMS: readonly SaslMechanism[] = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
+
+export interface KafkaSaslOptions {
+  readonly mechanism?: SaslMechanism;
+  readonly username?: string;
+  /** The password itself; or give `passwordFile`. */
+  readonly password?: string;
+  /** A file holding the password (a mounted Secret key); one trailing newline is dropped. */
+  readonly passwordFile?: string;
+}
+
+export interface KafkaTlsOptions {
+  /** PEM file of the CA(s) that signed the brokers' certificates; the system's CAs when left out. */
+  readonly caFile?: string;
+  /** PEM client certificate, for brokers that require one; needs `keyFile`. */
+  readonly certFile?: string;
+  readonly keyFile?: string;
+}
+
+/** What KafkaSourceOptions and KafkaSinkOptions take besides their own settings. */
+export interface KafkaSecurityOptions {
+  /** SASL authentication; fields left out come from WAXFLOW_KAFKA_SASL_*. */
+  readonly sasl?: KafkaSaslOptions;
+  /**
+   * TLS to the brokers: true (system CAs), false (plaintext, whatever the environment
+   * says), or files; fields left out come from WAXFLOW_KAFKA_TLS_*.
+   */
+  readonly tls?: boolean | KafkaTlsOptions;
+}
+
+/** The variables, one set for sources and sinks alike. */
+export const KAFKA_ENV = {
+  saslMechanism: "WAXFLOW_KAFKA_SASL_MECHANISM",
+  saslUsername: "WAXFLOW_KAFKA_SASL_USERNAME",
+  saslPassword: "WAXFLOW_KAFKA_SASL_PASSWORD",
+  saslPasswordFile: "WAXFLOW_KAFKA_SASL_PASSWORD_FILE",
+  tls: "WAXFLOW_KAFKA_TLS",
+  tlsCaFile: "WAXFLOW_KAFKA_TLS_CA_FILE",
+  tlsCertFile: "WAXFLOW_KAFKA_TLS_CERT_FILE",
+  tlsKeyFile: "WAXFLOW_KAFKA_TLS_KEY_FILE",
+} as const;
+
+/** SASL as resolved: the password is reachable only through `password()`. */
+export class KafkaSasl {
+  readonly mechanism: SaslMechanism;
+  readonly username: string;
+  readonly #password: string;
+
+  constructor(mechanism: SaslMechanism, username: string, password: string) {
+    this.mechanism = mechanism;
+    this.username = username;
+    this.#password = password;
+  }
+
+  password(): string {
+    return this.#password;
+  }
+
+  toJSON(): { mechanism: SaslMechanism; username: string; password: string } {
+    return { mechanism: this.mechanism, username: this.username, password: "***" };
+  }
+
+  [inspect.custom](): string {
+    return `KafkaSasl { mechanism: ${this.mechanism}, username: ${JSON.stringify(this.username)}, password: *** }`;
+  }
+}
+
+/** TLS as resolved: PEM contents, and the files they came from (for messages). */
+export interface KafkaTls {
+  readonly ca?: string;
+  readonly cert?: string;
+  readonly key?: string;
+  readonly caFile?: string;
+}
+
+export interface KafkaSecurity {
+  readonly sasl?: KafkaSasl;
+  readonly tls?: KafkaTls;
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/** A setting and where it came from, to name in a message. */
+interface Sourced {
+  readonly value: string;
+  readonly from: string;
+}
+
+function pick(owner: string, option: string, value: unknown, env: Env, variable: string): Sourced | undefined {
+  if (value !== undefined) {
+    if (typeof value !== "string" || value === "") {
+      throw new RangeError(`${owner} ${option} must be a non-empty string, got ${JSON.stringify(value)}`);
+    }
+    return { value, from: `${owner} ${option}` };
+  }
+  const fromEnv = env[variable];
+  return fromEnv === undefined || fromEnv === "" ? undefined : { value: fromEnv, from: variable };
+}
+
+function readSetting(setting: Sourced, what: string): string {
+  try {
+    return readFileSync(setting.value, "utf8");
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new Error(`${setting.from}: cannot read the ${what} file ${setting.value} (${reason})`);
+  }
+}
+
+function checkObject(owner: string, option: string, value: unknown, keys: readonly string[]): void {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new RangeError(`${owner} ${option} must be an object, got ${JSON.stringify(value)}`);
+  }
+  const unknown = Object.keys(value).filter((k) => !keys.includes(k));
+  if (unknown.length > 0) {
+    throw new RangeError(`${owner} ${option} has unknown key ${unknown.join(", ")}; known: ${keys.join(", ")}`);
+  }
+}
+
+function resolveSasl(owner: string, options: KafkaSaslOptions | undefined, env: Env): KafkaSasl | undefined {
+  if (options !== undefined) {
+    checkObject(owner, "sasl", options, ["mechanism", "username", "password", "passwordFile"]);
+  }
+  const o = options ?? {};
+  const mechanism = pick(owner, "sasl.mechanism", o.mechanism, env, KAFKA_ENV.saslMechanism);
+  const username = pick(owner, "sasl.username", o.username, env, KAFKA_ENV.saslUsername);
+  // A password given in the options outranks both variables, and so does a file.
+  const fromOptions = o.password !== undefined || o.passwordFile !== undefined;
+  if (o.password !== undefined && o.passwordFile !== undefined) {
+    throw new RangeError(`${owner} sasl takes password or passwordFile, not both`);
+  }
+  const envPassword = fromOptions ? undefined : env[KAFKA_ENV.saslPassword];
+  const envPasswordFile = fromOptions ? undefined : env[KAFKA_ENV.saslPasswordFile];
+  if (envPassword && envPasswordFile) {
+    throw new RangeError(`set ${KAFKA_ENV.saslPassword} or ${KAFKA_ENV.saslPasswordFile}, not both`);
+  }
+  if (o.password !== undefined && (typeof o.password !== "string" || o.password === "")) {
+    // The value is a secret: its type only.
+    throw new RangeError(`${owner} sasl.password must be a non-empty string, got a ${typeof o.password}`);
+  }
+  let password: string | undefined = o.password ?? (envPassword || undefined);
+  const file = pick(owner, "sasl.passwordFile", o.passwordFile, fromOptions ? {} : env, KAFKA_ENV.saslPasswordFile);
+  if (file !== undefined) {
+    password = readSetting(file, "password").replace(/\r?\n$/, "");
+    if (password === "") throw new RangeError(`${file.from}: the password file ${file.value} is empty`);
+  }
+  if (mechanism === undefined && username === undefined && password === undefined) return undefined;
+  if (mechanism === undefined) {
+    throw new RangeError(
+      `${owner} sasl needs a mechanism (sasl.mechanism or ${KAFKA_ENV.saslMechanism}): ${MECHANISMS.join(", ")}`,
+    );
+  }
+  if (!(MECHANISMS as readonly string[]).includes(mechanism.value)) {
+    throw new RangeError(
+      `${mechanism.from} must be ${MECHANISMS.join(", ")} (as written), got ${JSON.stringify(mechanism.value)}`,
+    );
+  }
+  if (username === undefined) {
+    throw new RangeError(
+      `${owner} sasl ${mechanism.value} needs a username (sasl.username or ${KAFKA_ENV.saslUsername})`,
+    );
+  }
+  if (password === undefined) {
+    throw new RangeError(
+      `${owner} sasl ${mechanism.value} needs a password (sasl.password, sasl.passwordFile, ${KAFKA_ENV.saslPassword} or ${KAFKA_ENV.saslPasswordFile})`,
+    );
+  }
+  return new KafkaSasl(mechanism.value as SaslMechanism, username.value, password);
+}
+
+function envSwitch(env: Env): boolean | undefined {
+  const raw = env[KAFKA_ENV.tls];
+  if (raw === undefined || raw === "") return undefined;
+  if (raw === "true") return true;
+  if (raw === "false") return false;
+  throw new RangeError(`${KAFKA_ENV.tls} must be true or false, got ${JSON.stringify(raw)}`);
+}
+
+function resolveTls(owner: string, options: boolean | KafkaTlsOptions | undefined, env: Env): KafkaTls | undefined {
+  if (options === false) return undefined;
+  if (options !== undefined && options !== true) checkObject(owner, "tls", options, ["caFile", "certFile", "keyFile"]);
+  const o: KafkaTlsOptions = typeof options === "object" ? options : {};
+  const ca = pick(owner, "tls.caFile", o.caFile, env, KAFKA_ENV.tlsCaFile);
+  const cert = pick(owner, "tls.certFile", o.certFile, env, KAFKA_ENV.tlsCertFile);
+  const key = pick(owner, "tls.keyFile", o.keyFile, env, KAFKA_ENV.tlsKeyFile);
+  const on = options !== undefined || envSwitch(env);
+  if (on === false) return undefined;
+  if (on !== true && ca === undefined && cert === undefined && key === undefined) return undefined;
+  if ((cert === undefined) !== (key === undefined)) {
+    const given = (cert ?? key) as Sourced;
+    throw new RangeError(
+      `${given.from} needs its pair: a client certificate takes both tls.certFile and tls.keyFile (${KAFKA_ENV.tlsCertFile}, ${KAFKA_ENV.tlsKeyFile})`,
+    );
+  }
+  const pem = (setting: Sourced | undefined, what: string, marker: string): string | undefined => {
+    if (setting === undefined) return undefined;
+    const text = readSetting(setting, what);
+    if (
+      !text.includes(`-----BEGIN ${marker}`) &&
+      !(marker === "PRIVATE KEY" && /-----BEGIN [A-Z ]*PRIVATE KEY/.test(text))
+    ) {
+      throw new RangeError(`${setting.from}: ${setting.value} is not a PEM ${what} (no "-----BEGIN ${marker}")`);
+    }
+    return text;
+  };
+  return {
+    ...(ca && { ca: pem(ca, "CA certificate", "CERTIFICATE"), caFile: ca.value }),
+    ...(cert && { cert: pem(cert, "client certificate", "CERTIFICATE") }),
+    ...(key && { key: pem(key, "client key", "PRIVATE KEY") }),
+  };
+}
+
+/** SASL and TLS for `owner` ("KafkaSource", "KafkaSink") from its options, then `env`. */
+export function resolveKafkaSecurity(
+  owner: string,
+  options: KafkaSecurityOptions,
+  env: Env = process.env,
+): KafkaSecurity {
+  const sasl = resolveSasl(owner, options.sasl, env);
+  const tls = resolveTls(owner, options.tls, env);
+  return { ...(sasl && { sasl }), ...(tls && { tls }) };
+}
+
+/** How a source or sink shows its security when printed: never the password or key. */
+export function describeSecurity(security: KafkaSecurity): string {
+  const parts: string[] = [];
+  if (security.sasl !== undefined)
+    parts.push(`sasl: ${security.sasl.mechanism} as ${JSON.stringify(security.sasl.username)}`);
+  if (security.tls !== undefined) {
+    parts.push(
+      `tls: ${security.tls.caFile ?? "system CAs"}${security.tls.cert !== undefined ? " with a client certificate" : ""}`,
+    );
+  }
+  return parts.length === 0 ? "plaintext" : parts.join(", ");
+}
