@@ -62,17 +62,10 @@ describe("successful runs", () => {
     const r = await waxflow(["--help"]);
     expect(r.code).toBe(0);
     for (const flag of ["-w", "-i", "-a", "-r", "-s", "-b"]) expect(r.stdout).toContain(`  ${flag}, --`);
-    for (const v of [
-      "WORKERS_PER_PROCESS",
-      "PROCESS_ID",
-      "POD_NAME",
-      "ADDRESSES",
-      "HOSTFILE_PATH",
-      "API_PORT",
-      "KAFKA_SASL_",
-    ]) {
+    for (const v of ["WORKERS_PER_PROCESS", "PROCESS_ID", "POD_NAME", "ADDRESSES", "HOSTFILE_PATH", "API_PORT"]) {
       expect(r.stdout).toContain(`WAXFLOW_${v}`);
     }
+    expect(r.stdout).toContain("KAFKA_SASL_*");
     expect(r.stdout).toMatch(/Examples:\n {2}waxflow run /);
   });
 });

@@ -78,15 +78,15 @@ test.each([
   60_000,
 );
 
-test("SCRAM, a CA and a client certificate and key from WAXFLOW_KAFKA_* alone", async () => {
+test("SCRAM, a CA and a client certificate and key from KAFKA_* alone", async () => {
   const topic = await filled(50);
   const env = {
-    WAXFLOW_KAFKA_SASL_MECHANISM: "SCRAM-SHA-512",
-    WAXFLOW_KAFKA_SASL_USERNAME: "bob",
-    WAXFLOW_KAFKA_SASL_PASSWORD: SCRAM_PASSWORD,
-    WAXFLOW_KAFKA_TLS_CA_FILE: certs.caFile,
-    WAXFLOW_KAFKA_TLS_CERT_FILE: certs.clientCertFile,
-    WAXFLOW_KAFKA_TLS_KEY_FILE: certs.clientKeyFile,
+    KAFKA_SASL_MECHANISM: "SCRAM-SHA-512",
+    KAFKA_SASL_USERNAME: "bob",
+    KAFKA_SASL_PASSWORD: SCRAM_PASSWORD,
+    KAFKA_TLS_CA_FILE: certs.caFile,
+    KAFKA_TLS_CERT_FILE: certs.clientCertFile,
+    KAFKA_TLS_KEY_FILE: certs.clientKeyFile,
   };
   const saved = { ...process.env };
   Object.assign(process.env, env);
@@ -215,10 +215,10 @@ test("a running process shows the password nowhere: stderr, /status, /steps, /me
         KC_IN: input,
         KC_OUT: output,
         KC_GUARANTEE: "exactly-once",
-        WAXFLOW_KAFKA_SASL_MECHANISM: "SCRAM-SHA-256",
-        WAXFLOW_KAFKA_SASL_USERNAME: "bob",
-        WAXFLOW_KAFKA_SASL_PASSWORD: SCRAM_PASSWORD,
-        WAXFLOW_KAFKA_TLS_CA_FILE: certs.caFile,
+        KAFKA_SASL_MECHANISM: "SCRAM-SHA-256",
+        KAFKA_SASL_USERNAME: "bob",
+        KAFKA_SASL_PASSWORD: SCRAM_PASSWORD,
+        KAFKA_TLS_CA_FILE: certs.caFile,
       },
       stdio: ["ignore", "pipe", "pipe"],
     },

@@ -1,4 +1,4 @@
-// SASL and TLS settings resolved from options and WAXFLOW_KAFKA_* (no broker): options
+// SASL and TLS settings resolved from options and KAFKA_* (no broker): options
 // win over the environment field by field, and bad values fail in one line naming the
 // option or variable, never echoing a password.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -41,10 +41,10 @@ test("nothing set: plaintext, and the client config is left as given", () => {
 
 test("options win over the environment field by field; a password file drops its newline", () => {
   const env = {
-    WAXFLOW_KAFKA_SASL_MECHANISM: "SCRAM-SHA-256",
-    WAXFLOW_KAFKA_SASL_USERNAME: "from-env",
-    WAXFLOW_KAFKA_SASL_PASSWORD: "env-password",
-    WAXFLOW_KAFKA_TLS_CA_FILE: join(dir, "missing.pem"),
+    KAFKA_SASL_MECHANISM: "SCRAM-SHA-256",
+    KAFKA_SASL_USERNAME: "from-env",
+    KAFKA_SASL_PASSWORD: "env-password",
+    KAFKA_TLS_CA_FILE: join(dir, "missing.pem"),
   };
   const security = resolve({ sasl: { username: "from-options" }, tls: { caFile: ca } }, env);
   const config = clientConfig({}, security);
@@ -62,15 +62,15 @@ test("options win over the environment field by field; a password file drops its
   expect(
     clientConfig(
       {},
-      resolve({ sasl: { password: "opt" }, tls: false }, { ...env, WAXFLOW_KAFKA_SASL_PASSWORD_FILE: passwordFile }),
+      resolve({ sasl: { password: "opt" }, tls: false }, { ...env, KAFKA_SASL_PASSWORD_FILE: passwordFile }),
     ).sasl,
   ).toMatchObject({ password: "opt" });
 });
 
 test("TLS: on with system CAs by option or variable, off by tls: false whatever the environment says", () => {
   expect(clientConfig({}, resolve({ tls: true })).tls).toEqual({});
-  expect(clientConfig({}, resolve({}, { WAXFLOW_KAFKA_TLS: "true" })).tls).toEqual({});
-  expect(clientConfig({}, resolve({ tls: false }, { WAXFLOW_KAFKA_TLS_CA_FILE: ca })).tls).toBeUndefined();
+  expect(clientConfig({}, resolve({}, { KAFKA_TLS: "true" })).tls).toEqual({});
+  expect(clientConfig({}, resolve({ tls: false }, { KAFKA_TLS_CA_FILE: ca })).tls).toBeUndefined();
   const cert = file("client.pem", PEM_CERT);
   const key = file("client.key", PEM_KEY);
   expect(clientConfig({}, resolve({ tls: { certFile: cert, keyFile: key } })).tls).toEqual({
@@ -89,19 +89,19 @@ test.each<[string, KafkaSecurityOptions, Record<string, string>, string]>([
   [
     "unknown mechanism (variable)",
     {},
-    { WAXFLOW_KAFKA_SASL_MECHANISM: "GSSAPI", WAXFLOW_KAFKA_SASL_USERNAME: "u", WAXFLOW_KAFKA_SASL_PASSWORD: "p" },
-    "WAXFLOW_KAFKA_SASL_MECHANISM must be PLAIN",
+    { KAFKA_SASL_MECHANISM: "GSSAPI", KAFKA_SASL_USERNAME: "u", KAFKA_SASL_PASSWORD: "p" },
+    "KAFKA_SASL_MECHANISM must be PLAIN",
   ],
   [
     "no mechanism",
     { sasl: { username: "u", password: "p" } },
     {},
-    "KafkaSource sasl needs a mechanism (sasl.mechanism or WAXFLOW_KAFKA_SASL_MECHANISM)",
+    "KafkaSource sasl needs a mechanism (sasl.mechanism or KAFKA_SASL_MECHANISM)",
   ],
   [
     "no username",
     {},
-    { WAXFLOW_KAFKA_SASL_MECHANISM: "PLAIN", WAXFLOW_KAFKA_SASL_PASSWORD: "p" },
+    { KAFKA_SASL_MECHANISM: "PLAIN", KAFKA_SASL_PASSWORD: "p" },
     "KafkaSource sasl PLAIN needs a username",
   ],
   ["no password", { sasl: { mechanism: "PLAIN", username: "u" } }, {}, "KafkaSource sasl PLAIN needs a password"],
@@ -114,14 +114,14 @@ test.each<[string, KafkaSecurityOptions, Record<string, string>, string]>([
   [
     "both variables",
     {},
-    { WAXFLOW_KAFKA_SASL_PASSWORD: "p", WAXFLOW_KAFKA_SASL_PASSWORD_FILE: "/x" },
-    "set WAXFLOW_KAFKA_SASL_PASSWORD or WAXFLOW_KAFKA_SASL_PASSWORD_FILE, not both",
+    { KAFKA_SASL_PASSWORD: "p", KAFKA_SASL_PASSWORD_FILE: "/x" },
+    "set KAFKA_SASL_PASSWORD or KAFKA_SASL_PASSWORD_FILE, not both",
   ],
   [
     "missing password file",
     {},
-    { WAXFLOW_KAFKA_SASL_PASSWORD_FILE: join(dir, "nope") },
-    `WAXFLOW_KAFKA_SASL_PASSWORD_FILE: cannot read the password file ${join(dir, "nope")} (ENOENT)`,
+    { KAFKA_SASL_PASSWORD_FILE: join(dir, "nope") },
+    `KAFKA_SASL_PASSWORD_FILE: cannot read the password file ${join(dir, "nope")} (ENOENT)`,
   ],
   [
     "missing CA file",
@@ -132,11 +132,11 @@ test.each<[string, KafkaSecurityOptions, Record<string, string>, string]>([
   [
     "a CA file that is no PEM",
     {},
-    { WAXFLOW_KAFKA_TLS_CA_FILE: file("junk", "junk") },
-    `WAXFLOW_KAFKA_TLS_CA_FILE: ${join(dir, "junk")} is not a PEM CA certificate`,
+    { KAFKA_TLS_CA_FILE: file("junk", "junk") },
+    `KAFKA_TLS_CA_FILE: ${join(dir, "junk")} is not a PEM CA certificate`,
   ],
   ["a certificate without its key", { tls: { certFile: ca } }, {}, "KafkaSource tls.certFile needs its pair"],
-  ["a bad switch", {}, { WAXFLOW_KAFKA_TLS: "yes" }, 'WAXFLOW_KAFKA_TLS must be true or false, got "yes"'],
+  ["a bad switch", {}, { KAFKA_TLS: "yes" }, 'KAFKA_TLS must be true or false, got "yes"'],
   [
     "an unknown key",
     { sasl: { mechanism: "PLAIN", user: "u" } as unknown as KafkaSecurityOptions["sasl"] },

@@ -1,6 +1,6 @@
 /**
  * SASL and TLS settings of KafkaSource and KafkaSink. Each setting comes from the
- * options or, when the options leave it out, from a WAXFLOW_KAFKA_* variable, so one
+ * options or, when the options leave it out, from a KAFKA_* variable, so one
  * dataflow file runs locally and in a pod whose Secret provides the variables. Files
  * are read once, here, so a wrong path fails when the dataflow is built, naming the
  * option or variable. The password lives in a private field: nothing that prints a
@@ -31,25 +31,29 @@ export interface KafkaTlsOptions {
 
 /** What KafkaSourceOptions and KafkaSinkOptions take besides their own settings. */
 export interface KafkaSecurityOptions {
-  /** SASL authentication; fields left out come from WAXFLOW_KAFKA_SASL_*. */
+  /** SASL authentication; fields left out come from KAFKA_SASL_*. */
   readonly sasl?: KafkaSaslOptions;
   /**
    * TLS to the brokers: true (system CAs), false (plaintext, whatever the environment
-   * says), or files; fields left out come from WAXFLOW_KAFKA_TLS_*.
+   * says), or files; fields left out come from KAFKA_TLS_*.
    */
   readonly tls?: boolean | KafkaTlsOptions;
 }
 
-/** The variables, one set for sources and sinks alike. */
+/**
+ * The variables, one set for sources and sinks alike. Not WAXFLOW_*: a Dataflow's env
+ * may not name those (the controller sets them from the spec), and these come from the
+ * user, often through `valueFrom: secretKeyRef`. KAFKA_BROKERS of the examples fits in.
+ */
 export const KAFKA_ENV = {
-  saslMechanism: "WAXFLOW_KAFKA_SASL_MECHANISM",
-  saslUsername: "WAXFLOW_KAFKA_SASL_USERNAME",
-  saslPassword: "WAXFLOW_KAFKA_SASL_PASSWORD",
-  saslPasswordFile: "WAXFLOW_KAFKA_SASL_PASSWORD_FILE",
-  tls: "WAXFLOW_KAFKA_TLS",
-  tlsCaFile: "WAXFLOW_KAFKA_TLS_CA_FILE",
-  tlsCertFile: "WAXFLOW_KAFKA_TLS_CERT_FILE",
-  tlsKeyFile: "WAXFLOW_KAFKA_TLS_KEY_FILE",
+  saslMechanism: "KAFKA_SASL_MECHANISM",
+  saslUsername: "KAFKA_SASL_USERNAME",
+  saslPassword: "KAFKA_SASL_PASSWORD",
+  saslPasswordFile: "KAFKA_SASL_PASSWORD_FILE",
+  tls: "KAFKA_TLS",
+  tlsCaFile: "KAFKA_TLS_CA_FILE",
+  tlsCertFile: "KAFKA_TLS_CERT_FILE",
+  tlsKeyFile: "KAFKA_TLS_KEY_FILE",
 } as const;
 
 /** SASL as resolved: the password is reachable only through `password()`. */
