@@ -1,12 +1,13 @@
 // SASL and TLS settings resolved from options and KAFKA_* (no broker): options
-// win over the environment field by field, and bad values fail in one line naming the
-// option or variable, never echoing a password.
+// win over the environment field by field, bad values fail in one line naming the
+// option or variable, never echoing a password, and files are read only on first use.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inspect } from "node:util";
 import { afterAll, expect, test } from "vitest";
 import { clientConfig } from "../../src/connectors/kafka/client.ts";
+import { KafkaSink, KafkaSource } from "../../src/connectors/kafka/index.ts";
 import { type KafkaSecurityOptions, resolveKafkaSecurity } from "../../src/connectors/kafka/security.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "waxflow-kafka-security-"));
@@ -120,7 +121,7 @@ test.each<[string, KafkaSecurityOptions, Record<string, string>, string]>([
   [
     "missing password file",
     {},
-    { KAFKA_SASL_PASSWORD_FILE: join(dir, "nope") },
+    { KAFKA_SASL_MECHANISM: "PLAIN", KAFKA_SASL_USERNAME: "u", KAFKA_SASL_PASSWORD_FILE: join(dir, "nope") },
     `KAFKA_SASL_PASSWORD_FILE: cannot read the password file ${join(dir, "nope")} (ENOENT)`,
   ],
   [
@@ -144,7 +145,7 @@ test.each<[string, KafkaSecurityOptions, Record<string, string>, string]>([
     "KafkaSource sasl has unknown key user",
   ],
 ])("%s fails in one line naming it", (_name, options, env, expected) => {
-  expect(thrown(() => resolve(options, env))).toContain(expected);
+  expect(thrown(() => clientConfig({}, resolve(options, env)))).toContain(expected);
 });
 
 test("a password that is not a string is reported by its type, not echoed", () => {
@@ -157,5 +158,26 @@ test("the resolved settings print no password", () => {
   const security = resolve({ sasl: { mechanism: "PLAIN", username: "u", password: "hunter2-secret" } });
   for (const shown of [inspect(security, { depth: 5 }), JSON.stringify(security), String(security.sasl)]) {
     expect(shown).not.toContain("hunter2-secret");
+  }
+});
+
+test("files are read on first use: a source made where the Secret is not mounted fails only when it connects", async () => {
+  const env = { KAFKA_SASL_PASSWORD_FILE: join(dir, "not-mounted"), KAFKA_TLS_CA_FILE: join(dir, "not-mounted.pem") };
+  const saved = { ...process.env };
+  Object.assign(process.env, env, { KAFKA_SASL_MECHANISM: "PLAIN", KAFKA_SASL_USERNAME: "u" });
+  try {
+    // What `waxctl df deploy` does when it loads the module to check it.
+    const source = new KafkaSource(["127.0.0.1:1"], ["t"]);
+    const sink = new KafkaSink(["127.0.0.1:1"], "t");
+    expect(source.security).toBe(`sasl: PLAIN as "u", tls: ${join(dir, "not-mounted.pem")}`);
+    await expect(source.listParts()).rejects.toThrow(
+      `KAFKA_SASL_PASSWORD_FILE: cannot read the password file ${join(dir, "not-mounted")} (ENOENT)`,
+    );
+    expect(() => sink.build("flow.out", 0)).toThrow("KAFKA_SASL_PASSWORD_FILE: cannot read the password file");
+  } finally {
+    for (const k of ["KAFKA_SASL_PASSWORD_FILE", "KAFKA_TLS_CA_FILE", "KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME"]) {
+      if (saved[k] === undefined) delete process.env[k];
+      else process.env[k] = saved[k];
+    }
   }
 });

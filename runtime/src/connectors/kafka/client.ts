@@ -37,13 +37,7 @@ export function clientConfig(config: KafkaClientConfig, security: KafkaSecurity)
   return {
     ...config,
     ...(sasl && { sasl: { mechanism: sasl.mechanism, username: sasl.username, password: sasl.password() } }),
-    ...(tls && {
-      tls: {
-        ...(tls.ca !== undefined && { ca: tls.ca }),
-        ...(tls.cert !== undefined && { cert: tls.cert }),
-        ...(tls.key !== undefined && { key: tls.key }),
-      },
-    }),
+    ...(tls && { tls: { ...tls.pem() } }),
   };
 }
 

@@ -1,10 +1,12 @@
 /**
  * SASL and TLS settings of KafkaSource and KafkaSink. Each setting comes from the
  * options or, when the options leave it out, from a KAFKA_* variable, so one
- * dataflow file runs locally and in a pod whose Secret provides the variables. Files
- * are read once, here, so a wrong path fails when the dataflow is built, naming the
- * option or variable. The password lives in a private field: nothing that prints a
- * source or sink (inspect, JSON, errors) can reach it.
+ * dataflow file runs locally and in a pod whose Secret provides the variables. Values
+ * are checked when the source or sink is made; files are read when it first connects,
+ * since a file mounted from a Secret exists in the pod but not where `waxctl df deploy`
+ * loads the module to check it. Either failure is one line naming the option or
+ * variable. The password and key live in private fields: nothing that prints a source
+ * or sink (inspect, JSON, errors) can reach them.
  */
 import { readFileSync } from "node:fs";
 import { inspect } from "node:util";
@@ -60,15 +62,24 @@ export const KAFKA_ENV = {
 export class KafkaSasl {
   readonly mechanism: SaslMechanism;
   readonly username: string;
-  readonly #password: string;
+  #password: string | undefined;
+  readonly #file: Sourced | undefined;
 
-  constructor(mechanism: SaslMechanism, username: string, password: string) {
+  constructor(mechanism: SaslMechanism, username: string, password: string | Sourced) {
     this.mechanism = mechanism;
     this.username = username;
-    this.#password = password;
+    if (typeof password === "string") this.#password = password;
+    else this.#file = password;
   }
 
+  /** The password, read from its file the first time. */
   password(): string {
+    if (this.#password === undefined) {
+      const file = this.#file as Sourced;
+      const password = readSetting(file, "password").replace(/\r?\n$/, "");
+      if (password === "") throw new RangeError(`${file.from}: the password file ${file.value} is empty`);
+      this.#password = password;
+    }
     return this.#password;
   }
 
@@ -81,12 +92,61 @@ export class KafkaSasl {
   }
 }
 
-/** TLS as resolved: PEM contents, and the files they came from (for messages). */
-export interface KafkaTls {
+/** PEM contents as the client takes them. */
+export interface KafkaTlsPem {
   readonly ca?: string;
   readonly cert?: string;
   readonly key?: string;
-  readonly caFile?: string;
+}
+
+/** TLS as resolved: file names until `pem()` reads them (the key stays private). */
+export class KafkaTls {
+  readonly #ca: Sourced | undefined;
+  readonly #cert: Sourced | undefined;
+  readonly #key: Sourced | undefined;
+  #pem: KafkaTlsPem | undefined;
+
+  constructor(ca: Sourced | undefined, cert: Sourced | undefined, key: Sourced | undefined) {
+    this.#ca = ca;
+    this.#cert = cert;
+    this.#key = key;
+  }
+
+  /** The CA file, for messages; undefined: the system's CAs. */
+  get caFile(): string | undefined {
+    return this.#ca?.value;
+  }
+
+  get clientCertificate(): boolean {
+    return this.#cert !== undefined;
+  }
+
+  /** The files' PEM contents, read the first time. */
+  pem(): KafkaTlsPem {
+    this.#pem ??= {
+      ...(this.#ca && { ca: readPem(this.#ca, "CA certificate", "CERTIFICATE") }),
+      ...(this.#cert && { cert: readPem(this.#cert, "client certificate", "CERTIFICATE") }),
+      ...(this.#key && { key: readPem(this.#key, "client key", "PRIVATE KEY") }),
+    };
+    return this.#pem;
+  }
+
+  toJSON(): { caFile: string | undefined; clientCertificate: boolean } {
+    return { caFile: this.caFile, clientCertificate: this.clientCertificate };
+  }
+
+  [inspect.custom](): string {
+    return `KafkaTls { ca: ${this.caFile ?? "system CAs"}${this.clientCertificate ? ", with a client certificate" : ""} }`;
+  }
+}
+
+function readPem(setting: Sourced, what: string, marker: string): string {
+  const text = readSetting(setting, what);
+  const found =
+    marker === "PRIVATE KEY" ? /-----BEGIN [A-Z ]*PRIVATE KEY/.test(text) : text.includes(`-----BEGIN ${marker}`);
+  if (!found)
+    throw new RangeError(`${setting.from}: ${setting.value} is not a PEM ${what} (no "-----BEGIN ${marker}")`);
+  return text;
 }
 
 export interface KafkaSecurity {
@@ -153,12 +213,8 @@ function resolveSasl(owner: string, options: KafkaSaslOptions | undefined, env: 
     // The value is a secret: its type only.
     throw new RangeError(`${owner} sasl.password must be a non-empty string, got a ${typeof o.password}`);
   }
-  let password: string | undefined = o.password ?? (envPassword || undefined);
   const file = pick(owner, "sasl.passwordFile", o.passwordFile, fromOptions ? {} : env, KAFKA_ENV.saslPasswordFile);
-  if (file !== undefined) {
-    password = readSetting(file, "password").replace(/\r?\n$/, "");
-    if (password === "") throw new RangeError(`${file.from}: the password file ${file.value} is empty`);
-  }
+  const password: string | Sourced | undefined = o.password ?? (envPassword || undefined) ?? file;
   if (mechanism === undefined && username === undefined && password === undefined) return undefined;
   if (mechanism === undefined) {
     throw new RangeError(
@@ -207,22 +263,7 @@ function resolveTls(owner: string, options: boolean | KafkaTlsOptions | undefine
       `${given.from} needs its pair: a client certificate takes both tls.certFile and tls.keyFile (${KAFKA_ENV.tlsCertFile}, ${KAFKA_ENV.tlsKeyFile})`,
     );
   }
-  const pem = (setting: Sourced | undefined, what: string, marker: string): string | undefined => {
-    if (setting === undefined) return undefined;
-    const text = readSetting(setting, what);
-    if (
-      !text.includes(`-----BEGIN ${marker}`) &&
-      !(marker === "PRIVATE KEY" && /-----BEGIN [A-Z ]*PRIVATE KEY/.test(text))
-    ) {
-      throw new RangeError(`${setting.from}: ${setting.value} is not a PEM ${what} (no "-----BEGIN ${marker}")`);
-    }
-    return text;
-  };
-  return {
-    ...(ca && { ca: pem(ca, "CA certificate", "CERTIFICATE"), caFile: ca.value }),
-    ...(cert && { cert: pem(cert, "client certificate", "CERTIFICATE") }),
-    ...(key && { key: pem(key, "client key", "PRIVATE KEY") }),
-  };
+  return new KafkaTls(ca, cert, key);
 }
 
 /** SASL and TLS for `owner` ("KafkaSource", "KafkaSink") from its options, then `env`. */
@@ -243,7 +284,7 @@ export function describeSecurity(security: KafkaSecurity): string {
     parts.push(`sasl: ${security.sasl.mechanism} as ${JSON.stringify(security.sasl.username)}`);
   if (security.tls !== undefined) {
     parts.push(
-      `tls: ${security.tls.caFile ?? "system CAs"}${security.tls.cert !== undefined ? " with a client certificate" : ""}`,
+      `tls: ${security.tls.caFile ?? "system CAs"}${security.tls.clientCertificate ? " with a client certificate" : ""}`,
     );
   }
   return parts.length === 0 ? "plaintext" : parts.join(", ");

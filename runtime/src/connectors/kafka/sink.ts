@@ -93,8 +93,8 @@ export class KafkaSink implements TransactionalSink<KafkaSinkMessage, KafkaSlotS
   readonly config: KafkaClientConfig;
   /** Private: the password and client key must not show wherever the object is printed. */
   readonly #security: KafkaSecurity;
-  /** `config` with the security settings, as the client takes it. */
-  readonly #client: KafkaClientConfig;
+  /** `config` with the security settings, as the client takes it: made on first use. */
+  #clientConfig: KafkaClientConfig | undefined;
 
   constructor(brokers: readonly string[], topic?: string, options: KafkaSinkOptions = {}) {
     this.brokers = checkBrokers("KafkaSink", brokers);
@@ -118,7 +118,12 @@ export class KafkaSink implements TransactionalSink<KafkaSinkMessage, KafkaSlotS
     this.restartAllowanceMs = options.restartAllowanceMs ?? DEFAULT_RESTART_ALLOWANCE_MS;
     this.config = options.config ?? {};
     this.#security = resolveKafkaSecurity("KafkaSink", options);
-    this.#client = clientConfig(this.config, this.#security);
+  }
+
+  /** The client options; reads the password and certificate files the first time. */
+  #client(): KafkaClientConfig {
+    this.#clientConfig ??= clientConfig(this.config, this.#security);
+    return this.#clientConfig;
   }
 
   /** SASL and TLS as they may be shown: mechanism, user and CA file, never a secret. */
@@ -167,7 +172,7 @@ export class KafkaSink implements TransactionalSink<KafkaSinkMessage, KafkaSlotS
       }
     }
     const producers = ids(workerIndex).map(
-      (id) => new TransactionalProducer(this.brokers, id, this.transactionTimeoutMs, this.#client),
+      (id) => new TransactionalProducer(this.brokers, id, this.transactionTimeoutMs, this.#client()),
     ) as [TransactionalProducer, TransactionalProducer];
     try {
       // Aborts what the previous run began after its last recorded transaction.
@@ -186,7 +191,7 @@ export class KafkaSink implements TransactionalSink<KafkaSinkMessage, KafkaSlotS
 
   async #settle(handle: TransactionHandle): Promise<void> {
     try {
-      await commitRecordedTransaction(this.brokers, handle, this.#client);
+      await commitRecordedTransaction(this.brokers, handle, this.#client());
     } catch (err) {
       throw new Error(
         `cannot commit Kafka transaction ${handle.transactionalId} recorded in the snapshot ` +
@@ -196,7 +201,12 @@ export class KafkaSink implements TransactionalSink<KafkaSinkMessage, KafkaSlotS
   }
 
   async #fence(stepId: string, transactionalId: string): Promise<void> {
-    const producer = new TransactionalProducer(this.brokers, transactionalId, this.transactionTimeoutMs, this.#client);
+    const producer = new TransactionalProducer(
+      this.brokers,
+      transactionalId,
+      this.transactionTimeoutMs,
+      this.#client(),
+    );
     try {
       await producer.fence();
       kafkaMetrics().transactionsAborted.inc({ step_id: stepId });
@@ -206,7 +216,7 @@ export class KafkaSink implements TransactionalSink<KafkaSinkMessage, KafkaSlotS
   }
 
   #atLeastOnce(stepId: string, workerIndex: number): StatelessSinkPartition<KafkaSinkMessage> {
-    const producer = new IdempotentProducer(this.brokers, `waxflow:${stepId}:${workerIndex}`, this.#client);
+    const producer = new IdempotentProducer(this.brokers, `waxflow:${stepId}:${workerIndex}`, this.#client());
     const out = kafkaMetrics().messagesOut;
     return {
       writeBatch: async (items) => {

@@ -83,8 +83,8 @@ export class KafkaSource implements FixedPartitionedSource<KafkaSourceMessage, n
   readonly config: KafkaClientConfig;
   /** Private: the password and client key must not show wherever the object is printed. */
   readonly #security: KafkaSecurity;
-  /** `config` with the security settings, as the client takes it. */
-  readonly #client: KafkaClientConfig;
+  /** `config` with the security settings, as the client takes it: made on first use. */
+  #clientConfig: KafkaClientConfig | undefined;
 
   constructor(brokers: readonly string[], topics: readonly string[], options: KafkaSourceOptions = {}) {
     this.brokers = checkBrokers("KafkaSource", brokers);
@@ -99,7 +99,12 @@ export class KafkaSource implements FixedPartitionedSource<KafkaSourceMessage, n
     this.readCommitted = options.readCommitted ?? true;
     this.config = options.config ?? {};
     this.#security = resolveKafkaSecurity("KafkaSource", options);
-    this.#client = clientConfig(this.config, this.#security);
+  }
+
+  /** The client options; reads the password and certificate files the first time. */
+  #client(): KafkaClientConfig {
+    this.#clientConfig ??= clientConfig(this.config, this.#security);
+    return this.#clientConfig;
   }
 
   /** SASL and TLS as they may be shown: mechanism, user and CA file, never a secret. */
@@ -112,7 +117,7 @@ export class KafkaSource implements FixedPartitionedSource<KafkaSourceMessage, n
   }
 
   async listParts(): Promise<string[]> {
-    const admin = new KafkaAdmin(this.brokers, this.#client);
+    const admin = new KafkaAdmin(this.brokers, this.#client());
     try {
       let counts: Map<string, number>;
       try {
@@ -141,7 +146,7 @@ export class KafkaSource implements FixedPartitionedSource<KafkaSourceMessage, n
     let start = resumeState;
     let end: number | undefined;
     if (start === undefined || !this.tail) {
-      const admin = new KafkaAdmin(this.brokers, this.#client);
+      const admin = new KafkaAdmin(this.brokers, this.#client());
       try {
         if (start === undefined) {
           if (typeof this.startingOffset === "number") start = this.startingOffset;
@@ -158,7 +163,7 @@ export class KafkaSource implements FixedPartitionedSource<KafkaSourceMessage, n
     const reader = new PartitionReader(this.brokers, topic, partition, {
       committed: this.readCommitted,
       maxBytes: FETCH_BYTES,
-      config: this.#client,
+      config: this.#client(),
     });
     return new KafkaPartition(stepId, reader, start, end, this, (err) => describeClientError(err, this.#security));
   }
