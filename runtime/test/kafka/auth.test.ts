@@ -7,9 +7,10 @@ import { rmSync } from "node:fs";
 import { resolve } from "node:path";
 import { inspect } from "node:util";
 import { afterAll, expect, test } from "vitest";
+import { clientConfig, commitRecordedTransaction, TransactionalProducer } from "../../src/connectors/kafka/client.ts";
 import { KafkaSink, type KafkaSinkMessage, KafkaSource } from "../../src/connectors/kafka/index.ts";
 import * as kop from "../../src/connectors/kafka/operators.ts";
-import type { KafkaSaslOptions } from "../../src/connectors/kafka/security.ts";
+import { type KafkaSaslOptions, resolveKafkaSecurity } from "../../src/connectors/kafka/security.ts";
 import { Dataflow } from "../../src/dataflow.ts";
 import * as op from "../../src/operators/index.ts";
 import { runMain, TestingSink } from "../../src/testing.ts";
@@ -140,6 +141,28 @@ test("the sink writes at-least-once with PLAIN and exactly-once with SCRAM (kop.
       .toEqual(range(300));
   }
 }, 90_000);
+
+test("a transaction recorded in a snapshot is committed over SASL_SSL (the resume's own connection)", async () => {
+  const to = await createTopic(broker(), "auth-settle", 1);
+  const config = clientConfig(
+    {},
+    resolveKafkaSecurity("test", { sasl: scram("SCRAM-SHA-512"), tls: { caFile: certs.caFile } }),
+  );
+  const producer = new TransactionalProducer([secure()], `auth-settle-${process.pid}`, 30_000, config);
+  try {
+    await producer.send(range(10).map((i) => ({ topic: to, value: Buffer.from(String(i)) })));
+    const handle = producer.handle();
+    expect(handle).toBeDefined();
+    expect(await readTopic(broker(), to, 1)).toEqual([]);
+    // What a resumed sink does with the handle from its snapshot: EndTxn on a raw connection.
+    await commitRecordedTransaction([secure()], handle as NonNullable<typeof handle>, config);
+    await expect
+      .poll(async () => (await readTopic(broker(), to, 1)).map((r) => Number(r.value)), { timeout: 10_000 })
+      .toEqual(range(10));
+  } finally {
+    await producer.close();
+  }
+}, 60_000);
 
 /** The one line a failed bounded read raises. */
 async function failure(source: KafkaSource): Promise<string> {
