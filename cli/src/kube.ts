@@ -329,6 +329,16 @@ export class Cluster {
     if (gone === undefined) throw notFound(namespace, name);
   }
 
+  /** The keys of a Secret (never its values); undefined when it does not exist. */
+  async secretKeys(namespace: string, name: string): Promise<string[] | undefined> {
+    const secret = await this.#orUndefined(`reading Secret ${name} in namespace ${namespace}`, () =>
+      this.#core.readNamespacedSecret({ name, namespace }),
+    );
+    return secret === undefined
+      ? undefined
+      : [...Object.keys(secret.data ?? {}), ...Object.keys(secret.stringData ?? {})];
+  }
+
   /** True when the namespace was created, false when it already existed. */
   async ensureNamespace(name: string): Promise<boolean> {
     const existing = await this.#orUndefined(`reading namespace ${name}`, () => this.#core.readNamespace({ name }));

@@ -1,4 +1,5 @@
 import { describe, expect, test } from "vitest";
+import { withSecretFiles } from "../src/deploy/manifest.ts";
 import { type DeployFlags, deployOptions, durationMs, podTemplate } from "../src/deploy/options.ts";
 
 const base: DeployFlags = { name: "orders", processes: "1", workers: "1", env: [], recovery: false };
@@ -25,6 +26,8 @@ test("a valid set of flags becomes numbers, env pairs and recovery settings", ()
       { name: "LOG_LEVEL", value: "debug" },
       { name: "URL", value: "http://x/?a=b" },
     ],
+    envFromSecrets: [],
+    secretFiles: [],
     image: `registry.example/orders@${digest}`,
     recovery: { size: "5Gi", storageClassName: "fast", snapshotInterval: "5s", backupInterval: "1m" },
   });
@@ -42,6 +45,12 @@ test.each([
   [{ env: ["WAXFLOW_WORKERS_PER_PROCESS=4"] }, /^-e WAXFLOW_WORKERS_PER_PROCESS: WAXFLOW_\* variables/],
   [{ env: ["A=1", "A=2"] }, /^-e A is given twice/],
   [{ image: "registry.example/orders:latest" }, /^--image must name an image by digest/],
+  [{ envFromSecret: ["Kafka_Env"] }, /^--env-from-secret "Kafka_Env" is not a Secret name/],
+  [{ envFromSecret: ["kafka", "kafka"] }, /^--env-from-secret kafka is given twice/],
+  [{ secretFile: ["kafka/password"] }, /^--secret-file takes NAME:KEY=\/path, got "kafka\/password"/],
+  [{ secretFile: ["kafka:pass word=/p"] }, /^--secret-file kafka:pass word=\/p: "pass word" is not a Secret key/],
+  [{ secretFile: ["kafka:password=etc/p"] }, /^--secret-file kafka:password=etc\/p: the file must be an absolute path/],
+  [{ secretFile: ["a:x=/p", "b:y=/p"] }, /^--secret-file: two files at \/p/],
   [{ recoverySize: "5Gi" }, /^--recovery-size only applies with --recovery; add --recovery$/],
   [{ recovery: true, recoverySize: "lots" }, /^--recovery-size must be a Kubernetes quantity/],
   [{ recovery: true, recoverySnapshotInterval: "10" }, /^--recovery-snapshot-interval must be a duration/],
@@ -88,4 +97,28 @@ describe("--pod-template", () => {
       "a PodTemplateSpec has only metadata and spec, not containers",
     );
   });
+});
+
+test("--secret-file mounts join the --pod-template's volumes and the waxflow container's mounts", () => {
+  const template = podTemplate(
+    "pt.yaml",
+    "spec:\n  volumes: [{ name: data, emptyDir: {} }]\n  containers:\n    - name: waxflow\n      volumeMounts: [{ name: data, mountPath: /data }]\n    - name: sidecar\n      image: busybox\n",
+  );
+  const { secretFiles } = deployOptions({ ...base, secretFile: ["kafka:ca.crt=/etc/kafka/ca.pem"] });
+  const merged = withSecretFiles(template, secretFiles);
+  expect(merged?.spec?.volumes).toEqual([
+    { name: "data", emptyDir: {} },
+    { name: "waxctl-secret-file-0", secret: { secretName: "kafka", items: [{ key: "ca.crt", path: "ca.pem" }] } },
+  ]);
+  expect(merged?.spec?.containers).toEqual([
+    {
+      name: "waxflow",
+      volumeMounts: [
+        { name: "data", mountPath: "/data" },
+        { name: "waxctl-secret-file-0", mountPath: "/etc/kafka/ca.pem", subPath: "ca.pem", readOnly: true },
+      ],
+    },
+    { name: "sidecar", image: "busybox" },
+  ]);
+  expect(withSecretFiles(template, [])).toBe(template);
 });

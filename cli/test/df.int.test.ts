@@ -473,6 +473,75 @@ describe("with the CRD", () => {
       "error: namespace absent does not exist; add --create-namespace, or choose another with -n/--namespace",
     );
   });
+
+  test("--env-from-secret and --secret-file: a missing Secret or key is named before anything is applied", async () => {
+    const core = cluster.kubeConfig().makeApiClient(CoreV1Api);
+    const flags = ["df", "deploy", wordcount, "-N", "kafkaauth", "--image", image("e"), "--no-wait"] as const;
+    const missing = await run(
+      ...flags,
+      "--env-from-secret",
+      "kafka-env",
+      "--secret-file",
+      "kafka-creds:password=/etc/kafka/password",
+    );
+    expect(oneLine(missing)).toBe(
+      "error: Secret kafka-env does not exist in namespace default (--env-from-secret kafka-env); create it first, e.g. kubectl create secret generic kafka-env -n default --from-file=...",
+    );
+    expect(missing.error?.oclif?.exit).toBe(1);
+    await core.createNamespacedSecret({
+      namespace: "default",
+      body: { metadata: { name: "kafka-env" }, stringData: { KAFKA_SASL_USERNAME: "dataflow" } },
+    });
+    await core.createNamespacedSecret({
+      namespace: "default",
+      body: { metadata: { name: "kafka-creds" }, stringData: { password: "s3cret-Kafka" } },
+    });
+    const noKey = await run(...flags, "--secret-file", "kafka-creds:passwd=/etc/kafka/password");
+    expect(oneLine(noKey)).toBe(
+      "error: Secret kafka-creds in namespace default has no key passwd (--secret-file kafka-creds:passwd=...); it has password",
+    );
+    await expect(read("kafkaauth")).rejects.toThrow();
+
+    const ok = await run(
+      ...flags,
+      "--env-from-secret",
+      "kafka-env",
+      "--secret-file",
+      "kafka-creds:password=/etc/kafka/password",
+      "-e",
+      "KAFKA_SASL_PASSWORD_FILE=/etc/kafka/password",
+    );
+    expect(ok.error).toBeUndefined();
+    expect(ok.stdout).not.toContain("s3cret-Kafka");
+    const df = await read("kafkaauth");
+    expect(df.spec.env).toEqual([{ name: "KAFKA_SASL_PASSWORD_FILE", value: "/etc/kafka/password" }]);
+    expect(df.spec.envFrom).toEqual([{ secretRef: { name: "kafka-env" } }]);
+    expect(df.spec.podTemplate?.spec?.volumes).toEqual([
+      {
+        name: "waxctl-secret-file-0",
+        secret: { secretName: "kafka-creds", items: [{ key: "password", path: "password" }] },
+      },
+    ]);
+    expect(df.spec.podTemplate?.spec?.containers).toEqual([
+      {
+        name: "waxflow",
+        volumeMounts: [
+          { name: "waxctl-secret-file-0", mountPath: "/etc/kafka/password", subPath: "password", readOnly: true },
+        ],
+      },
+    ]);
+    const dry = await run(
+      ...flags,
+      "--secret-file",
+      "kafka-creds:password=/etc/kafka/password",
+      "--dry-run",
+      "-o",
+      "yaml",
+    );
+    expect(dry.stdout).toContain("secretName: kafka-creds");
+    expect(dry.stdout).not.toContain("s3cret-Kafka");
+    expect((await run("df", "delete", "kafkaauth", "--yes")).error).toBeUndefined();
+  });
 });
 
 describe("without a reachable cluster", () => {

@@ -65,6 +65,7 @@ describe("successful runs", () => {
     for (const v of ["WORKERS_PER_PROCESS", "PROCESS_ID", "POD_NAME", "ADDRESSES", "HOSTFILE_PATH", "API_PORT"]) {
       expect(r.stdout).toContain(`WAXFLOW_${v}`);
     }
+    expect(r.stdout).toContain("KAFKA_SASL_*");
     expect(r.stdout).toMatch(/Examples:\n {2}waxflow run /);
   });
 });

@@ -91,6 +91,7 @@ export async function deploy(request: DeployRequest, steps: DeploySteps): Promis
         : "this cluster is not a kind cluster, so the image must go through a registry: pass --registry HOST/PREFIX (the cluster must be able to pull from it), --kind CLUSTER, or --image REF@sha256:<digest> of an image built on waxflow-runtime",
     );
   }
+  await requireSecrets(cluster, namespace, options);
   const live = await cluster.getDataflow(namespace, options.name);
   let image: string;
   let module: string;
@@ -153,6 +154,35 @@ export async function deploy(request: DeployRequest, steps: DeploySteps): Promis
 }
 
 /** A new Dataflow under the name of a deleted one mounts the volumes that one kept, and resumes from them. */
+/**
+ * Every Secret the flags name exists in the namespace, with the keys --secret-file
+ * mounts: checked before anything is built or applied, since pods waiting on a missing
+ * Secret only sit in ContainerCreating.
+ */
+async function requireSecrets(cluster: Cluster, namespace: string, options: DeployOptions): Promise<void> {
+  const wanted = new Map<string, { flag: string; keys: string[] }>();
+  for (const name of options.envFromSecrets) wanted.set(name, { flag: `--env-from-secret ${name}`, keys: [] });
+  for (const f of options.secretFiles) {
+    const entry = wanted.get(f.secret) ?? { flag: `--secret-file ${f.secret}:${f.key}=${f.path}`, keys: [] };
+    entry.keys.push(f.key);
+    wanted.set(f.secret, entry);
+  }
+  for (const [name, { flag, keys }] of wanted) {
+    const present = await cluster.secretKeys(namespace, name);
+    if (present === undefined) {
+      throw new UserError(
+        `Secret ${name} does not exist in namespace ${namespace} (${flag}); create it first, e.g. kubectl create secret generic ${name} -n ${namespace} --from-file=...`,
+      );
+    }
+    const missing = keys.find((k) => !present.includes(k));
+    if (missing !== undefined) {
+      throw new UserError(
+        `Secret ${name} in namespace ${namespace} has no key ${missing} (--secret-file ${name}:${missing}=...); it has ${present.join(", ") || "no keys"}`,
+      );
+    }
+  }
+}
+
 async function noticeKeptVolumes(cluster: Cluster, namespace: string, name: string, progress: Progress) {
   const { volumes } = await cluster.owned(namespace, name);
   if (volumes.length === 0) return;

@@ -1,7 +1,11 @@
 // The Dataflow custom resource that `df deploy` applies, as a pure function of the checked
 // options, so a dry run prints exactly what a real deploy would send.
+import type { V1PodTemplateSpec } from "@kubernetes/client-node";
 import { API_VERSION, type Dataflow, type DataflowRecovery, KIND } from "@waxflow/crds";
-import type { DeployOptions } from "./options.ts";
+import type { DeployOptions, SecretFile } from "./options.ts";
+
+/** The dataflow's container in the operator's pods, where --secret-file mounts go. */
+const CONTAINER = "waxflow";
 
 export interface ManifestInput {
   readonly options: DeployOptions;
@@ -48,10 +52,51 @@ export function dataflowManifest(input: ManifestInput): Dataflow {
       processes: options.processes,
       workersPerProcess: options.workersPerProcess,
       env: options.env.length === 0 ? undefined : options.env.map((e) => ({ name: e.name, value: e.value })),
+      envFrom:
+        options.envFromSecrets.length === 0
+          ? undefined
+          : options.envFromSecrets.map((name) => ({ secretRef: { name } })),
       recovery,
-      podTemplate: options.podTemplate,
+      podTemplate: withSecretFiles(options.podTemplate, options.secretFiles),
     },
   });
+}
+
+/**
+ * The pod template with a Secret volume per --secret-file (only that key), mounted
+ * read-only at its path by subPath, added to what --pod-template gave.
+ */
+export function withSecretFiles(
+  template: V1PodTemplateSpec | undefined,
+  files: readonly SecretFile[],
+): V1PodTemplateSpec | undefined {
+  if (files.length === 0) return template;
+  const volumeName = (i: number) => `waxctl-secret-file-${i}`;
+  const fileName = (f: SecretFile) => f.path.slice(f.path.lastIndexOf("/") + 1);
+  const volumes = files.map((f, i) => ({
+    name: volumeName(i),
+    secret: { secretName: f.secret, items: [{ key: f.key, path: fileName(f) }] },
+  }));
+  const mounts = files.map((f, i) => ({
+    name: volumeName(i),
+    mountPath: f.path,
+    subPath: fileName(f),
+    readOnly: true,
+  }));
+  const spec = template?.spec ?? { containers: [] };
+  const containers = spec.containers.some((c) => c.name === CONTAINER)
+    ? spec.containers
+    : [...spec.containers, { name: CONTAINER }];
+  return {
+    ...template,
+    spec: {
+      ...spec,
+      volumes: [...(spec.volumes ?? []), ...volumes],
+      containers: containers.map((c) =>
+        c.name === CONTAINER ? { ...c, volumeMounts: [...(c.volumeMounts ?? []), ...mounts] } : c,
+      ),
+    },
+  };
 }
 
 /** Unset optional fields are left out, not printed as `null` or sent to the API server. */

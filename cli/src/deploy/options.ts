@@ -12,6 +12,10 @@ export interface DeployFlags {
   readonly processes: string;
   readonly workers: string;
   readonly env: readonly string[];
+  /** --env-from-secret NAME, repeatable. */
+  readonly envFromSecret?: readonly string[];
+  /** --secret-file NAME:KEY=/path, repeatable. */
+  readonly secretFile?: readonly string[];
   readonly image?: string;
   readonly recovery: boolean;
   readonly recoverySize?: string;
@@ -27,6 +31,10 @@ export interface DeployOptions {
   readonly processes: number;
   readonly workersPerProcess: number;
   readonly env: readonly { readonly name: string; readonly value: string }[];
+  /** Secrets whose every key becomes a variable (envFrom). */
+  readonly envFromSecrets: readonly string[];
+  /** Secret keys mounted as files in the dataflow's container. */
+  readonly secretFiles: readonly SecretFile[];
   readonly image?: string;
   readonly recovery?: {
     readonly size?: string;
@@ -35,6 +43,43 @@ export interface DeployOptions {
     readonly backupInterval?: string;
   };
   readonly podTemplate?: V1PodTemplateSpec;
+}
+
+/** One Secret key, mounted read-only as the file `path`. */
+export interface SecretFile {
+  readonly secret: string;
+  readonly key: string;
+  readonly path: string;
+}
+
+// A Secret's name is a DNS-1123 subdomain; its keys are letters, digits, '-', '_' and '.'.
+const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+const SECRET_KEY = /^[-._a-zA-Z0-9]+$/;
+
+function secretName(flag: string, name: string): string {
+  if (!DNS1123_SUBDOMAIN.test(name) || name.length > 253) {
+    throw new UsageError(`${flag} "${name}" is not a Secret name (lowercase letters, digits, '-' and '.')`);
+  }
+  return name;
+}
+
+/** `NAME:KEY=/path`: the Secret NAME's key KEY as the file /path. */
+export function secretFile(raw: string): SecretFile {
+  const m = /^([^:=]+):([^=]+)=(.*)$/.exec(raw);
+  if (m === null) {
+    throw new UsageError(
+      `--secret-file takes NAME:KEY=/path, got "${raw}"; e.g. --secret-file kafka:password=/etc/kafka/password`,
+    );
+  }
+  const [, secret = "", key = "", path = ""] = m;
+  secretName(`--secret-file ${raw}: Secret`, secret);
+  if (!SECRET_KEY.test(key)) {
+    throw new UsageError(`--secret-file ${raw}: "${key}" is not a Secret key (letters, digits, '-', '_' and '.')`);
+  }
+  if (!path.startsWith("/") || path.endsWith("/") || path.split("/").includes("..")) {
+    throw new UsageError(`--secret-file ${raw}: the file must be an absolute path to a file, got "${path}"`);
+  }
+  return { secret, key, path };
 }
 
 // The name becomes the StatefulSet's and its pods' names: a DNS-1123 label, and short
@@ -141,6 +186,14 @@ export function deployOptions(flags: DeployFlags): DeployOptions {
     seen.add(name);
   }
 
+  const envFromSecrets = (flags.envFromSecret ?? []).map((n) => secretName("--env-from-secret", n));
+  const twice = envFromSecrets.find((n, i) => envFromSecrets.indexOf(n) !== i);
+  if (twice !== undefined) throw new UsageError(`--env-from-secret ${twice} is given twice; keep one`);
+  const secretFiles = (flags.secretFile ?? []).map(secretFile);
+  const paths = secretFiles.map((f) => f.path);
+  const samePath = paths.find((p, i) => paths.indexOf(p) !== i);
+  if (samePath !== undefined) throw new UsageError(`--secret-file: two files at ${samePath}; give each its own path`);
+
   if (flags.image !== undefined && !IMAGE_BY_DIGEST.test(flags.image)) {
     throw new UsageError(
       `--image must name an image by digest (REGISTRY/NAME@sha256:<64 hex>), got "${flags.image}"; or leave --image out to build one`,
@@ -159,7 +212,16 @@ export function deployOptions(flags: DeployFlags): DeployOptions {
   if (!flags.recovery) {
     const stray = Object.entries(recoveryFlags).find(([, v]) => v !== undefined);
     if (stray !== undefined) throw new UsageError(`--${stray[0]} only applies with --recovery; add --recovery`);
-    return { name: flags.name, processes, workersPerProcess, env, image: flags.image, podTemplate: overlay };
+    return {
+      name: flags.name,
+      processes,
+      workersPerProcess,
+      env,
+      envFromSecrets,
+      secretFiles,
+      image: flags.image,
+      podTemplate: overlay,
+    };
   }
 
   if (flags.recoverySize !== undefined && !QUANTITY.test(flags.recoverySize)) {
@@ -194,6 +256,8 @@ export function deployOptions(flags: DeployFlags): DeployOptions {
     processes,
     workersPerProcess,
     env,
+    envFromSecrets,
+    secretFiles,
     image: flags.image,
     podTemplate: overlay,
     recovery: {

@@ -55,6 +55,8 @@ Options (a flag wins over its environment variable):
                                                               (default 3030; 0 picks a free port)
                                 WAXFLOW_STEP_METRICS=false    do not count items into steps or follow watermarks
                                                               (only to measure what that costs)
+                                KAFKA_SASL_*, KAFKA_TLS_*     credentials and TLS of Kafka sources and sinks, where
+                                                              the dataflow's options leave them unset (README "Kafka")
 
 \`waxflow graph\` prints the dataflow's steps and the streams between them, without running it:
 a Mermaid flowchart (default; paste it into a \`\`\`mermaid block of a Markdown file) or, with

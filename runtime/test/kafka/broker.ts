@@ -6,7 +6,7 @@
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,9 +17,11 @@ export const KAFKA_VERSION = "4.1.1";
 const START_TIMEOUT_MS = 150_000;
 
 export interface Broker {
-  /** `127.0.0.1:port` of the client listener. */
+  /** `127.0.0.1:port` of the client listener (plaintext). */
   readonly address: string;
   readonly port: number;
+  /** `127.0.0.1:port` of the SASL_SSL listener, when started with `saslSsl`. */
+  readonly saslSslAddress: string | undefined;
   /** Everything the broker logged so far. */
   log(): string;
   /** Kills the broker (SIGKILL) and waits for it; its storage stays for `restart`. */
@@ -49,12 +51,74 @@ function answers(port: number): Promise<boolean> {
   });
 }
 
-/** Formats a fresh storage directory and starts a broker on it, on `clientPort` or a free port. */
-export async function startBroker(clientPort?: number): Promise<Broker> {
+/** A SASL_SSL listener beside the plaintext one (which the tests' own helpers keep using). */
+export interface SaslSslListener {
+  /** PEM files of the broker's unencrypted PKCS#8 key and its certificate (for 127.0.0.1). */
+  readonly keyFile: string;
+  readonly certFile: string;
+  /** A CA whose client certificates the broker accepts (requested, not required). */
+  readonly clientCaFile?: string;
+  /** PLAIN users: name to password. */
+  readonly plain?: Readonly<Record<string, string>>;
+  /** SCRAM users (SHA-256 and SHA-512 alike), written at format time with --add-scram. */
+  readonly scram?: Readonly<Record<string, string>>;
+}
+
+/** JAAS option values are quoted strings: the tests' names and passwords need no escapes. */
+function jaasQuoted(value: string): string {
+  if (/["\\\s;]/.test(value)) throw new Error(`test credential ${JSON.stringify(value)} needs no quoting, please`);
+  return `"${value}"`;
+}
+
+function saslSslProperties(listener: SaslSslListener): string[] {
+  const plainUsers = Object.entries(listener.plain ?? {})
+    .map(([user, password]) => `user_${user}=${jaasQuoted(password)}`)
+    .join(" ");
+  return [
+    "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+    `listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required ${plainUsers};`,
+    "listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;",
+    "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;",
+    // PEM straight from openssl: no keystore to convert.
+    "listener.name.sasl_ssl.ssl.keystore.type=PEM",
+    `listener.name.sasl_ssl.ssl.keystore.certificate.chain=${pemValue(listener.certFile)}`,
+    `listener.name.sasl_ssl.ssl.keystore.key=${pemValue(listener.keyFile)}`,
+    ...(listener.clientCaFile === undefined
+      ? []
+      : [
+          "listener.name.sasl_ssl.ssl.truststore.type=PEM",
+          `listener.name.sasl_ssl.ssl.truststore.certificates=${pemValue(listener.clientCaFile)}`,
+          "listener.name.sasl_ssl.ssl.client.auth=requested",
+        ]),
+  ];
+}
+
+/** A PEM file as one properties value: newlines escaped. */
+function pemValue(file: string): string {
+  return readFileSync(file, "utf8").trim().split("\n").join("\\n");
+}
+
+/** `--add-scram` arguments of the storage format, one per user and mechanism. */
+function scramArguments(listener: SaslSslListener | undefined): string[] {
+  return Object.entries(listener?.scram ?? {}).flatMap(([user, password]) =>
+    ["SCRAM-SHA-256", "SCRAM-SHA-512"].flatMap((m) => ["--add-scram", `${m}=[name=${user},password=${password}]`]),
+  );
+}
+
+export interface BrokerOptions {
+  /** The plaintext listener's port; a free one when left out. */
+  readonly clientPort?: number;
+  readonly saslSsl?: SaslSslListener;
+}
+
+/** Formats a fresh storage directory and starts a broker on it. */
+export async function startBroker(options: BrokerOptions = {}): Promise<Broker> {
   const classpath = `${libs()}/*`;
   const dir = mkdtempSync(join(tmpdir(), "waxflow-kafka-"));
-  const [free, controllerPort] = (await freePorts(2)) as [number, number];
-  const port = clientPort ?? free;
+  const [free, controllerPort, saslSslPort] = (await freePorts(3)) as [number, number, number];
+  const port = options.clientPort ?? free;
+  const saslSsl = options.saslSsl;
+  const listeners = [`PLAINTEXT://127.0.0.1:${port}`, ...(saslSsl ? [`SASL_SSL://127.0.0.1:${saslSslPort}`] : [])];
   const properties = join(dir, "server.properties");
   writeFileSync(
     properties,
@@ -62,10 +126,11 @@ export async function startBroker(clientPort?: number): Promise<Broker> {
       "process.roles=broker,controller",
       "node.id=1",
       `controller.quorum.voters=1@127.0.0.1:${controllerPort}`,
-      `listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
-      `advertised.listeners=PLAINTEXT://127.0.0.1:${port}`,
+      `listeners=${listeners.join(",")},CONTROLLER://127.0.0.1:${controllerPort}`,
+      `advertised.listeners=${listeners.join(",")}`,
       "controller.listener.names=CONTROLLER",
-      "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+      "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT",
+      ...(saslSsl ? saslSslProperties(saslSsl) : []),
       "inter.broker.listener.name=PLAINTEXT",
       `log.dirs=${join(dir, "data")}`,
       "num.partitions=1",
@@ -106,9 +171,18 @@ export async function startBroker(clientPort?: number): Promise<Broker> {
   // Given as `--cluster-id=ID`: one in 64 starts with "-", which a separate argument would
   // make look like an option.
   const clusterId = randomBytes(16).toString("base64url");
-  execFileSync("java", java(["kafka.tools.StorageTool", "format", `--cluster-id=${clusterId}`, "-c", properties]), {
-    stdio: "pipe",
-  });
+  execFileSync(
+    "java",
+    java([
+      "kafka.tools.StorageTool",
+      "format",
+      `--cluster-id=${clusterId}`,
+      "-c",
+      properties,
+      ...scramArguments(saslSsl),
+    ]),
+    { stdio: "pipe" },
+  );
 
   let output = "";
   let child: ChildProcess | undefined;
@@ -135,6 +209,7 @@ export async function startBroker(clientPort?: number): Promise<Broker> {
   return {
     address: `127.0.0.1:${port}`,
     port,
+    saslSslAddress: saslSsl ? `127.0.0.1:${saslSslPort}` : undefined,
     log: () => output,
     kill,
     restart: launch,

@@ -1,14 +1,14 @@
 /** One broker for the tests of a file, and the topic helpers they use on it. */
 import { afterAll, beforeAll } from "vitest";
-import { type Broker, startBroker } from "./broker.ts";
+import { type Broker, type BrokerOptions, startBroker } from "./broker.ts";
 
 export { createTopic, produce, type ReadRecord, readTopic } from "./topics.ts";
 
 /** One broker for the tests of a file: started before them, stopped after. */
-export function brokerForFile(): () => Broker {
+export function brokerForFile(options: BrokerOptions = {}): () => Broker {
   let broker: Broker | undefined;
   beforeAll(async () => {
-    broker = await startBroker();
+    broker = await startBroker(options);
   }, 180_000);
   afterAll(async () => {
     await broker?.stop();

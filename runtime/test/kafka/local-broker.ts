@@ -16,7 +16,7 @@ if (!Number.isInteger(port) || port < 1 || port > 65_535) {
   process.stderr.write(`error: port must be a number from 1 to 65535, got ${JSON.stringify(portArg)}\n`);
   process.exit(2);
 }
-const broker = await startBroker(port);
+const broker = await startBroker({ clientPort: port });
 const admin = new KafkaAdmin([broker.address]);
 for (const topic of topics) await admin.createTopic(topic, 3);
 await admin.close();

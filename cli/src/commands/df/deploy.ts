@@ -53,6 +53,12 @@ Deploying again with the same image and flags changes nothing. A change to a run
       command: "<%= config.bin %> <%= command.id %> flow.ts -N orders --pod-template pod-template.yaml",
     },
     {
+      description:
+        "Kafka credentials from Secrets: the variables of kafka-env, and the password of kafka-creds as a file:",
+      command:
+        "<%= config.bin %> <%= command.id %> flow.ts -N orders --env-from-secret kafka-env --secret-file kafka-creds:password=/etc/kafka/password -e KAFKA_SASL_PASSWORD_FILE=/etc/kafka/password",
+    },
+    {
       description: "Use an image you built elsewhere and set a variable:",
       command:
         "<%= config.bin %> <%= command.id %> flow.ts -N orders --image registry.example/orders@sha256:<digest> -e LOG_LEVEL=debug",
@@ -81,6 +87,20 @@ Deploying again with the same image and flags changes nothing. A change to a run
       multiple: true,
       multipleNonGreedy: true,
       helpValue: "KEY=VALUE",
+    }),
+    "env-from-secret": Flags.string({
+      description:
+        "Every key of this Secret becomes a variable of every process (envFrom); repeat for more. The Secret must exist in the namespace.",
+      multiple: true,
+      multipleNonGreedy: true,
+      helpValue: "NAME",
+    }),
+    "secret-file": Flags.string({
+      description:
+        "Mount the key KEY of the Secret NAME read-only as the file /path in every process (say, a Kafka password for KAFKA_SASL_PASSWORD_FILE); repeat for more.",
+      multiple: true,
+      multipleNonGreedy: true,
+      helpValue: "NAME:KEY=/path",
     }),
     image: Flags.string({
       description: "Deploy this image (by digest) instead of building one.",
@@ -247,6 +267,8 @@ type SharedFlags = Pick<
   | "processes"
   | "workers"
   | "env"
+  | "env-from-secret"
+  | "secret-file"
   | "image"
   | "recovery"
   | "recovery-size"
@@ -266,6 +288,8 @@ export async function optionsOf(flags: SharedFlags, command: "deploy" | "render"
     processes: flags.processes,
     workers: flags.workers,
     env: flags.env ?? [],
+    envFromSecret: flags["env-from-secret"] ?? [],
+    secretFile: flags["secret-file"] ?? [],
     image: flags.image,
     recovery: flags.recovery,
     recoverySize: flags["recovery-size"],

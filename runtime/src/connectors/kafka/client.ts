@@ -10,6 +10,7 @@ import {
   type API,
   type Broker,
   Connection,
+  type ConnectionOptions,
   Consumer,
   endTxnV4,
   FindCoordinatorKeyTypes,
@@ -22,9 +23,23 @@ import {
   Producer,
   type RecordsBatch,
 } from "@platformatic/kafka";
+import type { KafkaSecurity } from "./security.ts";
 
 /** Client options passed through to `@platformatic/kafka` (timeouts, SASL, TLS, ...). */
 export type KafkaClientConfig = Readonly<Record<string, unknown>>;
+
+/**
+ * The client options with our SASL and TLS settings mapped onto the client's `sasl` and
+ * `tls` (Node's TLS options); a setting of ours replaces the same one in `config`.
+ */
+export function clientConfig(config: KafkaClientConfig, security: KafkaSecurity): KafkaClientConfig {
+  const { sasl, tls } = security;
+  return {
+    ...config,
+    ...(sasl && { sasl: { mechanism: sasl.mechanism, username: sasl.username, password: sasl.password() } }),
+    ...(tls && { tls: { ...tls.pem() } }),
+  };
+}
 
 const READ_COMMITTED = 1;
 const READ_UNCOMMITTED = 0;
@@ -69,16 +84,34 @@ function serverCode(err: unknown): number | undefined {
   return typeof code === "number" ? code : undefined;
 }
 
-/** The deepest message of a client error: MultipleErrors wraps the cause. */
-export function describeClientError(err: unknown): string {
-  let e: unknown = err;
-  while (
-    Array.isArray((e as { errors?: unknown[] }).errors) &&
-    ((e as { errors: unknown[] }).errors[0] ?? null) !== null
-  ) {
-    e = (e as { errors: unknown[] }).errors[0];
+/** TLS failures as Node reports them (certificate checks, handshake alerts). */
+const TLS_CODES = /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|HOSTNAME|ALTNAME/;
+
+/**
+ * One line for a client error: the cause under the client's wrappers (MultipleErrors,
+ * "Connection to ... failed."), and, for a refused login or a failed TLS handshake,
+ * what was tried — the mechanism, user and CA file, never the password.
+ */
+export function describeClientError(err: unknown, security: KafkaSecurity = {}): string {
+  const chain: unknown[] = [];
+  for (let e: unknown = err; e !== null && e !== undefined && chain.length < 20; ) {
+    chain.push(e);
+    const errors = (e as { errors?: unknown[] }).errors;
+    e = Array.isArray(errors) && errors.length > 0 ? errors[0] : (e as { cause?: unknown }).cause;
   }
-  return e instanceof Error ? e.message : String(e);
+  const code = (e: unknown): string => String((e as { code?: unknown }).code ?? "");
+  const message = (e: unknown): string => (e instanceof Error ? e.message : String(e)).replace(/\s+/g, " ");
+  if (chain.some((e) => code(e) === "PLT_KFK_AUTHENTICATION")) {
+    const sasl = security.sasl;
+    const who = sasl === undefined ? "" : ` for ${sasl.mechanism} user ${JSON.stringify(sasl.username)}`;
+    return `authentication failed${who}: check the username and password`;
+  }
+  const tls = chain.find((e) => TLS_CODES.test(code(e)) || /TLS handshake/.test(message(e)));
+  if (tls !== undefined) {
+    const ca = security.tls === undefined ? "" : ` (CA: ${security.tls.caFile ?? "the system's"})`;
+    return `TLS handshake failed: ${message(tls)}${ca}`;
+  }
+  return message(chain[chain.length - 1]);
 }
 
 function base(clientId: string, brokers: readonly string[], config: KafkaClientConfig) {
@@ -384,7 +417,7 @@ export async function commitRecordedTransaction(
     const metadata = await admin.metadata({ topics: [] });
     const bootstrap = [...metadata.brokers.values()][0];
     if (bootstrap === undefined) throw new Error(`no broker answered at ${brokers.join(",")}`);
-    const coordinator = await withConnection(bootstrap, async (connection) => {
+    const coordinator = await withConnection(bootstrap, config, async (connection) => {
       const found = await findCoordinatorV6.api.async(connection, FindCoordinatorKeyTypes.TRANSACTION, [
         handle.transactionalId,
       ]);
@@ -392,7 +425,7 @@ export async function commitRecordedTransaction(
       if (c === undefined || c.errorCode !== 0) throw new Error(`no coordinator for ${handle.transactionalId}`);
       return { host: c.host, port: c.port };
     });
-    await withConnection(coordinator, async (connection) => {
+    await withConnection(coordinator, config, async (connection) => {
       for (let attempt = 0; ; attempt++) {
         try {
           await endTxnV4.api.async(connection, handle.transactionalId, handle.producerId, handle.producerEpoch, true);
@@ -412,9 +445,19 @@ export async function commitRecordedTransaction(
 
 async function withConnection<T>(
   broker: { readonly host: string; readonly port: number },
+  config: KafkaClientConfig,
   body: (connection: Connection) => Promise<T>,
 ): Promise<T> {
-  const connection = new Connection("waxflow-resolve");
+  // The connection authenticates as the client's own do: same TLS and SASL options.
+  const { tls, ssl, sasl, tlsServerName, connectTimeout, requestTimeout } = config as ConnectionOptions;
+  const connection = new Connection("waxflow-resolve", {
+    ...(tls !== undefined && { tls }),
+    ...(ssl !== undefined && { ssl }),
+    ...(sasl !== undefined && { sasl }),
+    ...(tlsServerName !== undefined && { tlsServerName }),
+    ...(connectTimeout !== undefined && { connectTimeout }),
+    ...(requestTimeout !== undefined && { requestTimeout }),
+  });
   try {
     await connection.connect(broker.host, broker.port);
     return await body(connection);

@@ -13,5 +13,12 @@ export {
   type KafkaSinkMessage,
   type KafkaSourceMessage,
 } from "./messages.ts";
+export {
+  KAFKA_ENV,
+  type KafkaSaslOptions,
+  type KafkaSecurityOptions,
+  type KafkaTlsOptions,
+  type SaslMechanism,
+} from "./security.ts";
 export { type DeliveryGuarantee, KafkaSink, type KafkaSinkOptions, type KafkaSlotState } from "./sink.ts";
 export { KafkaSource, type KafkaSourceOptions, type StartingOffset } from "./source.ts";

@@ -16,8 +16,10 @@
  * dataflow's name and the slot is the worker index. After a scale-down the slots beyond
  * the worker count are settled the same way by worker `slot mod count`.
  */
+import { inspect } from "node:util";
 import type { StatelessSinkPartition, TransactionalSink, TransactionalSinkPartition } from "../../outputs.ts";
 import {
+  clientConfig,
   commitRecordedTransaction,
   describeClientError,
   IdempotentProducer,
@@ -28,11 +30,12 @@ import {
 } from "./client.ts";
 import type { KafkaSinkMessage } from "./messages.ts";
 import { kafkaMetrics } from "./metrics.ts";
+import { describeSecurity, type KafkaSecurity, type KafkaSecurityOptions, resolveKafkaSecurity } from "./security.ts";
 import { checkBrokers } from "./source.ts";
 
 export type DeliveryGuarantee = "exactly-once" | "at-least-once";
 
-export interface KafkaSinkOptions {
+export interface KafkaSinkOptions extends KafkaSecurityOptions {
   /** Default: "exactly-once" with recovery on, "at-least-once" without. */
   readonly deliveryGuarantee?: DeliveryGuarantee;
   /**
@@ -44,7 +47,7 @@ export interface KafkaSinkOptions {
   readonly transactionTimeoutMs?: number;
   /** The longest a crashed process takes to come back (default 60 s): part of the check above. */
   readonly restartAllowanceMs?: number;
-  /** Client options passed to `@platformatic/kafka`. */
+  /** Client options passed to `@platformatic/kafka`; `sasl` and `tls` above take precedence. */
   readonly config?: KafkaClientConfig;
 }
 
@@ -88,6 +91,10 @@ export class KafkaSink implements TransactionalSink<KafkaSinkMessage, KafkaSlotS
   readonly transactionTimeoutMs: number;
   readonly restartAllowanceMs: number;
   readonly config: KafkaClientConfig;
+  /** Private: the password and client key must not show wherever the object is printed. */
+  readonly #security: KafkaSecurity;
+  /** `config` with the security settings, as the client takes it: made on first use. */
+  #clientConfig: KafkaClientConfig | undefined;
 
   constructor(brokers: readonly string[], topic?: string, options: KafkaSinkOptions = {}) {
     this.brokers = checkBrokers("KafkaSink", brokers);
@@ -110,6 +117,22 @@ export class KafkaSink implements TransactionalSink<KafkaSinkMessage, KafkaSlotS
     }
     this.restartAllowanceMs = options.restartAllowanceMs ?? DEFAULT_RESTART_ALLOWANCE_MS;
     this.config = options.config ?? {};
+    this.#security = resolveKafkaSecurity("KafkaSink", options);
+  }
+
+  /** The client options; reads the password and certificate files the first time. */
+  #client(): KafkaClientConfig {
+    this.#clientConfig ??= clientConfig(this.config, this.#security);
+    return this.#clientConfig;
+  }
+
+  /** SASL and TLS as they may be shown: mechanism, user and CA file, never a secret. */
+  get security(): string {
+    return describeSecurity(this.#security);
+  }
+
+  [inspect.custom](): string {
+    return `KafkaSink { brokers: ${this.brokers.join(",")}, topic: ${this.topic ?? "(per message)"}, ${this.security} }`;
   }
 
   /** Without recovery: no epoch is ever durable, so there is nothing to commit on. */
@@ -149,7 +172,7 @@ export class KafkaSink implements TransactionalSink<KafkaSinkMessage, KafkaSlotS
       }
     }
     const producers = ids(workerIndex).map(
-      (id) => new TransactionalProducer(this.brokers, id, this.transactionTimeoutMs, this.config),
+      (id) => new TransactionalProducer(this.brokers, id, this.transactionTimeoutMs, this.#client()),
     ) as [TransactionalProducer, TransactionalProducer];
     try {
       // Aborts what the previous run began after its last recorded transaction.
@@ -158,25 +181,32 @@ export class KafkaSink implements TransactionalSink<KafkaSinkMessage, KafkaSlotS
     } catch (err) {
       await Promise.all(producers.map((p) => p.close()));
       throw new Error(
-        `cannot register Kafka transactional ids on ${this.brokers.join(",")}: ${describeClientError(err)}`,
+        `cannot register Kafka transactional ids on ${this.brokers.join(",")}: ${describeClientError(err, this.#security)}`,
       );
     }
-    return new ExactlyOncePartition(stepId, this.topic, producers, recovered.get(workerIndex)?.next ?? 0);
+    return new ExactlyOncePartition(stepId, this.topic, producers, recovered.get(workerIndex)?.next ?? 0, (err) =>
+      describeClientError(err, this.#security),
+    );
   }
 
   async #settle(handle: TransactionHandle): Promise<void> {
     try {
-      await commitRecordedTransaction(this.brokers, handle, this.config);
+      await commitRecordedTransaction(this.brokers, handle, this.#client());
     } catch (err) {
       throw new Error(
         `cannot commit Kafka transaction ${handle.transactionalId} recorded in the snapshot ` +
-          `(it may have outlived transactionTimeoutMs ${this.transactionTimeoutMs} ms): ${describeClientError(err)}`,
+          `(it may have outlived transactionTimeoutMs ${this.transactionTimeoutMs} ms): ${describeClientError(err, this.#security)}`,
       );
     }
   }
 
   async #fence(stepId: string, transactionalId: string): Promise<void> {
-    const producer = new TransactionalProducer(this.brokers, transactionalId, this.transactionTimeoutMs, this.config);
+    const producer = new TransactionalProducer(
+      this.brokers,
+      transactionalId,
+      this.transactionTimeoutMs,
+      this.#client(),
+    );
     try {
       await producer.fence();
       kafkaMetrics().transactionsAborted.inc({ step_id: stepId });
@@ -186,11 +216,16 @@ export class KafkaSink implements TransactionalSink<KafkaSinkMessage, KafkaSlotS
   }
 
   #atLeastOnce(stepId: string, workerIndex: number): StatelessSinkPartition<KafkaSinkMessage> {
-    const producer = new IdempotentProducer(this.brokers, `waxflow:${stepId}:${workerIndex}`, this.config);
+    const producer = new IdempotentProducer(this.brokers, `waxflow:${stepId}:${workerIndex}`, this.#client());
     const out = kafkaMetrics().messagesOut;
     return {
       writeBatch: async (items) => {
-        await producer.send(items.map((m) => toRecord(stepId, this.topic, m)));
+        const records = items.map((m) => toRecord(stepId, this.topic, m));
+        await producer.send(records).catch((err: unknown) => {
+          throw new Error(
+            `writing to Kafka brokers ${this.brokers.join(",")}: ${describeClientError(err, this.#security)}`,
+          );
+        });
         out.inc({ step_id: stepId }, items.length);
       },
       close: () => producer.close(),
@@ -209,13 +244,16 @@ class ExactlyOncePartition implements TransactionalSinkPartition<KafkaSinkMessag
     | { readonly epoch: number; readonly producer: TransactionalProducer; readonly done: PromiseWithResolvers<void> }
     | undefined;
   #waiting: RecordToProduce[] = [];
+  readonly #describe: (err: unknown) => string;
 
   constructor(
     stepId: string,
     topic: string | undefined,
     producers: readonly [TransactionalProducer, TransactionalProducer],
     next: number,
+    describe: (err: unknown) => string,
   ) {
+    this.#describe = describe;
     this.#stepId = stepId;
     this.#topic = topic;
     this.#producers = producers;
@@ -253,7 +291,7 @@ class ExactlyOncePartition implements TransactionalSinkPartition<KafkaSinkMessag
       await prepared.producer.commit();
     } catch (err) {
       prepared.done.reject(err);
-      throw new Error(`committing the Kafka transaction of epoch ${epoch}: ${describeClientError(err)}`);
+      throw new Error(`committing the Kafka transaction of epoch ${epoch}: ${this.#describe(err)}`);
     }
     kafkaMetrics().transactionCommitSeconds.observe({ step_id: this.#stepId }, (performance.now() - started) / 1000);
     this.#prepared = undefined;

@@ -4,6 +4,7 @@
  * without a consumer group; its snapshot is the next offset, so a resume continues
  * exactly where the last durable epoch ended, whatever `startingOffset` says.
  */
+import { inspect } from "node:util";
 import {
   checkBatchSize,
   DEFAULT_BATCH_SIZE,
@@ -11,6 +12,7 @@ import {
   type StatefulSourcePartition,
 } from "../../inputs.ts";
 import {
+  clientConfig,
   describeClientError,
   type FetchedRecord,
   KafkaAdmin,
@@ -19,10 +21,11 @@ import {
 } from "./client.ts";
 import type { KafkaSourceMessage } from "./messages.ts";
 import { kafkaMetrics } from "./metrics.ts";
+import { describeSecurity, type KafkaSecurity, type KafkaSecurityOptions, resolveKafkaSecurity } from "./security.ts";
 
 export type StartingOffset = "beginning" | "end" | number;
 
-export interface KafkaSourceOptions {
+export interface KafkaSourceOptions extends KafkaSecurityOptions {
   /** Keep reading new messages (default); false ends each partition at the end it had at start. */
   readonly tail?: boolean;
   /** Where a partition without a snapshot starts (default "beginning"). */
@@ -33,7 +36,7 @@ export interface KafkaSourceOptions {
   readonly raiseOnErrors?: boolean;
   /** Read only committed transactions (default), so one dataflow reads only what another committed. */
   readonly readCommitted?: boolean;
-  /** Client options passed to `@platformatic/kafka`. */
+  /** Client options passed to `@platformatic/kafka`; `sasl` and `tls` above take precedence. */
   readonly config?: KafkaClientConfig;
 }
 
@@ -78,6 +81,10 @@ export class KafkaSource implements FixedPartitionedSource<KafkaSourceMessage, n
   readonly raiseOnErrors: boolean;
   readonly readCommitted: boolean;
   readonly config: KafkaClientConfig;
+  /** Private: the password and client key must not show wherever the object is printed. */
+  readonly #security: KafkaSecurity;
+  /** `config` with the security settings, as the client takes it: made on first use. */
+  #clientConfig: KafkaClientConfig | undefined;
 
   constructor(brokers: readonly string[], topics: readonly string[], options: KafkaSourceOptions = {}) {
     this.brokers = checkBrokers("KafkaSource", brokers);
@@ -91,16 +98,34 @@ export class KafkaSource implements FixedPartitionedSource<KafkaSourceMessage, n
     this.raiseOnErrors = options.raiseOnErrors ?? true;
     this.readCommitted = options.readCommitted ?? true;
     this.config = options.config ?? {};
+    this.#security = resolveKafkaSecurity("KafkaSource", options);
+  }
+
+  /** The client options; reads the password and certificate files the first time. */
+  #client(): KafkaClientConfig {
+    this.#clientConfig ??= clientConfig(this.config, this.#security);
+    return this.#clientConfig;
+  }
+
+  /** SASL and TLS as they may be shown: mechanism, user and CA file, never a secret. */
+  get security(): string {
+    return describeSecurity(this.#security);
+  }
+
+  [inspect.custom](): string {
+    return `KafkaSource { brokers: ${this.brokers.join(",")}, topics: ${this.topics.join(",")}, ${this.security} }`;
   }
 
   async listParts(): Promise<string[]> {
-    const admin = new KafkaAdmin(this.brokers, this.config);
+    const admin = new KafkaAdmin(this.brokers, this.#client());
     try {
       let counts: Map<string, number>;
       try {
         counts = await admin.partitionCounts(this.topics);
       } catch (err) {
-        throw new Error(`cannot reach Kafka brokers ${this.brokers.join(",")}: ${describeClientError(err)}`);
+        throw new Error(
+          `cannot reach Kafka brokers ${this.brokers.join(",")}: ${describeClientError(err, this.#security)}`,
+        );
       }
       const missing = this.topics.filter((t) => !counts.has(t));
       if (missing.length > 0) {
@@ -121,7 +146,7 @@ export class KafkaSource implements FixedPartitionedSource<KafkaSourceMessage, n
     let start = resumeState;
     let end: number | undefined;
     if (start === undefined || !this.tail) {
-      const admin = new KafkaAdmin(this.brokers, this.config);
+      const admin = new KafkaAdmin(this.brokers, this.#client());
       try {
         if (start === undefined) {
           if (typeof this.startingOffset === "number") start = this.startingOffset;
@@ -138,9 +163,9 @@ export class KafkaSource implements FixedPartitionedSource<KafkaSourceMessage, n
     const reader = new PartitionReader(this.brokers, topic, partition, {
       committed: this.readCommitted,
       maxBytes: FETCH_BYTES,
-      config: this.config,
+      config: this.#client(),
     });
-    return new KafkaPartition(stepId, reader, start, end, this);
+    return new KafkaPartition(stepId, reader, start, end, this, (err) => describeClientError(err, this.#security));
   }
 }
 
@@ -154,7 +179,17 @@ class KafkaPartition implements StatefulSourcePartition<KafkaSourceMessage, numb
   /** Records fetched beyond the batch size, handed out next. */
   #ahead: FetchedRecord[] = [];
 
-  constructor(stepId: string, reader: PartitionReader, start: number, end: number | undefined, source: KafkaSource) {
+  readonly #describe: (err: unknown) => string;
+
+  constructor(
+    stepId: string,
+    reader: PartitionReader,
+    start: number,
+    end: number | undefined,
+    source: KafkaSource,
+    describe: (err: unknown) => string,
+  ) {
+    this.#describe = describe;
     this.#reader = reader;
     this.#offset = start;
     this.#end = end;
@@ -183,7 +218,7 @@ class KafkaPartition implements StatefulSourcePartition<KafkaSourceMessage, numb
     try {
       fetched = await this.#reader.fetch(BigInt(this.#offset), FETCH_WAIT_MS);
     } catch (err) {
-      const error = `reading ${this.#reader.topic} partition ${this.#reader.partition} at offset ${this.#offset} from ${this.#source.brokers.join(",")}: ${describeClientError(err)}`;
+      const error = `reading ${this.#reader.topic} partition ${this.#reader.partition} at offset ${this.#offset} from ${this.#source.brokers.join(",")}: ${this.#describe(err)}`;
       if (this.#source.raiseOnErrors) throw new Error(error);
       return [this.#failed(error)];
     }
