@@ -419,7 +419,10 @@ describe("waxflow on kind", { timeout: 600_000 }, () => {
     console.log(`df deploy reported the crash loop after ${(took / 1000).toFixed(1)}s`);
 
     const row = (await kubectl("get", "df", "-n", NS, "e2e-crash")).split("\n")[1];
-    expect(row).toMatch(/^e2e-crash\s+0\/2\s+running\s+Failed\s+\S+\s+\S+\s+process e2e-crash-[01] failed 2 times/);
+    // NAME READY STATE PHASE IMAGE AGE RECONCILED PROBLEM
+    expect(row).toMatch(
+      /^e2e-crash\s+0\/2\s+running\s+Failed\s+\S+\s+\S+\s+\S+\s+process e2e-crash-[01] failed 2 times/,
+    );
     expect(row).toContain(line);
     const df = await kubectlJson<DataflowStatus>("get", "dataflow", "-n", NS, "e2e-crash");
     expect(df.status?.conditions).toContainEqual(
