@@ -209,19 +209,20 @@ export function deployOptions(flags: DeployFlags): DeployOptions {
     "recovery-snapshot-interval": flags.recoverySnapshotInterval,
     "recovery-backup-interval": flags.recoveryBackupInterval,
   };
+  const options = {
+    name: flags.name,
+    processes,
+    workersPerProcess,
+    env,
+    envFromSecrets,
+    secretFiles,
+    image: flags.image,
+    podTemplate: overlay,
+  };
   if (!flags.recovery) {
     const stray = Object.entries(recoveryFlags).find(([, v]) => v !== undefined);
     if (stray !== undefined) throw new UsageError(`--${stray[0]} only applies with --recovery; add --recovery`);
-    return {
-      name: flags.name,
-      processes,
-      workersPerProcess,
-      env,
-      envFromSecrets,
-      secretFiles,
-      image: flags.image,
-      podTemplate: overlay,
-    };
+    return options;
   }
 
   if (flags.recoverySize !== undefined && !QUANTITY.test(flags.recoverySize)) {
@@ -252,14 +253,7 @@ export function deployOptions(flags: DeployFlags): DeployOptions {
     );
   }
   return {
-    name: flags.name,
-    processes,
-    workersPerProcess,
-    env,
-    envFromSecrets,
-    secretFiles,
-    image: flags.image,
-    podTemplate: overlay,
+    ...options,
     recovery: {
       size: flags.recoverySize,
       storageClassName: flags.recoveryStorageclass,

@@ -23,7 +23,7 @@ import {
   Producer,
   type RecordsBatch,
 } from "@platformatic/kafka";
-import type { KafkaSecurity } from "./security.ts";
+import { describeSecurity, type KafkaSecurity } from "./security.ts";
 
 /** Client options passed through to `@platformatic/kafka` (timeouts, SASL, TLS, ...). */
 export type KafkaClientConfig = Readonly<Record<string, unknown>>;
@@ -39,6 +39,39 @@ export function clientConfig(config: KafkaClientConfig, security: KafkaSecurity)
     ...(sasl && { sasl: { mechanism: sasl.mechanism, username: sasl.username, password: sasl.password() } }),
     ...(tls && { tls: { ...tls.pem() } }),
   };
+}
+
+/**
+ * How a source or sink connects: the user's client options and its SASL and TLS. The
+ * security stays private (the password and client key must not show wherever the owner
+ * is printed), and the client options with it are made on first use, when the password
+ * and certificate files are read.
+ */
+export class KafkaConnection {
+  readonly #config: KafkaClientConfig;
+  readonly #security: KafkaSecurity;
+  #client: KafkaClientConfig | undefined;
+
+  constructor(config: KafkaClientConfig, security: KafkaSecurity) {
+    this.#config = config;
+    this.#security = security;
+  }
+
+  /** The client options; reads the password and certificate files the first time. */
+  client(): KafkaClientConfig {
+    this.#client ??= clientConfig(this.#config, this.#security);
+    return this.#client;
+  }
+
+  /** A client error in one line, saying when authentication or TLS failed. */
+  describeError(err: unknown): string {
+    return describeClientError(err, this.#security);
+  }
+
+  /** SASL and TLS as they may be shown: mechanism, user and CA file, never a secret. */
+  describe(): string {
+    return describeSecurity(this.#security);
+  }
 }
 
 const READ_COMMITTED = 1;

@@ -19,18 +19,17 @@
 import { inspect } from "node:util";
 import type { StatelessSinkPartition, TransactionalSink, TransactionalSinkPartition } from "../../outputs.ts";
 import {
-  clientConfig,
   commitRecordedTransaction,
-  describeClientError,
   IdempotentProducer,
   type KafkaClientConfig,
+  KafkaConnection,
   type RecordToProduce,
   TransactionalProducer,
   type TransactionHandle,
 } from "./client.ts";
 import type { KafkaSinkMessage } from "./messages.ts";
 import { kafkaMetrics } from "./metrics.ts";
-import { describeSecurity, type KafkaSecurity, type KafkaSecurityOptions, resolveKafkaSecurity } from "./security.ts";
+import { type KafkaSecurityOptions, resolveKafkaSecurity } from "./security.ts";
 import { checkBrokers } from "./source.ts";
 
 export type DeliveryGuarantee = "exactly-once" | "at-least-once";
@@ -91,10 +90,7 @@ export class KafkaSink implements TransactionalSink<KafkaSinkMessage, KafkaSlotS
   readonly transactionTimeoutMs: number;
   readonly restartAllowanceMs: number;
   readonly config: KafkaClientConfig;
-  /** Private: the password and client key must not show wherever the object is printed. */
-  readonly #security: KafkaSecurity;
-  /** `config` with the security settings, as the client takes it: made on first use. */
-  #clientConfig: KafkaClientConfig | undefined;
+  readonly #connection: KafkaConnection;
 
   constructor(brokers: readonly string[], topic?: string, options: KafkaSinkOptions = {}) {
     this.brokers = checkBrokers("KafkaSink", brokers);
@@ -117,18 +113,12 @@ export class KafkaSink implements TransactionalSink<KafkaSinkMessage, KafkaSlotS
     }
     this.restartAllowanceMs = options.restartAllowanceMs ?? DEFAULT_RESTART_ALLOWANCE_MS;
     this.config = options.config ?? {};
-    this.#security = resolveKafkaSecurity("KafkaSink", options);
-  }
-
-  /** The client options; reads the password and certificate files the first time. */
-  #client(): KafkaClientConfig {
-    this.#clientConfig ??= clientConfig(this.config, this.#security);
-    return this.#clientConfig;
+    this.#connection = new KafkaConnection(this.config, resolveKafkaSecurity("KafkaSink", options));
   }
 
   /** SASL and TLS as they may be shown: mechanism, user and CA file, never a secret. */
   get security(): string {
-    return describeSecurity(this.#security);
+    return this.#connection.describe();
   }
 
   [inspect.custom](): string {
@@ -172,7 +162,7 @@ export class KafkaSink implements TransactionalSink<KafkaSinkMessage, KafkaSlotS
       }
     }
     const producers = ids(workerIndex).map(
-      (id) => new TransactionalProducer(this.brokers, id, this.transactionTimeoutMs, this.#client()),
+      (id) => new TransactionalProducer(this.brokers, id, this.transactionTimeoutMs, this.#connection.client()),
     ) as [TransactionalProducer, TransactionalProducer];
     try {
       // Aborts what the previous run began after its last recorded transaction.
@@ -181,21 +171,21 @@ export class KafkaSink implements TransactionalSink<KafkaSinkMessage, KafkaSlotS
     } catch (err) {
       await Promise.all(producers.map((p) => p.close()));
       throw new Error(
-        `cannot register Kafka transactional ids on ${this.brokers.join(",")}: ${describeClientError(err, this.#security)}`,
+        `cannot register Kafka transactional ids on ${this.brokers.join(",")}: ${this.#connection.describeError(err)}`,
       );
     }
     return new ExactlyOncePartition(stepId, this.topic, producers, recovered.get(workerIndex)?.next ?? 0, (err) =>
-      describeClientError(err, this.#security),
+      this.#connection.describeError(err),
     );
   }
 
   async #settle(handle: TransactionHandle): Promise<void> {
     try {
-      await commitRecordedTransaction(this.brokers, handle, this.#client());
+      await commitRecordedTransaction(this.brokers, handle, this.#connection.client());
     } catch (err) {
       throw new Error(
         `cannot commit Kafka transaction ${handle.transactionalId} recorded in the snapshot ` +
-          `(it may have outlived transactionTimeoutMs ${this.transactionTimeoutMs} ms): ${describeClientError(err, this.#security)}`,
+          `(it may have outlived transactionTimeoutMs ${this.transactionTimeoutMs} ms): ${this.#connection.describeError(err)}`,
       );
     }
   }
@@ -205,7 +195,7 @@ export class KafkaSink implements TransactionalSink<KafkaSinkMessage, KafkaSlotS
       this.brokers,
       transactionalId,
       this.transactionTimeoutMs,
-      this.#client(),
+      this.#connection.client(),
     );
     try {
       await producer.fence();
@@ -216,15 +206,17 @@ export class KafkaSink implements TransactionalSink<KafkaSinkMessage, KafkaSlotS
   }
 
   #atLeastOnce(stepId: string, workerIndex: number): StatelessSinkPartition<KafkaSinkMessage> {
-    const producer = new IdempotentProducer(this.brokers, `waxflow:${stepId}:${workerIndex}`, this.#client());
+    const producer = new IdempotentProducer(
+      this.brokers,
+      `waxflow:${stepId}:${workerIndex}`,
+      this.#connection.client(),
+    );
     const out = kafkaMetrics().messagesOut;
     return {
       writeBatch: async (items) => {
         const records = items.map((m) => toRecord(stepId, this.topic, m));
         await producer.send(records).catch((err: unknown) => {
-          throw new Error(
-            `writing to Kafka brokers ${this.brokers.join(",")}: ${describeClientError(err, this.#security)}`,
-          );
+          throw new Error(`writing to Kafka brokers ${this.brokers.join(",")}: ${this.#connection.describeError(err)}`);
         });
         out.inc({ step_id: stepId }, items.length);
       },

@@ -11,17 +11,10 @@ import {
   type FixedPartitionedSource,
   type StatefulSourcePartition,
 } from "../../inputs.ts";
-import {
-  clientConfig,
-  describeClientError,
-  type FetchedRecord,
-  KafkaAdmin,
-  type KafkaClientConfig,
-  PartitionReader,
-} from "./client.ts";
+import { type FetchedRecord, KafkaAdmin, type KafkaClientConfig, KafkaConnection, PartitionReader } from "./client.ts";
 import type { KafkaSourceMessage } from "./messages.ts";
 import { kafkaMetrics } from "./metrics.ts";
-import { describeSecurity, type KafkaSecurity, type KafkaSecurityOptions, resolveKafkaSecurity } from "./security.ts";
+import { type KafkaSecurityOptions, resolveKafkaSecurity } from "./security.ts";
 
 export type StartingOffset = "beginning" | "end" | number;
 
@@ -81,10 +74,7 @@ export class KafkaSource implements FixedPartitionedSource<KafkaSourceMessage, n
   readonly raiseOnErrors: boolean;
   readonly readCommitted: boolean;
   readonly config: KafkaClientConfig;
-  /** Private: the password and client key must not show wherever the object is printed. */
-  readonly #security: KafkaSecurity;
-  /** `config` with the security settings, as the client takes it: made on first use. */
-  #clientConfig: KafkaClientConfig | undefined;
+  readonly #connection: KafkaConnection;
 
   constructor(brokers: readonly string[], topics: readonly string[], options: KafkaSourceOptions = {}) {
     this.brokers = checkBrokers("KafkaSource", brokers);
@@ -98,18 +88,12 @@ export class KafkaSource implements FixedPartitionedSource<KafkaSourceMessage, n
     this.raiseOnErrors = options.raiseOnErrors ?? true;
     this.readCommitted = options.readCommitted ?? true;
     this.config = options.config ?? {};
-    this.#security = resolveKafkaSecurity("KafkaSource", options);
-  }
-
-  /** The client options; reads the password and certificate files the first time. */
-  #client(): KafkaClientConfig {
-    this.#clientConfig ??= clientConfig(this.config, this.#security);
-    return this.#clientConfig;
+    this.#connection = new KafkaConnection(this.config, resolveKafkaSecurity("KafkaSource", options));
   }
 
   /** SASL and TLS as they may be shown: mechanism, user and CA file, never a secret. */
   get security(): string {
-    return describeSecurity(this.#security);
+    return this.#connection.describe();
   }
 
   [inspect.custom](): string {
@@ -117,15 +101,13 @@ export class KafkaSource implements FixedPartitionedSource<KafkaSourceMessage, n
   }
 
   async listParts(): Promise<string[]> {
-    const admin = new KafkaAdmin(this.brokers, this.#client());
+    const admin = new KafkaAdmin(this.brokers, this.#connection.client());
     try {
       let counts: Map<string, number>;
       try {
         counts = await admin.partitionCounts(this.topics);
       } catch (err) {
-        throw new Error(
-          `cannot reach Kafka brokers ${this.brokers.join(",")}: ${describeClientError(err, this.#security)}`,
-        );
+        throw new Error(`cannot reach Kafka brokers ${this.brokers.join(",")}: ${this.#connection.describeError(err)}`);
       }
       const missing = this.topics.filter((t) => !counts.has(t));
       if (missing.length > 0) {
@@ -146,7 +128,7 @@ export class KafkaSource implements FixedPartitionedSource<KafkaSourceMessage, n
     let start = resumeState;
     let end: number | undefined;
     if (start === undefined || !this.tail) {
-      const admin = new KafkaAdmin(this.brokers, this.#client());
+      const admin = new KafkaAdmin(this.brokers, this.#connection.client());
       try {
         if (start === undefined) {
           if (typeof this.startingOffset === "number") start = this.startingOffset;
@@ -163,9 +145,9 @@ export class KafkaSource implements FixedPartitionedSource<KafkaSourceMessage, n
     const reader = new PartitionReader(this.brokers, topic, partition, {
       committed: this.readCommitted,
       maxBytes: FETCH_BYTES,
-      config: this.#client(),
+      config: this.#connection.client(),
     });
-    return new KafkaPartition(stepId, reader, start, end, this, (err) => describeClientError(err, this.#security));
+    return new KafkaPartition(stepId, reader, start, end, this, (err) => this.#connection.describeError(err));
   }
 }
 
