@@ -1,6 +1,7 @@
 /**
  * Time to build a dataflow's image (items = 1 build; shown in seconds per run), on the
- * runtime image `npm run images` makes (built first if missing), beside the bundle alone.
+ * runtime image `npm run images` makes (runtime/dist and the image built first), beside the
+ * bundle alone.
  * Each build writes the archive kind and docker load (~150 MB).
  * `image-build`: warm, in this process (esbuild running, base blobs in the page cache);
  * target <= 3 s. `image-build-cold`: a new `waxctl image build` process per run (Node,
@@ -21,7 +22,11 @@ const ENTRY = "examples/wordcount.ts";
 const dir = mkdtempSync(join(tmpdir(), "waxflow-bench-image-"));
 process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
 
+// The runtime image holds runtime/dist: build it as `npm run images` does, so a fresh clone
+// (no dist yet) and edited sources (a stale dist) both measure the current runtime.
 async function runtimeBase(): Promise<string> {
+  const tsc = spawnSync("npm", ["run", "--silent", "build"], { cwd: ROOT, encoding: "utf8" });
+  if (tsc.status !== 0) throw new Error(`npm run build failed: ${tsc.stdout}${tsc.stderr}`);
   return (await buildImages()).runtime.layout;
 }
 
