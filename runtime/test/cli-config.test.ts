@@ -45,7 +45,7 @@ describe("defaults", () => {
       progressIntervalMs: 30_000,
       quiet: false,
       debug: false,
-      supervise: true,
+      supervise: false,
       mesh: { secret: TEST_SECRET_BYTES, tls: false, listenHost: undefined, peerTimeoutMs: 15_000 },
     });
   });
@@ -259,11 +259,22 @@ describe("recovery, intervals, port, debug", () => {
     );
   });
 
-  test("--no-supervise or WAXFLOW_SUPERVISE=false runs without a supervisor", () => {
-    expect(config(["f.ts", "--no-supervise"]).supervise).toBe(false);
-    expect(config(["f.ts"], { WAXFLOW_SUPERVISE: "false" }).supervise).toBe(false);
-    expect(config(["f.ts"], { WAXFLOW_SUPERVISE: "true" }).supervise).toBe(true);
-    expect(config(["f.ts"], { WAXFLOW_SUPERVISE: "" }).supervise).toBe(true);
+  test("a process with peers is supervised unless --no-supervise or WAXFLOW_SUPERVISE=false", () => {
+    const peers = ["f.ts", "-a", "a:1;b:2"];
+    expect(config(peers).supervise).toBe(true);
+    expect(config([...peers, "--no-supervise"]).supervise).toBe(false);
+    expect(config(peers, { WAXFLOW_SUPERVISE: "false" }).supervise).toBe(false);
+    expect(config(peers, { WAXFLOW_SUPERVISE: "true" }).supervise).toBe(true);
+    expect(config(peers, { WAXFLOW_SUPERVISE: "" }).supervise).toBe(true);
+    expect(usageError(["run", ...peers], { WAXFLOW_SUPERVISE: "no" })).toBe(
+      'WAXFLOW_SUPERVISE must be true or false, got "no"',
+    );
+  });
+
+  test("a lone process has no peer to lose, so it runs without a supervisor", () => {
+    expect(config(["f.ts"]).supervise).toBe(false);
+    expect(config(["f.ts", "-a", "a:1"]).supervise).toBe(false);
+    expect(config(["f.ts"], { WAXFLOW_SUPERVISE: "true" }).supervise).toBe(false);
     expect(usageError(["run", "f.ts"], { WAXFLOW_SUPERVISE: "no" })).toBe(
       'WAXFLOW_SUPERVISE must be true or false, got "no"',
     );

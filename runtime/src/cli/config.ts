@@ -247,6 +247,10 @@ function resolveRunConfig(target: string, values: Values, env: Env, io: ConfigIo
   const recoveryInit = values["recovery-init"] === true || flagVariable(env, "WAXFLOW_RECOVERY_INIT");
   const dropRemovedSteps = values["drop-removed-steps"] === true || flagVariable(env, "WAXFLOW_DROP_REMOVED_STEPS");
   const apiPort = envSetting(env, "WAXFLOW_API_PORT");
+  const connects = addresses.length > 1 || holder;
+  const superviseAllowed =
+    values["no-supervise"] !== true &&
+    (envSetting(env, "WAXFLOW_SUPERVISE") === undefined || flagVariable(env, "WAXFLOW_SUPERVISE"));
   return {
     modulePath,
     exportName,
@@ -264,10 +268,10 @@ function resolveRunConfig(target: string, values: Values, env: Env, io: ConfigIo
     progressIntervalMs: progress === undefined ? DEFAULT_PROGRESS_INTERVAL_MS : seconds(progress, true),
     quiet: values.quiet === true || flagVariable(env, "WAXFLOW_QUIET"),
     debug: values.debug === true || env.WAXFLOW_DEBUG === "1",
-    supervise:
-      values["no-supervise"] !== true &&
-      (envSetting(env, "WAXFLOW_SUPERVISE") === undefined || flagVariable(env, "WAXFLOW_SUPERVISE")),
-    mesh: resolveMesh(values, env, io, addresses.length > 1 || holder),
+    // Only a process with peers can lose one: a lone process gains nothing from a
+    // supervisor and would pay a second Node start (~80 ms) before its first item.
+    supervise: connects && superviseAllowed,
+    mesh: resolveMesh(values, env, io, connects),
   };
 }
 

@@ -39,7 +39,8 @@ Options (a flag wins over its environment variable):
                                   is a holder without the flag
       --no-supervise            WAXFLOW_SUPERVISE=false       exit when a peer is lost (fate-sharing), as for local
                                   debugging; by default the process stays up, re-forms the cluster and resumes from
-                                  the last snapshot, waiting 0.5 s doubling to 5 s between attempts
+                                  the last snapshot, waiting 0.5 s doubling to 5 s between attempts (a lone
+                                  process, having no peer to lose, is never supervised)
       --cluster-secret S        WAXFLOW_CLUSTER_SECRET        secret every process of the cluster shares (16+ bytes,
                                   e.g. \`openssl rand -hex 32\`); required with more than one process or a holder.
                                   Prefer the variable or the file: a flag shows in the process list
