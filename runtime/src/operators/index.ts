@@ -304,35 +304,72 @@ export function statefulMap<V, S, W>(
   up: KeyedStream<V>,
   mapper: (state: S | undefined, value: V) => readonly [S | undefined, W],
 ): KeyedStream<W> {
-  return nest("statefulMap", stepId, [up], (id, _, up) =>
-    statefulBatch("stateful_batch", up, (resume: S | undefined): StatefulBatchLogic<V, W, S | undefined> => {
-      let state = resume;
-      return {
-        onBatch(values) {
-          const out = new Array<W>(values.length);
-          for (let i = 0; i < values.length; i++) {
-            const value = values[i] as V;
-            let result: unknown;
-            try {
-              result = mapper(state, value);
-            } catch (err) {
-              throw StepError.wrap(id, err, value);
-            }
-            if (!Array.isArray(result) || result.length !== 2) {
-              throw typeError(id, value, "mapper must return [state, emit]");
-            }
-            state = result[0] as S | undefined;
-            out[i] = result[1] as W;
-          }
-          return [out, state === undefined];
-        },
-        onNotify: () => NOTHING,
-        onEof: () => NOTHING,
-        notifyAt: () => undefined,
-        snapshot: () => state,
-      };
-    }),
-  );
+  return nest("statefulMap", stepId, [up], (id, _, up) => {
+    const step: MapStep<V, S, W> = { id, mapper };
+    return statefulBatch("stateful_batch", up, (resume: S | undefined) => new MapLogic(step, resume));
+  });
+}
+
+/*
+ * The per-key logic of the most used stateful operators is a class, not an object of
+ * closures: a key then costs one small object (its state and its step) instead of five
+ * functions and their shared context, which was most of the engine's memory per key.
+ */
+
+/** What every key of one statefulMap step shares. */
+interface MapStep<V, S, W> {
+  readonly id: string;
+  readonly mapper: (state: S | undefined, value: V) => readonly [S | undefined, W];
+}
+
+class MapLogic<V, S, W> implements StatefulBatchLogic<V, W, S | undefined> {
+  readonly step: MapStep<V, S, W>;
+  state: S | undefined;
+
+  constructor(step: MapStep<V, S, W>, state: S | undefined) {
+    this.step = step;
+    this.state = state;
+  }
+
+  onBatch(values: V[]): LogicResult<W> {
+    const { id, mapper } = this.step;
+    const out = new Array<W>(values.length);
+    let state = this.state;
+    for (let i = 0; i < values.length; i++) {
+      const value = values[i] as V;
+      let result: unknown;
+      try {
+        result = mapper(state, value);
+      } catch (err) {
+        this.state = state;
+        throw StepError.wrap(id, err, value);
+      }
+      if (!Array.isArray(result) || result.length !== 2) {
+        this.state = state;
+        throw typeError(id, value, "mapper must return [state, emit]");
+      }
+      state = result[0] as S | undefined;
+      out[i] = result[1] as W;
+    }
+    this.state = state;
+    return [out, state === undefined];
+  }
+
+  onNotify(): LogicResult<W> {
+    return NOTHING;
+  }
+
+  onEof(): LogicResult<W> {
+    return NOTHING;
+  }
+
+  notifyAt(): undefined {
+    return undefined;
+  }
+
+  snapshot(): S | undefined {
+    return this.state;
+  }
 }
 
 /** As `statefulMap`, emitting any number of values per item. */
@@ -364,46 +401,100 @@ export function foldFinal<V, S>(
   builder: () => S,
   folder: (acc: S, value: V) => S,
 ): KeyedStream<S> {
-  return nest("foldFinal", stepId, [up], (id, _, up) =>
-    statefulBatch("stateful_batch", up, (resume: S | undefined): StatefulBatchLogic<V, S, S> => {
-      let acc = resume === undefined ? builder() : resume;
-      return {
-        onBatch(values) {
-          eachItem(id, values, (v) => {
-            acc = folder(acc, v);
-          });
-          return NOTHING;
-        },
-        onNotify: () => NOTHING,
-        onEof: () => [[acc], DISCARD],
-        notifyAt: () => undefined,
-        snapshot: () => acc,
-      };
-    }),
-  );
+  return nest("foldFinal", stepId, [up], (id, _, up) => {
+    const step: FoldStep<V, S> = { id, builder, folder };
+    return statefulBatch("stateful_batch", up, (resume: S | undefined) => new FoldLogic(step, resume));
+  });
+}
+
+interface FoldStep<V, S> {
+  readonly id: string;
+  readonly builder: () => S;
+  readonly folder: (acc: S, value: V) => S;
+}
+
+class FoldLogic<V, S> implements StatefulBatchLogic<V, S, S> {
+  readonly step: FoldStep<V, S>;
+  acc: S;
+
+  constructor(step: FoldStep<V, S>, resume: S | undefined) {
+    this.step = step;
+    this.acc = resume === undefined ? step.builder() : resume;
+  }
+
+  onBatch(values: V[]): LogicResult<S> {
+    const { id, folder } = this.step;
+    eachItem(id, values, (v) => {
+      this.acc = folder(this.acc, v);
+    });
+    return NOTHING;
+  }
+
+  onNotify(): LogicResult<S> {
+    return NOTHING;
+  }
+
+  onEof(): LogicResult<S> {
+    return [[this.acc], DISCARD];
+  }
+
+  notifyAt(): undefined {
+    return undefined;
+  }
+
+  snapshot(): S {
+    return this.acc;
+  }
 }
 
 /** Emits each key's values combined by `reducer` once the upstream ends. */
 export function reduceFinal<V>(stepId: string, up: KeyedStream<V>, reducer: (acc: V, value: V) => V): KeyedStream<V> {
-  return nest("reduceFinal", stepId, [up], (id, _, up) =>
-    statefulBatch("stateful_batch", up, (resume: V | undefined): StatefulBatchLogic<V, V, V | undefined> => {
-      let acc = resume;
-      let seen = resume !== undefined;
-      return {
-        onBatch(values) {
-          eachItem(id, values, (v) => {
-            acc = seen ? reducer(acc as V, v) : v;
-            seen = true;
-          });
-          return NOTHING;
-        },
-        onNotify: () => NOTHING,
-        onEof: () => [seen ? [acc as V] : [], DISCARD],
-        notifyAt: () => undefined,
-        snapshot: () => acc,
-      };
-    }),
-  );
+  return nest("reduceFinal", stepId, [up], (id, _, up) => {
+    const step: ReduceStep<V> = { id, reducer };
+    return statefulBatch("stateful_batch", up, (resume: V | undefined) => new ReduceLogic(step, resume));
+  });
+}
+
+interface ReduceStep<V> {
+  readonly id: string;
+  readonly reducer: (acc: V, value: V) => V;
+}
+
+class ReduceLogic<V> implements StatefulBatchLogic<V, V, V | undefined> {
+  readonly step: ReduceStep<V>;
+  acc: V | undefined;
+  seen: boolean;
+
+  constructor(step: ReduceStep<V>, resume: V | undefined) {
+    this.step = step;
+    this.acc = resume;
+    this.seen = resume !== undefined;
+  }
+
+  onBatch(values: V[]): LogicResult<V> {
+    const { id, reducer } = this.step;
+    eachItem(id, values, (v) => {
+      this.acc = this.seen ? reducer(this.acc as V, v) : v;
+      this.seen = true;
+    });
+    return NOTHING;
+  }
+
+  onNotify(): LogicResult<V> {
+    return NOTHING;
+  }
+
+  onEof(): LogicResult<V> {
+    return [this.seen ? [this.acc as V] : [], DISCARD];
+  }
+
+  notifyAt(): undefined {
+    return undefined;
+  }
+
+  snapshot(): V | undefined {
+    return this.acc;
+  }
 }
 
 /** Counts items by `key(item)`; emits `[key, count]` once the upstream ends. */
