@@ -4,6 +4,8 @@ import type { CaseEntry } from "../harness.ts";
 export const cases: readonly CaseEntry[] = [
   { name: "map-filter", load: async () => (await import("./map-filter.ts")).mapFilter },
   { name: "stateful-count", load: async () => (await import("./stateful-count.ts")).statefulCount },
+  { name: "file-sum", load: async () => (await import("./file-pipeline.ts")).fileSum },
+  { name: "file-join", load: async () => (await import("./file-pipeline.ts")).fileJoin },
   { name: "memory-per-key", load: async () => (await import("./memory.ts")).memoryPerKey },
   { name: "count-window", load: async () => (await import("./count-window.ts")).countWindow },
   { name: "step-metrics-map", load: async () => (await import("./step-metrics.ts")).stepMetricsMap },

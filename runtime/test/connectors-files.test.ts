@@ -72,6 +72,33 @@ test("FileSource splits lines that span read chunks, multibyte characters cut in
   expect(got[1]).toBe(long);
 });
 
+test("FileSource: ASCII and non-ASCII reads, a CRLF cut between two reads; each snapshot is the next line's byte offset", async () => {
+  const path = join(tempDir(), "mixed.txt");
+  // The first line's \r is the first read's last byte and its \n the second read's first.
+  const lines = [
+    "a".repeat(64 * 1024 - 1),
+    "ascii",
+    "zoë — ünïcödé",
+    ...Array.from({ length: 3000 }, (_, i) => (i % 7 === 0 ? `é${i}` : `line ${i}`)),
+  ];
+  writeFileSync(path, `${lines.join("\r\n")}\r\n`);
+  const source = new FileSource(path, { batchSize: 100 });
+  const part = source.buildPart("test", path, undefined);
+  const got: string[] = [];
+  const snapshots: Array<[number, number]> = [];
+  for (let batch = await part.nextBatch(); batch !== null; batch = await part.nextBatch()) {
+    got.push(...batch);
+    snapshots.push([got.length, part.snapshot()]);
+  }
+  expect(got).toEqual(lines);
+  for (const [read, offset] of snapshots) {
+    expect(offset).toBe(lines.slice(0, read).reduce((n, line) => n + Buffer.byteLength(line) + 2, 0));
+  }
+  for (const [read, offset] of [snapshots[0], snapshots[7], snapshots[20]] as Array<[number, number]>) {
+    expect(await drain(source.buildPart("test", path, offset))).toEqual(lines.slice(read));
+  }
+});
+
 test("FileSource returns bounded batches and keeps one file descriptor between calls", async () => {
   const path = join(tempDir(), "many.txt");
   const lines = Array.from({ length: 5000 }, (_, i) => `line ${i}`);
