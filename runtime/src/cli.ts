@@ -9,6 +9,7 @@ import type { Server } from "node:http";
 import { fileURLToPath } from "node:url";
 import { inspect } from "node:util";
 import { ProcessView, serveApi } from "./api/server.ts";
+import { enableCompileCacheFor } from "./cli/compile-cache.ts";
 import { type Command, type Env, type RunConfig, resolveCommand, unsupported } from "./cli/config.ts";
 import { HELP } from "./cli/help.ts";
 import { loadDataflow } from "./cli/load.ts";
@@ -219,6 +220,8 @@ function report(err: unknown, debug: boolean): void {
 }
 
 if (import.meta.main) {
+  // Before the dataflow and the worker threads load: they are most of a start's compiling.
+  enableCompileCacheFor(process.env);
   const code = await main(process.argv.slice(2), process.env, process.cwd());
   // Exit explicitly: a timer or socket left open by user code must not keep a finished
   // run alive. Flushing first keeps the last output when stdout is a pipe.

@@ -58,6 +58,8 @@ Options (a flag wins over its environment variable):
                                                               (only to measure what that costs)
                                 KAFKA_SASL_*, KAFKA_TLS_*     credentials and TLS of Kafka sources and sinks, where
                                                               the dataflow's options leave them unset (README "Kafka")
+                                NODE_DISABLE_COMPILE_CACHE=1  do not keep compiled code in $TMPDIR/waxflow-compile-cache-UID
+                                                              (a 0700 directory; starts and worker threads are faster with it)
 
 \`waxflow graph\` prints the dataflow's steps and the streams between them, without running it:
 a Mermaid flowchart (default; paste it into a \`\`\`mermaid block of a Markdown file) or, with
