@@ -72,6 +72,7 @@ function report(process: number, w: number, scale: number): StepsReport {
         workers: [worker(w, 0, 0)],
       },
     ],
+    kafka: [],
   };
 }
 
