@@ -1,9 +1,16 @@
 // Kafka metrics of every worker thread on a real `waxflow run -w 2`: each partition's lag on
 // /metrics and /steps once (labelled with the worker reading it), messages counted once,
 // the lag back to 0 when all is read, and the process's CPU covering its worker threads.
+// In one thread too: each series names its worker, and goes when its partition is closed.
 import { resolve } from "node:path";
+import { register } from "prom-client";
 import { expect, test } from "vitest";
 import type { StepsReport } from "../../src/api/steps.ts";
+import { KafkaSource } from "../../src/connectors/kafka/index.ts";
+import { CONSUMER_LAG, partitionLags } from "../../src/connectors/kafka/metrics.ts";
+import { Dataflow } from "../../src/dataflow.ts";
+import * as op from "../../src/operators/index.ts";
+import { clusterMain } from "../../src/testing.ts";
 import { freePort } from "../support/ports.ts";
 import { childProcesses } from "../support/processes.ts";
 import { TEST_SECRET } from "../support/secret.ts";
@@ -85,3 +92,43 @@ test("-w 2 over 4 partitions: every partition's lag from both threads, once, dow
   expect(cpu).toBeGreaterThan((MESSAGES * ITEM_MS) / 1000);
   expect(series(metrics, "process_resident_memory_bytes").get("")).toBeGreaterThan(20 * 2 ** 20);
 }, 120_000);
+
+test("workers taking turns in one thread: each partition's series names its worker and goes with the partition", async () => {
+  const topic = await createTopic(broker(), "lag-closed", 3);
+  await produce(
+    broker(),
+    Array.from({ length: 600 }, (_, i) => ({ topic, partition: i % 3, value: Buffer.from(String(i)) })),
+  );
+  const flow = new Dataflow("kafka_lag_closed");
+  const messages = op.input("in", flow, new KafkaSource([broker().address], [topic], { tail: false, batchSize: 10 }));
+  op.inspect("work", messages, () => {
+    const until = performance.now() + 1;
+    while (performance.now() < until);
+  });
+  const ours = async () =>
+    partitionLags(await register.getMetricsAsJSON()).filter(
+      (p) => p.topic === topic && p.step === "kafka_lag_closed.in",
+    );
+  const readers = new Map<number, number | null>();
+  const sampler = setInterval(() => {
+    void ours().then((lags) => {
+      for (const p of lags) readers.set(p.partition, p.worker);
+    });
+  }, 20);
+  try {
+    await clusterMain(flow, { workersPerProcess: 2, epochIntervalMs: 100 });
+  } finally {
+    clearInterval(sampler);
+  }
+  // Dealt round-robin over the sorted partition names.
+  expect([...readers].sort()).toEqual([
+    [0, 0],
+    [1, 1],
+    [2, 0],
+  ]);
+  // Read to their ends and closed: no series left to show a last value for partitions no one reads.
+  expect(await ours()).toEqual([]);
+  expect((await register.getSingleMetric(CONSUMER_LAG)?.get())?.values.some((v) => v.labels.topic === topic)).toBe(
+    false,
+  );
+}, 60_000);
