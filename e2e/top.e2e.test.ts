@@ -17,6 +17,9 @@ interface TopNumbers {
     process: number | null;
     epoch: number | null;
     committedEpoch: number | null;
+    cpuCores: number | null;
+    memoryMiB: number | null;
+    resourcesFrom: "metrics.k8s.io" | "process" | null;
   }[];
 }
 
@@ -75,11 +78,20 @@ describe("df top and df describe on kind", { timeout: 600_000 }, () => {
     for (const pod of numbers.pods) {
       expect(pod.epoch).toBeGreaterThan(1);
       expect(pod.committedEpoch).toBeGreaterThanOrEqual(1);
+      // From metrics-server when the cluster has one, else the process's own /metrics (read twice, a second apart).
+      expect(pod.resourcesFrom).not.toBeNull();
+      expect(pod.cpuCores).toBeGreaterThanOrEqual(0);
+      expect(pod.memoryMiB).toBeGreaterThan(20);
     }
 
     const frame = await waxctl(["df", "top", FLOW, "-n", NS, "--once"]);
     expect(frame.code).toBe(0);
     expect(frame.stdout).toMatch(/^ {2}count\.stateful_batch +statefulBatch +[\d.]+k? +12 /m);
+    expect(frame.stdout).toMatch(
+      new RegExp(`^${FLOW}-0 +0 +yes +\\d+ +\\d+ +[\\d.]+s +\\d+\\.\\d\\d +\\d+Mi +0 *$`, "m"),
+    );
+    // The README's frame is this one.
+    process.stderr.write(`${frame.stdout}\n`);
 
     const described = await waxctl(["df", "describe", FLOW, "-n", NS]);
     expect(described.code).toBe(0);

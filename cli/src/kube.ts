@@ -386,14 +386,45 @@ export class Cluster {
 
   /** A JSON answer of a process's HTTP API (`status`, `steps`), through the API server's proxy to the pod's `api` port. */
   async processApi(namespace: string, pod: V1Pod, path: string): Promise<unknown> {
+    const body = await this.#processAnswer(namespace, pod, path);
+    // The client parses a JSON answer itself, or hands back its text.
+    return typeof body === "string" ? JSON.parse(body) : body;
+  }
+
+  /** A text answer of a process's HTTP API (`metrics`), through the same proxy. */
+  async processText(namespace: string, pod: V1Pod, path: string): Promise<string> {
+    const body = await this.#processAnswer(namespace, pod, path);
+    return typeof body === "string" ? body : JSON.stringify(body);
+  }
+
+  async #processAnswer(namespace: string, pod: V1Pod, path: string): Promise<unknown> {
     const name = pod.metadata?.name ?? "";
     const container = pod.spec?.containers.find((c) => c.name === CONTAINER);
     const port = container?.ports?.find((p) => p.name === "api")?.containerPort ?? DEFAULT_API_PORT;
-    const body: unknown = await this.#call(`reading /${path} of pod ${name}`, () =>
+    return this.#call(`reading /${path} of pod ${name}`, () =>
       this.#core.connectGetNamespacedPodProxyWithPath({ namespace, name: `${name}:${port}`, path }),
     );
-    // The client parses a JSON answer itself, or hands back its text.
-    return typeof body === "string" ? JSON.parse(body) : body;
+  }
+
+  /**
+   * The metrics.k8s.io PodMetrics of the Dataflow's pods (what metrics-server measured);
+   * undefined when the cluster does not serve that API or this user may not read it, so
+   * the caller falls back to the processes' own figures.
+   */
+  async podMetrics(namespace: string, name: string): Promise<unknown[] | undefined> {
+    try {
+      const list = (await this.#custom.listNamespacedCustomObject({
+        group: "metrics.k8s.io",
+        version: "v1beta1",
+        namespace,
+        plural: "pods",
+        labelSelector: `${DATAFLOW_LABEL}=${name}`,
+      })) as { items?: unknown };
+      return Array.isArray(list.items) ? list.items : undefined;
+    } catch (err) {
+      if (apiStatus(err) !== undefined) return undefined;
+      throw new UserError(failureLine(err, `reading the metrics of dataflow ${name}'s pods`, this));
+    }
   }
 
   /** Deletes the Dataflow's recovery volumes (PersistentVolumeClaims by its label); returns them as `persistentvolumeclaim/<name>`. */

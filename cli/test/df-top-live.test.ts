@@ -66,6 +66,7 @@ function processReads(): { read: () => Promise<ProcessReading[]>; count: () => n
         at: new Date().toISOString(),
         workers: [{ worker: 0, epoch: reads, committedEpoch: null, committedAgeSeconds: null }],
         steps: [step("slow", 1), step("fast", 10 * reads)],
+        kafka: [],
       };
       return [{ pod, report }];
     },

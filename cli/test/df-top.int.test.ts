@@ -2,9 +2,8 @@
 // pod is created by the test and its status says it runs at this machine's own address,
 // where a real `waxflow run` process serves its API. The API server's pod proxy then
 // reaches that process exactly as it reaches a pod's, so the CLI reads real /steps answers.
-import { networkInterfaces } from "node:os";
 import { resolve } from "node:path";
-import { CoreV1Api, type V1Pod } from "@kubernetes/client-node";
+import { CoreV1Api } from "@kubernetes/client-node";
 import { afterAll, beforeAll, expect, test, vi } from "vitest";
 import { Kube } from "../../controller/src/kube/client.ts";
 import { installCrd } from "../../controller/src/kube/crd.ts";
@@ -12,6 +11,7 @@ import { createDataflow, startCluster, type TestCluster, waitFor } from "../../c
 import { freePorts } from "../../runtime/test/support/ports.ts";
 import { childProcesses } from "../../runtime/test/support/processes.ts";
 import type { TopNumbers } from "../src/commands/df/top.ts";
+import { createProcessPod } from "./process-pod.ts";
 import { type Outcome, waxctl } from "./waxctl.ts";
 
 vi.setConfig({ testTimeout: 60_000 });
@@ -20,14 +20,6 @@ const ROOT = resolve(import.meta.dirname, "../..");
 const processes = childProcesses();
 let cluster: TestCluster;
 let apiPort: number;
-
-/** The API server refuses to proxy to loopback: the process is reached at this machine's own unicast address. */
-function ownAddress(): string {
-  for (const addresses of Object.values(networkInterfaces())) {
-    for (const a of addresses ?? []) if (a.family === "IPv4" && !a.internal) return a.address;
-  }
-  throw new Error("this machine has no non-loopback IPv4 address for the API server to proxy to");
-}
 
 const run = (...args: string[]): Promise<Outcome> => waxctl([...args, "--kubeconfig", cluster.kubeconfigPath]);
 
@@ -38,39 +30,8 @@ beforeAll(async () => {
     image: `registry.example/live@sha256:${"a".repeat(64)}`,
     module: "/app/flow.js",
   });
-  const core = cluster.kubeConfig().makeApiClient(CoreV1Api);
   [apiPort] = (await freePorts(1)) as [number];
-  const pod: V1Pod = {
-    metadata: { name: "live-0", labels: { "waxflow.io/dataflow": "live" } },
-    spec: {
-      containers: [{ name: "waxflow", image: "runtime", ports: [{ name: "api", containerPort: apiPort }] }],
-    },
-  };
-  await core.createNamespacedPod({ namespace: "default", body: pod });
-  const now = new Date();
-  await core.replaceNamespacedPodStatus({
-    namespace: "default",
-    name: "live-0",
-    body: {
-      ...pod,
-      status: {
-        phase: "Running",
-        podIP: ownAddress(),
-        podIPs: [{ ip: ownAddress() }],
-        conditions: [{ type: "Ready", status: "True", lastTransitionTime: now }],
-        containerStatuses: [
-          {
-            name: "waxflow",
-            ready: true,
-            restartCount: 1,
-            image: "runtime",
-            imageID: "runtime",
-            state: { running: { startedAt: now } },
-          },
-        ],
-      },
-    },
-  });
+  await createProcessPod(cluster.kubeConfig(), { name: "live-0", dataflow: "live", apiPort, restarts: 1 });
 }, 3_600_000);
 
 afterAll(async () => {
@@ -119,12 +80,18 @@ test("df top --once --json: every step of a running process has throughput, read
   expect(numbers.pods[0]).toMatchObject({ pod: "live-0", process: 0, ready: true, restarts: 1, error: null });
   expect(numbers.pods[0]?.epoch).toBeGreaterThan(1);
   expect(numbers.pods[0]?.committedEpoch).toBeGreaterThanOrEqual(1);
+  // No metrics-server here: the process's own figures, its CPU rated over two readings a second apart.
+  expect(numbers.pods[0]).toMatchObject({ resourcesFrom: "process" });
+  expect(numbers.pods[0]?.cpuCores).toBeGreaterThan(0);
+  expect(numbers.pods[0]?.memoryMiB).toBeGreaterThan(20);
+  expect(numbers.kafka).toEqual({ partitions: [], topics: [] });
 
   const frame = await run("df", "top", "live", "--once");
   expect(frame.error).toBeUndefined();
   expect(frame.stdout).toMatch(/^waxctl df top live -n default {3}1 pod\(s\)/);
   expect(frame.stdout).toMatch(/^ {2}tick\.inspect_debug +inspectDebug +\d/m);
-  expect(frame.stdout).toMatch(/^live-0 +0 +yes +\d+ +\d+ +\d+\.\ds +1$/m);
+  expect(frame.stdout).toMatch(/^live-0 +0 +yes +\d+ +\d+ +\d+\.\ds +\d+\.\d\d +\d+Mi +1$/m);
+  expect(frame.stdout).not.toContain("KAFKA TOPIC");
 
   const described = await run("df", "describe", "live");
   expect(described.error).toBeUndefined();
@@ -132,6 +99,8 @@ test("df top --once --json: every step of a running process has throughput, read
     /^Steps:\n {2}STEP +KIND +STATE +ITEMS IN +ITEMS OUT +KEYS\n {2}inp +input +no +0 +\d/m,
   );
   expect(described.stdout).toMatch(/^ {2}tick\.inspect_debug +inspectDebug in tick \(inspect\) +no +\d/m);
+  // Not a Kafka dataflow: nothing about Kafka.
+  expect(described.stdout).not.toContain("Kafka");
 });
 
 test("a process that does not answer is a pod row with why, not a failed command", async () => {

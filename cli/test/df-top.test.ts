@@ -5,6 +5,7 @@ import { describe, expect, test } from "vitest";
 import type { StepsReport } from "waxflow/steps";
 import {
   asStepsReport,
+  describeKafkaRows,
   describeStepRows,
   type ProcessReading,
   sortSteps,
@@ -42,7 +43,7 @@ const worker = (
   ...extra,
 });
 
-function report(process: number, w: number, scale: number): StepsReport {
+function report(process: number, w: number, scale: number, kafka: StepsReport["kafka"] = []): StepsReport {
   return {
     process,
     processes: 2,
@@ -72,17 +73,39 @@ function report(process: number, w: number, scale: number): StepsReport {
         workers: [worker(w, 0, 0)],
       },
     ],
+    kafka,
   };
 }
 
+const MiB = 2 ** 20;
+const lag = (partition: number, worker: number, lag: number) => ({
+  step: "wordcount.inp",
+  topic: "words",
+  partition,
+  worker,
+  lag,
+});
 const readings: ProcessReading[] = [
-  { pod: pod("counts-0", 0), report: report(0, 0, 1) },
-  { pod: pod("counts-1", 2), report: report(1, 1, 2) },
+  {
+    pod: pod("counts-0", 0),
+    report: report(0, 0, 1, [lag(0, 0, 5), lag(2, 0, 40)]),
+    figures: { cpuSeconds: 12.5, residentBytes: 150 * MiB, at: 10_000 },
+  },
+  {
+    pod: pod("counts-1", 2),
+    report: report(1, 1, 2, [lag(1, 1, 7)]),
+    figures: { cpuSeconds: 3, residentBytes: 80 * MiB, at: 10_000 },
+  },
   { pod: pod("counts-2", 1, false), error: "no answer within 5 s" },
+];
+/** The refresh before: counts-0 used half a core since; counts-1's CPU time went down, a new process. */
+const before: ProcessReading[] = [
+  { pod: pod("counts-0", 0), figures: { cpuSeconds: 12, residentBytes: 140 * MiB, at: 9_000 } },
+  { pod: pod("counts-1", 2), figures: { cpuSeconds: 4, residentBytes: 80 * MiB, at: 9_000 } },
 ];
 
 describe("stepsView: every process's numbers per step, one row per pod", () => {
-  const view = stepsView(readings);
+  const view = stepsView(readings, before);
 
   test("steps are summed over processes and workers, named without the dataflow's id", () => {
     expect(view.flow).toBe("wordcount");
@@ -134,6 +157,9 @@ describe("stepsView: every process's numbers per step, one row per pod", () => {
         committedEpoch: 10,
         snapshotAgeSeconds: 1.5,
         error: null,
+        cpuCores: 0.5,
+        memoryMiB: 150,
+        resourcesFrom: "process",
       },
       {
         pod: "counts-1",
@@ -144,6 +170,9 @@ describe("stepsView: every process's numbers per step, one row per pod", () => {
         committedEpoch: 11,
         snapshotAgeSeconds: 2.5,
         error: null,
+        cpuCores: null,
+        memoryMiB: 80,
+        resourcesFrom: "process",
       },
       {
         pod: "counts-2",
@@ -154,8 +183,34 @@ describe("stepsView: every process's numbers per step, one row per pod", () => {
         committedEpoch: null,
         snapshotAgeSeconds: null,
         error: "no answer within 5 s",
+        cpuCores: null,
+        memoryMiB: null,
+        resourcesFrom: null,
       },
     ]);
+  });
+
+  test("Kafka: each partition with its pod and worker, and per topic the total and the worst partition", () => {
+    expect(view.kafka.partitions).toEqual([
+      { step: "inp", topic: "words", partition: 0, lag: 5, pod: "counts-0", worker: 0 },
+      { step: "inp", topic: "words", partition: 1, lag: 7, pod: "counts-1", worker: 1 },
+      { step: "inp", topic: "words", partition: 2, lag: 40, pod: "counts-0", worker: 0 },
+    ]);
+    expect(view.kafka.topics).toEqual([
+      { step: "inp", topic: "words", partitions: 3, totalLag: 52, maxLag: 40, maxLagPartition: 2 },
+    ]);
+    expect(describeKafkaRows(view)).toEqual([
+      ["inp", "words", "0", "5", "counts-0", "0"],
+      ["inp", "words", "1", "7", "counts-1", "1"],
+      ["inp", "words", "2", "40", "counts-0", "0"],
+    ]);
+  });
+
+  test("a runtime that reports no Kafka lag (older than it, or no Kafka source) shows none", () => {
+    const { kafka: _, ...old } = report(0, 0, 1);
+    const parsed = asStepsReport(old, "counts-0");
+    expect(parsed.kafka).toEqual([]);
+    expect(stepsView([{ pod: pod("counts-0", 0), report: parsed }]).kafka).toEqual({ partitions: [], topics: [] });
   });
 
   test("describe lists each step with the operator it belongs to", () => {
@@ -175,7 +230,7 @@ describe("stepsView: every process's numbers per step, one row per pod", () => {
 });
 
 describe("the df top frame", () => {
-  const view = stepsView(readings);
+  const view = stepsView(readings, before);
 
   test("one frame, as --once prints it", () => {
     const frame = topFrame(view, {
@@ -195,10 +250,13 @@ describe("the df top frame", () => {
         "  count.sum.stateful_batch   statefulBatch   90        120    4.0s     900   0     █",
         "  out                        output          0         -      -        0     0     ▁",
         "",
-        "POD        PROCESS   READY   EPOCH   COMMITTED   SNAPSHOT AGE   RESTARTS   PROBLEM",
-        "counts-0   0         yes     12      10          1.5s           0",
-        "counts-1   1         yes     13      11          2.5s           2",
-        "counts-2   -         no      -       -           -              1          no answer within 5 s",
+        "KAFKA TOPIC   STEP   PARTITIONS   LAG   MAX PARTITION LAG",
+        "words         inp    3            52    40 (partition 2)",
+        "",
+        "POD        PROCESS   READY   EPOCH   COMMITTED   SNAPSHOT AGE   CPU    MEMORY   RESTARTS   PROBLEM",
+        "counts-0   0         yes     12      10          1.5s           0.50   150Mi    0",
+        "counts-1   1         yes     13      11          2.5s           -      80Mi     2",
+        "counts-2   -         no      -       -           -              -      -        1          no answer within 5 s",
       ].join("\n"),
     );
   });
@@ -235,7 +293,10 @@ describe("the df top frame", () => {
       interactive: false,
     });
     expect(frame).toContain("  no step reported yet: no process answered");
-    expect(frame).toContain("counts-0   -         yes     -       -           -              0          not running");
+    expect(frame).toContain(
+      "counts-0   -         yes     -       -           -              -     -        0          not running",
+    );
+    expect(frame).not.toContain("KAFKA TOPIC");
   });
 
   test("sparklines scale to the largest value; sorts keep the dataflow's order on ties", () => {

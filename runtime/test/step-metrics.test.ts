@@ -98,7 +98,7 @@ test("WAXFLOW_STEP_METRICS=false's switch: no items counted into steps, no water
   const view = new ProcessView(0, 1);
   view.runs(flow);
   await execute(flow, { workers: 1, epochIntervalMs: 50, stepMetrics: false, onStart: (run) => view.started(run) });
-  const report = view.steps(Date.now());
+  const report = await view.steps(Date.now());
   expect(report.steps.every((s) => s.workers.every((w) => w.itemsIn === 0 && w.watermarkLagSeconds === null))).toBe(
     true,
   );

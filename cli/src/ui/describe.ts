@@ -4,7 +4,13 @@ import type { Dataflow } from "@waxflow/crds";
 import { dataflowState, isPodReady, podRestarts, podStatus, readyOfDesired } from "../deploy/status.ts";
 import { eventTime } from "../kube.ts";
 import { age, shortImage, table } from "./format.ts";
-import { DESCRIBE_STEP_HEADERS, describeStepRows, type StepsView } from "./steps.ts";
+import {
+  DESCRIBE_KAFKA_HEADERS,
+  DESCRIBE_STEP_HEADERS,
+  describeKafkaRows,
+  describeStepRows,
+  type StepsView,
+} from "./steps.ts";
 
 export const LIST_HEADERS = ["name", "namespace", "entry", "image", "ready", "state", "age"];
 
@@ -95,6 +101,10 @@ export function describeText(
             ? "none reported: no process is running"
             : `none reported: no process answered (${steps.pods.map((p) => `${p.pod}: ${p.error ?? "no steps"}`).join("; ")})`,
         )),
+    // Only a dataflow with Kafka sources has this section.
+    ...(steps === undefined || steps.kafka.partitions.length === 0
+      ? []
+      : section("Kafka lag", DESCRIBE_KAFKA_HEADERS, describeKafkaRows(steps), "none")),
     ...section("Pods", ["name", "ready", "status", "restarts", "age"], podRows, "none"),
     ...section("Events", ["age", "type", "reason", "message"], eventRows, "none"),
   ].join("\n");

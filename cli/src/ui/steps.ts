@@ -4,12 +4,17 @@ import type { V1Pod } from "@kubernetes/client-node";
 import type { StepsReport } from "waxflow/steps";
 import { isPodReady, podRestarts } from "../deploy/status.ts";
 import { table } from "./format.ts";
+import { type PodResources, type PodUsage, type ProcessFigures, podResources } from "./resources.ts";
 
 /** One pod and what its process answered on /steps, or why it did not. */
 export interface ProcessReading {
   readonly pod: V1Pod;
   readonly report?: StepsReport;
   readonly error?: string;
+  /** What metrics-server measured of the pod (df top, when the cluster serves metrics.k8s.io). */
+  readonly usage?: PodUsage;
+  /** The process's own CPU time and memory from its /metrics (df top, without metrics-server). */
+  readonly figures?: ProcessFigures;
 }
 
 export interface StepRow {
@@ -29,7 +34,7 @@ export interface StepRow {
   readonly watermarkLagSeconds: number | null;
 }
 
-export interface PodRow {
+export interface PodRow extends PodResources {
   readonly pod: string;
   readonly process: number | null;
   readonly ready: boolean;
@@ -43,11 +48,37 @@ export interface PodRow {
   readonly error: string | null;
 }
 
+/** A Kafka source partition as the worker reading it reports it. */
+export interface KafkaPartitionRow {
+  /** The input step, named without the dataflow's id. */
+  readonly step: string;
+  readonly topic: string;
+  readonly partition: number;
+  /** Messages not yet read into the dataflow. */
+  readonly lag: number;
+  readonly pod: string;
+  readonly worker: number | null;
+}
+
+/** One topic an input step reads: its partitions' lag summed, and the worst partition. */
+export interface KafkaTopicRow {
+  readonly step: string;
+  readonly topic: string;
+  readonly partitions: number;
+  readonly totalLag: number;
+  readonly maxLag: number;
+  readonly maxLagPartition: number;
+}
+
 export interface StepsView {
   readonly flow: string | null;
   readonly steps: readonly StepRow[];
   readonly pods: readonly PodRow[];
+  /** Empty for a dataflow without Kafka sources. */
+  readonly kafka: { readonly partitions: readonly KafkaPartitionRow[]; readonly topics: readonly KafkaTopicRow[] };
 }
+
+export const EMPTY_VIEW: StepsView = { flow: null, steps: [], pods: [], kafka: { partitions: [], topics: [] } };
 
 /** Checks that a pod's answer is a /steps report before anything reads it. */
 export function asStepsReport(body: unknown, pod: string): StepsReport {
@@ -62,7 +93,8 @@ export function asStepsReport(body: unknown, pod: string): StepsReport {
       `pod ${pod} answered /steps with something else than a steps report (a waxflow runtime before /steps?)`,
     );
   }
-  return candidate as StepsReport;
+  // A runtime before Kafka lag in /steps reports none.
+  return { ...(candidate as StepsReport), kafka: Array.isArray(candidate.kafka) ? candidate.kafka : [] };
 }
 
 const sum = (values: readonly number[]): number => values.reduce((a, b) => a + b, 0);
@@ -75,8 +107,12 @@ const minOrNull = (values: readonly (number | null)[]): number | null => {
   return known.length === 0 ? null : Math.min(...known);
 };
 
-/** Every process's numbers summed per step (in the dataflow's order), and one row per pod. */
-export function stepsView(readings: readonly ProcessReading[]): StepsView {
+/**
+ * Every process's numbers summed per step (in the dataflow's order), one row per pod and
+ * each Kafka partition's lag. `before`, the previous refresh's readings, rates the CPU
+ * time of processes read without metrics-server.
+ */
+export function stepsView(readings: readonly ProcessReading[], before: readonly ProcessReading[] = []): StepsView {
   const reports = readings.flatMap((r) => (r.report === undefined ? [] : [r.report]));
   const flow = reports.find((r) => r.flow !== null)?.flow ?? null;
   const prefix = flow === null ? "" : `${flow}.`;
@@ -110,8 +146,10 @@ export function stepsView(readings: readonly ProcessReading[]): StepsView {
       watermarkLagSeconds: maxOrNull(workers.map((w) => w.watermarkLagSeconds)),
     };
   });
-  const pods = readings.map(({ pod, report, error }): PodRow => {
+  const previous = new Map(before.map((r) => [r.pod.metadata?.name ?? "", r.figures]));
+  const pods = readings.map(({ pod, report, error, usage, figures }): PodRow => {
     const workers = report?.workers ?? [];
+    const name = pod.metadata?.name ?? "";
     return {
       pod: pod.metadata?.name ?? "",
       process: report?.process ?? null,
@@ -121,9 +159,51 @@ export function stepsView(readings: readonly ProcessReading[]): StepsView {
       committedEpoch: minOrNull(workers.map((w) => w.committedEpoch)),
       snapshotAgeSeconds: maxOrNull(workers.map((w) => w.committedAgeSeconds)),
       error: error ?? null,
+      ...podResources(usage, figures, previous.get(name)),
     };
   });
-  return { flow, steps, pods };
+  return { flow, steps, pods, kafka: kafkaRows(readings, short) };
+}
+
+function kafkaRows(readings: readonly ProcessReading[], short: (id: string) => string): StepsView["kafka"] {
+  const partitions = readings
+    .flatMap(({ pod, report }) =>
+      (report?.kafka ?? []).map(
+        (p): KafkaPartitionRow => ({
+          step: short(p.step),
+          topic: p.topic,
+          partition: p.partition,
+          lag: p.lag,
+          pod: pod.metadata?.name ?? "",
+          worker: p.worker,
+        }),
+      ),
+    )
+    .sort((a, b) => a.step.localeCompare(b.step) || a.topic.localeCompare(b.topic) || a.partition - b.partition);
+  const topics: KafkaTopicRow[] = [];
+  for (const p of partitions) {
+    const last = topics.at(-1);
+    if (last !== undefined && last.step === p.step && last.topic === p.topic) {
+      const worse = p.lag > last.maxLag;
+      topics[topics.length - 1] = {
+        ...last,
+        partitions: last.partitions + 1,
+        totalLag: last.totalLag + p.lag,
+        maxLag: worse ? p.lag : last.maxLag,
+        maxLagPartition: worse ? p.partition : last.maxLagPartition,
+      };
+    } else {
+      topics.push({
+        step: p.step,
+        topic: p.topic,
+        partitions: 1,
+        totalLag: p.lag,
+        maxLag: p.lag,
+        maxLagPartition: p.partition,
+      });
+    }
+  }
+  return { partitions, topics };
 }
 
 /** A count or rate as people read it: 950, 12.3k, 4.1M. */
@@ -149,6 +229,20 @@ export function describeStepRows(view: StepsView): string[][] {
 }
 
 export const DESCRIBE_STEP_HEADERS = ["step", "kind", "state", "items in", "items out", "keys"];
+
+/** The Kafka section of `df describe`: every source partition, its lag and who reads it. */
+export function describeKafkaRows(view: StepsView): string[][] {
+  return view.kafka.partitions.map((p) => [
+    p.step,
+    p.topic,
+    String(p.partition),
+    String(p.lag),
+    p.pod,
+    orDash(p.worker, String),
+  ]);
+}
+
+export const DESCRIBE_KAFKA_HEADERS = ["step", "topic", "partition", "lag", "pod", "worker"];
 
 const SPARKS = "▁▂▃▄▅▆▇█";
 
@@ -217,8 +311,17 @@ export function topFrame(view: StepsView, opts: FrameOptions): string {
     orDash(p.epoch, String),
     orDash(p.committedEpoch, String),
     orDash(p.snapshotAgeSeconds, secondsText),
+    orDash(p.cpuCores, (c) => c.toFixed(2)),
+    orDash(p.memoryMiB, (m) => `${Math.round(m)}Mi`),
     String(p.restarts),
     p.error ?? "",
+  ]);
+  const kafkaRows = view.kafka.topics.map((t) => [
+    t.topic,
+    t.step,
+    String(t.partitions),
+    quantity(t.totalLag),
+    `${quantity(t.maxLag)} (partition ${t.maxLagPartition})`,
   ]);
   const selected = steps.find((s) => s.step === opts.selected);
   const detail =
@@ -236,7 +339,13 @@ export function topFrame(view: StepsView, opts: FrameOptions): string {
       ? "  no step reported yet: no process answered"
       : table(["  step", "kind", "items/s", "keys", "wm lag", "in", "out", "trend"], stepRows),
     ...detail,
+    ...(kafkaRows.length === 0
+      ? []
+      : ["", table(["kafka topic", "step", "partitions", "lag", "max partition lag"], kafkaRows)]),
     "",
-    table(["pod", "process", "ready", "epoch", "committed", "snapshot age", "restarts", "problem"], podRows),
+    table(
+      ["pod", "process", "ready", "epoch", "committed", "snapshot age", "cpu", "memory", "restarts", "problem"],
+      podRows,
+    ),
   ].join("\n");
 }

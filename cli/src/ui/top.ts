@@ -2,7 +2,16 @@
 // quit, sort and select a step. No JSX: Node's type stripping runs these sources as they are.
 import { render, Text, useApp, useInput } from "ink";
 import { createElement as h, type ReactElement, useEffect, useState } from "react";
-import { type ProcessReading, SORTS, type Sort, type StepsView, sortSteps, stepsView, topFrame } from "./steps.ts";
+import {
+  EMPTY_VIEW,
+  type ProcessReading,
+  SORTS,
+  type Sort,
+  type StepsView,
+  sortSteps,
+  stepsView,
+  topFrame,
+} from "./steps.ts";
 
 /** Throughput values kept per step for its sparkline. */
 const HISTORY = 30;
@@ -34,7 +43,7 @@ export function withThroughput(
 function Top({ opts, onShown }: { opts: TopOptions; onShown: (view: StepsView) => void }): ReactElement {
   const { exit } = useApp();
   const [shown, setShown] = useState<Shown>({
-    view: { flow: null, steps: [], pods: [] },
+    view: EMPTY_VIEW,
     history: new Map(),
     at: new Date(),
   });
@@ -42,9 +51,13 @@ function Top({ opts, onShown }: { opts: TopOptions; onShown: (view: StepsView) =
   const [selected, setSelected] = useState<string | undefined>(undefined);
   useEffect(() => {
     let stopped = false;
+    // The last refresh's readings: a process's CPU is the time it used since then.
+    let before: readonly ProcessReading[] = [];
     const refresh = async (): Promise<void> => {
       try {
-        const view = stepsView(await opts.read());
+        const readings = await opts.read();
+        const view = stepsView(readings, before);
+        before = readings;
         if (!stopped) setShown((before) => ({ view, history: withThroughput(before.history, view), at: new Date() }));
       } catch (err) {
         if (!stopped)
@@ -95,7 +108,7 @@ export async function runTop(
   opts: TopOptions,
   { stdout, stdin }: Terminal = { stdout: process.stdout, stdin: process.stdin },
 ): Promise<StepsView> {
-  let last: StepsView = { flow: null, steps: [], pods: [] };
+  let last: StepsView = EMPTY_VIEW;
   stdout.write("\u001b[?1049h\u001b[H");
   try {
     const app = render(

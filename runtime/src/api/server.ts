@@ -6,9 +6,11 @@
  * cluster from a stuck one, and a holder it may remove.
  */
 import { createServer, type Server } from "node:http";
-import { Counter, Gauge, Histogram, Registry, register } from "prom-client";
+import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, register } from "prom-client";
+import { partitionLags } from "../connectors/kafka/metrics.ts";
 import type { Dataflow } from "../dataflow.ts";
 import type { RunningProcess } from "../engine/execute.ts";
+import type { RegistryJson } from "../engine/threads.ts";
 import type { StepFiles } from "../recovery/output-files.ts";
 import type { SnapshotStats } from "../recovery/store.ts";
 import { type DataflowGraph, dataflowGraph } from "../visualize.ts";
@@ -86,7 +88,17 @@ export class ProcessView {
     while ((this.#samples[0]?.at ?? now) < now - RATE_WINDOW_MS) this.#samples.shift();
   }
 
-  steps(now: number): StepsReport {
+  /**
+   * The connectors' metrics of every worker: this thread's default registry (workers run
+   * here) and each worker thread's last report. Each registry counts only its own
+   * thread's partitions, so summing them counts everything once.
+   */
+  async connectorMetrics(): Promise<RegistryJson[]> {
+    return [await register.getMetricsAsJSON(), ...(this.#run?.threadMetrics() ?? [])];
+  }
+
+  async steps(now: number): Promise<StepsReport> {
+    const connectors = AggregatorRegistry.aggregate(await this.connectorMetrics());
     return stepsReport({
       process: this.processId,
       processes: this.processCount,
@@ -94,6 +106,7 @@ export class ProcessView {
       workers: this.workerReports(),
       since: this.#samples[0],
       now,
+      kafka: partitionLags(await connectors.getMetricsAsJSON()),
     });
   }
 
@@ -277,6 +290,26 @@ function metricsRegistry(view: ProcessView): Registry {
       this.set({ direction: "received" }, received);
     },
   });
+  // Prometheus's standard process metrics, of the process that serves them: under the
+  // supervisor that is the child running the dataflow (all its worker threads included).
+  new Counter({
+    name: "process_cpu_seconds_total",
+    help: "User and system CPU time spent by this process (every thread), in seconds.",
+    registers: [registry],
+    collect() {
+      const { user, system } = process.cpuUsage();
+      this.reset();
+      this.inc((user + system) / 1e6);
+    },
+  });
+  new Gauge({
+    name: "process_resident_memory_bytes",
+    help: "Resident memory size of this process, in bytes.",
+    registers: [registry],
+    collect() {
+      this.set(process.memoryUsage.rss());
+    },
+  });
   new Counter({
     name: "waxflow_cluster_refused_total",
     help: "Connections to the cluster port closed for what they sent: a failed handshake, a bad frame, or a frame the sender's role does not allow.",
@@ -304,10 +337,16 @@ export function serveApi(port: number, view: ProcessView): Promise<Server> {
       else
         send(503, "text/plain", view.role === "holder" ? "handing the recovery store over\n" : "waiting for peers\n");
     } else if (path === "/status") send(200, "application/json", `${JSON.stringify(view.status())}\n`);
-    else if (path === "/steps") send(200, "application/json", `${JSON.stringify(view.steps(Date.now()))}\n`);
-    else if (path === "/metrics") {
-      // Connectors (Kafka) register their metrics on prom-client's default registry, when first used.
-      Promise.all([registry.metrics(), register.metrics()]).then(
+    else if (path === "/steps") {
+      view.steps(Date.now()).then(
+        (report) => send(200, "application/json", `${JSON.stringify(report)}\n`),
+        (err: unknown) => send(500, "text/plain", `${String(err)}\n`),
+      );
+    } else if (path === "/metrics") {
+      // Connectors (Kafka) register their metrics, when first used, on the default registry
+      // of the thread that uses them: merged here over this thread and the worker threads.
+      const connectors = view.connectorMetrics().then((all) => AggregatorRegistry.aggregate(all).metrics());
+      Promise.all([registry.metrics(), connectors]).then(
         ([engine, connectors]) => send(200, registry.contentType, engine + connectors),
         (err: unknown) => send(500, "text/plain", `${String(err)}\n`),
       );

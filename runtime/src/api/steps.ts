@@ -3,7 +3,11 @@
  * and `df top`: a pure function of what the workers last reported, the dataflow's graph
  * and an earlier sample (for the rates), so it is tested without a running process.
  */
+import type { PartitionLag } from "../connectors/kafka/metrics.ts";
 import type { Commit, StepCount } from "../engine/worker.ts";
+
+export type { PartitionLag };
+
 import { allSteps, type DataflowGraph } from "../visualize.ts";
 
 /** What a worker last reported. */
@@ -30,6 +34,8 @@ export interface StepsReport {
   readonly at: string;
   readonly workers: readonly WorkerNumbers[];
   readonly steps: readonly StepNumbers[];
+  /** Each Kafka source partition this process's workers read, with its lag; empty without Kafka sources. */
+  readonly kafka: readonly PartitionLag[];
 }
 
 export interface WorkerNumbers {
@@ -84,10 +90,11 @@ export interface StepsInput {
   /** An earlier sample; rates are 0 without one. */
   readonly since: CountSample | undefined;
   readonly now: number;
+  readonly kafka?: readonly PartitionLag[];
 }
 
 /** The report: one entry per core step, in the dataflow's order, each with its numbers on every worker. */
-export function stepsReport({ process, processes, graph, workers, since, now }: StepsInput): StepsReport {
+export function stepsReport({ process, processes, graph, workers, since, now, kafka = [] }: StepsInput): StepsReport {
   const info = new Map<string, { kind: string; stateful: boolean; operator: { step: string; kind: string } }>();
   for (const top of graph?.steps ?? []) {
     for (const step of allSteps([top])) {
@@ -144,5 +151,6 @@ export function stepsReport({ process, processes, graph, workers, since, now }: 
         workers: byStep.get(step) ?? [],
       };
     }),
+    kafka,
   };
 }

@@ -25,7 +25,7 @@ import { resumeProcess } from "../recovery/handoff.ts";
 import { checkOutputFiles } from "../recovery/output-files.ts";
 import { RecoveryStore, type SnapshotStats } from "../recovery/store.ts";
 import type { StateStore } from "./state-store.ts";
-import { runThreads, type ThreadData, type WorkerView } from "./threads.ts";
+import { type RegistryJson, runThreads, type ThreadData, type WorkerView } from "./threads.ts";
 import { Worker } from "./worker.ts";
 
 /** Bytewax's default epoch length when recovery is off. */
@@ -88,6 +88,8 @@ export interface ExecuteOptions {
 export interface RunningProcess {
   readonly workers: readonly WorkerView[];
   readonly mesh: ProcessMesh;
+  /** The connector metrics of workers in other threads; workers in this thread use its default registry. */
+  readonly threadMetrics: () => RegistryJson[];
 }
 
 const SINGLE: ClusterConfig = { processId: 0, addresses: [{ host: "127.0.0.1", port: 0 }] };
@@ -230,7 +232,7 @@ export async function execute(flow: Dataflow, opts: ExecuteOptions = {}): Promis
       // A thread that fails to start ends `done` instead.
       await Promise.race([threads.started, threads.done.catch(() => {})]);
       if (first === undefined) {
-        opts.onStart?.({ workers: threads.views, mesh: connected });
+        opts.onStart?.({ workers: threads.views, mesh: connected, threadMetrics: threads.metrics });
         running = threads.views;
         progress = reportProgress(log, opts.progressIntervalMs, current);
       }
@@ -248,7 +250,7 @@ export async function execute(flow: Dataflow, opts: ExecuteOptions = {}): Promis
           stepMetrics,
         });
       });
-      opts.onStart?.({ workers, mesh: connected });
+      opts.onStart?.({ workers, mesh: connected, threadMetrics: () => [] });
       running = workers;
       progress = reportProgress(log, opts.progressIntervalMs, current);
       await Promise.all(workers.map((w) => w.run().catch(failed)));

@@ -28,6 +28,7 @@ import { slotKey, slotOwner } from "./owners.ts";
 import { Serial } from "./serial.ts";
 import type { StateStore } from "./state-store.ts";
 import { type Consumer, Emitter, MinFrontier } from "./stream.ts";
+import { buildingFor } from "./worker-scope.ts";
 
 const INF = Number.POSITIVE_INFINITY;
 /** How long an idle partition without `nextAwake` waits before it is polled again. */
@@ -537,7 +538,9 @@ export class InputOp implements Op {
         const resume = new Map(ctx.store?.load(stepId, (part) => owners.get(part) === ctx.index) ?? []);
         for (const [name, owner] of owners) {
           if (owner !== ctx.index) continue;
-          slots.push(slot(name, await source.buildPart(stepId, name, resume.get(name)), true));
+          slots.push(
+            slot(name, await buildingFor(ctx.index, () => source.buildPart(stepId, name, resume.get(name))), true),
+          );
         }
       } else {
         slots.push(slot(`worker-${ctx.index}`, await source.build(stepId, ctx.index, ctx.count), false));

@@ -5,6 +5,7 @@
  */
 import { inspect } from "node:util";
 import { workerData } from "node:worker_threads";
+import { register } from "prom-client";
 import { loadDataflow } from "../cli/load.ts";
 import { describeFailure } from "../failure.ts";
 import { RecoveryStore } from "../recovery/store.ts";
@@ -44,12 +45,15 @@ try {
     signal: abort.signal,
     stepMetrics: data.stepMetrics,
   });
-  const report = (): void =>
-    links.post({ k: "stats", epoch: worker.epoch, steps: worker.stepCounts(), lastCommit: worker.lastCommit });
-  stats = setInterval(report, data.statsMs);
+  // Connectors register their metrics on this thread's default registry, which no server reads: it travels here.
+  const report = async (): Promise<void> => {
+    const metrics = await register.getMetricsAsJSON();
+    links.post({ k: "stats", epoch: worker.epoch, steps: worker.stepCounts(), lastCommit: worker.lastCommit, metrics });
+  };
+  stats = setInterval(() => void report(), data.statsMs);
   links.post({ k: "started" });
   await worker.run();
-  report();
+  await report();
   links.post({ k: "done" });
 } catch (err) {
   links.post({ k: "failed", line: describeFailure(err), detail: inspect(err, { depth: 6 }) });

@@ -14,6 +14,7 @@
 import { extname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { MessageChannel, type MessagePort, Worker as NodeWorker, receiveMessageOnPort } from "node:worker_threads";
+import type { MetricObjectWithValues, MetricValue } from "prom-client";
 import type { ProcessMesh } from "../cluster/mesh.ts";
 import { WorkerThreadError } from "../failure.ts";
 import type { SnapshotStats } from "../recovery/store.ts";
@@ -24,6 +25,9 @@ import type { Commit, StepCount } from "./worker.ts";
 export const MAX_IN_FLIGHT = 64;
 /** A receiver acknowledges every this many batches. */
 export const ACK_EVERY = 16;
+/** What a thread's own prom-client registry holds (connector metrics), as `getMetricsAsJSON` gives it. */
+export type RegistryJson = MetricObjectWithValues<MetricValue<string>>[];
+
 /** How often a thread reports its epoch and counters for /metrics and /status. */
 const STATS_MS = 500;
 /** How long an aborted thread has to stop before it is terminated. */
@@ -61,6 +65,8 @@ export type ThreadToProcess =
       readonly epoch: number;
       readonly steps: StepCount[];
       readonly lastCommit: Commit | undefined;
+      /** The connectors' metrics of this thread (Kafka lag, messages): read whole, so a re-sent counter never adds up twice. */
+      readonly metrics: RegistryJson;
     }
   /** The thread loaded the dataflow and built its worker. */
   | { readonly k: "started" }
@@ -197,6 +203,7 @@ class ThreadView implements WorkerView {
   epoch: number;
   lastCommit: Commit | undefined;
   steps: StepCount[] = [];
+  metrics: RegistryJson = [];
   constructor(index: number, epoch: number) {
     this.index = index;
     this.epoch = epoch;
@@ -236,6 +243,8 @@ const ENTRY = new URL(`./thread-entry${extname(fileURLToPath(import.meta.url))}`
  */
 export function runThreads(opts: ThreadRunOptions): {
   views: WorkerView[];
+  /** What each thread's registry held at its last report. */
+  metrics: () => RegistryJson[];
   started: Promise<void>;
   done: Promise<void>;
 } {
@@ -322,6 +331,7 @@ export function runThreads(opts: ThreadRunOptions): {
           view.epoch = m.epoch;
           view.steps = m.steps;
           view.lastCommit = m.lastCommit;
+          view.metrics = m.metrics;
           break;
         case "started":
           if (--starting === 0) started.resolve();
@@ -362,6 +372,7 @@ export function runThreads(opts: ThreadRunOptions): {
   opts.signal.addEventListener("abort", abort, { once: true });
   return {
     views,
+    metrics: () => views.map((v) => v.metrics),
     started: started.promise,
     done: Promise.all(done).then(() => {
       opts.signal.removeEventListener("abort", abort);

@@ -16,12 +16,13 @@ export interface Description {
 }
 
 export default class DfDescribe extends ClusterCommand {
-  static override summary = "Show a dataflow's spec, status, conditions, steps, pods and recent events.";
+  static override summary = "Show a dataflow's spec, status, conditions, steps, Kafka lag, pods and recent events.";
 
   static override description =
     "The steps are listed as the running processes report them on their HTTP API (read through the " +
     "API server's pod proxy, so you need `get` on `pods/proxy`): each core step with its kind, the " +
-    "operator it belongs to, whether it holds state, the items in and out so far and the keys held. " +
+    "operator it belongs to, whether it holds state, the items in and out so far and the keys held; for a " +
+    "dataflow with Kafka sources, each partition's lag with the pod and worker reading it. " +
     "Nothing of the dataflow's code is loaded here.";
 
   static override examples = [

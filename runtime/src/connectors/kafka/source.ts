@@ -5,6 +5,7 @@
  * exactly where the last durable epoch ended, whatever `startingOffset` says.
  */
 import { inspect } from "node:util";
+import { currentWorker } from "../../engine/worker-scope.ts";
 import {
   checkBatchSize,
   DEFAULT_BATCH_SIZE,
@@ -156,8 +157,11 @@ class KafkaPartition implements StatefulSourcePartition<KafkaSourceMessage, numb
   readonly #end: number | undefined;
   readonly #source: KafkaSource;
   readonly #lag: (lag: number) => void;
+  readonly #unlisted: () => void;
   readonly #counted: (n: number) => void;
   #offset: number;
+  /** The partition's end (its last stable offset when reading committed) at the last fetch. */
+  #brokerEnd: number | undefined;
   /** Records fetched beyond the batch size, handed out next. */
   #ahead: FetchedRecord[] = [];
 
@@ -176,8 +180,16 @@ class KafkaPartition implements StatefulSourcePartition<KafkaSourceMessage, numb
     this.#offset = start;
     this.#end = end;
     this.#source = source;
-    const labels = { step_id: stepId, topic: reader.topic, partition: String(reader.partition) };
+    const worker = currentWorker();
+    const labels = {
+      step_id: stepId,
+      topic: reader.topic,
+      partition: String(reader.partition),
+      ...(worker === undefined ? {} : { worker: String(worker) }),
+    };
     this.#lag = (lag) => kafkaMetrics().consumerLag.set(labels, lag);
+    // A partition this worker no longer reads has no lag here: its series must not stay at its last value.
+    this.#unlisted = () => kafkaMetrics().consumerLag.remove(labels);
     this.#counted = (n) => kafkaMetrics().messagesIn.inc({ step_id: stepId, topic: reader.topic }, n);
   }
 
@@ -192,6 +204,7 @@ class KafkaPartition implements StatefulSourcePartition<KafkaSourceMessage, numb
   }
 
   async close(): Promise<void> {
+    this.#unlisted();
     await this.#reader.close();
   }
 
@@ -204,7 +217,7 @@ class KafkaPartition implements StatefulSourcePartition<KafkaSourceMessage, numb
       if (this.#source.raiseOnErrors) throw new Error(error);
       return [this.#failed(error)];
     }
-    this.#lag(Math.max(0, Number(fetched.end) - Number(fetched.next)));
+    this.#brokerEnd = Number(fetched.end);
     this.#ahead = fetched.records;
     // Past control records and aborted transactions, even when nothing is handed out.
     if (fetched.records.length === 0) this.#offset = Math.max(this.#offset, Number(fetched.next));
@@ -235,6 +248,8 @@ class KafkaPartition implements StatefulSourcePartition<KafkaSourceMessage, numb
     if (this.#end !== undefined && this.#ahead.length > 0 && Number(this.#ahead[0]?.offset) >= this.#end)
       this.#ahead = [];
     this.#counted(batch.length);
+    // Fetched but not yet handed out is still lag: the dataflow has not read it.
+    if (this.#brokerEnd !== undefined) this.#lag(Math.max(0, this.#brokerEnd - this.#offset));
     return batch;
   }
 
