@@ -5,6 +5,7 @@ import { freePorts } from "./support/ports.ts";
 import { childProcesses, type Run } from "./support/processes.ts";
 
 const FIXTURE = join(import.meta.dirname, "fixtures", "cluster-process.ts");
+const UNEVEN = join(import.meta.dirname, "fixtures", "cluster-uneven.ts");
 const processes = childProcesses();
 
 function start(args: string[]): Run & { formed: Promise<void> } {
@@ -69,4 +70,34 @@ test("a process started with a different worker count is refused with the reason
   expect(ea.code).not.toBe(0);
   expect(eb.code).not.toBe(0);
   expect(ea.stderr + eb.stderr).toMatch(/workers per process/);
+}, 60_000);
+
+test("a process whose workers have nothing to do stays in the cluster until every process ends", async () => {
+  const ports = await freePorts(2);
+  const addresses = ports.map((p) => `127.0.0.1:${p}`).join(";");
+  const runs = [0, 1].map((i) =>
+    processes.start([UNEVEN, String(i), addresses], { stdio: ["ignore", "ignore", "pipe"] }),
+  );
+  const [reader, idle] = await Promise.all(runs.map((r) => r.exit));
+  expect(reader, reader?.stderr).toMatchObject({ code: 0 });
+  expect(idle, idle?.stderr).toMatchObject({ code: 0 });
+  expect(idle?.stderr).toContain("ended");
+  // Process 0 reads for about 3 s; process 1, done at once, waited for it.
+  expect((idle?.at ?? 0) - (reader?.at ?? 0)).toBeGreaterThan(-1000);
+}, 60_000);
+
+test("an idle process waiting for the others fails when one of them is lost, so the cluster can re-form", async () => {
+  const ports = await freePorts(2);
+  const addresses = ports.map((p) => `127.0.0.1:${p}`).join(";");
+  const formed = Promise.withResolvers<void>();
+  const reader = processes.start([UNEVEN, "0", addresses], { stdio: ["ignore", "ignore", "pipe"] }, (stderr) => {
+    if (stderr.includes("cluster formed\n")) formed.resolve();
+  });
+  const idle = processes.start([UNEVEN, "1", addresses], { stdio: ["ignore", "ignore", "pipe"] });
+  await formed.promise;
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  reader.child.kill("SIGKILL");
+  const exit = await idle.exit;
+  expect(exit.code).toBe(1);
+  expect(exit.stderr).toMatch(/lost connection to process 0/);
 }, 60_000);

@@ -3,7 +3,7 @@
  * higher process index dials the lower one), authenticated before anything on it is
  * decoded (handshake.ts; optionally inside TLS-PSK keyed from the same secret), then a
  * hello that checks both sides run the same dataflow with the same shape, heartbeats,
- * and fate-sharing: a peer that
+ * an end that every process reaches together, and fate-sharing: a peer that
  * vanishes — its socket closes without a "done" frame, or it stops sending heartbeats —
  * fails every other process within seconds, not only when it is next sent to.
  *
@@ -166,6 +166,8 @@ export class ProcessMesh {
   #derived: ClusterKeys | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
   #failure: Error | undefined;
+  /** Told of each peer's "done" while `finish` waits for the last one. */
+  #onPeerDone: (() => void) | undefined;
   #closing = false;
   #paused = false;
   bytesSent = 0;
@@ -306,9 +308,17 @@ export class ProcessMesh {
     };
   }
 
-  /** Tells peers this process finished cleanly, then closes the connections. */
+  /**
+   * Tells peers this process finished cleanly, waits until every cluster process has, then
+   * closes the connections. A process whose workers ended first (none of them reads a
+   * partition of an endless source, say) so stays in the cluster, idle and heartbeating,
+   * until the end: had it left, the cluster could not re-form with it after a later fault.
+   * Rejects, leaving the connections open, when the cluster fails or the run is stopped first.
+   */
   async finish(): Promise<void> {
     for (const process of this.#peers.keys()) this.#send(process, { kind: "done" });
+    // A holder leaves once released: the cluster goes on without it.
+    if (this.#opts.holder !== true) await this.#everyPeerDone();
     this.#closing = true;
     await Promise.all(
       [...this.#peers.values()].map(
@@ -319,6 +329,32 @@ export class ProcessMesh {
       ),
     );
     this.close();
+  }
+
+  #everyPeerDone(): Promise<void> {
+    const signal = this.#opts.signal;
+    return new Promise<void>((resolve, reject) => {
+      let settled = false;
+      const settle = (err?: unknown): void => {
+        if (settled) return;
+        settled = true;
+        this.#onPeerDone = undefined;
+        signal?.removeEventListener("abort", stopped);
+        if (err === undefined) resolve();
+        else reject(err);
+      };
+      const stopped = (): void => settle(signal?.reason ?? new Error("stopped"));
+      const check = (): void => {
+        for (const peer of this.#peers.values()) if (!peer.holder && !peer.done) return;
+        settle();
+      };
+      this.onFailure((err) => settle(err));
+      if (signal?.aborted) stopped();
+      if (settled) return;
+      signal?.addEventListener("abort", stopped, { once: true });
+      this.#onPeerDone = check;
+      check();
+    });
   }
 
   /**
@@ -799,6 +835,7 @@ export class ProcessMesh {
           break;
         case "done":
           peer.done = true;
+          this.#onPeerDone?.();
           break;
         case "abort":
           this.#lost(process, peer, `process ${process} (${address}) stopped: ${frame.reason}`);
