@@ -29,8 +29,14 @@ images=$(npm run -s images -- --json)
 # The reference first: the archive's path, last, may hold spaces.
 read -r WAXFLOW_CONTROLLER_IMAGE controller_archive < <(node -p \
   'const { controller: c } = JSON.parse(process.argv[1]); `${c.reference} ${c.archive}`' "$images")
-export WAXFLOW_CONTROLLER_IMAGE
-step "images built: $WAXFLOW_CONTROLLER_IMAGE"
+read -r WAXFLOW_RUNTIME_IMAGE WAXFLOW_RUNTIME_ARCHIVE < <(node -p \
+  'const { runtime: r } = JSON.parse(process.argv[1]); `${r.reference} ${r.archive}`' "$images")
+# The Kafka broker of kafka.e2e.test.ts (cached by content; that test loads it into the node).
+kafka_image=$(npm run -s images:kafka -- --json)
+read -r WAXFLOW_KAFKA_IMAGE WAXFLOW_KAFKA_ARCHIVE < <(node -p \
+  'const k = JSON.parse(process.argv[1]); `${k.reference} ${k.archive}`' "$kafka_image")
+export WAXFLOW_CONTROLLER_IMAGE WAXFLOW_RUNTIME_IMAGE WAXFLOW_RUNTIME_ARCHIVE WAXFLOW_KAFKA_IMAGE WAXFLOW_KAFKA_ARCHIVE
+step "images built: $WAXFLOW_CONTROLLER_IMAGE $WAXFLOW_KAFKA_IMAGE"
 "$kind" load image-archive "$controller_archive" --name "$KIND_CLUSTER_NAME"
 step "controller image loaded"
 
