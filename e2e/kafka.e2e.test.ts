@@ -43,7 +43,13 @@ const BROKER = "broker";
 const SECRET = "kafka-client";
 const IN_TOPIC = "events";
 const OUT_TOPIC = "anonymized";
-const PARTITIONS = 3;
+/**
+ * One input partition per worker (3 x 2). With fewer, a process whose workers own none
+ * ends at once ("finished: every input reached its end", exit 0): its restart cannot
+ * rejoin the running cluster, and its last commit holds back the others' transactions.
+ */
+const IN_PARTITIONS = 6;
+const OUT_PARTITIONS = 3;
 /** Messages produced: 20 a second, so the stream lasts about 2.5 minutes, through the kill and the scale. */
 const MESSAGES = 3000;
 const BATCH = 10;
@@ -161,10 +167,12 @@ describe("Kafka to Kafka exactly once on kind", { timeout: 1_500_000 }, () => {
     }
     const brokerReady = Date.now();
 
-    await apply([client("topics", CREATE_TOPICS, { PARTITIONS: String(PARTITIONS) })]);
-    expect(await finished("topics", 180_000)).toBe(
-      `topic ${IN_TOPIC} ${PARTITIONS}\ntopic ${OUT_TOPIC} ${PARTITIONS}\n`,
-    );
+    await apply([
+      client("topics", CREATE_TOPICS, { IN_PARTITIONS: String(IN_PARTITIONS), OUT_PARTITIONS: String(OUT_PARTITIONS) }),
+    ]);
+    const topics = await finished("topics", 180_000);
+    expect(topics).toMatch(new RegExp(`^topic ${IN_TOPIC} ${IN_PARTITIONS}$`, "m"));
+    expect(topics).toMatch(new RegExp(`^topic ${OUT_TOPIC} ${OUT_PARTITIONS}$`, "m"));
 
     const deploy = await waxctl([
       "df",
@@ -240,7 +248,7 @@ describe("Kafka to Kafka exactly once on kind", { timeout: 1_500_000 }, () => {
 
     // Every lag reported on /metrics reaches 0: the input was read to its end.
     // TODO(kafkalag): once worker threads' partitions reach /metrics, assert every input
-    // partition (3) is present across the pods, not just at least one.
+    // partition (IN_PARTITIONS) is present across the pods, not just at least one.
     const lags = await eventually(
       "every consumer lag on /metrics to reach 0",
       async () => {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # npm run e2e: the kind cluster (built from package registries, cached), the waxflow
 # images (built without a daemon, cached by content), the controller image loaded into
-# the cluster, then the scenarios (e2e/scenarios.e2e.test.ts). Dataflow images are built
+# the cluster, the Kafka broker image (kafka.e2e.test.ts loads it), then every
+# e2e/*.e2e.test.ts (scenarios, security, top, gitops, kafka, ...). Dataflow images are built
 # and loaded by `waxctl df deploy` itself, as a user's would be.
 #   E2E_REUSE_CLUSTER=true  keep a running, verified cluster instead of recreating it
 #   E2E_KEEP=true           leave the scenarios' namespace in place for a look afterwards

@@ -250,15 +250,21 @@ async function retried(what, fn) {
 }
 `;
 
-/** Creates the input and output topics, `partitions` each. */
+/** Creates the input and output topics, IN_PARTITIONS and OUT_PARTITIONS partitions. */
 export const CREATE_TOPICS = `${PRELUDE}
 const admin = new KafkaAdmin(brokers, config);
-for (const topic of [env.KAFKA_IN_TOPIC, env.KAFKA_OUT_TOPIC]) {
+for (const [topic, partitions] of [[env.KAFKA_IN_TOPIC, env.IN_PARTITIONS], [env.KAFKA_OUT_TOPIC, env.OUT_PARTITIONS]]) {
   await retried("create " + topic, async () => {
     const counts = await admin.partitionCounts([topic]);
-    if (!counts.has(topic)) await admin.createTopic(topic, Number(env.PARTITIONS));
+    if (!counts.has(topic)) await admin.createTopic(topic, Number(partitions));
   });
-  console.log("topic " + topic + " " + (await admin.partitionCounts([topic])).get(topic));
+  // A topic just created shows in the metadata a moment later.
+  const count = await retried("describe " + topic, async () => {
+    const n = (await admin.partitionCounts([topic])).get(topic);
+    if (n === undefined) throw new Error("not in the metadata yet");
+    return n;
+  });
+  console.log("topic " + topic + " " + count);
 }
 await admin.close();
 `;
