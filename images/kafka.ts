@@ -9,7 +9,7 @@
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { parseArgs, promisify } from "node:util";
@@ -225,8 +225,21 @@ export async function buildKafkaImage(
       cached = true;
     });
   }
+  await pruneBuilds(join(cache, "kafka"), key);
   const image = JSON.parse(await readFile(summary, "utf8")) as BaseImage;
   return { ...image, key, cached, ms: performance.now() - t0 };
+}
+
+/** Each build holds the image twice (layout and archive, ~0.5 GB): older ones beyond the newest two go. */
+async function pruneBuilds(dir: string, key: string): Promise<void> {
+  const builds = await readdir(dir, { withFileTypes: true });
+  const dated = await Promise.all(
+    builds
+      .filter((d) => d.isDirectory() && /^[0-9a-f]{32}$/.test(d.name) && d.name !== key)
+      .map(async (d) => ({ name: d.name, mtime: (await stat(join(dir, d.name))).mtimeMs })),
+  );
+  for (const old of dated.sort((a, b) => b.mtime - a.mtime).slice(1))
+    await rm(join(dir, old.name), { recursive: true, force: true });
 }
 
 if (import.meta.main) {

@@ -1,8 +1,22 @@
-// The Kafka broker image's inputs and configuration, without building it (the kind suite
-// builds and runs it: e2e/kafka.e2e.test.ts): what the lock pins is what a headless broker
-// needs, and the entrypoint starts java on exactly those jars with no shell.
-import { expect, test } from "vitest";
-import { JAVA_HOME, JRE_PACKAGES, KAFKA_LIBS, kafkaImageConfig, readKafkaLock } from "../kafka.ts";
+// The Kafka broker image (the kind suite runs it: e2e/kafka.e2e.test.ts). What the lock
+// pins is what a headless broker needs; the image shares the runtime's OS layer, runs as
+// 65532 and starts java on exactly those jars with no shell; and a build in an empty
+// cache (its downloads linked, not fetched again) gives the same digest.
+import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, expect, test } from "vitest";
+import { cacheDir, readImage } from "../../cli/src/image/oci.ts";
+import { buildImages } from "../build.ts";
+import { buildKafkaImage, JAVA_HOME, JRE_PACKAGES, KAFKA_LIBS, type KafkaImage, readKafkaLock } from "../kafka.ts";
+
+const work = mkdtempSync(join(tmpdir(), "waxflow-kafka-image-"));
+let image: KafkaImage;
+beforeAll(async () => {
+  image = await buildKafkaImage();
+}, 600_000);
+afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 test("the lock pins the JRE's packages and Kafka's jars, each once, by SHA-256", async () => {
   const lock = await readKafkaLock();
@@ -20,14 +34,31 @@ test("the lock pins the JRE's packages and Kafka's jars, each once, by SHA-256",
   }
 });
 
-test("the entrypoint is java on the jars; the default command starts the broker on /config", () => {
-  const config = kafkaImageConfig();
-  expect(config.Entrypoint).toEqual([
-    `${JAVA_HOME}/bin/java`,
-    "-XX:-UsePerfData",
-    "-Dlog4j2.configurationFile=/opt/kafka/config/log4j2.properties",
-    "-cp",
-    `${KAFKA_LIBS}/*`,
-  ]);
-  expect(config.Cmd).toEqual(["kafka.Kafka", "/config/server.properties"]);
+test("three layers, the first the runtime's; java on the jars as 65532, the broker by default", async () => {
+  const kafka = await readImage(image.layout);
+  const runtime = await readImage((await buildImages()).runtime.layout);
+  expect(kafka.digest).toBe(image.digest);
+  expect(kafka.manifest.layers).toHaveLength(3);
+  expect(kafka.manifest.layers[0]).toEqual(runtime.manifest.layers[0]);
+  expect(kafka.config.config).toMatchObject({
+    User: "65532:65532",
+    Entrypoint: [
+      `${JAVA_HOME}/bin/java`,
+      "-XX:-UsePerfData",
+      "-Dlog4j2.configurationFile=/opt/kafka/config/log4j2.properties",
+      "-cp",
+      `${KAFKA_LIBS}/*`,
+    ],
+    Cmd: ["kafka.Kafka", "/config/server.properties"],
+  });
+  expect(image.tag).toBe(`waxflow.local/waxflow-kafka:${(await readKafkaLock()).kafka}`);
 });
+
+test("a build in an empty cache gives the same digest", async () => {
+  const cache = join(work, "cache");
+  await mkdir(cache);
+  for (const downloads of ["debs", "jars"]) symlinkSync(join(cacheDir(), "images", downloads), join(cache, downloads));
+  const fresh = await buildKafkaImage({ cache });
+  expect(fresh.cached).toBe(false);
+  expect(fresh.digest).toBe(image.digest);
+}, 300_000);
