@@ -68,8 +68,10 @@ restrictedNamespace(NS);
 // in run.sh: only this file needs them.
 beforeAll(async () => {
   for (const archive of [process.env.WAXFLOW_KAFKA_ARCHIVE, process.env.WAXFLOW_RUNTIME_ARCHIVE]) {
-    if (archive !== undefined)
-      execFileSync("kind", ["load", "image-archive", archive, "--name", CLUSTER], { stdio: "pipe" });
+    if (archive === undefined) continue;
+    const t0 = Date.now();
+    execFileSync("kind", ["load", "image-archive", archive, "--name", CLUSTER], { stdio: "pipe" });
+    console.log(`kind load image-archive ${archive}: ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   }
 }, 600_000);
 afterAll(() => rmSync(work, { recursive: true, force: true }));
