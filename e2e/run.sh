@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # npm run e2e: the kind cluster (built from package registries, cached), the waxflow
 # images (built without a daemon, cached by content), the controller image loaded into
-# the cluster, then the scenarios (e2e/scenarios.e2e.test.ts). Dataflow images are built
+# the cluster, the Kafka broker image (kafka.e2e.test.ts loads it), then every
+# e2e/*.e2e.test.ts (scenarios, security, top, gitops, kafka, ...). Dataflow images are built
 # and loaded by `waxctl df deploy` itself, as a user's would be.
 #   E2E_REUSE_CLUSTER=true  keep a running, verified cluster instead of recreating it
 #   E2E_KEEP=true           leave the scenarios' namespace in place for a look afterwards
@@ -29,8 +30,14 @@ images=$(npm run -s images -- --json)
 # The reference first: the archive's path, last, may hold spaces.
 read -r WAXFLOW_CONTROLLER_IMAGE controller_archive < <(node -p \
   'const { controller: c } = JSON.parse(process.argv[1]); `${c.reference} ${c.archive}`' "$images")
-export WAXFLOW_CONTROLLER_IMAGE
-step "images built: $WAXFLOW_CONTROLLER_IMAGE"
+read -r WAXFLOW_RUNTIME_IMAGE WAXFLOW_RUNTIME_ARCHIVE < <(node -p \
+  'const { runtime: r } = JSON.parse(process.argv[1]); `${r.reference} ${r.archive}`' "$images")
+# The Kafka broker of kafka.e2e.test.ts (cached by content; that test loads it into the node).
+kafka_image=$(npm run -s images:kafka -- --json)
+read -r WAXFLOW_KAFKA_IMAGE WAXFLOW_KAFKA_ARCHIVE < <(node -p \
+  'const k = JSON.parse(process.argv[1]); `${k.reference} ${k.archive}`' "$kafka_image")
+export WAXFLOW_CONTROLLER_IMAGE WAXFLOW_RUNTIME_IMAGE WAXFLOW_RUNTIME_ARCHIVE WAXFLOW_KAFKA_IMAGE WAXFLOW_KAFKA_ARCHIVE
+step "images built: $WAXFLOW_CONTROLLER_IMAGE $WAXFLOW_KAFKA_IMAGE"
 "$kind" load image-archive "$controller_archive" --name "$KIND_CLUSTER_NAME"
 step "controller image loaded"
 

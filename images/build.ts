@@ -162,11 +162,11 @@ async function controllerBundle(): Promise<Uint8Array> {
 const toEntries = (files: readonly ImageFile[]): TarEntry[] =>
   files.map((f) => ({ path: f.path, type: "file", contents: f.contents, mode: f.mode }));
 
-async function version(pkg: string): Promise<string> {
+export async function version(pkg: string): Promise<string> {
   return (JSON.parse(await readFile(join(ROOT, pkg, "package.json"), "utf8")) as { version: string }).version;
 }
 
-async function writeImage(
+export async function writeImage(
   dir: string,
   name: string,
   version: string,

@@ -39,10 +39,9 @@ export interface DebianLock {
 
 export const LOCK_FILE = new URL("./debian.lock.json", import.meta.url);
 
-/** The lock for the versions apt would install now (after `apt-get update`). */
-export async function resolveLock(): Promise<DebianLock> {
-  const order: readonly string[] = PACKAGES;
-  const { stdout } = await run("apt-get", ["download", "--print-uris", ...PACKAGES]);
+/** The lock for the versions of `packages` apt would install now (after `apt-get update`). */
+export async function resolveLock(order: readonly string[] = PACKAGES): Promise<DebianLock> {
+  const { stdout } = await run("apt-get", ["download", "--print-uris", ...order]);
   // 'http://deb.debian.org/debian/pool/.../libc6_2.36-9%2bdeb12u14_amd64.deb' libc6_2.36-9+deb12u14_amd64.deb 2759320 SHA256:ba4f...
   const packages = stdout
     .trim()
@@ -125,12 +124,8 @@ nobody:x:65534:
 nonroot:x:${GID}:
 `;
 
-/**
- * The root filesystem: the packages' files, usrmerge links, users (root, nobody, nonroot
- * 65532), the CA bundle update-ca-certificates would make, and dpkg's status.d records so
- * scanners see the packages.
- */
-export async function rootfsEntries(debs: readonly string[]): Promise<TarEntry[]> {
+/** The packages' files (usrmerged, documentation left out) and dpkg's status.d records so scanners see them. */
+export async function packageEntries(debs: readonly string[]): Promise<TarEntry[]> {
   const entries: TarEntry[] = [];
   for (const deb of debs) {
     const { entries: files, control } = await debEntries(deb);
@@ -138,6 +133,15 @@ export async function rootfsEntries(debs: readonly string[]): Promise<TarEntry[]
     const name = /^Package: (\S+)$/m.exec(control)?.[1] ?? deb;
     entries.push({ path: `var/lib/dpkg/status.d/${name}`, type: "file", contents: Buffer.from(control) });
   }
+  return entries;
+}
+
+/**
+ * The root filesystem: the packages' files, usrmerge links, users (root, nobody, nonroot
+ * 65532), the CA bundle update-ca-certificates would make, and dpkg's status.d records.
+ */
+export async function rootfsEntries(debs: readonly string[]): Promise<TarEntry[]> {
+  const entries = await packageEntries(debs);
   const certs = entries
     .filter((e) => e.type === "file" && /^usr\/share\/ca-certificates\/.*\.crt$/.test(e.path))
     .sort((a, b) => (a.path < b.path ? -1 : 1))
