@@ -52,6 +52,8 @@ export interface RunConfig {
    */
   readonly supervise: boolean;
   readonly mesh: MeshSettings;
+  /** Serve GET /state/STEP, to requests carrying the token derived from the cluster secret. */
+  readonly stateQuery: boolean;
 }
 
 /** How this process's connections to its peers are secured and timed. */
@@ -108,6 +110,7 @@ export const RUN_OPTIONS = {
   "cluster-tls": { type: "boolean" },
   listen: { type: "string" },
   "peer-timeout": { type: "string" },
+  "state-query": { type: "boolean" },
   debug: { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const;
@@ -247,6 +250,14 @@ function resolveRunConfig(target: string, values: Values, env: Env, io: ConfigIo
   const recoveryInit = values["recovery-init"] === true || flagVariable(env, "WAXFLOW_RECOVERY_INIT");
   const dropRemovedSteps = values["drop-removed-steps"] === true || flagVariable(env, "WAXFLOW_DROP_REMOVED_STEPS");
   const apiPort = envSetting(env, "WAXFLOW_API_PORT");
+  const mesh = resolveMesh(values, env, io, addresses.length > 1 || holder);
+  const stateQuery = values["state-query"] === true || flagVariable(env, "WAXFLOW_STATE_QUERY");
+  if (stateQuery && !(mesh.secret instanceof Uint8Array)) {
+    throw new UsageError(
+      "--state-query (WAXFLOW_STATE_QUERY) needs a cluster secret, which its token is derived from: " +
+        "set WAXFLOW_CLUSTER_SECRET or WAXFLOW_CLUSTER_SECRET_FILE (--insecure-cluster has none)",
+    );
+  }
   return {
     modulePath,
     exportName,
@@ -267,7 +278,8 @@ function resolveRunConfig(target: string, values: Values, env: Env, io: ConfigIo
     supervise:
       values["no-supervise"] !== true &&
       (envSetting(env, "WAXFLOW_SUPERVISE") === undefined || flagVariable(env, "WAXFLOW_SUPERVISE")),
-    mesh: resolveMesh(values, env, io, addresses.length > 1 || holder),
+    mesh,
+    stateQuery,
   };
 }
 

@@ -44,6 +44,7 @@ try {
     signal: abort.signal,
     stepMetrics: data.stepMetrics,
   });
+  links.answerQueries((query) => worker.query(query));
   const report = (): void =>
     links.post({ k: "stats", epoch: worker.epoch, steps: worker.stepCounts(), lastCommit: worker.lastCommit });
   stats = setInterval(report, data.statsMs);

@@ -567,6 +567,53 @@ export class RecoveryStore {
     }
   }
 
+  /**
+   * The committed state of (step, key): its newest snapshot before the committed
+   * frontier of `worker`, its owner, as this process's store has heard it. A snapshot a
+   * commit is still writing is past that frontier, so it is never half-seen.
+   */
+  committedState(stepId: string, key: string, worker: number): { found: boolean; state?: unknown; epoch?: number } {
+    const frontier = this.#frontiers.get(worker) ?? this.#resumeEpoch;
+    const part = this.#parts[stableHash(`${stepId}\u0000${key}`) % this.#parts.length] as Partition;
+    const row = part.guard(() =>
+      part.db
+        .prepare(
+          "SELECT epoch, ser FROM snaps WHERE step_id = ? AND state_key = ? AND epoch < ? ORDER BY epoch DESC LIMIT 1",
+        )
+        .get(stepId, key, frontier),
+    );
+    if (row === undefined || row.ser == null) return { found: false, epoch: frontier - 1 };
+    return { found: true, state: decodeState(row.ser, join(this.dir, part.file)), epoch: Number(row.epoch) };
+  }
+
+  /**
+   * The keys of `stepId` with committed state that `owns` accepts, among the newest
+   * snapshots before `frontier`: what a page of keys is cut from.
+   */
+  *committedKeys(stepId: string, prefix: string, frontier: number, owns: (key: string) => boolean): Generator<string> {
+    for (const p of this.#parts) {
+      const rows = p.iterate(
+        `SELECT state_key, ser FROM snaps s WHERE step_id = ? AND state_key >= ? AND epoch = (
+           SELECT MAX(epoch) FROM snaps t
+           WHERE t.step_id = s.step_id AND t.state_key = s.state_key AND t.epoch < ?)`,
+        stepId,
+        prefix,
+        frontier,
+      );
+      for (const r of rows) {
+        const key = String(r.state_key);
+        if (r.ser != null && owns(key)) yield key;
+      }
+    }
+  }
+
+  /** The lowest committed frontier among `workers`, as this process's store has heard them. */
+  committedFrontier(workers: readonly number[]): number {
+    let min = Number.POSITIVE_INFINITY;
+    for (const w of workers) min = Math.min(min, this.#frontiers.get(w) ?? this.#resumeEpoch);
+    return min === Number.POSITIVE_INFINITY ? this.#resumeEpoch : min;
+  }
+
   /** Stores snapshots received from other processes' stores. */
   writeRows(rows: readonly SnapshotRow[]): void {
     for (const [part, partRows] of this.#byPartition(rows)) part.write(partRows);
