@@ -206,24 +206,33 @@ test("a rescale from 3 processes to 2 and a holder: each moved key is answered b
   });
 }, 150_000);
 
-test("without --state-query, /state is off: 404 before the token or the URL is read", async () => {
-  const [api] = await freePorts(1);
-  const run = processes.start([CLI, "run", FLOW], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? "", WAXFLOW_API_PORT: String(api), WAXFLOW_QUIET: "true" },
-    stdio: ["ignore", "ignore", "pipe"],
+test("one process, its worker in the process's own thread, answers; without --state-query, /state is off: 404 before the token or the URL is read", async () => {
+  const [on, off] = (await freePorts(2)) as [number, number];
+  const env = { PATH: process.env.PATH ?? "", WAXFLOW_QUIET: "true", SQ_KEYS: String(KEYS), SQ_TIMES: String(TIMES) };
+  const start = (port: number, args: string[], extra: Record<string, string> = {}): Run =>
+    processes.start([CLI, "run", FLOW, ...args], {
+      cwd: ROOT,
+      env: { ...env, WAXFLOW_API_PORT: String(port), ...extra },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+  const single = start(on, ["--state-query"], { WAXFLOW_CLUSTER_SECRET: TEST_SECRET });
+  const closed = start(off, []);
+  await expect.poll(() => countOf(on, "k9"), { timeout: 30_000, interval: 300 }).toBe(TIMES);
+  expect(await state(on, "/state/count?key=k9&consistency=committed")).toEqual({
+    status: 409,
+    body: "consistency=committed reads the recovery store, and this dataflow runs without recovery (-r)\n",
   });
-  const port = api as number;
   await expect
-    .poll(async () => (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.status, {
+    .poll(async () => (await fetch(`http://127.0.0.1:${off}/readyz`).catch(() => undefined))?.status, {
       timeout: 30_000,
     })
     .toBe(200);
   for (const token of [TOKEN, null]) {
-    expect(await state(port, "/state/%%%?key=k1", token)).toEqual({
+    expect(await state(off, "/state/%%%?key=k1", token)).toEqual({
       status: 404,
       body: "state queries are off: start the process with --state-query (WAXFLOW_STATE_QUERY=true)\n",
     });
   }
-  expect(run.child.exitCode).toBeNull();
+  expect(single.child.exitCode).toBeNull();
+  expect(closed.child.exitCode).toBeNull();
 }, 60_000);

@@ -108,6 +108,7 @@ function toJson(value: unknown, where: string, seen: Set<object>): Json {
       // JSON numbers lose precision past 2^53; a string keeps every digit.
       return value.toString();
     case "undefined":
+      throw new UnrepresentableState(`${where} is undefined, which JSON cannot express`);
     case "function":
     case "symbol":
       throw new UnrepresentableState(`${where} is a ${typeof value}, which JSON cannot express`);
