@@ -79,6 +79,17 @@ async function countOf(port: number, key: string, consistency = "live"): Promise
   return (JSON.parse(reply.body) as { value: number }).value;
 }
 
+/** The lowest epoch any worker of these processes has committed, from /metrics. */
+async function lowestCommit(ports: readonly number[]): Promise<number> {
+  const epochs: number[] = [];
+  for (const port of ports) {
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    for (const m of metrics.matchAll(/^waxflow_worker_committed_epoch\{worker="\d+"\} (\d+)$/gm))
+      epochs.push(Number(m[1]));
+  }
+  return epochs.length === 2 * ports.length ? Math.min(...epochs) : -1;
+}
+
 const allKeys = Array.from({ length: KEYS }, (_, i) => `k${i}`);
 
 async function everyCount(ports: readonly number[], consistency: string): Promise<number[]> {
@@ -178,9 +189,12 @@ test("a rescale from 3 processes to 2 and a holder: each moved key is answered b
   await expect
     .poll(() => everyCount(before.apiPorts, "committed"), { timeout: 60_000, interval: 300 })
     .toEqual(Array(3 * KEYS).fill(TIMES));
-  // Epochs go on after the feeds ran dry: wait for one more commit everywhere, so the resume
-  // epoch is past the last item and the new cluster has nothing to replay.
-  await new Promise((r) => setTimeout(r, 1_000));
+  // Epochs go on after the feeds ran dry: once every worker has committed two more, the
+  // resume epoch is past the last item and the new cluster has nothing to replay.
+  const settled = await lowestCommit(before.apiPorts);
+  await expect
+    .poll(() => lowestCommit(before.apiPorts), { timeout: 30_000, interval: 200 })
+    .toBeGreaterThanOrEqual(settled + 2);
   for (const run of before.runs) run.child.kill("SIGTERM");
   await Promise.all(before.runs.map((r) => r.exit));
 
