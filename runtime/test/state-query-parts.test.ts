@@ -64,6 +64,17 @@ test("pages: keys after `after` with the prefix, sorted, at most `limit`; owners
   expect(pageOf(["b2", "a1", "b1", "b3", "c1"], { prefix: "b", after: "b1", limit: 5 })).toEqual(["b2", "b3"]);
   expect(pageOf(["b2", "a1", "b1"], { prefix: "", after: "", limit: 2 })).toEqual(["a1", "b1"]);
   expect(mergePages([["a", "d"], ["b", "c"], []], 3)).toEqual(["a", "b", "c"]);
+  // Many more keys than the page: trimmed on the way, still the first ones in order.
+  const many = Array.from({ length: 5000 }, (_, i) => `k${String((i * 7919) % 5000).padStart(4, "0")}`);
+  expect(pageOf(many, { prefix: "k", after: "k0100", limit: 7 })).toEqual([
+    "k0101",
+    "k0102",
+    "k0103",
+    "k0104",
+    "k0105",
+    "k0106",
+    "k0107",
+  ]);
 });
 
 test("a URL becomes a bounded query, or one line saying what is wrong", () => {

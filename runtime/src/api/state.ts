@@ -207,7 +207,7 @@ export class StateRouter {
           return valueAnswer(found, state, epoch);
         }
         const frontier = store.committedFrontier(workers.map((v) => v.index));
-        return { kind: "keys", keys: pageOf(store.committedKeys(query.stepId, query.prefix, frontier, mine), query) };
+        return { kind: "keys", keys: pageOf(store.committedKeys(query.stepId, query, frontier, mine), query) };
       }
       if (query.kind === "get") {
         const view = workers[workerForKey(query.key, this.#count) - first];

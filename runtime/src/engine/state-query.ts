@@ -65,14 +65,19 @@ export function quoted(text: string): string {
   return shown.length > 80 ? `${shown.slice(0, 77)}..."` : shown;
 }
 
-/** Keys of `sorted` (ascending) that match the query's page. */
+/**
+ * The first `limit` keys, in order, that start with `prefix` and come after `after`. Keeps
+ * at most twice the limit between trims, so a page of a worker's million keys costs a
+ * pass over them, not a sort of them all.
+ */
 export function pageOf(keys: Iterable<string>, query: { prefix: string; after: string; limit: number }): string[] {
   const page: string[] = [];
   for (const key of keys) {
-    if (key.startsWith(query.prefix) && key > query.after) page.push(key);
+    if (!key.startsWith(query.prefix) || key <= query.after) continue;
+    page.push(key);
+    if (page.length >= 2 * query.limit) page.sort().length = query.limit;
   }
-  page.sort();
-  return page.slice(0, query.limit);
+  return page.sort().slice(0, query.limit);
 }
 
 /** Merges the sorted pages of several owners into one. */

@@ -291,10 +291,15 @@ class Partition {
   /** The rows of a query, each step guarded. */
   *iterate(sql: string, ...params: SQLInputValue[]): Generator<Record<string, SQLOutputValue>> {
     const rows = this.guard(() => this.db.prepare(sql).iterate(...params));
-    for (;;) {
-      const next = this.guard(() => rows.next());
-      if (next.done === true) return;
-      yield next.value;
+    try {
+      for (;;) {
+        const next = this.guard(() => rows.next());
+        if (next.done === true) return;
+        yield next.value;
+      }
+    } finally {
+      // A reader that stops early resets the statement, so it holds no read transaction.
+      rows.return?.();
     }
   }
 
@@ -587,24 +592,39 @@ export class RecoveryStore {
   }
 
   /**
-   * The keys of `stepId` with committed state that `owns` accepts, among the newest
-   * snapshots before `frontier`: what a page of keys is cut from.
+   * The first `limit` keys of `stepId` after `after` that start with `prefix`, have
+   * committed state (among the newest snapshots before `frontier`) and that `owns`
+   * accepts: each partition is read in key order and only as far as the page needs.
    */
-  *committedKeys(stepId: string, prefix: string, frontier: number, owns: (key: string) => boolean): Generator<string> {
+  committedKeys(
+    stepId: string,
+    page: { readonly prefix: string; readonly after: string; readonly limit: number },
+    frontier: number,
+    owns: (key: string) => boolean,
+  ): string[] {
+    const keys: string[] = [];
     for (const p of this.#parts) {
+      let taken = 0;
       const rows = p.iterate(
-        `SELECT state_key, ser FROM snaps s WHERE step_id = ? AND state_key >= ? AND epoch = (
+        `SELECT state_key, ser FROM snaps s WHERE step_id = ? AND state_key > ? AND state_key >= ? AND epoch = (
            SELECT MAX(epoch) FROM snaps t
-           WHERE t.step_id = s.step_id AND t.state_key = s.state_key AND t.epoch < ?)`,
+           WHERE t.step_id = s.step_id AND t.state_key = s.state_key AND t.epoch < ?)
+         ORDER BY state_key`,
         stepId,
-        prefix,
+        page.after,
+        page.prefix,
         frontier,
       );
       for (const r of rows) {
         const key = String(r.state_key);
-        if (r.ser != null && owns(key)) yield key;
+        // Keys in byte order: past the prefix's range, no later key has it.
+        if (!key.startsWith(page.prefix)) break;
+        if (r.ser == null || !owns(key)) continue;
+        keys.push(key);
+        if (++taken === page.limit) break;
       }
     }
+    return keys;
   }
 
   /** The lowest committed frontier among `workers`, as this process's store has heard them. */
