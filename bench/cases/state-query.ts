@@ -4,7 +4,8 @@
  * then GET /state/count?key=K for random keys, asked of the three processes in turn, so
  * two queries in three cross the mesh to the owner. Sequential requests over keep-alive
  * connections: the figures are one query's latency, live (taken by the owning worker
- * between two activations) and committed (read from the owner's recovery store).
+ * between two activations) and committed (read from the owner's recovery store); then
+ * pages of 100 keys, which every process answers for its share and the asked one merges.
  * Measured once; loading the keys takes most of the time.
  */
 
@@ -20,6 +21,8 @@ import type { BenchCase, Figure } from "../harness.ts";
 const ROOT = resolve(import.meta.dirname, "../..");
 const KEYS = 1_000_000;
 const QUERIES = 2_000;
+/** Pages listed per consistency: each asks all three processes and scans their keys. */
+const PAGES = 100;
 const SECRET = "bench-state-query-secret-0123456789";
 const TOKEN = stateQueryToken(Buffer.from(SECRET));
 /** A live query's p99 must stay below this (ms): well under a human's notice, and under an HTTP client's patience. */
@@ -58,6 +61,30 @@ async function latencies(agent: Agent, ports: readonly number[], consistency: st
     times.push(performance.now() - started);
     if (status !== 200 || (JSON.parse(body) as { value: unknown }).value !== 1) {
       throw new Error(`${consistency} ${key} from port ${port}: ${status} ${body}`);
+    }
+  }
+  return times.sort((a, b) => a - b);
+}
+
+/** Pages of 100 keys after random keys, `n` of them; latencies (ms), sorted. */
+async function pageLatencies(
+  agent: Agent,
+  ports: readonly number[],
+  consistency: string,
+  n: number,
+): Promise<number[]> {
+  const times: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const after = `k${Math.floor(Math.random() * KEYS)}`;
+    const started = performance.now();
+    const { status, body } = await get(
+      agent,
+      ports[i % ports.length] as number,
+      `/state/count?after=${after}&limit=100&consistency=${consistency}`,
+    );
+    times.push(performance.now() - started);
+    if (status !== 200 || (JSON.parse(body) as { keys: string[] }).keys.length === 0) {
+      throw new Error(`page after ${after}: ${status} ${body.slice(0, 200)}`);
     }
   }
   return times.sort((a, b) => a - b);
@@ -124,6 +151,8 @@ export const stateQuery: BenchCase = {
           const loadSeconds = (performance.now() - loadedAt) / 1000;
           const live = await latencies(agent, apiPorts, "live");
           const committed = await latencies(agent, apiPorts, "committed");
+          const livePages = await pageLatencies(agent, apiPorts, "live", PAGES);
+          const committedPages = await pageLatencies(agent, apiPorts, "committed", PAGES);
           return [
             { name: `live p50 (n=${QUERIES})`, value: percentile(live, 50), unit: "ms" },
             { name: `live p99 (n=${QUERIES})`, value: percentile(live, 99), unit: "ms", below: P99_TARGET_MS },
@@ -134,6 +163,10 @@ export const stateQuery: BenchCase = {
               unit: "ms",
               below: P99_TARGET_MS,
             },
+            { name: `live page of 100 keys p50 (n=${PAGES})`, value: percentile(livePages, 50), unit: "ms" },
+            { name: `live page of 100 keys p99 (n=${PAGES})`, value: percentile(livePages, 99), unit: "ms" },
+            { name: `committed page of 100 keys p50 (n=${PAGES})`, value: percentile(committedPages, 50), unit: "ms" },
+            { name: `committed page of 100 keys p99 (n=${PAGES})`, value: percentile(committedPages, 99), unit: "ms" },
             { name: `keys counted and committed (start-up included)`, value: loadSeconds, unit: "s" },
           ];
         } finally {

@@ -5,10 +5,13 @@ import { expect, test } from "vitest";
 import { Dataflow } from "waxflow";
 import * as op from "waxflow/operators";
 import { TestingSink, TestingSource } from "waxflow/testing";
-import { parseStateRequest, stateResponse } from "../src/api/state.ts";
+import { parseStateRequest, StateRouter, stateResponse } from "../src/api/state.ts";
 import { stateQueryToken, tokenMatches } from "../src/api/state-token.ts";
-import { BadFrame, encodeFrame, FrameDecoder } from "../src/cluster/frames.ts";
+import { BadFrame, encodeFrame, FrameDecoder, type StateFrame } from "../src/cluster/frames.ts";
+import type { ProcessMesh } from "../src/cluster/mesh.ts";
+import { workerForKey } from "../src/engine/hash.ts";
 import { mergePages, pageOf, resolveStatefulStep, stateToJson, valueAnswer } from "../src/engine/state-query.ts";
+import type { WorkerView } from "../src/engine/threads.ts";
 
 function flow(): Dataflow {
   const df = new Dataflow("shop");
@@ -151,4 +154,65 @@ test("query and answer frames round-trip; unbounded or malformed ones are BadFra
   for (const value of hostile) {
     expect(() => new FrameDecoder().push(framed(value)), JSON.stringify(value).slice(0, 80)).toThrow(BadFrame);
   }
+});
+
+/** A mesh of `processes` for the router, whose frames to peers the test sees and answers. */
+function fakeMesh(processes: number, processId: number) {
+  const sent: Array<[number, StateFrame]> = [];
+  let handler: ((from: number, frame: StateFrame) => void) | undefined;
+  const mesh = {
+    processCount: processes,
+    processId,
+    setStateHandler: (h: (from: number, frame: StateFrame) => void) => {
+      handler = h;
+    },
+    sendState: (to: number, frame: StateFrame) => sent.push([to, frame]),
+  };
+  return { mesh: mesh as unknown as ProcessMesh, sent, deliver: (from: number, f: StateFrame) => handler?.(from, f) };
+}
+
+function view(index: number, query: WorkerView["query"]): WorkerView {
+  return { index, epoch: 1, lastCommit: undefined, stepCounts: () => [], query };
+}
+
+test("the router asks the owner's process over the mesh, answers peers from its workers, and bounds every wait", async () => {
+  const get = (key: string) => ({ kind: "get", stepId: "s", key, consistency: "live" }) as const;
+  // Two processes of one worker: keys hash to worker 0 (here) or 1 (the peer).
+  const mine = ["a", "b", "c", "d", "e", "f"].find((k) => workerForKey(k, 2) === 0) as string;
+  const theirs = ["a", "b", "c", "d", "e", "f"].find((k) => workerForKey(k, 2) === 1) as string;
+  const { mesh, sent, deliver } = fakeMesh(2, 0);
+  const stuck = new StateRouter({
+    mesh,
+    workers: [view(0, () => new Promise(() => undefined))],
+    workersPerProcess: 1,
+    timeoutMs: 50,
+  });
+  expect(await stuck.answer(get(mine))).toEqual({
+    kind: "error",
+    status: 504,
+    message: "worker 0 did not answer within 50 ms",
+  });
+  expect(await stuck.answer(get(theirs))).toEqual({
+    kind: "error",
+    status: 504,
+    message: "process 1 did not answer within 50 ms",
+  });
+  const remote = stuck.answer(get(theirs));
+  const [to, frame] = sent.at(-1) as [number, StateFrame];
+  expect([to, frame]).toMatchObject([1, { kind: "query", query: get(theirs) }]);
+  deliver(1, { kind: "answer", id: frame.id, answer: { kind: "value", json: "3" } });
+  expect(await remote).toEqual({ kind: "value", json: "3" });
+  // A peer's query for a key this process does not own is refused, not answered from nothing.
+  deliver(1, { kind: "query", id: 9, query: get(theirs) });
+  await new Promise((r) => setTimeout(r, 10));
+  expect(sent.at(-1)).toEqual([
+    1,
+    {
+      kind: "answer",
+      id: 9,
+      answer: { kind: "error", status: 421, message: `process 0 does not own key "${theirs}"` },
+    },
+  ]);
+  stuck.close();
+  expect(await stuck.answer(get(mine))).toMatchObject({ status: 503 });
 });

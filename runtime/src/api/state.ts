@@ -130,7 +130,7 @@ export class StateRouter {
         return;
       }
       void this.#local(frame.query, true).then((answer) =>
-        opts.mesh.sendState(from, { ...frame, kind: "answer", answer }),
+        opts.mesh.sendState(from, { kind: "answer", id: frame.id, answer }),
       );
     });
   }
@@ -166,6 +166,19 @@ export class StateRouter {
     this.#closed = true;
     for (const resolve of this.#pending.values()) resolve(stopped());
     this.#pending.clear();
+  }
+
+  /** A worker busy in user code answers when its activation ends; the client waits only so long. */
+  #bounded(answer: Promise<StateAnswer>, who: string): Promise<StateAnswer> {
+    const timeoutMs = this.#opts.timeoutMs ?? QUERY_TIMEOUT_MS;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<StateAnswer>((resolve) => {
+      timer = setTimeout(
+        () => resolve({ kind: "error", status: 504, message: `${who} did not answer within ${timeoutMs} ms` }),
+        timeoutMs,
+      );
+    });
+    return Promise.race([answer, late]).finally(() => clearTimeout(timer));
   }
 
   #remote(process: number, query: StateQuery): Promise<StateAnswer> {
@@ -209,12 +222,13 @@ export class StateRouter {
         const frontier = store.committedFrontier(workers.map((v) => v.index));
         return { kind: "keys", keys: pageOf(store.committedKeys(query.stepId, query, frontier, mine), query) };
       }
+      const ask = (view: WorkerView): Promise<StateAnswer> => this.#bounded(view.query(query), `worker ${view.index}`);
       if (query.kind === "get") {
         const view = workers[workerForKey(query.key, this.#count) - first];
         if (view === undefined) return stopped();
-        return await view.query(query);
+        return await ask(view);
       }
-      const pages = await Promise.all(workers.map((v) => v.query(query)));
+      const pages = await Promise.all(workers.map(ask));
       const failed = pages.find((a) => a.kind === "error");
       if (failed !== undefined) return failed;
       return {
