@@ -1,6 +1,7 @@
 // See inside a running dataflow on kind: `df top --once --json` and `df describe` read
 // every pod's /steps through the API server's pod proxy (past the Dataflow's
-// NetworkPolicy, as the operator's namespace is), and the numbers agree with the example.
+// NetworkPolicy, as the operator's namespace is), and the numbers agree with the example;
+// `df state` reads a sensor's count from the worker that owns it, the count the dataflow printed.
 import { describe, expect, test } from "vitest";
 import { eventually, restrictedNamespace, waxctl } from "./lib/cluster.ts";
 
@@ -45,6 +46,7 @@ describe("df top and df describe on kind", { timeout: 600_000 }, () => {
       "--recovery",
       "-e",
       "READINGS_FOLLOW=true",
+      "--state-query",
       "--wait",
       "--timeout",
       "5m",
@@ -96,6 +98,34 @@ describe("df top and df describe on kind", { timeout: 600_000 }, () => {
     const described = await waxctl(["df", "describe", FLOW, "-n", NS]);
     expect(described.code).toBe(0);
     expect(described.stdout).toMatch(/^ {2}count\.stateful_batch +statefulBatch in count \(statefulMap\) +yes +\d/m);
+
+    // A sensor's count as of the last committed epoch, then live: asked of pod 0, answered by
+    // the owner; the live count is at least the committed one, and the dataflow printed it.
+    const committed = await waxctl([
+      "df",
+      "state",
+      FLOW,
+      "count.stateful_batch",
+      "sensor-3",
+      "-n",
+      NS,
+      "--committed",
+      "--json",
+    ]);
+    expect(committed.code, committed.stderr).toBe(0);
+    const snapshot = JSON.parse(committed.stdout) as { value: number; epoch: number };
+    expect(snapshot.epoch).toBeGreaterThanOrEqual(1);
+    const live = JSON.parse((await waxctl(["df", "state", FLOW, "count", "sensor-3", "-n", NS, "--json"])).stdout) as {
+      value: number;
+    };
+    expect(live.value).toBeGreaterThanOrEqual(snapshot.value);
+    expect(snapshot.value).toBeGreaterThan(0);
+    await eventually(`df logs to show the line sensor-3,${live.value}`, async () => {
+      const logs = await waxctl(["df", "logs", FLOW, "-n", NS, "--tail", "2000"]);
+      return new RegExp(`\\bsensor-3,${live.value}$`, "m").test(logs.stdout) ? true : undefined;
+    });
+    const keys = await waxctl(["df", "state", FLOW, "count", "--prefix", "sensor-1", "-n", NS]);
+    expect(keys.stdout).toBe("sensor-1\nsensor-10\nsensor-11\n");
 
     const deleted = await waxctl(["df", "delete", FLOW, "-n", NS, "--purge", "--yes", "--wait"]);
     expect(deleted.code).toBe(0);

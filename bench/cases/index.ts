@@ -21,5 +21,6 @@ export const cases: readonly CaseEntry[] = [
   { name: "image-build-cold", load: async () => (await import("./image-build.ts")).imageBuildCold },
   { name: "deploy-dry-run", load: async () => (await import("./deploy-dry-run.ts")).deployDryRun },
   { name: "controller", load: async () => (await import("./controller.ts")).controller },
+  { name: "state-query", load: async () => (await import("./state-query.ts")).stateQuery },
   { name: "kafka", load: async () => (await import("./kafka.ts")).kafka },
 ];

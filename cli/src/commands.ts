@@ -9,6 +9,7 @@ import DfRender from "./commands/df/render.ts";
 import DfRestart from "./commands/df/restart.ts";
 import DfResume from "./commands/df/resume.ts";
 import DfScale from "./commands/df/scale.ts";
+import DfState from "./commands/df/state.ts";
 import DfSuspend from "./commands/df/suspend.ts";
 import DfTop from "./commands/df/top.ts";
 import ImageBuild from "./commands/image/build.ts";
@@ -29,6 +30,7 @@ export const COMMANDS = {
   "df:scale": DfScale,
   "df:restart": DfRestart,
   "df:top": DfTop,
+  "df:state": DfState,
   install: Install,
   uninstall: Uninstall,
   "image:build": ImageBuild,

@@ -427,6 +427,61 @@ export class Cluster {
     }
   }
 
+  /** The bytes of one key of a Secret; undefined when the Secret or the key does not exist. */
+  async secretValue(namespace: string, name: string, key: string): Promise<Buffer | undefined> {
+    const secret = await this.#orUndefined(`reading Secret ${name} in namespace ${namespace}`, () =>
+      this.#core.readNamespacedSecret({ name, namespace }),
+    );
+    const data = secret?.data?.[key];
+    return data === undefined ? undefined : Buffer.from(data, "base64");
+  }
+
+  /**
+   * A GET of a process's HTTP API through the API server's pod proxy, with `headers`
+   * passed on to the process; its status and body whatever the status (the process's
+   * one-line answers are the user's to read). `pathAndQuery` is below the API root.
+   */
+  async processRequest(
+    namespace: string,
+    pod: V1Pod,
+    pathAndQuery: string,
+    headers: Readonly<Record<string, string>>,
+  ): Promise<{ status: number; body: string }> {
+    const name = pod.metadata?.name ?? "";
+    const container = pod.spec?.containers.find((c) => c.name === CONTAINER);
+    const port = container?.ports?.find((p) => p.name === "api")?.containerPort ?? DEFAULT_API_PORT;
+    const base = new URL(this.server);
+    const root = base.pathname.replace(/\/$/, "");
+    const options: import("node:https").RequestOptions = {
+      protocol: base.protocol,
+      hostname: base.hostname.replace(/^\[(.*)\]$/, "$1"),
+      port: base.port,
+      method: "GET",
+      path: `${root}/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(`${name}:${port}`)}/proxy/${pathAndQuery}`,
+      headers: { ...headers },
+    };
+    const what = `asking pod ${name} through the API server's pod proxy`;
+    try {
+      await this.#config.applyToHTTPSOptions(options);
+      const { request } = base.protocol === "https:" ? await import("node:https") : await import("node:http");
+      return await new Promise((resolve, reject) => {
+        const req = request(options, (res: import("node:http").IncomingMessage) => {
+          let body = "";
+          res.setEncoding("utf8");
+          res.on("data", (chunk: string) => {
+            body += chunk;
+          });
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+          res.on("error", reject);
+        });
+        req.on("error", reject);
+        req.end();
+      });
+    } catch (err) {
+      throw new UserError(failureLine(err, what, this));
+    }
+  }
+
   /** Deletes the Dataflow's recovery volumes (PersistentVolumeClaims by its label); returns them as `persistentvolumeclaim/<name>`. */
   async deleteVolumes(namespace: string, name: string): Promise<string[]> {
     const labelSelector = `${DATAFLOW_LABEL}=${name}`;

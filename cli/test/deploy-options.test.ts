@@ -71,6 +71,12 @@ test.each([
   expect((error as Error).message).not.toContain("\n");
 });
 
+test("--state-query sets stateQuery; left out, the option is absent (the CRD defaults it off)", () => {
+  expect(deployOptions({ ...base, stateQuery: true }).stateQuery).toBe(true);
+  expect("stateQuery" in deployOptions({ ...base, stateQuery: false })).toBe(false);
+  expect("stateQuery" in deployOptions(base)).toBe(false);
+});
+
 test("durations add up their parts", () => {
   expect(durationMs("1m30s")).toBe(90_000);
   expect(durationMs("1.5s")).toBe(1500);

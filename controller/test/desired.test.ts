@@ -87,6 +87,26 @@ test("recovery.dropRemovedSteps sets WAXFLOW_DROP_REMOVED_STEPS; unset, the runt
   expect(classifySpecDiff(before, after)).toEqual({ class: "upgrade", fields: ["recovery.dropRemovedSteps"] });
 });
 
+test("spec.stateQuery sets WAXFLOW_STATE_QUERY; off by default, and turning it on restarts the processes with it", () => {
+  const envOf = (stateQuery?: boolean) => {
+    const df = dataflow(stateQuery === undefined ? {} : { stateQuery });
+    const sts = desiredStatefulSet(df, withDefaults(df.spec), 1);
+    return sts.spec?.template.spec?.containers[0]?.env?.find((e) => e.name === "WAXFLOW_STATE_QUERY")?.value;
+  };
+  expect(envOf(true)).toBe("true");
+  expect(envOf(false)).toBeUndefined();
+  expect(envOf()).toBeUndefined();
+  const before = withDefaults(dataflow().spec);
+  const after = withDefaults(dataflow({ stateQuery: true }).spec);
+  expect(classifySpecDiff(before, after)).toEqual({ class: "upgrade", fields: ["stateQuery"] });
+  // The API port stays fenced as before: the controller's namespace only, unless the operator names clients.
+  const policy = desiredNetworkPolicy(dataflow({ stateQuery: true }), DEFAULT_API_CLIENTS);
+  expect(policy.spec?.ingress?.[1]).toEqual({
+    _from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "waxflow-system" } } }],
+    ports: [{ protocol: "TCP", port: 3030 }],
+  });
+});
+
 test("no recovery volume when recovery is disabled", () => {
   const df = dataflow();
   const sts = desiredStatefulSet(df, withDefaults(df.spec), 1);

@@ -336,6 +336,12 @@ export const specSchema = {
       maxLength: 253,
       description: "Service account the processes run as; the namespace's default when unset.",
     },
+    stateQuery: {
+      type: "boolean",
+      default: false,
+      description:
+        "Serve per-key state queries (GET /state/STEP?key=K on port 3030, `waxctl df state`): off by default, since state is user data. Requests must carry a token derived from the Dataflow's cluster Secret, so only users who may read that Secret can query; the NetworkPolicy admits port 3030 only from the operator's namespace (and the API clients the chart names).",
+    },
     allowPrivileged: {
       type: "boolean",
       default: false,

@@ -64,6 +64,10 @@ resources?: V1ResourceRequirements
  */
 serviceAccountName?: string
 /**
+ * Serve per-key state queries (GET /state/STEP?key=K on port 3030, `waxctl df state`): off by default, since state is user data. Requests must carry a token derived from the Dataflow's cluster Secret, so only users who may read that Secret can query; the NetworkPolicy admits port 3030 only from the operator's namespace (and the API clients the chart names).
+ */
+stateQuery?: boolean
+/**
  * Lets podTemplate ask for what a Dataflow's pods are otherwise refused: privileged containers, host namespaces, hostPath volumes, added capabilities, privilege escalation. The operator must allow it too (chart value allowPrivilegedDataflows, waxctl install --allow-privileged-dataflows); otherwise the Dataflow fails, naming the fields.
  */
 allowPrivileged?: boolean

@@ -9,6 +9,7 @@ import type { Server } from "node:http";
 import { fileURLToPath } from "node:url";
 import { inspect } from "node:util";
 import { ProcessView, serveApi } from "./api/server.ts";
+import { stateQueryToken } from "./api/state-token.ts";
 import { enableCompileCacheFor } from "./cli/compile-cache.ts";
 import { type Command, type Env, type RunConfig, resolveCommand, unsupported } from "./cli/config.ts";
 import { HELP } from "./cli/help.ts";
@@ -109,7 +110,10 @@ export async function main(argv: readonly string[], env: Env, cwd: string): Prom
   let api: Server | undefined;
   try {
     // Served before peers connect, so probes see live-but-not-ready while the cluster forms.
-    api = await serveApi(config.apiPort, view);
+    const { secret } = config.mesh;
+    api = await serveApi(config.apiPort, view, {
+      stateQueryToken: config.stateQuery && secret instanceof Uint8Array ? stateQueryToken(secret) : undefined,
+    });
     const flow = await loadDataflow(config.modulePath, config.exportName, cwd);
     view.writesFiles(fileOutputs(flow, cwd));
     view.runs(flow);

@@ -47,12 +47,34 @@ describe("defaults", () => {
       debug: false,
       supervise: false,
       mesh: { secret: TEST_SECRET_BYTES, tls: false, listenHost: undefined, peerTimeoutMs: 15_000 },
+      stateQuery: false,
     });
   });
 
   test("help wins over everything", () => {
     expect(resolveCommand(["run", "x.ts", "-w", "0", "--help"], {}, noHostfile)).toEqual({ kind: "help" });
     expect(resolveCommand(["-h"], {}, noHostfile)).toEqual({ kind: "help" });
+  });
+});
+
+describe("state queries", () => {
+  test("off by default; --state-query or WAXFLOW_STATE_QUERY=true turns them on", () => {
+    expect(config(["flow.ts"]).stateQuery).toBe(false);
+    expect(config(["flow.ts", "--state-query"]).stateQuery).toBe(true);
+    expect(config(["flow.ts"], { WAXFLOW_STATE_QUERY: "true" }).stateQuery).toBe(true);
+    expect(config(["flow.ts"], { WAXFLOW_STATE_QUERY: "false" }).stateQuery).toBe(false);
+  });
+
+  test("need a cluster secret, which the token derives from; a bad switch value is named", () => {
+    expect(usageError(["run", "flow.ts", "--state-query"])).toMatch(
+      /^--state-query \(WAXFLOW_STATE_QUERY\) needs a cluster secret, which its token is derived from/,
+    );
+    expect(usageError(["run", "flow.ts"], { WAXFLOW_STATE_QUERY: "true", WAXFLOW_INSECURE_CLUSTER: "true" })).toMatch(
+      /needs a cluster secret/,
+    );
+    expect(usageError(["run", "flow.ts"], { WAXFLOW_STATE_QUERY: "yes" })).toBe(
+      'WAXFLOW_STATE_QUERY must be true or false, got "yes"',
+    );
   });
 });
 

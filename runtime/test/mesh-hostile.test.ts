@@ -227,6 +227,9 @@ test("random, truncated, oversized and replayed bytes, wrong secrets, wrong inde
     [{ kind: "released" }],
     [{ kind: "rows", rows: [["count", "k1", 1, 1_000_000]] }],
     [holderHello(5)],
+    // State queries and answers: holders run no workers, so they neither ask nor answer.
+    [{ kind: "query", id: 1, query: { kind: "get", stepId: "count.stateful_batch", key: "k1", consistency: "live" } }],
+    [{ kind: "answer", id: 0, answer: { kind: "value", json: "1" } }],
   ];
   for (const frames of forbidden) {
     const member = await holder(p0, 5);
@@ -239,6 +242,18 @@ test("random, truncated, oversized and replayed bytes, wrong secrets, wrong inde
     serialize(null),
     serialize({ kind: "hello" }),
     serialize({ kind: "rows", rows: 1 }),
+    // A state query past its bounds (a page of a billion keys, a 5000-character key), an answer without an id.
+    serialize({
+      kind: "query",
+      id: 1,
+      query: { kind: "list", stepId: "count", prefix: "", after: "", limit: 1e9, consistency: "live" },
+    }),
+    serialize({
+      kind: "query",
+      id: 2,
+      query: { kind: "get", stepId: "count", key: "k".repeat(5000), consistency: "live" },
+    }),
+    serialize({ kind: "answer", answer: { kind: "value" } }),
   ]) {
     const member = await holder(p0, 6);
     const header = Buffer.alloc(4);
@@ -253,10 +268,10 @@ test("random, truncated, oversized and replayed bytes, wrong secrets, wrong inde
   const counted = refusals((await http(api0, "/metrics")).body);
   // 7 foreign byte strings, the wrong secret, the replay, the claimed index 0, the silent connection.
   expect(counted.handshake).toBeGreaterThanOrEqual(11);
-  // exchange, committed, plan, released, rows and a second hello from a holder.
-  expect(counted.role).toBeGreaterThanOrEqual(6);
-  // Random bytes, a null, a hello without its fields, rows that are not a list.
-  expect(counted.frame).toBeGreaterThanOrEqual(4);
+  // exchange, committed, plan, released, rows, a second hello, a state query and an answer from a holder.
+  expect(counted.role).toBeGreaterThanOrEqual(8);
+  // Random bytes, a null, a hello without its fields, rows that are not a list, two unbounded queries, an answer without id.
+  expect(counted.frame).toBeGreaterThanOrEqual(7);
   expect((await http(api0, "/readyz")).status).toBe(200);
 
   const exits = await Promise.all(c.runs.map((r) => r.exit));

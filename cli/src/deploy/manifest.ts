@@ -57,6 +57,7 @@ export function dataflowManifest(input: ManifestInput): Dataflow {
           ? undefined
           : options.envFromSecrets.map((name) => ({ secretRef: { name } })),
       recovery,
+      stateQuery: options.stateQuery === true ? true : undefined,
       podTemplate: withSecretFiles(options.podTemplate, options.secretFiles),
     },
   });

@@ -24,6 +24,8 @@ export interface DeployFlags {
   readonly recoveryBackupInterval?: string;
   /** The --pod-template file's name and text, read by the command. */
   readonly podTemplate?: { readonly file: string; readonly text: string };
+  /** --state-query: serve GET /state (spec.stateQuery). */
+  readonly stateQuery?: boolean;
 }
 
 export interface DeployOptions {
@@ -43,6 +45,7 @@ export interface DeployOptions {
     readonly backupInterval?: string;
   };
   readonly podTemplate?: V1PodTemplateSpec;
+  readonly stateQuery?: boolean;
 }
 
 /** One Secret key, mounted read-only as the file `path`. */
@@ -218,6 +221,7 @@ export function deployOptions(flags: DeployFlags): DeployOptions {
     secretFiles,
     image: flags.image,
     podTemplate: overlay,
+    ...(flags.stateQuery === true ? { stateQuery: true } : {}),
   };
   if (!flags.recovery) {
     const stray = Object.entries(recoveryFlags).find(([, v]) => v !== undefined);

@@ -116,6 +116,8 @@ function runtimeEnv(ref: DataflowRef, spec: DefaultedDataflowSpec): V1EnvVar[] {
     );
     if (spec.recovery.dropRemovedSteps === true) env.push({ name: "WAXFLOW_DROP_REMOVED_STEPS", value: "true" });
   }
+  // State is user data: /state answers only when the spec asks, and only with the Secret's token.
+  if (spec.stateQuery === true) env.push({ name: "WAXFLOW_STATE_QUERY", value: "true" });
   return [...env, ...(spec.env ?? [])];
 }
 

@@ -3,7 +3,8 @@
  * is connected; a holder once its store is handed over), /metrics (Prometheus text),
  * /status (JSON) and /steps (JSON: the numbers of each step on each worker, for waxctl).
  * Kubernetes probes the first two; the controller reads readiness to tell a formed
- * cluster from a stuck one, and a holder it may remove.
+ * cluster from a stuck one, and a holder it may remove. With state queries on,
+ * /state/STEP answers keys' state (api/state.ts) to requests that carry the token.
  */
 import { createServer, type Server } from "node:http";
 import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, register } from "prom-client";
@@ -14,6 +15,8 @@ import type { RegistryJson } from "../engine/threads.ts";
 import type { StepFiles } from "../recovery/output-files.ts";
 import type { SnapshotStats } from "../recovery/store.ts";
 import { type DataflowGraph, dataflowGraph } from "../visualize.ts";
+import { parseStateRequest, stateResponse } from "./state.ts";
+import { STATE_TOKEN_HEADER, tokenMatches } from "./state-token.ts";
 import { type CountSample, type StepsReport, sampleCounts, stepsReport, type WorkerReport } from "./steps.ts";
 
 /** How often the counts are sampled for the rates of /steps, and how far back a rate looks. */
@@ -46,6 +49,7 @@ export class ProcessView {
   #released = false;
   #fileOutputs: readonly StepFiles[] = [];
   #graph: DataflowGraph | undefined;
+  #flow: Dataflow | undefined;
   /** Oldest first, none older than RATE_WINDOW_MS. */
   #samples: CountSample[] = [];
   /** Connections the cluster port turned away, by why (see Refusal in cluster/mesh.ts). */
@@ -70,6 +74,17 @@ export class ProcessView {
   /** Known once the dataflow is loaded: what /steps names each step's kind and operator by. */
   runs(flow: Dataflow): void {
     this.#graph = dataflowGraph(flow);
+    this.#flow = flow;
+  }
+
+  /** The dataflow, once loaded. */
+  get flow(): Dataflow | undefined {
+    return this.#flow;
+  }
+
+  /** The running process (its workers and state router); undefined before the cluster formed and on a holder. */
+  get run(): RunningProcess | undefined {
+    return this.#run;
   }
 
   /** What each worker last reported. */
@@ -323,15 +338,25 @@ function metricsRegistry(view: ProcessView): Registry {
   return registry;
 }
 
+export interface ApiOptions {
+  /** Serve /state, to requests whose STATE_TOKEN_HEADER is this token; undefined: /state is off. */
+  readonly stateQueryToken?: string;
+}
+
 /** Serves the API on `port` (0: any free port); resolves once listening. */
-export function serveApi(port: number, view: ProcessView): Promise<Server> {
+export function serveApi(port: number, view: ProcessView, opts: ApiOptions = {}): Promise<Server> {
   const registry = metricsRegistry(view);
   const server = createServer((req, res) => {
-    const path = (req.url ?? "/").split("?")[0];
+    const path = (req.url ?? "/").split("?")[0] ?? "/";
     const send = (code: number, type: string, body: string): void => {
       res.writeHead(code, { "content-type": type }).end(body);
     };
-    if (path === "/livez") send(200, "text/plain", "ok\n");
+    if (path.startsWith("/state/") || path === "/state") {
+      void answerState(req.method ?? "GET", req.url ?? "/", req.headers[STATE_TOKEN_HEADER], view, opts).then(
+        ({ status, type, body }) => send(status, type, body),
+        (err: unknown) => send(500, "text/plain", `${err instanceof Error ? err.message : String(err)}\n`),
+      );
+    } else if (path === "/livez") send(200, "text/plain", "ok\n");
     else if (path === "/readyz") {
       if (view.ready()) send(200, "text/plain", "ok\n");
       else
@@ -350,7 +375,7 @@ export function serveApi(port: number, view: ProcessView): Promise<Server> {
         ([engine, connectors]) => send(200, registry.contentType, engine + connectors),
         (err: unknown) => send(500, "text/plain", `${String(err)}\n`),
       );
-    } else send(404, "text/plain", "not found: try /livez, /readyz, /metrics, /status or /steps\n");
+    } else send(404, "text/plain", "not found: try /livez, /readyz, /metrics, /status, /steps or /state/STEP\n");
   });
   // unref: sampling must not keep a finished process alive.
   const sampler = setInterval(() => view.sample(Date.now()), SAMPLE_EVERY_MS).unref();
@@ -363,4 +388,39 @@ export function serveApi(port: number, view: ProcessView): Promise<Server> {
     );
     server.listen(port, () => resolve(server));
   });
+}
+
+/**
+ * A /state request: off, or without the right token, it is refused before anything in it
+ * is read; then the URL is parsed into a bounded query and routed to the key's owner.
+ */
+async function answerState(
+  method: string,
+  url: string,
+  token: string | string[] | undefined,
+  view: ProcessView,
+  opts: ApiOptions,
+): Promise<{ status: number; type: string; body: string }> {
+  const text = (status: number, line: string) => ({ status, type: "text/plain", body: `${line}\n` });
+  const expected = opts.stateQueryToken;
+  if (expected === undefined) {
+    return text(404, "state queries are off: start the process with --state-query (WAXFLOW_STATE_QUERY=true)");
+  }
+  if (token === undefined)
+    return text(401, `state queries need the dataflow's token in the ${STATE_TOKEN_HEADER} header`);
+  if (typeof token !== "string" || !tokenMatches(token, expected)) {
+    return text(403, `the ${STATE_TOKEN_HEADER} header does not hold this dataflow's token`);
+  }
+  if (method !== "GET") return text(405, "state queries are GET requests");
+  const flow = view.flow;
+  const router = view.run?.state;
+  if (flow === undefined || router === undefined) {
+    return text(
+      503,
+      view.role === "holder" ? "a holder runs no workers and holds no live state" : "the dataflow is starting",
+    );
+  }
+  const parsed = parseStateRequest(url, flow);
+  if ("message" in parsed) return text(parsed.status, parsed.message);
+  return stateResponse(parsed.query, await router.answer(parsed.query));
 }

@@ -52,6 +52,8 @@ export interface RunConfig {
    */
   readonly supervise: boolean;
   readonly mesh: MeshSettings;
+  /** Serve GET /state/STEP, to requests carrying the token derived from the cluster secret. */
+  readonly stateQuery: boolean;
 }
 
 /** How this process's connections to its peers are secured and timed. */
@@ -108,6 +110,7 @@ export const RUN_OPTIONS = {
   "cluster-tls": { type: "boolean" },
   listen: { type: "string" },
   "peer-timeout": { type: "string" },
+  "state-query": { type: "boolean" },
   debug: { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const;
@@ -251,6 +254,14 @@ function resolveRunConfig(target: string, values: Values, env: Env, io: ConfigIo
   const superviseAllowed =
     values["no-supervise"] !== true &&
     (envSetting(env, "WAXFLOW_SUPERVISE") === undefined || flagVariable(env, "WAXFLOW_SUPERVISE"));
+  const mesh = resolveMesh(values, env, io, connects);
+  const stateQuery = values["state-query"] === true || flagVariable(env, "WAXFLOW_STATE_QUERY");
+  if (stateQuery && !(mesh.secret instanceof Uint8Array)) {
+    throw new UsageError(
+      "--state-query (WAXFLOW_STATE_QUERY) needs a cluster secret, which its token is derived from: " +
+        "set WAXFLOW_CLUSTER_SECRET or WAXFLOW_CLUSTER_SECRET_FILE (--insecure-cluster has none)",
+    );
+  }
   return {
     modulePath,
     exportName,
@@ -271,7 +282,8 @@ function resolveRunConfig(target: string, values: Values, env: Env, io: ConfigIo
     // Only a process with peers can lose one: a lone process gains nothing from a
     // supervisor and would pay a second Node start (~80 ms) before its first item.
     supervise: connects && superviseAllowed,
-    mesh: resolveMesh(values, env, io, connects),
+    mesh,
+    stateQuery,
   };
 }
 

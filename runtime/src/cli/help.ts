@@ -50,6 +50,9 @@ Options (a flag wins over its environment variable):
       --listen HOST             WAXFLOW_LISTEN                address the cluster port binds (default: this process's host in -a)
       --peer-timeout SECS       WAXFLOW_PEER_TIMEOUT          a peer silent this long is lost, the cluster stops (default 15;
                                   a crashed peer is noticed at once by its closed connection)
+      --state-query             WAXFLOW_STATE_QUERY=true      answer GET /state/STEP?key=K on the API port (off by default:
+                                  state is user data); requests carry the token derived from the cluster secret
+                                  in the x-waxflow-state-token header (README "State queries")
       --debug                   WAXFLOW_DEBUG=1               print full stack traces on failure
   -h, --help                                                  show this help
                                 WAXFLOW_API_PORT              HTTP API: /livez /readyz /metrics /status /steps

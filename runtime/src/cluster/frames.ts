@@ -5,6 +5,7 @@
  * workers in one process). Every frame's shape is checked before it is used.
  */
 import { deserialize, serialize } from "node:v8";
+import { MAX_KEY_BYTES, MAX_LIST_LIMIT, type StateAnswer, type StateQuery } from "../engine/state-query.ts";
 import type { ExchangeMessage } from "../engine/transport.ts";
 import type { ResumePlan, SnapshotRow, StoreRecords } from "../recovery/plan.ts";
 
@@ -34,9 +35,15 @@ export type ControlFrame =
   /** A worker's committed frontier, so every store collects garbage against the cluster's minimum. */
   | { readonly kind: "committed"; readonly worker: number; readonly frontier: number };
 
+/** State queries (api/state.ts): to the process whose worker owns the key, and its answer. */
+export type StateFrame =
+  | { readonly kind: "query"; readonly id: number; readonly query: StateQuery }
+  | { readonly kind: "answer"; readonly id: number; readonly answer: StateAnswer };
+
 export type Frame =
   | Hello
   | ControlFrame
+  | StateFrame
   | { readonly kind: "exchange"; readonly from: number; readonly to: number; readonly messages: ExchangeMessage[] }
   | { readonly kind: "heartbeat" }
   /** The sender has finished: its connection closing is not a failure. */
@@ -158,6 +165,44 @@ const exchangeMessage = (v: unknown): boolean => {
   }
 };
 
+/** A key or prefix as a query may carry it: the HTTP side refuses longer ones before routing. */
+const isQueryKey = (v: unknown): v is string => isString(v) && v.length <= MAX_KEY_BYTES;
+const isConsistency = (v: unknown): boolean => v === "live" || v === "committed";
+const stateQuery = (v: unknown): boolean => {
+  if (!isRecord(v)) return false;
+  switch (v.kind) {
+    case "get":
+      return fits(v, { stepId: isQueryKey, key: isQueryKey, consistency: isConsistency });
+    case "list":
+      return fits(v, {
+        stepId: isQueryKey,
+        prefix: isQueryKey,
+        after: isQueryKey,
+        limit: (n) => isIndex(n) && n >= 1 && n <= MAX_LIST_LIMIT,
+        consistency: isConsistency,
+      });
+    default:
+      return false;
+  }
+};
+const optional =
+  (check: (v: unknown) => boolean) =>
+  (v: unknown): boolean =>
+    v === undefined || check(v);
+const stateAnswer = (v: unknown): boolean => {
+  if (!isRecord(v)) return false;
+  switch (v.kind) {
+    case "value":
+      return fits(v, { json: optional(isString), epoch: optional(isEpoch) });
+    case "keys":
+      return fits(v, { keys: (k) => arrayOf(isString)(k) && (k as unknown[]).length <= MAX_LIST_LIMIT });
+    case "error":
+      return fits(v, { status: (n) => isIndex(n) && n >= 400 && n < 600, message: isString });
+    default:
+      return false;
+  }
+};
+
 /** The fields each kind of frame must have; anything else about a frame is not read. */
 const SHAPES: Readonly<Record<Frame["kind"], Shape>> = {
   hello: {
@@ -175,6 +220,8 @@ const SHAPES: Readonly<Record<Frame["kind"], Shape>> = {
   released: {},
   committed: { worker: isIndex, frontier: isEpoch },
   exchange: { from: isIndex, to: isIndex, messages: arrayOf(exchangeMessage) },
+  query: { id: isIndex, query: stateQuery },
+  answer: { id: isIndex, answer: stateAnswer },
   heartbeat: {},
   done: {},
   reject: { reason: isString, retry: isBoolean },

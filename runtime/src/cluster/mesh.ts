@@ -16,7 +16,7 @@ import { connect, createServer, type Server, type Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import * as tls from "node:tls";
 import { type ExchangeMessage, packMessages, type Transport } from "../engine/transport.ts";
-import { type ControlFrame, encodeFrame, type Frame, FrameDecoder, type Hello } from "./frames.ts";
+import { type ControlFrame, encodeFrame, type Frame, FrameDecoder, type Hello, type StateFrame } from "./frames.ts";
 import {
   ANSWER_BYTES,
   type ClusterKeys,
@@ -149,6 +149,7 @@ interface Peer {
 }
 
 type ControlHandler = (from: number, frame: ControlFrame) => void;
+type StateHandler = (from: number, frame: StateFrame) => void;
 
 export class ProcessMesh {
   readonly #opts: MeshOptions;
@@ -160,6 +161,7 @@ export class ProcessMesh {
   readonly #drainListeners: Array<() => void> = [];
   readonly #holderLostListeners: Array<(holder: number, reason: string) => void> = [];
   #control: ControlHandler | undefined;
+  #state: StateHandler | undefined;
   /** Control frames that arrived before a handler was set. */
   readonly #earlyControl: Array<[number, ControlFrame]> = [];
   #server: Server | undefined;
@@ -213,6 +215,18 @@ export class ProcessMesh {
   setControlHandler(handler: ControlHandler): void {
     this.#control = handler;
     for (const [from, frame] of this.#earlyControl.splice(0)) handler(from, frame);
+  }
+
+  /**
+   * Receives state queries from peers and their answers to ours. Queries that arrive
+   * before it is set (this process still starting) are answered 503 at once.
+   */
+  setStateHandler(handler: StateHandler): void {
+    this.#state = handler;
+  }
+
+  sendState(process: number, frame: StateFrame): void {
+    this.#send(process, frame);
   }
 
   /** Called when a holder's connection ends before it said it was done. */
@@ -817,6 +831,10 @@ export class ProcessMesh {
         return mineHolder ? `${frame.kind} sent to a holder` : undefined;
       case "released":
         return mineHolder && !peer.holder ? undefined : "released sent to a cluster process";
+      case "query":
+      case "answer":
+        // Holders run no workers: they hold no live state and ask for none.
+        return peer.holder || mineHolder ? `a state ${frame.kind} involving a holder` : undefined;
     }
   }
 
@@ -848,6 +866,18 @@ export class ProcessMesh {
         case "committed":
           if (this.#control === undefined) this.#earlyControl.push([process, frame]);
           else this.#control(process, frame);
+          break;
+        case "query":
+        case "answer":
+          if (this.#state !== undefined) this.#state(process, frame);
+          else if (frame.kind === "query") {
+            const answer = {
+              kind: "error",
+              status: 503,
+              message: `process ${this.#opts.processId} is starting`,
+            } as const;
+            this.#send(process, { kind: "answer", id: frame.id, answer });
+          }
           break;
         case "heartbeat":
         case "hello":

@@ -8,6 +8,7 @@
  * failure anywhere — a step here, or a peer process lost — aborts every worker, so a run
  * either completes everywhere or rejects with the cause.
  */
+import { StateRouter } from "../api/state.ts";
 import { type MeshSecurity, type PeerAddress, ProcessMesh } from "../cluster/mesh.ts";
 import type { Dataflow } from "../dataflow.ts";
 import {
@@ -90,6 +91,8 @@ export interface RunningProcess {
   readonly mesh: ProcessMesh;
   /** The connector metrics of workers in other threads; workers in this thread use its default registry. */
   readonly threadMetrics: () => RegistryJson[];
+  /** Answers state queries (GET /state) from the workers that own the keys. */
+  readonly state: StateRouter;
 }
 
 const SINGLE: ClusterConfig = { processId: 0, addresses: [{ host: "127.0.0.1", port: 0 }] };
@@ -134,6 +137,11 @@ export async function execute(flow: Dataflow, opts: ExecuteOptions = {}): Promis
   const current = (): Progress => progressOf(running, inputs, outputs);
   let mesh: ProcessMesh | undefined;
   let progress: NodeJS.Timeout | undefined;
+  let router: StateRouter | undefined;
+  const route = (workers: readonly WorkerView[], connected: ProcessMesh): StateRouter => {
+    router = new StateRouter({ mesh: connected, workers, workersPerProcess: perProcess, store: recovery });
+    return router;
+  };
   try {
     mesh = await ProcessMesh.connect({
       processId: cluster.processId,
@@ -232,7 +240,8 @@ export async function execute(flow: Dataflow, opts: ExecuteOptions = {}): Promis
       // A thread that fails to start ends `done` instead.
       await Promise.race([threads.started, threads.done.catch(() => {})]);
       if (first === undefined) {
-        opts.onStart?.({ workers: threads.views, mesh: connected, threadMetrics: threads.metrics });
+        const state = route(threads.views, connected);
+        opts.onStart?.({ workers: threads.views, mesh: connected, threadMetrics: threads.metrics, state });
         running = threads.views;
         progress = reportProgress(log, opts.progressIntervalMs, current);
       }
@@ -250,7 +259,8 @@ export async function execute(flow: Dataflow, opts: ExecuteOptions = {}): Promis
           stepMetrics,
         });
       });
-      opts.onStart?.({ workers, mesh: connected, threadMetrics: () => [] });
+      const state = route(workers, connected);
+      opts.onStart?.({ workers, mesh: connected, threadMetrics: () => [], state });
       running = workers;
       progress = reportProgress(log, opts.progressIntervalMs, current);
       await Promise.all(workers.map((w) => w.run().catch(failed)));
@@ -263,6 +273,7 @@ export async function execute(flow: Dataflow, opts: ExecuteOptions = {}): Promis
     log?.(finishedLine(current(), Date.now() - started));
   } finally {
     clearInterval(progress);
+    router?.close();
     mesh?.close();
     recovery?.close();
   }

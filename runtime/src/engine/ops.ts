@@ -341,6 +341,22 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
     return this.#keys.size;
   }
 
+  /** A key's state as its snapshot would record it now; `found` false when the key has none. */
+  stateOf(key: string): { found: boolean; state?: unknown } {
+    const entry = this.#keys.get(key);
+    if (entry === undefined) return { found: false };
+    try {
+      return { found: true, state: entry.logic.snapshot() };
+    } catch (err) {
+      throw StepError.wrap(this.stepId, err, key);
+    }
+  }
+
+  /** The keys this worker holds. */
+  keys(): IterableIterator<string> {
+    return this.#keys.keys();
+  }
+
   /** The furthest finite watermark any key has reached; -Infinity when none has or the step has no watermark. */
   get watermark(): number {
     return this.#watermark;

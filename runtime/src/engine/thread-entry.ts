@@ -45,6 +45,7 @@ try {
     signal: abort.signal,
     stepMetrics: data.stepMetrics,
   });
+  links.answerQueries((query) => worker.query(query));
   // Connectors register their metrics on this thread's default registry, which no server reads: it travels here.
   const report = async (): Promise<void> => {
     const metrics = await register.getMetricsAsJSON();

@@ -18,6 +18,7 @@ import type { MetricObjectWithValues, MetricValue } from "prom-client";
 import type { ProcessMesh } from "../cluster/mesh.ts";
 import { WorkerThreadError } from "../failure.ts";
 import type { SnapshotStats } from "../recovery/store.ts";
+import type { StateAnswer, StateQuery } from "./state-query.ts";
 import { type ExchangeMessage, packMessages, type Transport } from "./transport.ts";
 import type { Commit, StepCount } from "./worker.ts";
 
@@ -71,13 +72,16 @@ export type ThreadToProcess =
   /** The thread loaded the dataflow and built its worker. */
   | { readonly k: "started" }
   | { readonly k: "done" }
-  | { readonly k: "failed"; readonly line: string; readonly detail: string };
+  | { readonly k: "failed"; readonly line: string; readonly detail: string }
+  | { readonly k: "answer"; readonly id: number; readonly answer: StateAnswer };
 
 export type ProcessToThread =
   | { readonly k: "exchange"; readonly from: number; readonly messages: ExchangeMessage[] }
   | { readonly k: "congested"; readonly value: boolean }
   /** Every worker of the cluster has committed below `frontier` (StateStore.onClusterCommit). */
   | { readonly k: "cluster"; readonly frontier: number }
+  /** A live state query for the thread's worker, answered with the same id. */
+  | { readonly k: "query"; readonly id: number; readonly query: StateQuery }
   | { readonly k: "abort"; readonly reason: string };
 
 type PeerMessage =
@@ -107,6 +111,7 @@ export class ThreadLinks implements Transport {
   #fromProcess = 0;
   readonly #clusterListeners: Array<(frontier: number) => void> = [];
   readonly #index: number;
+  #answer: ((query: StateQuery) => Promise<StateAnswer>) | undefined;
 
   constructor(data: Pick<ThreadData, "index" | "process" | "peers">, onAbort: (reason: string) => void) {
     this.#index = data.index;
@@ -120,6 +125,11 @@ export class ThreadLinks implements Transport {
         if (!m.value) this.#drain();
       } else if (m.k === "cluster") {
         for (const listener of this.#clusterListeners) listener(m.frontier);
+      } else if (m.k === "query") {
+        const answered =
+          this.#answer?.(m.query) ??
+          Promise.resolve<StateAnswer>({ kind: "error", status: 503, message: "the worker is starting" });
+        void answered.then((answer) => this.post({ k: "answer", id: m.id, answer }));
       } else onAbort(m.reason);
     });
     for (const [index, port] of data.peers) {
@@ -170,6 +180,11 @@ export class ThreadLinks implements Transport {
     this.#clusterListeners.push(listener);
   }
 
+  /** Who answers the state queries the process's thread forwards. */
+  answerQueries(answer: (query: StateQuery) => Promise<StateAnswer>): void {
+    this.#answer = answer;
+  }
+
   /** To the process's thread. */
   post(message: ThreadToProcess): void {
     this.#process.postMessage(message);
@@ -196,6 +211,8 @@ export interface WorkerView {
   readonly epoch: number;
   readonly lastCommit: Commit | undefined;
   stepCounts(): StepCount[];
+  /** Answers a live state query about this worker's keys. */
+  query(query: StateQuery): Promise<StateAnswer>;
 }
 
 class ThreadView implements WorkerView {
@@ -204,12 +221,38 @@ class ThreadView implements WorkerView {
   lastCommit: Commit | undefined;
   steps: StepCount[] = [];
   metrics: RegistryJson = [];
+  port: MessagePort | undefined;
+  readonly #pending = new Map<number, (answer: StateAnswer) => void>();
+  #nextId = 0;
+  #ended = false;
   constructor(index: number, epoch: number) {
     this.index = index;
     this.epoch = epoch;
   }
   stepCounts(): StepCount[] {
     return this.steps;
+  }
+  query(query: StateQuery): Promise<StateAnswer> {
+    if (this.#ended || this.port === undefined) {
+      return Promise.resolve({ kind: "error", status: 503, message: `worker ${this.index} is not running` });
+    }
+    const id = this.#nextId++;
+    const { promise, resolve } = Promise.withResolvers<StateAnswer>();
+    this.#pending.set(id, resolve);
+    this.port.postMessage({ k: "query", id, query } satisfies ProcessToThread);
+    return promise;
+  }
+  answered(id: number, answer: StateAnswer): void {
+    this.#pending.get(id)?.(answer);
+    this.#pending.delete(id);
+  }
+  /** The thread exited: queries it will never answer are answered here. */
+  ended(): void {
+    this.#ended = true;
+    for (const resolve of this.#pending.values()) {
+      resolve({ kind: "error", status: 503, message: `worker ${this.index} stopped` });
+    }
+    this.#pending.clear();
   }
 }
 
@@ -287,6 +330,7 @@ export function runThreads(opts: ThreadRunOptions): {
   const done = views.map((view, local) => {
     const { port1: mine, port2: theirs } = new MessageChannel();
     ports.push(mine);
+    view.port = mine;
     const peers = peerPorts[local] as Map<number, MessagePort>;
     const link = credits[local] as Credits;
     const data: ThreadData = {
@@ -342,6 +386,9 @@ export function runThreads(opts: ThreadRunOptions): {
         case "failed":
           fail(new WorkerThreadError(m.line, m.detail));
           break;
+        case "answer":
+          view.answered(m.id, m.answer);
+          break;
       }
     };
     mine.on("message", handle);
@@ -356,6 +403,7 @@ export function runThreads(opts: ThreadRunOptions): {
           const line = `worker thread ${view.index} exited with code ${code} before its inputs ended`;
           fail(new WorkerThreadError(line, "the thread's code called process.exit, or the thread was terminated"));
         }
+        view.ended();
         mine.close();
         resolve();
       });

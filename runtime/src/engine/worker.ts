@@ -24,6 +24,7 @@ import {
   TransactionalSinkOp,
   type WorkerContext,
 } from "./ops.ts";
+import { pageOf, type StateAnswer, type StateQuery, valueAnswer } from "./state-query.ts";
 import type { StateStore } from "./state-store.ts";
 import type { Consumer, Emitter } from "./stream.ts";
 import type { ExchangeMessage, Transport } from "./transport.ts";
@@ -91,6 +92,11 @@ export class Worker {
   #committed = 0;
   #lastCommit: Commit | undefined;
   #lastEpochWritten = 0;
+  /** Live state queries, answered between two activations so no step is mid-batch. */
+  readonly #queries: Array<{ readonly query: StateQuery; readonly answer: (a: StateAnswer) => void }> = [];
+  /** The loop no longer runs: queries are answered at once from the final state. */
+  #stopped = false;
+  #built = false;
 
   constructor(flow: Dataflow, opts: WorkerOptions) {
     if (!Number.isInteger(opts.count) || opts.count < 1)
@@ -143,13 +149,36 @@ export class Worker {
     return this.#lastCommit;
   }
 
+  /**
+   * Answers a live query about this worker's state: at the loop's next turn, between two
+   * activations; at once when the loop has ended. Queries before the state is loaded wait.
+   */
+  query(query: StateQuery): Promise<StateAnswer> {
+    const { promise, resolve } = Promise.withResolvers<StateAnswer>();
+    this.#queries.push({ query, answer: resolve });
+    if (this.#stopped) this.#answerQueries();
+    else this.#signalWake();
+    return promise;
+  }
+
   async run(): Promise<void> {
+    try {
+      await this.#loop();
+    } finally {
+      this.#stopped = true;
+      this.#answerQueries();
+    }
+  }
+
+  async #loop(): Promise<void> {
     await this.#build();
+    this.#built = true;
     const interval = this.#opts.epochIntervalMs;
     let nextEpochAt = Date.now() + interval;
     let lastYield = performance.now();
     while (this.#progress() < INF) {
       this.#throwIfFailed();
+      this.#answerQueries();
       let worked = this.#drainInbox();
       const now = Date.now();
       // Notifications that are due fire before newly read items: they came first.
@@ -300,6 +329,25 @@ export class Worker {
           break;
         }
       }
+    }
+  }
+
+  #answerQueries(): void {
+    for (const { query, answer } of this.#queries.splice(0)) answer(this.#answer(query));
+  }
+
+  #answer(query: StateQuery): StateAnswer {
+    if (!this.#built) return { kind: "error", status: 503, message: `worker ${this.index} stopped before it started` };
+    const op = this.#ops.find((o) => o.stepId === query.stepId);
+    if (!(op instanceof StatefulBatchOp)) {
+      return { kind: "error", status: 404, message: `worker ${this.index} has no stateful step ${query.stepId}` };
+    }
+    if (query.kind === "list") return { kind: "keys", keys: pageOf(op.keys(), query) };
+    try {
+      const { found, state } = op.stateOf(query.key);
+      return valueAnswer(found, state);
+    } catch (err) {
+      return { kind: "error", status: 500, message: err instanceof Error ? err.message : String(err) };
     }
   }
 

@@ -291,10 +291,15 @@ class Partition {
   /** The rows of a query, each step guarded. */
   *iterate(sql: string, ...params: SQLInputValue[]): Generator<Record<string, SQLOutputValue>> {
     const rows = this.guard(() => this.db.prepare(sql).iterate(...params));
-    for (;;) {
-      const next = this.guard(() => rows.next());
-      if (next.done === true) return;
-      yield next.value;
+    try {
+      for (;;) {
+        const next = this.guard(() => rows.next());
+        if (next.done === true) return;
+        yield next.value;
+      }
+    } finally {
+      // A reader that stops early resets the statement, so it holds no read transaction.
+      rows.return?.();
     }
   }
 
@@ -565,6 +570,68 @@ export class RecoveryStore {
         yield [String(r.step_id), String(r.state_key), Number(r.epoch), (r.ser as StoredState | null) ?? null];
       }
     }
+  }
+
+  /**
+   * The committed state of (step, key): its newest snapshot before the committed
+   * frontier of `worker`, its owner, as this process's store has heard it. A snapshot a
+   * commit is still writing is past that frontier, so it is never half-seen.
+   */
+  committedState(stepId: string, key: string, worker: number): { found: boolean; state?: unknown; epoch?: number } {
+    const frontier = this.#frontiers.get(worker) ?? this.#resumeEpoch;
+    const part = this.#parts[stableHash(`${stepId}\u0000${key}`) % this.#parts.length] as Partition;
+    const row = part.guard(() =>
+      part.db
+        .prepare(
+          "SELECT epoch, ser FROM snaps WHERE step_id = ? AND state_key = ? AND epoch < ? ORDER BY epoch DESC LIMIT 1",
+        )
+        .get(stepId, key, frontier),
+    );
+    if (row === undefined || row.ser == null) return { found: false, epoch: frontier - 1 };
+    return { found: true, state: decodeState(row.ser, join(this.dir, part.file)), epoch: Number(row.epoch) };
+  }
+
+  /**
+   * The first `limit` keys of `stepId` after `after` that start with `prefix`, have
+   * committed state (among the newest snapshots before `frontier`) and that `owns`
+   * accepts: each partition is read in key order and only as far as the page needs.
+   */
+  committedKeys(
+    stepId: string,
+    page: { readonly prefix: string; readonly after: string; readonly limit: number },
+    frontier: number,
+    owns: (key: string) => boolean,
+  ): string[] {
+    const keys: string[] = [];
+    for (const p of this.#parts) {
+      let taken = 0;
+      const rows = p.iterate(
+        `SELECT state_key, ser FROM snaps s WHERE step_id = ? AND state_key > ? AND state_key >= ? AND epoch = (
+           SELECT MAX(epoch) FROM snaps t
+           WHERE t.step_id = s.step_id AND t.state_key = s.state_key AND t.epoch < ?)
+         ORDER BY state_key`,
+        stepId,
+        page.after,
+        page.prefix,
+        frontier,
+      );
+      for (const r of rows) {
+        const key = String(r.state_key);
+        // Keys in byte order: past the prefix's range, no later key has it.
+        if (!key.startsWith(page.prefix)) break;
+        if (r.ser == null || !owns(key)) continue;
+        keys.push(key);
+        if (++taken === page.limit) break;
+      }
+    }
+    return keys;
+  }
+
+  /** The lowest committed frontier among `workers`, as this process's store has heard them. */
+  committedFrontier(workers: readonly number[]): number {
+    let min = Number.POSITIVE_INFINITY;
+    for (const w of workers) min = Math.min(min, this.#frontiers.get(w) ?? this.#resumeEpoch);
+    return min === Number.POSITIVE_INFINITY ? this.#resumeEpoch : min;
   }
 
   /** Stores snapshots received from other processes' stores. */

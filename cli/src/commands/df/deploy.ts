@@ -148,6 +148,10 @@ Deploying again with the same image and flags changes nothing. A change to a run
       helpGroup: "RECOVERY",
       helpValue: "DURATION",
     }),
+    "state-query": Flags.boolean({
+      description:
+        "Answer per-key state queries (waxctl df state) on the processes' API port. Off by default: state is user data; queries need the token derived from the Dataflow's cluster Secret.",
+    }),
     "pod-template": Flags.file({
       description:
         "YAML or JSON PodTemplateSpec merged over the generated pods: extra volumes and mounts, node selectors, tolerations, sidecars.",
@@ -276,6 +280,7 @@ type SharedFlags = Pick<
   | "recovery-snapshot-interval"
   | "recovery-backup-interval"
   | "pod-template"
+  | "state-query"
   | "base"
   | "kind"
   | "registry"
@@ -296,6 +301,7 @@ export async function optionsOf(flags: SharedFlags, command: "deploy" | "render"
     recoveryStorageclass: flags["recovery-storageclass"],
     recoverySnapshotInterval: flags["recovery-snapshot-interval"],
     recoveryBackupInterval: flags["recovery-backup-interval"],
+    stateQuery: flags["state-query"],
     podTemplate:
       flags["pod-template"] === undefined
         ? undefined
