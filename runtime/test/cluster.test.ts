@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { expect, test } from "vitest";
 import { freePorts } from "./support/ports.ts";
 import { childProcesses, type Run } from "./support/processes.ts";
@@ -100,4 +101,42 @@ test("an idle process waiting for the others fails when one of them is lost, so 
   const exit = await idle.exit;
   expect(exit.code).toBe(1);
   expect(exit.stderr).toMatch(/lost connection to process 0/);
+}, 60_000);
+
+/** The newest committed frontier of `worker` recorded in the store at `dir`. */
+function recordedFrontier(dir: string, worker: number): number {
+  let newest = 0;
+  for (const file of readdirSync(dir).filter((f) => f.endsWith(".sqlite3"))) {
+    const db = new DatabaseSync(join(dir, file), { readOnly: true });
+    const row = db.prepare("SELECT MAX(frontier) AS f FROM fronts WHERE worker_index = ?").get(worker);
+    db.close();
+    newest = Math.max(newest, Number(row?.f ?? 0));
+  }
+  return newest;
+}
+
+test("with recovery, a worker that ended commits what the others commit, so it holds back no epoch", async () => {
+  const dir = processes.tempDir("waxflow-uneven-");
+  const ports = await freePorts(2);
+  const addresses = ports.map((p) => `127.0.0.1:${p}`).join(";");
+  const formed = Promise.withResolvers<void>();
+  const reader = processes.start(
+    [UNEVEN, "0", addresses, join(dir, "store-0")],
+    { stdio: ["ignore", "ignore", "pipe"] },
+    (stderr) => {
+      if (stderr.includes("cluster formed\n")) formed.resolve();
+    },
+  );
+  const idle = processes.start([UNEVEN, "1", addresses, join(dir, "store-1")], { stdio: ["ignore", "ignore", "pipe"] });
+  await formed.promise;
+  // 50 ms epochs: some 30 of them while process 0 reads and process 1's worker has ended.
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  reader.child.kill("SIGKILL");
+  await Promise.all([reader.exit, idle.exit]);
+  const running = recordedFrontier(join(dir, "store-0"), 0);
+  const ended = recordedFrontier(join(dir, "store-1"), 1);
+  expect(running).toBeGreaterThan(10);
+  // Followed as process 0's commits arrived; the last may not have before the kill.
+  expect(ended).toBeGreaterThan(running - 5);
+  expect(ended).toBeLessThanOrEqual(running);
 }, 60_000);

@@ -197,11 +197,13 @@ export async function execute(flow: Dataflow, opts: ExecuteOptions = {}): Promis
       }
       stores = () =>
         recovery.workerView({
-          // Peers collect garbage against the slowest worker of the whole cluster.
           committed: (worker, frontier) => connected.broadcast({ kind: "committed", worker, frontier }),
           snapshotted: opts.onSnapshot,
         });
     }
+    // Peers collect garbage, and settle transactions, against the slowest worker of the whole cluster.
+    const broadcastCommit = (worker: number, frontier: number): void =>
+      connected.broadcast({ kind: "committed", worker, frontier });
     let first: unknown;
     const failed = (err: unknown): void => {
       if (first !== undefined) return;
@@ -230,9 +232,10 @@ export async function execute(flow: Dataflow, opts: ExecuteOptions = {}): Promis
               },
         committed: (worker, frontier) => {
           recovery?.observeFrontier(worker, frontier);
-          connected.broadcast({ kind: "committed", worker, frontier });
+          broadcastCommit(worker, frontier);
         },
         onClusterCommit: recovery === undefined ? undefined : (listener) => recovery.onClusterCommit(listener),
+        ended: (worker) => recovery?.follow(worker, broadcastCommit),
         signal,
         fail: failed,
         onSnapshot: opts.onSnapshot,
@@ -263,7 +266,14 @@ export async function execute(flow: Dataflow, opts: ExecuteOptions = {}): Promis
       opts.onStart?.({ workers, mesh: connected, threadMetrics: () => [], state });
       running = workers;
       progress = reportProgress(log, opts.progressIntervalMs, current);
-      await Promise.all(workers.map((w) => w.run().catch(failed)));
+      await Promise.all(
+        workers.map((w) =>
+          w
+            .run()
+            .then(() => recovery?.follow(w.index, broadcastCommit))
+            .catch(failed),
+        ),
+      );
     }
     if (first !== undefined) {
       connected.abort(first instanceof Error ? first.message : String(first));

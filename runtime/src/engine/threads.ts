@@ -273,6 +273,8 @@ export interface ThreadRunOptions {
   /** Stops the whole process (every thread, the mesh) with this cause. */
   readonly fail: (err: Error) => void;
   readonly onSnapshot?: (stats: SnapshotStats) => void;
+  /** A worker ran to the end of its inputs, after its last commit. */
+  readonly ended?: (worker: number) => void;
 }
 
 /** The thread entry, beside this file: .ts when run from source, .js when built. */
@@ -382,6 +384,7 @@ export function runThreads(opts: ThreadRunOptions): {
           break;
         case "done":
           finished = true;
+          opts.ended?.(view.index);
           break;
         case "failed":
           fail(new WorkerThreadError(m.line, m.detail));

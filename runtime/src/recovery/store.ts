@@ -408,6 +408,8 @@ export class RecoveryStore {
   readonly #gcLag: number;
   /** Committed frontier of every worker of the cluster, for garbage collection. */
   readonly #frontiers = new Map<number, number>();
+  /** This process's workers that ran to their end, and how to tell peers of their frontiers. */
+  readonly #ended = new Map<number, (worker: number, frontier: number) => void>();
   #execution = 0;
   #resumeEpoch = 1;
   #collectedBelow = 0;
@@ -734,10 +736,37 @@ export class RecoveryStore {
     this.#handedOff = keys.length === 0 ? undefined : { before, keys };
   }
 
+  /**
+   * A worker of this process ran to the end of its inputs while others run on (none of its
+   * source partitions, say, is endless). It has nothing left to snapshot, so whatever the
+   * others commit, it has committed too: from now on its frontier follows theirs, written and
+   * told (`committed`) as its own commits were. Left at its last epoch, it would hold the
+   * cluster's frontier there: transactions waiting for the cluster to commit an epoch
+   * (KafkaSink's) would wait forever, and a resume would go back to that epoch.
+   */
+  follow(worker: number, committed: (worker: number, frontier: number) => void): void {
+    this.#ended.set(worker, committed);
+    this.#followOthers();
+  }
+
+  #followOthers(): void {
+    if (this.#ended.size === 0) return;
+    let others = Number.POSITIVE_INFINITY;
+    for (const [w, f] of this.#frontiers) if (!this.#ended.has(w)) others = Math.min(others, f);
+    if (others === Number.POSITIVE_INFINITY) return;
+    for (const [worker, committed] of this.#ended) {
+      if (others <= (this.#frontiers.get(worker) ?? 0)) continue;
+      (this.#parts[worker % this.#parts.length] as Partition).writeFrontier(this.#execution, worker, others);
+      this.observeFrontier(worker, others);
+      committed(worker, others);
+    }
+  }
+
   /** A worker (here or in a peer process) committed `frontier`; collects garbage below the cluster's minimum. */
   observeFrontier(worker: number, frontier: number): void {
     if (frontier <= (this.#frontiers.get(worker) ?? 0)) return;
     this.#frontiers.set(worker, frontier);
+    if (!this.#ended.has(worker)) this.#followOthers();
     this.#collectGarbage();
     if (this.#clusterListeners.length === 0 || this.#execution === 0) return;
     const cluster = Math.min(...this.#frontiers.values());
