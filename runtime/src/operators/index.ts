@@ -629,31 +629,56 @@ export function join<S extends readonly KeyedStream<unknown>[]>(
   const { sides, insertMode, emitMode } = joinArgs(stepId, args as (KeyedStream<unknown> | JoinOptions)[]);
   return nest("join", stepId, sides, (_id, _, ...sides) => {
     const merged = tagSides(sides);
-    return statefulBatch(
-      "join",
-      merged,
-      (resume: unknown[][] | undefined): StatefulBatchLogic<[number, unknown], Values<S>, unknown[][]> => {
-        let state = new JoinState(sides.length, resume);
-        return {
-          onBatch(values) {
-            const out: unknown[][] = [];
-            for (const [side, value] of values) {
-              state.set(side, value, insertMode);
-              if (emitMode === "running") out.push(...state.rows());
-              else if (emitMode === "complete" && state.isComplete()) {
-                // A complete row forgets the key; later values start a new row.
-                out.push(...state.rows());
-                state = new JoinState(sides.length);
-              }
-            }
-            return [out as Values<S>[], state.isEmpty()];
-          },
-          onNotify: () => NOTHING,
-          onEof: () => [emitMode === "final" ? (state.rows() as Values<S>[]) : [], DISCARD],
-          notifyAt: () => undefined,
-          snapshot: () => state.sides,
-        };
-      },
-    );
+    const step: JoinStep = { sideCount: sides.length, insertMode, emitMode };
+    return statefulBatch("join", merged, (resume: unknown[][] | undefined) => new JoinLogic<Values<S>>(step, resume));
   });
+}
+
+/** What every key of one join step shares. */
+interface JoinStep {
+  readonly sideCount: number;
+  readonly insertMode: InsertMode;
+  readonly emitMode: EmitMode;
+}
+
+/** A key's join: a class, for the memory per key (see MapLogic). */
+class JoinLogic<R> implements StatefulBatchLogic<[number, unknown], R, unknown[][]> {
+  readonly step: JoinStep;
+  state: JoinState;
+
+  constructor(step: JoinStep, resume: unknown[][] | undefined) {
+    this.step = step;
+    this.state = new JoinState(step.sideCount, resume);
+  }
+
+  onBatch(values: [number, unknown][]): LogicResult<R> {
+    const { insertMode, emitMode, sideCount } = this.step;
+    const out: unknown[][] = [];
+    for (const [side, value] of values) {
+      this.state.set(side, value, insertMode);
+      if (emitMode === "running") for (const row of this.state.rows()) out.push(row);
+      else if (emitMode === "complete" && this.state.isComplete()) {
+        // A complete row forgets the key; later values start a new row.
+        for (const row of this.state.rows()) out.push(row);
+        this.state = new JoinState(sideCount);
+      }
+    }
+    return [out as R[], this.state.isEmpty()];
+  }
+
+  onNotify(): LogicResult<R> {
+    return NOTHING;
+  }
+
+  onEof(): LogicResult<R> {
+    return [this.step.emitMode === "final" ? (this.state.rows() as R[]) : [], DISCARD];
+  }
+
+  notifyAt(): undefined {
+    return undefined;
+  }
+
+  snapshot(): unknown[][] {
+    return this.state.sides;
+  }
 }

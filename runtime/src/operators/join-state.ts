@@ -30,6 +30,18 @@ export class JoinState {
 
   /** Every combination of one value per side; a side with no value contributes `null`. */
   rows(): unknown[][] {
+    const sides = this.sides;
+    // At most one value per side (insert modes first and last): the one row, built directly.
+    let single = true;
+    for (let i = 0; i < sides.length && single; i++) single = (sides[i] as unknown[]).length <= 1;
+    if (single) {
+      const row = new Array<unknown>(sides.length);
+      for (let i = 0; i < sides.length; i++) {
+        const values = sides[i] as unknown[];
+        row[i] = values.length > 0 ? values[0] : null;
+      }
+      return [row];
+    }
     let rows: unknown[][] = [[]];
     for (const values of this.sides) {
       const choices = values.length > 0 ? values : [null];
