@@ -19,4 +19,5 @@ export const cases: readonly CaseEntry[] = [
   { name: "deploy-dry-run", load: async () => (await import("./deploy-dry-run.ts")).deployDryRun },
   { name: "controller", load: async () => (await import("./controller.ts")).controller },
   { name: "kafka", load: async () => (await import("./kafka.ts")).kafka },
+  { name: "backup", load: async () => (await import("./backup.ts")).backup },
 ];

@@ -637,6 +637,22 @@ export class RecoveryStore {
     };
   }
 
+  /** The partitions' file names in the directory: what a backup copies. */
+  partitionFiles(): string[] {
+    return this.#parts.map((p) => p.file);
+  }
+
+  /** The workers' frontiers of `execution` as committed to the files now (worker threads write them too). */
+  storedFrontiers(execution: number): { execution: number; worker: number; frontier: number }[] {
+    return this.#parts.flatMap((p) =>
+      [...p.iterate("SELECT worker_index, frontier FROM fronts WHERE ex_num = ?", execution)].map((r) => ({
+        execution,
+        worker: Number(r.worker_index),
+        frontier: Number(r.frontier),
+      })),
+    );
+  }
+
   /** See StateStore.onClusterCommit; heard by the process's store, which sees every worker's commits. */
   onClusterCommit(listener: (frontier: number) => void): void {
     this.#clusterListeners.push(listener);
