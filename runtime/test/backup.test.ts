@@ -114,7 +114,7 @@ const deleteStores = (ws: ReturnType<typeof workspace>, count: number) => {
 test("3 processes back up while counting; every recovery directory deleted, they restore and continue exactly once; retention leaves no orphans", async () => {
   const ws = workspace();
   const prefix = "restore-all";
-  const bucket = new BackupBucket(backupConfig(store.endpoint, prefix));
+  const bucket = new BackupBucket({ ...backupConfig(store.endpoint, prefix), keep: 2 });
   const env = { WAXFLOW_BACKUP_PREFIX: prefix, WAXFLOW_BACKUP_KEEP: "2" };
   // Paced over about 3 s: several backup intervals of 0.5 s.
   await succeeds(await cluster(3, ws, { ...env, RF_UNTIL: "600", RF_PACE_MS: "25" }));
