@@ -148,6 +148,32 @@ Deploying again with the same image and flags changes nothing. A change to a run
       helpGroup: "RECOVERY",
       helpValue: "DURATION",
     }),
+    "backup-bucket": Flags.string({
+      description:
+        "Back the recovery stores up to this S3-compatible bucket every backup interval; an empty volume restores from it.",
+      helpGroup: "RECOVERY",
+      helpValue: "BUCKET",
+    }),
+    "backup-endpoint": Flags.string({
+      description: "The bucket's S3 endpoint URL (default: AWS S3).",
+      helpGroup: "RECOVERY",
+      helpValue: "URL",
+    }),
+    "backup-prefix": Flags.string({
+      description: "Key prefix of this dataflow's backups in the bucket.",
+      helpGroup: "RECOVERY",
+      helpValue: "PREFIX",
+    }),
+    "backup-region": Flags.string({
+      description: "The bucket's region (default us-east-1).",
+      helpGroup: "RECOVERY",
+      helpValue: "REGION",
+    }),
+    "backup-credentials-secret": Flags.string({
+      description: "A Secret with keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for the bucket.",
+      helpGroup: "RECOVERY",
+      helpValue: "NAME",
+    }),
     "pod-template": Flags.file({
       description:
         "YAML or JSON PodTemplateSpec merged over the generated pods: extra volumes and mounts, node selectors, tolerations, sidecars.",
@@ -275,6 +301,11 @@ type SharedFlags = Pick<
   | "recovery-storageclass"
   | "recovery-snapshot-interval"
   | "recovery-backup-interval"
+  | "backup-bucket"
+  | "backup-endpoint"
+  | "backup-prefix"
+  | "backup-region"
+  | "backup-credentials-secret"
   | "pod-template"
   | "base"
   | "kind"
@@ -296,6 +327,11 @@ export async function optionsOf(flags: SharedFlags, command: "deploy" | "render"
     recoveryStorageclass: flags["recovery-storageclass"],
     recoverySnapshotInterval: flags["recovery-snapshot-interval"],
     recoveryBackupInterval: flags["recovery-backup-interval"],
+    backupBucket: flags["backup-bucket"],
+    backupEndpoint: flags["backup-endpoint"],
+    backupPrefix: flags["backup-prefix"],
+    backupRegion: flags["backup-region"],
+    backupCredentialsSecret: flags["backup-credentials-secret"],
     podTemplate:
       flags["pod-template"] === undefined
         ? undefined
