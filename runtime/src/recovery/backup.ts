@@ -338,6 +338,7 @@ export interface BackedUpStore {
   readonly resumeEpoch: number;
   partitionFiles(): string[];
   storedFrontiers(execution: number): { execution: number; worker: number; frontier: number }[];
+  holdCollection(below: number | undefined): void;
 }
 
 export interface BackupRunOptions {
@@ -407,12 +408,20 @@ export class Backups {
     const { store, bucket, processId, processCount } = this.#o;
     const started = performance.now();
     const set = setName(store.execution, store.resumeEpoch, epoch);
-    // Read before the copy starts: every snapshot below these frontiers is committed already.
-    const frontiers = store.storedFrontiers(store.execution);
+    // Every process's copy of the set resumes at `epoch` or later (their frontiers had
+    // passed it); garbage collected meanwhile, a slow copy could lack what that needs.
     const out = join(tmpdir(), `waxflow-backup-${process.pid}-${processId}`);
-    mkdirSync(out, { recursive: true });
     try {
-      const copies = await copyInThread(store.dir, store.partitionFiles(), out, frontiers);
+      let copies: CopiedFile[];
+      store.holdCollection(epoch - 1);
+      try {
+        // Read before the copy starts: every snapshot below these frontiers is committed already.
+        const frontiers = store.storedFrontiers(store.execution);
+        mkdirSync(out, { recursive: true });
+        copies = await copyInThread(store.dir, store.partitionFiles(), out, frontiers);
+      } finally {
+        store.holdCollection(undefined);
+      }
       const objects: BackupObject[] = [];
       for (const c of copies) {
         const key = `${bucket.setPrefix(set)}process-${processId}/${c.file}`;
