@@ -193,6 +193,29 @@ test("a truncated object in the newest set: every process falls back to the prev
   bucket.close();
 }, 120_000);
 
+test("a set of 3 processes restores onto 4 through the hand-off, and is refused in one line onto 2", async () => {
+  const ws = workspace();
+  const env = { WAXFLOW_BACKUP_PREFIX: "rescale" };
+  await succeeds(await cluster(3, ws, { ...env, RF_UNTIL: "600", RF_PACE_MS: "25" }));
+
+  deleteStores(ws, 3);
+  const [first, second] = await Promise.all((await cluster(2, ws, { ...env, RF_UNTIL: "900" })).map((r) => r.exit));
+  for (const exit of [first, second]) {
+    expect(exit?.code).toBe(1);
+    expect(exit?.stderr).toMatch(
+      /^error: backup set \S+ was taken with 3 processes; restoring onto 2 is not supported \(it would need holders for the missing stores\): start 3 processes, then scale down$/m,
+    );
+  }
+
+  deleteStores(ws, 3);
+  const exits = await succeeds(await cluster(4, ws, { ...env, RF_UNTIL: "900", RF_PACE_MS: "2" }));
+  expect(exits[3]?.stderr).toMatch(
+    /process 3 was not in backup set \S+ \(3 processes\): it starts with an empty store/,
+  );
+  for (const exit of exits.slice(0, 3)) expect(exit.stderr).toMatch(/restored the recovery store from backup set/);
+  expectExactlyOnce(ws.out, 900);
+}, 120_000);
+
 /** One process with a bucket setting gone wrong: it must exit with one line naming what. */
 async function failsWith(env: Record<string, string>, line: RegExp): Promise<void> {
   const ws = workspace();
