@@ -27,8 +27,9 @@
 import { createHash } from "node:crypto";
 import { createReadStream, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { extname, join } from "node:path";
 import type { Readable } from "node:stream";
+import { fileURLToPath } from "node:url";
 import { Worker as Thread } from "node:worker_threads";
 import {
   DeleteObjectsCommand,
@@ -264,67 +265,34 @@ export function describeS3Failure(err: unknown, config: BackupConfig, what: stri
 
 // --- copies -------------------------------------------------------------------------
 
-/** A copy made in the helper thread: the partition's file name, the copy's path, size and SHA-256. */
-interface CopiedFile {
-  readonly file: string;
-  readonly path: string;
-  readonly bytes: number;
-  readonly sha256: string;
+/** What the helper thread (backup-thread.ts) copies, hashes and uploads. */
+export interface CopyJob {
+  readonly config: BackupConfig;
+  readonly dir: string;
+  readonly files: readonly string[];
+  /** A private scratch folder for the copies. */
+  readonly out: string;
+  readonly frontiers: readonly { execution: number; worker: number; frontier: number }[];
+  readonly setPrefix: string;
+  readonly processId: number;
 }
 
-/**
- * The helper thread's code: a plain CommonJS script, so it runs the same from the
- * sources and from dist. It copies each partition with VACUUM INTO from its own
- * connection, lowers the copies' frontiers to the pinned ones and hashes the copies.
- */
-const COPY_THREAD = `
-const { workerData, parentPort } = require("node:worker_threads");
-const { DatabaseSync } = require("node:sqlite");
-const { createHash } = require("node:crypto");
-const { readFileSync, statSync, rmSync } = require("node:fs");
-const { join } = require("node:path");
-const { dir, files, out, frontiers } = workerData;
-const copied = [];
-for (const file of files) {
-  const path = join(out, file);
-  rmSync(path, { force: true });
-  const live = new DatabaseSync(join(dir, file), { readOnly: true });
-  try {
-    live.exec("PRAGMA busy_timeout = 5000");
-    live.prepare("VACUUM INTO ?").run(path);
-  } finally {
-    live.close();
-  }
-  const copy = new DatabaseSync(path);
-  try {
-    const pin = copy.prepare("UPDATE fronts SET frontier = MIN(frontier, ?) WHERE ex_num = ? AND worker_index = ?");
-    for (const f of frontiers) pin.run(f.frontier, f.execution, f.worker);
-  } finally {
-    copy.close();
-  }
-  const bytes = statSync(path).size;
-  const sha256 = createHash("sha256").update(readFileSync(path)).digest("hex");
-  copied.push({ file, path, bytes, sha256 });
-}
-parentPort.postMessage(copied);
-`;
+const THREAD = new URL(`./backup-thread${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
 
-function copyInThread(
-  dir: string,
-  files: readonly string[],
-  out: string,
-  frontiers: readonly { execution: number; worker: number; frontier: number }[],
-): Promise<CopiedFile[]> {
+/** Runs one backup's copy and upload in the helper thread; resolves to the objects uploaded. */
+function copyAndUpload(job: CopyJob, onCopied: () => void): Promise<BackupObject[]> {
   return new Promise((resolve, reject) => {
-    const thread = new Thread(COPY_THREAD, { eval: true, workerData: { dir, files, out, frontiers } });
-    let result: CopiedFile[] | undefined;
-    thread.once("message", (m: CopiedFile[]) => {
-      result = m;
+    const thread = new Thread(THREAD, { workerData: job });
+    let result: { ok?: BackupObject[]; error?: string; copied?: true } | undefined;
+    thread.on("message", (m: { ok?: BackupObject[]; error?: string; copied?: true }) => {
+      if (m.copied === true) onCopied();
+      else result = m;
     });
     thread.once("error", reject);
     thread.once("exit", (code) => {
-      if (result !== undefined) resolve(result);
-      else reject(new Error(`the backup copy thread exited with code ${code}`));
+      if (result?.ok !== undefined) resolve(result.ok);
+      else if (result?.error !== undefined) reject(new BackupError(result.error));
+      else reject(new BackupError(`the backup thread exited with code ${code}`));
     });
   });
 }
@@ -411,28 +379,32 @@ export class Backups {
     // Every process's copy of the set resumes at `epoch` or later (their frontiers had
     // passed it); garbage collected meanwhile, a slow copy could lack what that needs.
     const out = join(tmpdir(), `waxflow-backup-${process.pid}-${processId}`);
+    let held = true;
+    const release = (): void => {
+      if (held) store.holdCollection(undefined);
+      held = false;
+    };
+    store.holdCollection(epoch - 1);
     try {
-      let copies: CopiedFile[];
-      store.holdCollection(epoch - 1);
-      try {
-        // Read before the copy starts: every snapshot below these frontiers is committed already.
-        const frontiers = store.storedFrontiers(store.execution);
-        mkdirSync(out, { recursive: true });
-        copies = await copyInThread(store.dir, store.partitionFiles(), out, frontiers);
-      } finally {
-        store.holdCollection(undefined);
-      }
-      const objects: BackupObject[] = [];
-      for (const c of copies) {
-        const key = `${bucket.setPrefix(set)}process-${processId}/${c.file}`;
-        await bucket.putFile(key, c.path);
-        objects.push({ key, process: processId, file: c.file, bytes: c.bytes, sha256: c.sha256 });
-      }
-      await bucket.put(`${bucket.setPrefix(set)}process-${processId}.json`, JSON.stringify(objects));
+      mkdirSync(out, { recursive: true });
+      const objects = await copyAndUpload(
+        {
+          config: bucket.config,
+          dir: store.dir,
+          files: store.partitionFiles(),
+          out,
+          // Read before the copy starts: every snapshot below these frontiers is committed already.
+          frontiers: store.storedFrontiers(store.execution),
+          setPrefix: bucket.setPrefix(set),
+          processId,
+        },
+        release,
+      );
       const bytes = objects.reduce((n, o) => n + o.bytes, 0);
       this.#o.onUploaded?.(set, bytes, (performance.now() - started) / 1000);
       if (processId === 0) await this.#complete(set, store.execution, epoch, processCount);
     } finally {
+      release();
       rmSync(out, { recursive: true, force: true });
     }
   }
