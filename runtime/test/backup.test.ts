@@ -164,7 +164,9 @@ test("a truncated object in the newest set: every process falls back to the prev
   const prefix = "fallback";
   const bucket = new BackupBucket(backupConfig(store.endpoint, prefix));
   const env = { WAXFLOW_BACKUP_PREFIX: prefix, WAXFLOW_BACKUP_KEEP: "5" };
-  await succeeds(await cluster(3, ws, { ...env, RF_UNTIL: "600", RF_PACE_MS: "25" }));
+  // Paced over about 7 s: a process still uploading when a boundary passes skips it, so
+  // under load some sets stay incomplete; this leaves room for at least two complete ones.
+  await succeeds(await cluster(3, ws, { ...env, RF_UNTIL: "600", RF_PACE_MS: "60" }));
   const { complete } = await sets(bucket);
   expect(complete.length).toBeGreaterThanOrEqual(2);
   const [previous, newest] = complete.slice(-2) as [string, string];

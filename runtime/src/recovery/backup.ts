@@ -25,7 +25,7 @@
  * older ones, and puts its own copies in place before the store is opened.
  */
 import { createHash } from "node:crypto";
-import { createReadStream, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { extname, join } from "node:path";
 import type { Readable } from "node:stream";
@@ -176,10 +176,6 @@ export class BackupBucket {
     );
   }
 
-  async putFile(key: string, path: string): Promise<void> {
-    await this.put(key, createReadStream(path), statSync(path).size);
-  }
-
   /** The object's body as a stream; undefined when there is no such key. */
   async get(key: string): Promise<Readable | undefined> {
     try {
@@ -279,22 +275,53 @@ export interface CopyJob {
 
 const THREAD = new URL(`./backup-thread${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
 
-/** Runs one backup's copy and upload in the helper thread; resolves to the objects uploaded. */
-function copyAndUpload(job: CopyJob, onCopied: () => void): Promise<BackupObject[]> {
-  return new Promise((resolve, reject) => {
-    const thread = new Thread(THREAD, { workerData: job });
-    let result: { ok?: BackupObject[]; error?: string; copied?: true } | undefined;
-    thread.on("message", (m: { ok?: BackupObject[]; error?: string; copied?: true }) => {
-      if (m.copied === true) onCopied();
-      else result = m;
+type ThreadMessage = { ok?: BackupObject[]; error?: string; copied?: true };
+
+/** The helper thread (backup-thread.ts), started on first use; it runs one job at a time. */
+class CopyThread {
+  #thread: Thread | undefined;
+  #pending: { resolve: (o: BackupObject[]) => void; reject: (e: unknown) => void; copied: () => void } | undefined;
+
+  run(job: CopyJob, onCopied: () => void): Promise<BackupObject[]> {
+    const thread = this.#start();
+    // Referenced while it works, so a process waiting for it stays up; idle, it is not.
+    thread.ref();
+    return new Promise<BackupObject[]>((resolve, reject) => {
+      this.#pending = { resolve, reject, copied: onCopied };
+      thread.postMessage(job);
+    }).finally(() => thread.unref());
+  }
+
+  async stop(): Promise<void> {
+    const thread = this.#thread;
+    this.#thread = undefined;
+    await thread?.terminate();
+  }
+
+  #start(): Thread {
+    if (this.#thread !== undefined) return this.#thread;
+    const thread = new Thread(THREAD);
+    // An idle helper must not keep a finished process alive.
+    thread.unref();
+    thread.on("message", (m: ThreadMessage) => {
+      const pending = this.#pending;
+      if (pending === undefined) return;
+      if (m.copied === true) return pending.copied();
+      this.#pending = undefined;
+      if (m.ok !== undefined) pending.resolve(m.ok);
+      else pending.reject(new BackupError(m.error ?? "the backup thread failed"));
     });
-    thread.once("error", reject);
-    thread.once("exit", (code) => {
-      if (result?.ok !== undefined) resolve(result.ok);
-      else if (result?.error !== undefined) reject(new BackupError(result.error));
-      else reject(new BackupError(`the backup thread exited with code ${code}`));
-    });
-  });
+    const failed = (err: unknown): void => {
+      this.#thread = undefined;
+      const pending = this.#pending;
+      this.#pending = undefined;
+      pending?.reject(err);
+    };
+    thread.once("error", failed);
+    thread.once("exit", (code) => failed(new BackupError(`the backup thread exited with code ${code}`)));
+    this.#thread = thread;
+    return thread;
+  }
 }
 
 // --- backups while running ------------------------------------------------------------
@@ -330,6 +357,7 @@ export class Backups {
   #last: number;
   #busy: Promise<void> | undefined;
   readonly #stop = new AbortController();
+  readonly #thread = new CopyThread();
 
   constructor(opts: BackupRunOptions) {
     this.#o = opts;
@@ -369,6 +397,7 @@ export class Backups {
       clearTimeout(timer);
     }
     this.#stop.abort();
+    await this.#thread.stop();
     this.#o.bucket.close();
   }
 
@@ -387,7 +416,7 @@ export class Backups {
     store.holdCollection(epoch - 1);
     try {
       mkdirSync(out, { recursive: true });
-      const objects = await copyAndUpload(
+      const objects = await this.#thread.run(
         {
           config: bucket.config,
           dir: store.dir,
