@@ -34,17 +34,6 @@ async function run(job: CopyJob): Promise<BackupObject[]> {
       try {
         const pin = copy.prepare("UPDATE fronts SET frontier = MIN(frontier, ?) WHERE ex_num = ? AND worker_index = ?");
         for (const f of job.frontiers) pin.run(f.frontier, f.execution, f.worker);
-        // A resume from the set starts at its epoch or later: per key, the newest snapshot
-        // before the epoch and those after it are all it can need. The live store keeps
-        // more (the backup lag); the copy drops it, so uploads stay near one snapshot per key.
-        const dropped = copy
-          .prepare(
-            `DELETE FROM snaps WHERE epoch < (
-               SELECT MAX(t.epoch) FROM snaps t
-               WHERE t.step_id = snaps.step_id AND t.state_key = snaps.state_key AND t.epoch < ?)`,
-          )
-          .run(job.epoch).changes;
-        if (Number(dropped) > 0) copy.exec("VACUUM");
       } finally {
         copy.close();
       }

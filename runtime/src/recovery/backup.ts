@@ -271,8 +271,6 @@ export interface CopyJob {
   readonly frontiers: readonly { execution: number; worker: number; frontier: number }[];
   readonly setPrefix: string;
   readonly processId: number;
-  /** The set's epoch: a resume from the set starts there or later. */
-  readonly epoch: number;
 }
 
 const THREAD = new URL(`./backup-thread${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
@@ -428,7 +426,6 @@ export class Backups {
           frontiers: store.storedFrontiers(store.execution),
           setPrefix: bucket.setPrefix(set),
           processId,
-          epoch,
         },
         release,
       );
