@@ -12,6 +12,8 @@ const needsTools: { name: string; include: string[]; tools: ToolName[] }[] = [
     tools: ["etcd", "kubernetes", "helm", "registry", "skopeo"],
   },
   { name: "chart", include: ["cli/test/chart.test.ts"], tools: ["helm"] },
+  // Backups to a real S3-compatible object store (SeaweedFS) and restore from it.
+  { name: "object-store", include: ["runtime/test/backup*.test.ts"], tools: ["seaweedfs"] },
   {
     // The runtime and controller images built from runtime/dist, read by skopeo, run in Docker.
     name: "images",

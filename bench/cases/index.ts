@@ -23,4 +23,5 @@ export const cases: readonly CaseEntry[] = [
   { name: "controller", load: async () => (await import("./controller.ts")).controller },
   { name: "state-query", load: async () => (await import("./state-query.ts")).stateQuery },
   { name: "kafka", load: async () => (await import("./kafka.ts")).kafka },
+  { name: "backup", load: async () => (await import("./backup.ts")).backup },
 ];

@@ -59,6 +59,10 @@ test.each([
     { recovery: true, recoveryBackupInterval: "5s" },
     /^--recovery-backup-interval must be at least the snapshot interval \(10s\)/,
   ],
+  [{ backupBucket: "b" }, /^--backup-bucket only applies with --recovery; add --recovery$/],
+  [{ recovery: true, backupPrefix: "p" }, /^--backup-prefix only applies with --backup-bucket; add --backup-bucket$/],
+  [{ recovery: true, backupBucket: "b", backupEndpoint: "seaweedfs:8333" }, /^--backup-endpoint must be an http/],
+  [{ recovery: true, backupBucket: "b", backupCredentialsSecret: "S3_Keys" }, /^--backup-credentials-secret "S3_Keys"/],
 ] as [Partial<DeployFlags>, RegExp][])("rejects %o with one line naming the flag", (flags, message) => {
   let error: unknown;
   try {
@@ -75,6 +79,24 @@ test("--state-query sets stateQuery; left out, the option is absent (the CRD def
   expect(deployOptions({ ...base, stateQuery: true }).stateQuery).toBe(true);
   expect("stateQuery" in deployOptions({ ...base, stateQuery: false })).toBe(false);
   expect("stateQuery" in deployOptions(base)).toBe(false);
+});
+
+test("--backup-* flags become recovery.backup, the keys by the Secret's name", () => {
+  const options = deployOptions({
+    ...base,
+    recovery: true,
+    backupBucket: "backups",
+    backupEndpoint: "http://seaweedfs.storage:8333",
+    backupPrefix: "prod/orders",
+    backupCredentialsSecret: "s3-keys",
+  });
+  expect(options.recovery?.backup).toEqual({
+    bucket: "backups",
+    endpoint: "http://seaweedfs.storage:8333",
+    prefix: "prod/orders",
+    region: undefined,
+    credentialsSecret: "s3-keys",
+  });
 });
 
 test("durations add up their parts", () => {

@@ -107,6 +107,37 @@ test("spec.stateQuery sets WAXFLOW_STATE_QUERY; off by default, and turning it o
   });
 });
 
+test("recovery.backup passes the bucket's settings and takes the access key from the Secret by reference", () => {
+  const df = dataflow({
+    recovery: {
+      enabled: true,
+      backup: {
+        bucket: "backups",
+        endpoint: "http://seaweedfs.storage:8333",
+        prefix: "prod/wc",
+        keepAge: "24h",
+        credentialsSecret: { name: "s3-keys", secretAccessKeyKey: "secret" },
+      },
+    },
+  });
+  const env = desiredStatefulSet(df, withDefaults(df.spec), 1).spec?.template.spec?.containers[0]?.env ?? [];
+  const byName = new Map(env.map((e) => [e.name, e]));
+  expect(byName.get("WAXFLOW_BACKUP_BUCKET")?.value).toBe("backups");
+  expect(byName.get("WAXFLOW_BACKUP_ENDPOINT")?.value).toBe("http://seaweedfs.storage:8333");
+  expect(byName.get("WAXFLOW_BACKUP_PREFIX")?.value).toBe("prod/wc");
+  expect(byName.get("WAXFLOW_BACKUP_KEEP_AGE")?.value).toBe("86400");
+  expect(byName.has("WAXFLOW_BACKUP_REGION")).toBe(false);
+  expect(byName.get("AWS_ACCESS_KEY_ID")).toEqual({
+    name: "AWS_ACCESS_KEY_ID",
+    valueFrom: { secretKeyRef: { name: "s3-keys", key: "AWS_ACCESS_KEY_ID" } },
+  });
+  expect(byName.get("AWS_SECRET_ACCESS_KEY")?.valueFrom?.secretKeyRef).toEqual({ name: "s3-keys", key: "secret" });
+  // Without recovery there is no store to back up.
+  const off = dataflow({ recovery: { enabled: false, backup: { bucket: "backups" } } });
+  const offEnv = desiredStatefulSet(off, withDefaults(off.spec), 1).spec?.template.spec?.containers[0]?.env ?? [];
+  expect(offEnv.some((e) => e.name.startsWith("WAXFLOW_BACKUP_BUCKET"))).toBe(false);
+});
+
 test("no recovery volume when recovery is disabled", () => {
   const df = dataflow();
   const sts = desiredStatefulSet(df, withDefaults(df.spec), 1);

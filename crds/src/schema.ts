@@ -253,6 +253,67 @@ export const specSchema = {
             storageClassName: { type: "string", description: "Storage class; the cluster default when unset." },
           },
         },
+        backup: {
+          title: "DataflowBackup",
+          type: "object",
+          description:
+            "Upload a copy of every process's recovery store to an S3-compatible bucket every backupInterval, and restore from the newest complete set when a process's volume is empty (a lost volume, a new cluster).",
+          required: ["bucket"],
+          properties: {
+            bucket: { type: "string", minLength: 3, maxLength: 63, description: "The bucket (WAXFLOW_BACKUP_BUCKET)." },
+            endpoint: {
+              type: "string",
+              pattern: "^https?://[^\\s/]+",
+              maxLength: 2048,
+              description:
+                "An S3-compatible endpoint URL such as http://seaweedfs.storage:8333; unset: AWS S3 of the region (WAXFLOW_BACKUP_ENDPOINT).",
+            },
+            prefix: {
+              type: "string",
+              maxLength: 512,
+              description:
+                "Key prefix for this dataflow's sets inside the bucket, such as prod/wordcount; give each dataflow its own (WAXFLOW_BACKUP_PREFIX).",
+            },
+            region: {
+              type: "string",
+              maxLength: 64,
+              description: "The bucket's region; default us-east-1 (WAXFLOW_BACKUP_REGION).",
+            },
+            keep: {
+              type: "integer",
+              minimum: 1,
+              default: 3,
+              description: "Newest complete backup sets kept (WAXFLOW_BACKUP_KEEP).",
+            },
+            keepAge: {
+              type: "string",
+              pattern: DURATION_PATTERN,
+              maxLength: 64,
+              description:
+                "Complete sets younger than this are kept whatever their number, as a duration such as 24h (WAXFLOW_BACKUP_KEEP_AGE).",
+            },
+            credentialsSecret: {
+              title: "DataflowBackupCredentials",
+              type: "object",
+              required: ["name"],
+              description:
+                "A Secret in the Dataflow's namespace holding the access key: passed to every process as AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. Unset: the pods' own AWS credentials (e.g. IRSA).",
+              properties: {
+                name: { type: "string", minLength: 1, maxLength: 253, description: "The Secret's name." },
+                accessKeyIdKey: {
+                  type: "string",
+                  default: "AWS_ACCESS_KEY_ID",
+                  description: "The Secret's key holding the access key id.",
+                },
+                secretAccessKeyKey: {
+                  type: "string",
+                  default: "AWS_SECRET_ACCESS_KEY",
+                  description: "The Secret's key holding the secret access key.",
+                },
+              },
+            },
+          },
+        },
         dropRemovedSteps: {
           type: "boolean",
           description:

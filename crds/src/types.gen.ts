@@ -93,6 +93,7 @@ snapshotInterval?: string
  */
 backupInterval?: string
 storage?: DataflowRecoveryStorage
+backup?: DataflowBackup
 /**
  * Drop recovered state of steps the dataflow no longer has (renamed or removed) instead of refusing to start (WAXFLOW_DROP_REMOVED_STEPS). Set it for the one deploy that renames a step, then unset it.
  */
@@ -111,6 +112,53 @@ size?: string
  * Storage class; the cluster default when unset.
  */
 storageClassName?: string
+}
+/**
+ * Upload a copy of every process's recovery store to an S3-compatible bucket every backupInterval, and restore from the newest complete set when a process's volume is empty (a lost volume, a new cluster).
+ */
+export interface DataflowBackup {
+/**
+ * The bucket (WAXFLOW_BACKUP_BUCKET).
+ */
+bucket: string
+/**
+ * An S3-compatible endpoint URL such as http://seaweedfs.storage:8333; unset: AWS S3 of the region (WAXFLOW_BACKUP_ENDPOINT).
+ */
+endpoint?: string
+/**
+ * Key prefix for this dataflow's sets inside the bucket, such as prod/wordcount; give each dataflow its own (WAXFLOW_BACKUP_PREFIX).
+ */
+prefix?: string
+/**
+ * The bucket's region; default us-east-1 (WAXFLOW_BACKUP_REGION).
+ */
+region?: string
+/**
+ * Newest complete backup sets kept (WAXFLOW_BACKUP_KEEP).
+ */
+keep?: number
+/**
+ * Complete sets younger than this are kept whatever their number, as a duration such as 24h (WAXFLOW_BACKUP_KEEP_AGE).
+ */
+keepAge?: string
+credentialsSecret?: DataflowBackupCredentials
+}
+/**
+ * A Secret in the Dataflow's namespace holding the access key: passed to every process as AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. Unset: the pods' own AWS credentials (e.g. IRSA).
+ */
+export interface DataflowBackupCredentials {
+/**
+ * The Secret's name.
+ */
+name: string
+/**
+ * The Secret's key holding the access key id.
+ */
+accessKeyIdKey?: string
+/**
+ * The Secret's key holding the secret access key.
+ */
+secretAccessKeyKey?: string
 }
 /**
  * What happens to recovery volumes when the Dataflow is deleted or scaled down.

@@ -9,7 +9,16 @@ import { join } from "node:path";
 
 export const repoRoot = join(import.meta.dirname, "..", "..");
 
-export type ToolName = "runtime" | "etcd" | "kubernetes" | "helm" | "registry" | "skopeo" | "dpkg-deb" | "docker";
+export type ToolName =
+  | "runtime"
+  | "etcd"
+  | "kubernetes"
+  | "helm"
+  | "registry"
+  | "seaweedfs"
+  | "skopeo"
+  | "dpkg-deb"
+  | "docker";
 
 export interface Tool {
   /** What progress lines and errors call it, with its version. */
@@ -27,16 +36,16 @@ export interface Tool {
 }
 
 /** The cache folder and the versions, as lib.sh sets them (the environment overrides). */
-function toolchain(): Record<"cache" | "etcd" | "kubernetes" | "helm" | "distribution", string> {
-  const [cache = "", etcd = "", kubernetes = "", helm = "", distribution = ""] = execFileSync(
+function toolchain(): Record<"cache" | "etcd" | "kubernetes" | "helm" | "distribution" | "seaweedfs", string> {
+  const [cache = "", etcd = "", kubernetes = "", helm = "", distribution = "", seaweedfs = ""] = execFileSync(
     "bash",
     [
       "-c",
-      'source e2e/toolchain/lib.sh && printf "%s\\n" "$WAXFLOW_CACHE" "$ETCD_VERSION" "$K8S_VERSION" "$HELM_VERSION" "$DISTRIBUTION_VERSION"',
+      'source e2e/toolchain/lib.sh && printf "%s\\n" "$WAXFLOW_CACHE" "$ETCD_VERSION" "$K8S_VERSION" "$HELM_VERSION" "$DISTRIBUTION_VERSION" "$SEAWEEDFS_VERSION"',
     ],
     { cwd: repoRoot, encoding: "utf8" },
   ).split("\n");
-  return { cache, etcd, kubernetes, helm, distribution };
+  return { cache, etcd, kubernetes, helm, distribution, seaweedfs };
 }
 
 const answers = (command: string, ...args: string[]): boolean => spawnSync(command, args).status === 0;
@@ -89,6 +98,13 @@ export function toolbox(): { readonly cache: string; readonly tools: Record<Tool
       cold: "4 min",
       path: bin(`registry/${v.distribution}`, "registry"),
       ready: built(bin(`registry/${v.distribution}`, "registry")),
+    },
+    seaweedfs: {
+      title: `SeaweedFS weed ${v.seaweedfs}`,
+      install: ["bash", "e2e/toolchain/seaweedfs.sh"],
+      cold: "10 min, measured 23 min on a loaded machine",
+      path: bin(`seaweedfs/${v.seaweedfs}`, "weed"),
+      ready: built(bin(`seaweedfs/${v.seaweedfs}`, "weed")),
     },
     skopeo: {
       title: "skopeo (Debian)",

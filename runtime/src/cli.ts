@@ -146,6 +146,7 @@ export async function main(argv: readonly string[], env: Env, cwd: string): Prom
               backupIntervalMs: config.backupIntervalMs,
               init: config.recoveryInit,
               dropRemovedSteps: config.dropRemovedSteps,
+              backup: config.backup,
             },
       signal: stop.signal,
       onStart: (run) => view.started(run),

@@ -252,6 +252,30 @@ describe("recovery, intervals, port, debug", () => {
     expect(c.backupIntervalMs).toBe(0);
   });
 
+  test("--backup-* flags or WAXFLOW_BACKUP_* variables configure backups to a bucket; the rest needs a bucket", () => {
+    expect(config(["f.ts", "-r", "/r"]).backup).toBeUndefined();
+    const c = config(["f.ts", "-r", "/r", "--backup-bucket", "b", "--backup-keep", "5"], {
+      WAXFLOW_BACKUP_ENDPOINT: "http://127.0.0.1:8333",
+      WAXFLOW_BACKUP_PREFIX: "prod/wc",
+      WAXFLOW_BACKUP_KEEP_AGE: "3600",
+    });
+    expect(c.backup).toEqual({
+      bucket: "b",
+      endpoint: "http://127.0.0.1:8333",
+      prefix: "prod/wc",
+      region: undefined,
+      keep: 5,
+      keepAgeMs: 3_600_000,
+    });
+    expect(usageError(["run", "f.ts", "-r", "/r"], { WAXFLOW_BACKUP_PREFIX: "p" })).toBe(
+      "WAXFLOW_BACKUP_PREFIX needs a bucket: add --backup-bucket (WAXFLOW_BACKUP_BUCKET)",
+    );
+    expect(usageError(["run", "f.ts", "--backup-bucket", "b", "--backup-endpoint", "s3:8333"])).toMatch(
+      /^--backup-endpoint must be an http:\/\/ or https:\/\/ URL, got "s3:8333"$/,
+    );
+    expect(usageError(["run", "f.ts", "--backup-bucket", "b", "--backup-keep", "0"])).toMatch(/^--backup-keep must be/);
+  });
+
   test("--recovery-init or WAXFLOW_RECOVERY_INIT creates a store in an empty directory", () => {
     expect(config(["f.ts", "-r", "/r", "--recovery-init"]).recoveryInit).toBe(true);
     expect(config(["f.ts", "-r", "/r"], { WAXFLOW_RECOVERY_INIT: "true" }).recoveryInit).toBe(true);
@@ -344,6 +368,16 @@ describe("unsupported features are refused, not ignored", () => {
   test("a backup interval or --recovery-init without recovery", () => {
     expect(unsupported(config(["f.ts", "-b", "60"]))).toMatch(/only applies with recovery: add -r/);
     expect(unsupported(config(["f.ts", "--recovery-init"]))).toMatch(/^--recovery-init only applies with recovery/);
+  });
+
+  test("a bucket without recovery, or with a backup interval of 0", () => {
+    expect(unsupported(config(["f.ts", "--backup-bucket", "b"]))).toBe(
+      "--backup-bucket only applies with recovery: add -r/--recovery-directory",
+    );
+    expect(unsupported(config(["f.ts", "-r", "/r", "--backup-bucket", "b", "-b", "0"]))).toMatch(
+      /^-b\/--backup-interval 0 with --backup-bucket/,
+    );
+    expect(unsupported(config(["f.ts", "-r", "/r", "--backup-bucket", "b"]))).toBeUndefined();
   });
 
   test("recovery init takes a directory and a count", () => {

@@ -27,6 +27,19 @@ export function dataflowManifest(input: ManifestInput): Dataflow {
           enabled: true,
           snapshotInterval: options.recovery.snapshotInterval,
           backupInterval: options.recovery.backupInterval,
+          backup:
+            options.recovery.backup === undefined
+              ? undefined
+              : {
+                  bucket: options.recovery.backup.bucket,
+                  endpoint: options.recovery.backup.endpoint,
+                  prefix: options.recovery.backup.prefix,
+                  region: options.recovery.backup.region,
+                  credentialsSecret:
+                    options.recovery.backup.credentialsSecret === undefined
+                      ? undefined
+                      : { name: options.recovery.backup.credentialsSecret },
+                },
           storage:
             options.recovery.size === undefined && options.recovery.storageClassName === undefined
               ? undefined

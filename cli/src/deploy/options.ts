@@ -22,6 +22,13 @@ export interface DeployFlags {
   readonly recoveryStorageclass?: string;
   readonly recoverySnapshotInterval?: string;
   readonly recoveryBackupInterval?: string;
+  /** --backup-bucket and friends: backups of the recovery stores to an S3-compatible bucket. */
+  readonly backupBucket?: string;
+  readonly backupEndpoint?: string;
+  readonly backupPrefix?: string;
+  readonly backupRegion?: string;
+  /** --backup-credentials-secret NAME: a Secret with keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. */
+  readonly backupCredentialsSecret?: string;
   /** The --pod-template file's name and text, read by the command. */
   readonly podTemplate?: { readonly file: string; readonly text: string };
   /** --state-query: serve GET /state (spec.stateQuery). */
@@ -43,6 +50,13 @@ export interface DeployOptions {
     readonly storageClassName?: string;
     readonly snapshotInterval?: string;
     readonly backupInterval?: string;
+    readonly backup?: {
+      readonly bucket: string;
+      readonly endpoint?: string;
+      readonly prefix?: string;
+      readonly region?: string;
+      readonly credentialsSecret?: string;
+    };
   };
   readonly podTemplate?: V1PodTemplateSpec;
   readonly stateQuery?: boolean;
@@ -211,6 +225,11 @@ export function deployOptions(flags: DeployFlags): DeployOptions {
     "recovery-storageclass": flags.recoveryStorageclass,
     "recovery-snapshot-interval": flags.recoverySnapshotInterval,
     "recovery-backup-interval": flags.recoveryBackupInterval,
+    "backup-bucket": flags.backupBucket,
+    "backup-endpoint": flags.backupEndpoint,
+    "backup-prefix": flags.backupPrefix,
+    "backup-region": flags.backupRegion,
+    "backup-credentials-secret": flags.backupCredentialsSecret,
   };
   const options = {
     name: flags.name,
@@ -263,6 +282,33 @@ export function deployOptions(flags: DeployFlags): DeployOptions {
       storageClassName: flags.recoveryStorageclass,
       snapshotInterval,
       backupInterval,
+      backup: backupOptions(flags),
     },
+  };
+}
+
+function backupOptions(flags: DeployFlags): NonNullable<DeployOptions["recovery"]>["backup"] {
+  if (flags.backupBucket === undefined) {
+    const stray = (["backupEndpoint", "backupPrefix", "backupRegion", "backupCredentialsSecret"] as const).find(
+      (f) => flags[f] !== undefined,
+    );
+    if (stray === undefined) return undefined;
+    const flag = `--${stray.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+    throw new UsageError(`${flag} only applies with --backup-bucket; add --backup-bucket`);
+  }
+  if (flags.backupEndpoint !== undefined && !/^https?:\/\/[^\s/]+/.test(flags.backupEndpoint)) {
+    throw new UsageError(
+      `--backup-endpoint must be an http:// or https:// URL such as http://seaweedfs.storage:8333, got "${flags.backupEndpoint}"`,
+    );
+  }
+  return {
+    bucket: flags.backupBucket,
+    endpoint: flags.backupEndpoint,
+    prefix: flags.backupPrefix,
+    region: flags.backupRegion,
+    credentialsSecret:
+      flags.backupCredentialsSecret === undefined
+        ? undefined
+        : secretName("--backup-credentials-secret", flags.backupCredentialsSecret),
   };
 }

@@ -115,10 +115,40 @@ function runtimeEnv(ref: DataflowRef, spec: DefaultedDataflowSpec): V1EnvVar[] {
       { name: "WAXFLOW_RECOVERY_INIT", value: "true" },
     );
     if (spec.recovery.dropRemovedSteps === true) env.push({ name: "WAXFLOW_DROP_REMOVED_STEPS", value: "true" });
+    env.push(...backupEnv(spec.recovery.backup));
   }
   // State is user data: /state answers only when the spec asks, and only with the Secret's token.
   if (spec.stateQuery === true) env.push({ name: "WAXFLOW_STATE_QUERY", value: "true" });
   return [...env, ...(spec.env ?? [])];
+}
+
+/** Backups to a bucket (spec.recovery.backup): its settings, and the access key from its Secret. */
+function backupEnv(backup: DefaultedDataflowSpec["recovery"]["backup"]): V1EnvVar[] {
+  if (backup === undefined) return [];
+  const env: V1EnvVar[] = [{ name: "WAXFLOW_BACKUP_BUCKET", value: backup.bucket }];
+  const optional: [string, string | number | undefined][] = [
+    ["WAXFLOW_BACKUP_ENDPOINT", backup.endpoint],
+    ["WAXFLOW_BACKUP_PREFIX", backup.prefix],
+    ["WAXFLOW_BACKUP_REGION", backup.region],
+    ["WAXFLOW_BACKUP_KEEP", backup.keep],
+    ["WAXFLOW_BACKUP_KEEP_AGE", backup.keepAge === undefined ? undefined : durationSeconds(backup.keepAge)],
+  ];
+  for (const [name, value] of optional) if (value !== undefined) env.push({ name, value: String(value) });
+  const secret = backup.credentialsSecret;
+  if (secret !== undefined) {
+    // From the Secret by reference: the key never appears in the StatefulSet.
+    env.push(
+      {
+        name: "AWS_ACCESS_KEY_ID",
+        valueFrom: { secretKeyRef: { name: secret.name, key: secret.accessKeyIdKey ?? "AWS_ACCESS_KEY_ID" } },
+      },
+      {
+        name: "AWS_SECRET_ACCESS_KEY",
+        valueFrom: { secretKeyRef: { name: secret.name, key: secret.secretAccessKeyKey ?? "AWS_SECRET_ACCESS_KEY" } },
+      },
+    );
+  }
+  return env;
 }
 
 function container(ref: DataflowRef, spec: DefaultedDataflowSpec): V1Container {

@@ -10,6 +10,7 @@ import { DEFAULT_PEER_TIMEOUT_MS } from "../cluster/mesh.ts";
 import { DEFAULT_EPOCH_INTERVAL_MS, DEFAULT_START_TIMEOUT_MS } from "../engine/execute.ts";
 import { UsageError } from "../errors.ts";
 import { DEFAULT_PROGRESS_INTERVAL_MS } from "../log.ts";
+import { DEFAULT_BACKUP_KEEP } from "../recovery/backup-config.ts";
 
 /** The port every process listens on for its peers. */
 export const CLUSTER_PORT = 2101;
@@ -39,6 +40,8 @@ export interface RunConfig {
   readonly epochIntervalMs: number;
   /** Undefined unless given: how long snapshots are kept is only meaningful with recovery. */
   readonly backupIntervalMs: number | undefined;
+  /** Backups of the recovery store to an S3-compatible bucket; undefined without --backup-bucket. */
+  readonly backup: BackupSettings | undefined;
   readonly apiPort: number;
   /** Milliseconds between progress lines on stderr; 0 for none. */
   readonly progressIntervalMs: number;
@@ -54,6 +57,16 @@ export interface RunConfig {
   readonly mesh: MeshSettings;
   /** Serve GET /state/STEP, to requests carrying the token derived from the cluster secret. */
   readonly stateQuery: boolean;
+}
+
+/** Where backups go (recovery/backup.ts); credentials come from AWS_* variables or files. */
+export interface BackupSettings {
+  readonly bucket: string;
+  readonly endpoint: string | undefined;
+  readonly prefix: string;
+  readonly region: string | undefined;
+  readonly keep: number;
+  readonly keepAgeMs: number;
 }
 
 /** How this process's connections to its peers are secured and timed. */
@@ -98,6 +111,12 @@ export const RUN_OPTIONS = {
   "drop-removed-steps": { type: "boolean" },
   "snapshot-interval": { type: "string", short: "s" },
   "backup-interval": { type: "string", short: "b" },
+  "backup-bucket": { type: "string" },
+  "backup-endpoint": { type: "string" },
+  "backup-prefix": { type: "string" },
+  "backup-region": { type: "string" },
+  "backup-keep": { type: "string" },
+  "backup-keep-age": { type: "string" },
   "start-timeout": { type: "string" },
   "progress-interval": { type: "string" },
   quiet: { type: "boolean", short: "q" },
@@ -128,6 +147,12 @@ const VALUE_OF: Partial<Record<StringFlag, string>> = {
   "recovery-directory": "the recovery store's directory, e.g. -r /var/lib/waxflow/recovery",
   "snapshot-interval": "seconds between snapshots (> 0), e.g. -s 10",
   "backup-interval": "seconds snapshots are kept (>= 0), e.g. -b 30",
+  "backup-bucket": "the bucket backups go to, e.g. --backup-bucket waxflow-backups",
+  "backup-endpoint": "the S3 endpoint URL, e.g. --backup-endpoint http://seaweedfs:8333",
+  "backup-prefix": "a key prefix, e.g. --backup-prefix prod/wordcount",
+  "backup-region": "the bucket's region, e.g. --backup-region eu-west-1",
+  "backup-keep": "how many complete backup sets to keep (>= 1), e.g. --backup-keep 3",
+  "backup-keep-age": "seconds complete backup sets are kept whatever their number (>= 0), e.g. --backup-keep-age 86400",
   "start-timeout": "seconds to wait for peers (> 0), e.g. --start-timeout 60",
 };
 
@@ -275,6 +300,7 @@ function resolveRunConfig(target: string, values: Values, env: Env, io: ConfigIo
     startTimeoutMs: startTimeout === undefined ? DEFAULT_START_TIMEOUT_MS : seconds(startTimeout, false),
     epochIntervalMs: snapshot === undefined ? DEFAULT_EPOCH_INTERVAL_MS : seconds(snapshot, false),
     backupIntervalMs: backup === undefined ? undefined : seconds(backup, true),
+    backup: resolveBackup(values, env),
     apiPort: apiPort === undefined ? DEFAULT_API_PORT : port(apiPort),
     progressIntervalMs: progress === undefined ? DEFAULT_PROGRESS_INTERVAL_MS : seconds(progress, true),
     quiet: values.quiet === true || flagVariable(env, "WAXFLOW_QUIET"),
@@ -284,6 +310,38 @@ function resolveRunConfig(target: string, values: Values, env: Env, io: ConfigIo
     supervise: connects && superviseAllowed,
     mesh,
     stateQuery,
+  };
+}
+
+function resolveBackup(values: Values, env: Env): BackupSettings | undefined {
+  const get = (flag: StringFlag, variable: string) => setting(values, env, flag, variable);
+  const bucket = get("backup-bucket", "WAXFLOW_BACKUP_BUCKET");
+  const others = [
+    get("backup-endpoint", "WAXFLOW_BACKUP_ENDPOINT"),
+    get("backup-prefix", "WAXFLOW_BACKUP_PREFIX"),
+    get("backup-region", "WAXFLOW_BACKUP_REGION"),
+    get("backup-keep", "WAXFLOW_BACKUP_KEEP"),
+    get("backup-keep-age", "WAXFLOW_BACKUP_KEEP_AGE"),
+  ] as const;
+  const [endpoint, prefix, region, keep, keepAge] = others;
+  if (bucket === undefined) {
+    const stray = others.find((o) => o !== undefined);
+    if (stray !== undefined)
+      throw new UsageError(`${stray.source} needs a bucket: add --backup-bucket (WAXFLOW_BACKUP_BUCKET)`);
+    return undefined;
+  }
+  if (endpoint !== undefined && !/^https?:\/\/[^\s/]+/.test(endpoint.value)) {
+    throw new UsageError(
+      `${endpoint.source} must be an http:// or https:// URL, got ${JSON.stringify(endpoint.value)}`,
+    );
+  }
+  return {
+    bucket: bucket.value,
+    endpoint: endpoint?.value,
+    prefix: prefix?.value ?? "",
+    region: region?.value,
+    keep: keep === undefined ? DEFAULT_BACKUP_KEEP : wholeNumber(keep, 1),
+    keepAgeMs: keepAge === undefined ? 0 : seconds(keepAge, true),
   };
 }
 
@@ -384,6 +442,12 @@ function resolveHolder(
 export function unsupported(config: RunConfig): string | undefined {
   if (config.backupIntervalMs !== undefined && config.recoveryDirectory === undefined) {
     return "-b/--backup-interval only applies with recovery: add -r/--recovery-directory";
+  }
+  if (config.backup !== undefined && config.recoveryDirectory === undefined) {
+    return "--backup-bucket only applies with recovery: add -r/--recovery-directory";
+  }
+  if (config.backup !== undefined && config.backupIntervalMs === 0) {
+    return "-b/--backup-interval 0 with --backup-bucket: backups are uploaded every backup interval, so give it > 0 seconds";
   }
   if (config.recoveryInit && config.recoveryDirectory === undefined) {
     return "--recovery-init only applies with recovery: add -r/--recovery-directory";

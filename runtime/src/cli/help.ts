@@ -27,7 +27,16 @@ Options (a flag wins over its environment variable):
                                   drop the recovered state of steps the dataflow no longer has (renamed or
                                   removed); without it such a store is refused, listing those steps
   -s, --snapshot-interval SECS  WAXFLOW_SNAPSHOT_INTERVAL     seconds between epochs and snapshots (default 10)
-  -b, --backup-interval SECS    WAXFLOW_BACKUP_INTERVAL       seconds snapshots are kept before they are removed
+  -b, --backup-interval SECS    WAXFLOW_BACKUP_INTERVAL       seconds snapshots are kept before they are removed;
+                                  with --backup-bucket also how often a copy is uploaded (default there 60)
+      --backup-bucket NAME      WAXFLOW_BACKUP_BUCKET         upload a copy of the recovery store to this S3 bucket every
+                                  backup interval, and restore from its newest complete set when DIR holds no store.
+                                  Credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or the AWS credentials file
+      --backup-endpoint URL     WAXFLOW_BACKUP_ENDPOINT       an S3-compatible endpoint (default: AWS S3 of the region)
+      --backup-prefix P         WAXFLOW_BACKUP_PREFIX         key prefix inside the bucket (default: none)
+      --backup-region R         WAXFLOW_BACKUP_REGION         the bucket's region (default us-east-1)
+      --backup-keep N           WAXFLOW_BACKUP_KEEP           newest complete backup sets kept (default 3)
+      --backup-keep-age SECS    WAXFLOW_BACKUP_KEEP_AGE       complete sets younger than this are kept too (default 0)
       --start-timeout SECS      WAXFLOW_START_TIMEOUT         seconds to wait for peers and for holders (default 60)
       --progress-interval SECS  WAXFLOW_PROGRESS_INTERVAL     seconds between progress lines on stderr (items in and
                                                               out, epoch; default 30; 0: none)

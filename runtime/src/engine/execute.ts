@@ -22,6 +22,8 @@ import {
   resumeLine,
   startLine,
 } from "../log.ts";
+import type { BackupBucket, Backups } from "../recovery/backup.ts";
+import { type BackupConfig, DEFAULT_BACKUP_INTERVAL_MS } from "../recovery/backup-config.ts";
 import { resumeProcess } from "../recovery/handoff.ts";
 import { checkOutputFiles } from "../recovery/output-files.ts";
 import { RecoveryStore, type SnapshotStats } from "../recovery/store.ts";
@@ -42,6 +44,13 @@ export interface RecoveryConfig {
   readonly init?: boolean;
   /** Drop the state of steps the dataflow no longer has; without it such a store is refused. */
   readonly dropRemovedSteps?: boolean;
+  /**
+   * Upload a copy of the store every backup interval (which must be > 0) to this bucket,
+   * and restore from it when the directory is empty (recovery/backup.ts).
+   */
+  readonly backup?: BackupConfig;
+  /** Told of each backup this process uploaded (bench, metrics). */
+  readonly onBackup?: (set: string, bytes: number, seconds: number) => void;
 }
 
 /** This process's place in a cluster of processes. */
@@ -109,13 +118,48 @@ export async function execute(flow: Dataflow, opts: ExecuteOptions = {}): Promis
   const epochIntervalMs = opts.epochIntervalMs ?? DEFAULT_EPOCH_INTERVAL_MS;
   const stepMetrics = opts.stepMetrics ?? process.env.WAXFLOW_STEP_METRICS !== "false";
   const connectTimeoutMs = cluster.connectTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
+  // With a bucket the backup interval is also how often copies are uploaded: never 0.
+  const backupIntervalMs =
+    opts.recovery?.backupIntervalMs ?? (opts.recovery?.backup === undefined ? 0 : DEFAULT_BACKUP_INTERVAL_MS);
+  if (opts.recovery?.backup !== undefined && backupIntervalMs <= 0) {
+    throw new RangeError("backups to a bucket need a backup interval > 0 (-b/--backup-interval)");
+  }
+  const stderrLine = (line: string): void => {
+    process.stderr.write(`${line}\n`);
+  };
+  // Loaded only with a bucket: the S3 client is large.
+  const backupModule = opts.recovery?.backup === undefined ? undefined : await import("../recovery/backup.ts");
+  const bucket: BackupBucket | undefined =
+    backupModule !== undefined && opts.recovery?.backup !== undefined
+      ? new backupModule.BackupBucket(opts.recovery.backup)
+      : undefined;
+  if (opts.recovery !== undefined && bucket !== undefined && backupModule !== undefined) {
+    try {
+      const restored = await backupModule.restoreIfEmpty({
+        bucket,
+        dir: opts.recovery.dbDir,
+        processId: cluster.processId,
+        processCount: cluster.addresses.length,
+        log: stderrLine,
+      });
+      if (restored !== undefined) {
+        stderrLine(
+          `process ${cluster.processId}: restored the recovery store from backup set ${restored.set} ` +
+            `(execution ${restored.execution}, epoch ${restored.epoch}, ${restored.bytes} bytes, ${restored.seconds.toFixed(2)} s)`,
+        );
+      }
+    } catch (err) {
+      bucket.close();
+      throw err;
+    }
+  }
   const recovery =
     opts.recovery === undefined
       ? undefined
       : RecoveryStore.open(opts.recovery.dbDir, {
           create: opts.recovery.init,
           snapshotIntervalMs: epochIntervalMs,
-          backupIntervalMs: opts.recovery.backupIntervalMs ?? 0,
+          backupIntervalMs,
         });
   const abort = new AbortController();
   const signal = opts.signal === undefined ? abort.signal : AbortSignal.any([abort.signal, opts.signal]);
@@ -142,6 +186,7 @@ export async function execute(flow: Dataflow, opts: ExecuteOptions = {}): Promis
     router = new StateRouter({ mesh: connected, workers, workersPerProcess: perProcess, store: recovery });
     return router;
   };
+  let backups: Backups | undefined;
   try {
     mesh = await ProcessMesh.connect({
       processId: cluster.processId,
@@ -194,6 +239,21 @@ export async function execute(flow: Dataflow, opts: ExecuteOptions = {}): Promis
       } catch (err) {
         connected.abort(err instanceof Error ? err.message : String(err));
         throw err;
+      }
+      if (bucket !== undefined && backupModule !== undefined) {
+        const running = new backupModule.Backups({
+          bucket,
+          store: recovery,
+          flowId: flow.flowId,
+          processId: cluster.processId,
+          processCount: cluster.addresses.length,
+          lagEpochs: Math.max(1, Math.ceil(backupIntervalMs / epochIntervalMs)),
+          intervalMs: backupIntervalMs,
+          log: stderrLine,
+          onUploaded: opts.recovery?.onBackup,
+        });
+        backups = running;
+        recovery.onClusterCommit((frontier) => running.clusterCommitted(frontier));
       }
       stores = () =>
         recovery.workerView({
@@ -284,6 +344,9 @@ export async function execute(flow: Dataflow, opts: ExecuteOptions = {}): Promis
   } finally {
     clearInterval(progress);
     router?.close();
+    // The upload under way finishes first: its copy thread reads the store's files.
+    if (backups !== undefined) await backups.close();
+    else bucket?.close();
     mesh?.close();
     recovery?.close();
   }

@@ -426,6 +426,8 @@ export class RecoveryStore {
   /** Told when the cluster's minimum committed frontier rises (transactional sinks commit then). */
   readonly #clusterListeners: Array<(frontier: number) => void> = [];
   #clusterFrontier = 0;
+  /** While a backup copy is taken: collection keeps everything a resume at or after this epoch + 1 needs. */
+  #collectionHeldAt: number | undefined;
 
   /** This process's hold on the directory; undefined in a worker thread's connection. */
   readonly #lock: DirectoryLock | undefined;
@@ -706,6 +708,31 @@ export class RecoveryStore {
     };
   }
 
+  /**
+   * Holds garbage collection at `below` (keep, per key, the newest snapshot at or before
+   * it and everything after) until called with undefined: a backup copy taken meanwhile
+   * then still holds what a resume from its epoch needs, however long the copy takes.
+   */
+  holdCollection(below: number | undefined): void {
+    this.#collectionHeldAt = below;
+  }
+
+  /** The partitions' file names in the directory: what a backup copies. */
+  partitionFiles(): string[] {
+    return this.#parts.map((p) => p.file);
+  }
+
+  /** The workers' frontiers of `execution` as committed to the files now (worker threads write them too). */
+  storedFrontiers(execution: number): { execution: number; worker: number; frontier: number }[] {
+    return this.#parts.flatMap((p) =>
+      [...p.iterate("SELECT worker_index, frontier FROM fronts WHERE ex_num = ?", execution)].map((r) => ({
+        execution,
+        worker: Number(r.worker_index),
+        frontier: Number(r.frontier),
+      })),
+    );
+  }
+
   /** See StateStore.onClusterCommit; heard by the process's store, which sees every worker's commits. */
   onClusterCommit(listener: (frontier: number) => void): void {
     this.#clusterListeners.push(listener);
@@ -825,7 +852,7 @@ export class RecoveryStore {
     if (this.#execution === 0 || !this.#collects) return;
     // A resume at `frontier` loads the newest snapshot before it, so that one is kept.
     const frontier = Math.min(...this.#frontiers.values());
-    const below = frontier - 1 - this.#gcLag;
+    const below = Math.min(frontier - 1 - this.#gcLag, this.#collectionHeldAt ?? Number.POSITIVE_INFINITY);
     if (this.#kept === undefined) {
       // Counted here, not at open: worker threads' and holders' connections never collect.
       this.#kept = this.#parts.reduce((n, p) => n + p.countSnapshots(), 0);

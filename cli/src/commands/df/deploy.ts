@@ -152,6 +152,32 @@ Deploying again with the same image and flags changes nothing. A change to a run
       description:
         "Answer per-key state queries (waxctl df state) on the processes' API port. Off by default: state is user data; queries need the token derived from the Dataflow's cluster Secret.",
     }),
+    "backup-bucket": Flags.string({
+      description:
+        "Back the recovery stores up to this S3-compatible bucket every backup interval; an empty volume restores from it.",
+      helpGroup: "RECOVERY",
+      helpValue: "BUCKET",
+    }),
+    "backup-endpoint": Flags.string({
+      description: "The bucket's S3 endpoint URL (default: AWS S3).",
+      helpGroup: "RECOVERY",
+      helpValue: "URL",
+    }),
+    "backup-prefix": Flags.string({
+      description: "Key prefix of this dataflow's backups in the bucket.",
+      helpGroup: "RECOVERY",
+      helpValue: "PREFIX",
+    }),
+    "backup-region": Flags.string({
+      description: "The bucket's region (default us-east-1).",
+      helpGroup: "RECOVERY",
+      helpValue: "REGION",
+    }),
+    "backup-credentials-secret": Flags.string({
+      description: "A Secret with keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for the bucket.",
+      helpGroup: "RECOVERY",
+      helpValue: "NAME",
+    }),
     "pod-template": Flags.file({
       description:
         "YAML or JSON PodTemplateSpec merged over the generated pods: extra volumes and mounts, node selectors, tolerations, sidecars.",
@@ -279,6 +305,11 @@ type SharedFlags = Pick<
   | "recovery-storageclass"
   | "recovery-snapshot-interval"
   | "recovery-backup-interval"
+  | "backup-bucket"
+  | "backup-endpoint"
+  | "backup-prefix"
+  | "backup-region"
+  | "backup-credentials-secret"
   | "pod-template"
   | "state-query"
   | "base"
@@ -302,6 +333,11 @@ export async function optionsOf(flags: SharedFlags, command: "deploy" | "render"
     recoverySnapshotInterval: flags["recovery-snapshot-interval"],
     recoveryBackupInterval: flags["recovery-backup-interval"],
     stateQuery: flags["state-query"],
+    backupBucket: flags["backup-bucket"],
+    backupEndpoint: flags["backup-endpoint"],
+    backupPrefix: flags["backup-prefix"],
+    backupRegion: flags["backup-region"],
+    backupCredentialsSecret: flags["backup-credentials-secret"],
     podTemplate:
       flags["pod-template"] === undefined
         ? undefined

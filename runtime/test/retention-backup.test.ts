@@ -1,0 +1,59 @@
+// The retention rule of backups (recovery/backup.ts), a pure decision over a bucket listing.
+import { expect, test } from "vitest";
+import { boundaryOf, type ListedObject, retentionVictims, setName } from "../src/recovery/backup.ts";
+
+const PREFIX = "p/sets/";
+const MIN = 60_000;
+
+/** A complete set (manifest and two processes' objects) or an incomplete one, written `ago` ms before now. */
+function set(name: string, ago: number, complete = true): ListedObject[] {
+  const at = 10 * 60 * MIN - ago;
+  const keys = [`${PREFIX}${name}/process-0/part-0.sqlite3`, `${PREFIX}${name}/process-0.json`];
+  if (complete) keys.push(`${PREFIX}${name}/process-1/part-0.sqlite3`, `${PREFIX}${name}/process-1.json`);
+  if (complete) keys.push(`${PREFIX}${name}/manifest.json`);
+  return keys.map((key) => ({ key, bytes: 1, modified: at }));
+}
+
+const now = 10 * 60 * MIN;
+
+test("keeps the newest K complete sets, deletes older ones manifest first, and incomplete leftovers past their age", () => {
+  const objects = [
+    ...set("a", 5 * MIN),
+    ...set("b", 4 * MIN),
+    ...set("c", 3 * MIN),
+    ...set("d", 2 * MIN, false),
+    ...set("e", 10_000, false),
+  ];
+  const victims = retentionVictims(objects, PREFIX, { keep: 2, keepAgeMs: 0, leftoverAgeMs: MIN, now });
+  // "a" is the third newest complete set: it goes, its manifest first so no reader sees it half deleted.
+  expect(victims.slice(0, 5)).toEqual([
+    `${PREFIX}a/manifest.json`,
+    ...set("a", 0)
+      .map((o) => o.key)
+      .filter((k) => !k.endsWith("manifest.json")),
+  ]);
+  // "d" is incomplete and older than the leftover age; "e" may still be uploading.
+  expect(victims.slice(5).sort()).toEqual(
+    set("d", 0, false)
+      .map((o) => o.key)
+      .sort(),
+  );
+});
+
+test("complete sets younger than the keep age stay whatever their number", () => {
+  const objects = [...set("a", 5 * MIN), ...set("b", 4 * MIN), ...set("c", 3 * MIN)];
+  expect(retentionVictims(objects, PREFIX, { keep: 1, keepAgeMs: 4.5 * MIN, leftoverAgeMs: MIN, now })).toEqual(
+    set("a", 0)
+      .map((o) => o.key)
+      .sort((x, y) => Number(y.endsWith("manifest.json")) - Number(x.endsWith("manifest.json"))),
+  );
+});
+
+test("set names order by execution, then epoch; boundaries are multiples of the lag", () => {
+  expect([setName(2, 5, 10), setName(1, 1, 900), setName(2, 5, 9)].sort()).toEqual([
+    setName(1, 1, 900),
+    setName(2, 5, 9),
+    setName(2, 5, 10),
+  ]);
+  expect([boundaryOf(9, 5), boundaryOf(10, 5), boundaryOf(14, 5)]).toEqual([5, 10, 10]);
+});
