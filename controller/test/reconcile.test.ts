@@ -487,3 +487,30 @@ test("ClusterNotFormed counts from when a process last went unready, not from it
   expect(degraded(unreadySince(5_000))?.reason).not.toBe("ClusterNotFormed");
   expect(degraded(unreadySince(130_000))).toMatchObject({ status: "True", reason: "ClusterNotFormed" });
 });
+
+test("ClusterNotFormed counts from the container's (re)start, not from the pod's", () => {
+  const df = dataflow({ processes: 2 });
+  const longAgo = new Date(now.getTime() - 3_600_000);
+  // Unready for an hour (it never formed, or the kubelet restarted it); its container last started `ms` ago.
+  const restartedAgo = (ms: number) =>
+    podOf(df, 1, false, {
+      startTime: longAgo,
+      conditions: [{ type: "Ready", status: "False", lastTransitionTime: longAgo }],
+      containerStatuses: [
+        {
+          name: "waxflow",
+          image: IMAGE,
+          imageID: "",
+          ready: false,
+          restartCount: 1,
+          state: { running: { startedAt: new Date(now.getTime() - ms) } },
+        },
+      ],
+    });
+  const degraded = (pod: V1Pod) =>
+    reconcile({ ...observed(df, 2, [podOf(df, 0, true), pod]) }, now).status.conditions?.find(
+      (c) => c.type === "Degraded",
+    );
+  expect(degraded(restartedAgo(5_000))?.reason).not.toBe("ClusterNotFormed");
+  expect(degraded(restartedAgo(130_000))).toMatchObject({ status: "True", reason: "ClusterNotFormed" });
+});

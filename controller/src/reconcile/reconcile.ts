@@ -147,9 +147,14 @@ function diagnosePods(pods: readonly V1Pod[], now: Date): { reason: string; mess
   }
   const running = pods.filter((p) => !isTerminating(p) && p.status?.phase === "Running");
   const stuck = running.filter((p) => {
-    // Not ready since it started, or since it last went unready: a process that re-forms
-    // its cluster after a lost peer does so in a pod that has run for long.
-    const since = [p.status?.startTime, p.status?.conditions?.find((c) => c.type === "Ready")?.lastTransitionTime]
+    // Not ready since it started, since its container last (re)started, or since it last
+    // went unready: a process that re-forms its cluster after a lost peer or a restart
+    // does so in a pod that has run for long.
+    const since = [
+      p.status?.startTime,
+      p.status?.containerStatuses?.find((c) => c.name === CONTAINER)?.state?.running?.startedAt,
+      p.status?.conditions?.find((c) => c.type === "Ready")?.lastTransitionTime,
+    ]
       .filter((t) => t !== undefined)
       .map((t) => new Date(t).getTime());
     return !isReady(p) && since.length > 0 && now.getTime() - Math.max(...since) > CLUSTER_FORM_TIMEOUT_MS;
