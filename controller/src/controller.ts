@@ -296,6 +296,10 @@ export class Controller {
       case "apply":
         await this.kube.apply(action.object);
         return undefined;
+      case "revert":
+        await this.kube.replaceTemplate(action.object);
+        await this.kube.apply(action.object);
+        return undefined;
       case "scaleToZero":
         await this.kube.scaleToZero(action.target);
         return undefined;

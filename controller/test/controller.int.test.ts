@@ -213,6 +213,61 @@ test("kubectl scale sts, up or down, is set back within seconds, with an event n
   await custom.deleteNamespacedCustomObject({ ...ref, name: "drift" });
 });
 
+test("a hand-edited pod template or label is set back within seconds, naming the change; the processes keep running", async () => {
+  // cpu 0.5 is stored as 500m: canonicalised by the API server, not a change to revert.
+  await create("tmpl", { processes: 1, resources: { requests: { cpu: "0.5", memory: "100Mi" } } });
+  await waitFor("1 pod", async () => (await pods("tmpl")).length === 1);
+  await markReady("tmpl");
+  await waitFor("Running", async () => (await phaseOf("tmpl")) === "Running");
+  const uid = (await pods("tmpl"))[0]?.metadata?.uid;
+  const apps = kc.makeApiClient(AppsV1Api);
+  const drifts = async () =>
+    (await core.listNamespacedEvent({ namespace: NS, fieldSelector: "involvedObject.name=tmpl" })).items
+      .filter((e) => e.reason === "DriftReverted")
+      .map((e) => e.message ?? "");
+  await sleep(1500);
+  expect(await drifts()).toEqual([]);
+  const strategic = setHeaderOptions("Content-Type", PatchStrategy.StrategicMergePatch);
+  const edits = [
+    // `kubectl set env sts/tmpl FOO=1`
+    {
+      body: { spec: { template: { spec: { containers: [{ name: "waxflow", env: [{ name: "FOO", value: "1" }] }] } } } },
+      named: "spec.template.spec.containers[waxflow].env[FOO] added",
+    },
+    // `kubectl set image sts/tmpl waxflow=...`
+    {
+      body: { spec: { template: { spec: { containers: [{ name: "waxflow", image: IMAGE2 }] } } } },
+      named: "spec.template.spec.containers[waxflow].image",
+    },
+    // `kubectl label sts/tmpl app.kubernetes.io/instance=other --overwrite`
+    { body: { metadata: { labels: { "app.kubernetes.io/instance": "other" } } }, named: "metadata.labels" },
+  ];
+  for (const edit of edits) {
+    const at = Date.now();
+    await apps.patchNamespacedStatefulSet({ namespace: NS, name: "tmpl", body: edit.body }, strategic);
+    await waitFor(`set back after ${edit.named}`, async () => {
+      const sts = await apps.readNamespacedStatefulSet({ namespace: NS, name: "tmpl" });
+      const container = sts.spec?.template.spec?.containers[0];
+      return (
+        container?.image === IMAGE &&
+        !container.env?.some((e) => e.name === "FOO") &&
+        sts.metadata?.labels?.["app.kubernetes.io/instance"] === "tmpl"
+      );
+    });
+    expect(Date.now() - at).toBeLessThan(10_000);
+    expect(
+      await waitFor(`the event naming ${edit.named}`, async () => (await drifts()).find((m) => m.includes(edit.named))),
+    ).toMatch(/^StatefulSet tmpl was changed outside the operator \(.*\); set back/);
+  }
+  // Set back, nothing more: the same process runs, and no further revert follows.
+  const count = (await drifts()).length;
+  await sleep(2000);
+  expect((await drifts()).length).toBe(count);
+  expect((await pods("tmpl")).map((p) => p.metadata?.uid)).toEqual([uid]);
+  expect(await phaseOf("tmpl")).toBe("Running");
+  await custom.deleteNamespacedCustomObject({ ...ref, name: "tmpl" });
+});
+
 test("an image change replaces every process together: old and new pods never coexist", async () => {
   const before = templateHashOf((await pods("wc"))[0]);
   const mixed: string[] = [];

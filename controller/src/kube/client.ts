@@ -26,6 +26,7 @@ import { statusCode } from "../log.ts";
 import type { KubeEvent, ObjectRef } from "../reconcile/reconcile.ts";
 
 const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
+const jsonPatch = setHeaderOptions("Content-Type", PatchStrategy.JsonPatch);
 const serverSideApply = setHeaderOptions("Content-Type", PatchStrategy.ServerSideApply);
 
 function isStatefulSet(object: KubernetesObject): object is V1StatefulSet {
@@ -156,6 +157,25 @@ export class Kube {
         fieldValidation: "Strict",
       },
       serverSideApply,
+    );
+  }
+
+  /**
+   * Replaces the pod template and update strategy as a whole (JSON patch), so what another
+   * field manager added there goes too; server-side apply would keep it.
+   */
+  async replaceTemplate(set: V1StatefulSet): Promise<void> {
+    await this.apps.patchNamespacedStatefulSet(
+      {
+        namespace: set.metadata?.namespace ?? "",
+        name: set.metadata?.name ?? "",
+        body: [
+          { op: "replace", path: "/spec/template", value: set.spec?.template },
+          { op: "replace", path: "/spec/updateStrategy", value: set.spec?.updateStrategy },
+        ],
+        fieldManager: FIELD_MANAGER,
+      },
+      jsonPatch,
     );
   }
 

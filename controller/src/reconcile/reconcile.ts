@@ -38,6 +38,7 @@ import {
 import { guardPodTemplate } from "../desired/pod-guard.ts";
 import { progressMessage } from "./diagnosis.ts";
 import { classifySpecDiff } from "./diff.ts";
+import { statefulSetDrift } from "./drift.ts";
 import { diagnoseFailures, trackFailures } from "./failures.ts";
 import { condition, STATUS_REFRESH_MS, stamped } from "./status.ts";
 
@@ -72,6 +73,11 @@ export interface ObjectRef {
 
 export type Action =
   | { readonly type: "apply"; readonly object: KubernetesObject }
+  /**
+   * Puts a StatefulSet's pod template and update strategy back as `object` has them
+   * (replacing, so fields another manager added go too), then applies `object`.
+   */
+  | { readonly type: "revert"; readonly object: V1StatefulSet }
   | { readonly type: "scaleToZero"; readonly target: ObjectRef }
   | { readonly type: "delete"; readonly target: ObjectRef; readonly propagation: "Background" | "Orphan" }
   /**
@@ -308,6 +314,15 @@ function replicasDrift(live: V1StatefulSet, wanted: V1StatefulSet): string | und
   );
 }
 
+/** What was changed in a StatefulSet's template or labels, as the DriftReverted event says it. */
+function templateDriftMessage(name: string, fields: readonly string[]): string {
+  const shown = fields.length > 5 ? [...fields.slice(0, 5), `${fields.length - 5} more`] : fields;
+  return (
+    `StatefulSet ${name} was changed outside the operator (${shown.join(", ")}); set back ` +
+    "(to change the processes, change the Dataflow: waxctl df deploy, or its spec)"
+  );
+}
+
 /**
  * The plan with its status stamped (lastReconcileTime) and a look again within
  * STATUS_REFRESH_MS: a status that stops being refreshed then tells that no operator runs.
@@ -371,7 +386,12 @@ function converge(observed: Observed, now: Date, settings: OperatorSettings): Pl
   const sts = observed.statefulSet;
   const hashWant = templateHashOf(stsWanted.spec?.template);
   const live = observed.pods.filter((p) => !isTerminating(p));
-  const stalePods = observed.pods.filter((p) => templateHashOf(p) !== hashWant);
+  // A pod the StatefulSet made while its template was changed by hand carries our hash
+  // but maybe not our image: it is not what the spec runs either.
+  const imageOf = (p: V1Pod) => p.spec?.containers.find((c) => c.name === CONTAINER)?.image;
+  const stalePods = observed.pods.filter(
+    (p) => templateHashOf(p) !== hashWant || (imageOf(p) ?? spec.image) !== spec.image,
+  );
   const stsReplicas = sts?.spec?.replicas ?? 0;
   const shapeChanged = sts !== undefined && immutableShape(sts) !== immutableShape(stsWanted);
   const stsStale = sts !== undefined && (templateHashOf(sts.spec?.template) !== hashWant || shapeChanged);
@@ -397,12 +417,20 @@ function converge(observed: Observed, now: Date, settings: OperatorSettings): Pl
             ? observed.disruptionBudget
             : observed.services?.find((s) => s.metadata?.name === object.metadata?.name);
     if (live !== undefined && appliedHashOf(live) === appliedHashOf(object)) {
-      // Same hash, so what differs was changed by someone else: `kubectl scale sts` leaves
-      // the annotation alone. A worker cluster's size is the spec's; put it back.
-      const drift =
-        object.kind === "StatefulSet" ? replicasDrift(live as V1StatefulSet, object as V1StatefulSet) : undefined;
-      if (drift === undefined) return [];
-      events.push({ type: "Warning", reason: "DriftReverted", message: drift });
+      // Same hash, so what differs was changed by someone else: `kubectl scale sts` and
+      // `kubectl set env` leave the annotation alone. A worker cluster's size and pod
+      // template are the spec's; put them back.
+      if (object.kind !== "StatefulSet") return [];
+      const wanted = object as V1StatefulSet;
+      const drift = replicasDrift(live as V1StatefulSet, wanted);
+      const fields = statefulSetDrift(live as V1StatefulSet, wanted);
+      if (drift === undefined && fields.length === 0) return [];
+      if (drift !== undefined) events.push({ type: "Warning", reason: "DriftReverted", message: drift });
+      if (fields.length > 0) {
+        events.push({ type: "Warning", reason: "DriftReverted", message: templateDriftMessage(name, fields) });
+        // An apply would keep what another field manager added (an env var, a label): replace.
+        return [{ type: "revert", object: wanted }];
+      }
     }
     // Its pods mount the cluster secret: it exists before a StatefulSet that starts pods.
     const startsPods = object.kind === "StatefulSet" && ((object as V1StatefulSet).spec?.replicas ?? 0) > 0;
