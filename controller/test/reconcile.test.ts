@@ -514,3 +514,13 @@ test("ClusterNotFormed counts from the container's (re)start, not from the pod's
   expect(degraded(restartedAgo(5_000))?.reason).not.toBe("ClusterNotFormed");
   expect(degraded(restartedAgo(130_000))).toMatchObject({ status: "True", reason: "ClusterNotFormed" });
 });
+
+test("status counts every pod: one beyond spec.processes outside a hand-off is no holder, and not Running", () => {
+  const df = dataflow({ processes: 2 });
+  const plan = reconcile(observed(df, 2, [podOf(df, 0, true), podOf(df, 1, true), podOf(df, 2, true)]), now);
+  expect(plan.status).toMatchObject({ phase: "Deploying", processes: 3, readyProcesses: 3, ready: "3/2" });
+  expect(plan.status.conditions?.find((c) => c.type === "Ready")).toMatchObject({
+    status: "False",
+    message: "2/2 processes ready: 1 pod(s) more than the 2 the spec asks for",
+  });
+});

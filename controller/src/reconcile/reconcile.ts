@@ -398,7 +398,10 @@ function converge(observed: Observed, now: Date, settings: OperatorSettings): Pl
   const last = parseSpec(prev.lastReconciledSpec);
   const diff = classifySpecDiff(last, spec);
   const holdersFrom = handOffFrom(last, spec);
-  const isHolder = (pod: V1Pod) => (ordinalOf(pod.metadata?.name, `${name}-`) ?? 0) >= spec.processes;
+  // Holders exist only while a hand-off runs; any other pod beyond spec.processes (the
+  // StatefulSet scaled by hand, an old cluster's pods) is counted like every pod.
+  const isHolder = (pod: V1Pod) =>
+    prev.rollout?.stage === "HandingOff" && (ordinalOf(pod.metadata?.name, `${name}-`) ?? 0) >= spec.processes;
   // What the messages count: the cluster's processes, and every pod on its way out; a
   // holder hands data over and has its own message (HandingOffRecovery).
   const told = observed.pods.filter((p) => isTerminating(p) || !isHolder(p));
@@ -599,7 +602,7 @@ function converge(observed: Observed, now: Date, settings: OperatorSettings): Pl
       ? "Deploying"
       : suspended
         ? "Suspended"
-        : ready === spec.processes && stalePods.length === 0
+        : ready === spec.processes && live.length === spec.processes && stalePods.length === 0
           ? "Running"
           : !live.some((p) => p.status?.phase === "Running")
             ? "Pending"
