@@ -250,12 +250,17 @@ export class Controller {
   async #execute(observed: Dataflow, plan: Plan): Promise<void> {
     let df = observed;
     let statusDue = hashOf(plan.status) !== hashOf(df.status ?? {});
+    // Checks before the write-ahead record: a refused spec records no roll.
+    for (const check of plan.actions.filter((a) => a.type === "check")) {
+      await this.#act(df, check).catch((err: unknown) => this.#failed(df, check, err));
+    }
     if (statusDue && statusFirst(df.status, plan)) {
       df = this.#wrote(df, await this.kube.writeStatus(df, plan.status));
       statusDue = false;
     }
     // The secret before the pods that mount it; the finalizer last, once the rest is done.
-    const stage = (a: Action): number => (a.type === "ensureClusterSecret" ? 0 : a.type === "removeFinalizer" ? 2 : 1);
+    const stage = (a: Action): number =>
+      a.type === "check" ? -1 : a.type === "ensureClusterSecret" ? 0 : a.type === "removeFinalizer" ? 2 : 1;
     for (const batch of [0, 1, 2].map((n) => plan.actions.filter((a) => stage(a) === n))) {
       const results = await Promise.allSettled(batch.map((action) => this.#act(df, action)));
       for (const [i, result] of results.entries()) {
@@ -295,6 +300,9 @@ export class Controller {
     switch (action.type) {
       case "apply":
         await this.kube.apply(action.object);
+        return undefined;
+      case "check":
+        await this.kube.apply(action.object, { dryRun: true });
         return undefined;
       case "revert":
         await this.kube.replaceTemplate(action.object);

@@ -612,6 +612,44 @@ test("an object the API server refuses makes the Dataflow Failed with its messag
   await waitFor("no longer Failed", async () => (await phaseOf("bad")) === "Pending");
 });
 
+test("an edit the API server refuses stops nothing and records no roll; going back restarts nothing", async () => {
+  await create("limits", { processes: 2 });
+  await waitFor("2 pods", async () => (await pods("limits")).length === 2);
+  await markReady("limits");
+  await waitFor("Running", async () => (await phaseOf("limits")) === "Running");
+  const uids = (await pods("limits")).map((p) => p.metadata?.uid).sort();
+  await patchSpec("limits", { resources: { requests: { memory: "2Gi" }, limits: { memory: "1Gi" } } });
+  const failed = await waitFor("Failed", async () => {
+    const df = await get("limits");
+    return df?.status?.phase === "Failed" ? df.status : undefined;
+  });
+  expect(failed.rollout).toBeUndefined();
+  expect(failed.conditions?.find((c) => c.type === "Degraded")?.message).toMatch(
+    /^check StatefulSet\/limits: .*must be less than or equal to memory limit.*: fix the Dataflow spec$/,
+  );
+  expect(failed.conditions?.find((c) => c.type === "Ready")?.message).toMatch(
+    /^2 process\(es\) keep running the previous spec, untouched: check StatefulSet\/limits: /,
+  );
+  const untouched = async () => {
+    const now = await pods("limits");
+    expect(now.map((p) => p.metadata?.uid).sort()).toEqual(uids);
+    expect(now.every((p) => p.metadata?.deletionTimestamp === undefined)).toBe(true);
+    expect((await controller.kube.readStatefulSet(NS, "limits"))?.spec?.replicas).toBe(2);
+  };
+  await sleep(1500);
+  await untouched();
+
+  await patchSpec("limits", { resources: null } as unknown as Partial<DataflowSpec>);
+  await waitFor("Running again", async () => (await phaseOf("limits")) === "Running");
+  await sleep(1500);
+  await untouched();
+  const reasons = (
+    await core.listNamespacedEvent({ namespace: NS, fieldSelector: "involvedObject.name=limits" })
+  ).items.map((e) => e.reason);
+  expect(reasons).not.toContain("Upgrading");
+  await custom.deleteNamespacedCustomObject({ ...ref, name: "limits" });
+});
+
 test("a typo in env or podTemplate makes the Dataflow Failed, naming the field, instead of being dropped", async () => {
   // One typo each: the API server may name only one of several in a single answer.
   await create("typo-env", { env: [{ name: "GREETING", vaule: "hi" } as unknown as V1EnvVar] });

@@ -524,3 +524,37 @@ test("status counts every pod: one beyond spec.processes outside a hand-off is n
     message: "2/2 processes ready: 1 pod(s) more than the 2 the spec asks for",
   });
 });
+
+test("a roll is checked by a dry run before its record; a record whose target already runs is dropped", () => {
+  const old = dataflow({ processes: 2 });
+  const next = dataflow({ processes: 2, image: `r/x@sha256:${"b".repeat(64)}` });
+  next.status = { lastReconciledSpec: JSON.stringify(withDefaults(old.spec)) };
+  const pods = [podOf(old, 0, true), podOf(old, 1, true)];
+  const stop = reconcile(observed(next, 2, pods, old), now);
+  expect(stop.status.rollout?.stage).toBe("Stopping");
+  // First the dry run of the target at full size: the executor carries it out before the record.
+  expect(stop.actions[0]).toEqual({ type: "check", object: statefulSetOf(next, 2) });
+
+  // The spec went back to what runs before a process was stopped (or the edit was refused).
+  old.status = { ...stop.status, lastReconciledSpec: JSON.stringify(withDefaults(old.spec)) };
+  const back = reconcile(observed(old, 2, pods), now);
+  expect(back.status.rollout).toBeUndefined();
+  expect(back.actions.filter((a) => a.type !== "apply" || a.object.kind === "StatefulSet")).toEqual([]);
+  expect(back.events.map((e) => e.reason)).toContain("RollCancelled");
+  expect(back.status.phase).toBe("Running");
+});
+
+test("a refused edit records no roll and says the running processes are untouched", () => {
+  const df = dataflow({ processes: 2 });
+  df.status = {
+    processes: 2,
+    phase: "Deploying",
+    rollout: { kind: "upgrade", stage: "Stopping", generation: 2, from: 2, to: 2 },
+  };
+  const status = rejected(df, "check StatefulSet/wc: Invalid value", now);
+  expect(status.rollout).toBeUndefined();
+  expect(status.conditions?.find((c) => c.type === "Ready")?.message).toBe(
+    "2 process(es) keep running the previous spec, untouched: check StatefulSet/wc: Invalid value",
+  );
+  expect(status.conditions?.find((c) => c.type === "Degraded")?.message).toBe("check StatefulSet/wc: Invalid value");
+});

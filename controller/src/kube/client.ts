@@ -127,9 +127,11 @@ export class Kube {
     return list.items;
   }
 
-  async apply<T extends KubernetesObject>(object: T): Promise<T> {
-    if (isStatefulSet(object)) return (await this.#applyStrict(object)) as T;
-    return this.objects.patch(object, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+  /** Server-side apply; with dryRun the API server validates and admits it, and stores nothing. */
+  async apply<T extends KubernetesObject>(object: T, options: { dryRun?: boolean } = {}): Promise<T> {
+    const dryRun = options.dryRun === true ? "All" : undefined;
+    if (isStatefulSet(object)) return (await this.#applyStrict(object, dryRun)) as T;
+    return this.objects.patch(object, undefined, dryRun, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
   }
 
   /** Creates `object` unless it exists; an existing one is left as it is. */
@@ -146,12 +148,13 @@ export class Kube {
    * as they are: strict field validation refuses a typo in them (the Dataflow turns
    * Failed with the field's path) where the default would drop it with a warning.
    */
-  async #applyStrict(set: V1StatefulSet): Promise<V1StatefulSet> {
+  async #applyStrict(set: V1StatefulSet, dryRun: string | undefined): Promise<V1StatefulSet> {
     return this.apps.patchNamespacedStatefulSet(
       {
         namespace: set.metadata?.namespace ?? "",
         name: set.metadata?.name ?? "",
         body: set,
+        ...(dryRun === undefined ? {} : { dryRun }),
         fieldManager: FIELD_MANAGER,
         force: true,
         fieldValidation: "Strict",

@@ -9,6 +9,8 @@ export function describe(action: Action): string {
   switch (action.type) {
     case "apply":
       return `apply ${action.object.kind}/${action.object.metadata?.name}`;
+    case "check":
+      return `check ${action.object.kind}/${action.object.metadata?.name}`;
     case "revert":
       return `revert ${action.object.kind}/${action.object.metadata?.name}`;
     case "scaleToZero":

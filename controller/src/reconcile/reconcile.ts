@@ -78,6 +78,11 @@ export type Action =
    * (replacing, so fields another manager added go too), then applies `object`.
    */
   | { readonly type: "revert"; readonly object: V1StatefulSet }
+  /**
+   * A dry run of applying `object`: carried out first, before the write-ahead record of a
+   * roll, so a spec the API server refuses never stops a process.
+   */
+  | { readonly type: "check"; readonly object: KubernetesObject }
   | { readonly type: "scaleToZero"; readonly target: ObjectRef }
   | { readonly type: "delete"; readonly target: ObjectRef; readonly propagation: "Background" | "Orphan" }
   /**
@@ -275,15 +280,24 @@ function invalid(observed: Observed, err: unknown, now: Date): Plan {
 
 /** The status the executor writes when the API server refused an object built from the spec. */
 export function rejected(df: Dataflow, message: string, now: Date): DataflowStatus {
-  const prev = df.status ?? {};
+  const { rollout: _notCarriedOut, ...prev } = df.status ?? {};
   const gen = df.metadata?.generation;
+  const running = prev.processes ?? 0;
   return {
     ...prev,
     observedGeneration: gen,
     lastReconcileTime: now.toISOString(),
     phase: "Failed",
     conditions: [
-      condition(prev.conditions, "Ready", false, REJECTED, message, gen, now),
+      condition(
+        prev.conditions,
+        "Ready",
+        false,
+        REJECTED,
+        running > 0 ? `${running} process(es) keep running the previous spec, untouched: ${message}` : message,
+        gen,
+        now,
+      ),
       ...(prev.conditions ?? []).filter((c) => c.type === "Progressing"),
       condition(prev.conditions, "Degraded", true, REJECTED, message, gen, now),
     ],
@@ -457,6 +471,9 @@ function converge(observed: Observed, now: Date, settings: OperatorSettings): Pl
     const kind = diff.class === "scale" ? "scale" : "upgrade";
     const from = last?.processes ?? stsReplicas;
     rollout = { kind, stage: "Stopping", generation: gen ?? 0, startedAt: now.toISOString(), from, to: replicas };
+    // A changed shape is refused in place by design (the StatefulSet is recreated), so only a
+    // template can be checked against the live object.
+    if (!shapeChanged) actions.push({ type: "check", object: stsWanted });
     const handOff =
       holdersFrom === undefined
         ? ""
@@ -468,6 +485,24 @@ function converge(observed: Observed, now: Date, settings: OperatorSettings): Pl
         `${diff.fields.length > 0 ? `changed ${diff.fields.join(", ")}: ` : ""}stopping all ${Math.max(live.length, from)} process(es) ` +
         `before starting ${replicas} new one(s)${handOff}; a worker cluster never mixes old and new processes`,
     });
+  }
+  // A record whose target is what already runs (the spec went back to it, or a refused
+  // edit left it behind) has nothing left to do: dropped, nothing is stopped.
+  const runsWanted =
+    replicas > 0 &&
+    sts !== undefined &&
+    !stsStale &&
+    stsReplicas === replicas &&
+    stalePods.length === 0 &&
+    observed.pods.length === replicas &&
+    live.length === replicas;
+  if (rollout?.stage === "Stopping" && !needsRoll && runsWanted) {
+    events.push({
+      type: "Normal",
+      reason: "RollCancelled",
+      message: `the ${replicas} running process(es) already run the spec; nothing to restart`,
+    });
+    rollout = undefined;
   }
   let lastReconciledSpec = prev.lastReconciledSpec;
   let progressing: { reason: string; message: string } | undefined;
