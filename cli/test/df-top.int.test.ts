@@ -41,7 +41,7 @@ beforeAll(async () => {
   const core = cluster.kubeConfig().makeApiClient(CoreV1Api);
   [apiPort] = (await freePorts(1)) as [number];
   const pod: V1Pod = {
-    metadata: { name: "live-0", labels: { "waxflow.io/dataflow": "live" } },
+    metadata: { name: "live-0", labels: { "app.kubernetes.io/name": "waxflow", "waxflow.io/dataflow": "live" } },
     spec: {
       containers: [{ name: "waxflow", image: "runtime", ports: [{ name: "api", containerPort: apiPort }] }],
     },
@@ -139,7 +139,7 @@ test("a process that does not answer is a pod row with why, not a failed command
   await core.createNamespacedPod({
     namespace: "default",
     body: {
-      metadata: { name: "live-1", labels: { "waxflow.io/dataflow": "live" } },
+      metadata: { name: "live-1", labels: { "app.kubernetes.io/name": "waxflow", "waxflow.io/dataflow": "live" } },
       spec: { containers: [{ name: "waxflow", image: "runtime" }] },
     },
   });

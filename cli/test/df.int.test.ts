@@ -330,7 +330,7 @@ describe("with the CRD", () => {
       await core.createNamespacedPod({
         namespace: "default",
         body: {
-          metadata: { name: pod, labels: { "waxflow.io/dataflow": "wc" } },
+          metadata: { name: pod, labels: { "app.kubernetes.io/name": "waxflow", "waxflow.io/dataflow": "wc" } },
           spec: { containers: [{ name: "waxflow", image: image("a") }] },
         },
       });

@@ -87,8 +87,40 @@ async function patchSpec(name: string, spec: Partial<DataflowSpec>): Promise<voi
   );
 }
 
+/** The Dataflow's processes: the pods its StatefulSet selects (not the pre-flight pod). */
 async function pods(name: string): Promise<V1Pod[]> {
-  return (await core.listNamespacedPod({ namespace: NS, labelSelector: `waxflow.io/dataflow=${name}` })).items;
+  const labelSelector = `app.kubernetes.io/name=waxflow,waxflow.io/dataflow=${name}`;
+  return (await core.listNamespacedPod({ namespace: NS, labelSelector })).items;
+}
+
+/** The kubelet's part for the pre-flight pod of an image change: its container `state`, once the pod exists. */
+async function preflight(name: string, state: V1ContainerState, phase = "Pending"): Promise<V1Pod> {
+  const pod = await waitFor(`pod ${name}-preflight`, () =>
+    core.readNamespacedPod({ namespace: NS, name: `${name}-preflight` }).catch(() => undefined),
+  );
+  await core.patchNamespacedPodStatus(
+    {
+      namespace: NS,
+      name: `${name}-preflight`,
+      body: {
+        status: {
+          phase,
+          containerStatuses: [
+            {
+              name: "waxflow",
+              image: pod.spec?.containers[0]?.image ?? "",
+              imageID: "",
+              ready: false,
+              restartCount: 0,
+              state,
+            },
+          ],
+        },
+      },
+    },
+    setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+  );
+  return pod;
 }
 
 /** The kubelet's part: report every live pod of the Dataflow Running and Ready. */
@@ -280,6 +312,7 @@ test("an image change replaces every process together: old and new pods never co
     }
   })();
   await patchSpec("wc", { image: IMAGE2, processes: 3 });
+  await preflight("wc", { running: { startedAt: new Date() } }, "Running");
   await waitFor(
     "a roll in the status",
     async () => (await get("wc"))?.status?.rollout !== undefined || (await pods("wc")).length === 3,
@@ -301,6 +334,50 @@ test("an image change replaces every process together: old and new pods never co
     await core.listNamespacedEvent({ namespace: NS, fieldSelector: "involvedObject.name=wc" })
   ).items.map((e) => e.reason);
   expect(reasons).toEqual(expect.arrayContaining(["Upgrading", "ProcessesStopped", "RollComplete"]));
+});
+
+test("an image that cannot be pulled stops nothing: the pre-flight pod says why; once it runs, the roll goes on", async () => {
+  await create("pull", { processes: 2 });
+  await waitFor("2 pods", async () => (await pods("pull")).length === 2);
+  await markReady("pull");
+  await waitFor("Running", async () => (await phaseOf("pull")) === "Running");
+  const uids = (await pods("pull")).map((p) => p.metadata?.uid).sort();
+  await patchSpec("pull", { image: IMAGE2 });
+  const error = `failed to pull and unpack image "${IMAGE2}": not found`;
+  const checked = await preflight("pull", { waiting: { reason: "ErrImagePull", message: error } });
+  expect(checked.spec?.containers.map((c) => [c.image, c.args])).toEqual([[IMAGE2, ["--help"]]]);
+  expect(checked.metadata?.ownerReferences?.[0]).toMatchObject({ kind: "Dataflow", name: "pull" });
+  const degraded = await waitFor("Degraded ErrImagePull", async () => {
+    const c = (await get("pull"))?.status?.conditions?.find((c) => c.type === "Degraded");
+    return c?.reason === "ErrImagePull" ? c : undefined;
+  });
+  expect(degraded.message).toBe(
+    `upgrade to image ${IMAGE2} held back: pre-flight pod pull-preflight cannot pull image ${IMAGE2}: ErrImagePull: ${error}; the 2 running process(es) keep image ${IMAGE}`,
+  );
+  await sleep(1500);
+  const still = await pods("pull");
+  expect(still.map((p) => p.metadata?.uid).sort()).toEqual(uids);
+  expect(still.every((p) => p.metadata?.deletionTimestamp === undefined)).toBe(true);
+  const sts = await controller.kube.readStatefulSet(NS, "pull");
+  expect([sts?.spec?.replicas, sts?.spec?.template.spec?.containers[0]?.image]).toEqual([2, IMAGE]);
+  expect((await get("pull"))?.status?.rollout).toBeUndefined();
+
+  // The image is there now: the pre-flight pod runs, goes, and the processes are replaced together.
+  await preflight("pull", { running: { startedAt: new Date() } }, "Running");
+  const rolled = await waitFor("2 pods of the new image", async () => {
+    const ps = await pods("pull");
+    return ps.length === 2 && ps.every((p) => p.spec?.containers[0]?.image === IMAGE2) ? ps : undefined;
+  });
+  expect(rolled.map((p) => p.metadata?.uid)).not.toContain(uids[0]);
+  await waitFor("the pre-flight pod gone", () =>
+    core.readNamespacedPod({ namespace: NS, name: "pull-preflight" }).then(
+      () => false,
+      () => true,
+    ),
+  );
+  await markReady("pull");
+  await waitFor("Running", async () => (await phaseOf("pull")) === "Running");
+  await custom.deleteNamespacedCustomObject({ ...ref, name: "pull" });
 });
 
 test("each Dataflow gets its own cluster secret, owned by it, mounted into every pod, and never replaced", async () => {

@@ -527,7 +527,7 @@ test("status counts every pod: one beyond spec.processes outside a hand-off is n
 
 test("a roll is checked by a dry run before its record; a record whose target already runs is dropped", () => {
   const old = dataflow({ processes: 2 });
-  const next = dataflow({ processes: 2, image: `r/x@sha256:${"b".repeat(64)}` });
+  const next = dataflow({ processes: 2, restartNonce: 1 });
   next.status = { lastReconciledSpec: JSON.stringify(withDefaults(old.spec)) };
   const pods = [podOf(old, 0, true), podOf(old, 1, true)];
   const stop = reconcile(observed(next, 2, pods, old), now);
@@ -557,4 +557,85 @@ test("a refused edit records no roll and says the running processes are untouche
     "2 process(es) keep running the previous spec, untouched: check StatefulSet/wc: Invalid value",
   );
   expect(status.conditions?.find((c) => c.type === "Degraded")?.message).toBe("check StatefulSet/wc: Invalid value");
+});
+
+test("an image change first runs one pre-flight pod; pull errors keep the old processes running", () => {
+  const old = dataflow({ processes: 2 });
+  const image = `r/x@sha256:${"b".repeat(64)}`;
+  const next = dataflow({ processes: 2, image });
+  next.status = { lastReconciledSpec: JSON.stringify(withDefaults(old.spec)) };
+  const pods = [podOf(old, 0, true), podOf(old, 1, true)];
+  const planWith = (preflight?: V1Pod) =>
+    reconcile({ ...observed(next, 2, preflight ? [...pods, preflight] : pods, old) }, now);
+  const kinds = (plan: Plan) =>
+    plan.actions.map((a) => (a.type === "apply" || a.type === "check" ? `${a.type} ${a.object.kind}` : a.type));
+
+  const first = planWith();
+  expect(first.status.rollout).toBeUndefined();
+  expect(kinds(first)).toEqual([
+    "check StatefulSet",
+    "apply Pod",
+    "apply NetworkPolicy",
+    "apply Service",
+    "apply Service",
+    "apply PodDisruptionBudget",
+  ]);
+  const pod = first.actions.find((a) => a.type === "apply" && a.object.kind === "Pod");
+  const preflight = (pod?.type === "apply" ? pod.object : {}) as V1Pod;
+  expect(preflight.metadata?.name).toBe("wc-preflight");
+  expect(preflight.metadata?.labels).toMatchObject({
+    "waxflow.io/preflight": "true",
+    "app.kubernetes.io/name": "waxflow-preflight",
+  });
+  expect(preflight.spec?.restartPolicy).toBe("Never");
+  expect(preflight.spec?.containers.map((c) => [c.image, c.args, c.readinessProbe])).toEqual([
+    [image, ["--help"], undefined],
+  ]);
+  expect(first.status.conditions?.find((c) => c.type === "Progressing")).toMatchObject({
+    status: "True",
+    reason: "CheckingImage",
+  });
+  expect(first.status.processes).toBe(2);
+
+  const pulling = {
+    ...preflight,
+    status: {
+      phase: "Pending",
+      containerStatuses: [
+        {
+          name: "waxflow",
+          image,
+          imageID: "",
+          ready: false,
+          restartCount: 0,
+          state: { waiting: { reason: "ImagePullBackOff", message: 'Back-off pulling image "r/x"' } },
+        },
+      ],
+    },
+  };
+  const held = planWith(pulling);
+  expect(held.status.rollout).toBeUndefined();
+  expect(kinds(held)).not.toContain("apply Pod");
+  expect(kinds(held)).not.toContain("apply StatefulSet");
+  expect(held.status.conditions?.find((c) => c.type === "Degraded")).toMatchObject({
+    status: "True",
+    reason: "ImagePullBackOff",
+    message: `upgrade to image ${image} held back: pre-flight pod wc-preflight cannot pull image ${image}: ImagePullBackOff: Back-off pulling image "r/x"; the 2 running process(es) keep image ${IMAGE}`,
+  });
+
+  const started = planWith({ ...preflight, status: { phase: "Running" } });
+  expect(started.status.rollout).toMatchObject({ stage: "Stopping", kind: "upgrade" });
+  expect(started.actions).toContainEqual({
+    type: "delete",
+    target: { apiVersion: "v1", kind: "Pod", name: "wc-preflight", namespace: "ns1" },
+    propagation: "Background",
+  });
+
+  // The spec went back: the pre-flight pod goes, nothing else happens.
+  old.status = next.status;
+  const back = reconcile(observed(old, 2, [...pods, pulling], old), now);
+  expect(back.status.rollout).toBeUndefined();
+  expect(back.actions.filter((a) => a.type !== "apply" || a.object.kind === "StatefulSet").map((a) => a.type)).toEqual([
+    "delete",
+  ]);
 });

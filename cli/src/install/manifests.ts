@@ -104,7 +104,8 @@ export const DATAFLOW_RULES: V1PolicyRule[] = [
   },
   // claims come from the StatefulSet's volumeClaimTemplate; the controller only removes them
   { apiGroups: [""], resources: ["persistentvolumeclaims"], verbs: ["list", "watch", "delete"] },
-  { apiGroups: [""], resources: ["pods"], verbs: ["list", "watch"] },
+  // the one pre-flight pod of an image change (server-side apply), removed once it has started
+  { apiGroups: [""], resources: ["pods"], verbs: ["list", "watch", "create", "patch", "delete"] },
   { apiGroups: [""], resources: ["events"], verbs: ["create"] },
   // the cluster secret of each Dataflow, created once; never read, listed or changed
   { apiGroups: [""], resources: ["secrets"], verbs: ["create"] },

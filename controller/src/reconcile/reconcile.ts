@@ -25,11 +25,14 @@ import {
   desiredApiService,
   desiredDisruptionBudget,
   desiredHeadlessService,
+  desiredPreflightPod,
   desiredStatefulSet,
   durationSeconds,
   FINALIZER,
   hashOf,
   immutableShape,
+  PREFLIGHT_LABEL,
+  preflightPodName,
   RECOVERY_VOLUME,
   refOf,
   selectorString,
@@ -205,6 +208,44 @@ function handOffFrom(last: DefaultedDataflowSpec | undefined, spec: DefaultedDat
   return last.processes > spec.processes ? last.processes : undefined;
 }
 
+const isPreflight = (pod: V1Pod) => pod.metadata?.labels?.[PREFLIGHT_LABEL] !== undefined;
+
+/** What the pre-flight pod of the wanted template showed about its image. */
+type Preflight =
+  | { readonly state: "passed" }
+  | { readonly state: "waiting"; readonly message: string }
+  | { readonly state: "failed"; readonly reason: string; readonly message: string };
+
+const PULL_FAILED = new Set(["ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"]);
+
+/** Read from the pre-flight pod's status: the kubelet pulled the image and started it, or why not. */
+function preflightOf(pod: V1Pod | undefined, image: string, hashWant: string | undefined): Preflight {
+  const name = pod?.metadata?.name ?? "";
+  if (pod === undefined || templateHashOf(pod) !== hashWant || isTerminating(pod)) {
+    return { state: "waiting", message: `starting a pre-flight pod of image ${image}` };
+  }
+  const cs = pod.status?.containerStatuses?.find((c) => c.name === CONTAINER);
+  const exit = cs?.state?.terminated?.exitCode;
+  if (pod.status?.phase === "Succeeded" || pod.status?.phase === "Running" || exit === 0) return { state: "passed" };
+  const waiting = cs?.state?.waiting;
+  if (waiting?.reason !== undefined && (PULL_FAILED.has(waiting.reason) || STUCK.has(waiting.reason))) {
+    const what = PULL_FAILED.has(waiting.reason) ? `cannot pull image ${image}` : `cannot start image ${image}`;
+    return {
+      state: "failed",
+      reason: waiting.reason,
+      message: `pre-flight pod ${name} ${what}: ${waiting.reason}${waiting.message ? `: ${waiting.message.trim()}` : ""}`,
+    };
+  }
+  if (pod.status?.phase === "Failed" || (exit !== undefined && exit !== 0)) {
+    return {
+      state: "failed",
+      reason: "PreflightFailed",
+      message: `pre-flight pod ${name}: image ${image} exited with code ${exit ?? "?"} on \`waxflow run --help\``,
+    };
+  }
+  return { state: "waiting", message: `pre-flight pod ${name} is pulling and starting image ${image}` };
+}
+
 function finalize(observed: Observed, now: Date): Plan {
   const df = observed.dataflow;
   const { name, namespace } = refOf(df);
@@ -355,7 +396,9 @@ export function reconcile(observed: Observed, now: Date, settings: OperatorSetti
     const plan = finalize(observed, now);
     return plan.actions.length === 0 ? plan : refreshed(plan, df, now); // none: the object is already going
   }
-  const plan = refreshed(converge(observed, now, settings), df, now);
+  const preflight = observed.pods.find(isPreflight);
+  const processes = { ...observed, pods: observed.pods.filter((p) => !isPreflight(p)) };
+  const plan = refreshed(converge(processes, preflight, now, settings), df, now);
   // A StatefulSet is what a new Dataflow's pods wait for: create it alone (with the
   // cluster Secret its pods mount and the NetworkPolicy that fences them from their start)
   // and look again (at the back of the queue). A burst of new Dataflows then gets every
@@ -377,7 +420,7 @@ export function reconcile(observed: Observed, now: Date, settings: OperatorSetti
   return { ...plan, actions: [{ type: "addFinalizer" }, ...plan.actions] };
 }
 
-function converge(observed: Observed, now: Date, settings: OperatorSettings): Plan {
+function converge(observed: Observed, preflight: V1Pod | undefined, now: Date, settings: OperatorSettings): Plan {
   const df = observed.dataflow;
 
   // validate: what the API server's schema cannot check.
@@ -467,7 +510,32 @@ function converge(observed: Observed, now: Date, settings: OperatorSettings): Pl
   const needsRoll =
     replicas > 0 &&
     (stalePods.length > 0 || (stsStale && stsReplicas > 0) || (holdersFrom !== undefined && rollout === undefined));
-  if (needsRoll && rollout?.stage !== "Stopping") {
+  // Before working processes of another image are stopped, one pod of the new template
+  // shows that the image pulls and starts; until then (or when it cannot) they run on.
+  // Processes that are not ready (crash looping, say) have nothing to keep: no check.
+  const oldImages = [
+    ...new Set(
+      live
+        .filter(isReady)
+        .map(imageOf)
+        .filter((i) => i !== undefined && i !== spec.image),
+    ),
+  ];
+  const gate: Preflight =
+    needsRoll && rollout?.stage !== "Stopping" && oldImages.length > 0
+      ? preflightOf(preflight, spec.image, hashWant)
+      : { state: "passed" };
+  const holding = gate.state !== "passed";
+  if (holding) {
+    if (!shapeChanged) actions.push({ type: "check", object: stsWanted });
+    if (preflight === undefined) actions.push({ type: "apply", object: desiredPreflightPod(df, spec) });
+  }
+  if (preflight !== undefined && !isTerminating(preflight) && (!holding || templateHashOf(preflight) !== hashWant)) {
+    // Done with, or of an older spec: a new one is made once it is gone.
+    const target = { apiVersion: "v1", kind: "Pod", name: preflightPodName(name), namespace };
+    actions.push({ type: "delete", target, propagation: "Background" });
+  }
+  if (needsRoll && rollout?.stage !== "Stopping" && !holding) {
     const kind = diff.class === "scale" ? "scale" : "upgrade";
     const from = last?.processes ?? stsReplicas;
     rollout = { kind, stage: "Stopping", generation: gen ?? 0, startedAt: now.toISOString(), from, to: replicas };
@@ -514,7 +582,13 @@ function converge(observed: Observed, now: Date, settings: OperatorSettings): Pl
   const stsSettled =
     observedGen === undefined ||
     (observedGen >= (sts?.metadata?.generation ?? 0) && (sts?.status?.replicas ?? 0) === 0);
-  if (rollout?.stage === "Stopping") {
+  if (holding) {
+    actions.push(...services);
+    progressing = {
+      reason: "CheckingImage",
+      message: `${gate.state === "waiting" ? gate.message : "the pre-flight pod failed"}; the ${live.length} running process(es) of ${oldImages.join(", ")} stop only once it has started`,
+    };
+  } else if (rollout?.stage === "Stopping") {
     if (observed.pods.length > 0 || stsReplicas > 0 || !stsSettled) {
       if (shapeChanged) actions.push({ type: "scaleToZero", target: stsRef });
       else actions.push(...applyIfChanged(desiredStatefulSet(df, spec, 0)));
@@ -540,7 +614,7 @@ function converge(observed: Observed, now: Date, settings: OperatorSettings): Pl
       });
     }
   }
-  if (rollout?.stage === "HandingOff") {
+  if (!holding && rollout?.stage === "HandingOff") {
     // Every pod of the larger cluster runs the new template; those beyond `replicas` are
     // holders, which turn Ready once the new processes have taken their data over.
     const from = holdersFrom ?? 0;
@@ -573,7 +647,9 @@ function converge(observed: Observed, now: Date, settings: OperatorSettings): Pl
       };
     }
   }
-  if (rollout?.stage === "Starting") {
+  if (holding) {
+    // The old processes run on as they are: nothing else is applied while the image is checked.
+  } else if (rollout?.stage === "Starting") {
     if (shapeChanged) {
       // The pods are gone: recreate the StatefulSet with fields that cannot change in place; Orphan keeps the claims.
       actions.push({ type: "delete", target: stsRef, propagation: "Orphan" });
@@ -652,7 +728,14 @@ function converge(observed: Observed, now: Date, settings: OperatorSettings): Pl
     }
   }
   // A failed run first: it is what the restarts and CrashLoopBackOff waits come from.
-  const problem = failure ?? diagnosePods(live, now);
+  const held =
+    gate.state === "failed"
+      ? {
+          reason: gate.reason,
+          message: `upgrade to image ${spec.image} held back: ${gate.message}; the ${live.length} running process(es) keep image ${oldImages.join(", ")}`,
+        }
+      : undefined;
+  const problem = failure ?? held ?? diagnosePods(live, now);
   const readyMessage =
     phase === "Running"
       ? `${ready}/${spec.processes} processes ready`
