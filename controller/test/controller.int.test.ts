@@ -727,6 +727,42 @@ test("an edit the API server refuses stops nothing and records no roll; going ba
   await custom.deleteNamespacedCustomObject({ ...ref, name: "limits" });
 });
 
+test("pods that wait for a Secret or ConfigMap that does not exist make the Dataflow Degraded, naming it", async () => {
+  await create("refs", {
+    processes: 1,
+    env: [{ name: "DB_PASSWORD", valueFrom: { secretKeyRef: { name: "refs-db", key: "password" } } }],
+    podTemplate: { spec: { containers: [], volumes: [{ name: "settings", configMap: { name: "refs-settings" } }] } },
+  });
+  await waitFor("1 pod", async () => (await pods("refs")).length === 1);
+  // The kubelet's part: the pod waits (a missing volume source keeps it ContainerCreating).
+  const degraded = await waitFor("Degraded MissingSecret", async () => {
+    const c = (await get("refs"))?.status?.conditions?.find((c) => c.type === "Degraded");
+    return c?.reason === "MissingSecret" ? c : undefined;
+  });
+  expect(degraded.message).toBe(
+    `1 pod(s) (refs-0) cannot start: Secret "refs-db" (env DB_PASSWORD of container waxflow), ConfigMap "refs-settings" (volume settings) do not exist in namespace ${NS}; create them, or change the Dataflow's env, envFrom or podTemplate`,
+  );
+  // One of them created: the other is still named.
+  await core.createNamespacedSecret({
+    namespace: NS,
+    body: { metadata: { name: "refs-db" }, stringData: { password: "x" } },
+  });
+  await patchSpec("refs", { workersPerProcess: 1 }); // any change looks again at once
+  await waitFor("only the ConfigMap named", async () => {
+    const c = (await get("refs"))?.status?.conditions?.find((c) => c.type === "Degraded");
+    return c?.reason === "MissingConfigMap" && !c.message?.includes("refs-db");
+  });
+  await core.createNamespacedConfigMap({ namespace: NS, body: { metadata: { name: "refs-settings" } } });
+  await markReady("refs");
+  await waitFor("Running, not Degraded", async () => {
+    const df = await get("refs");
+    return (
+      df?.status?.phase === "Running" && df.status.conditions?.find((c) => c.type === "Degraded")?.status === "False"
+    );
+  });
+  await custom.deleteNamespacedCustomObject({ ...ref, name: "refs" });
+});
+
 test("a typo in env or podTemplate makes the Dataflow Failed, naming the field, instead of being dropped", async () => {
   // One typo each: the API server may name only one of several in a single answer.
   await create("typo-env", { env: [{ name: "GREETING", vaule: "hi" } as unknown as V1EnvVar] });

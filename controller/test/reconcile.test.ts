@@ -639,3 +639,23 @@ test("an image change first runs one pre-flight pod; pull errors keep the old pr
     "delete",
   ]);
 });
+
+test("pods waiting for a Secret or ConfigMap that does not exist make the Dataflow Degraded, naming it", () => {
+  const df = dataflow({ processes: 2 });
+  const waiting = (i: number): V1Pod => ({ ...podOf(df, i, false), status: { phase: "Pending" } });
+  const missing = [
+    { kind: "Secret" as const, name: "db", where: "env DB_PASSWORD of container waxflow" },
+    { kind: "ConfigMap" as const, name: "settings", where: "volume settings" },
+  ];
+  const plan = reconcile({ ...observed(df, 2, [waiting(0), waiting(1)]), missing }, now);
+  expect(plan.status.conditions?.find((c) => c.type === "Degraded")).toMatchObject({
+    status: "True",
+    reason: "MissingSecret",
+    message:
+      '2 pod(s) (wc-0, wc-1) cannot start: Secret "db" (env DB_PASSWORD of container waxflow), ConfigMap "settings" (volume settings) do not exist in namespace ns1; create them, or change the Dataflow\'s env, envFrom or podTemplate',
+  });
+  expect(plan.events.map((e) => e.reason)).toContain("MissingSecret");
+  // Every pod started: nothing waits for them (any more).
+  const started = reconcile({ ...observed(df, 2, [podOf(df, 0, true), podOf(df, 1, true)]), missing }, now);
+  expect(started.status.conditions?.find((c) => c.type === "Degraded")?.status).toBe("False");
+});

@@ -26,6 +26,7 @@ import { statusCode } from "../log.ts";
 import type { KubeEvent, ObjectRef } from "../reconcile/reconcile.ts";
 
 const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
+const metadataOnly = setHeaderOptions("Accept", "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1");
 const jsonPatch = setHeaderOptions("Content-Type", PatchStrategy.JsonPatch);
 const serverSideApply = setHeaderOptions("Content-Type", PatchStrategy.ServerSideApply);
 
@@ -109,6 +110,18 @@ export class Kube {
   async listServices(namespace: string, name: string): Promise<V1Service[]> {
     const list = await this.core.listNamespacedService({ namespace, labelSelector: `${DATAFLOW_LABEL}=${name}` });
     return list.items;
+  }
+
+  /**
+   * Whether a Secret or ConfigMap exists. Asks for its metadata alone, so no Secret's data
+   * ever reaches the controller (RBAC still calls it get).
+   */
+  async exists(kind: "Secret" | "ConfigMap", namespace: string, name: string): Promise<boolean> {
+    const read =
+      kind === "Secret"
+        ? this.core.readNamespacedSecret({ namespace, name }, metadataOnly)
+        : this.core.readNamespacedConfigMap({ namespace, name }, metadataOnly);
+    return (await orUndefined(read)) !== undefined;
   }
 
   async readNetworkPolicy(namespace: string, name: string): Promise<V1NetworkPolicy | undefined> {

@@ -39,6 +39,7 @@ import {
   templateHashOf,
 } from "../desired/objects.ts";
 import { guardPodTemplate } from "../desired/pod-guard.ts";
+import type { Reference } from "../desired/references.ts";
 import { progressMessage } from "./diagnosis.ts";
 import { classifySpecDiff } from "./diff.ts";
 import { statefulSetDrift } from "./drift.ts";
@@ -55,6 +56,8 @@ export interface Observed {
   readonly services?: readonly V1Service[];
   readonly networkPolicy?: V1NetworkPolicy;
   readonly disruptionBudget?: V1PodDisruptionBudget;
+  /** Secrets and ConfigMaps the pod template needs that do not exist (looked up while a pod waits). */
+  readonly missing?: readonly Reference[];
 }
 
 /** What the operator was installed with (the chart's values, through the controller's environment). */
@@ -180,6 +183,24 @@ function diagnosePods(pods: readonly V1Pod[], now: Date): { reason: string; mess
     };
   }
   return undefined;
+}
+
+/** Pods that cannot start for a Secret or ConfigMap that does not exist: which, and where the spec uses it. */
+function missingProblem(
+  missing: readonly Reference[],
+  live: readonly V1Pod[],
+  namespace: string,
+): { reason: string; message: string } | undefined {
+  const first = missing[0];
+  const waiting = live.filter((p) => !isReady(p)).map((p) => p.metadata?.name ?? "?");
+  if (first === undefined || waiting.length === 0) return undefined;
+  const what = missing.map((r) => `${r.kind} "${r.name}" (${r.where})`).join(", ");
+  return {
+    reason: `Missing${first.kind}`,
+    message:
+      `${waiting.length} pod(s) (${waiting.join(", ")}) cannot start: ${what} ${missing.length === 1 ? "does" : "do"} not exist ` +
+      `in namespace ${namespace}; create ${missing.length === 1 ? "it" : "them"}, or change the Dataflow's env, envFrom or podTemplate`,
+  };
 }
 
 function parseSpec(text: string | undefined): DefaultedDataflowSpec | undefined {
@@ -735,7 +756,7 @@ function converge(observed: Observed, preflight: V1Pod | undefined, now: Date, s
           message: `upgrade to image ${spec.image} held back: ${gate.message}; the ${live.length} running process(es) keep image ${oldImages.join(", ")}`,
         }
       : undefined;
-  const problem = failure ?? held ?? diagnosePods(live, now);
+  const problem = failure ?? held ?? missingProblem(observed.missing ?? [], live, namespace) ?? diagnosePods(live, now);
   const readyMessage =
     phase === "Running"
       ? `${ready}/${spec.processes} processes ready`
