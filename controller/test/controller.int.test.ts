@@ -565,6 +565,31 @@ test("a scale-down with recovery hands the removed pods' data over through holde
   );
 });
 
+test("a Dataflow deployed again smaller over the volumes its earlier self left takes their data over through holders", async () => {
+  await create("again", { processes: 3, recovery: { enabled: true } });
+  await waitFor("3 claims", async () => (await claimNames("again")).length === 3);
+  await custom.deleteNamespacedCustomObject({ ...ref, name: "again" });
+  await waitFor("Dataflow gone", async () => (await get("again")) === undefined);
+  await waitFor("pods gone", async () => (await pods("again")).length === 0);
+  expect(await claimNames("again")).toEqual(["recovery-again-0", "recovery-again-1", "recovery-again-2"]);
+
+  await create("again", { processes: 1, recovery: { enabled: true } });
+  const handingOff = await waitFor("the HandingOff record", async () => {
+    const st = (await get("again"))?.status;
+    return st?.rollout?.stage === "HandingOff" ? st : undefined;
+  });
+  expect(handingOff.rollout).toMatchObject({ from: 3, to: 1 });
+  const holders = await waitFor("3 pods", async () => {
+    const ps = await pods("again");
+    return ps.length === 3 ? ps : undefined;
+  });
+  expect(holders[0]?.spec?.containers[0]?.env?.find((e) => e.name === "WAXFLOW_REPLICAS")?.value).toBe("1");
+  await markReady("again");
+  await waitFor("1 pod left", async () => (await pods("again")).length === 1);
+  await waitFor("Running", async () => (await phaseOf("again")) === "Running");
+  expect((await get("again"))?.status?.rollout).toBeUndefined();
+});
+
 test("a process that fails twice the same way: Degraded at once, Failed with its error line, shown by kubectl get df", async () => {
   await create("crash", {});
   const [pod] = await waitFor("a pod", async () => {

@@ -659,3 +659,18 @@ test("pods waiting for a Secret or ConfigMap that does not exist make the Datafl
   const started = reconcile({ ...observed(df, 2, [podOf(df, 0, true), podOf(df, 1, true)]), missing }, now);
   expect(started.status.conditions?.find((c) => c.type === "Degraded")?.status).toBe("False");
 });
+
+test("a new Dataflow over the volumes an earlier one of its name left hands their data over through holders", () => {
+  const df = dataflow({ processes: 1, recovery: { enabled: true } });
+  const first = reconcile({ dataflow: df, statefulSet: undefined, pods: [], claims: claimsUpTo(3) }, now);
+  expect(first.status.rollout).toMatchObject({ stage: "HandingOff", from: 3, to: 1 });
+  expect(statusFirst(df.status, first)).toBe(true);
+  expect(replicasOf(first)).toBe(3);
+  expect(envOf(first, "WAXFLOW_REPLICAS")).toBe("1");
+  expect(first.events.find((e) => e.reason === "Upgrading")?.message).toContain(
+    "2 holder(s) first handing over the recovery data that an earlier Dataflow wc left on volumes recovery-wc-0..2",
+  );
+  // Its own volumes (no more than its size) are no earlier Dataflow's.
+  const own = reconcile({ dataflow: df, statefulSet: undefined, pods: [], claims: claimsUpTo(1) }, now);
+  expect(own.status.rollout).toBeUndefined();
+});

@@ -224,9 +224,25 @@ function ordinalOf(objectName: string | undefined, prefix: string): number | und
  * one: each pod has its own volume, so the pods beyond the new size run once more, as
  * holders, until they have handed their data over. Undefined when there is nothing to hand over.
  */
-function handOffFrom(last: DefaultedDataflowSpec | undefined, spec: DefaultedDataflowSpec): number | undefined {
-  if (!last?.recovery.enabled || !spec.recovery.enabled) return undefined;
-  return last.processes > spec.processes ? last.processes : undefined;
+function handOffFrom(
+  last: DefaultedDataflowSpec | undefined,
+  spec: DefaultedDataflowSpec,
+  leftover: number,
+): number | undefined {
+  if (!spec.recovery.enabled) return undefined;
+  // Never started: volumes beyond its size are an earlier Dataflow's of the same name (kept
+  // by its delete), whose last cluster had one process per volume.
+  const from = last === undefined ? leftover : last.recovery.enabled ? last.processes : 0;
+  return from > spec.processes ? from : undefined;
+}
+
+/** How many processes the recovery volumes left by an earlier Dataflow of this name served: the highest ordinal + 1. */
+function leftoverVolumes(claims: readonly V1PersistentVolumeClaim[], name: string): number {
+  const ordinals = claims
+    .filter((c) => c.metadata?.deletionTimestamp === undefined)
+    .map((c) => ordinalOf(c.metadata?.name, `${RECOVERY_VOLUME}-${name}-`))
+    .filter((o) => o !== undefined);
+  return ordinals.length === 0 ? 0 : Math.max(...ordinals) + 1;
 }
 
 const isPreflight = (pod: V1Pod) => pod.metadata?.labels?.[PREFLIGHT_LABEL] !== undefined;
@@ -475,7 +491,10 @@ function converge(observed: Observed, preflight: V1Pod | undefined, now: Date, s
   const stsStale = sts !== undefined && (templateHashOf(sts.spec?.template) !== hashWant || shapeChanged);
   const last = parseSpec(prev.lastReconciledSpec);
   const diff = classifySpecDiff(last, spec);
-  const holdersFrom = handOffFrom(last, spec);
+  // Not yet started by us (no StatefulSet, or only the one of the roll we recorded): any
+  // volumes already there were left by an earlier Dataflow of this name.
+  const fresh = last === undefined && (sts === undefined || prev.rollout !== undefined);
+  const holdersFrom = handOffFrom(last, spec, fresh ? leftoverVolumes(observed.claims, name) : 0);
   // Holders exist only while a hand-off runs; any other pod beyond spec.processes (the
   // StatefulSet scaled by hand, an old cluster's pods) is counted like every pod.
   const isHolder = (pod: V1Pod) =>
@@ -566,7 +585,9 @@ function converge(observed: Observed, preflight: V1Pod | undefined, now: Date, s
     const handOff =
       holdersFrom === undefined
         ? ""
-        : `, with ${holdersFrom - replicas} holder(s) handing their recovery data over first`;
+        : last === undefined
+          ? `, with ${holdersFrom - replicas} holder(s) first handing over the recovery data that an earlier Dataflow ${name} left on volumes ${RECOVERY_VOLUME}-${name}-0..${holdersFrom - 1}`
+          : `, with ${holdersFrom - replicas} holder(s) handing their recovery data over first`;
     events.push({
       type: "Normal",
       reason: kind === "scale" ? "Scaling" : "Upgrading",
