@@ -86,7 +86,7 @@ export function fileOutputNote(df: Dataflow, previous: number): string | undefin
 export default class DfScale extends ClusterCommand {
   static override summary = "Change how many processes a dataflow runs.";
   static override description =
-    "Sets spec.processes through the Dataflow's scale subresource. A worker cluster is fixed-size, so the operator replaces every process together; with recovery enabled they resume from the last snapshot, with the state spread over the new count. File output (FileSink, DirSink) moves only if its directory is on a volume every pod mounts: with recovery, the command asks a running process where its file sinks write and refuses when that is each pod's own storage (--force scales anyway).";
+    "Sets spec.processes through the Dataflow's scale subresource. A worker cluster is fixed-size, so the operator replaces every process together; with recovery enabled they resume from the last snapshot, with the state spread over the new count. File output (FileSink, DirSink) moves only if its directory is on a volume every pod mounts: with recovery, the command asks a running process where its file sinks write and refuses when that is each pod's own storage (--force scales anyway). Scaling to the count the spec already has restarts every process together when the pods that run do not match it.";
 
   static override examples = [
     { description: "Run orders on 4 processes:", command: "<%= config.bin %> <%= command.id %> orders --processes 4" },
