@@ -689,9 +689,8 @@ function converge(observed: Observed, preflight: V1Pod | undefined, now: Date, s
       };
     }
   }
-  if (holding) {
-    // The old processes run on as they are: nothing else is applied while the image is checked.
-  } else if (rollout?.stage === "Starting") {
+  // While the image is checked the old processes run on as they are: nothing else is applied.
+  if (!holding && rollout?.stage === "Starting") {
     if (shapeChanged) {
       // The pods are gone: recreate the StatefulSet with fields that cannot change in place; Orphan keeps the claims.
       actions.push({ type: "delete", target: stsRef, propagation: "Orphan" });
@@ -713,7 +712,7 @@ function converge(observed: Observed, preflight: V1Pod | undefined, now: Date, s
         };
       }
     }
-  } else if (rollout === undefined) {
+  } else if (!holding && rollout === undefined) {
     actions.push(...applyIfChanged(stsWanted), ...services);
     // The spec the processes were started with: while none run (suspended), the last
     // cluster's size still says which volumes hold recovery data.
