@@ -73,7 +73,7 @@ function deployFlags(name: string, settings: ReadingsSettings, ...more: string[]
 // A rescaled dataflow's sink partitions move between processes, and a file cannot follow
 // them from one pod's volume to another's: its output goes to one claim every pod mounts
 // (ReadWriteOnce is per node, and kind has one), as a user on one node would do.
-const SHARED_OUTPUT = new Set(["e2e-scale"]);
+const SHARED_OUTPUT = new Set(["e2e-scale", "e2e-again"]);
 const SHARED_MOUNT = "/var/lib/waxflow/output";
 const sharedClaim = (name: string) => `${name}-output`;
 
@@ -515,5 +515,121 @@ describe("waxflow on kind", { timeout: 600_000 }, () => {
     );
     expect(done).toMatchObject(EXACTLY_ONCE(settings.sensors));
     expect((await waxctl(["df", "delete", name, "-n", NS, "--yes", "--wait"])).code).toBe(0);
+  });
+  const owned = readings(1500);
+  test("12. the operator owns what it made: replicas and template edits are set back, an unpullable image stops nothing; counts exactly once", async () => {
+    const name = "e2e-own";
+    const deploy = await waxctl([...deployFlags(name, owned, "-p", "2", "-w", "1"), "--wait"]);
+    expect(deploy.code, deploy.stderr).toBe(0);
+    await untilCounted(name, owned, 200);
+    const events = async () =>
+      (
+        await kubectlJson<{ items: { reason?: string; message?: string }[] }>(
+          "get",
+          "events",
+          "-n",
+          NS,
+          "--field-selector",
+          `involvedObject.name=${name},reason=DriftReverted`,
+        )
+      ).items.map((e) => e.message ?? "");
+    interface Sts {
+      spec: { replicas: number; template: { spec: { containers: { env?: { name: string }[] }[] } } };
+    }
+
+    // Scaled up and down by hand, then given a variable by hand: each set back within seconds.
+    for (const replicas of [3, 1]) {
+      await kubectl("scale", "sts", name, "-n", NS, `--replicas=${replicas}`);
+      await eventually(`replicas set back to 2 after a scale to ${replicas}`, async () =>
+        (await kubectlJson<Sts>("get", "sts", name, "-n", NS)).spec.replicas === 2 ? true : undefined,
+      );
+    }
+    await kubectl("set", "env", `sts/${name}`, "-n", NS, "FOO=1");
+    await eventually("FOO set back", async () => {
+      const sts = await kubectlJson<Sts>("get", "sts", name, "-n", NS);
+      return sts.spec.template.spec.containers[0]?.env?.some((e) => e.name === "FOO") ? undefined : true;
+    });
+    const reverted = await events();
+    expect(reverted.some((m) => m.includes("scaled to 3 replica(s) outside the operator"))).toBe(true);
+    expect(reverted.some((m) => m.includes("scaled to 1 replica(s) outside the operator"))).toBe(true);
+    expect(reverted.some((m) => m.includes("containers[waxflow].env[FOO] added"))).toBe(true);
+    await untilRunning(name, 2);
+    const uids = (await pods(NS, name)).map((p) => p.metadata.uid).sort();
+
+    // An image no node can pull: the pre-flight pod says why, the processes run on untouched.
+    const spec = await kubectlJson<{ spec: { image: string } }>("get", "dataflow", name, "-n", NS);
+    const missing = `localhost:1/e2e-missing@sha256:${"0".repeat(64)}`;
+    await kubectl(
+      "patch",
+      "dataflow",
+      name,
+      "-n",
+      NS,
+      "--type=merge",
+      "-p",
+      JSON.stringify({ spec: { image: missing } }),
+    );
+    const degraded = await eventually("Degraded for the image", async () => {
+      const df = await kubectlJson<DataflowStatus & { status?: { conditions?: { message?: string }[] } }>(
+        "get",
+        "dataflow",
+        name,
+        "-n",
+        NS,
+      );
+      const c = df.status?.conditions?.find((c) => c.type === "Degraded" && c.status === "True");
+      return c?.reason === "ErrImagePull" || c?.reason === "ImagePullBackOff" ? c : undefined;
+    });
+    expect(degraded).toMatchObject({ message: expect.stringContaining(`upgrade to image ${missing} held back`) });
+    const running = await pods(NS, name);
+    expect(running.map((p) => p.metadata.uid).sort()).toEqual(uids);
+    expect(running.every(isReady)).toBe(true);
+    // Back to the image that runs: the pre-flight pod goes, nothing restarts.
+    await kubectl(
+      "patch",
+      "dataflow",
+      name,
+      "-n",
+      NS,
+      "--type=merge",
+      "-p",
+      JSON.stringify({ spec: { image: spec.spec.image } }),
+    );
+    await untilRunning(name, 2);
+    await eventually("the pre-flight pod gone", async () =>
+      (await tryKubectl("get", "pod", `${name}-preflight`, "-n", NS)).code !== 0 ? true : undefined,
+    );
+    expect((await pods(NS, name)).map((p) => p.metadata.uid).sort()).toEqual(uids);
+    expect(await untilComplete(name, owned)).toMatchObject(EXACTLY_ONCE(owned.sensors));
+    expect((await waxctl(["df", "delete", name, "-n", NS, "--yes", "--wait", "--purge"])).code).toBe(0);
+  });
+
+  test("13. deployed again smaller under the same name: the kept volumes' state is handed over, counts exactly once", async () => {
+    const name = "e2e-again";
+    const overlay = await sharedOutput(name);
+    const first = await waxctl([...deployFlags(name, owned, "-p", "3", "-w", "1", ...overlay), "--wait"]);
+    expect(first.code, first.stderr).toBe(0);
+    await untilCounted(name, owned, 250);
+    expect((await waxctl(["df", "delete", name, "-n", NS, "--yes", "--wait"])).code).toBe(0);
+    const kept = await kubectl("get", "pvc", "-n", NS, "-l", `waxflow.io/dataflow=${name}`, "-o", "name");
+    expect(kept.trim().split("\n")).toHaveLength(3);
+
+    const again = await waxctl([...deployFlags(name, owned, "-p", "2", "-w", "1", ...overlay), "--wait"]);
+    expect(again.code, again.stderr).toBe(0);
+    await untilRunning(name, 2);
+    const reasons = (
+      await kubectlJson<{ items: { reason?: string }[] }>(
+        "get",
+        "events",
+        "-n",
+        NS,
+        "--field-selector",
+        `involvedObject.name=${name}`,
+      )
+    ).items.map((e) => e.reason);
+    expect(reasons).toContain("RecoveryHandedOff");
+    for (const pod of await pods(NS, name)) expect(restarts(pod), pod.metadata.name).toBe(0);
+    expect(await untilComplete(name, owned)).toMatchObject(EXACTLY_ONCE(owned.sensors));
+    expect((await waxctl(["df", "delete", name, "-n", NS, "--yes", "--wait", "--purge"])).code).toBe(0);
   });
 });

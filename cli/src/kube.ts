@@ -353,10 +353,11 @@ export class Cluster {
     await this.#orUndefined(`deleting namespace ${name}`, () => this.#core.deleteNamespace({ name }));
   }
 
-  /** The Dataflow's pods, oldest ordinal first. */
+  /** The Dataflow's processes (pods), oldest ordinal first; not the operator's pre-flight pod of an image change. */
   async pods(namespace: string, name: string): Promise<V1Pod[]> {
+    const labelSelector = `${DATAFLOW_LABEL}=${name},app.kubernetes.io/name=waxflow`;
     const list = await this.#call(`listing the pods of dataflow ${name}`, () =>
-      this.#core.listNamespacedPod({ namespace, labelSelector: `${DATAFLOW_LABEL}=${name}` }),
+      this.#core.listNamespacedPod({ namespace, labelSelector }),
     );
     return list.items.sort((a, b) => podOrder(a) - podOrder(b));
   }

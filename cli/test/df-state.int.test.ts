@@ -35,7 +35,7 @@ const run = (...args: string[]): Promise<Outcome> => waxctl([...args, "--kubecon
 /** A running pod `name` of Dataflow `dataflow` whose API is this machine's `port`. */
 async function runningPod(core: CoreV1Api, name: string, dataflow: string, port: number): Promise<void> {
   const pod: V1Pod = {
-    metadata: { name, labels: { "waxflow.io/dataflow": dataflow } },
+    metadata: { name, labels: { "app.kubernetes.io/name": "waxflow", "waxflow.io/dataflow": dataflow } },
     spec: { containers: [{ name: "waxflow", image: "runtime", ports: [{ name: "api", containerPort: port }] }] },
   };
   await core.createNamespacedPod({ namespace: "default", body: pod });

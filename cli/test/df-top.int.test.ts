@@ -108,7 +108,7 @@ test("a process that does not answer is a pod row with why, not a failed command
   await core.createNamespacedPod({
     namespace: "default",
     body: {
-      metadata: { name: "live-1", labels: { "waxflow.io/dataflow": "live" } },
+      metadata: { name: "live-1", labels: { "app.kubernetes.io/name": "waxflow", "waxflow.io/dataflow": "live" } },
       spec: { containers: [{ name: "waxflow", image: "runtime" }] },
     },
   });

@@ -29,7 +29,7 @@ afterAll(async () => {
 }, 60_000);
 
 const run = (...args: string[]): Promise<Outcome> => waxctl([...args, "--kubeconfig", cluster.kubeconfigPath]);
-const labels = (name: string) => ({ "waxflow.io/dataflow": name });
+const labels = (name: string) => ({ "app.kubernetes.io/name": "waxflow", "waxflow.io/dataflow": name });
 
 async function pods(name: string, count: number): Promise<void> {
   for (let i = 0; i < count; i++) {

@@ -318,6 +318,34 @@ describe("with the CRD", () => {
     await run("df", "resume", "wc");
   });
 
+  test("scale to the spec's own count restarts the processes when the pods do not match it", async () => {
+    const core = cluster.kubeConfig().makeApiClient(CoreV1Api);
+    const processes = (await read("wc")).spec.processes ?? 1;
+    expect((await run("df", "scale", "wc", "-p", String(processes))).stdout).toContain(
+      `dataflow wc in namespace default already runs ${processes} process(es)`,
+    );
+    // One pod more than the spec asks for, as a StatefulSet scaled by hand leaves them.
+    const pods = Array.from({ length: processes + 1 }, (_, i) => `wc-${i}`);
+    for (const pod of pods) {
+      await core.createNamespacedPod({
+        namespace: "default",
+        body: {
+          metadata: { name: pod, labels: { "app.kubernetes.io/name": "waxflow", "waxflow.io/dataflow": "wc" } },
+          spec: { containers: [{ name: "waxflow", image: image("a") }] },
+        },
+      });
+    }
+    const nonce = (await read("wc")).spec.restartNonce ?? 0;
+    const { stdout, error } = await run("df", "scale", "wc", "-p", String(processes));
+    expect(error).toBeUndefined();
+    expect(stdout).toContain(
+      `dataflow wc in namespace default asks for ${processes} process(es) but ${processes + 1} pod(s) run: restarting every process together as ${processes}`,
+    );
+    const df = await read("wc");
+    expect(df.spec).toMatchObject({ processes, restartNonce: nonce + 1 });
+    for (const pod of pods) await core.deleteNamespacedPod({ namespace: "default", name: pod, gracePeriodSeconds: 0 });
+  });
+
   test("--wait with no operator fails after --timeout, saying no pods appeared, exit 1", async () => {
     const started = Date.now();
     const outcome = await run("df", "deploy", wordcount, "-N", "waiting", "--image", image("a"), "--timeout", "2s");

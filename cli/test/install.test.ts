@@ -46,12 +46,15 @@ test("the CRD comes first and the controller after its RBAC; no Lease rights wit
   expect(deployment?.spec?.strategy?.type).toBe("Recreate");
 });
 
-test("nothing cluster-wide beyond Dataflows and their workers: no reading secrets, no CRDs, no wildcards", () => {
+test("nothing cluster-wide beyond Dataflows and their workers: no listing secrets, no CRDs, no wildcards", () => {
   const role = installManifests(defaults).find((o): o is V1ClusterRole => o.kind === "ClusterRole");
   const resources = role?.rules?.flatMap((r) => r.resources ?? []) ?? [];
-  // Each Dataflow's cluster secret is created, and never read, listed, watched or changed.
+  // Each Dataflow's cluster secret is created, and never listed, watched or changed; get
+  // (asked as metadata only) tells whether a Secret or ConfigMap a waiting pod needs exists.
   const secrets = role?.rules?.filter((r) => r.resources?.includes("secrets"));
-  expect(secrets?.map((r) => r.verbs)).toEqual([["create"]]);
+  expect(secrets?.map((r) => r.verbs)).toEqual([["create", "get"]]);
+  const maps = role?.rules?.filter((r) => r.resources?.includes("configmaps"));
+  expect(maps?.map((r) => r.verbs)).toEqual([["get"]]);
   expect(resources).not.toContain("customresourcedefinitions");
   expect(JSON.stringify(role)).not.toContain("*");
   // Each Dataflow's NetworkPolicy: applied (create, patch), watched and read, never deleted by hand.

@@ -20,7 +20,7 @@ export async function createProcessPod(
 ): Promise<void> {
   const core = kc.makeApiClient(CoreV1Api);
   const pod: V1Pod = {
-    metadata: { name, labels: { "waxflow.io/dataflow": dataflow } },
+    metadata: { name, labels: { "app.kubernetes.io/name": "waxflow", "waxflow.io/dataflow": dataflow } },
     spec: {
       containers: [{ name: "waxflow", image: "runtime", ports: [{ name: "api", containerPort: apiPort }] }],
     },

@@ -14,12 +14,15 @@ import type {
 import { API_VERSION, type Dataflow, KIND, PLURAL } from "@waxflow/crds";
 import {
   CLUSTER_SECRET_BYTES,
+  clusterSecretName,
   DATAFLOW_LABEL,
   desiredClusterSecret,
   FINALIZER,
   hashOf,
   MANAGED_BY,
+  PREFLIGHT_LABEL,
 } from "./desired/objects.ts";
+import { type Reference, referencesOf } from "./desired/references.ts";
 import { Kube, PooledKubeConfig } from "./kube/client.ts";
 import { WorkQueue } from "./kube/queue.ts";
 import { ownerKeyOf, trimPod, trimStatefulSet, trimToMetadata, withoutManagedFields } from "./kube/trim.ts";
@@ -230,8 +233,9 @@ export class Controller {
           this.#cached<V1NetworkPolicy>("NetworkPolicy", key).find((p) => p.metadata?.name === name),
           this.#cached<V1PodDisruptionBudget>("PodDisruptionBudget", key).find((p) => p.metadata?.name === name),
         ];
+    const missing = await this.#missingReferences(namespace, name, statefulSet, pods);
     const plan = reconcile(
-      { dataflow, statefulSet, pods, claims, services, networkPolicy, disruptionBudget },
+      { dataflow, statefulSet, pods, claims, services, networkPolicy, disruptionBudget, missing },
       new Date(),
       this.#options.settings ?? DEFAULT_SETTINGS,
     );
@@ -239,6 +243,36 @@ export class Controller {
     const decision = decisionOf(key, dataflow.metadata?.generation, dataflow.status, plan, performance.now() - started);
     if (enabled(decision.level)) log(decision.level, "reconciled", decision.fields);
     return plan.requeueAfterMs;
+  }
+
+  /**
+   * The Secrets and ConfigMaps the StatefulSet's pods need that do not exist. Asked only
+   * while one of its pods has not started: a steady Dataflow costs no request.
+   */
+  async #missingReferences(
+    namespace: string,
+    name: string,
+    statefulSet: V1StatefulSet | undefined,
+    pods: readonly V1Pod[],
+  ): Promise<Reference[]> {
+    const waiting = pods.some(
+      (p) =>
+        p.metadata?.deletionTimestamp === undefined &&
+        p.metadata?.labels?.[PREFLIGHT_LABEL] === undefined &&
+        (p.status?.phase !== "Running" ||
+          p.status.containerStatuses?.some((c) => c.state?.waiting?.reason === "CreateContainerConfigError")),
+    );
+    if (!waiting) return [];
+    const refs = referencesOf(statefulSet?.spec?.template.spec, [clusterSecretName(name)]);
+    const found = await Promise.all(
+      refs.map((r) =>
+        this.kube.exists(r.kind, namespace, r.name).catch((err: unknown) => {
+          log("debug", "could not check a referenced object", { kind: r.kind, name: r.name, error: errorText(err) });
+          return true; // unknown is not missing
+        }),
+      ),
+    );
+    return refs.filter((_, i) => !found[i]);
   }
 
   /**
@@ -250,12 +284,17 @@ export class Controller {
   async #execute(observed: Dataflow, plan: Plan): Promise<void> {
     let df = observed;
     let statusDue = hashOf(plan.status) !== hashOf(df.status ?? {});
+    // Checks before the write-ahead record: a refused spec records no roll.
+    for (const check of plan.actions.filter((a) => a.type === "check")) {
+      await this.#act(df, check).catch((err: unknown) => this.#failed(df, check, err));
+    }
     if (statusDue && statusFirst(df.status, plan)) {
       df = this.#wrote(df, await this.kube.writeStatus(df, plan.status));
       statusDue = false;
     }
     // The secret before the pods that mount it; the finalizer last, once the rest is done.
-    const stage = (a: Action): number => (a.type === "ensureClusterSecret" ? 0 : a.type === "removeFinalizer" ? 2 : 1);
+    const stage = (a: Action): number =>
+      a.type === "check" ? -1 : a.type === "ensureClusterSecret" ? 0 : a.type === "removeFinalizer" ? 2 : 1;
     for (const batch of [0, 1, 2].map((n) => plan.actions.filter((a) => stage(a) === n))) {
       const results = await Promise.allSettled(batch.map((action) => this.#act(df, action)));
       for (const [i, result] of results.entries()) {
@@ -294,6 +333,13 @@ export class Controller {
   async #act(df: Dataflow, action: Action): Promise<Dataflow | undefined> {
     switch (action.type) {
       case "apply":
+        await this.kube.apply(action.object);
+        return undefined;
+      case "check":
+        await this.kube.apply(action.object, { dryRun: true });
+        return undefined;
+      case "revert":
+        await this.kube.replaceTemplate(action.object);
         await this.kube.apply(action.object);
         return undefined;
       case "scaleToZero":

@@ -87,8 +87,40 @@ async function patchSpec(name: string, spec: Partial<DataflowSpec>): Promise<voi
   );
 }
 
+/** The Dataflow's processes: the pods its StatefulSet selects (not the pre-flight pod). */
 async function pods(name: string): Promise<V1Pod[]> {
-  return (await core.listNamespacedPod({ namespace: NS, labelSelector: `waxflow.io/dataflow=${name}` })).items;
+  const labelSelector = `app.kubernetes.io/name=waxflow,waxflow.io/dataflow=${name}`;
+  return (await core.listNamespacedPod({ namespace: NS, labelSelector })).items;
+}
+
+/** The kubelet's part for the pre-flight pod of an image change: its container `state`, once the pod exists. */
+async function preflight(name: string, state: V1ContainerState, phase = "Pending"): Promise<V1Pod> {
+  const pod = await waitFor(`pod ${name}-preflight`, () =>
+    core.readNamespacedPod({ namespace: NS, name: `${name}-preflight` }).catch(() => undefined),
+  );
+  await core.patchNamespacedPodStatus(
+    {
+      namespace: NS,
+      name: `${name}-preflight`,
+      body: {
+        status: {
+          phase,
+          containerStatuses: [
+            {
+              name: "waxflow",
+              image: pod.spec?.containers[0]?.image ?? "",
+              imageID: "",
+              ready: false,
+              restartCount: 0,
+              state,
+            },
+          ],
+        },
+      },
+    },
+    setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+  );
+  return pod;
 }
 
 /** The kubelet's part: report every live pod of the Dataflow Running and Ready. */
@@ -213,6 +245,61 @@ test("kubectl scale sts, up or down, is set back within seconds, with an event n
   await custom.deleteNamespacedCustomObject({ ...ref, name: "drift" });
 });
 
+test("a hand-edited pod template or label is set back within seconds, naming the change; the processes keep running", async () => {
+  // cpu 0.5 is stored as 500m: canonicalised by the API server, not a change to revert.
+  await create("tmpl", { processes: 1, resources: { requests: { cpu: "0.5", memory: "100Mi" } } });
+  await waitFor("1 pod", async () => (await pods("tmpl")).length === 1);
+  await markReady("tmpl");
+  await waitFor("Running", async () => (await phaseOf("tmpl")) === "Running");
+  const uid = (await pods("tmpl"))[0]?.metadata?.uid;
+  const apps = kc.makeApiClient(AppsV1Api);
+  const drifts = async () =>
+    (await core.listNamespacedEvent({ namespace: NS, fieldSelector: "involvedObject.name=tmpl" })).items
+      .filter((e) => e.reason === "DriftReverted")
+      .map((e) => e.message ?? "");
+  await sleep(1500);
+  expect(await drifts()).toEqual([]);
+  const strategic = setHeaderOptions("Content-Type", PatchStrategy.StrategicMergePatch);
+  const edits = [
+    // `kubectl set env sts/tmpl FOO=1`
+    {
+      body: { spec: { template: { spec: { containers: [{ name: "waxflow", env: [{ name: "FOO", value: "1" }] }] } } } },
+      named: "spec.template.spec.containers[waxflow].env[FOO] added",
+    },
+    // `kubectl set image sts/tmpl waxflow=...`
+    {
+      body: { spec: { template: { spec: { containers: [{ name: "waxflow", image: IMAGE2 }] } } } },
+      named: "spec.template.spec.containers[waxflow].image",
+    },
+    // `kubectl label sts/tmpl app.kubernetes.io/instance=other --overwrite`
+    { body: { metadata: { labels: { "app.kubernetes.io/instance": "other" } } }, named: "metadata.labels" },
+  ];
+  for (const edit of edits) {
+    const at = Date.now();
+    await apps.patchNamespacedStatefulSet({ namespace: NS, name: "tmpl", body: edit.body }, strategic);
+    await waitFor(`set back after ${edit.named}`, async () => {
+      const sts = await apps.readNamespacedStatefulSet({ namespace: NS, name: "tmpl" });
+      const container = sts.spec?.template.spec?.containers[0];
+      return (
+        container?.image === IMAGE &&
+        !container.env?.some((e) => e.name === "FOO") &&
+        sts.metadata?.labels?.["app.kubernetes.io/instance"] === "tmpl"
+      );
+    });
+    expect(Date.now() - at).toBeLessThan(10_000);
+    expect(
+      await waitFor(`the event naming ${edit.named}`, async () => (await drifts()).find((m) => m.includes(edit.named))),
+    ).toMatch(/^StatefulSet tmpl was changed outside the operator \(.*\); set back/);
+  }
+  // Set back, nothing more: the same process runs, and no further revert follows.
+  const count = (await drifts()).length;
+  await sleep(2000);
+  expect((await drifts()).length).toBe(count);
+  expect((await pods("tmpl")).map((p) => p.metadata?.uid)).toEqual([uid]);
+  expect(await phaseOf("tmpl")).toBe("Running");
+  await custom.deleteNamespacedCustomObject({ ...ref, name: "tmpl" });
+});
+
 test("an image change replaces every process together: old and new pods never coexist", async () => {
   const before = templateHashOf((await pods("wc"))[0]);
   const mixed: string[] = [];
@@ -225,6 +312,7 @@ test("an image change replaces every process together: old and new pods never co
     }
   })();
   await patchSpec("wc", { image: IMAGE2, processes: 3 });
+  await preflight("wc", { running: { startedAt: new Date() } }, "Running");
   await waitFor(
     "a roll in the status",
     async () => (await get("wc"))?.status?.rollout !== undefined || (await pods("wc")).length === 3,
@@ -246,6 +334,50 @@ test("an image change replaces every process together: old and new pods never co
     await core.listNamespacedEvent({ namespace: NS, fieldSelector: "involvedObject.name=wc" })
   ).items.map((e) => e.reason);
   expect(reasons).toEqual(expect.arrayContaining(["Upgrading", "ProcessesStopped", "RollComplete"]));
+});
+
+test("an image that cannot be pulled stops nothing: the pre-flight pod says why; once it runs, the roll goes on", async () => {
+  await create("pull", { processes: 2 });
+  await waitFor("2 pods", async () => (await pods("pull")).length === 2);
+  await markReady("pull");
+  await waitFor("Running", async () => (await phaseOf("pull")) === "Running");
+  const uids = (await pods("pull")).map((p) => p.metadata?.uid).sort();
+  await patchSpec("pull", { image: IMAGE2 });
+  const error = `failed to pull and unpack image "${IMAGE2}": not found`;
+  const checked = await preflight("pull", { waiting: { reason: "ErrImagePull", message: error } });
+  expect(checked.spec?.containers.map((c) => [c.image, c.args])).toEqual([[IMAGE2, ["--help"]]]);
+  expect(checked.metadata?.ownerReferences?.[0]).toMatchObject({ kind: "Dataflow", name: "pull" });
+  const degraded = await waitFor("Degraded ErrImagePull", async () => {
+    const c = (await get("pull"))?.status?.conditions?.find((c) => c.type === "Degraded");
+    return c?.reason === "ErrImagePull" ? c : undefined;
+  });
+  expect(degraded.message).toBe(
+    `upgrade to image ${IMAGE2} held back: pre-flight pod pull-preflight cannot pull image ${IMAGE2}: ErrImagePull: ${error}; the 2 running process(es) keep image ${IMAGE}`,
+  );
+  await sleep(1500);
+  const still = await pods("pull");
+  expect(still.map((p) => p.metadata?.uid).sort()).toEqual(uids);
+  expect(still.every((p) => p.metadata?.deletionTimestamp === undefined)).toBe(true);
+  const sts = await controller.kube.readStatefulSet(NS, "pull");
+  expect([sts?.spec?.replicas, sts?.spec?.template.spec?.containers[0]?.image]).toEqual([2, IMAGE]);
+  expect((await get("pull"))?.status?.rollout).toBeUndefined();
+
+  // The image is there now: the pre-flight pod runs, goes, and the processes are replaced together.
+  await preflight("pull", { running: { startedAt: new Date() } }, "Running");
+  const rolled = await waitFor("2 pods of the new image", async () => {
+    const ps = await pods("pull");
+    return ps.length === 2 && ps.every((p) => p.spec?.containers[0]?.image === IMAGE2) ? ps : undefined;
+  });
+  expect(rolled.map((p) => p.metadata?.uid)).not.toContain(uids[0]);
+  await waitFor("the pre-flight pod gone", () =>
+    core.readNamespacedPod({ namespace: NS, name: "pull-preflight" }).then(
+      () => false,
+      () => true,
+    ),
+  );
+  await markReady("pull");
+  await waitFor("Running", async () => (await phaseOf("pull")) === "Running");
+  await custom.deleteNamespacedCustomObject({ ...ref, name: "pull" });
 });
 
 test("each Dataflow gets its own cluster secret, owned by it, mounted into every pod, and never replaced", async () => {
@@ -433,6 +565,31 @@ test("a scale-down with recovery hands the removed pods' data over through holde
   );
 });
 
+test("a Dataflow deployed again smaller over the volumes its earlier self left takes their data over through holders", async () => {
+  await create("again", { processes: 3, recovery: { enabled: true } });
+  await waitFor("3 claims", async () => (await claimNames("again")).length === 3);
+  await custom.deleteNamespacedCustomObject({ ...ref, name: "again" });
+  await waitFor("Dataflow gone", async () => (await get("again")) === undefined);
+  await waitFor("pods gone", async () => (await pods("again")).length === 0);
+  expect(await claimNames("again")).toEqual(["recovery-again-0", "recovery-again-1", "recovery-again-2"]);
+
+  await create("again", { processes: 1, recovery: { enabled: true } });
+  const handingOff = await waitFor("the HandingOff record", async () => {
+    const st = (await get("again"))?.status;
+    return st?.rollout?.stage === "HandingOff" ? st : undefined;
+  });
+  expect(handingOff.rollout).toMatchObject({ from: 3, to: 1 });
+  const holders = await waitFor("3 pods", async () => {
+    const ps = await pods("again");
+    return ps.length === 3 ? ps : undefined;
+  });
+  expect(holders[0]?.spec?.containers[0]?.env?.find((e) => e.name === "WAXFLOW_REPLICAS")?.value).toBe("1");
+  await markReady("again");
+  await waitFor("1 pod left", async () => (await pods("again")).length === 1);
+  await waitFor("Running", async () => (await phaseOf("again")) === "Running");
+  expect((await get("again"))?.status?.rollout).toBeUndefined();
+});
+
 test("a process that fails twice the same way: Degraded at once, Failed with its error line, shown by kubectl get df", async () => {
   await create("crash", {});
   const [pod] = await waitFor("a pod", async () => {
@@ -555,6 +712,80 @@ test("an object the API server refuses makes the Dataflow Failed with its messag
   await patchSpec("bad", { podTemplate: null } as unknown as Partial<DataflowSpec>);
   await waitFor("StatefulSet bad", () => controller.kube.readStatefulSet(NS, "bad"));
   await waitFor("no longer Failed", async () => (await phaseOf("bad")) === "Pending");
+});
+
+test("an edit the API server refuses stops nothing and records no roll; going back restarts nothing", async () => {
+  await create("limits", { processes: 2 });
+  await waitFor("2 pods", async () => (await pods("limits")).length === 2);
+  await markReady("limits");
+  await waitFor("Running", async () => (await phaseOf("limits")) === "Running");
+  const uids = (await pods("limits")).map((p) => p.metadata?.uid).sort();
+  await patchSpec("limits", { resources: { requests: { memory: "2Gi" }, limits: { memory: "1Gi" } } });
+  const failed = await waitFor("Failed", async () => {
+    const df = await get("limits");
+    return df?.status?.phase === "Failed" ? df.status : undefined;
+  });
+  expect(failed.rollout).toBeUndefined();
+  expect(failed.conditions?.find((c) => c.type === "Degraded")?.message).toMatch(
+    /^check StatefulSet\/limits: .*must be less than or equal to memory limit.*: fix the Dataflow spec$/,
+  );
+  expect(failed.conditions?.find((c) => c.type === "Ready")?.message).toMatch(
+    /^2 process\(es\) keep running the previous spec, untouched: check StatefulSet\/limits: /,
+  );
+  const untouched = async () => {
+    const now = await pods("limits");
+    expect(now.map((p) => p.metadata?.uid).sort()).toEqual(uids);
+    expect(now.every((p) => p.metadata?.deletionTimestamp === undefined)).toBe(true);
+    expect((await controller.kube.readStatefulSet(NS, "limits"))?.spec?.replicas).toBe(2);
+  };
+  await sleep(1500);
+  await untouched();
+
+  await patchSpec("limits", { resources: null } as unknown as Partial<DataflowSpec>);
+  await waitFor("Running again", async () => (await phaseOf("limits")) === "Running");
+  await sleep(1500);
+  await untouched();
+  const reasons = (
+    await core.listNamespacedEvent({ namespace: NS, fieldSelector: "involvedObject.name=limits" })
+  ).items.map((e) => e.reason);
+  expect(reasons).not.toContain("Upgrading");
+  await custom.deleteNamespacedCustomObject({ ...ref, name: "limits" });
+});
+
+test("pods that wait for a Secret or ConfigMap that does not exist make the Dataflow Degraded, naming it", async () => {
+  await create("refs", {
+    processes: 1,
+    env: [{ name: "DB_PASSWORD", valueFrom: { secretKeyRef: { name: "refs-db", key: "password" } } }],
+    podTemplate: { spec: { containers: [], volumes: [{ name: "settings", configMap: { name: "refs-settings" } }] } },
+  });
+  await waitFor("1 pod", async () => (await pods("refs")).length === 1);
+  // The kubelet's part: the pod waits (a missing volume source keeps it ContainerCreating).
+  const degraded = await waitFor("Degraded MissingSecret", async () => {
+    const c = (await get("refs"))?.status?.conditions?.find((c) => c.type === "Degraded");
+    return c?.reason === "MissingSecret" ? c : undefined;
+  });
+  expect(degraded.message).toBe(
+    `1 pod(s) (refs-0) cannot start: Secret "refs-db" (env DB_PASSWORD of container waxflow), ConfigMap "refs-settings" (volume settings) do not exist in namespace ${NS}; create them, or change the Dataflow's env, envFrom or podTemplate`,
+  );
+  // One of them created: the other is still named.
+  await core.createNamespacedSecret({
+    namespace: NS,
+    body: { metadata: { name: "refs-db" }, stringData: { password: "x" } },
+  });
+  await patchSpec("refs", { workersPerProcess: 1 }); // any change looks again at once
+  await waitFor("only the ConfigMap named", async () => {
+    const c = (await get("refs"))?.status?.conditions?.find((c) => c.type === "Degraded");
+    return c?.reason === "MissingConfigMap" && !c.message?.includes("refs-db");
+  });
+  await core.createNamespacedConfigMap({ namespace: NS, body: { metadata: { name: "refs-settings" } } });
+  await markReady("refs");
+  await waitFor("Running, not Degraded", async () => {
+    const df = await get("refs");
+    return (
+      df?.status?.phase === "Running" && df.status.conditions?.find((c) => c.type === "Degraded")?.status === "False"
+    );
+  });
+  await custom.deleteNamespacedCustomObject({ ...ref, name: "refs" });
 });
 
 test("a typo in env or podTemplate makes the Dataflow Failed, naming the field, instead of being dropped", async () => {

@@ -487,3 +487,190 @@ test("ClusterNotFormed counts from when a process last went unready, not from it
   expect(degraded(unreadySince(5_000))?.reason).not.toBe("ClusterNotFormed");
   expect(degraded(unreadySince(130_000))).toMatchObject({ status: "True", reason: "ClusterNotFormed" });
 });
+
+test("ClusterNotFormed counts from the container's (re)start, not from the pod's", () => {
+  const df = dataflow({ processes: 2 });
+  const longAgo = new Date(now.getTime() - 3_600_000);
+  // Unready for an hour (it never formed, or the kubelet restarted it); its container last started `ms` ago.
+  const restartedAgo = (ms: number) =>
+    podOf(df, 1, false, {
+      startTime: longAgo,
+      conditions: [{ type: "Ready", status: "False", lastTransitionTime: longAgo }],
+      containerStatuses: [
+        {
+          name: "waxflow",
+          image: IMAGE,
+          imageID: "",
+          ready: false,
+          restartCount: 1,
+          state: { running: { startedAt: new Date(now.getTime() - ms) } },
+        },
+      ],
+    });
+  const degraded = (pod: V1Pod) =>
+    reconcile({ ...observed(df, 2, [podOf(df, 0, true), pod]) }, now).status.conditions?.find(
+      (c) => c.type === "Degraded",
+    );
+  expect(degraded(restartedAgo(5_000))?.reason).not.toBe("ClusterNotFormed");
+  expect(degraded(restartedAgo(130_000))).toMatchObject({ status: "True", reason: "ClusterNotFormed" });
+});
+
+test("status counts every pod: one beyond spec.processes outside a hand-off is no holder, and not Running", () => {
+  const df = dataflow({ processes: 2 });
+  const plan = reconcile(observed(df, 2, [podOf(df, 0, true), podOf(df, 1, true), podOf(df, 2, true)]), now);
+  expect(plan.status).toMatchObject({ phase: "Deploying", processes: 3, readyProcesses: 3, ready: "3/2" });
+  expect(plan.status.conditions?.find((c) => c.type === "Ready")).toMatchObject({
+    status: "False",
+    message: "2/2 processes ready: 1 pod(s) more than the 2 the spec asks for",
+  });
+});
+
+test("a roll is checked by a dry run before its record; a record whose target already runs is dropped", () => {
+  const old = dataflow({ processes: 2 });
+  const next = dataflow({ processes: 2, restartNonce: 1 });
+  next.status = { lastReconciledSpec: JSON.stringify(withDefaults(old.spec)) };
+  const pods = [podOf(old, 0, true), podOf(old, 1, true)];
+  const stop = reconcile(observed(next, 2, pods, old), now);
+  expect(stop.status.rollout?.stage).toBe("Stopping");
+  // First the dry run of the target at full size: the executor carries it out before the record.
+  expect(stop.actions[0]).toEqual({ type: "check", object: statefulSetOf(next, 2) });
+
+  // The spec went back to what runs before a process was stopped (or the edit was refused).
+  old.status = { ...stop.status, lastReconciledSpec: JSON.stringify(withDefaults(old.spec)) };
+  const back = reconcile(observed(old, 2, pods), now);
+  expect(back.status.rollout).toBeUndefined();
+  expect(back.actions.filter((a) => a.type !== "apply" || a.object.kind === "StatefulSet")).toEqual([]);
+  expect(back.events.map((e) => e.reason)).toContain("RollCancelled");
+  expect(back.status.phase).toBe("Running");
+});
+
+test("a refused edit records no roll and says the running processes are untouched", () => {
+  const df = dataflow({ processes: 2 });
+  df.status = {
+    processes: 2,
+    phase: "Deploying",
+    rollout: { kind: "upgrade", stage: "Stopping", generation: 2, from: 2, to: 2 },
+  };
+  const status = rejected(df, "check StatefulSet/wc: Invalid value", now);
+  expect(status.rollout).toBeUndefined();
+  expect(status.conditions?.find((c) => c.type === "Ready")?.message).toBe(
+    "2 process(es) keep running the previous spec, untouched: check StatefulSet/wc: Invalid value",
+  );
+  expect(status.conditions?.find((c) => c.type === "Degraded")?.message).toBe("check StatefulSet/wc: Invalid value");
+});
+
+test("an image change first runs one pre-flight pod; pull errors keep the old processes running", () => {
+  const old = dataflow({ processes: 2 });
+  const image = `r/x@sha256:${"b".repeat(64)}`;
+  const next = dataflow({ processes: 2, image });
+  next.status = { lastReconciledSpec: JSON.stringify(withDefaults(old.spec)) };
+  const pods = [podOf(old, 0, true), podOf(old, 1, true)];
+  const planWith = (preflight?: V1Pod) =>
+    reconcile({ ...observed(next, 2, preflight ? [...pods, preflight] : pods, old) }, now);
+  const kinds = (plan: Plan) =>
+    plan.actions.map((a) => (a.type === "apply" || a.type === "check" ? `${a.type} ${a.object.kind}` : a.type));
+
+  const first = planWith();
+  expect(first.status.rollout).toBeUndefined();
+  expect(kinds(first)).toEqual([
+    "check StatefulSet",
+    "apply Pod",
+    "apply NetworkPolicy",
+    "apply Service",
+    "apply Service",
+    "apply PodDisruptionBudget",
+  ]);
+  const pod = first.actions.find((a) => a.type === "apply" && a.object.kind === "Pod");
+  const preflight = (pod?.type === "apply" ? pod.object : {}) as V1Pod;
+  expect(preflight.metadata?.name).toBe("wc-preflight");
+  expect(preflight.metadata?.labels).toMatchObject({
+    "waxflow.io/preflight": "true",
+    "app.kubernetes.io/name": "waxflow-preflight",
+  });
+  expect(preflight.spec?.restartPolicy).toBe("Never");
+  expect(preflight.spec?.containers.map((c) => [c.image, c.args, c.readinessProbe])).toEqual([
+    [image, ["--help"], undefined],
+  ]);
+  expect(first.status.conditions?.find((c) => c.type === "Progressing")).toMatchObject({
+    status: "True",
+    reason: "CheckingImage",
+  });
+  expect(first.status.processes).toBe(2);
+
+  const pulling = {
+    ...preflight,
+    status: {
+      phase: "Pending",
+      containerStatuses: [
+        {
+          name: "waxflow",
+          image,
+          imageID: "",
+          ready: false,
+          restartCount: 0,
+          state: { waiting: { reason: "ImagePullBackOff", message: 'Back-off pulling image "r/x"' } },
+        },
+      ],
+    },
+  };
+  const held = planWith(pulling);
+  expect(held.status.rollout).toBeUndefined();
+  expect(kinds(held)).not.toContain("apply Pod");
+  expect(kinds(held)).not.toContain("apply StatefulSet");
+  expect(held.status.conditions?.find((c) => c.type === "Degraded")).toMatchObject({
+    status: "True",
+    reason: "ImagePullBackOff",
+    message: `upgrade to image ${image} held back: pre-flight pod wc-preflight cannot pull image ${image}: ImagePullBackOff: Back-off pulling image "r/x"; the 2 running process(es) keep image ${IMAGE}`,
+  });
+
+  const started = planWith({ ...preflight, status: { phase: "Running" } });
+  expect(started.status.rollout).toMatchObject({ stage: "Stopping", kind: "upgrade" });
+  expect(started.actions).toContainEqual({
+    type: "delete",
+    target: { apiVersion: "v1", kind: "Pod", name: "wc-preflight", namespace: "ns1" },
+    propagation: "Background",
+  });
+
+  // The spec went back: the pre-flight pod goes, nothing else happens.
+  old.status = next.status;
+  const back = reconcile(observed(old, 2, [...pods, pulling], old), now);
+  expect(back.status.rollout).toBeUndefined();
+  expect(back.actions.filter((a) => a.type !== "apply" || a.object.kind === "StatefulSet").map((a) => a.type)).toEqual([
+    "delete",
+  ]);
+});
+
+test("pods waiting for a Secret or ConfigMap that does not exist make the Dataflow Degraded, naming it", () => {
+  const df = dataflow({ processes: 2 });
+  const waiting = (i: number): V1Pod => ({ ...podOf(df, i, false), status: { phase: "Pending" } });
+  const missing = [
+    { kind: "Secret" as const, name: "db", where: "env DB_PASSWORD of container waxflow" },
+    { kind: "ConfigMap" as const, name: "settings", where: "volume settings" },
+  ];
+  const plan = reconcile({ ...observed(df, 2, [waiting(0), waiting(1)]), missing }, now);
+  expect(plan.status.conditions?.find((c) => c.type === "Degraded")).toMatchObject({
+    status: "True",
+    reason: "MissingSecret",
+    message:
+      '2 pod(s) (wc-0, wc-1) cannot start: Secret "db" (env DB_PASSWORD of container waxflow), ConfigMap "settings" (volume settings) do not exist in namespace ns1; create them, or change the Dataflow\'s env, envFrom or podTemplate',
+  });
+  expect(plan.events.map((e) => e.reason)).toContain("MissingSecret");
+  // Every pod started: nothing waits for them (any more).
+  const started = reconcile({ ...observed(df, 2, [podOf(df, 0, true), podOf(df, 1, true)]), missing }, now);
+  expect(started.status.conditions?.find((c) => c.type === "Degraded")?.status).toBe("False");
+});
+
+test("a new Dataflow over the volumes an earlier one of its name left hands their data over through holders", () => {
+  const df = dataflow({ processes: 1, recovery: { enabled: true } });
+  const first = reconcile({ dataflow: df, statefulSet: undefined, pods: [], claims: claimsUpTo(3) }, now);
+  expect(first.status.rollout).toMatchObject({ stage: "HandingOff", from: 3, to: 1 });
+  expect(statusFirst(df.status, first)).toBe(true);
+  expect(replicasOf(first)).toBe(3);
+  expect(envOf(first, "WAXFLOW_REPLICAS")).toBe("1");
+  expect(first.events.find((e) => e.reason === "Upgrading")?.message).toContain(
+    "2 holder(s) first handing over the recovery data that an earlier Dataflow wc left on volumes recovery-wc-0..2",
+  );
+  // Its own volumes (no more than its size) are no earlier Dataflow's.
+  const own = reconcile({ dataflow: df, statefulSet: undefined, pods: [], claims: claimsUpTo(1) }, now);
+  expect(own.status.rollout).toBeUndefined();
+});

@@ -57,12 +57,13 @@ test("reconcile decides the same on trimmed objects: steady, degraded, rolling, 
   expect(plan.actions.flatMap((a) => (a.type === "delete" ? [a.target.name] : []))).toEqual(["recovery-wc-2"]);
 });
 
-test("trimming keeps our annotations and drops managedFields, pod specs and foreign annotations", () => {
+test("trimming keeps our annotations and the pod template, and drops managedFields, pod specs and foreign annotations", () => {
   const o = full();
   const sts = trimStatefulSet(o.statefulSet ?? {});
   expect(sts.metadata?.managedFields).toBeUndefined();
   expect(Object.keys(sts.metadata?.annotations ?? {})).toEqual(["waxflow.io/applied-hash"]);
-  expect(sts.spec?.template.spec).toBeUndefined();
+  // The pod template stays: drift in it is reverted.
+  expect(sts.spec?.template).toEqual(o.statefulSet?.spec?.template);
   const pod = trimPod(o.pods[0] ?? {});
   expect(pod.spec?.containers).toEqual([{ name: "waxflow", image: IMAGE }]);
   expect(JSON.stringify(pod).length).toBeLessThan(JSON.stringify(o.pods[0]).length / 3);

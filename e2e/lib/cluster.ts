@@ -92,7 +92,8 @@ export async function pods(namespace: string, dataflow: string): Promise<Pod[]> 
     "-n",
     namespace,
     "-l",
-    `waxflow.io/dataflow=${dataflow}`,
+    // The processes: not the operator's pre-flight pod of an image change.
+    `app.kubernetes.io/name=waxflow,waxflow.io/dataflow=${dataflow}`,
   );
   return list.items;
 }

@@ -104,10 +104,13 @@ export const DATAFLOW_RULES: V1PolicyRule[] = [
   },
   // claims come from the StatefulSet's volumeClaimTemplate; the controller only removes them
   { apiGroups: [""], resources: ["persistentvolumeclaims"], verbs: ["list", "watch", "delete"] },
-  { apiGroups: [""], resources: ["pods"], verbs: ["list", "watch"] },
+  // the one pre-flight pod of an image change (server-side apply), removed once it has started
+  { apiGroups: [""], resources: ["pods"], verbs: ["list", "watch", "create", "patch", "delete"] },
   { apiGroups: [""], resources: ["events"], verbs: ["create"] },
-  // the cluster secret of each Dataflow, created once; never read, listed or changed
-  { apiGroups: [""], resources: ["secrets"], verbs: ["create"] },
+  // the cluster secret of each Dataflow, created once, never listed or changed; get: whether
+  // a Secret or ConfigMap a waiting pod needs exists (asked for as metadata only, never the data)
+  { apiGroups: [""], resources: ["secrets"], verbs: ["create", "get"] },
+  { apiGroups: [""], resources: ["configmaps"], verbs: ["get"] },
 ];
 
 /** Leader election (kube/leader.ts) in the controller's own namespace: create, then read and renew one Lease. */

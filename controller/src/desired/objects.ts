@@ -6,6 +6,7 @@ import type {
   V1EnvVar,
   V1OwnerReference,
   V1PersistentVolumeClaim,
+  V1Pod,
   V1PodDisruptionBudget,
   V1PodTemplateSpec,
   V1Secret,
@@ -372,6 +373,49 @@ export function immutableShape(sts: V1StatefulSet | undefined): string {
       storageClassName: c.spec?.storageClassName,
     })),
   });
+}
+
+/** Marks the pre-flight pod: not a process of the cluster, so the operator counts it apart. */
+export const PREFLIGHT_LABEL = "waxflow.io/preflight";
+export const preflightPodName = (name: string) => `${name}-preflight`;
+
+/**
+ * One pod of the new template that only shows its image pulls and starts: the entrypoint
+ * `waxflow run` with `--help` exits 0 at once, without data, peers, volumes or probes.
+ * `app.kubernetes.io/name` says `waxflow-preflight`, so the StatefulSet's selector, the
+ * Services and the PodDisruptionBudget (a pod stuck pulling would use up its one
+ * disruption) never take it for a process.
+ */
+export function desiredPreflightPod(df: Dataflow, spec: DefaultedDataflowSpec): V1Pod {
+  const ref = refOf(df);
+  const template = podTemplate(df, spec);
+  const podSpec = template.spec ?? { containers: [] };
+  const checked = (c: V1Container): V1Container => {
+    if (c.name !== CONTAINER) return c;
+    const { readinessProbe: _r, livenessProbe: _l, ...rest } = c;
+    return {
+      ...rest,
+      args: ["--help"],
+      volumeMounts: (c.volumeMounts ?? []).filter((m) => m.name !== RECOVERY_VOLUME),
+    };
+  };
+  return {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: {
+      ...metadataFor(ref, preflightPodName(ref.name)),
+      labels: { ...labelsFor(ref.name), "app.kubernetes.io/name": "waxflow-preflight", [PREFLIGHT_LABEL]: "true" },
+      annotations: template.metadata?.annotations ?? {},
+    },
+    spec: {
+      ...podSpec,
+      // Only the waxflow container says whether the image works; sidecars wait for nothing here.
+      containers: podSpec.containers.filter((c) => c.name === CONTAINER).map(checked),
+      initContainers: undefined,
+      restartPolicy: "Never",
+      terminationGracePeriodSeconds: 0,
+    },
+  };
 }
 
 /**

@@ -26,6 +26,8 @@ import { statusCode } from "../log.ts";
 import type { KubeEvent, ObjectRef } from "../reconcile/reconcile.ts";
 
 const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
+const metadataOnly = setHeaderOptions("Accept", "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1");
+const jsonPatch = setHeaderOptions("Content-Type", PatchStrategy.JsonPatch);
 const serverSideApply = setHeaderOptions("Content-Type", PatchStrategy.ServerSideApply);
 
 function isStatefulSet(object: KubernetesObject): object is V1StatefulSet {
@@ -110,6 +112,18 @@ export class Kube {
     return list.items;
   }
 
+  /**
+   * Whether a Secret or ConfigMap exists. Asks for its metadata alone, so no Secret's data
+   * ever reaches the controller (RBAC still calls it get).
+   */
+  async exists(kind: "Secret" | "ConfigMap", namespace: string, name: string): Promise<boolean> {
+    const read =
+      kind === "Secret"
+        ? this.core.readNamespacedSecret({ namespace, name }, metadataOnly)
+        : this.core.readNamespacedConfigMap({ namespace, name }, metadataOnly);
+    return (await orUndefined(read)) !== undefined;
+  }
+
   async readNetworkPolicy(namespace: string, name: string): Promise<V1NetworkPolicy | undefined> {
     return orUndefined(this.networking.readNamespacedNetworkPolicy({ namespace, name }));
   }
@@ -126,9 +140,11 @@ export class Kube {
     return list.items;
   }
 
-  async apply<T extends KubernetesObject>(object: T): Promise<T> {
-    if (isStatefulSet(object)) return (await this.#applyStrict(object)) as T;
-    return this.objects.patch(object, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+  /** Server-side apply; with dryRun the API server validates and admits it, and stores nothing. */
+  async apply<T extends KubernetesObject>(object: T, options: { dryRun?: boolean } = {}): Promise<T> {
+    const dryRun = options.dryRun === true ? "All" : undefined;
+    if (isStatefulSet(object)) return (await this.#applyStrict(object, dryRun)) as T;
+    return this.objects.patch(object, undefined, dryRun, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
   }
 
   /** Creates `object` unless it exists; an existing one is left as it is. */
@@ -145,17 +161,37 @@ export class Kube {
    * as they are: strict field validation refuses a typo in them (the Dataflow turns
    * Failed with the field's path) where the default would drop it with a warning.
    */
-  async #applyStrict(set: V1StatefulSet): Promise<V1StatefulSet> {
+  async #applyStrict(set: V1StatefulSet, dryRun: string | undefined): Promise<V1StatefulSet> {
     return this.apps.patchNamespacedStatefulSet(
       {
         namespace: set.metadata?.namespace ?? "",
         name: set.metadata?.name ?? "",
         body: set,
+        ...(dryRun === undefined ? {} : { dryRun }),
         fieldManager: FIELD_MANAGER,
         force: true,
         fieldValidation: "Strict",
       },
       serverSideApply,
+    );
+  }
+
+  /**
+   * Replaces the pod template and update strategy as a whole (JSON patch), so what another
+   * field manager added there goes too; server-side apply would keep it.
+   */
+  async replaceTemplate(set: V1StatefulSet): Promise<void> {
+    await this.apps.patchNamespacedStatefulSet(
+      {
+        namespace: set.metadata?.namespace ?? "",
+        name: set.metadata?.name ?? "",
+        body: [
+          { op: "replace", path: "/spec/template", value: set.spec?.template },
+          { op: "replace", path: "/spec/updateStrategy", value: set.spec?.updateStrategy },
+        ],
+        fieldManager: FIELD_MANAGER,
+      },
+      jsonPatch,
     );
   }
 

@@ -53,7 +53,9 @@ export function trimStatefulSet(sts: V1StatefulSet): V1StatefulSet {
             serviceName: s.serviceName,
             podManagementPolicy: s.podManagementPolicy,
             selector: s.selector,
-            template: { metadata: defined({ annotations: ours(s.template.metadata?.annotations) }) },
+            // Whole: reconcile compares what it set there with what runs (template drift).
+            template: s.template,
+            updateStrategy: s.updateStrategy,
             volumeClaimTemplates: s.volumeClaimTemplates?.map((c) => ({
               metadata: { name: c.metadata?.name },
               spec: c.spec,

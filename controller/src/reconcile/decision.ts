@@ -9,6 +9,10 @@ export function describe(action: Action): string {
   switch (action.type) {
     case "apply":
       return `apply ${action.object.kind}/${action.object.metadata?.name}`;
+    case "check":
+      return `check ${action.object.kind}/${action.object.metadata?.name}`;
+    case "revert":
+      return `revert ${action.object.kind}/${action.object.metadata?.name}`;
     case "scaleToZero":
       return `scale ${action.target.kind}/${action.target.name} to 0`;
     case "delete":

@@ -108,6 +108,7 @@ export function progressMessage(pods: readonly V1Pod[], wanted: number, containe
     .map((g) => phrase(g.activity, g.names));
   const alive = pods.filter((p) => p.metadata?.deletionTimestamp === undefined).length;
   if (alive < wanted) parts.push(`${wanted - alive} not created yet`);
+  if (alive > wanted) parts.push(`${alive - wanted} pod(s) more than the ${wanted} the spec asks for`);
   const counted = Math.min(ready, wanted);
   return `${counted}/${wanted} processes ready${parts.length > 0 ? `: ${parts.join("; ")}` : ""}`;
 }

@@ -25,19 +25,24 @@ import {
   desiredApiService,
   desiredDisruptionBudget,
   desiredHeadlessService,
+  desiredPreflightPod,
   desiredStatefulSet,
   durationSeconds,
   FINALIZER,
   hashOf,
   immutableShape,
+  PREFLIGHT_LABEL,
+  preflightPodName,
   RECOVERY_VOLUME,
   refOf,
   selectorString,
   templateHashOf,
 } from "../desired/objects.ts";
 import { guardPodTemplate } from "../desired/pod-guard.ts";
+import type { Reference } from "../desired/references.ts";
 import { progressMessage } from "./diagnosis.ts";
 import { classifySpecDiff } from "./diff.ts";
+import { statefulSetDrift } from "./drift.ts";
 import { diagnoseFailures, trackFailures } from "./failures.ts";
 import { condition, STATUS_REFRESH_MS, stamped } from "./status.ts";
 
@@ -51,6 +56,8 @@ export interface Observed {
   readonly services?: readonly V1Service[];
   readonly networkPolicy?: V1NetworkPolicy;
   readonly disruptionBudget?: V1PodDisruptionBudget;
+  /** Secrets and ConfigMaps the pod template needs that do not exist (looked up while a pod waits). */
+  readonly missing?: readonly Reference[];
 }
 
 /** What the operator was installed with (the chart's values, through the controller's environment). */
@@ -72,6 +79,16 @@ export interface ObjectRef {
 
 export type Action =
   | { readonly type: "apply"; readonly object: KubernetesObject }
+  /**
+   * Puts a StatefulSet's pod template and update strategy back as `object` has them
+   * (replacing, so fields another manager added go too), then applies `object`.
+   */
+  | { readonly type: "revert"; readonly object: V1StatefulSet }
+  /**
+   * A dry run of applying `object`: carried out first, before the write-ahead record of a
+   * roll, so a spec the API server refuses never stops a process.
+   */
+  | { readonly type: "check"; readonly object: KubernetesObject }
   | { readonly type: "scaleToZero"; readonly target: ObjectRef }
   | { readonly type: "delete"; readonly target: ObjectRef; readonly propagation: "Background" | "Orphan" }
   /**
@@ -147,9 +164,14 @@ function diagnosePods(pods: readonly V1Pod[], now: Date): { reason: string; mess
   }
   const running = pods.filter((p) => !isTerminating(p) && p.status?.phase === "Running");
   const stuck = running.filter((p) => {
-    // Not ready since it started, or since it last went unready: a process that re-forms
-    // its cluster after a lost peer does so in a pod that has run for long.
-    const since = [p.status?.startTime, p.status?.conditions?.find((c) => c.type === "Ready")?.lastTransitionTime]
+    // Not ready since it started, since its container last (re)started, or since it last
+    // went unready: a process that re-forms its cluster after a lost peer or a restart
+    // does so in a pod that has run for long.
+    const since = [
+      p.status?.startTime,
+      p.status?.containerStatuses?.find((c) => c.name === CONTAINER)?.state?.running?.startedAt,
+      p.status?.conditions?.find((c) => c.type === "Ready")?.lastTransitionTime,
+    ]
       .filter((t) => t !== undefined)
       .map((t) => new Date(t).getTime());
     return !isReady(p) && since.length > 0 && now.getTime() - Math.max(...since) > CLUSTER_FORM_TIMEOUT_MS;
@@ -161,6 +183,24 @@ function diagnosePods(pods: readonly V1Pod[], now: Date): { reason: string; mess
     };
   }
   return undefined;
+}
+
+/** Pods that cannot start for a Secret or ConfigMap that does not exist: which, and where the spec uses it. */
+function missingProblem(
+  missing: readonly Reference[],
+  live: readonly V1Pod[],
+  namespace: string,
+): { reason: string; message: string } | undefined {
+  const first = missing[0];
+  const waiting = live.filter((p) => !isReady(p)).map((p) => p.metadata?.name ?? "?");
+  if (first === undefined || waiting.length === 0) return undefined;
+  const what = missing.map((r) => `${r.kind} "${r.name}" (${r.where})`).join(", ");
+  return {
+    reason: `Missing${first.kind}`,
+    message:
+      `${waiting.length} pod(s) (${waiting.join(", ")}) cannot start: ${what} ${missing.length === 1 ? "does" : "do"} not exist ` +
+      `in namespace ${namespace}; create ${missing.length === 1 ? "it" : "them"}, or change the Dataflow's env, envFrom or podTemplate`,
+  };
 }
 
 function parseSpec(text: string | undefined): DefaultedDataflowSpec | undefined {
@@ -184,9 +224,63 @@ function ordinalOf(objectName: string | undefined, prefix: string): number | und
  * one: each pod has its own volume, so the pods beyond the new size run once more, as
  * holders, until they have handed their data over. Undefined when there is nothing to hand over.
  */
-function handOffFrom(last: DefaultedDataflowSpec | undefined, spec: DefaultedDataflowSpec): number | undefined {
-  if (!last?.recovery.enabled || !spec.recovery.enabled) return undefined;
-  return last.processes > spec.processes ? last.processes : undefined;
+function handOffFrom(
+  last: DefaultedDataflowSpec | undefined,
+  spec: DefaultedDataflowSpec,
+  leftover: number,
+): number | undefined {
+  if (!spec.recovery.enabled) return undefined;
+  // Never started: volumes beyond its size are an earlier Dataflow's of the same name (kept
+  // by its delete), whose last cluster had one process per volume.
+  const from = last === undefined ? leftover : last.recovery.enabled ? last.processes : 0;
+  return from > spec.processes ? from : undefined;
+}
+
+/** How many processes the recovery volumes left by an earlier Dataflow of this name served: the highest ordinal + 1. */
+function leftoverVolumes(claims: readonly V1PersistentVolumeClaim[], name: string): number {
+  const ordinals = claims
+    .filter((c) => c.metadata?.deletionTimestamp === undefined)
+    .map((c) => ordinalOf(c.metadata?.name, `${RECOVERY_VOLUME}-${name}-`))
+    .filter((o) => o !== undefined);
+  return ordinals.length === 0 ? 0 : Math.max(...ordinals) + 1;
+}
+
+const isPreflight = (pod: V1Pod) => pod.metadata?.labels?.[PREFLIGHT_LABEL] !== undefined;
+
+/** What the pre-flight pod of the wanted template showed about its image. */
+type Preflight =
+  | { readonly state: "passed" }
+  | { readonly state: "waiting"; readonly message: string }
+  | { readonly state: "failed"; readonly reason: string; readonly message: string };
+
+const PULL_FAILED = new Set(["ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"]);
+
+/** Read from the pre-flight pod's status: the kubelet pulled the image and started it, or why not. */
+function preflightOf(pod: V1Pod | undefined, image: string, hashWant: string | undefined): Preflight {
+  const name = pod?.metadata?.name ?? "";
+  if (pod === undefined || templateHashOf(pod) !== hashWant || isTerminating(pod)) {
+    return { state: "waiting", message: `starting a pre-flight pod of image ${image}` };
+  }
+  const cs = pod.status?.containerStatuses?.find((c) => c.name === CONTAINER);
+  const exit = cs?.state?.terminated?.exitCode;
+  if (pod.status?.phase === "Succeeded" || pod.status?.phase === "Running" || exit === 0) return { state: "passed" };
+  const waiting = cs?.state?.waiting;
+  if (waiting?.reason !== undefined && (PULL_FAILED.has(waiting.reason) || STUCK.has(waiting.reason))) {
+    const what = PULL_FAILED.has(waiting.reason) ? `cannot pull image ${image}` : `cannot start image ${image}`;
+    return {
+      state: "failed",
+      reason: waiting.reason,
+      message: `pre-flight pod ${name} ${what}: ${waiting.reason}${waiting.message ? `: ${waiting.message.trim()}` : ""}`,
+    };
+  }
+  if (pod.status?.phase === "Failed" || (exit !== undefined && exit !== 0)) {
+    return {
+      state: "failed",
+      reason: "PreflightFailed",
+      message: `pre-flight pod ${name}: image ${image} exited with code ${exit ?? "?"} on \`waxflow run --help\``,
+    };
+  }
+  return { state: "waiting", message: `pre-flight pod ${name} is pulling and starting image ${image}` };
 }
 
 function finalize(observed: Observed, now: Date): Plan {
@@ -264,15 +358,24 @@ function invalid(observed: Observed, err: unknown, now: Date): Plan {
 
 /** The status the executor writes when the API server refused an object built from the spec. */
 export function rejected(df: Dataflow, message: string, now: Date): DataflowStatus {
-  const prev = df.status ?? {};
+  const { rollout: _notCarriedOut, ...prev } = df.status ?? {};
   const gen = df.metadata?.generation;
+  const running = prev.processes ?? 0;
   return {
     ...prev,
     observedGeneration: gen,
     lastReconcileTime: now.toISOString(),
     phase: "Failed",
     conditions: [
-      condition(prev.conditions, "Ready", false, REJECTED, message, gen, now),
+      condition(
+        prev.conditions,
+        "Ready",
+        false,
+        REJECTED,
+        running > 0 ? `${running} process(es) keep running the previous spec, untouched: ${message}` : message,
+        gen,
+        now,
+      ),
       ...(prev.conditions ?? []).filter((c) => c.type === "Progressing"),
       condition(prev.conditions, "Degraded", true, REJECTED, message, gen, now),
     ],
@@ -303,6 +406,15 @@ function replicasDrift(live: V1StatefulSet, wanted: V1StatefulSet): string | und
   );
 }
 
+/** What was changed in a StatefulSet's template or labels, as the DriftReverted event says it. */
+function templateDriftMessage(name: string, fields: readonly string[]): string {
+  const shown = fields.length > 5 ? [...fields.slice(0, 5), `${fields.length - 5} more`] : fields;
+  return (
+    `StatefulSet ${name} was changed outside the operator (${shown.join(", ")}); set back ` +
+    "(to change the processes, change the Dataflow: waxctl df deploy, or its spec)"
+  );
+}
+
 /**
  * The plan with its status stamped (lastReconcileTime) and a look again within
  * STATUS_REFRESH_MS: a status that stops being refreshed then tells that no operator runs.
@@ -321,7 +433,9 @@ export function reconcile(observed: Observed, now: Date, settings: OperatorSetti
     const plan = finalize(observed, now);
     return plan.actions.length === 0 ? plan : refreshed(plan, df, now); // none: the object is already going
   }
-  const plan = refreshed(converge(observed, now, settings), df, now);
+  const preflight = observed.pods.find(isPreflight);
+  const processes = { ...observed, pods: observed.pods.filter((p) => !isPreflight(p)) };
+  const plan = refreshed(converge(processes, preflight, now, settings), df, now);
   // A StatefulSet is what a new Dataflow's pods wait for: create it alone (with the
   // cluster Secret its pods mount and the NetworkPolicy that fences them from their start)
   // and look again (at the back of the queue). A burst of new Dataflows then gets every
@@ -343,7 +457,7 @@ export function reconcile(observed: Observed, now: Date, settings: OperatorSetti
   return { ...plan, actions: [{ type: "addFinalizer" }, ...plan.actions] };
 }
 
-function converge(observed: Observed, now: Date, settings: OperatorSettings): Plan {
+function converge(observed: Observed, preflight: V1Pod | undefined, now: Date, settings: OperatorSettings): Plan {
   const df = observed.dataflow;
 
   // validate: what the API server's schema cannot check.
@@ -366,14 +480,25 @@ function converge(observed: Observed, now: Date, settings: OperatorSettings): Pl
   const sts = observed.statefulSet;
   const hashWant = templateHashOf(stsWanted.spec?.template);
   const live = observed.pods.filter((p) => !isTerminating(p));
-  const stalePods = observed.pods.filter((p) => templateHashOf(p) !== hashWant);
+  // A pod the StatefulSet made while its template was changed by hand carries our hash
+  // but maybe not our image: it is not what the spec runs either.
+  const imageOf = (p: V1Pod) => p.spec?.containers.find((c) => c.name === CONTAINER)?.image;
+  const stalePods = observed.pods.filter(
+    (p) => templateHashOf(p) !== hashWant || (imageOf(p) ?? spec.image) !== spec.image,
+  );
   const stsReplicas = sts?.spec?.replicas ?? 0;
   const shapeChanged = sts !== undefined && immutableShape(sts) !== immutableShape(stsWanted);
   const stsStale = sts !== undefined && (templateHashOf(sts.spec?.template) !== hashWant || shapeChanged);
   const last = parseSpec(prev.lastReconciledSpec);
   const diff = classifySpecDiff(last, spec);
-  const holdersFrom = handOffFrom(last, spec);
-  const isHolder = (pod: V1Pod) => (ordinalOf(pod.metadata?.name, `${name}-`) ?? 0) >= spec.processes;
+  // Not yet started by us (no StatefulSet, or only the one of the roll we recorded): any
+  // volumes already there were left by an earlier Dataflow of this name.
+  const fresh = last === undefined && (sts === undefined || prev.rollout !== undefined);
+  const holdersFrom = handOffFrom(last, spec, fresh ? leftoverVolumes(observed.claims, name) : 0);
+  // Holders exist only while a hand-off runs; any other pod beyond spec.processes (the
+  // StatefulSet scaled by hand, an old cluster's pods) is counted like every pod.
+  const isHolder = (pod: V1Pod) =>
+    prev.rollout?.stage === "HandingOff" && (ordinalOf(pod.metadata?.name, `${name}-`) ?? 0) >= spec.processes;
   // What the messages count: the cluster's processes, and every pod on its way out; a
   // holder hands data over and has its own message (HandingOffRecovery).
   const told = observed.pods.filter((p) => isTerminating(p) || !isHolder(p));
@@ -392,12 +517,20 @@ function converge(observed: Observed, now: Date, settings: OperatorSettings): Pl
             ? observed.disruptionBudget
             : observed.services?.find((s) => s.metadata?.name === object.metadata?.name);
     if (live !== undefined && appliedHashOf(live) === appliedHashOf(object)) {
-      // Same hash, so what differs was changed by someone else: `kubectl scale sts` leaves
-      // the annotation alone. A worker cluster's size is the spec's; put it back.
-      const drift =
-        object.kind === "StatefulSet" ? replicasDrift(live as V1StatefulSet, object as V1StatefulSet) : undefined;
-      if (drift === undefined) return [];
-      events.push({ type: "Warning", reason: "DriftReverted", message: drift });
+      // Same hash, so what differs was changed by someone else: `kubectl scale sts` and
+      // `kubectl set env` leave the annotation alone. A worker cluster's size and pod
+      // template are the spec's; put them back.
+      if (object.kind !== "StatefulSet") return [];
+      const wanted = object as V1StatefulSet;
+      const drift = replicasDrift(live as V1StatefulSet, wanted);
+      const fields = statefulSetDrift(live as V1StatefulSet, wanted);
+      if (drift === undefined && fields.length === 0) return [];
+      if (drift !== undefined) events.push({ type: "Warning", reason: "DriftReverted", message: drift });
+      if (fields.length > 0) {
+        events.push({ type: "Warning", reason: "DriftReverted", message: templateDriftMessage(name, fields) });
+        // An apply would keep what another field manager added (an env var, a label): replace.
+        return [{ type: "revert", object: wanted }];
+      }
     }
     // Its pods mount the cluster secret: it exists before a StatefulSet that starts pods.
     const startsPods = object.kind === "StatefulSet" && ((object as V1StatefulSet).spec?.replicas ?? 0) > 0;
@@ -417,14 +550,44 @@ function converge(observed: Observed, now: Date, settings: OperatorSettings): Pl
   const needsRoll =
     replicas > 0 &&
     (stalePods.length > 0 || (stsStale && stsReplicas > 0) || (holdersFrom !== undefined && rollout === undefined));
-  if (needsRoll && rollout?.stage !== "Stopping") {
+  // Before working processes of another image are stopped, one pod of the new template
+  // shows that the image pulls and starts; until then (or when it cannot) they run on.
+  // Processes that are not ready (crash looping, say) have nothing to keep: no check.
+  const oldImages = [
+    ...new Set(
+      live
+        .filter(isReady)
+        .map(imageOf)
+        .filter((i) => i !== undefined && i !== spec.image),
+    ),
+  ];
+  const gate: Preflight =
+    needsRoll && rollout?.stage !== "Stopping" && oldImages.length > 0
+      ? preflightOf(preflight, spec.image, hashWant)
+      : { state: "passed" };
+  const holding = gate.state !== "passed";
+  if (holding) {
+    if (!shapeChanged) actions.push({ type: "check", object: stsWanted });
+    if (preflight === undefined) actions.push({ type: "apply", object: desiredPreflightPod(df, spec) });
+  }
+  if (preflight !== undefined && !isTerminating(preflight) && (!holding || templateHashOf(preflight) !== hashWant)) {
+    // Done with, or of an older spec: a new one is made once it is gone.
+    const target = { apiVersion: "v1", kind: "Pod", name: preflightPodName(name), namespace };
+    actions.push({ type: "delete", target, propagation: "Background" });
+  }
+  if (needsRoll && rollout?.stage !== "Stopping" && !holding) {
     const kind = diff.class === "scale" ? "scale" : "upgrade";
     const from = last?.processes ?? stsReplicas;
     rollout = { kind, stage: "Stopping", generation: gen ?? 0, startedAt: now.toISOString(), from, to: replicas };
+    // A changed shape is refused in place by design (the StatefulSet is recreated), so only a
+    // template can be checked against the live object.
+    if (!shapeChanged) actions.push({ type: "check", object: stsWanted });
     const handOff =
       holdersFrom === undefined
         ? ""
-        : `, with ${holdersFrom - replicas} holder(s) handing their recovery data over first`;
+        : last === undefined
+          ? `, with ${holdersFrom - replicas} holder(s) first handing over the recovery data that an earlier Dataflow ${name} left on volumes ${RECOVERY_VOLUME}-${name}-0..${holdersFrom - 1}`
+          : `, with ${holdersFrom - replicas} holder(s) handing their recovery data over first`;
     events.push({
       type: "Normal",
       reason: kind === "scale" ? "Scaling" : "Upgrading",
@@ -432,6 +595,24 @@ function converge(observed: Observed, now: Date, settings: OperatorSettings): Pl
         `${diff.fields.length > 0 ? `changed ${diff.fields.join(", ")}: ` : ""}stopping all ${Math.max(live.length, from)} process(es) ` +
         `before starting ${replicas} new one(s)${handOff}; a worker cluster never mixes old and new processes`,
     });
+  }
+  // A record whose target is what already runs (the spec went back to it, or a refused
+  // edit left it behind) has nothing left to do: dropped, nothing is stopped.
+  const runsWanted =
+    replicas > 0 &&
+    sts !== undefined &&
+    !stsStale &&
+    stsReplicas === replicas &&
+    stalePods.length === 0 &&
+    observed.pods.length === replicas &&
+    live.length === replicas;
+  if (rollout?.stage === "Stopping" && !needsRoll && runsWanted) {
+    events.push({
+      type: "Normal",
+      reason: "RollCancelled",
+      message: `the ${replicas} running process(es) already run the spec; nothing to restart`,
+    });
+    rollout = undefined;
   }
   let lastReconciledSpec = prev.lastReconciledSpec;
   let progressing: { reason: string; message: string } | undefined;
@@ -443,7 +624,13 @@ function converge(observed: Observed, now: Date, settings: OperatorSettings): Pl
   const stsSettled =
     observedGen === undefined ||
     (observedGen >= (sts?.metadata?.generation ?? 0) && (sts?.status?.replicas ?? 0) === 0);
-  if (rollout?.stage === "Stopping") {
+  if (holding) {
+    actions.push(...services);
+    progressing = {
+      reason: "CheckingImage",
+      message: `${gate.state === "waiting" ? gate.message : "the pre-flight pod failed"}; the ${live.length} running process(es) of ${oldImages.join(", ")} stop only once it has started`,
+    };
+  } else if (rollout?.stage === "Stopping") {
     if (observed.pods.length > 0 || stsReplicas > 0 || !stsSettled) {
       if (shapeChanged) actions.push({ type: "scaleToZero", target: stsRef });
       else actions.push(...applyIfChanged(desiredStatefulSet(df, spec, 0)));
@@ -469,7 +656,7 @@ function converge(observed: Observed, now: Date, settings: OperatorSettings): Pl
       });
     }
   }
-  if (rollout?.stage === "HandingOff") {
+  if (!holding && rollout?.stage === "HandingOff") {
     // Every pod of the larger cluster runs the new template; those beyond `replicas` are
     // holders, which turn Ready once the new processes have taken their data over.
     const from = holdersFrom ?? 0;
@@ -502,7 +689,8 @@ function converge(observed: Observed, now: Date, settings: OperatorSettings): Pl
       };
     }
   }
-  if (rollout?.stage === "Starting") {
+  // While the image is checked the old processes run on as they are: nothing else is applied.
+  if (!holding && rollout?.stage === "Starting") {
     if (shapeChanged) {
       // The pods are gone: recreate the StatefulSet with fields that cannot change in place; Orphan keeps the claims.
       actions.push({ type: "delete", target: stsRef, propagation: "Orphan" });
@@ -524,7 +712,7 @@ function converge(observed: Observed, now: Date, settings: OperatorSettings): Pl
         };
       }
     }
-  } else if (rollout === undefined) {
+  } else if (!holding && rollout === undefined) {
     actions.push(...applyIfChanged(stsWanted), ...services);
     // The spec the processes were started with: while none run (suspended), the last
     // cluster's size still says which volumes hold recovery data.
@@ -566,7 +754,7 @@ function converge(observed: Observed, now: Date, settings: OperatorSettings): Pl
       ? "Deploying"
       : suspended
         ? "Suspended"
-        : ready === spec.processes && stalePods.length === 0
+        : ready === spec.processes && live.length === spec.processes && stalePods.length === 0
           ? "Running"
           : !live.some((p) => p.status?.phase === "Running")
             ? "Pending"
@@ -581,7 +769,14 @@ function converge(observed: Observed, now: Date, settings: OperatorSettings): Pl
     }
   }
   // A failed run first: it is what the restarts and CrashLoopBackOff waits come from.
-  const problem = failure ?? diagnosePods(live, now);
+  const held =
+    gate.state === "failed"
+      ? {
+          reason: gate.reason,
+          message: `upgrade to image ${spec.image} held back: ${gate.message}; the ${live.length} running process(es) keep image ${oldImages.join(", ")}`,
+        }
+      : undefined;
+  const problem = failure ?? held ?? missingProblem(observed.missing ?? [], live, namespace) ?? diagnosePods(live, now);
   const readyMessage =
     phase === "Running"
       ? `${ready}/${spec.processes} processes ready`

@@ -4,7 +4,7 @@ import { Flags } from "@oclif/core";
 import type { Dataflow } from "@waxflow/crds";
 import { specSchema } from "@waxflow/crds";
 import { ClusterCommand, nameArg } from "../../base.ts";
-import { scale } from "../../deploy/lifecycle.ts";
+import { restart, scale } from "../../deploy/lifecycle.ts";
 import { dataflowName, duration, durationMs, wholeNumber } from "../../deploy/options.ts";
 import { waitUntilFormed } from "../../deploy/wait.ts";
 import { UserError } from "../../errors.ts";
@@ -86,7 +86,7 @@ export function fileOutputNote(df: Dataflow, previous: number): string | undefin
 export default class DfScale extends ClusterCommand {
   static override summary = "Change how many processes a dataflow runs.";
   static override description =
-    "Sets spec.processes through the Dataflow's scale subresource. A worker cluster is fixed-size, so the operator replaces every process together; with recovery enabled they resume from the last snapshot, with the state spread over the new count. File output (FileSink, DirSink) moves only if its directory is on a volume every pod mounts: with recovery, the command asks a running process where its file sinks write and refuses when that is each pod's own storage (--force scales anyway).";
+    "Sets spec.processes through the Dataflow's scale subresource. A worker cluster is fixed-size, so the operator replaces every process together; with recovery enabled they resume from the last snapshot, with the state spread over the new count. File output (FileSink, DirSink) moves only if its directory is on a volume every pod mounts: with recovery, the command asks a running process where its file sinks write and refuses when that is each pod's own storage (--force scales anyway). Scaling to the count the spec already has restarts every process together when the pods that run do not match it.";
 
   static override examples = [
     { description: "Run orders on 4 processes:", command: "<%= config.bin %> <%= command.id %> orders --processes 4" },
@@ -122,15 +122,24 @@ export default class DfScale extends ClusterCommand {
     const outputs = rescale ? await this.#askedOutputs(cluster, namespace, name) : undefined;
     const stuck = outputs === undefined ? undefined : outputs.perPod[0];
     if (stuck !== undefined && !flags.force) throw new UserError(refusal(name, stuck));
-    const { dataflow, changed } = await scale(cluster, namespace, name, processes);
+    const scaled = await scale(cluster, namespace, name, processes);
+    let { dataflow } = scaled;
+    const { changed } = scaled;
+    // The spec already says N, but N pods are not what runs (the StatefulSet was scaled by
+    // hand, or pods of an old cluster linger): replacing every process together repairs it.
+    const running = changed ? [] : (await cluster.pods(namespace, name)).filter((p) => !p.metadata?.deletionTimestamp);
+    const repair = !changed && running.length > 0 && running.length !== processes && live.spec.state !== "suspended";
+    if (repair) dataflow = await restart(cluster, namespace, name);
     this.log(
       changed
         ? `dataflow ${name} in namespace ${namespace} scaled to ${processes} process(es); every process is replaced together`
-        : `dataflow ${name} in namespace ${namespace} already runs ${processes} process(es)`,
+        : repair
+          ? `dataflow ${name} in namespace ${namespace} asks for ${processes} process(es) but ${running.length} pod(s) run: restarting every process together as ${processes}`
+          : `dataflow ${name} in namespace ${namespace} already runs ${processes} process(es)`,
     );
     const note = changed && outputs === undefined ? fileOutputNote(dataflow, previous) : undefined;
     if (note !== undefined) this.logToStderr(note);
-    if (!changed || !flags.wait) return dataflow;
+    if (!(changed || repair) || !flags.wait) return dataflow;
     const mode = outputMode(this.jsonEnabled(), process.stdout.isTTY === true, process.env);
     const progress = await createProgress(mode, (line) => this.log(line));
     try {
