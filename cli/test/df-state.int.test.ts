@@ -3,9 +3,8 @@
 // --state-query` process serves its API; the API server's pod proxy carries the token
 // header through to it. A user who may not read the Dataflow's cluster Secret cannot query.
 import { writeFileSync } from "node:fs";
-import { networkInterfaces } from "node:os";
 import { join, resolve } from "node:path";
-import { CoreV1Api, RbacAuthorizationV1Api, type V1Pod } from "@kubernetes/client-node";
+import { CoreV1Api, RbacAuthorizationV1Api } from "@kubernetes/client-node";
 import { afterAll, beforeAll, expect, test, vi } from "vitest";
 import { Kube } from "../../controller/src/kube/client.ts";
 import { installCrd } from "../../controller/src/kube/crd.ts";
@@ -14,6 +13,7 @@ import { freePorts } from "../../runtime/test/support/ports.ts";
 import { childProcesses } from "../../runtime/test/support/processes.ts";
 import { TEST_SECRET, TEST_SECRET_BYTES } from "../../runtime/test/support/secret.ts";
 import type { StateAnswer } from "../src/commands/df/state.ts";
+import { createProcessPod } from "./process-pod.ts";
 import { type Outcome, waxctl } from "./waxctl.ts";
 
 vi.setConfig({ testTimeout: 60_000 });
@@ -23,46 +23,7 @@ const processes = childProcesses();
 let cluster: TestCluster;
 let apiPort: number;
 
-function ownAddress(): string {
-  for (const addresses of Object.values(networkInterfaces())) {
-    for (const a of addresses ?? []) if (a.family === "IPv4" && !a.internal) return a.address;
-  }
-  throw new Error("this machine has no non-loopback IPv4 address for the API server to proxy to");
-}
-
 const run = (...args: string[]): Promise<Outcome> => waxctl([...args, "--kubeconfig", cluster.kubeconfigPath]);
-
-/** A running pod `name` of Dataflow `dataflow` whose API is this machine's `port`. */
-async function runningPod(core: CoreV1Api, name: string, dataflow: string, port: number): Promise<void> {
-  const pod: V1Pod = {
-    metadata: { name, labels: { "app.kubernetes.io/name": "waxflow", "waxflow.io/dataflow": dataflow } },
-    spec: { containers: [{ name: "waxflow", image: "runtime", ports: [{ name: "api", containerPort: port }] }] },
-  };
-  await core.createNamespacedPod({ namespace: "default", body: pod });
-  const now = new Date();
-  await core.replaceNamespacedPodStatus({
-    namespace: "default",
-    name,
-    body: {
-      ...pod,
-      status: {
-        phase: "Running",
-        podIP: ownAddress(),
-        podIPs: [{ ip: ownAddress() }],
-        containerStatuses: [
-          {
-            name: "waxflow",
-            ready: true,
-            restartCount: 0,
-            image: "runtime",
-            imageID: "runtime",
-            state: { running: { startedAt: now } },
-          },
-        ],
-      },
-    },
-  });
-}
 
 beforeAll(async () => {
   cluster = await startCluster();
@@ -80,7 +41,7 @@ beforeAll(async () => {
     },
   });
   [apiPort] = (await freePorts(1)) as [number];
-  await runningPod(core, "counts-0", "counts", apiPort);
+  await createProcessPod(cluster.kubeConfig(), { name: "counts-0", dataflow: "counts", apiPort });
 }, 3_600_000);
 
 afterAll(async () => {

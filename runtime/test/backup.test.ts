@@ -1,12 +1,12 @@
 // Backups of the recovery stores to a real S3-compatible store (SeaweedFS) and restore
 // from them, across real `waxflow run` processes writing real files.
-import { mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { applyRetention, BackupBucket, type BackupManifest, type ListedObject } from "../src/recovery/backup.ts";
-import { KEYS, keyOf, PARTITIONS } from "./fixtures/recovery-flow.ts";
 import { freePorts } from "./support/ports.ts";
 import { childProcesses, type Exit, type Run } from "./support/processes.ts";
+import { countsByKey, expectExactlyOnce, succeeds } from "./support/recovery-counts.ts";
 import { backupConfig, type ObjectStore, S3_BUCKET, startObjectStore } from "./support/seaweedfs.ts";
 import { TEST_SECRET } from "./support/secret.ts";
 
@@ -55,39 +55,6 @@ async function cluster(count: number, ws: ReturnType<typeof workspace>, env: Rec
       { RF_OUT: ws.out, ...env },
     ),
   );
-}
-
-async function succeeds(runs: readonly Run[]): Promise<Exit[]> {
-  const exits = await Promise.all(runs.map((r) => r.exit));
-  for (const exit of exits) expect(exit, exit.stderr).toMatchObject({ code: 0 });
-  return exits;
-}
-
-function countsByKey(out: string): Map<string, number[]> {
-  const byKey = new Map<string, number[]>();
-  for (const file of readdirSync(out)) {
-    for (const line of readFileSync(join(out, file), "utf8").split("\n")) {
-      if (line === "") continue;
-      const [key, n] = line.split(",") as [string, string];
-      byKey.set(key, [...(byKey.get(key) ?? []), Number(n)]);
-    }
-  }
-  return byKey;
-}
-
-/** Each key counts 1..n in order for offsets below `until`: no loss, no duplicate, no restart from zero. */
-function expectExactlyOnce(out: string, until: number): void {
-  const expected = new Map<string, number>();
-  for (let p = 0; p < PARTITIONS; p++) {
-    for (let offset = 0; offset < until; offset++) {
-      const key = keyOf(p * 1000 + offset);
-      expected.set(key, (expected.get(key) ?? 0) + 1);
-    }
-  }
-  const actual = countsByKey(out);
-  expect(expected.size).toBe(KEYS);
-  expect([...actual.keys()].sort()).toEqual([...expected.keys()].sort());
-  for (const [key, n] of expected) expect(actual.get(key), key).toEqual(Array.from({ length: n }, (_, i) => i + 1));
 }
 
 function startOffsets(exits: readonly Exit[]): number[] {
