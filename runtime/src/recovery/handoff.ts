@@ -137,10 +137,13 @@ class ProcessResume {
   /**
    * Only a store the plan resumes from hands rows over, and only until it said "resumed"
    * and this process recorded the execution: anything else would be state nobody snapshotted.
+   * Rows held from before the plan came (`early`) preceded their sender's "resumed" on its
+   * connection, even when that "resumed" too came before the plan: a holder hears the plan
+   * from process 0 and may hand its rows over before process 0's plan reaches this process.
    */
-  #writeRows(from: number, rows: SnapshotRow[]): void {
+  #writeRows(from: number, rows: SnapshotRow[], early = false): void {
     const plan = this.#plan;
-    if (plan === undefined || from >= plan.sources || this.#resumed.has(from) || this.#recorded) {
+    if (plan === undefined || from >= plan.sources || (!early && this.#resumed.has(from)) || this.#recorded) {
       this.#refuse(from, `snapshot rows it does not hold for execution ${plan?.execution ?? "?"}`);
       return;
     }
@@ -188,7 +191,7 @@ class ProcessResume {
     this.#plan = plan;
     store.prepare(plan.resumeEpoch, this.#me >= plan.sources);
     this.#checkRemovedSteps();
-    for (const [from, rows] of this.#early.splice(0)) this.#writeRows(from, rows);
+    for (const [from, rows] of this.#early.splice(0)) this.#writeRows(from, rows, true);
     for (const holder of this.#holders) if (holder >= plan.sources) this.#release(holder);
     // In a cluster of one, every row is already where it belongs.
     const { byProcess, notMine } =

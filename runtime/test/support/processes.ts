@@ -26,17 +26,23 @@ export function childProcesses(): {
   start(args: readonly string[], options: SpawnOptions, onStderr?: (soFar: string) => void): Run;
   tempDir(prefix: string): string;
 } {
-  const children: ChildProcess[] = [];
+  const children: Array<{ child: ChildProcess; args: readonly string[]; stderr: () => string }> = [];
   const dirs: string[] = [];
-  afterEach(() => {
-    for (const child of children.splice(0)) child.kill("SIGKILL");
+  afterEach((ctx) => {
+    // A failed test shows what its processes said: a flake in CI is then diagnosable from the log.
+    if (ctx.task.result?.state === "fail") {
+      for (const { child, args, stderr } of children) {
+        process.stderr.write(`--- stderr of pid ${child.pid} (${args.join(" ")}):\n${stderr().slice(-4000)}\n`);
+      }
+    }
+    for (const { child } of children.splice(0)) child.kill("SIGKILL");
     for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
   });
   return {
     start(args, options, onStderr) {
       const child = spawn(process.execPath, ["--conditions=waxflow-source", ...args], options);
-      children.push(child);
       let stderr = "";
+      children.push({ child, args, stderr: () => stderr });
       child.stderr?.on("data", (d: Buffer) => {
         stderr += d.toString();
         onStderr?.(stderr);
