@@ -21,10 +21,37 @@ const LEADER = 0;
 /** Rows per frame: big enough to amortize framing, small enough to interleave with heartbeats. */
 const ROWS_PER_FRAME = 1000;
 
+/** What the resume protocol uses of the mesh and of the store: its seams, so its frame orders can be tested one by one. */
+export type ResumeMesh = Pick<
+  ProcessMesh,
+  | "processId"
+  | "processCount"
+  | "onHolderLost"
+  | "setControlHandler"
+  | "sendControl"
+  | "broadcast"
+  | "writable"
+  | "refuse"
+  | "acceptHolders"
+>;
+export type ResumeStore = Pick<
+  RecoveryStore,
+  | "dir"
+  | "records"
+  | "prepare"
+  | "removedSteps"
+  | "dropSteps"
+  | "newestBelow"
+  | "handedOff"
+  | "writeRows"
+  | "begin"
+  | "observeFrontier"
+>;
+
 export interface ResumeOptions {
   readonly flow: Dataflow;
-  readonly mesh: ProcessMesh;
-  readonly store: RecoveryStore;
+  readonly mesh: ResumeMesh;
+  readonly store: ResumeStore;
   readonly workersPerProcess: number;
   /** How long process 0 waits for holders of missing stores, in ms. */
   readonly timeoutMs: number;
@@ -348,7 +375,7 @@ function removedStepsError(
 function collectRows(
   flow: Dataflow,
   partitions: PartitionLists,
-  store: RecoveryStore,
+  store: ResumeStore,
   plan: ResumePlan,
   me: number,
 ): { byProcess: Map<number, SnapshotRow[]>; notMine: (readonly [string, string])[] } {
@@ -369,7 +396,7 @@ function collectRows(
   return { byProcess, notMine };
 }
 
-async function sendRows(mesh: ProcessMesh, byProcess: ReadonlyMap<number, SnapshotRow[]>): Promise<void> {
+async function sendRows(mesh: ResumeMesh, byProcess: ReadonlyMap<number, SnapshotRow[]>): Promise<void> {
   for (const [process, rows] of byProcess) {
     for (let i = 0; i < rows.length; i += ROWS_PER_FRAME) {
       mesh.sendControl(process, { kind: "rows", rows: rows.slice(i, i + ROWS_PER_FRAME) });

@@ -1,0 +1,147 @@
+// The resume protocol's frame orders, one at a time. Each connection of the mesh keeps its
+// own order, but nothing orders one connection against another: a source's rows and its
+// "resumed" may reach a process before process 0's plan does. Whatever the order, every row
+// a source sends is kept, and a row nobody may send is refused.
+import { expect, test } from "vitest";
+import { Dataflow } from "waxflow";
+import * as op from "waxflow/operators";
+import { TestingSink, TestingSource } from "waxflow/testing";
+import type { ControlFrame } from "../src/cluster/frames.ts";
+import { type ResumeMesh, type ResumeStore, type ResumeSummary, resumeProcess } from "../src/recovery/handoff.ts";
+import type { ExecutionRecord, ResumePlan, SnapshotRow } from "../src/recovery/plan.ts";
+
+function flow(): Dataflow {
+  const df = new Dataflow("handoff");
+  const items = op.input("inp", df, new TestingSource<[string, number]>([new TestingSource.EOF()]));
+  op.output(
+    "out",
+    op.statefulMap("sum", items, (s: number | undefined, v: number) => [(s ?? 0) + v, v]),
+    new TestingSink([]),
+  );
+  return df;
+}
+
+/** Process 1 of a cluster rescaled from 3 processes to 2: process 2's store is served by a holder. */
+const PLAN: ResumePlan = {
+  execution: 2,
+  resumeEpoch: 7,
+  resumedFrom: 1,
+  sources: 3,
+  processCount: 2,
+  workersPerProcess: 1,
+  stores: ["s0", "s1"],
+};
+const FROM_HOLDER: SnapshotRow[] = [["handoff.sum", "k2", 5, 20]];
+const FROM_PROCESS_0: SnapshotRow[] = [["handoff.sum", "k0", 6, 10]];
+
+interface Harness {
+  readonly resumed: Promise<ResumeSummary>;
+  deliver(from: number, frame: ControlFrame): void;
+  readonly written: SnapshotRow[];
+  readonly refused: string[];
+  readonly begun: ExecutionRecord[];
+}
+
+/** Runs process 1's side of the resume over a scripted mesh and a store that records what it is told. */
+function processOne(): Harness {
+  let handler: ((from: number, frame: ControlFrame) => void) | undefined;
+  const written: SnapshotRow[] = [];
+  const refused: string[] = [];
+  const begun: ExecutionRecord[] = [];
+  const mesh: ResumeMesh = {
+    processId: 1,
+    processCount: 2,
+    onHolderLost: () => {},
+    setControlHandler: (h) => {
+      handler = h;
+    },
+    sendControl: () => {},
+    broadcast: () => {},
+    writable: async () => {},
+    refuse: (_process, _kind, detail) => refused.push(detail),
+    acceptHolders: () => {},
+  };
+  const store: ResumeStore = {
+    dir: "/unused",
+    records: (process) => ({ process, storeId: "s1", executions: [], frontiers: [] }),
+    prepare: () => {},
+    removedSteps: () => [],
+    dropSteps: () => {},
+    // This store's own rows all stay here.
+    *newestBelow() {},
+    handedOff: () => {},
+    writeRows: (rows) => written.push(...rows),
+    begin: (record) => begun.push(record),
+    observeFrontier: () => {},
+  };
+  const resumed = resumeProcess({
+    flow: flow(),
+    mesh,
+    store,
+    workersPerProcess: 1,
+    timeoutMs: 1000,
+    signal: new AbortController().signal,
+    fail: (err) => {
+      throw err;
+    },
+  });
+  return {
+    resumed,
+    deliver(from, frame) {
+      if (handler === undefined) throw new Error("the resume has not set its control handler yet");
+      handler(from, frame);
+    },
+    written,
+    refused,
+    begun,
+  };
+}
+
+/** Lets resumeProcess reach its handler (it lists partitions first) and its sends settle. */
+const settle = () => new Promise((r) => setTimeout(r, 10));
+
+test("a holder's rows and its 'resumed' both before the plan: the rows are kept and the execution recorded after every source", async () => {
+  const p1 = processOne();
+  await settle();
+  p1.deliver(2, { kind: "rows", rows: FROM_HOLDER });
+  p1.deliver(2, { kind: "resumed" });
+  p1.deliver(0, { kind: "plan", plan: PLAN });
+  await settle();
+  expect(p1.begun).toEqual([]);
+  p1.deliver(0, { kind: "rows", rows: FROM_PROCESS_0 });
+  p1.deliver(0, { kind: "resumed" });
+  const summary = await p1.resumed;
+  expect(p1.refused).toEqual([]);
+  expect(p1.written).toEqual([...FROM_HOLDER, ...FROM_PROCESS_0]);
+  expect(summary.rowsReceived).toBe(2);
+  expect(p1.begun).toEqual([expect.objectContaining({ execution: 2, processIndex: 1, resumeEpoch: 7 })]);
+});
+
+test("the plan first, then each source's rows and 'resumed': every row is kept", async () => {
+  const p1 = processOne();
+  await settle();
+  p1.deliver(0, { kind: "plan", plan: PLAN });
+  p1.deliver(2, { kind: "rows", rows: FROM_HOLDER });
+  p1.deliver(0, { kind: "rows", rows: FROM_PROCESS_0 });
+  p1.deliver(0, { kind: "resumed" });
+  p1.deliver(2, { kind: "resumed" });
+  const summary = await p1.resumed;
+  expect(p1.refused).toEqual([]);
+  expect(summary.rowsReceived).toBe(2);
+  expect(p1.begun).toHaveLength(1);
+});
+
+test("rows after their sender said 'resumed', or from a store the plan does not resume from, are refused and not written", async () => {
+  const p1 = processOne();
+  await settle();
+  p1.deliver(0, { kind: "plan", plan: { ...PLAN, sources: 2 } });
+  p1.deliver(2, { kind: "rows", rows: FROM_HOLDER });
+  p1.deliver(0, { kind: "resumed" });
+  p1.deliver(0, { kind: "rows", rows: FROM_PROCESS_0 });
+  await p1.resumed;
+  expect(p1.written).toEqual([]);
+  expect(p1.refused).toEqual([
+    "holder 2 sent snapshot rows it does not hold for execution 2",
+    "process 0 sent snapshot rows it does not hold for execution 2",
+  ]);
+});
