@@ -238,7 +238,7 @@ test("two processes with recovery: the start, the cluster, the resume; a rescale
     );
   }
   const itemsIn = first.map((e) => Number(/finished: .*: (\d+) items in/.exec(e.stderr)?.[1]));
-  expect(itemsIn[0] + itemsIn[1]).toBe(600);
+  expect(itemsIn.reduce((a, b) => a + b, 0)).toBe(600);
 
   // Down to one process and a holder for process 1's store: process 1's sink partitions
   // move to process 0, whose output directory does not have their files.
