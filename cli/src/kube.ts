@@ -7,7 +7,17 @@ import { homedir } from "node:os";
 import { delimiter, join } from "node:path";
 import type { Writable } from "node:stream";
 import type { CoreV1Event, KubeConfig, V1Deployment, V1Pod } from "@kubernetes/client-node";
-import { API_VERSION, type Dataflow, GROUP, PLURAL, VERSION } from "@waxflow/crds";
+import {
+  API_PORT,
+  API_VERSION,
+  CONTAINER,
+  DATAFLOW_LABEL,
+  type Dataflow,
+  GROUP,
+  PLURAL,
+  podSelectorString,
+  VERSION,
+} from "@waxflow/crds";
 import { namespaceName } from "./deploy/options.ts";
 import { UsageError, UserError } from "./errors.ts";
 import { networkReason } from "./network.ts";
@@ -104,12 +114,6 @@ export function targetNamespace(flags: ClusterFlags, config: KubeConfig | undefi
 
 /** The contract's field manager for everything waxctl writes. */
 export const FIELD_MANAGER = "waxctl";
-/** The contract's label on every object owned by a Dataflow. */
-export const DATAFLOW_LABEL = "waxflow.io/dataflow";
-/** The dataflow container in each pod, as the controller names it. */
-export const CONTAINER = "waxflow";
-/** The runtime's HTTP API port, unless the pod names another `api` port. */
-const DEFAULT_API_PORT = 3030;
 
 type K8s = typeof import("@kubernetes/client-node");
 
@@ -355,7 +359,7 @@ export class Cluster {
 
   /** The Dataflow's processes (pods), oldest ordinal first; not the operator's pre-flight pod of an image change. */
   async pods(namespace: string, name: string): Promise<V1Pod[]> {
-    const labelSelector = `${DATAFLOW_LABEL}=${name},app.kubernetes.io/name=waxflow`;
+    const labelSelector = podSelectorString(name);
     const list = await this.#call(`listing the pods of dataflow ${name}`, () =>
       this.#core.listNamespacedPod({ namespace, labelSelector }),
     );
@@ -401,7 +405,7 @@ export class Cluster {
   async #processAnswer(namespace: string, pod: V1Pod, path: string): Promise<unknown> {
     const name = pod.metadata?.name ?? "";
     const container = pod.spec?.containers.find((c) => c.name === CONTAINER);
-    const port = container?.ports?.find((p) => p.name === "api")?.containerPort ?? DEFAULT_API_PORT;
+    const port = container?.ports?.find((p) => p.name === "api")?.containerPort ?? API_PORT;
     return this.#call(`reading /${path} of pod ${name}`, () =>
       this.#core.connectGetNamespacedPodProxyWithPath({ namespace, name: `${name}:${port}`, path }),
     );
@@ -450,7 +454,7 @@ export class Cluster {
   ): Promise<{ status: number; body: string }> {
     const name = pod.metadata?.name ?? "";
     const container = pod.spec?.containers.find((c) => c.name === CONTAINER);
-    const port = container?.ports?.find((p) => p.name === "api")?.containerPort ?? DEFAULT_API_PORT;
+    const port = container?.ports?.find((p) => p.name === "api")?.containerPort ?? API_PORT;
     const base = new URL(this.server);
     const root = base.pathname.replace(/\/$/, "");
     const options: import("node:https").RequestOptions = {

@@ -3,7 +3,8 @@
 // For `df top`, each pod's CPU and memory too: metrics-server's, else the process's /metrics.
 import { setTimeout as delay } from "node:timers/promises";
 import type { V1Pod } from "@kubernetes/client-node";
-import { type Cluster, CONTAINER } from "./kube.ts";
+import { CONTAINER } from "@waxflow/crds";
+import type { Cluster } from "./kube.ts";
 import { type PodUsage, podUsages, processFigures } from "./ui/resources.ts";
 import { asStepsReport, type ProcessReading } from "./ui/steps.ts";
 

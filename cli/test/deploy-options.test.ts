@@ -1,6 +1,7 @@
+import { durationMs } from "@waxflow/crds";
 import { describe, expect, test } from "vitest";
 import { withSecretFiles } from "../src/deploy/manifest.ts";
-import { type DeployFlags, deployOptions, durationMs, podTemplate } from "../src/deploy/options.ts";
+import { type DeployFlags, deployOptions, podTemplate } from "../src/deploy/options.ts";
 
 const base: DeployFlags = { name: "orders", processes: "1", workers: "1", env: [], recovery: false };
 const digest = `sha256:${"a".repeat(64)}`;

@@ -11,11 +11,10 @@ import type {
   V1Service,
   V1StatefulSet,
 } from "@kubernetes/client-node";
-import { API_VERSION, type Dataflow, KIND, PLURAL } from "@waxflow/crds";
+import { API_VERSION, DATAFLOW_LABEL, type Dataflow, KIND, PLURAL } from "@waxflow/crds";
 import {
   CLUSTER_SECRET_BYTES,
   clusterSecretName,
-  DATAFLOW_LABEL,
   desiredClusterSecret,
   FINALIZER,
   hashOf,

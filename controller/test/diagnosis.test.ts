@@ -1,7 +1,7 @@
 // What the Ready and Progressing messages say each process is doing, from pod status alone.
 import type { V1ContainerStatus, V1Pod } from "@kubernetes/client-node";
+import { CONTAINER } from "@waxflow/crds";
 import { expect, test } from "vitest";
-import { CONTAINER } from "../src/desired/objects.ts";
 import { activityOf, progressMessage } from "../src/reconcile/diagnosis.ts";
 import { crashLooping, dataflow, IMAGE, podOf } from "./fixtures.ts";
 

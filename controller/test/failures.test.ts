@@ -2,8 +2,8 @@
 // process's runs (fail, back off, run again, fail again).
 import type { V1ContainerStateTerminated, V1ContainerStatus, V1Pod } from "@kubernetes/client-node";
 import type { DataflowProcessFailure } from "@waxflow/crds";
+import { CONTAINER } from "@waxflow/crds";
 import { expect, test } from "vitest";
-import { CONTAINER } from "../src/desired/objects.ts";
 import { diagnoseFailures, lastLine, trackFailures } from "../src/reconcile/failures.ts";
 import { type Observed, reconcile } from "../src/reconcile/reconcile.ts";
 import { dataflow, IMAGE, now, podOf, statefulSetOf } from "./fixtures.ts";

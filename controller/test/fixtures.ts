@@ -1,7 +1,7 @@
 // Dataflows, StatefulSets and pods as the API server would hand them to reconcile().
 import type { V1ContainerStateTerminated, V1ContainerStatus, V1Pod, V1StatefulSet } from "@kubernetes/client-node";
-import { type Dataflow, type DataflowSpec, withDefaults } from "@waxflow/crds";
-import { CONTAINER, desiredStatefulSet, FINALIZER } from "../src/desired/objects.ts";
+import { CONTAINER, type Dataflow, type DataflowSpec, withDefaults } from "@waxflow/crds";
+import { desiredStatefulSet, FINALIZER } from "../src/desired/objects.ts";
 
 export const IMAGE = `registry.local/flow@sha256:${"a".repeat(64)}`;
 export const now = new Date("2026-11-23T12:00:00Z");

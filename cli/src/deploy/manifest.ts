@@ -1,11 +1,10 @@
 // The Dataflow custom resource that `df deploy` applies, as a pure function of the checked
 // options, so a dry run prints exactly what a real deploy would send.
 import type { V1PodTemplateSpec } from "@kubernetes/client-node";
-import { API_VERSION, type Dataflow, type DataflowRecovery, KIND } from "@waxflow/crds";
+import { API_VERSION, CONTAINER, type Dataflow, type DataflowRecovery, dataflowLabels, KIND } from "@waxflow/crds";
 import type { DeployOptions, SecretFile } from "./options.ts";
 
 /** The dataflow's container in the operator's pods, where --secret-file mounts go. */
-const CONTAINER = "waxflow";
 
 export interface ManifestInput {
   readonly options: DeployOptions;
@@ -51,12 +50,7 @@ export function dataflowManifest(input: ManifestInput): Dataflow {
     metadata: {
       name: options.name,
       namespace: input.namespace,
-      labels: {
-        "app.kubernetes.io/name": "waxflow",
-        "app.kubernetes.io/instance": options.name,
-        "app.kubernetes.io/managed-by": "waxctl",
-        "waxflow.io/dataflow": options.name,
-      },
+      labels: dataflowLabels(options.name, "waxctl"),
       annotations: input.annotations,
     },
     spec: {

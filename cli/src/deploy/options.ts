@@ -3,7 +3,7 @@
 // flag and says what to type instead.
 
 import type { V1PodTemplateSpec } from "@kubernetes/client-node";
-import { IMAGE_BY_DIGEST_PATTERN, MAX_NAME_LENGTH, MIN_SNAPSHOT_INTERVAL, specSchema } from "@waxflow/crds";
+import { durationMs, IMAGE_BY_DIGEST_PATTERN, MAX_NAME_LENGTH, MIN_SNAPSHOT_INTERVAL, specSchema } from "@waxflow/crds";
 import { load, YAMLException } from "js-yaml";
 import { UsageError } from "../errors.ts";
 
@@ -108,17 +108,6 @@ const IMAGE_BY_DIGEST = new RegExp(IMAGE_BY_DIGEST_PATTERN);
 const recoverySchema = specSchema.properties.recovery.properties;
 const DURATION = new RegExp(recoverySchema.snapshotInterval.pattern);
 const QUANTITY = new RegExp(recoverySchema.storage.properties.size.pattern);
-
-const UNIT_MS: Readonly<Record<string, number>> = { ns: 1e-6, us: 1e-3, ms: 1, s: 1e3, m: 60e3, h: 3600e3 };
-
-/** Milliseconds of a Go duration string such as `1m30s` (already matched by DURATION). */
-export function durationMs(text: string): number {
-  let total = 0;
-  for (const [, amount, unit] of text.matchAll(/([0-9]+(?:\.[0-9]+)?)(ns|us|ms|s|m|h)/g)) {
-    total += Number(amount) * (UNIT_MS[unit as string] as number);
-  }
-  return total;
-}
 
 const MIN_SNAPSHOT_MS = durationMs(MIN_SNAPSHOT_INTERVAL);
 

@@ -2,7 +2,7 @@
 // deploy wait all say the same thing.
 import type { V1Pod } from "@kubernetes/client-node";
 import type { Dataflow } from "@waxflow/crds";
-import { CONTAINER } from "../kube.ts";
+import { CONTAINER } from "@waxflow/crds";
 
 export function isPodReady(pod: V1Pod): boolean {
   return pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") === true;

@@ -2,8 +2,15 @@
 // Dataflow's pods, the API port only from the controller's namespace and from the
 // clients the operator names (Prometheus). Everything else is refused.
 import type { V1LabelSelector, V1NetworkPolicy, V1NetworkPolicyPeer } from "@kubernetes/client-node";
-import { type Dataflow, LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN } from "@waxflow/crds";
-import { API_PORT, CLUSTER_PORT, metadataFor, refOf, selectorFor, stamped } from "./objects.ts";
+import {
+  API_PORT,
+  CLUSTER_PORT,
+  type Dataflow,
+  LABEL_KEY_PATTERN,
+  LABEL_VALUE_PATTERN,
+  podSelector,
+} from "@waxflow/crds";
+import { metadataFor, refOf, stamped } from "./objects.ts";
 
 /** Who may reach a Dataflow's API port (3030) besides the controller. */
 export interface ApiClients {
@@ -46,13 +53,13 @@ export function desiredNetworkPolicy(df: Dataflow, clients: ApiClients): V1Netwo
     kind: "NetworkPolicy",
     metadata: metadataFor(ref, ref.name),
     spec: {
-      podSelector: { matchLabels: selectorFor(ref.name) },
+      podSelector: { matchLabels: podSelector(ref.name) },
       policyTypes: ["Ingress"],
       // `_from` is client-node's name for `from` (it serializes it as `from`).
       ingress: [
         {
           // A peer podSelector alone means the policy's own namespace.
-          _from: [{ podSelector: { matchLabels: selectorFor(ref.name) } }],
+          _from: [{ podSelector: { matchLabels: podSelector(ref.name) } }],
           ports: [{ protocol: "TCP", port: CLUSTER_PORT }],
         },
         {

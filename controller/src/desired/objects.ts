@@ -13,18 +13,25 @@ import type {
   V1Service,
   V1StatefulSet,
 } from "@kubernetes/client-node";
-import { API_VERSION, type Dataflow, type DefaultedDataflowSpec, KIND } from "@waxflow/crds";
+import {
+  API_PORT,
+  API_VERSION,
+  CLUSTER_PORT,
+  CONTAINER,
+  type Dataflow,
+  type DefaultedDataflowSpec,
+  dataflowLabels,
+  durationMs,
+  KIND,
+  podSelector,
+} from "@waxflow/crds";
 
 export const FIELD_MANAGER = "waxflow-controller";
 export const FINALIZER = "waxflow.io/volumes";
-export const CONTAINER = "waxflow";
-export const CLUSTER_PORT = 2101;
-export const API_PORT = 3030;
 export const RECOVERY_VOLUME = "recovery";
 const RECOVERY_PATH = "/var/lib/waxflow/recovery";
 export const TEMPLATE_HASH = "waxflow.io/template-hash";
 const APPLIED_HASH = "waxflow.io/applied-hash";
-export const DATAFLOW_LABEL = "waxflow.io/dataflow";
 export const MANAGED_BY = "waxflow-controller";
 const RUN_AS = 65532;
 /** The cluster secret: random bytes every process of a Dataflow proves it holds (runtime/src/cluster/handshake.ts). */
@@ -49,23 +56,7 @@ export function refOf(df: Dataflow): DataflowRef {
 }
 
 function labelsFor(name: string): Record<string, string> {
-  return {
-    "app.kubernetes.io/name": "waxflow",
-    "app.kubernetes.io/instance": name,
-    "app.kubernetes.io/managed-by": MANAGED_BY,
-    [DATAFLOW_LABEL]: name,
-  };
-}
-
-/** The pods' selector: immutable on a StatefulSet, so only the labels that never change. */
-export function selectorFor(name: string): Record<string, string> {
-  return { "app.kubernetes.io/name": "waxflow", [DATAFLOW_LABEL]: name };
-}
-
-export function selectorString(name: string): string {
-  return Object.entries(selectorFor(name))
-    .map(([k, v]) => `${k}=${v}`)
-    .join(",");
+  return dataflowLabels(name, MANAGED_BY);
 }
 
 export const apiServiceName = (name: string) => `${name}-api`;
@@ -86,12 +77,7 @@ export function metadataFor(ref: DataflowRef, name: string) {
 }
 
 /** Go duration ("1m30s", "500ms") to seconds, as the runtime's -s/-b flags take them. */
-export function durationSeconds(text: string): number {
-  const units: Record<string, number> = { ns: 1e-9, us: 1e-6, ms: 1e-3, s: 1, m: 60, h: 3600 };
-  const parts = [...text.matchAll(/([0-9]+(?:\.[0-9]+)?)(ns|us|ms|s|m|h)/g)];
-  if (parts.length === 0 || parts.map((p) => p[0]).join("") !== text) throw new Error(`not a duration: "${text}"`);
-  return parts.reduce((sum, [, n, unit]) => sum + Number(n) * (units[unit as string] ?? 0), 0);
-}
+export const durationSeconds = (text: string): number => durationMs(text) / 1000;
 
 function runtimeEnv(ref: DataflowRef, spec: DefaultedDataflowSpec): V1EnvVar[] {
   const env: V1EnvVar[] = [
@@ -345,7 +331,7 @@ export function desiredStatefulSet(df: Dataflow, spec: DefaultedDataflowSpec, re
       serviceName: ref.name,
       podManagementPolicy: "Parallel",
       updateStrategy: { type: "OnDelete" },
-      selector: { matchLabels: selectorFor(ref.name) },
+      selector: { matchLabels: podSelector(ref.name) },
       template: podTemplate(df, spec),
       ...(spec.recovery.enabled
         ? {
@@ -444,7 +430,7 @@ export function desiredHeadlessService(df: Dataflow): V1Service {
     spec: {
       clusterIP: "None",
       publishNotReadyAddresses: true,
-      selector: selectorFor(ref.name),
+      selector: podSelector(ref.name),
       ports: [{ name: "cluster", port: CLUSTER_PORT, targetPort: CLUSTER_PORT, protocol: "TCP" }],
     },
   });
@@ -457,7 +443,7 @@ export function desiredApiService(df: Dataflow): V1Service {
     kind: "Service",
     metadata: metadataFor(ref, apiServiceName(ref.name)),
     spec: {
-      selector: selectorFor(ref.name),
+      selector: podSelector(ref.name),
       ports: [{ name: "api", port: API_PORT, targetPort: API_PORT, protocol: "TCP" }],
     },
   });
@@ -480,7 +466,7 @@ export function desiredDisruptionBudget(df: Dataflow): V1PodDisruptionBudget {
     metadata: metadataFor(ref, ref.name),
     spec: {
       maxUnavailable: 1,
-      selector: { matchLabels: selectorFor(ref.name) },
+      selector: { matchLabels: podSelector(ref.name) },
       unhealthyPodEvictionPolicy: "AlwaysAllow",
     },
   });

@@ -20,8 +20,18 @@ import {
   type V1Service,
   type V1StatefulSet,
 } from "@kubernetes/client-node";
-import { API_VERSION, type Dataflow, type DataflowStatus, GROUP, KIND, PLURAL, VERSION } from "@waxflow/crds";
-import { DATAFLOW_LABEL, FIELD_MANAGER, selectorString } from "../desired/objects.ts";
+import {
+  API_VERSION,
+  DATAFLOW_LABEL,
+  type Dataflow,
+  type DataflowStatus,
+  GROUP,
+  KIND,
+  PLURAL,
+  podSelectorString,
+  VERSION,
+} from "@waxflow/crds";
+import { FIELD_MANAGER } from "../desired/objects.ts";
 import { statusCode } from "../log.ts";
 import type { KubeEvent, ObjectRef } from "../reconcile/reconcile.ts";
 
@@ -104,7 +114,7 @@ export class Kube {
   }
 
   async listPods(namespace: string, name: string): Promise<V1Pod[]> {
-    return (await this.core.listNamespacedPod({ namespace, labelSelector: selectorString(name) })).items;
+    return (await this.core.listNamespacedPod({ namespace, labelSelector: podSelectorString(name) })).items;
   }
 
   async listServices(namespace: string, name: string): Promise<V1Service[]> {

@@ -2,7 +2,7 @@
 // read, nothing more. managedFields, pod specs and foreign annotations made up most of a
 // cached object; with 1000 Dataflows they were most of the controller's heap.
 import type { KubernetesObject, V1ObjectMeta, V1Pod, V1StatefulSet } from "@kubernetes/client-node";
-import { DATAFLOW_LABEL } from "../desired/objects.ts";
+import { DATAFLOW_LABEL } from "@waxflow/crds";
 
 /** The object without its undefined fields, so a trimmed object equals one read in full and trimmed again. */
 function defined<T extends object>(value: T): T {

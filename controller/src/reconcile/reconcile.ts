@@ -11,17 +11,18 @@ import type {
   V1StatefulSet,
 } from "@kubernetes/client-node";
 import {
+  CONTAINER,
   type Dataflow,
   type DataflowRollout,
   type DataflowStatus,
   type DefaultedDataflowSpec,
+  podSelectorString,
   withDefaults,
 } from "@waxflow/crds";
 import { type ApiClients, DEFAULT_API_CLIENTS, desiredNetworkPolicy } from "../desired/network-policy.ts";
 import {
   apiServiceName,
   appliedHashOf,
-  CONTAINER,
   desiredApiService,
   desiredDisruptionBudget,
   desiredHeadlessService,
@@ -35,7 +36,6 @@ import {
   preflightPodName,
   RECOVERY_VOLUME,
   refOf,
-  selectorString,
   templateHashOf,
 } from "../desired/objects.ts";
 import { guardPodTemplate } from "../desired/pod-guard.ts";
@@ -833,7 +833,7 @@ function converge(observed: Observed, preflight: V1Pod | undefined, now: Date, s
     processes: live.length,
     readyProcesses: ready,
     ready: `${ready}/${spec.processes}`,
-    selector: selectorString(name),
+    selector: podSelectorString(name),
     ...((runningImage ?? prev.image) ? { image: runningImage ?? prev.image } : {}),
     conditions,
     ...(rollout === undefined ? {} : { rollout }),

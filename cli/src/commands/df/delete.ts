@@ -1,7 +1,8 @@
 import { setTimeout as delay } from "node:timers/promises";
 import { Flags } from "@oclif/core";
+import { durationMs } from "@waxflow/crds";
 import { ClusterCommand, nameArg } from "../../base.ts";
-import { dataflowName, duration, durationMs } from "../../deploy/options.ts";
+import { dataflowName, duration } from "../../deploy/options.ts";
 import { UserError } from "../../errors.ts";
 import { type Cluster, connect, notFound } from "../../kube.ts";
 

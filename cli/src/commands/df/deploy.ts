@@ -1,12 +1,12 @@
 import { readFile } from "node:fs/promises";
 import { Args, Flags, type Interfaces } from "@oclif/core";
-import type { Dataflow } from "@waxflow/crds";
+import { type Dataflow, durationMs } from "@waxflow/crds";
 import { dump } from "js-yaml";
 import { ClusterCommand } from "../../base.ts";
 import { buildAndDeliver, type Destination, kindClusterOf } from "../../deploy/build.ts";
 import { bundledModule, type DeployResult, deploy, loadCheck } from "../../deploy/deploy.ts";
 import { dataflowManifest } from "../../deploy/manifest.ts";
-import { type DeployOptions, deployOptions, duration, durationMs, namespaceName } from "../../deploy/options.ts";
+import { type DeployOptions, deployOptions, duration, namespaceName } from "../../deploy/options.ts";
 import { UsageError } from "../../errors.ts";
 import { APP_DIR } from "../../image/layer.ts";
 import { parseRegistryPrefix } from "../../image/registry.ts";

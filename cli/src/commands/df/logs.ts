@@ -3,11 +3,12 @@ import { PassThrough } from "node:stream";
 import { setTimeout as delay } from "node:timers/promises";
 import type { V1Pod } from "@kubernetes/client-node";
 import { Flags } from "@oclif/core";
+import { CONTAINER } from "@waxflow/crds";
 import { ClusterCommand, nameArg } from "../../base.ts";
 import { dataflowName, wholeNumber } from "../../deploy/options.ts";
 import { podStatus } from "../../deploy/status.ts";
 import { UserError } from "../../errors.ts";
-import { type Cluster, CONTAINER, connect } from "../../kube.ts";
+import { type Cluster, connect } from "../../kube.ts";
 import { prefixedLines } from "../../ui/format.ts";
 
 /** How often `-f` looks for pods that appeared or restarted. */

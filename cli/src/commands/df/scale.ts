@@ -1,14 +1,13 @@
 import { setTimeout as delay } from "node:timers/promises";
 import type { V1Pod } from "@kubernetes/client-node";
 import { Flags } from "@oclif/core";
-import type { Dataflow } from "@waxflow/crds";
-import { specSchema } from "@waxflow/crds";
+import { CONTAINER, type Dataflow, durationMs, specSchema } from "@waxflow/crds";
 import { ClusterCommand, nameArg } from "../../base.ts";
 import { restart, scale } from "../../deploy/lifecycle.ts";
-import { dataflowName, duration, durationMs, wholeNumber } from "../../deploy/options.ts";
+import { dataflowName, duration, wholeNumber } from "../../deploy/options.ts";
 import { waitUntilFormed } from "../../deploy/wait.ts";
 import { UserError } from "../../errors.ts";
-import { type Cluster, CONTAINER, connect } from "../../kube.ts";
+import { type Cluster, connect } from "../../kube.ts";
 import { createProgress, outputMode } from "../../ui/progress.ts";
 
 /** Volume sources that are per pod by nature: a directory on one of them cannot be shared between processes. */

@@ -1,9 +1,10 @@
 import { Args, Flags } from "@oclif/core";
+import { CONTAINER } from "@waxflow/crds";
 import { STATE_TOKEN_HEADER, stateQueryToken } from "waxflow/state-token";
 import { ClusterCommand, nameArg } from "../../base.ts";
 import { dataflowName } from "../../deploy/options.ts";
 import { UserError } from "../../errors.ts";
-import { type Cluster, CONTAINER, connect } from "../../kube.ts";
+import { type Cluster, connect } from "../../kube.ts";
 
 /** The controller's per-Dataflow cluster Secret (controller/src/desired/objects.ts) and its key. */
 const clusterSecretName = (name: string): string => `${name}-cluster-secret`;
