@@ -41,6 +41,7 @@ export default defineConfig({
             "examples/**/*.test.ts",
             "crds/test/**/*.test.ts",
             "controller/test/**/*.test.ts",
+            "oci/test/**/*.test.ts",
             "cli/test/**/*.test.ts",
           ],
           exclude: [...configDefaults.exclude, ...needsTools.flatMap((p) => p.include)],

@@ -11,10 +11,21 @@ import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { dirname, join, relative } from "node:path";
 import { parseArgs } from "node:util";
+import {
+  baseImage,
+  cacheDir,
+  GID,
+  imageSize,
+  type Layer,
+  ociImage,
+  type TarEntry,
+  tarLayer,
+  UID,
+  USER,
+  writeArchive,
+  writeLayout,
+} from "@waxflow/oci";
 import { build } from "esbuild";
-import { baseImage, USER } from "../cli/src/image/image.ts";
-import { GID, type Layer, type TarEntry, tarLayer, UID } from "../cli/src/image/layer.ts";
-import { cacheDir, imageSize, ociImage, writeArchive, writeLayout } from "../cli/src/image/oci.ts";
 import { NODE_FLAGS } from "../controller/src/node-flags.ts";
 import { type DebianLock, fetchDebs, LOCK_FILE, readLock, resolveLock, rootfsEntries } from "./debian.ts";
 
@@ -28,9 +39,9 @@ const PATH_ENV = "PATH=/usr/local/bin:/usr/bin:/bin";
 const BUILDER_SOURCES = [
   "images/build.ts",
   "images/debian.ts",
-  "cli/src/image/layer.ts",
-  "cli/src/image/image.ts",
-  "cli/src/image/oci.ts",
+  "oci/src/layer.ts",
+  "oci/src/image.ts",
+  "oci/src/oci.ts",
 ];
 
 export interface BaseImage {

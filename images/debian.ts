@@ -6,9 +6,8 @@ import { execFile, spawn } from "node:child_process";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { GID, sha256, type TarEntry, UID } from "@waxflow/oci";
 import { extract } from "tar-stream";
-import type { TarEntry } from "../cli/src/image/layer.ts";
-import { GID, sha256, UID } from "../cli/src/image/layer.ts";
 
 const run = promisify(execFile);
 

@@ -13,15 +13,14 @@ import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from "
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { parseArgs, promisify } from "node:util";
-import { tarLayer } from "../cli/src/image/layer.ts";
-import { cacheDir } from "../cli/src/image/oci.ts";
+import { cacheDir, tarLayer } from "@waxflow/oci";
 import { type BaseImage, writeImage } from "./build.ts";
 import { type DebianLock, fetchDebs, packageEntries, readLock, resolveLock, rootfsEntries } from "./debian.ts";
 
 const run = promisify(execFile);
 const ROOT = join(import.meta.dirname, "..");
 export const KAFKA_LOCK_FILE = new URL("./kafka.lock.json", import.meta.url);
-const BUILDER_SOURCES = ["images/kafka.ts", "images/build.ts", "images/debian.ts", "cli/src/image/layer.ts"];
+const BUILDER_SOURCES = ["images/kafka.ts", "images/build.ts", "images/debian.ts", "oci/src/layer.ts"];
 
 /**
  * What a headless broker loads (`ldd` of bin/java, libjvm.so and the lib/*.so it uses:

@@ -1,5 +1,6 @@
 import { inspect, stripVTControlCharacters } from "node:util";
 import { Args, Command, Errors, Flags } from "@oclif/core";
+import { OciError } from "@waxflow/oci";
 import { UserError } from "./errors.ts";
 
 /** A failure with lines that explain it (pod events, log lines), printed before the error line. */
@@ -38,9 +39,14 @@ export abstract class WaxctlCommand extends Command {
     const [line, exitCode] =
       err instanceof UserError
         ? [err.message, err.exitCode]
-        : !this.parsed
-          ? [`${parseErrorLine(err)}; see \`waxctl ${this.id?.replaceAll(":", " ") ?? ""} --help\``, 2]
-          : [`${err.name}: ${oneLine(err.message)} (a failure waxctl did not expect; WAXFLOW_DEBUG=1 shows where)`, 1];
+        : err instanceof OciError
+          ? [err.message, err.usage ? 2 : 1]
+          : !this.parsed
+            ? [`${parseErrorLine(err)}; see \`waxctl ${this.id?.replaceAll(":", " ") ?? ""} --help\``, 2]
+            : [
+                `${err.name}: ${oneLine(err.message)} (a failure waxctl did not expect; WAXFLOW_DEBUG=1 shows where)`,
+                1,
+              ];
     toStderr(`error: ${line}`);
     if (debug()) toStderr(inspect(err, { depth: 6 }));
     return this.exit(exitCode);

@@ -18,9 +18,9 @@ import {
   podSelectorString,
   VERSION,
 } from "@waxflow/crds";
+import { networkReason } from "@waxflow/oci";
 import { namespaceName } from "./deploy/options.ts";
 import { UsageError, UserError } from "./errors.ts";
-import { networkReason } from "./network.ts";
 
 export interface ClusterFlags {
   readonly kubeconfig?: string;

@@ -3,9 +3,7 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { baseImage } from "../src/image/image.ts";
-import { tarLayer } from "../src/image/layer.ts";
-import { type OciImage, ociImage, writeLayout } from "../src/image/oci.ts";
+import { baseImage, type OciImage, ociImage, tarLayer, writeLayout } from "@waxflow/oci";
 
 export async function standInBase(dir: string): Promise<OciImage> {
   const layer = await tarLayer([

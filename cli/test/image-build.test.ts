@@ -1,10 +1,9 @@
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { type ImageManifest, readImage, writeArchive } from "@waxflow/oci";
 import { extract } from "tar-stream";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { buildDataflowImage, deliverImage, nameFromPath, parseTarget } from "../src/image/build.ts";
-import type { ImageManifest } from "../src/image/image.ts";
-import { readImage, writeArchive } from "../src/image/oci.ts";
 import { imageWork, standInBase } from "./base-image.ts";
 import { waxctl } from "./waxctl.ts";
 

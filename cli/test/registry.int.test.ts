@@ -4,13 +4,12 @@
 import { execFileSync } from "node:child_process";
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { type OciImage, RegistryClient } from "@waxflow/oci";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { tool } from "../../e2e/toolchain/test-tools.ts";
 import { freePort } from "../../runtime/test/support/ports.ts";
 import type { ImageBuildResult } from "../src/commands/image/build.ts";
 import { buildDataflowImage } from "../src/image/build.ts";
-import type { OciImage } from "../src/image/oci.ts";
-import { RegistryClient } from "../src/image/registry.ts";
 import { imageWork, standInBase } from "./base-image.ts";
 import { startRegistry, type TestRegistry } from "./registry-server.ts";
 import { registryBinary } from "./tools.ts";

@@ -6,8 +6,8 @@ import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { cacheDir, readImage } from "@waxflow/oci";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { cacheDir, readImage } from "../../cli/src/image/oci.ts";
 import { buildImages } from "../build.ts";
 import { buildKafkaImage, JAVA_HOME, JRE_PACKAGES, KAFKA_LIBS, type KafkaImage, readKafkaLock } from "../kafka.ts";
 

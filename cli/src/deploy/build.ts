@@ -1,8 +1,9 @@
 // Deploy's build step: the image module builds the dataflow's image and delivers it to the
 // cluster's nodes (kind) or to a registry they pull from; this maps its progress onto
 // deploy's stages (bundle, build, load or push).
+
+import { formatRef, type RegistryPrefix, repositoryUnder } from "@waxflow/oci";
 import { buildDataflowImage, deliverImage, type ImageProgress, type ImageStage, type Target } from "../image/build.ts";
-import { formatRef, type RegistryPrefix, repositoryUnder } from "../image/registry.ts";
 import { bytes } from "../ui/format.ts";
 import type { Progress, Stage } from "../ui/progress.ts";
 import type { BuildImage } from "./deploy.ts";

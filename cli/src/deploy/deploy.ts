@@ -2,9 +2,9 @@
 // server dry run decided what changes, then wait. Nothing is written before every check
 // passed; a namespace this deploy created is removed again if the apply does not happen.
 import type { Dataflow } from "@waxflow/crds";
+import { APP_DIR } from "@waxflow/oci";
 import { type BundleOptions, bundleDataflow } from "../bundle.ts";
 import { UsageError, UserError } from "../errors.ts";
-import { APP_DIR } from "../image/layer.ts";
 import type { Cluster } from "../kube.ts";
 import { bytes } from "../ui/format.ts";
 import { type Progress, step } from "../ui/progress.ts";

@@ -4,21 +4,26 @@ import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { type BundleOptions, bundleDataflow } from "../bundle.ts";
-import { UsageError, UserError } from "../errors.ts";
-import { dataflowImage } from "./image.ts";
-import { APP_DIR, appLayer } from "./layer.ts";
 import {
+  APP_DIR,
+  appLayer,
   cacheDir,
+  dataflowImage,
+  formatRef,
   type ImageNames,
   imageSize,
+  OciError,
   type OciImage,
   ociImage,
+  parseRegistryRef,
+  RegistryClient,
+  type RegistryRef,
   readImage,
   writeArchive,
   writeLayout,
-} from "./oci.ts";
-import { formatRef, parseRegistryRef, RegistryClient, type RegistryRef } from "./registry.ts";
+} from "@waxflow/oci";
+import { type BundleOptions, bundleDataflow } from "../bundle.ts";
+import { UsageError, UserError } from "../errors.ts";
 
 /** The registry host of every dataflow image name: never pulled; images are loaded into the nodes and run by digest. */
 export const REPOSITORY_HOST = "waxflow.local";
@@ -114,7 +119,7 @@ export async function buildDataflowImage(options: BuildOptions): Promise<BuiltIm
   const [base, baseMs] = await timed("base", pulled === undefined ? basePath : formatRef(pulled), onProgress, () => {
     if (pulled !== undefined) return new RegistryClient(pulled.host).pull(pulled);
     return readImage(basePath).catch((err: unknown) => {
-      if (options.base !== undefined || !(err instanceof UserError)) throw err;
+      if (options.base !== undefined || !(err instanceof OciError)) throw err;
       throw new UserError(`no waxflow-runtime image at ${basePath}; build it with \`npm run images\` or pass --base`);
     });
   });

@@ -2,8 +2,8 @@
 // by digest, so what runs is exactly what was built (a tag can be moved or reused).
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { cacheDir } from "@waxflow/oci";
 import { UsageError } from "../errors.ts";
-import { cacheDir } from "../image/oci.ts";
 
 export function builtControllerImage(env: NodeJS.ProcessEnv = process.env): string {
   const summary = join(cacheDir(env), "images", "current", "images.json");

@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { Args, Flags, type Interfaces } from "@oclif/core";
 import { type Dataflow, durationMs } from "@waxflow/crds";
+import { APP_DIR, parseRegistryPrefix } from "@waxflow/oci";
 import { dump } from "js-yaml";
 import { ClusterCommand } from "../../base.ts";
 import { buildAndDeliver, type Destination, kindClusterOf } from "../../deploy/build.ts";
@@ -8,8 +9,6 @@ import { bundledModule, type DeployResult, deploy, loadCheck } from "../../deplo
 import { dataflowManifest } from "../../deploy/manifest.ts";
 import { type DeployOptions, deployOptions, duration, namespaceName } from "../../deploy/options.ts";
 import { UsageError } from "../../errors.ts";
-import { APP_DIR } from "../../image/layer.ts";
-import { parseRegistryPrefix } from "../../image/registry.ts";
 import { connect } from "../../kube.ts";
 import { createProgress, outputMode } from "../../ui/progress.ts";
 

@@ -1,13 +1,13 @@
 import { homedir } from "node:os";
 import { Args, Flags } from "@oclif/core";
 import type { Dataflow } from "@waxflow/crds";
+import { parseRegistryPrefix } from "@waxflow/oci";
 import { dump } from "js-yaml";
 import { ClusterCommand } from "../../base.ts";
 import { buildAndDeliver, type Destination, kindClusterOf } from "../../deploy/build.ts";
 import { loadCheck } from "../../deploy/deploy.ts";
 import { namespaceName } from "../../deploy/options.ts";
 import { renderDataflow } from "../../deploy/render.ts";
-import { parseRegistryPrefix } from "../../image/registry.ts";
 import { loadKubeConfig } from "../../kube.ts";
 import { createProgress } from "../../ui/progress.ts";
 import DfDeploy, { optionsOf } from "./deploy.ts";

@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import { Args, Flags } from "@oclif/core";
+import { cacheDir } from "@waxflow/oci";
 import { WaxctlCommand } from "../../base.ts";
 import {
   type BuiltImage,
@@ -11,7 +12,6 @@ import {
   parseTarget,
   TARGET_FORMS,
 } from "../../image/build.ts";
-import { cacheDir } from "../../image/oci.ts";
 
 export interface ImageBuildResult {
   readonly digest: string;

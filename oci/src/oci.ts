@@ -9,7 +9,7 @@ import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { extract, pack } from "tar-stream";
-import { UserError } from "../errors.ts";
+import { OciError } from "./errors.ts";
 import {
   type Descriptor,
   type ImageConfig,
@@ -182,7 +182,7 @@ export async function writeArchive(
 /** An OCI layout's index.json, or why `dir` is not a layout. */
 async function readIndex(dir: string): Promise<Descriptor[]> {
   const text = await readFile(join(dir, "index.json"), "utf8").catch(() => undefined);
-  if (text === undefined) throw new UserError(`${dir} is not an OCI image layout (no index.json)`);
+  if (text === undefined) throw new OciError(`${dir} is not an OCI image layout (no index.json)`);
   return (JSON.parse(text) as { manifests?: Descriptor[] }).manifests ?? [];
 }
 
@@ -192,7 +192,7 @@ async function readIndex(dir: string): Promise<Descriptor[]> {
  */
 export async function readImage(path: string, name?: string): Promise<OciImage> {
   const info = await stat(path).catch(() => undefined);
-  if (info === undefined) throw new UserError(`${path}: no such image layout or archive`);
+  if (info === undefined) throw new OciError(`${path}: no such image layout or archive`);
   const dir = info.isDirectory() ? path : await unpackArchive(resolve(path), info.size, info.mtimeMs);
   const manifests = await readIndex(dir);
   const names = (d: Descriptor) => [d.annotations?.[REF_NAME], d.annotations?.[CONTAINERD_NAME]];
@@ -202,12 +202,12 @@ export async function readImage(path: string, name?: string): Promise<OciImage> 
   const [descriptor] = chosen;
   if (descriptor === undefined || chosen.length > 1) {
     const all = manifests.map((d) => names(d)[0] ?? d.digest).join(", ");
-    throw new UserError(
+    throw new OciError(
       `${path} holds ${chosen.length === 0 ? "no image" : "several images"}${name === undefined ? "" : ` named ${name}`}; images: ${all || "none"}`,
     );
   }
   if (descriptor.mediaType !== MANIFEST_MEDIA_TYPE)
-    throw new UserError(`${path}: ${descriptor.mediaType} is not supported; use a single-platform image`);
+    throw new OciError(`${path}: ${descriptor.mediaType} is not supported; use a single-platform image`);
   const file = (digest: string) => join(dir, blobPath(digest));
   const manifestBytes = await readFile(file(descriptor.digest));
   const manifest = JSON.parse(manifestBytes.toString()) as ImageManifest;
@@ -240,7 +240,7 @@ async function unpackArchive(file: string, size: number, mtimeMs: number): Promi
   };
   await Promise.all([unpack(), pipeline(createReadStream(file), ex)]).catch(async (err: unknown) => {
     await rm(tmp, { recursive: true, force: true });
-    throw new UserError(`${file} is not an image archive: ${err instanceof Error ? err.message : String(err)}`);
+    throw new OciError(`${file} is not an image archive: ${err instanceof Error ? err.message : String(err)}`);
   });
   await rename(tmp, dir).catch(async (err: NodeJS.ErrnoException) => {
     // Another process unpacked the same archive first.

@@ -1,6 +1,6 @@
 import { extract, type Header } from "tar-stream";
 import { expect, test } from "vitest";
-import { appLayer, tarLayer } from "../src/image/layer.ts";
+import { appLayer, tarLayer } from "../src/layer.ts";
 
 async function headers(tar: Buffer): Promise<Header[]> {
   const out: Header[] = [];

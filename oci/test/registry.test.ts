@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
-import { dockerCredential } from "../src/image/credentials.ts";
+import { dockerCredential } from "../src/credentials.ts";
 import {
   formatRef,
   parseChallenge,
@@ -10,7 +10,7 @@ import {
   parseRegistryRef,
   repositoryUnder,
   usesPlainHttp,
-} from "../src/image/registry.ts";
+} from "../src/registry.ts";
 
 describe("image names", () => {
   test.each([

@@ -6,7 +6,7 @@ import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { UserError } from "../errors.ts";
+import { OciError } from "./errors.ts";
 
 export interface Credential {
   readonly username: string;
@@ -40,14 +40,14 @@ export async function dockerCredential(
   const file = configFile(env);
   const text = await readFile(file, "utf8").catch((err: NodeJS.ErrnoException) => {
     if (err.code === "ENOENT") return undefined;
-    throw new UserError(`cannot read ${file}: ${err.message}`);
+    throw new OciError(`cannot read ${file}: ${err.message}`);
   });
   if (text === undefined) return undefined;
   let config: DockerConfig;
   try {
     config = JSON.parse(text) as DockerConfig;
   } catch (err) {
-    throw new UserError(`${file} is not valid JSON: ${(err as Error).message}`);
+    throw new OciError(`${file} is not valid JSON: ${(err as Error).message}`);
   }
   const wanted = hostOf(host);
   const helper =
@@ -61,7 +61,7 @@ export async function dockerCredential(
   if (entry.auth !== undefined) {
     const decoded = Buffer.from(entry.auth, "base64").toString();
     const colon = decoded.indexOf(":");
-    if (colon < 0) throw new UserError(`${file}: the auth of ${host} is not base64 of USER:PASSWORD`);
+    if (colon < 0) throw new OciError(`${file}: the auth of ${host} is not base64 of USER:PASSWORD`);
     return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
   }
   if (entry.username !== undefined && entry.password !== undefined)
@@ -81,7 +81,7 @@ function fromHelper(helper: string, server: string, env: NodeJS.ProcessEnv): Pro
     child.stderr.resume();
     child.on("error", (err: NodeJS.ErrnoException) =>
       fail(
-        new UserError(
+        new OciError(
           err.code === "ENOENT"
             ? `${command} not found: config.json names the credential helper "${helper}"; install it or remove it from ${configFile(env)}`
             : `${command}: ${err.message}`,
@@ -91,14 +91,14 @@ function fromHelper(helper: string, server: string, env: NodeJS.ProcessEnv): Pro
     child.on("close", (code) => {
       if (code !== 0) {
         if (/credentials not found/i.test(out)) ok(undefined);
-        else fail(new UserError(`${command} get failed for ${server} (exit ${code}): ${out.trim().slice(0, 200)}`));
+        else fail(new OciError(`${command} get failed for ${server} (exit ${code}): ${out.trim().slice(0, 200)}`));
         return;
       }
       try {
         const { Username, Secret } = JSON.parse(out) as { Username?: string; Secret?: string };
         ok(Username === undefined || Secret === undefined ? undefined : { username: Username, password: Secret });
       } catch {
-        fail(new UserError(`${command} get printed something other than JSON for ${server}`));
+        fail(new OciError(`${command} get printed something other than JSON for ${server}`));
       }
     });
     child.stdin.end(server);

@@ -9,9 +9,8 @@ import { mkdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { UsageError, UserError } from "../errors.ts";
-import { networkReason } from "../network.ts";
 import { type Credential, dockerCredential } from "./credentials.ts";
+import { OciError } from "./errors.ts";
 import {
   type Descriptor,
   type ImageConfig,
@@ -19,6 +18,7 @@ import {
   INDEX_MEDIA_TYPE,
   MANIFEST_MEDIA_TYPE,
 } from "./image.ts";
+import { networkReason } from "./network.ts";
 import { cacheDir, type OciImage } from "./oci.ts";
 
 const DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json";
@@ -45,7 +45,9 @@ const NOT_A_HOST = (host: string): string =>
 /** Parses an image name with an explicit registry host; `given` is the flag and value as typed, for errors. */
 export function parseRegistryRef(text: string, given: string): RegistryRef {
   const bad = (why: string) =>
-    new UsageError(`${given} is not a registry image name: ${why} (e.g. registry.example.com/team/orders:v1)`);
+    new OciError(`${given} is not a registry image name: ${why} (e.g. registry.example.com/team/orders:v1)`, {
+      usage: true,
+    });
   const [name = "", digest, ...extra] = text.split("@");
   if (extra.length > 0) throw bad("more than one @");
   if (digest !== undefined && !DIGEST.test(digest)) throw bad("the digest must be sha256: and 64 hex digits");
@@ -76,9 +78,11 @@ export function parseRegistryPrefix(text: string, given: string): RegistryPrefix
   const host = slash < 0 ? text : text.slice(0, slash);
   const prefix = slash < 0 ? "" : text.slice(slash + 1).replace(/\/+$/, "");
   if (prefix.includes(":") || text.includes("@")) {
-    throw new UsageError(`${given} names an image; pass HOST or HOST/PREFIX, and the image goes to HOST/PREFIX/NAME`);
+    throw new OciError(`${given} names an image; pass HOST or HOST/PREFIX, and the image goes to HOST/PREFIX/NAME`, {
+      usage: true,
+    });
   }
-  const bad = (why: string) => new UsageError(`${given} is not a registry: ${why} (e.g. ghcr.io/acme)`);
+  const bad = (why: string) => new OciError(`${given} is not a registry: ${why} (e.g. ghcr.io/acme)`, { usage: true });
   if (!isRegistryHost(host)) throw bad(NOT_A_HOST(host));
   if (prefix !== "" && !REPOSITORY.test(prefix)) throw bad(`path "${prefix}" must be lowercase path components`);
   return { host, prefix };
@@ -300,7 +304,7 @@ export class RegistryClient {
           duplex: "half",
         } as RequestInit);
       } catch (err) {
-        throw new UserError(
+        throw new OciError(
           `cannot reach registry ${this.host} (${this.#base}): ${networkReason(err)}; ` +
             "check the host and port, and set WAXCTL_INSECURE_REGISTRIES=HOST:PORT for a registry without TLS",
         );
@@ -351,7 +355,7 @@ export class RegistryClient {
     return this.#credential;
   }
 
-  #unauthorized(credential: Credential | undefined): UserError {
+  #unauthorized(credential: Credential | undefined): OciError {
     return this.#error(
       credential === undefined
         ? `it needs credentials and none are stored for ${this.host}; run \`docker login ${this.host}\` (waxctl reads Docker's config.json and credential helpers)`
@@ -370,8 +374,8 @@ export class RegistryClient {
     throw this.#error(`${doing} failed with HTTP ${res.status}${detail === "" ? "" : ` (${detail.trim()})`}`);
   }
 
-  #error(message: string): UserError {
-    return new UserError(`registry ${this.host}: ${message}`);
+  #error(message: string): OciError {
+    return new OciError(`registry ${this.host}: ${message}`);
   }
 }
 

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { expect, test } from "vitest";
-import { dataflowImage, type ImageConfig, type ImageManifest } from "../src/image/image.ts";
-import { appLayer } from "../src/image/layer.ts";
+import { dataflowImage, type ImageConfig, type ImageManifest } from "../src/image.ts";
+import { appLayer } from "../src/layer.ts";
 
 const sha = (text: string) => `sha256:${createHash("sha256").update(text).digest("hex")}`;
 const baseLayer = { mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: sha("base"), size: 1234 };
