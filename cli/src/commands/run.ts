@@ -3,21 +3,13 @@ import { specSchema } from "@waxflow/crds";
 import { WaxctlCommand } from "../base.ts";
 import { wholeNumber } from "../deploy/options.ts";
 
-type RuntimeMain = (
-  argv: readonly string[],
-  env: Readonly<Record<string, string | undefined>>,
-  cwd: string,
-) => Promise<number>;
-
 /**
- * The runtime's own CLI, found next to the `waxflow` entry the current export conditions
- * pick: its TypeScript sources in this repository, its built dist/ once installed.
+ * The runtime's own CLI (`waxflow/cli`): its TypeScript sources in this repository, its
+ * built dist/ once installed, as the export conditions pick. Loaded on use: `waxctl run`
+ * alone needs the engine.
  */
-async function runtimeMain(): Promise<RuntimeMain> {
-  const index = import.meta.resolve("waxflow");
-  const cli = new URL(index.endsWith(".ts") ? "./cli.ts" : "./cli.js", index);
-  const mod = (await import(cli.href)) as { main: RuntimeMain };
-  return mod.main;
+async function runtimeMain(): Promise<typeof import("waxflow/cli").main> {
+  return (await import("waxflow/cli")).main;
 }
 
 /** As many as a Dataflow may have per process, so `run` accepts what `df deploy` does. */
