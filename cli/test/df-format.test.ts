@@ -1,11 +1,11 @@
 // The pure parts of the df topic: text formatting, the deploy plan, readiness, stages.
 import type { CoreV1Event, V1Pod } from "@kubernetes/client-node";
-import type { Dataflow } from "@waxflow/crds";
+import { changedSpecFields, type Dataflow } from "@waxflow/crds";
 import { renderToString } from "ink";
 import { createElement } from "react";
 import { expect, test } from "vitest";
 import { kindClusterOf } from "../src/deploy/build.ts";
-import { changedFields, planDeploy } from "../src/deploy/diff.ts";
+import { planDeploy } from "../src/deploy/diff.ts";
 import { podStatus, readiness } from "../src/deploy/status.ts";
 import { podReport } from "../src/deploy/wait.ts";
 import { failureLine } from "../src/kube.ts";
@@ -115,7 +115,7 @@ test("the plan: create, unchanged, a label-only update, and a change that replac
     planDeploy(dataflow({ state: "suspended" }), dataflow({ state: "suspended", processes: 4 })).replacesRunning,
   ).toBe(false);
   const retained = dataflow({ recovery: { retention: { whenDeleted: "Delete" } } });
-  expect(changedFields(live, retained)).toEqual(["recovery.retention"]);
+  expect(changedSpecFields(live.spec, retained.spec)).toEqual(["recovery.retention"]);
   expect(planDeploy(live, retained).replacesRunning).toBe(false);
 });
 

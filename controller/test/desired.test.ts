@@ -1,4 +1,4 @@
-import { type Dataflow, withDefaults } from "@waxflow/crds";
+import { classifySpecDiff, type Dataflow, withDefaults } from "@waxflow/crds";
 import { expect, test } from "vitest";
 import { DEFAULT_API_CLIENTS, desiredNetworkPolicy, parseLabels } from "../src/desired/network-policy.ts";
 import {
@@ -12,7 +12,6 @@ import {
   TEMPLATE_HASH,
 } from "../src/desired/objects.ts";
 import { privilegedFields } from "../src/desired/pod-guard.ts";
-import { classifySpecDiff } from "../src/reconcile/diff.ts";
 import { dataflow, IMAGE } from "./fixtures.ts";
 
 const contractLabels = {

@@ -37,3 +37,17 @@ export function podSelectorString(name: string): string {
     .map(([k, v]) => `${k}=${v}`)
     .join(",");
 }
+
+/** An object as far as its conditions go: structural, so any client's types fit. */
+interface WithConditions {
+  readonly status?: { readonly conditions?: readonly { readonly type: string; readonly status: string }[] };
+}
+
+const holds = (o: WithConditions, type: string): boolean =>
+  o.status?.conditions?.some((c) => c.type === type && c.status === "True") === true;
+
+/** Ready as the kubelet says it: for a process, its cluster formed and it serves. */
+export const isPodReady = (pod: WithConditions): boolean => holds(pod, "Ready");
+
+/** The API server serves the CRD's resources once it is Established. */
+export const isCrdEstablished = (crd: WithConditions): boolean => holds(crd, "Established");

@@ -3,6 +3,7 @@ import type { DataflowRecovery, DataflowSpec, DataflowVolumeRetention } from "./
 
 export * from "./contract.ts";
 export * from "./schema.ts";
+export * from "./spec-diff.ts";
 export type * from "./types.gen.ts";
 
 /** A spec as the API server stores it: every field that has a default is present. */

@@ -1,12 +1,7 @@
 // Reading a Dataflow's and its pods' state for people: pure, so list, describe and the
 // deploy wait all say the same thing.
 import type { V1Pod } from "@kubernetes/client-node";
-import type { Dataflow } from "@waxflow/crds";
-import { CONTAINER } from "@waxflow/crds";
-
-export function isPodReady(pod: V1Pod): boolean {
-  return pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") === true;
-}
+import { CONTAINER, type Dataflow, isPodReady } from "@waxflow/crds";
 
 /** kubectl's STATUS: the waiting or terminated reason when there is one, else the phase. */
 export function podStatus(pod: V1Pod): string {

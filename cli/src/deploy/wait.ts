@@ -6,12 +6,13 @@
 import { setTimeout as delay } from "node:timers/promises";
 import type { CoreV1Event, V1Deployment, V1Pod } from "@kubernetes/client-node";
 import type { Dataflow } from "@waxflow/crds";
+import { isPodReady } from "@waxflow/crds";
 import { DetailedError } from "../base.ts";
 import { UserError } from "../errors.ts";
 import type { Cluster } from "../kube.ts";
 import { seconds } from "../ui/format.ts";
 import type { Progress, Stage } from "../ui/progress.ts";
-import { isPodReady, podStatus, readiness } from "./status.ts";
+import { podStatus, readiness } from "./status.ts";
 
 export interface WaitOptions {
   readonly timeoutMs: number;

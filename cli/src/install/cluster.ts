@@ -12,7 +12,7 @@ import {
   PatchStrategy,
   RbacAuthorizationV1Api,
 } from "@kubernetes/client-node";
-import { CRD_NAME, GROUP, PLURAL, VERSION } from "@waxflow/crds";
+import { CRD_NAME, GROUP, isCrdEstablished, PLURAL, VERSION } from "@waxflow/crds";
 import { UserError } from "../errors.ts";
 import { apiStatus, type ClusterFlags, FIELD_MANAGER, failureLine, loadKubeConfig } from "../kube.ts";
 import { CONTROLLER, header, INSTALLED_BY, type InstallOptions, installManifests } from "./manifests.ts";
@@ -115,7 +115,7 @@ export class Installer {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       const crd = await this.#call(`read ${CRD_NAME}`, () => api.readCustomResourceDefinition({ name: CRD_NAME }));
-      if (crd.status?.conditions?.some((c) => c.type === "Established" && c.status === "True")) return;
+      if (isCrdEstablished(crd)) return;
       await delay(100);
     }
     throw new UserError(

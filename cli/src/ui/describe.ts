@@ -1,7 +1,8 @@
 // The text of `df list` rows and `df describe`: pure functions of what the API server returned.
 import type { CoreV1Event, V1Pod } from "@kubernetes/client-node";
 import type { Dataflow } from "@waxflow/crds";
-import { dataflowState, isPodReady, podRestarts, podStatus, readyOfDesired } from "../deploy/status.ts";
+import { isPodReady } from "@waxflow/crds";
+import { dataflowState, podRestarts, podStatus, readyOfDesired } from "../deploy/status.ts";
 import { eventTime } from "../kube.ts";
 import { age, shortImage, table } from "./format.ts";
 import {

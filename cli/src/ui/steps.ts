@@ -1,8 +1,9 @@
 // What `df describe` and `df top` show of a running dataflow's steps and processes: pure
 // functions of what each pod's /steps answered (runtime/src/api/steps.ts) and of the pods.
 import type { V1Pod } from "@kubernetes/client-node";
+import { isPodReady } from "@waxflow/crds";
 import type { StepsReport } from "waxflow/steps";
-import { isPodReady, podRestarts } from "../deploy/status.ts";
+import { podRestarts } from "../deploy/status.ts";
 import { table } from "./format.ts";
 import { type PodResources, type PodUsage, type ProcessFigures, podResources } from "./resources.ts";
 

@@ -2,7 +2,7 @@
 // controller was built with is the schema the API server enforces.
 import { setTimeout as delay } from "node:timers/promises";
 import { loadYaml, type V1CustomResourceDefinition } from "@kubernetes/client-node";
-import { crdManifest } from "@waxflow/crds";
+import { crdManifest, isCrdEstablished } from "@waxflow/crds";
 import type { Kube } from "./client.ts";
 
 export async function installCrd(kube: Kube, timeoutMs = 30_000): Promise<void> {
@@ -13,7 +13,7 @@ export async function installCrd(kube: Kube, timeoutMs = 30_000): Promise<void> 
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const live = await kube.extensions.readCustomResourceDefinition({ name: crd.metadata.name });
-    if (live.status?.conditions?.some((c) => c.type === "Established" && c.status === "True")) return;
+    if (isCrdEstablished(live)) return;
     await delay(100);
   }
   throw new Error(`CRD ${crd.metadata.name} not established after ${timeoutMs} ms`);

@@ -4,7 +4,7 @@
 // (status.failures): two failed runs in a row with the same exit code and last line
 // make a crash loop.
 import type { V1ContainerStateTerminated, V1ContainerStatus, V1Pod } from "@kubernetes/client-node";
-import type { DataflowProcessFailure } from "@waxflow/crds";
+import { type DataflowProcessFailure, isPodReady } from "@waxflow/crds";
 
 /** A termination message line longer than this is cut: it goes into conditions, events and a table column. */
 const MAX_LINE = 300;
@@ -61,7 +61,7 @@ export function trackFailures(
   for (const pod of pods) {
     const name = pod.metadata?.name;
     const status = pod.status?.containerStatuses?.find((c) => c.name === container);
-    const ready = pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") === true;
+    const ready = isPodReady(pod);
     if (name === undefined || status === undefined || status.ready || ready) continue;
     const uid = pod.metadata?.uid;
     let record = previous.find((r) => r.pod === name && r.podUID === uid);

@@ -12,10 +12,12 @@ import type {
 } from "@kubernetes/client-node";
 import {
   CONTAINER,
+  classifySpecDiff,
   type Dataflow,
   type DataflowRollout,
   type DataflowStatus,
   type DefaultedDataflowSpec,
+  isPodReady,
   podSelectorString,
   withDefaults,
 } from "@waxflow/crds";
@@ -41,7 +43,6 @@ import {
 import { guardPodTemplate } from "../desired/pod-guard.ts";
 import type { Reference } from "../desired/references.ts";
 import { progressMessage } from "./diagnosis.ts";
-import { classifySpecDiff } from "./diff.ts";
 import { statefulSetDrift } from "./drift.ts";
 import { diagnoseFailures, trackFailures } from "./failures.ts";
 import { condition, STATUS_REFRESH_MS, stamped } from "./status.ts";
@@ -133,7 +134,6 @@ const CLUSTER_FORM_TIMEOUT_MS = 120_000;
 const ROLL_POLL_MS = 5_000;
 const POLL_MS = 30_000;
 
-const isReady = (pod: V1Pod) => pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") === true;
 const isTerminating = (pod: V1Pod) => pod.metadata?.deletionTimestamp !== undefined;
 
 /** Why the processes are unhealthy, from pod status; undefined when nothing is wrong. */
@@ -174,7 +174,7 @@ function diagnosePods(pods: readonly V1Pod[], now: Date): { reason: string; mess
     ]
       .filter((t) => t !== undefined)
       .map((t) => new Date(t).getTime());
-    return !isReady(p) && since.length > 0 && now.getTime() - Math.max(...since) > CLUSTER_FORM_TIMEOUT_MS;
+    return !isPodReady(p) && since.length > 0 && now.getTime() - Math.max(...since) > CLUSTER_FORM_TIMEOUT_MS;
   });
   if (stuck.length > 0) {
     return {
@@ -192,7 +192,7 @@ function missingProblem(
   namespace: string,
 ): { reason: string; message: string } | undefined {
   const first = missing[0];
-  const waiting = live.filter((p) => !isReady(p)).map((p) => p.metadata?.name ?? "?");
+  const waiting = live.filter((p) => !isPodReady(p)).map((p) => p.metadata?.name ?? "?");
   if (first === undefined || waiting.length === 0) return undefined;
   const what = missing.map((r) => `${r.kind} "${r.name}" (${r.where})`).join(", ");
   return {
@@ -556,7 +556,7 @@ function converge(observed: Observed, preflight: V1Pod | undefined, now: Date, s
   const oldImages = [
     ...new Set(
       live
-        .filter(isReady)
+        .filter(isPodReady)
         .map(imageOf)
         .filter((i) => i !== undefined && i !== spec.image),
     ),
@@ -665,7 +665,7 @@ function converge(observed: Observed, preflight: V1Pod | undefined, now: Date, s
       !stsStale &&
       stsReplicas === from &&
       live.length === from &&
-      live.every(isReady) &&
+      live.every(isPodReady) &&
       stalePods.length === 0;
     // Nothing (left) to hand over: the spec no longer asks for it, or the Dataflow was
     // suspended meanwhile (the holders run again on resume: the last started size is kept).
@@ -680,7 +680,7 @@ function converge(observed: Observed, preflight: V1Pod | undefined, now: Date, s
       rollout = { ...rollout, stage: "Starting" };
     } else {
       actions.push(...applyIfChanged(desiredStatefulSet(df, spec, from)), ...services);
-      const ready = live.filter(isReady).length;
+      const ready = live.filter(isPodReady).length;
       progressing = {
         reason: "HandingOffRecovery",
         message:
@@ -736,7 +736,7 @@ function converge(observed: Observed, preflight: V1Pod | undefined, now: Date, s
   }
 
   // observe -> status. Holders hand data over; they are not processes of the cluster.
-  const ready = live.filter((p) => isReady(p) && !isHolder(p)).length;
+  const ready = live.filter((p) => isPodReady(p) && !isHolder(p)).length;
   const suspended = spec.state === "suspended";
   // Pods of an older template are on their way out: how they failed is history.
   const failures = suspended
