@@ -10,6 +10,7 @@ import type { CoreV1Event, KubeConfig, V1Deployment, V1Pod } from "@kubernetes/c
 import {
   API_PORT,
   API_VERSION,
+  apiStatus,
   CONTAINER,
   DATAFLOW_LABEL,
   type Dataflow,
@@ -143,21 +144,6 @@ export async function connect(
 interface ErrorWhere {
   readonly server: string;
   readonly context: string;
-}
-
-/** HTTP status and the API server's message of a client-node error, if it came from the server. */
-export function apiStatus(err: unknown): { code: number; message: string } | undefined {
-  if (err === null || typeof err !== "object" || typeof (err as { code?: unknown }).code !== "number") return undefined;
-  const { code, body, message } = err as { code: number; body?: unknown; message?: string };
-  let text = typeof body === "object" && body !== null ? (body as { message?: unknown }).message : undefined;
-  if (typeof body === "string") {
-    try {
-      text = (JSON.parse(body) as { message?: unknown }).message;
-    } catch {
-      text = body;
-    }
-  }
-  return { code, message: typeof text === "string" && text !== "" ? text : (message ?? `HTTP ${code}`) };
 }
 
 /** One line for a failed API call: what failed, why, and what to do about it. */

@@ -1,5 +1,7 @@
 // One line per record on stderr: JSON (the default) for the cluster's log pipeline, or
 // text (`time LEVEL msg key=value ...`) for people reading `kubectl logs`.
+import { apiStatus } from "@waxflow/crds";
+
 export type Fields = Record<string, unknown>;
 export const LEVELS = ["debug", "info", "warn", "error"] as const;
 export type Level = (typeof LEVELS)[number];
@@ -47,23 +49,15 @@ export function log(level: Level, msg: string, fields: Fields = {}): void {
   process.stderr.write(`${formatRecord(new Date(), level, msg, fields, format)}\n`);
 }
 
+/** The API server's message for a failed call, else the error's own. */
 export function errorText(err: unknown): string {
-  if (err !== null && typeof err === "object" && "body" in err && typeof err.body === "string") {
-    try {
-      const status = JSON.parse(err.body) as { message?: string };
-      if (status.message) return status.message;
-    } catch {
-      return err.body;
-    }
-  }
-  return err instanceof Error ? err.message : String(err);
+  return apiStatus(err)?.message ?? (err instanceof Error ? err.message : String(err));
 }
 
-/** HTTP status of a client-node error, if it has one. */
+/** HTTP status of a failed call: the API server's, or a raw response's (a watch). */
 export function statusCode(err: unknown): number | undefined {
-  if (err !== null && typeof err === "object") {
-    if ("code" in err && typeof err.code === "number") return err.code;
-    if ("statusCode" in err && typeof err.statusCode === "number") return err.statusCode;
-  }
-  return undefined;
+  const status = apiStatus(err)?.code;
+  if (status !== undefined) return status;
+  const raw = (err as { statusCode?: unknown } | null)?.statusCode;
+  return typeof raw === "number" ? raw : undefined;
 }

@@ -1,6 +1,7 @@
 import { customResourceDefinition, specSchema } from "./schema.ts";
 import type { DataflowRecovery, DataflowSpec, DataflowVolumeRetention } from "./types.gen.ts";
 
+export * from "./api-status.ts";
 export * from "./contract.ts";
 export * from "./schema.ts";
 export * from "./spec-diff.ts";

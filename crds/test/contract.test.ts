@@ -1,5 +1,6 @@
 import { expect, test } from "vitest";
 import {
+  apiStatus,
   classifySpecDiff,
   dataflowLabels,
   durationMs,
@@ -47,4 +48,25 @@ test("a spec change is classed by its largest field; keys JSON would drop are no
   expect(classifySpecDiff(undefined, spec).class).toBe("upgrade");
   expect(replacesProcesses("ignore")).toBe(false);
   expect(replacesProcesses("scale")).toBe(true);
+});
+
+test("a failed API call's status: the server's message from its body, as text or parsed; other errors have none", () => {
+  const refused = {
+    code: 422,
+    message: "HTTP-Code: 422\nMessage: ...",
+    body: '{"kind":"Status","message":"spec.x: Invalid"}',
+  };
+  expect(apiStatus(refused)).toEqual({ code: 422, message: "spec.x: Invalid" });
+  expect(apiStatus({ code: 403, body: { message: "forbidden: pods" } })).toEqual({
+    code: 403,
+    message: "forbidden: pods",
+  });
+  expect(apiStatus({ code: 502, body: "<html>bad gateway</html>" })).toEqual({
+    code: 502,
+    message: "<html>bad gateway</html>",
+  });
+  expect(apiStatus({ code: 500, message: "boom" })).toEqual({ code: 500, message: "boom" });
+  expect(apiStatus({ code: 503 })).toEqual({ code: 503, message: "HTTP 503" });
+  expect(apiStatus(new Error("ECONNREFUSED"))).toBeUndefined();
+  expect(apiStatus(null)).toBeUndefined();
 });

@@ -12,9 +12,9 @@ import {
   PatchStrategy,
   RbacAuthorizationV1Api,
 } from "@kubernetes/client-node";
-import { CRD_NAME, GROUP, isCrdEstablished, PLURAL, VERSION } from "@waxflow/crds";
+import { apiStatus, CRD_NAME, GROUP, isCrdEstablished, PLURAL, VERSION } from "@waxflow/crds";
 import { UserError } from "../errors.ts";
-import { apiStatus, type ClusterFlags, FIELD_MANAGER, failureLine, loadKubeConfig } from "../kube.ts";
+import { type ClusterFlags, FIELD_MANAGER, failureLine, loadKubeConfig } from "../kube.ts";
 import { CONTROLLER, header, INSTALLED_BY, type InstallOptions, installManifests } from "./manifests.ts";
 
 export interface ObjectResult {
