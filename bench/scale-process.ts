@@ -7,7 +7,7 @@
  */
 import { join } from "node:path";
 import { type MeshSecurity, parseAddresses } from "../runtime/src/cluster/mesh.ts";
-import { execute } from "../runtime/src/engine/execute.ts";
+import { execute } from "../runtime/src/process/execute.ts";
 import type { ProcessReport } from "./cases/scale.ts";
 import { flow } from "./scale-flow.ts";
 

@@ -3,9 +3,10 @@
  * step, file or peer), anything else with its class name. Shared by the CLI and worker
  * threads, which send their failure to the process as this line.
  */
-import { LoadError } from "./cli/load.ts";
+
 import { PeerError, PeerLostError } from "./cluster/mesh.ts";
 import { BuildError, StepError, UsageError } from "./errors.ts";
+import { LoadError } from "./process/load.ts";
 import { RecoveryError } from "./recovery/errors.ts";
 
 /** A worker thread's failure, as the line it would have printed; `detail` has its stack. */

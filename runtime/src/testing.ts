@@ -3,11 +3,11 @@
  * end, abort or pause a run, a sink that collects into an array, and runners.
  */
 import type { Dataflow } from "./dataflow.ts";
-import { type ExecuteOptions, execute, type RecoveryConfig } from "./engine/execute.ts";
 import type { StateStore } from "./engine/state-store.ts";
 import { AbortExecution } from "./errors.ts";
 import { checkBatchSize, type FixedPartitionedSource, type StatefulSourcePartition } from "./inputs.ts";
 import type { DynamicSink, StatelessSinkPartition } from "./outputs.ts";
+import { type ExecuteOptions, execute, type RecoveryConfig } from "./process/execute.ts";
 
 export { AbortExecution } from "./errors.ts";
 

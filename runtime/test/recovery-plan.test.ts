@@ -7,7 +7,7 @@ import * as op from "waxflow/operators";
 import { MissingProcessStoreError, ReplacedProcessStoreError } from "waxflow/recovery";
 import { TestingSink, TestingSource } from "waxflow/testing";
 import { parseAddresses } from "../src/cluster/mesh.ts";
-import { execute } from "../src/engine/execute.ts";
+import { execute } from "../src/process/execute.ts";
 import { type ExecutionRecord, planResume, type StoreRecords, type WorkerFrontier } from "../src/recovery/plan.ts";
 import { freePorts } from "./support/ports.ts";
 import { TEST_SECRET_BYTES } from "./support/secret.ts";

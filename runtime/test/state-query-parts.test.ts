@@ -11,7 +11,7 @@ import { BadFrame, encodeFrame, FrameDecoder, type StateFrame } from "../src/clu
 import type { ProcessMesh } from "../src/cluster/mesh.ts";
 import { workerForKey } from "../src/engine/hash.ts";
 import { mergePages, pageOf, resolveStatefulStep, stateToJson, valueAnswer } from "../src/engine/state-query.ts";
-import type { WorkerView } from "../src/engine/threads.ts";
+import type { WorkerView } from "../src/process/threads.ts";
 
 function flow(): Dataflow {
   const df = new Dataflow("shop");

@@ -3,8 +3,8 @@
 import { setImmediate as tick } from "node:timers/promises";
 import { MessageChannel } from "node:worker_threads";
 import { expect, test } from "vitest";
-import { ACK_EVERY, MAX_IN_FLIGHT, ThreadLinks, type ThreadToProcess } from "../src/engine/threads.ts";
 import { type ExchangeMessage, itemsOf, packMessages } from "../src/engine/transport.ts";
+import { ACK_EVERY, MAX_IN_FLIGHT, ThreadLinks, type ThreadToProcess } from "../src/process/threads.ts";
 
 function pair() {
   const peer = new MessageChannel();

@@ -23,7 +23,7 @@ import {
   type StateQuery,
   valueAnswer,
 } from "../engine/state-query.ts";
-import type { WorkerView } from "../engine/threads.ts";
+import type { WorkerView } from "../process/threads.ts";
 import type { RecoveryStore } from "../recovery/store.ts";
 
 export type ParsedRequest = { readonly query: StateQuery } | { readonly status: number; readonly message: string };

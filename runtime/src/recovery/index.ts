@@ -1,5 +1,5 @@
 /** Recovery: snapshots of state, source and sink positions in SQLite partitions. */
-export type { RecoveryConfig } from "../engine/execute.ts";
+export type { RecoveryConfig } from "../process/execute.ts";
 export {
   InconsistentPartitionsError,
   MissingPartitionsError,

@@ -11,6 +11,8 @@
 import { StateRouter } from "../api/state.ts";
 import { type MeshSecurity, type PeerAddress, ProcessMesh } from "../cluster/mesh.ts";
 import type { Dataflow } from "../dataflow.ts";
+import type { StateStore } from "../engine/state-store.ts";
+import { Worker } from "../engine/worker.ts";
 import {
   clusterFormedLine,
   DEFAULT_PROGRESS_INTERVAL_MS,
@@ -27,9 +29,7 @@ import { type BackupConfig, DEFAULT_BACKUP_INTERVAL_MS } from "../recovery/backu
 import { resumeProcess } from "../recovery/handoff.ts";
 import { checkOutputFiles } from "../recovery/output-files.ts";
 import { RecoveryStore, type SnapshotStats } from "../recovery/store.ts";
-import type { StateStore } from "./state-store.ts";
 import { type RegistryJson, runThreads, type ThreadData, type WorkerView } from "./threads.ts";
-import { Worker } from "./worker.ts";
 
 /** Bytewax's default epoch length when recovery is off. */
 export const DEFAULT_EPOCH_INTERVAL_MS = 10_000;

@@ -16,11 +16,11 @@ import { fileURLToPath } from "node:url";
 import { MessageChannel, type MessagePort, Worker as NodeWorker, receiveMessageOnPort } from "node:worker_threads";
 import type { MetricObjectWithValues, MetricValue } from "prom-client";
 import type { ProcessMesh } from "../cluster/mesh.ts";
+import type { StateAnswer, StateQuery } from "../engine/state-query.ts";
+import { type ExchangeMessage, packMessages, type Transport } from "../engine/transport.ts";
+import type { Commit, StepCount } from "../engine/worker.ts";
 import { WorkerThreadError } from "../failure.ts";
 import type { SnapshotStats } from "../recovery/store.ts";
-import type { StateAnswer, StateQuery } from "./state-query.ts";
-import { type ExchangeMessage, packMessages, type Transport } from "./transport.ts";
-import type { Commit, StepCount } from "./worker.ts";
 
 /** Batches a link may have unacknowledged before its sender pauses. */
 export const MAX_IN_FLIGHT = 64;

@@ -6,11 +6,11 @@
 import { inspect } from "node:util";
 import { workerData } from "node:worker_threads";
 import { register } from "prom-client";
-import { loadDataflow } from "../cli/load.ts";
+import { Worker } from "../engine/worker.ts";
 import { describeFailure } from "../failure.ts";
 import { RecoveryStore } from "../recovery/store.ts";
+import { loadDataflow } from "./load.ts";
 import { type ThreadData, ThreadLinks } from "./threads.ts";
-import { Worker } from "./worker.ts";
 
 const data = workerData as ThreadData;
 const abort = new AbortController();
