@@ -34,11 +34,11 @@ import {
   DEFAULT_SETTINGS,
   type OperatorSettings,
   type Plan,
-  REJECTED,
   reconcile,
   rejected,
   statusFirst,
 } from "./reconcile/reconcile.ts";
+import { REJECTED } from "./reconcile/status.ts";
 
 /**
  * Dataflows reconciled at once. A reconcile mostly waits for the API server, so this is

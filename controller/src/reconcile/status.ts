@@ -46,3 +46,6 @@ export function stamped(next: DataflowStatus, prev: DataflowStatus, now: Date): 
   const unchanged = hashOf(before) === hashOf(after);
   return { ...after, lastReconcileTime: fresh && unchanged ? last : now.toISOString() };
 }
+
+/** Degraded reason the executor writes when the API server refuses an object we built. */
+export const REJECTED = "RejectedByApiServer";
