@@ -6,6 +6,7 @@
 import { setImmediate as yieldToEventLoop } from "node:timers/promises";
 import type { Dataflow } from "../dataflow.ts";
 import { BuildError } from "../errors.ts";
+import type { CoreStep } from "../graph.ts";
 import { isFixedPartitionedSink, isTransactionalSink } from "../outputs.ts";
 import { Exchange } from "./exchange.ts";
 import { workerForKey } from "./hash.ts";
@@ -218,116 +219,118 @@ export class Worker {
   }
 
   async #build(): Promise<void> {
-    const ctx = this.#ctx;
-    const exchangeCtx = { ...ctx, send: (to: number, message: ExchangeMessage) => this.#outbox[to]?.push(message) };
-    const exchange = (route: (item: unknown) => number, target: Consumer): Consumer => {
-      const ex = new Exchange(this.#exchanges.length, exchangeCtx, route, target);
-      this.#exchanges.push(ex);
-      return ex;
-    };
-    const upstream = (stepId: string, streamId: string): Emitter => {
-      const emitter = this.#emitters.get(streamId);
-      if (emitter === undefined)
-        throw new BuildError(`step ${JSON.stringify(stepId)} reads unknown stream ${streamId}`);
-      return emitter;
-    };
-    const counting = this.#opts.stepMetrics !== false;
-    const connect = (stepId: string, streamId: string, consumer: Consumer): void => {
-      if (!counting) {
-        upstream(stepId, streamId).consumers.push(consumer);
-        return;
-      }
-      // Counted per batch where the step is fed, so /metrics costs nothing per item.
-      const counter = this.#itemsIn.get(stepId) ?? { n: 0 };
-      this.#itemsIn.set(stepId, counter);
-      upstream(stepId, streamId).consumers.push({
-        items: (epoch, batch) => {
-          counter.n += batch.length;
-          consumer.items(epoch, batch);
-        },
-        frontier: (f) => consumer.frontier(f),
-      });
-    };
     if (this.#flow.steps.filter((s) => s.kind === "input").length === 0) {
       throw new BuildError(`dataflow ${JSON.stringify(this.#flow.flowId)} has no input steps`);
     }
-    for (const step of this.#flow.steps) {
-      switch (step.kind) {
-        case "input": {
-          const op = await InputOp.build(step, ctx);
-          this.#emitters.set(step.down, op.down);
-          this.#inputs.push(op);
+    for (const step of this.#flow.steps) await this.#place(step);
+  }
+
+  /** Routes a step's items to `target` through a new exchange: to the worker `route` names. */
+  #exchange(route: (item: unknown) => number, target: Consumer): Consumer {
+    const send = (to: number, message: ExchangeMessage) => this.#outbox[to]?.push(message);
+    const ex = new Exchange(this.#exchanges.length, { ...this.#ctx, send }, route, target);
+    this.#exchanges.push(ex);
+    return ex;
+  }
+
+  /** Feeds `consumer` from stream `streamId`, counting the items step `stepId` takes in. */
+  #connect(stepId: string, streamId: string, consumer: Consumer): void {
+    const upstream = this.#emitters.get(streamId);
+    if (upstream === undefined) throw new BuildError(`step ${JSON.stringify(stepId)} reads unknown stream ${streamId}`);
+    if (this.#opts.stepMetrics === false) {
+      upstream.consumers.push(consumer);
+      return;
+    }
+    // Counted per batch where the step is fed, so /metrics costs nothing per item.
+    const counter = this.#itemsIn.get(stepId) ?? { n: 0 };
+    this.#itemsIn.set(stepId, counter);
+    upstream.consumers.push({
+      items: (epoch, batch) => {
+        counter.n += batch.length;
+        consumer.items(epoch, batch);
+      },
+      frontier: (f) => consumer.frontier(f),
+    });
+  }
+
+  /** Instantiates one core step on this worker and wires it to the streams it reads and writes. */
+  async #place(step: CoreStep): Promise<void> {
+    const ctx = this.#ctx;
+    switch (step.kind) {
+      case "input": {
+        const op = await InputOp.build(step, ctx);
+        this.#emitters.set(step.down, op.down);
+        this.#inputs.push(op);
+        this.#ops.push(op);
+        break;
+      }
+      case "flatMapBatch": {
+        const op = new FlatMapBatchOp(step, ctx);
+        this.#connect(step.stepId, step.up, op);
+        this.#emitters.set(step.down, op.down);
+        this.#ops.push(op);
+        break;
+      }
+      case "branch": {
+        const op = new BranchOp(step, ctx);
+        this.#connect(step.stepId, step.up, op);
+        this.#emitters.set(step.trues, op.trues);
+        this.#emitters.set(step.falses, op.falses);
+        this.#ops.push(op);
+        break;
+      }
+      case "inspectDebug": {
+        const op = new InspectDebugOp(step, ctx);
+        this.#connect(step.stepId, step.up, op);
+        this.#emitters.set(step.down, op.down);
+        this.#ops.push(op);
+        break;
+      }
+      case "merge": {
+        const op = new MergeOp(step.stepId, ctx, step.ups.length);
+        for (const [i, up] of step.ups.entries()) this.#connect(step.stepId, up, op.input(i));
+        this.#emitters.set(step.down, op.down);
+        this.#merges.push(op);
+        this.#ops.push(op);
+        break;
+      }
+      case "redistribute": {
+        const op = new PassOp(step.stepId, ctx);
+        let next = this.index;
+        this.#connect(
+          step.stepId,
+          step.up,
+          this.#exchange(() => (next = (next + 1) % this.count), op),
+        );
+        this.#emitters.set(step.down, op.down);
+        this.#ops.push(op);
+        break;
+      }
+      case "statefulBatch": {
+        const op = new StatefulBatchOp(step, ctx, this.#opts.stepMetrics !== false);
+        const route = (item: unknown): number =>
+          Array.isArray(item) && typeof item[0] === "string" ? workerForKey(item[0], this.count) : this.index;
+        this.#connect(step.stepId, step.up, this.#exchange(route, op));
+        this.#emitters.set(step.down, op.down);
+        this.#timed.push(op);
+        this.#ops.push(op);
+        break;
+      }
+      case "output": {
+        if (isFixedPartitionedSink(step.sink)) {
+          const { op, route } = await FixedSinkOp.build(step, ctx);
+          this.#connect(step.stepId, step.up, this.#exchange(route, op));
           this.#ops.push(op);
-          break;
-        }
-        case "flatMapBatch": {
-          const op = new FlatMapBatchOp(step, ctx);
-          connect(step.stepId, step.up, op);
-          this.#emitters.set(step.down, op.down);
+        } else if (isTransactionalSink(step.sink) && ctx.store !== undefined) {
+          const op = await TransactionalSinkOp.build(step, ctx, ctx.store);
+          this.#connect(step.stepId, step.up, op);
           this.#ops.push(op);
-          break;
-        }
-        case "branch": {
-          const op = new BranchOp(step, ctx);
-          connect(step.stepId, step.up, op);
-          this.#emitters.set(step.trues, op.trues);
-          this.#emitters.set(step.falses, op.falses);
+        } else {
+          const op = await DynamicSinkOp.build(step, ctx);
+          this.#connect(step.stepId, step.up, op);
           this.#ops.push(op);
-          break;
         }
-        case "inspectDebug": {
-          const op = new InspectDebugOp(step, ctx);
-          connect(step.stepId, step.up, op);
-          this.#emitters.set(step.down, op.down);
-          this.#ops.push(op);
-          break;
-        }
-        case "merge": {
-          const op = new MergeOp(step.stepId, ctx, step.ups.length);
-          for (const [i, up] of step.ups.entries()) connect(step.stepId, up, op.input(i));
-          this.#emitters.set(step.down, op.down);
-          this.#merges.push(op);
-          this.#ops.push(op);
-          break;
-        }
-        case "redistribute": {
-          const op = new PassOp(step.stepId, ctx);
-          let next = this.index;
-          connect(
-            step.stepId,
-            step.up,
-            exchange(() => (next = (next + 1) % this.count), op),
-          );
-          this.#emitters.set(step.down, op.down);
-          this.#ops.push(op);
-          break;
-        }
-        case "statefulBatch": {
-          const op = new StatefulBatchOp(step, ctx, counting);
-          const route = (item: unknown): number =>
-            Array.isArray(item) && typeof item[0] === "string" ? workerForKey(item[0], this.count) : this.index;
-          connect(step.stepId, step.up, exchange(route, op));
-          this.#emitters.set(step.down, op.down);
-          this.#timed.push(op);
-          this.#ops.push(op);
-          break;
-        }
-        case "output": {
-          if (isFixedPartitionedSink(step.sink)) {
-            const { op, route } = await FixedSinkOp.build(step, ctx);
-            connect(step.stepId, step.up, exchange(route, op));
-            this.#ops.push(op);
-          } else if (isTransactionalSink(step.sink) && ctx.store !== undefined) {
-            const op = await TransactionalSinkOp.build(step, ctx, ctx.store);
-            connect(step.stepId, step.up, op);
-            this.#ops.push(op);
-          } else {
-            const op = await DynamicSinkOp.build(step, ctx);
-            connect(step.stepId, step.up, op);
-            this.#ops.push(op);
-          }
-          break;
-        }
+        break;
       }
     }
   }
