@@ -17,6 +17,7 @@ import {
   kubectl,
   kubectlJson,
   labelSelector,
+  NODE,
   nodeLineCount,
   podGet,
   podNamed,
@@ -73,7 +74,7 @@ function deployFlags(name: string, settings: ReadingsSettings, ...more: string[]
 // A rescaled dataflow's sink partitions move between processes, and a file cannot follow
 // them from one pod's volume to another's: its output goes to one claim every pod mounts
 // (ReadWriteOnce is per node, and kind has one), as a user on one node would do.
-const SHARED_OUTPUT = new Set(["e2e-scale", "e2e-again"]);
+const SHARED_OUTPUT = new Set(["e2e-scale", "e2e-again", "e2e-ops"]);
 const SHARED_MOUNT = "/var/lib/waxflow/output";
 const sharedClaim = (name: string) => `${name}-output`;
 
@@ -140,7 +141,7 @@ interface DataflowStatus {
   status?: {
     phase?: string;
     readyProcesses?: number;
-    conditions?: { type: string; status: string; reason?: string }[];
+    conditions?: { type: string; status: string; reason?: string; message?: string }[];
   };
 }
 
@@ -630,6 +631,102 @@ describe("waxflow on kind", { timeout: 600_000 }, () => {
     expect(reasons).toContain("RecoveryHandedOff");
     for (const pod of await pods(NS, name)) expect(restarts(pod), pod.metadata.name).toBe(0);
     expect(await untilComplete(name, owned)).toMatchObject(EXACTLY_ONCE(owned.sensors));
+    expect((await waxctl(["df", "delete", name, "-n", NS, "--yes", "--wait", "--purge"])).code).toBe(0);
+  });
+  test("14. the operator killed mid-scale, a refused edit and its revert, a drain held by the budget: counts exactly once", async () => {
+    const name = "e2e-ops";
+    // Two minutes of readings: every fault below lands mid-stream.
+    const settings = readings(6000);
+    const overlay = await sharedOutput(name);
+    const deploy = await waxctl([...deployFlags(name, settings, "-p", "3", "-w", "1", ...overlay), "--wait"]);
+    expect(deploy.code, deploy.stderr).toBe(0);
+    await untilCounted(name, settings, 200);
+    interface Status {
+      metadata: { generation: number };
+      spec: { resources?: unknown };
+      status?: DataflowStatus["status"] & { rollout?: { kind: string; stage: string } };
+    }
+    const dataflow = () => kubectlJson<Status>("get", "dataflow", name, "-n", NS);
+    const condition = (df: Status, type: string) => df.status?.conditions?.find((c) => c.type === type);
+
+    // The operator killed once the scale's write-ahead record is written: its successor
+    // finishes the roll from the record, and no process is left beyond the 2.
+    const scale = await waxctl(["df", "scale", name, "-n", NS, "--processes", "2"]);
+    expect(scale.code, scale.stderr).toBe(0);
+    const record = await eventually(
+      "the scale's write-ahead record",
+      async () => {
+        const rollout = (await dataflow()).status?.rollout;
+        return rollout?.kind === "scale" ? rollout : undefined;
+      },
+      { everyMs: 100 },
+    );
+    await killPods(OPERATOR_NS, labelSelector(OPERATOR_SELECTOR));
+    console.log(`operator killed at the scale's stage ${record.stage}`);
+    await untilRunning(name, 2);
+    await eventually("the roll finished: 2 pods, no record", async () => {
+      const [df, all] = await Promise.all([dataflow(), pods(NS, name)]);
+      return df.status?.rollout === undefined && all.length === 2 ? true : undefined;
+    });
+    const uids = (await pods(NS, name)).map((p) => p.metadata.uid).sort();
+
+    // An edit the API server refuses (a memory request above its limit): said in one
+    // condition, no roll recorded, the running processes untouched; its revert restarts nothing.
+    const resources = (await dataflow()).spec.resources ?? null;
+    const refusedEdit = { resources: { requests: { memory: "2Gi" }, limits: { memory: "1Gi" } } };
+    await kubectl("patch", "dataflow", name, "-n", NS, "--type=merge", "-p", JSON.stringify({ spec: refusedEdit }));
+    const refused = await eventually("the refused edit in status", async () => {
+      const df = await dataflow();
+      const degraded = condition(df, "Degraded");
+      return degraded?.status === "True" && degraded.reason === "RejectedByApiServer" ? df : undefined;
+    });
+    expect(condition(refused, "Degraded")?.message).toContain("must be less than or equal to memory limit");
+    expect(condition(refused, "Ready")?.message).toContain("2 process(es) keep running the previous spec, untouched");
+    expect(refused.status?.rollout).toBeUndefined();
+    // A JSON patch: a merge patch would keep the refused edit's keys beside the old ones.
+    const revert =
+      resources === null
+        ? [{ op: "remove", path: "/spec/resources" }]
+        : [{ op: "replace", path: "/spec/resources", value: resources }];
+    await kubectl("patch", "dataflow", name, "-n", NS, "--type=json", "-p", JSON.stringify(revert));
+    await eventually("Running again after the revert", async () => {
+      const df = await dataflow();
+      return df.status?.phase === "Running" && condition(df, "Degraded")?.status !== "True" ? true : undefined;
+    });
+    const afterRevert = await pods(NS, name);
+    expect(afterRevert.map((p) => p.metadata.uid).sort()).toEqual(uids);
+    for (const pod of afterRevert) expect(restarts(pod), pod.metadata.name).toBe(0);
+
+    // A drain of the node: the budget lets one process go, then refuses the other while
+    // the cluster is not whole again (here never: the cordoned node cannot take the
+    // replacement), so the drain gives up and the other process was never evicted.
+    const budget = await kubectlJson<{ spec: { maxUnavailable: number } }>("get", "pdb", name, "-n", NS);
+    expect(budget.spec.maxUnavailable).toBe(1);
+    const before = await pods(NS, name);
+    let drain: Awaited<ReturnType<typeof tryKubectl>>;
+    try {
+      drain = await tryKubectl(
+        "drain",
+        NODE,
+        "--pod-selector",
+        `waxflow.io/dataflow=${name}`,
+        "--ignore-daemonsets",
+        "--delete-emptydir-data",
+        "--timeout=30s",
+      );
+    } finally {
+      await kubectl("uncordon", NODE);
+    }
+    expect(drain.code, drain.stdout).not.toBe(0);
+    expect(`${drain.stdout}${drain.stderr}`).toContain("would violate the pod's disruption budget");
+    const after = await pods(NS, name);
+    const evicted = before.filter((p) => !after.some((q) => q.metadata.uid === p.metadata.uid));
+    expect(
+      evicted.map((p) => p.metadata.name),
+      "exactly one process evicted",
+    ).toHaveLength(1);
+    await untilRunning(name, 2);
+    expect(await untilComplete(name, settings)).toMatchObject(EXACTLY_ONCE(settings.sensors));
     expect((await waxctl(["df", "delete", name, "-n", NS, "--yes", "--wait", "--purge"])).code).toBe(0);
   });
 });

@@ -188,7 +188,7 @@ test("reconcile creates the owned objects with the contract's names, labels and 
   expect(budget.spec).toEqual({
     maxUnavailable: 1,
     selector: { matchLabels: { "app.kubernetes.io/name": "waxflow", "waxflow.io/dataflow": "wc" } },
-    unhealthyPodEvictionPolicy: "AlwaysAllow",
+    unhealthyPodEvictionPolicy: "IfHealthyBudget",
   });
   expect(budget.spec?.selector?.matchLabels).toEqual(sts.spec?.selector.matchLabels);
 

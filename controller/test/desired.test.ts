@@ -198,7 +198,7 @@ test("PodDisruptionBudget: one process of this Dataflow at a time, the same pods
   expect(budget.metadata?.ownerReferences?.[0]).toMatchObject({ kind: "Dataflow", name: "wc", controller: true });
   expect(budget.spec?.maxUnavailable).toBe(1);
   expect(budget.spec?.selector).toEqual(sts.spec?.selector);
-  expect(budget.spec?.unhealthyPodEvictionPolicy).toBe("AlwaysAllow");
+  expect(budget.spec?.unhealthyPodEvictionPolicy).toBe("IfHealthyBudget");
   // Another Dataflow's budget selects only its own pods.
   const other = desiredDisruptionBudget(
     dataflow({}, { metadata: { name: "other", namespace: "ns1", uid: "uid-2", generation: 1 } }),

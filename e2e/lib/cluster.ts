@@ -12,7 +12,8 @@ export const ROOT = resolve(import.meta.dirname, "../..");
 const CACHE = process.env.WAXFLOW_CACHE ?? join(homedir(), ".cache", "waxflow");
 export const CLUSTER = process.env.KIND_CLUSTER_NAME ?? "waxflow-e2e";
 export const KUBECONFIG = process.env.KUBECONFIG ?? join(CACHE, "kind", `${CLUSTER}.kubeconfig`);
-const NODE = `${CLUSTER}-control-plane`;
+/** The kind cluster's one node. */
+export const NODE = `${CLUSTER}-control-plane`;
 const env = { ...process.env, KUBECONFIG, CI: "true" };
 
 export interface Result {

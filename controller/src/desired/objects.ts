@@ -455,8 +455,11 @@ export function desiredApiService(df: Dataflow): V1Service {
  * replacement, which resumes from its volume. `maxUnavailable: 1` makes a drain move one
  * process at a time and wait until every process is Ready again before the next, instead
  * of evicting all of them at once; exactly-once holds either way, this bounds the outage.
- * (`minAvailable: N` would block every drain of a 1-process Dataflow.) Pods that are not
- * Ready may always be evicted: a cluster already broken must not hold up node maintenance.
+ * (`minAvailable: N` would block every drain of a 1-process Dataflow.) A process that is
+ * re-forming is not Ready, and every survivor of an eviction re-forms until the evicted
+ * one is back: were not-Ready pods always evictable (`AlwaysAllow`), the next eviction
+ * would go through seconds after the first and the budget would order nothing. So a
+ * Dataflow that is not all Ready holds a drain up; `waxctl df suspend` releases it.
  */
 export function desiredDisruptionBudget(df: Dataflow): V1PodDisruptionBudget {
   const ref = refOf(df);
@@ -467,7 +470,7 @@ export function desiredDisruptionBudget(df: Dataflow): V1PodDisruptionBudget {
     spec: {
       maxUnavailable: 1,
       selector: { matchLabels: podSelector(ref.name) },
-      unhealthyPodEvictionPolicy: "AlwaysAllow",
+      unhealthyPodEvictionPolicy: "IfHealthyBudget",
     },
   });
 }
