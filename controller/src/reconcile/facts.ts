@@ -16,7 +16,7 @@ export const isTerminating = (pod: V1Pod) => pod.metadata?.deletionTimestamp !==
 
 export const isPreflight = (pod: V1Pod) => pod.metadata?.labels?.[PREFLIGHT_LABEL] !== undefined;
 
-export function parseSpec(text: string | undefined): DefaultedDataflowSpec | undefined {
+function parseSpec(text: string | undefined): DefaultedDataflowSpec | undefined {
   if (text === undefined) return undefined;
   try {
     return withDefaults(JSON.parse(text) as DefaultedDataflowSpec);
