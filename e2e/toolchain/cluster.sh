@@ -70,8 +70,11 @@ verify() {
     for _ in $(seq 1 90); do
       [[ -n "$(k get pods -n "$ns" -o name 2>/dev/null)" ]] && break; sleep 2
     done
-    k wait --for=condition=Ready pods --all -n "$ns" --timeout=180s
   done
+  k wait --for=condition=Ready pods --all -n kube-system --timeout=180s
+  # The provisioner, not its helper pods: a reused cluster may be deleting a volume, and
+  # a helper pod ends Succeeded, never Ready.
+  k wait --for=condition=Available deployment --all -n local-path-storage --timeout=180s
   k get pods -A -o wide
   for app in "k8s-app=kube-dns" "k8s-app=kube-proxy" "app=kindnet" "component=etcd" "component=kube-apiserver"; do
     [[ -n "$(k get pods -n kube-system -l "$app" -o name)" ]] || { log "no pod with $app"; return 1; }
