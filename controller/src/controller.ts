@@ -16,7 +16,6 @@ import {
   CLUSTER_SECRET_BYTES,
   clusterSecretName,
   desiredClusterSecret,
-  FINALIZER,
   hashOf,
   MANAGED_BY,
   PREFLIGHT_LABEL,
@@ -29,6 +28,7 @@ import { keyOf, ResilientWatch, type WatchOptions, type WatchTarget } from "./ku
 import { enabled, errorText, log, statusCode } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { decisionOf, describe } from "./reconcile/decision.ts";
+import { actionStage, finalizersAfter } from "./reconcile/finalizer.ts";
 import {
   type Action,
   DEFAULT_SETTINGS,
@@ -291,10 +291,7 @@ export class Controller {
       df = this.#wrote(df, await this.kube.writeStatus(df, plan.status));
       statusDue = false;
     }
-    // The secret before the pods that mount it; the finalizer last, once the rest is done.
-    const stage = (a: Action): number =>
-      a.type === "check" ? -1 : a.type === "ensureClusterSecret" ? 0 : a.type === "removeFinalizer" ? 2 : 1;
-    for (const batch of [0, 1, 2].map((n) => plan.actions.filter((a) => stage(a) === n))) {
+    for (const batch of [0, 1, 2].map((n) => plan.actions.filter((a) => actionStage(a) === n))) {
       const results = await Promise.allSettled(batch.map((action) => this.#act(df, action)));
       for (const [i, result] of results.entries()) {
         if (result.status === "fulfilled") df = result.value ?? df;
@@ -352,15 +349,8 @@ export class Controller {
         await this.kube.createIfAbsent(desiredClusterSecret(df, randomBytes(CLUSTER_SECRET_BYTES)));
         return undefined;
       case "addFinalizer":
-        return this.#wrote(df, await this.kube.setFinalizers(df, [...(df.metadata?.finalizers ?? []), FINALIZER]));
       case "removeFinalizer":
-        return this.#wrote(
-          df,
-          await this.kube.setFinalizers(
-            df,
-            (df.metadata?.finalizers ?? []).filter((f) => f !== FINALIZER),
-          ),
-        );
+        return this.#wrote(df, await this.kube.setFinalizers(df, finalizersAfter(df, action.type)));
     }
   }
 

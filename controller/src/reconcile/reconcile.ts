@@ -12,10 +12,11 @@ import type {
 } from "@kubernetes/client-node";
 import { type Dataflow, type DataflowStatus, withDefaults } from "@waxflow/crds";
 import { type ApiClients, DEFAULT_API_CLIENTS } from "../desired/network-policy.ts";
-import { apiServiceName, desiredStatefulSet, durationSeconds, FINALIZER, hashOf, refOf } from "../desired/objects.ts";
+import { desiredStatefulSet, durationSeconds, hashOf } from "../desired/objects.ts";
 import { guardPodTemplate } from "../desired/pod-guard.ts";
 import type { Reference } from "../desired/references.ts";
 import { isPreflight, observeCluster, type Wanted } from "./facts.ts";
+import { finalize, withFinalizer } from "./finalizer.ts";
 import { report } from "./report.ts";
 import { planRollout } from "./rollout.ts";
 import { condition, REJECTED, STATUS_REFRESH_MS, stamped } from "./status.ts";
@@ -84,58 +85,6 @@ export interface Plan {
   readonly actions: readonly Action[];
   readonly events: readonly KubeEvent[];
   readonly requeueAfterMs?: number;
-}
-
-function finalize(observed: Observed, now: Date): Plan {
-  const df = observed.dataflow;
-  const { name, namespace } = refOf(df);
-  const prev = df.status ?? {};
-  if (!(df.metadata?.finalizers ?? []).includes(FINALIZER)) return { status: prev, actions: [], events: [] };
-  const spec = withDefaults(df.spec);
-  const removeVolumes = spec.recovery.retention.whenDeleted === "Delete";
-  const ref = (apiVersion: string, kind: string, n: string): ObjectRef => ({ apiVersion, kind, name: n, namespace });
-  const actions: Action[] = [
-    { type: "delete", target: ref("apps/v1", "StatefulSet", name), propagation: "Background" },
-    { type: "delete", target: ref("v1", "Service", name), propagation: "Background" },
-    { type: "delete", target: ref("v1", "Service", apiServiceName(name)), propagation: "Background" },
-  ];
-  const claims = observed.claims.map((c) => c.metadata?.name ?? "").filter((n) => n !== "");
-  if (removeVolumes) {
-    for (const c of claims) {
-      actions.push({ type: "delete", target: ref("v1", "PersistentVolumeClaim", c), propagation: "Background" });
-    }
-  }
-  actions.push({ type: "removeFinalizer" });
-  const events: KubeEvent[] = [
-    {
-      type: "Normal",
-      reason: "Deleting",
-      message:
-        claims.length === 0
-          ? "deleting the worker cluster"
-          : removeVolumes
-            ? `deleting the worker cluster and its ${claims.length} recovery volume(s) (recovery.retention.whenDeleted: Delete)`
-            : `deleting the worker cluster; keeping its ${claims.length} recovery volume(s): ${claims.join(", ")}`,
-    },
-  ];
-  const status: DataflowStatus = {
-    ...prev,
-    observedGeneration: df.metadata?.generation,
-    phase: "Deleting",
-    conditions: [
-      condition(
-        prev.conditions,
-        "Ready",
-        false,
-        "Deleting",
-        "the Dataflow is being deleted",
-        df.metadata?.generation,
-        now,
-      ),
-      ...(prev.conditions ?? []).filter((c) => c.type !== "Ready"),
-    ],
-  };
-  return { status, actions, events };
 }
 
 function invalid(observed: Observed, err: unknown, now: Date): Plan {
@@ -232,12 +181,7 @@ export function reconcile(observed: Observed, now: Date, settings: OperatorSetti
   if (observed.statefulSet === undefined && created.length > 0 && !statusFirst(df.status, plan)) {
     return { status: df.status ?? {}, actions: created, events: [], requeueAfterMs: 0 };
   }
-  // Owned objects follow their owner reference when the Dataflow goes; the finalizer is
-  // for recovery volumes, which the StatefulSet stops owning once their ordinal is removed.
-  // So it is needed only with volumes, and goes beside the other actions, not before them.
-  const volumes = df.spec.recovery?.enabled === true || observed.claims.length > 0;
-  if (!volumes || (df.metadata?.finalizers ?? []).includes(FINALIZER)) return plan;
-  return { ...plan, actions: [{ type: "addFinalizer" }, ...plan.actions] };
+  return withFinalizer(plan, observed);
 }
 
 /** The spec as the operator can run it, or why not: what the API server's schema cannot check. */
