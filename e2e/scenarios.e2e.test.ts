@@ -164,6 +164,11 @@ function unsupervisedTemplate(name: string): string[] {
   return ["--pod-template", file];
 }
 
+/** A merge patch of the Dataflow's spec, as a user's `kubectl patch` would be. */
+function patchSpec(name: string, spec: Record<string, unknown>): Promise<string> {
+  return kubectl("patch", "dataflow", name, "-n", NS, "--type=merge", "-p", JSON.stringify({ spec }));
+}
+
 const EXACTLY_ONCE = (sensors: number) => ({ complete: sensors, duplicates: [], gaps: [], malformed: [] });
 
 restrictedNamespace(NS);
@@ -560,24 +565,9 @@ describe("waxflow on kind", { timeout: 600_000 }, () => {
     // An image no node can pull: the pre-flight pod says why, the processes run on untouched.
     const spec = await kubectlJson<{ spec: { image: string } }>("get", "dataflow", name, "-n", NS);
     const missing = `localhost:1/e2e-missing@sha256:${"0".repeat(64)}`;
-    await kubectl(
-      "patch",
-      "dataflow",
-      name,
-      "-n",
-      NS,
-      "--type=merge",
-      "-p",
-      JSON.stringify({ spec: { image: missing } }),
-    );
+    await patchSpec(name, { image: missing });
     const degraded = await eventually("Degraded for the image", async () => {
-      const df = await kubectlJson<DataflowStatus & { status?: { conditions?: { message?: string }[] } }>(
-        "get",
-        "dataflow",
-        name,
-        "-n",
-        NS,
-      );
+      const df = await kubectlJson<DataflowStatus>("get", "dataflow", name, "-n", NS);
       const c = df.status?.conditions?.find((c) => c.type === "Degraded" && c.status === "True");
       return c?.reason === "ErrImagePull" || c?.reason === "ImagePullBackOff" ? c : undefined;
     });
@@ -586,16 +576,7 @@ describe("waxflow on kind", { timeout: 600_000 }, () => {
     expect(running.map((p) => p.metadata.uid).sort()).toEqual(uids);
     expect(running.every(isReady)).toBe(true);
     // Back to the image that runs: the pre-flight pod goes, nothing restarts.
-    await kubectl(
-      "patch",
-      "dataflow",
-      name,
-      "-n",
-      NS,
-      "--type=merge",
-      "-p",
-      JSON.stringify({ spec: { image: spec.spec.image } }),
-    );
+    await patchSpec(name, { image: spec.spec.image });
     await untilRunning(name, 2);
     await eventually("the pre-flight pod gone", async () =>
       (await tryKubectl("get", "pod", `${name}-preflight`, "-n", NS)).code !== 0 ? true : undefined,
@@ -674,7 +655,7 @@ describe("waxflow on kind", { timeout: 600_000 }, () => {
     // condition, no roll recorded, the running processes untouched; its revert restarts nothing.
     const resources = (await dataflow()).spec.resources ?? null;
     const refusedEdit = { resources: { requests: { memory: "2Gi" }, limits: { memory: "1Gi" } } };
-    await kubectl("patch", "dataflow", name, "-n", NS, "--type=merge", "-p", JSON.stringify({ spec: refusedEdit }));
+    await patchSpec(name, refusedEdit);
     const refused = await eventually("the refused edit in status", async () => {
       const df = await dataflow();
       const degraded = condition(df, "Degraded");

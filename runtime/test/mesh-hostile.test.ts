@@ -3,7 +3,7 @@
 // index, and members sending frames their role does not allow. Every time the processes keep
 // running, count each refusal on /metrics, and their output stays exact.
 import { randomBytes } from "node:crypto";
-import { mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { get } from "node:http";
 import { join, resolve } from "node:path";
 import { serialize } from "node:v8";
@@ -14,6 +14,7 @@ import { KEYS, keyOf, PARTITIONS } from "./fixtures/recovery-flow.ts";
 import { dialAs, openRaw, sendRaw } from "./support/mesh-client.ts";
 import { freePorts } from "./support/ports.ts";
 import { childProcesses, type Run } from "./support/processes.ts";
+import { countsByKey } from "./support/recovery-counts.ts";
 import { TEST_SECRET, TEST_SECRET_BYTES } from "./support/secret.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
@@ -100,14 +101,7 @@ function refusals(metrics: string): Record<string, number> {
 
 /** Each key's counts as written: exactly 1..n, in order, for every key, is a run that lost and repeated nothing. */
 function expectExactOutput(out: string): void {
-  const byKey = new Map<string, number[]>();
-  for (const file of readdirSync(out)) {
-    for (const line of readFileSync(join(out, file), "utf8").split("\n")) {
-      if (line === "") continue;
-      const [key, n] = line.split(",") as [string, string];
-      byKey.set(key, [...(byKey.get(key) ?? []), Number(n)]);
-    }
-  }
+  const byKey = countsByKey(out);
   const expected = new Map<string, number>();
   for (let p = 0; p < PARTITIONS; p++) {
     for (let offset = 0; offset < UNTIL; offset++) {
