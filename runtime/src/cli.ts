@@ -111,8 +111,13 @@ export async function main(argv: readonly string[], env: Env, cwd: string): Prom
   try {
     // Served before peers connect, so probes see live-but-not-ready while the cluster forms.
     const { secret } = config.mesh;
+    const token = secret instanceof Uint8Array ? stateQueryToken(secret) : undefined;
+    const sts = env.WAXFLOW_STATEFULSET_NAME?.trim();
     api = await serveApi(config.apiPort, view, {
-      stateQueryToken: config.stateQuery && secret instanceof Uint8Array ? stateQueryToken(secret) : undefined,
+      stateQueryToken: config.stateQuery ? token : undefined,
+      savepointToken: token,
+      backups: config.backup !== undefined && config.recoveryDirectory !== undefined,
+      processZero: sts === undefined || sts === "" ? "process 0" : `pod ${sts}-0`,
     });
     const flow = await loadDataflow(config.modulePath, config.exportName, cwd);
     view.writesFiles(fileOutputs(flow, cwd));
@@ -147,8 +152,11 @@ export async function main(argv: readonly string[], env: Env, cwd: string): Prom
               init: config.recoveryInit,
               dropRemovedSteps: config.dropRemovedSteps,
               backup: config.backup,
+              startFrom: config.startFrom,
+              savepointPrefix: config.savepointPrefix,
             },
       signal: stop.signal,
+      onSavepoints: (savepoints) => view.servesSavepoints(savepoints),
       onStart: (run) => view.started(run),
       onSnapshot: (stats) => view.snapshotted(stats),
       log: config.quiet ? undefined : stderrLog(config.processId),

@@ -459,3 +459,37 @@ describe("the mesh: secret, TLS, listen address, peer timeout", () => {
     );
   });
 });
+
+describe("where a process starts from", () => {
+  test("--start-from wins over WAXFLOW_START_FROM; fresh:<token> and savepoint:<id> parse, with the savepoint prefix", () => {
+    const env = { WAXFLOW_START_FROM: "fresh:a", WAXFLOW_SAVEPOINT_PREFIX: "prod/src" };
+    expect(config(["f.ts", "-r", "/r"], env)).toMatchObject({
+      startFrom: { kind: "fresh", token: "a", value: "fresh:a" },
+      savepointPrefix: "prod/src",
+    });
+    const flagged = config(["f.ts", "-r", "/r", "--start-from", "savepoint:sp-1", "--savepoint-prefix", "p"], env);
+    expect(flagged).toMatchObject({
+      startFrom: { kind: "savepoint", id: "sp-1", value: "savepoint:sp-1" },
+      savepointPrefix: "p",
+    });
+    // Kubernetes writes "" for "not set".
+    expect(config(["f.ts"], { WAXFLOW_START_FROM: "" }).startFrom).toBeUndefined();
+  });
+
+  test("bad values and meaningless combinations are refused in one line naming the flag or variable", () => {
+    expect(usageError(["run", "f.ts", "--start-from", "latest"])).toBe(
+      '--start-from: expected fresh:<token> or savepoint:<id>, got "latest"',
+    );
+    expect(usageError(["run", "f.ts"], { WAXFLOW_START_FROM: "savepoint:Bad_Id" })).toBe(
+      'WAXFLOW_START_FROM: savepoint id "Bad_Id" is not [a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?',
+    );
+    expect(usageError(["run", "f.ts", "--start-from", "fresh:"])).toMatch(/^--start-from: fresh token "" is not/);
+    expect(unsupported(config(["f.ts", "--start-from", "fresh:x"]))).toBe(
+      "--start-from (WAXFLOW_START_FROM) only applies with recovery: add -r/--recovery-directory",
+    );
+    expect(unsupported(config(["f.ts", "-r", "/r", "--start-from", "savepoint:sp-1"]))).toMatch(
+      /^--start-from savepoint:<id> reads the savepoint from the backup bucket: add --backup-bucket/,
+    );
+    expect(unsupported(config(["f.ts", "-r", "/r", "--start-from", "fresh:x"]))).toBeUndefined();
+  });
+});

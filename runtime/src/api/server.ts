@@ -15,6 +15,7 @@ import type { RegistryJson } from "../process/threads.ts";
 import type { StepFiles } from "../recovery/output-files.ts";
 import type { SnapshotStats } from "../recovery/store.ts";
 import { type DataflowGraph, dataflowGraph } from "../visualize.ts";
+import { answerSavepoints, type SavepointService } from "./savepoints.ts";
 import { parseStateRequest, stateResponse } from "./state.ts";
 import { STATE_TOKEN_HEADER, tokenMatches } from "./state-token.ts";
 import { type CountSample, type StepsReport, sampleCounts, stepsReport, type WorkerReport } from "./steps.ts";
@@ -50,6 +51,7 @@ export class ProcessView {
   #fileOutputs: readonly StepFiles[] = [];
   #graph: DataflowGraph | undefined;
   #flow: Dataflow | undefined;
+  #savepoints: SavepointService | undefined;
   /** Oldest first, none older than RATE_WINDOW_MS. */
   #samples: CountSample[] = [];
   /** Connections the cluster port turned away, by why (see Refusal in cluster/mesh.ts). */
@@ -75,6 +77,15 @@ export class ProcessView {
   runs(flow: Dataflow): void {
     this.#graph = dataflowGraph(flow);
     this.#flow = flow;
+  }
+
+  /** Process 0 with a bucket, once the cluster has resumed: what /savepoints serves. */
+  servesSavepoints(savepoints: SavepointService): void {
+    this.#savepoints = savepoints;
+  }
+
+  get savepoints(): SavepointService | undefined {
+    return this.#savepoints;
   }
 
   /** The dataflow, once loaded. */
@@ -341,6 +352,12 @@ function metricsRegistry(view: ProcessView): Registry {
 export interface ApiOptions {
   /** Serve /state, to requests whose STATE_TOKEN_HEADER is this token; undefined: /state is off. */
   readonly stateQueryToken?: string;
+  /** The token /savepoints requests carry (the state token, whether /state is on or not); undefined: refused. */
+  readonly savepointToken?: string;
+  /** Backups to a bucket are configured: savepoints can be taken. */
+  readonly backups?: boolean;
+  /** Where process 0 runs, for the line other processes answer /savepoints with (e.g. "pod wordcount-0"). */
+  readonly processZero?: string;
 }
 
 /** Serves the API on `port` (0: any free port); resolves once listening. */
@@ -355,6 +372,24 @@ export function serveApi(port: number, view: ProcessView, opts: ApiOptions = {})
       void answerState(req.method ?? "GET", req.url ?? "/", req.headers[STATE_TOKEN_HEADER], view, opts).then(
         ({ status, type, body }) => send(status, type, body),
         (err: unknown) => send(500, "text/plain", `${err instanceof Error ? err.message : String(err)}\n`),
+      );
+    } else if (path === "/savepoints" || path.startsWith("/savepoints/")) {
+      const context = {
+        token: opts.savepointToken,
+        processId: view.processId,
+        processZero: opts.processZero ?? "process 0",
+        backups: opts.backups === true,
+        savepoints: view.savepoints,
+      };
+      answerSavepoints(req, path, context).then(
+        ({ status, body, headers }) =>
+          res.writeHead(status, { "content-type": "application/json", ...headers }).end(`${JSON.stringify(body)}\n`),
+        (err: unknown) =>
+          send(
+            500,
+            "application/json",
+            `${JSON.stringify({ error: err instanceof Error ? err.message : String(err) })}\n`,
+          ),
       );
     } else if (path === "/livez") send(200, "text/plain", "ok\n");
     else if (path === "/readyz") {
@@ -375,7 +410,12 @@ export function serveApi(port: number, view: ProcessView, opts: ApiOptions = {})
         ([engine, connectors]) => send(200, registry.contentType, engine + connectors),
         (err: unknown) => send(500, "text/plain", `${String(err)}\n`),
       );
-    } else send(404, "text/plain", "not found: try /livez, /readyz, /metrics, /status, /steps or /state/STEP\n");
+    } else
+      send(
+        404,
+        "text/plain",
+        "not found: try /livez, /readyz, /metrics, /status, /steps, /state/STEP or /savepoints\n",
+      );
   });
   // unref: sampling must not keep a finished process alive.
   const sampler = setInterval(() => view.sample(Date.now()), SAMPLE_EVERY_MS).unref();

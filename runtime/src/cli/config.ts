@@ -11,6 +11,7 @@ import { UsageError } from "../errors.ts";
 import { DEFAULT_PROGRESS_INTERVAL_MS } from "../log.ts";
 import { DEFAULT_EPOCH_INTERVAL_MS, DEFAULT_START_TIMEOUT_MS } from "../process/execute.ts";
 import { DEFAULT_BACKUP_KEEP } from "../recovery/backup-config.ts";
+import { parseStartFrom, type StartFrom } from "../recovery/start-from.ts";
 
 /** The port every process listens on for its peers. */
 export const CLUSTER_PORT = 2101;
@@ -57,6 +58,10 @@ export interface RunConfig {
   readonly mesh: MeshSettings;
   /** Serve GET /state/STEP, to requests carrying the token derived from the cluster secret. */
   readonly stateQuery: boolean;
+  /** Start from an empty store or a savepoint, once per value (recovery/start-from.ts); undefined: the volume. */
+  readonly startFrom: StartFrom | undefined;
+  /** The bucket prefix `savepoint:<id>` is read from; undefined: the backup prefix. */
+  readonly savepointPrefix: string | undefined;
 }
 
 /** Where backups go (recovery/backup.ts); credentials come from AWS_* variables or files. */
@@ -117,6 +122,8 @@ export const RUN_OPTIONS = {
   "backup-region": { type: "string" },
   "backup-keep": { type: "string" },
   "backup-keep-age": { type: "string" },
+  "start-from": { type: "string" },
+  "savepoint-prefix": { type: "string" },
   "start-timeout": { type: "string" },
   "progress-interval": { type: "string" },
   quiet: { type: "boolean", short: "q" },
@@ -154,6 +161,8 @@ const VALUE_OF: Partial<Record<StringFlag, string>> = {
   "backup-keep": "how many complete backup sets to keep (>= 1), e.g. --backup-keep 3",
   "backup-keep-age": "seconds complete backup sets are kept whatever their number (>= 0), e.g. --backup-keep-age 86400",
   "start-timeout": "seconds to wait for peers (> 0), e.g. --start-timeout 60",
+  "start-from": "fresh:<token> or savepoint:<id>, e.g. --start-from savepoint:sp-20261205-103500-3f9a",
+  "savepoint-prefix": "the backup prefix the savepoint lives under, e.g. --savepoint-prefix prod/wordcount",
 };
 
 const SEE_HELP = "see `waxflow --help`";
@@ -310,7 +319,16 @@ function resolveRunConfig(target: string, values: Values, env: Env, io: ConfigIo
     supervise: connects && superviseAllowed,
     mesh,
     stateQuery,
+    ...resolveStartFrom(values, env),
   };
+}
+
+function resolveStartFrom(values: Values, env: Env): Pick<RunConfig, "startFrom" | "savepointPrefix"> {
+  const given = setting(values, env, "start-from", "WAXFLOW_START_FROM");
+  const prefix = setting(values, env, "savepoint-prefix", "WAXFLOW_SAVEPOINT_PREFIX");
+  const startFrom = given === undefined ? undefined : parseStartFrom(given.value);
+  if (startFrom !== undefined && "error" in startFrom) throw new UsageError(`${given?.source}: ${startFrom.error}`);
+  return { startFrom, savepointPrefix: prefix?.value };
 }
 
 function resolveBackup(values: Values, env: Env): BackupSettings | undefined {
@@ -451,6 +469,12 @@ export function unsupported(config: RunConfig): string | undefined {
   }
   if (config.recoveryInit && config.recoveryDirectory === undefined) {
     return "--recovery-init only applies with recovery: add -r/--recovery-directory";
+  }
+  if (config.startFrom !== undefined && config.recoveryDirectory === undefined) {
+    return "--start-from (WAXFLOW_START_FROM) only applies with recovery: add -r/--recovery-directory";
+  }
+  if (config.startFrom?.kind === "savepoint" && config.backup === undefined) {
+    return "--start-from savepoint:<id> reads the savepoint from the backup bucket: add --backup-bucket (WAXFLOW_BACKUP_BUCKET)";
   }
   if (config.dropRemovedSteps && config.recoveryDirectory === undefined) {
     return "--drop-removed-steps only applies with recovery: add -r/--recovery-directory";

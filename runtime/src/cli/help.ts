@@ -37,6 +37,12 @@ Options (a flag wins over its environment variable):
       --backup-region R         WAXFLOW_BACKUP_REGION         the bucket's region (default us-east-1)
       --backup-keep N           WAXFLOW_BACKUP_KEEP           newest complete backup sets kept (default 3)
       --backup-keep-age SECS    WAXFLOW_BACKUP_KEEP_AGE       complete sets younger than this are kept too (default 0)
+      --start-from V            WAXFLOW_START_FROM            fresh:<token>: start with an empty store; savepoint:<id>: start
+                                  from that savepoint in the bucket. Once per value: DIR keeps the last one applied in its
+                                  \`start-from\` file, so a restart afterwards keeps its newer state (default: DIR, or the
+                                  newest backup set when DIR is empty). A missing or damaged savepoint fails the start
+      --savepoint-prefix P      WAXFLOW_SAVEPOINT_PREFIX      the backup prefix the savepoint lives under (a fork reads its
+                                  source's; default: --backup-prefix)
       --start-timeout SECS      WAXFLOW_START_TIMEOUT         seconds to wait for peers and for holders (default 60)
       --progress-interval SECS  WAXFLOW_PROGRESS_INTERVAL     seconds between progress lines on stderr (items in and
                                                               out, epoch; default 30; 0: none)
@@ -65,7 +71,8 @@ Options (a flag wins over its environment variable):
       --debug                   WAXFLOW_DEBUG=1               print full stack traces on failure
   -h, --help                                                  show this help
                                 WAXFLOW_API_PORT              HTTP API: /livez /readyz /metrics /status /steps
-                                                              (default 3030; 0 picks a free port)
+                                                              (default 3030; 0 picks a free port); process 0 with a bucket
+                                                              also serves POST/GET/DELETE /savepoints (state token header)
                                 WAXFLOW_STEP_METRICS=false    do not count items into steps or follow watermarks
                                                               (only to measure what that costs)
                                 KAFKA_SASL_*, KAFKA_TLS_*     credentials and TLS of Kafka sources and sinks, where

@@ -28,6 +28,8 @@ import type { BackupBucket, Backups } from "../recovery/backup.ts";
 import { type BackupConfig, DEFAULT_BACKUP_INTERVAL_MS } from "../recovery/backup-config.ts";
 import { resumeProcess } from "../recovery/handoff.ts";
 import { checkOutputFiles } from "../recovery/output-files.ts";
+import type { Savepoints } from "../recovery/savepoint.ts";
+import { appliedStartFrom, clearPartitions, markStartFrom, type StartFrom } from "../recovery/start-from.ts";
 import { RecoveryStore, type SnapshotStats } from "../recovery/store.ts";
 import { type RegistryJson, runThreads, type ThreadData, type WorkerView } from "./threads.ts";
 
@@ -51,6 +53,13 @@ export interface RecoveryConfig {
   readonly backup?: BackupConfig;
   /** Told of each backup this process uploaded (bench, metrics). */
   readonly onBackup?: (set: string, bytes: number, seconds: number) => void;
+  /**
+   * Where to start from, once per value (recovery/start-from.ts): `fresh:<token>` or
+   * `savepoint:<id>`; undefined: the directory, or the newest backup set when it is empty.
+   */
+  readonly startFrom?: StartFrom;
+  /** The bucket prefix savepoints are read from (a fork's source's); undefined: `backup.prefix`. */
+  readonly savepointPrefix?: string;
 }
 
 /** This process's place in a cluster of processes. */
@@ -82,6 +91,8 @@ export interface ExecuteOptions {
   readonly signal?: AbortSignal;
   /** Called once the cluster is connected and the workers are built. */
   readonly onStart?: (run: RunningProcess) => void;
+  /** Process 0 with a bucket: its savepoints, once the cluster has resumed (the HTTP API serves them). */
+  readonly onSavepoints?: (savepoints: Savepoints) => void;
   /** Told what each worker's commit of an epoch cost, with recovery on. */
   readonly onSnapshot?: (stats: SnapshotStats) => void;
   /** Where the start, the cluster formed, the resume and progress are told, a line each (`waxflow run`: stderr). */
@@ -133,26 +144,7 @@ export async function execute(flow: Dataflow, opts: ExecuteOptions = {}): Promis
     backupModule !== undefined && opts.recovery?.backup !== undefined
       ? new backupModule.BackupBucket(opts.recovery.backup)
       : undefined;
-  if (opts.recovery !== undefined && bucket !== undefined && backupModule !== undefined) {
-    try {
-      const restored = await backupModule.restoreIfEmpty({
-        bucket,
-        dir: opts.recovery.dbDir,
-        processId: cluster.processId,
-        processCount: cluster.addresses.length,
-        log: stderrLine,
-      });
-      if (restored !== undefined) {
-        stderrLine(
-          `process ${cluster.processId}: restored the recovery store from backup set ${restored.set} ` +
-            `(execution ${restored.execution}, epoch ${restored.epoch}, ${restored.bytes} bytes, ${restored.seconds.toFixed(2)} s)`,
-        );
-      }
-    } catch (err) {
-      bucket.close();
-      throw err;
-    }
-  }
+  const startFrom = opts.recovery === undefined ? undefined : await restoreBeforeOpen(opts.recovery, bucket, cluster);
   const recovery =
     opts.recovery === undefined
       ? undefined
@@ -161,6 +153,8 @@ export async function execute(flow: Dataflow, opts: ExecuteOptions = {}): Promis
           snapshotIntervalMs: epochIntervalMs,
           backupIntervalMs,
         });
+  // Written once the store is open again: a crash before that applies the value again.
+  if (recovery !== undefined && startFrom !== undefined) markStartFrom(recovery.dir, startFrom);
   const abort = new AbortController();
   const signal = opts.signal === undefined ? abort.signal : AbortSignal.any([abort.signal, opts.signal]);
   const log = opts.log;
@@ -241,6 +235,17 @@ export async function execute(flow: Dataflow, opts: ExecuteOptions = {}): Promis
         throw err;
       }
       if (bucket !== undefined && backupModule !== undefined) {
+        const savepoints =
+          cluster.processId === 0 && opts.onSavepoints !== undefined
+            ? new (await import("../recovery/savepoint.ts")).Savepoints({
+                bucket,
+                knownFrontier: () => recovery.knownFrontier(),
+                // Generous: a set can be skipped while the previous one uploads.
+                timeoutMs: Math.max(10 * backupIntervalMs, 120_000),
+                log: stderrLine,
+              })
+            : undefined;
+        if (savepoints !== undefined) opts.onSavepoints?.(savepoints);
         const running = new backupModule.Backups({
           bucket,
           store: recovery,
@@ -251,6 +256,7 @@ export async function execute(flow: Dataflow, opts: ExecuteOptions = {}): Promis
           intervalMs: backupIntervalMs,
           log: stderrLine,
           onUploaded: opts.recovery?.onBackup,
+          onManifest: savepoints === undefined ? undefined : (manifest) => savepoints.setCompleted(manifest),
         });
         backups = running;
         recovery.onClusterCommit((frontier) => running.clusterCommitted(frontier));
@@ -363,4 +369,61 @@ function reportProgress(log: LogLine | undefined, intervalMs: number | undefined
     log(progressLine(now, before, every));
     before = now;
   }, every).unref();
+}
+
+/**
+ * Before the store opens: applies a start-from value the directory has not seen (empties
+ * it, then restores the savepoint, or nothing for fresh), else restores the newest backup
+ * set into an empty directory. Returns the value applied, for the marker.
+ */
+async function restoreBeforeOpen(
+  recovery: RecoveryConfig,
+  bucket: BackupBucket | undefined,
+  cluster: ClusterConfig,
+): Promise<string | undefined> {
+  const log = (line: string): void => {
+    process.stderr.write(`${line}\n`);
+  };
+  const { processId } = cluster;
+  const processCount = cluster.addresses.length;
+  const dir = recovery.dbDir;
+  const startFrom = recovery.startFrom;
+  const applying = startFrom !== undefined && appliedStartFrom(dir) !== startFrom.value ? startFrom : undefined;
+  if (applying !== undefined) clearPartitions(dir);
+  if (applying?.kind === "fresh") {
+    log(`process ${processId}: starting with an empty store (${applying.value}, applied once)`);
+    return applying.value;
+  }
+  if (bucket === undefined) return applying?.value;
+  const backup = await import("../recovery/backup.ts");
+  try {
+    if (applying?.kind === "savepoint") {
+      const prefix = recovery.savepointPrefix;
+      const source = prefix === undefined ? bucket : new backup.BackupBucket({ ...bucket.config, prefix });
+      try {
+        const { restoreSavepoint } = await import("../recovery/savepoint.ts");
+        const restored = await restoreSavepoint({ bucket: source, id: applying.id, dir, processId, processCount, log });
+        if (restored !== undefined) {
+          log(
+            `process ${processId}: restored the recovery store from savepoint ${applying.id} (backup set ${restored.set}, ` +
+              `execution ${restored.execution}, epoch ${restored.epoch}, ${restored.bytes} bytes, ${restored.seconds.toFixed(2)} s)`,
+          );
+        }
+      } finally {
+        if (source !== bucket) source.close();
+      }
+      return applying.value;
+    }
+    const restored = await backup.restoreIfEmpty({ bucket, dir, processId, processCount, log });
+    if (restored !== undefined) {
+      log(
+        `process ${processId}: restored the recovery store from backup set ${restored.set} ` +
+          `(execution ${restored.execution}, epoch ${restored.epoch}, ${restored.bytes} bytes, ${restored.seconds.toFixed(2)} s)`,
+      );
+    }
+    return undefined;
+  } catch (err) {
+    bucket.close();
+    throw err;
+  }
 }

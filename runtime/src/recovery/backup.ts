@@ -23,6 +23,9 @@
  * Restore: a process whose recovery directory holds no partitions verifies the newest
  * complete set (every object, so all processes reach the same verdict), falling back to
  * older ones, and puts its own copies in place before the store is opened.
+ *
+ * Savepoints (recovery/savepoint.ts) live beside the sets under savepoints/<id>/, which
+ * retention never lists; process 0 copies a set there as soon as its manifest is written.
  */
 import { createHash } from "node:crypto";
 import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
@@ -32,6 +35,7 @@ import type { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { Worker as Thread } from "node:worker_threads";
 import {
+  CopyObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   ListObjectsV2Command,
@@ -145,6 +149,15 @@ export class BackupBucket {
     return `${this.setsPrefix}${set}/`;
   }
 
+  /** Beside sets/, never listed by retention. */
+  get savepointsPrefix(): string {
+    return `${this.#prefix}savepoints/`;
+  }
+
+  savepointPrefix(id: string): string {
+    return `${this.savepointsPrefix}${id}/`;
+  }
+
   /** Fails with one line unless the bucket answers a listing with these credentials. */
   async check(): Promise<void> {
     await this.#call("list", this.setsPrefix, () =>
@@ -197,6 +210,14 @@ export class BackupBucket {
     const chunks: Buffer[] = [];
     for await (const chunk of body) chunks.push(chunk as Buffer);
     return Buffer.concat(chunks).toString("utf8");
+  }
+
+  /** A server-side copy inside the bucket (CopyObject): the bytes never pass through this process. */
+  async copy(from: string, to: string): Promise<void> {
+    const source = `${this.config.bucket}/${from.split("/").map(encodeURIComponent).join("/")}`;
+    await this.#call("copy", from, () =>
+      this.#s3.send(new CopyObjectCommand({ Bucket: this.config.bucket, Key: to, CopySource: source })),
+    );
   }
 
   async delete(keys: readonly string[]): Promise<void> {
@@ -349,6 +370,8 @@ export interface BackupRunOptions {
   readonly log: (line: string) => void;
   /** Told of each set this process uploaded its copy to, and how long it took. */
   readonly onUploaded?: (set: string, bytes: number, seconds: number) => void;
+  /** Process 0: told of each manifest written, before retention may delete its set (savepoints copy it). */
+  readonly onManifest?: (manifest: BackupManifest) => Promise<void>;
 }
 
 /** Backs up this process's store each time the cluster's committed frontier crosses a boundary. */
@@ -462,6 +485,7 @@ export class Backups {
       objects,
     };
     await bucket.put(`${bucket.setPrefix(set)}manifest.json`, JSON.stringify(manifest, null, 1));
+    await this.#o.onManifest?.(manifest);
     await applyRetention(bucket, this.#o.intervalMs);
   }
 }
@@ -483,7 +507,7 @@ export async function applyRetention(bucket: BackupBucket, intervalMs: number, n
 
 const PART_FILE = /^part-(\d+)\.sqlite3$/;
 
-function hasPartitions(dir: string): boolean {
+export function hasPartitions(dir: string): boolean {
   try {
     return readdirSync(dir).some((f) => PART_FILE.test(f));
   } catch {
@@ -491,7 +515,7 @@ function hasPartitions(dir: string): boolean {
   }
 }
 
-function parseManifest(text: string, key: string): BackupManifest {
+export function parseManifest(text: string, key: string): BackupManifest {
   const m = JSON.parse(text) as Partial<BackupManifest>;
   if (
     m.format !== 1 ||
@@ -523,6 +547,54 @@ async function verify(bucket: BackupBucket, o: BackupObject, into: string | unde
   if (hash.digest("hex") !== o.sha256) return `${o.key} is damaged (SHA-256 differs from the manifest)`;
   if (into !== undefined) writeFileSync(join(into, o.file), Buffer.concat(chunks));
   return undefined;
+}
+
+/**
+ * Verifies every object of `manifest` (so every process reaches the same verdict) and puts
+ * this process's copies in `dir`; a process beyond the manifest's count gets none.
+ */
+export async function placeCopies(
+  bucket: BackupBucket,
+  manifest: BackupManifest,
+  dir: string,
+  processId: number,
+): Promise<"placed" | "not-in-set" | { reason: string }> {
+  const staging = `${dir}.restoring`;
+  rmSync(staging, { recursive: true, force: true });
+  mkdirSync(staging, { recursive: true });
+  try {
+    for (const o of manifest.objects) {
+      const reason = await verify(bucket, o, o.process === processId ? staging : undefined);
+      if (reason !== undefined) return { reason };
+    }
+    if (processId >= manifest.processCount) return "not-in-set";
+    mkdirSync(dir, { recursive: true });
+    for (const f of readdirSync(staging)) renameSync(join(staging, f), join(dir, f));
+    return "placed";
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+  }
+}
+
+/** Refused in one line: the hand-off needs a holder for each store the cluster lacks. */
+export function checkProcessCount(what: string, taken: number, processCount: number): void {
+  if (taken > processCount) {
+    throw new BackupError(
+      `${what} was taken with ${taken} processes; restoring onto ${processCount} ` +
+        `is not supported (it would need holders for the missing stores): start ${taken} processes, then scale down`,
+    );
+  }
+}
+
+export function outcome(manifest: BackupManifest, processId: number, started: number): RestoreOutcome {
+  const bytes = manifest.objects.filter((o) => o.process === processId).reduce((n, o) => n + o.bytes, 0);
+  return {
+    set: manifest.set,
+    epoch: manifest.epoch,
+    execution: manifest.execution,
+    bytes,
+    seconds: (performance.now() - started) / 1000,
+  };
 }
 
 export interface RestoreOutcome {
@@ -568,41 +640,19 @@ export async function restoreIfEmpty(opts: {
       reason = err instanceof Error ? err.message : String(err);
     }
     if (manifest !== undefined) {
-      if (manifest.processCount > processCount) {
-        throw new BackupError(
-          `backup set ${manifest.set} was taken with ${manifest.processCount} processes; restoring onto ${processCount} ` +
-            `is not supported (it would need holders for the missing stores): start ${manifest.processCount} processes, then scale down`,
-        );
-      }
-      const staging = `${dir}.restoring`;
-      rmSync(staging, { recursive: true, force: true });
-      mkdirSync(staging, { recursive: true });
-      for (const o of manifest.objects) {
-        reason = await verify(bucket, o, o.process === processId ? staging : undefined);
-        if (reason !== undefined) break;
-      }
-      if (reason === undefined) {
-        if (processId >= manifest.processCount) {
-          rmSync(staging, { recursive: true, force: true });
+      checkProcessCount(`backup set ${manifest.set}`, manifest.processCount, processCount);
+      const placed = await placeCopies(bucket, manifest, dir, processId);
+      if (placed === "placed" || placed === "not-in-set") {
+        if (placed === "not-in-set") {
           log(
             `process ${processId} was not in backup set ${manifest.set} (${manifest.processCount} processes): ` +
               "it starts with an empty store and receives its share through the hand-off",
           );
           return undefined;
         }
-        mkdirSync(dir, { recursive: true });
-        for (const f of readdirSync(staging)) renameSync(join(staging, f), join(dir, f));
-        rmSync(staging, { recursive: true, force: true });
-        const bytes = manifest.objects.filter((o) => o.process === processId).reduce((n, o) => n + o.bytes, 0);
-        return {
-          set: manifest.set,
-          epoch: manifest.epoch,
-          execution: manifest.execution,
-          bytes,
-          seconds: (performance.now() - started) / 1000,
-        };
+        return outcome(manifest, processId, started);
       }
-      rmSync(staging, { recursive: true, force: true });
+      reason = placed.reason;
     }
     const next = manifests[i + 1];
     const name = (k: string) => k.slice(bucket.setsPrefix.length).split("/")[0] ?? k;

@@ -789,6 +789,11 @@ export class RecoveryStore {
     }
   }
 
+  /** The highest committed frontier of any worker this process has heard of (savepoints start above it). */
+  knownFrontier(): number {
+    return Math.max(0, ...this.#frontiers.values());
+  }
+
   /** A worker (here or in a peer process) committed `frontier`; collects garbage below the cluster's minimum. */
   observeFrontier(worker: number, frontier: number): void {
     if (frontier <= (this.#frontiers.get(worker) ?? 0)) return;
