@@ -87,6 +87,27 @@ test("a backup interval below the snapshot interval is rejected", async () => {
   );
 });
 
+test("restoreFrom without a backup bucket is rejected with what it needs; with one it is stored", async () => {
+  expect(await rejection("restore", { image: IMAGE, module: "m", restoreFrom: { savepoint: "sp-1" } })).toMatch(
+    /spec.restoreFrom needs spec.recovery.enabled: true and spec.recovery.backup \(a bucket\): the savepoint is read from the bucket/,
+  );
+  expect(
+    await rejection("restore-id", {
+      image: IMAGE,
+      module: "m",
+      recovery: { enabled: true, backup: { bucket: "backups" } },
+      restoreFrom: { savepoint: "Not_An_Id" },
+    }),
+  ).toMatch(/spec.restoreFrom.savepoint: Invalid value: "Not_An_Id"/);
+  const df = await create("restore-ok", {
+    image: IMAGE,
+    module: "m",
+    recovery: { enabled: true, backup: { bucket: "backups" } },
+    restoreFrom: { savepoint: "sp-1", prefix: "ns/source" },
+  });
+  expect(df.spec.restoreFrom).toEqual({ savepoint: "sp-1", prefix: "ns/source" });
+});
+
 test("an interval that is not a duration is rejected", async () => {
   expect(await rejection("baddur", { image: IMAGE, module: "m", recovery: { snapshotInterval: "often" } })).toMatch(
     /spec.recovery.snapshotInterval: Invalid value: "often"/,

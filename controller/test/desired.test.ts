@@ -137,6 +137,30 @@ test("recovery.backup passes the bucket's settings and takes the access key from
   expect(offEnv.some((e) => e.name.startsWith("WAXFLOW_BACKUP_BUCKET"))).toBe(false);
 });
 
+test("spec.restoreFrom sets WAXFLOW_START_FROM=savepoint:<id> and WAXFLOW_SAVEPOINT_PREFIX; a new savepoint restarts the processes", () => {
+  const recovery = { enabled: true, backup: { bucket: "backups", prefix: "prod/fork" } };
+  const env = (spec: Partial<Dataflow["spec"]>) => {
+    const df = dataflow(spec);
+    return new Map(
+      (desiredStatefulSet(df, withDefaults(df.spec), 1).spec?.template.spec?.containers[0]?.env ?? []).map((e) => [
+        e.name,
+        e.value,
+      ]),
+    );
+  };
+  const forked = env({ recovery, restoreFrom: { savepoint: "sp-1", prefix: "prod/wc" } });
+  expect(forked.get("WAXFLOW_START_FROM")).toBe("savepoint:sp-1");
+  expect(forked.get("WAXFLOW_SAVEPOINT_PREFIX")).toBe("prod/wc");
+  // Without a prefix the savepoint is read from the Dataflow's own backup prefix.
+  const own = env({ recovery, restoreFrom: { savepoint: "sp-1" } });
+  expect(own.get("WAXFLOW_START_FROM")).toBe("savepoint:sp-1");
+  expect(own.has("WAXFLOW_SAVEPOINT_PREFIX")).toBe(false);
+  expect(env({ recovery }).has("WAXFLOW_START_FROM")).toBe(false);
+  const before = withDefaults(dataflow({ recovery, restoreFrom: { savepoint: "sp-1" } }).spec);
+  const after = withDefaults(dataflow({ recovery, restoreFrom: { savepoint: "sp-2" } }).spec);
+  expect(classifySpecDiff(before, after)).toEqual({ class: "upgrade", fields: ["restoreFrom"] });
+});
+
 test("no recovery volume when recovery is disabled", () => {
   const df = dataflow();
   const sts = desiredStatefulSet(df, withDefaults(df.spec), 1);

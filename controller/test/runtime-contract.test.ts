@@ -46,6 +46,7 @@ test("the container's environment makes waxflow run what the spec says, and the 
         credentialsSecret: { name: "s3-keys" },
       },
     },
+    restoreFrom: { savepoint: "sp-20261205-103500-3f9a", prefix: "team-a/source" },
   });
   const sts = desiredStatefulSet(df, withDefaults(df.spec), 3);
   const container = sts.spec?.template.spec?.containers.find((c) => c.name === "waxflow");
@@ -92,6 +93,8 @@ test("the container's environment makes waxflow run what the spec says, and the 
       keepAgeMs: 24 * 3600 * 1000,
     },
     mesh: { listenHost: "10.0.0.7" },
+    startFrom: { kind: "savepoint", id: "sp-20261205-103500-3f9a" },
+    savepointPrefix: "team-a/source",
   });
   // The secret is read from the mounted file the operator names.
   expect(secretFiles).toEqual([env.WAXFLOW_CLUSTER_SECRET_FILE]);

@@ -90,6 +90,13 @@ export const PRIVILEGED_FIELDS = {
 
 const HOW_TO_ALLOW = "(spec.allowPrivileged, if the operator allows privileged Dataflows)";
 
+/** A savepoint is read from the bucket: restoreFrom without a backup bucket could never start. */
+const RESTORE_FROM_RULE = {
+  rule: "!has(self.restoreFrom) || (has(self.recovery) && self.recovery.enabled == true && has(self.recovery.backup))",
+  message:
+    "spec.restoreFrom needs spec.recovery.enabled: true and spec.recovery.backup (a bucket): the savepoint is read from the bucket",
+} as const;
+
 function podTemplateRules() {
   const allowed = "self.?allowPrivileged.orValue(false)";
   const podSpec = "self.?podTemplate.?spec";
@@ -351,6 +358,28 @@ export const specSchema = {
         },
       ],
     },
+    restoreFrom: {
+      title: "DataflowRestoreFrom",
+      type: "object",
+      required: ["savepoint"],
+      description:
+        "Start from this savepoint (`waxctl df deploy --from-savepoint`, `waxctl df fork`): each process applies it once (WAXFLOW_START_FROM=savepoint:<id>), then keeps its volume's newer state. Needs recovery.backup: the savepoint is read from the bucket.",
+      properties: {
+        savepoint: {
+          type: "string",
+          minLength: 1,
+          maxLength: 63,
+          pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
+          description: "The savepoint's id, as `waxctl df savepoint list` shows it.",
+        },
+        prefix: {
+          type: "string",
+          maxLength: 512,
+          description:
+            "The backup prefix the savepoint lives under, such as another Dataflow's for a fork (WAXFLOW_SAVEPOINT_PREFIX); unset: recovery.backup.prefix.",
+        },
+      },
+    },
     env: {
       type: "array",
       tsType: "V1EnvVar[]",
@@ -460,7 +489,7 @@ export const specSchema = {
       },
     },
   },
-  "x-kubernetes-validations": podTemplateRules(),
+  "x-kubernetes-validations": [...podTemplateRules(), RESTORE_FROM_RULE],
 } as const;
 
 const statusSchema = {

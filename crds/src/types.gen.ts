@@ -47,6 +47,7 @@ state?: ("running" | "suspended")
  */
 restartNonce?: number
 recovery?: DataflowRecovery
+restoreFrom?: DataflowRestoreFrom
 /**
  * Extra environment variables for every process (core/v1 EnvVar).
  */
@@ -172,6 +173,19 @@ whenDeleted?: ("Retain" | "Delete")
  * Retain keeps the volumes of processes removed by a scale-down (their state is handed over first); Delete deletes them.
  */
 whenScaled?: ("Retain" | "Delete")
+}
+/**
+ * Start from this savepoint (`waxctl df deploy --from-savepoint`, `waxctl df fork`): each process applies it once (WAXFLOW_START_FROM=savepoint:<id>), then keeps its volume's newer state. Needs recovery.backup: the savepoint is read from the bucket.
+ */
+export interface DataflowRestoreFrom {
+/**
+ * The savepoint's id, as `waxctl df savepoint list` shows it.
+ */
+savepoint: string
+/**
+ * The backup prefix the savepoint lives under, such as another Dataflow's for a fork (WAXFLOW_SAVEPOINT_PREFIX); unset: recovery.backup.prefix.
+ */
+prefix?: string
 }
 /**
  * What the controller observed and did, written by the controller only.

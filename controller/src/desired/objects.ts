@@ -102,11 +102,19 @@ function runtimeEnv(ref: DataflowRef, spec: DefaultedDataflowSpec): V1EnvVar[] {
       { name: "WAXFLOW_RECOVERY_INIT", value: "true" },
     );
     if (spec.recovery.dropRemovedSteps === true) env.push({ name: "WAXFLOW_DROP_REMOVED_STEPS", value: "true" });
-    env.push(...backupEnv(spec.recovery.backup));
+    env.push(...backupEnv(spec.recovery.backup), ...restoreFromEnv(spec.restoreFrom));
   }
   // State is user data: /state answers only when the spec asks, and only with the Secret's token.
   if (spec.stateQuery === true) env.push({ name: "WAXFLOW_STATE_QUERY", value: "true" });
   return [...env, ...(spec.env ?? [])];
+}
+
+/** spec.restoreFrom: each process applies the savepoint once (the runtime's start-from marker). */
+function restoreFromEnv(restoreFrom: DefaultedDataflowSpec["restoreFrom"]): V1EnvVar[] {
+  if (restoreFrom === undefined) return [];
+  const env: V1EnvVar[] = [{ name: "WAXFLOW_START_FROM", value: `savepoint:${restoreFrom.savepoint}` }];
+  if (restoreFrom.prefix !== undefined) env.push({ name: "WAXFLOW_SAVEPOINT_PREFIX", value: restoreFrom.prefix });
+  return env;
 }
 
 /** Backups to a bucket (spec.recovery.backup): its settings, and the access key from its Secret. */
