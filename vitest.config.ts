@@ -6,10 +6,11 @@ import type { ToolName } from "./e2e/toolchain/test-tools.ts";
 // `npm test` alone is enough on a fresh clone, and running only unit tests builds nothing.
 const needsTools: { name: string; include: string[]; tools: ToolName[] }[] = [
   {
-    // A real etcd and kube-apiserver; the chart rendered by helm; pushes to a real registry.
+    // A real etcd and kube-apiserver; the chart rendered by helm; pushes to a real registry;
+    // SeaweedFS for the savepoints df savepoint and df fork take through the pod proxy.
     name: "kubernetes",
     include: ["controller/test/**/*.int.test.ts", "cli/test/**/*.int.test.ts"],
-    tools: ["etcd", "kubernetes", "helm", "registry", "skopeo"],
+    tools: ["etcd", "kubernetes", "helm", "registry", "skopeo", "seaweedfs"],
   },
   { name: "chart", include: ["cli/test/chart.test.ts"], tools: ["helm"] },
   // Backups to a real S3-compatible object store (SeaweedFS) and restore from it.

@@ -428,29 +428,28 @@ export class Cluster {
   }
 
   /**
-   * A GET of a process's HTTP API through the API server's pod proxy, with `headers`
-   * passed on to the process; its status and body whatever the status (the process's
-   * one-line answers are the user's to read). `pathAndQuery` is below the API root.
+   * A request to a process's HTTP API through the API server's pod proxy (GET unless
+   * `send` says otherwise, with its JSON body), with `headers` passed on to the process;
+   * its status and body whatever the status (the process's one-line answers are the
+   * user's to read). `pathAndQuery` is below the API root.
    */
   async processRequest(
     namespace: string,
     pod: V1Pod,
     pathAndQuery: string,
     headers: Readonly<Record<string, string>>,
+    send: ProxySend = {},
   ): Promise<{ status: number; body: string }> {
     const name = pod.metadata?.name ?? "";
-    const container = pod.spec?.containers.find((c) => c.name === CONTAINER);
-    const port = container?.ports?.find((p) => p.name === "api")?.containerPort ?? API_PORT;
+    const options: import("node:https").RequestOptions = proxyRequestOptions(
+      this.server,
+      namespace,
+      pod,
+      pathAndQuery,
+      headers,
+      send,
+    );
     const base = new URL(this.server);
-    const root = base.pathname.replace(/\/$/, "");
-    const options: import("node:https").RequestOptions = {
-      protocol: base.protocol,
-      hostname: base.hostname.replace(/^\[(.*)\]$/, "$1"),
-      port: base.port,
-      method: "GET",
-      path: `${root}/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(`${name}:${port}`)}/proxy/${pathAndQuery}`,
-      headers: { ...headers },
-    };
     const what = `asking pod ${name} through the API server's pod proxy`;
     try {
       await this.#config.applyToHTTPSOptions(options);
@@ -466,7 +465,7 @@ export class Cluster {
           res.on("error", reject);
         });
         req.on("error", reject);
-        req.end();
+        req.end(send.body);
       });
     } catch (err) {
       throw new UserError(failureLine(err, what, this));
@@ -537,6 +536,44 @@ export class Cluster {
     );
     options.signal.addEventListener("abort", () => request.abort(), { once: true });
   }
+}
+
+/** What a proxied request sends besides a GET's nothing. */
+export interface ProxySend {
+  readonly method?: "GET" | "POST" | "DELETE";
+  /** JSON, sent with its content type and length. */
+  readonly body?: string;
+}
+
+/**
+ * The request to the API server's pod proxy for `pathAndQuery` on the pod's `api` port:
+ * pure, so its shape is tested without a pod (the test API server runs none).
+ */
+export function proxyRequestOptions(
+  server: string,
+  namespace: string,
+  pod: V1Pod,
+  pathAndQuery: string,
+  headers: Readonly<Record<string, string>>,
+  send: ProxySend = {},
+): import("node:https").RequestOptions {
+  const name = pod.metadata?.name ?? "";
+  const container = pod.spec?.containers.find((c) => c.name === CONTAINER);
+  const port = container?.ports?.find((p) => p.name === "api")?.containerPort ?? API_PORT;
+  const base = new URL(server);
+  const root = base.pathname.replace(/\/$/, "");
+  const body =
+    send.body === undefined
+      ? {}
+      : { "content-type": "application/json", "content-length": String(Buffer.byteLength(send.body)) };
+  return {
+    protocol: base.protocol,
+    hostname: base.hostname.replace(/^\[(.*)\]$/, "$1"),
+    port: base.port,
+    method: send.method ?? "GET",
+    path: `${root}/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(`${name}:${port}`)}/proxy/${pathAndQuery}`,
+    headers: { ...headers, ...body },
+  };
 }
 
 export function notFound(namespace: string, name: string): UserError {

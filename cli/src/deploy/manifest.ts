@@ -64,6 +64,7 @@ export function dataflowManifest(input: ManifestInput): Dataflow {
           ? undefined
           : options.envFromSecrets.map((name) => ({ secretRef: { name } })),
       recovery,
+      restoreFrom: options.restoreFrom,
       stateQuery: options.stateQuery === true ? true : undefined,
       podTemplate: withSecretFiles(options.podTemplate, options.secretFiles),
     },

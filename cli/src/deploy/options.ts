@@ -33,6 +33,9 @@ export interface DeployFlags {
   readonly podTemplate?: { readonly file: string; readonly text: string };
   /** --state-query: serve GET /state (spec.stateQuery). */
   readonly stateQuery?: boolean;
+  /** --from-savepoint ID and --savepoint-prefix P: spec.restoreFrom. */
+  readonly fromSavepoint?: string;
+  readonly savepointPrefix?: string;
 }
 
 export interface DeployOptions {
@@ -60,6 +63,8 @@ export interface DeployOptions {
   };
   readonly podTemplate?: V1PodTemplateSpec;
   readonly stateQuery?: boolean;
+  /** Where the Dataflow starts: a savepoint, under its own backup prefix or `prefix`. */
+  readonly restoreFrom?: { readonly savepoint: string; readonly prefix?: string };
 }
 
 /** One Secret key, mounted read-only as the file `path`. */
@@ -219,6 +224,8 @@ export function deployOptions(flags: DeployFlags): DeployOptions {
     "backup-prefix": flags.backupPrefix,
     "backup-region": flags.backupRegion,
     "backup-credentials-secret": flags.backupCredentialsSecret,
+    "from-savepoint": flags.fromSavepoint,
+    "savepoint-prefix": flags.savepointPrefix,
   };
   const options = {
     name: flags.name,
@@ -272,6 +279,33 @@ export function deployOptions(flags: DeployFlags): DeployOptions {
       snapshotInterval,
       backupInterval,
       backup: backupOptions(flags),
+    },
+    ...restoreFromOptions(flags),
+  };
+}
+
+const SAVEPOINT_ID = new RegExp(specSchema.properties.restoreFrom.properties.savepoint.pattern);
+
+/** --from-savepoint reads the savepoint from the backup bucket, as the CRD's rule says. */
+function restoreFromOptions(flags: DeployFlags): Pick<DeployOptions, "restoreFrom"> {
+  if (flags.fromSavepoint === undefined) {
+    if (flags.savepointPrefix !== undefined) {
+      throw new UsageError("--savepoint-prefix only applies with --from-savepoint; add --from-savepoint ID");
+    }
+    return {};
+  }
+  if (flags.backupBucket === undefined) {
+    throw new UsageError("--from-savepoint reads the savepoint from the backup bucket; add --backup-bucket");
+  }
+  if (!SAVEPOINT_ID.test(flags.fromSavepoint)) {
+    throw new UsageError(
+      `--from-savepoint "${flags.fromSavepoint}" is not a savepoint id (lowercase letters, digits and '-', at most 63); \`waxctl df savepoint list NAME\` shows them`,
+    );
+  }
+  return {
+    restoreFrom: {
+      savepoint: flags.fromSavepoint,
+      ...(flags.savepointPrefix === undefined ? {} : { prefix: flags.savepointPrefix }),
     },
   };
 }

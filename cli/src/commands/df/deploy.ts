@@ -58,6 +58,11 @@ Deploying again with the same image and flags changes nothing. A change to a run
         "<%= config.bin %> <%= command.id %> flow.ts -N orders --env-from-secret kafka-env --secret-file kafka-creds:password=/etc/kafka/password -e KAFKA_SASL_PASSWORD_FILE=/etc/kafka/password",
     },
     {
+      description: "A new dataflow starting from a savepoint another one took (df savepoint create):",
+      command:
+        "<%= config.bin %> <%= command.id %> flow.ts -N orders-v2 --recovery --backup-bucket backups --backup-prefix prod/orders-v2 --from-savepoint before-v2 --savepoint-prefix prod/orders",
+    },
+    {
       description: "Use an image you built elsewhere and set a variable:",
       command:
         "<%= config.bin %> <%= command.id %> flow.ts -N orders --image registry.example/orders@sha256:<digest> -e LOG_LEVEL=debug",
@@ -176,6 +181,17 @@ Deploying again with the same image and flags changes nothing. A change to a run
       description: "A Secret with keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for the bucket.",
       helpGroup: "RECOVERY",
       helpValue: "NAME",
+    }),
+    "from-savepoint": Flags.string({
+      description:
+        "Start from this savepoint (spec.restoreFrom): each process applies it once, then keeps its own newer state. Needs --backup-bucket.",
+      helpGroup: "RECOVERY",
+      helpValue: "ID",
+    }),
+    "savepoint-prefix": Flags.string({
+      description: "The backup prefix the savepoint lives under, e.g. another Dataflow's (default: --backup-prefix).",
+      helpGroup: "RECOVERY",
+      helpValue: "PREFIX",
     }),
     "pod-template": Flags.file({
       description:
@@ -309,6 +325,8 @@ type SharedFlags = Pick<
   | "backup-prefix"
   | "backup-region"
   | "backup-credentials-secret"
+  | "from-savepoint"
+  | "savepoint-prefix"
   | "pod-template"
   | "state-query"
   | "base"
@@ -337,6 +355,8 @@ export async function optionsOf(flags: SharedFlags, command: "deploy" | "render"
     backupPrefix: flags["backup-prefix"],
     backupRegion: flags["backup-region"],
     backupCredentialsSecret: flags["backup-credentials-secret"],
+    fromSavepoint: flags["from-savepoint"],
+    savepointPrefix: flags["savepoint-prefix"],
     podTemplate:
       flags["pod-template"] === undefined
         ? undefined

@@ -95,7 +95,7 @@ export default class DfState extends ClusterCommand {
 }
 
 /** The token the Dataflow's processes expect, derived from the cluster Secret the user may (or may not) read. */
-async function stateToken(cluster: Cluster, namespace: string, name: string): Promise<string> {
+export async function stateToken(cluster: Cluster, namespace: string, name: string): Promise<string> {
   const secret = await cluster.secretValue(namespace, clusterSecretName(name), CLUSTER_SECRET_KEY);
   if (secret === undefined) {
     throw new UserError(
@@ -106,7 +106,7 @@ async function stateToken(cluster: Cluster, namespace: string, name: string): Pr
 }
 
 /** The process's one line, or the API server's own refusal (no access to pods/proxy, no such pod). */
-function refusal(status: number, body: string): string {
+export function refusal(status: number, body: string): string {
   try {
     const parsed = JSON.parse(body) as { kind?: string; message?: string };
     if (parsed.kind === "Status") {
