@@ -1,6 +1,9 @@
-// The retention rule of backups (recovery/backup.ts), a pure decision over a bucket listing.
+// The retention rule of backups (recovery/backup.ts), a pure decision over a bucket listing;
+// savepoint ids and start-from values.
 import { expect, test } from "vitest";
 import { boundaryOf, type ListedObject, retentionVictims, setName } from "../src/recovery/backup.ts";
+import { generateSavepointId, SAVEPOINT_ID } from "../src/recovery/savepoint.ts";
+import { parseStartFrom } from "../src/recovery/start-from.ts";
 
 const PREFIX = "p/sets/";
 const MIN = 60_000;
@@ -56,4 +59,19 @@ test("set names order by execution, then epoch; boundaries are multiples of the 
     setName(2, 5, 10),
   ]);
   expect([boundaryOf(9, 5), boundaryOf(10, 5), boundaryOf(14, 5)]).toEqual([5, 10, 10]);
+});
+
+test("generated savepoint ids are UTC time and 4 hex digits, and valid ids; start-from values parse or say what they should be", () => {
+  const id = generateSavepointId(new Date("2026-12-05T10:35:00.123Z"), "3f9a");
+  expect(id).toBe("sp-20261205-103500-3f9a");
+  expect(SAVEPOINT_ID.test(id)).toBe(true);
+  expect(SAVEPOINT_ID.test(generateSavepointId(new Date()))).toBe(true);
+  for (const bad of ["", "-a", "a-", "A", "a_b", "a".repeat(64)]) expect(SAVEPOINT_ID.test(bad), bad).toBe(false);
+  expect(parseStartFrom("savepoint:sp-1")).toEqual({ kind: "savepoint", id: "sp-1", value: "savepoint:sp-1" });
+  expect(parseStartFrom("fresh:2026-12-05.1")).toEqual({
+    kind: "fresh",
+    token: "2026-12-05.1",
+    value: "fresh:2026-12-05.1",
+  });
+  expect(parseStartFrom("latest")).toEqual({ error: 'expected fresh:<token> or savepoint:<id>, got "latest"' });
 });

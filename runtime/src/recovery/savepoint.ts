@@ -150,8 +150,15 @@ export class Savepoints {
   }
 
   async get(id: string): Promise<SavepointRecord | undefined> {
-    const text = await this.#bucket.getText(savepointManifestKey(this.#bucket, id));
-    if (text !== undefined) return completeRecord(parseSavepointManifest(text, savepointManifestKey(this.#bucket, id)));
+    const key = savepointManifestKey(this.#bucket, id);
+    const text = await this.#bucket.getText(key);
+    if (text !== undefined) {
+      try {
+        return completeRecord(parseSavepointManifest(text, key));
+      } catch (err) {
+        return { id, state: "failed", requestedAt: "", error: (err as Error).message };
+      }
+    }
     const pending = this.#requests.get(id);
     return pending === undefined ? undefined : this.#current(pending);
   }
@@ -173,7 +180,8 @@ export class Savepoints {
       if (p.state !== "pending" || manifest.epoch <= pending.afterEpoch) continue;
       try {
         await this.#copy(p, manifest);
-        this.#requests.delete(p.id);
+        // Deleted while it was copied: what the copy wrote goes too, or it would outlive the delete.
+        if (!this.#requests.delete(p.id)) await this.delete(p.id);
       } catch (err) {
         const error = err instanceof Error ? err.message : String(err);
         pending.record = { ...p, state: "failed", error };
