@@ -199,6 +199,7 @@ describe("savepoint", () => {
     expect(failed.events.map((e) => e.reason)).toContain("SavepointFailed");
     expect(statefulSetApplied(failed)).toBeUndefined();
     expect(failed.actions.filter((a) => a.type !== "apply")).toEqual([]);
+    expect(failed.requeueAfterMs).toBe(30_000);
 
     // Held: the next pass asks nothing and changes nothing.
     const { next, observed } = upgrade("savepoint");
@@ -218,6 +219,24 @@ describe("savepoint", () => {
       savepoint: { id: savepointId(later, 3) },
     });
     expect(again.actions).toContainEqual({ type: "triggerSavepoint", id: savepointId(later, 3) });
+  });
+
+  test("held or pending past readyTimeout: a failed savepoint stays held; a pending one rolls back (nothing stopped)", () => {
+    const failed = waiting({ id, state: "failed", requestedAt: now.toISOString(), error: "AccessDenied" });
+    const { next, observed } = upgrade("savepoint", { rollback: { enabled: true, readyTimeout: "5m" } });
+    const late = new Date(now.getTime() + 6 * 60_000);
+    const held = reconcile({ ...observed, dataflow: { ...next, status: failed.status } }, late);
+    expect(held.status.rolledBack).toBeUndefined();
+    expect(cond(held, "Degraded")?.reason).toBe("SavepointFailed");
+
+    const begun = reconcile(observed, now);
+    const pending = { id, state: "pending", requestedAt: now.toISOString() } as const;
+    const back = reconcile({ ...observed, dataflow: { ...next, status: begun.status }, savepoint: pending }, late);
+    expect(back.status.rolledBack?.message).toContain(`savepoint ${id} of the running processes is not complete`);
+    // The stable spec is what runs: the roll is dropped, nothing stops.
+    expect(back.status.rollout).toBeUndefined();
+    expect(statefulSetApplied(back)).toBeUndefined();
+    expect(cond(back, "Ready")).toMatchObject({ status: "False", reason: "RolledBack" });
   });
 
   test("refused by process 0 (no backups): held the same way", () => {

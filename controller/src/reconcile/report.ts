@@ -300,7 +300,8 @@ function planOf(
     status,
     actions,
     events,
-    ...(rollout !== undefined
+    // A roll held by a failed savepoint waits for an edit, which its watch brings.
+    ...(rollout !== undefined && rollout.savepoint?.error === undefined
       ? { requeueAfterMs: ROLL_POLL_MS }
       : settled && problem === undefined
         ? {}

@@ -82,6 +82,10 @@ export type Verdict =
 
 /** Why the processes are not Ready, from pod status and the failures recorded so far. */
 function whyNotReady(facts: ClusterFacts, processes: number, now: Date): string {
+  const rollout = facts.prev.rollout;
+  if (rollout?.stage === "Savepointing") {
+    return `savepoint ${rollout.savepoint?.id ?? "?"} of the running processes is not complete, so nothing was stopped`;
+  }
   const failure = diagnoseFailures(facts.prev.failures ?? []);
   return (
     failure?.message ?? diagnosePods(facts.live, now)?.message ?? progressMessage(facts.told, processes, CONTAINER)
@@ -117,6 +121,8 @@ export function judge(df: Dataflow, source: Source, facts: ClusterFacts, ready: 
   if (ready || roll === undefined || gen === undefined || roll.generation <= (prev.lastStableGeneration ?? -1)) {
     return { kind: "none" };
   }
+  // Held by a failed savepoint: nothing was stopped, and SavepointFailed already says what to do.
+  if (prev.rollout?.savepoint?.error !== undefined) return { kind: "none" };
   // A newer spec that replaces the processes wins: its own roll starts (or goes on) now. A
   // newer one that does not (say rollback turned on) leaves the roll's timer running.
   if (gen > roll.generation && (prev.rollout !== undefined || replacesProcesses(facts.diff.class))) {
