@@ -176,6 +176,17 @@ describe("savepoint", () => {
     expect(pending.actions.map((a) => a.type)).not.toContain("triggerSavepoint");
     const absent = waiting({ state: "absent" });
     expect(absent.actions).toContainEqual({ type: "triggerSavepoint", id });
+    // An edit while it is pending: the same savepoint serves the newer spec, whose timer starts now.
+    const { next, observed } = upgrade("savepoint");
+    const begun = reconcile(observed, now);
+    const later = new Date(now.getTime() + 60_000);
+    const edited = { ...next, metadata: { ...next.metadata, generation: 3 }, status: begun.status };
+    const moved = reconcile(
+      { ...observed, dataflow: edited, savepoint: { id, state: "pending", requestedAt: "" } },
+      later,
+    );
+    expect(moved.status.rollout).toMatchObject({ stage: "Savepointing", generation: 3, savepoint: { id } });
+    expect(moved.status.lastRoll).toEqual({ generation: 3, startedAt: later.toISOString() });
     const unreachable = waiting({ state: "unreachable", error: "connection refused" });
     expect(cond(unreachable, "Progressing")?.message).toContain("connection refused");
     expect(statefulSetApplied(unreachable)).toBeUndefined();

@@ -264,7 +264,10 @@ function prepare(stage: Stage, needsRoll: boolean, now: Date, source: Source): U
   let waiting = false;
   let cancelled = false;
   const gen = facts.gen ?? 0;
-  if (rollout?.stage === "Stopping" && rollout.generation < gen && source.rolledBack === undefined) {
+  // Nothing stopped yet (or the savepoint still pending): the newer spec's timer starts now.
+  const unstopped =
+    rollout?.stage === "Stopping" || (rollout?.stage === "Savepointing" && rollout.savepoint?.error === undefined);
+  if (rollout !== undefined && unstopped && rollout.generation < gen && source.rolledBack === undefined) {
     rollout = { ...rollout, generation: gen };
     lastRoll = { generation: gen, startedAt: now.toISOString() };
   }
