@@ -63,6 +63,8 @@ test("nothing cluster-wide beyond Dataflows and their workers: no listing secret
     resources: ["networkpolicies"],
     verbs: ["get", "list", "watch", "create", "patch"],
   });
+  // upgradeMode savepoint: process 0's savepoint API through the pod proxy, nothing else of pods/*.
+  expect(role?.rules).toContainEqual({ apiGroups: [""], resources: ["pods/proxy"], verbs: ["create", "get"] });
   // And its PodDisruptionBudget, the same way.
   expect(role?.rules).toContainEqual({
     apiGroups: ["policy"],

@@ -23,6 +23,7 @@ import {
 import { type Reference, referencesOf } from "./desired/references.ts";
 import { Kube, PooledKubeConfig } from "./kube/client.ts";
 import { WorkQueue } from "./kube/queue.ts";
+import { PodProxySavepoints, type Savepoints } from "./kube/savepoints.ts";
 import { ownerKeyOf, trimPod, trimStatefulSet, trimToMetadata, withoutManagedFields } from "./kube/trim.ts";
 import { keyOf, ResilientWatch, type WatchOptions, type WatchTarget } from "./kube/watch.ts";
 import { enabled, errorText, log, statusCode } from "./log.ts";
@@ -39,6 +40,7 @@ import {
   statusFirst,
 } from "./reconcile/reconcile.ts";
 import { REJECTED } from "./reconcile/status.ts";
+import type { SavepointObservation } from "./reconcile/upgrade.ts";
 
 /**
  * Dataflows reconciled at once. A reconcile mostly waits for the API server, so this is
@@ -54,6 +56,8 @@ export interface ControllerOptions {
   readonly metrics?: Metrics;
   /** What the operator was installed with: API clients, privileged Dataflows. */
   readonly settings?: OperatorSettings;
+  /** How savepoints are asked for (upgradeMode savepoint); default: process 0's API through the pod proxy. */
+  readonly savepoints?: Savepoints;
 }
 
 export class Controller {
@@ -73,6 +77,9 @@ export class Controller {
    */
   readonly #written = new Map<string, { readonly replaced: Set<string>; readonly latest: Dataflow }>();
   #workers: Promise<void>[] = [];
+  readonly #savepoints: Savepoints;
+  /** Savepoint requests process 0 refused, by `<uid>/<id>`: the next reconcile records them in status. */
+  readonly #refused = new Map<string, string>();
 
   constructor(kc: KubeConfig, options: ControllerOptions = {}) {
     this.#kc = PooledKubeConfig.of(kc);
@@ -80,6 +87,7 @@ export class Controller {
     this.#options = options;
     this.metrics = options.metrics ?? new Metrics();
     this.metrics.queueLength = () => this.queue.depth;
+    this.#savepoints = options.savepoints ?? new PodProxySavepoints(this.#kc, this.kube);
   }
 
   get synced(): boolean {
@@ -233,8 +241,19 @@ export class Controller {
           this.#cached<V1PodDisruptionBudget>("PodDisruptionBudget", key).find((p) => p.metadata?.name === name),
         ];
     const missing = await this.#missingReferences(namespace, name, statefulSet, pods);
+    const savepoint = await this.#savepointOf(dataflow);
     const plan = reconcile(
-      { dataflow, statefulSet, pods, claims, services, networkPolicy, disruptionBudget, missing },
+      {
+        dataflow,
+        statefulSet,
+        pods,
+        claims,
+        services,
+        networkPolicy,
+        disruptionBudget,
+        missing,
+        ...(savepoint === undefined ? {} : { savepoint }),
+      },
       new Date(),
       this.#options.settings ?? DEFAULT_SETTINGS,
     );
@@ -242,6 +261,35 @@ export class Controller {
     const decision = decisionOf(key, dataflow.metadata?.generation, dataflow.status, plan, performance.now() - started);
     if (enabled(decision.level)) log(decision.level, "reconciled", decision.fields);
     return plan.requeueAfterMs;
+  }
+
+  /** The savepoint a roll waits for (stage Savepointing), as process 0 tells it; asked only then. */
+  async #savepointOf(df: Dataflow): Promise<SavepointObservation | undefined> {
+    const rollout = df.status?.rollout;
+    const id =
+      rollout?.stage === "Savepointing" && rollout.savepoint?.error === undefined ? rollout.savepoint?.id : undefined;
+    if (id === undefined) return undefined;
+    const key = `${df.metadata?.uid}/${id}`;
+    const refused = this.#refused.get(key);
+    if (refused !== undefined) {
+      this.#refused.delete(key);
+      return { state: "refused", error: refused };
+    }
+    try {
+      return (await this.#savepoints.get(df, id)) ?? { state: "absent" };
+    } catch (err) {
+      return { state: "unreachable", error: errorText(err) };
+    }
+  }
+
+  /** Asks for a savepoint; a refusal is kept for the next reconcile, which holds the roll and says why. */
+  async #triggerSavepoint(df: Dataflow, id: string): Promise<void> {
+    try {
+      await this.#savepoints.trigger(df, id);
+    } catch (err) {
+      log("warn", "savepoint request failed", { dataflow: keyOf(df), savepoint: id, error: errorText(err) });
+      this.#refused.set(`${df.metadata?.uid}/${id}`, errorText(err));
+    }
   }
 
   /**
@@ -347,6 +395,9 @@ export class Controller {
       case "ensureClusterSecret":
         // Random bytes here, at the edge: the builder stays a pure function of its input.
         await this.kube.createIfAbsent(desiredClusterSecret(df, randomBytes(CLUSTER_SECRET_BYTES)));
+        return undefined;
+      case "triggerSavepoint":
+        await this.#triggerSavepoint(df, action.id);
         return undefined;
       case "addFinalizer":
       case "removeFinalizer":

@@ -102,3 +102,31 @@ test("the container's environment makes waxflow run what the spec says, and the 
   expect(set.length).toBeGreaterThan(15);
   expect(set.filter((name) => !read.has(name))).toEqual([]);
 });
+
+// The start-from a roll sets (upgradeMode stateless and savepoint, a rollback): the runtime
+// must read it too. WAXFLOW_START_FROM is the contract's (savepoint-contract.md); the
+// runtime's side lands with its savepoint work.
+test.each(["fresh:7", "savepoint:sp-20261205-103500-g7", "savepoint:sp-20261205-103500-g7@rollback-8"])(
+  "WAXFLOW_START_FROM=%s is one the runtime reads",
+  (startFrom) => {
+    const df = dataflow({ recovery: { enabled: true, backup: { bucket: "snapshots" } }, upgradeMode: "savepoint" });
+    const sts = desiredStatefulSet(df, withDefaults(df.spec), 1, startFrom);
+    const container = sts.spec?.template.spec?.containers.find((c) => c.name === "waxflow");
+    const env = resolved(container?.env ?? []);
+    expect(env.WAXFLOW_START_FROM).toBe(startFrom);
+    const read = new Set<string>();
+    const watched = new Proxy(env, {
+      get(target, name) {
+        if (typeof name === "string") read.add(name);
+        return target[name as string];
+      },
+    }) as Env;
+    resolveCommand(["run", ...(container?.args ?? [])], watched, {
+      readHostfile: (path) => {
+        throw new Error(`no hostfile on Kubernetes, asked for ${path}`);
+      },
+      readSecretFile: () => SECRET_BYTES,
+    });
+    expect([...Object.keys(env)].filter((n) => n.startsWith("WAXFLOW_") && !read.has(n))).toEqual([]);
+  },
+);

@@ -1,15 +1,17 @@
 import { customResourceDefinition, specSchema } from "./schema.ts";
-import type { DataflowRecovery, DataflowSpec, DataflowVolumeRetention } from "./types.gen.ts";
+import type { DataflowRecovery, DataflowRollback, DataflowSpec, DataflowVolumeRetention } from "./types.gen.ts";
 
 export * from "./api-status.ts";
 export * from "./contract.ts";
 export * from "./schema.ts";
 export * from "./spec-diff.ts";
+export * from "./state-token.ts";
 export type * from "./types.gen.ts";
 
 /** A spec as the API server stores it: every field that has a default is present. */
 export type DefaultedDataflowSpec = DataflowSpec &
-  Required<Pick<DataflowSpec, "processes" | "workersPerProcess" | "state">> & {
+  Required<Pick<DataflowSpec, "processes" | "workersPerProcess" | "state" | "upgradeMode">> & {
+    rollback: Required<DataflowRollback>;
     recovery: Required<Pick<DataflowRecovery, "enabled" | "snapshotInterval" | "backupInterval">> & {
       storage: { size: string; storageClassName?: string };
       retention: Required<DataflowVolumeRetention>;

@@ -128,6 +128,18 @@ function podTemplateRules() {
   return [...hostNamespaces, ...containers, volumes];
 }
 
+/** spec.upgradeMode: where the new processes of a roll take their state from. */
+export const UPGRADE_MODES = ["stateless", "last-state", "savepoint"] as const;
+
+/** A savepoint is a copy of a complete backup set: savepoint mode needs backups. */
+const UPGRADE_RULES = [
+  {
+    rule: "self.?upgradeMode.orValue('last-state') != 'savepoint' || (self.?recovery.?enabled.orValue(false) && self.?recovery.?backup.hasValue())",
+    message:
+      "spec.upgradeMode savepoint needs spec.recovery.enabled and spec.recovery.backup (savepoints are copies of backup sets in its bucket): set them, or use upgradeMode last-state",
+  },
+] as const;
+
 const retentionPolicy = {
   type: "string",
   enum: ["Retain", "Delete"],
@@ -210,6 +222,36 @@ export const specSchema = {
       type: "integer",
       format: "int64",
       description: "Change to any other value to restart every process (recovery state is kept).",
+    },
+    upgradeMode: {
+      type: "string",
+      enum: [...UPGRADE_MODES],
+      default: "last-state",
+      description:
+        "Where the new processes of a roll that replaces them (an upgrade or a scale) take their state from. stateless: empty state (WAXFLOW_START_FROM=fresh:<generation>). last-state: their recovery volumes, or the newest backup set for an empty one. savepoint: the operator first takes a savepoint of the running processes (through process 0's API; needs recovery.backup) and starts the new ones from it (WAXFLOW_START_FROM=savepoint:<id>); a failed savepoint holds the roll and the running processes run on untouched; with no ready process 0 there is nothing to save and the roll goes on as last-state. Changing it restarts nothing.",
+    },
+    rollback: {
+      title: "DataflowRollback",
+      type: "object",
+      default: {},
+      description:
+        "What happens when a roll's new processes are not all Ready within readyTimeout after the roll started (the operator records the last spec that became Ready in status.lastStableSpec). Changing it restarts nothing.",
+      properties: {
+        enabled: {
+          type: "boolean",
+          default: false,
+          description:
+            "Roll back to status.lastStableSpec (with savepoint mode, from the savepoint taken before the upgrade): Ready and Degraded say RolledBack and why; spec stays as written, and the next edit of it starts a new roll. false: Progressing turns False with reason UpgradeStuck and the roll's pods stay as they are.",
+        },
+        readyTimeout: {
+          type: "string",
+          pattern: DURATION_PATTERN,
+          maxLength: 64,
+          default: "5m",
+          description:
+            "How long a roll's new processes have to become Ready, from the roll's start, as a duration such as 5m.",
+        },
+      },
     },
     recovery: {
       title: "DataflowRecovery",
@@ -489,7 +531,7 @@ export const specSchema = {
       },
     },
   },
-  "x-kubernetes-validations": [...podTemplateRules(), RESTORE_FROM_RULE],
+  "x-kubernetes-validations": [...podTemplateRules(), RESTORE_FROM_RULE, ...UPGRADE_RULES],
 } as const;
 
 const statusSchema = {
@@ -540,9 +582,9 @@ const statusSchema = {
         },
         stage: {
           type: "string",
-          enum: ["Stopping", "HandingOff", "Starting"],
+          enum: ["Savepointing", "Stopping", "HandingOff", "Starting"],
           description:
-            "Stopping: every old process stops. HandingOff (a scale-down with recovery): the new processes run beside holders, the pods beyond them, which hand their volumes' recovery data over. Starting: the new processes alone.",
+            "Savepointing (upgradeMode savepoint): a savepoint of the running processes is taken; nothing is stopped yet. Stopping: every old process stops. HandingOff (a scale-down with recovery): the new processes run beside holders, the pods beyond them, which hand their volumes' recovery data over. Starting: the new processes alone.",
         },
         generation: { type: "integer", format: "int64", description: "metadata.generation the roll carries out." },
         startedAt: { type: "string", format: "date-time", description: "When the roll started." },
@@ -552,6 +594,20 @@ const statusSchema = {
           description: "Processes of the cluster being replaced: their volumes hold its recovery data.",
         },
         to: { type: "integer", format: "int32", description: "Processes of the cluster being started." },
+        savepoint: {
+          title: "DataflowRolloutSavepoint",
+          type: "object",
+          description: "The savepoint the roll takes before stopping anything (stage Savepointing).",
+          required: ["id"],
+          properties: {
+            id: { type: "string", description: "The savepoint's id, chosen before it is requested." },
+            error: { type: "string", description: "Why it failed: the roll is held until the spec changes." },
+          },
+        },
+        startFrom: {
+          type: "string",
+          description: "WAXFLOW_START_FROM of the processes this roll starts; status.startFrom once it is complete.",
+        },
       },
     },
     failures: {
@@ -572,6 +628,60 @@ const statusSchema = {
           exitCode: { type: "integer", format: "int32", description: "The failed run's exit code." },
           line: { type: "string", description: "The last line of the run's termination message: the runtime's error." },
           times: { type: "integer", format: "int32", description: "Runs in a row that failed this way." },
+        },
+      },
+    },
+    lastStableSpec: {
+      type: "string",
+      description: "JSON of the last spec whose processes all became Ready: what spec.rollback rolls back to.",
+    },
+    lastStableGeneration: {
+      type: "integer",
+      format: "int64",
+      description: "metadata.generation of lastStableSpec.",
+    },
+    lastSavepoint: {
+      title: "DataflowSavepointRef",
+      type: "object",
+      description:
+        "The last savepoint the operator took (upgradeMode savepoint, before stopping the processes of a roll).",
+      required: ["id"],
+      properties: {
+        id: { type: "string", description: "The savepoint's id (waxctl df savepoint list)." },
+        epoch: { type: "integer", format: "int64", description: "The epoch the savepoint holds the state of." },
+        createdAt: { type: "string", format: "date-time", description: "When the savepoint was complete." },
+      },
+    },
+    startFrom: {
+      type: "string",
+      description:
+        "WAXFLOW_START_FROM of the running pod template (fresh:<generation>, savepoint:<id>), set by the roll that chose it; a process applies each value once.",
+    },
+    lastRoll: {
+      title: "DataflowLastRoll",
+      type: "object",
+      description: "The newest generation a roll started for, and when: spec.rollback.readyTimeout counts from it.",
+      required: ["generation", "startedAt"],
+      properties: {
+        generation: { type: "integer", format: "int64", description: "metadata.generation the roll carries out." },
+        startedAt: { type: "string", format: "date-time", description: "When the roll started." },
+        savepoint: { type: "string", description: "The savepoint taken before it (upgradeMode savepoint)." },
+      },
+    },
+    rolledBack: {
+      title: "DataflowRolledBack",
+      type: "object",
+      description:
+        "A rollback in effect: while metadata.generation is this generation the processes run lastStableSpec; any edit of the spec ends it.",
+      required: ["generation", "toGeneration", "at", "message"],
+      properties: {
+        generation: { type: "integer", format: "int64", description: "The generation that was rolled back." },
+        toGeneration: { type: "integer", format: "int64", description: "The generation of the spec rolled back to." },
+        at: { type: "string", format: "date-time", description: "When the rollback started." },
+        message: { type: "string", description: "Why: what the rolled back generation's processes were doing." },
+        startFrom: {
+          type: "string",
+          description: "WAXFLOW_START_FROM of the rollback (the savepoint taken before the upgrade).",
         },
       },
     },

@@ -1,5 +1,6 @@
 // Spec diff classes, as in the Flink operator: the largest class decides what a change does.
-// ignore: nothing a process sees (applied in place); scale: only spec.processes; upgrade:
+// ignore: nothing a process sees (applied in place: state, volume retention, how a roll
+// carries state and when it rolls back); scale: only spec.processes; upgrade:
 // anything in the pod template. scale and upgrade both replace every process together (a
 // worker cluster is fixed-size): the operator rolls, and waxctl asks for --yes first.
 import { isDeepStrictEqual } from "node:util";
@@ -15,8 +16,11 @@ export interface SpecDiff {
 
 const ORDER: readonly DiffClass[] = ["none", "ignore", "scale", "upgrade"];
 
+/** Fields no process sees: how a roll carries state (upgradeMode) and when it is undone (rollback) steer the operator only. */
+const IGNORED = new Set(["state", "upgradeMode", "rollback"]);
+
 export function diffClassOf(path: string): DiffClass {
-  if (path === "state" || path.startsWith("recovery.retention")) return "ignore";
+  if (IGNORED.has(path) || path.startsWith("recovery.retention")) return "ignore";
   if (path === "processes") return "scale";
   return "upgrade";
 }

@@ -46,6 +46,11 @@ state?: ("running" | "suspended")
  * Change to any other value to restart every process (recovery state is kept).
  */
 restartNonce?: number
+/**
+ * Where the new processes of a roll that replaces them (an upgrade or a scale) take their state from. stateless: empty state (WAXFLOW_START_FROM=fresh:<generation>). last-state: their recovery volumes, or the newest backup set for an empty one. savepoint: the operator first takes a savepoint of the running processes (through process 0's API; needs recovery.backup) and starts the new ones from it (WAXFLOW_START_FROM=savepoint:<id>); a failed savepoint holds the roll and the running processes run on untouched; with no ready process 0 there is nothing to save and the roll goes on as last-state. Changing it restarts nothing.
+ */
+upgradeMode?: ("stateless" | "last-state" | "savepoint")
+rollback?: DataflowRollback
 recovery?: DataflowRecovery
 restoreFrom?: DataflowRestoreFrom
 /**
@@ -76,6 +81,19 @@ allowPrivileged?: boolean
  * core/v1 PodTemplateSpec merged over the generated one: labels and annotations are added, pod spec fields set, the container named `waxflow` merged, other containers and volumes appended.
  */
 podTemplate?: V1PodTemplateSpec
+}
+/**
+ * What happens when a roll's new processes are not all Ready within readyTimeout after the roll started (the operator records the last spec that became Ready in status.lastStableSpec). Changing it restarts nothing.
+ */
+export interface DataflowRollback {
+/**
+ * Roll back to status.lastStableSpec (with savepoint mode, from the savepoint taken before the upgrade): Ready and Degraded say RolledBack and why; spec stays as written, and the next edit of it starts a new roll. false: Progressing turns False with reason UpgradeStuck and the roll's pods stay as they are.
+ */
+enabled?: boolean
+/**
+ * How long a roll's new processes have to become Ready, from the roll's start, as a duration such as 5m.
+ */
+readyTimeout?: string
 }
 /**
  * Snapshots of state to a volume per process, so a restarted, rescaled or upgraded dataflow resumes where it stopped.
@@ -233,6 +251,21 @@ rollout?: DataflowRollout
  */
 failures?: DataflowProcessFailure[]
 /**
+ * JSON of the last spec whose processes all became Ready: what spec.rollback rolls back to.
+ */
+lastStableSpec?: string
+/**
+ * metadata.generation of lastStableSpec.
+ */
+lastStableGeneration?: number
+lastSavepoint?: DataflowSavepointRef
+/**
+ * WAXFLOW_START_FROM of the running pod template (fresh:<generation>, savepoint:<id>), set by the roll that chose it; a process applies each value once.
+ */
+startFrom?: string
+lastRoll?: DataflowLastRoll
+rolledBack?: DataflowRolledBack
+/**
  * JSON of the spec the processes were last started with: the base of the next spec diff and the layout of the recovery data.
  */
 lastReconciledSpec?: string
@@ -275,9 +308,9 @@ export interface DataflowRollout {
  */
 kind: ("scale" | "upgrade")
 /**
- * Stopping: every old process stops. HandingOff (a scale-down with recovery): the new processes run beside holders, the pods beyond them, which hand their volumes' recovery data over. Starting: the new processes alone.
+ * Savepointing (upgradeMode savepoint): a savepoint of the running processes is taken; nothing is stopped yet. Stopping: every old process stops. HandingOff (a scale-down with recovery): the new processes run beside holders, the pods beyond them, which hand their volumes' recovery data over. Starting: the new processes alone.
  */
-stage: ("Stopping" | "HandingOff" | "Starting")
+stage: ("Savepointing" | "Stopping" | "HandingOff" | "Starting")
 /**
  * metadata.generation the roll carries out.
  */
@@ -294,6 +327,24 @@ from: number
  * Processes of the cluster being started.
  */
 to: number
+savepoint?: DataflowRolloutSavepoint
+/**
+ * WAXFLOW_START_FROM of the processes this roll starts; status.startFrom once it is complete.
+ */
+startFrom?: string
+}
+/**
+ * The savepoint the roll takes before stopping anything (stage Savepointing).
+ */
+export interface DataflowRolloutSavepoint {
+/**
+ * The savepoint's id, chosen before it is requested.
+ */
+id: string
+/**
+ * Why it failed: the roll is held until the spec changes.
+ */
+error?: string
 }
 /**
  * One process's failed runs.
@@ -323,4 +374,63 @@ line?: string
  * Runs in a row that failed this way.
  */
 times: number
+}
+/**
+ * The last savepoint the operator took (upgradeMode savepoint, before stopping the processes of a roll).
+ */
+export interface DataflowSavepointRef {
+/**
+ * The savepoint's id (waxctl df savepoint list).
+ */
+id: string
+/**
+ * The epoch the savepoint holds the state of.
+ */
+epoch?: number
+/**
+ * When the savepoint was complete.
+ */
+createdAt?: string
+}
+/**
+ * The newest generation a roll started for, and when: spec.rollback.readyTimeout counts from it.
+ */
+export interface DataflowLastRoll {
+/**
+ * metadata.generation the roll carries out.
+ */
+generation: number
+/**
+ * When the roll started.
+ */
+startedAt: string
+/**
+ * The savepoint taken before it (upgradeMode savepoint).
+ */
+savepoint?: string
+}
+/**
+ * A rollback in effect: while metadata.generation is this generation the processes run lastStableSpec; any edit of the spec ends it.
+ */
+export interface DataflowRolledBack {
+/**
+ * The generation that was rolled back.
+ */
+generation: number
+/**
+ * The generation of the spec rolled back to.
+ */
+toGeneration: number
+/**
+ * When the rollback started.
+ */
+at: string
+/**
+ * Why: what the rolled back generation's processes were doing.
+ */
+message: string
+/**
+ * WAXFLOW_START_FROM of the rollback (the savepoint taken before the upgrade).
+ */
+startFrom?: string
 }

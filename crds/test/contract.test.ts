@@ -40,6 +40,11 @@ test("a spec change is classed by its largest field; keys JSON would drop are no
   const spec = { image: "a@sha256:1", module: "flow.js", processes: 2 };
   expect(classifySpecDiff(spec, { ...spec, env: undefined })).toEqual({ class: "none", fields: [] });
   expect(classifySpecDiff(spec, { ...spec, state: "suspended" }).class).toBe("ignore");
+  // How a roll carries state, and when it is undone, steer the operator only.
+  expect(classifySpecDiff(spec, { ...spec, upgradeMode: "savepoint", rollback: { enabled: true } })).toEqual({
+    class: "ignore",
+    fields: ["rollback", "upgradeMode"],
+  });
   expect(classifySpecDiff(spec, { ...spec, processes: 3 })).toEqual({ class: "scale", fields: ["processes"] });
   expect(classifySpecDiff(spec, { ...spec, processes: 3, image: "b@sha256:2" })).toEqual({
     class: "upgrade",

@@ -472,6 +472,12 @@ describe("where a process starts from", () => {
       startFrom: { kind: "savepoint", id: "sp-1", value: "savepoint:sp-1" },
       savepointPrefix: "p",
     });
+    // A token after @ applies the same savepoint again (a rollback to it): a new marker value.
+    expect(config(["f.ts", "-r", "/r", "--start-from", "savepoint:sp-1@rollback-3"]).startFrom).toEqual({
+      kind: "savepoint",
+      id: "sp-1",
+      value: "savepoint:sp-1@rollback-3",
+    });
     // Kubernetes writes "" for "not set".
     expect(config(["f.ts"], { WAXFLOW_START_FROM: "" }).startFrom).toBeUndefined();
   });
@@ -484,6 +490,9 @@ describe("where a process starts from", () => {
       'WAXFLOW_START_FROM: savepoint id "Bad_Id" is not [a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?',
     );
     expect(usageError(["run", "f.ts", "--start-from", "fresh:"])).toMatch(/^--start-from: fresh token "" is not/);
+    expect(usageError(["run", "f.ts", "--start-from", "savepoint:sp-1@"])).toMatch(
+      /^--start-from: savepoint token "" \(after @\) is not/,
+    );
     expect(unsupported(config(["f.ts", "--start-from", "fresh:x"]))).toBe(
       "--start-from (WAXFLOW_START_FROM) only applies with recovery: add -r/--recovery-directory",
     );

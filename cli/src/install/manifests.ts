@@ -106,9 +106,12 @@ export const DATAFLOW_RULES: V1PolicyRule[] = [
   { apiGroups: [""], resources: ["persistentvolumeclaims"], verbs: ["list", "watch", "delete"] },
   // the one pre-flight pod of an image change (server-side apply), removed once it has started
   { apiGroups: [""], resources: ["pods"], verbs: ["list", "watch", "create", "patch", "delete"] },
+  // upgradeMode savepoint: POST/GET /savepoints on process 0 (<name>-0, port api) before a roll stops it
+  { apiGroups: [""], resources: ["pods/proxy"], verbs: ["create", "get"] },
   { apiGroups: [""], resources: ["events"], verbs: ["create"] },
   // the cluster secret of each Dataflow, created once, never listed or changed; get: whether
-  // a Secret or ConfigMap a waiting pod needs exists (asked for as metadata only, never the data)
+  // a Secret or ConfigMap a waiting pod needs exists (asked for as metadata only), and, for
+  // upgradeMode savepoint, the cluster secret's data: the token process 0's savepoint API asks for
   { apiGroups: [""], resources: ["secrets"], verbs: ["create", "get"] },
   { apiGroups: [""], resources: ["configmaps"], verbs: ["get"] },
 ];

@@ -17,6 +17,7 @@ import {
   API_PORT,
   API_VERSION,
   CLUSTER_PORT,
+  CLUSTER_SECRET_KEY,
   CONTAINER,
   type Dataflow,
   type DefaultedDataflowSpec,
@@ -38,7 +39,6 @@ const RUN_AS = 65532;
 export const CLUSTER_SECRET_BYTES = 32;
 const CLUSTER_SECRET_VOLUME = "cluster-secret";
 const CLUSTER_SECRET_DIR = "/var/run/waxflow/cluster";
-const CLUSTER_SECRET_KEY = "secret";
 export const clusterSecretName = (name: string) => `${name}-cluster-secret`;
 
 export interface DataflowRef {
@@ -79,7 +79,11 @@ export function metadataFor(ref: DataflowRef, name: string) {
 /** Go duration ("1m30s", "500ms") to seconds, as the runtime's -s/-b flags take them. */
 export const durationSeconds = (text: string): number => durationMs(text) / 1000;
 
-function runtimeEnv(ref: DataflowRef, spec: DefaultedDataflowSpec): V1EnvVar[] {
+/**
+ * `startFrom` is WAXFLOW_START_FROM (`fresh:<token>`, `savepoint:<id>`): where processes
+ * start once per value, chosen by the roll that started them (reconcile/upgrade.ts).
+ */
+function runtimeEnv(ref: DataflowRef, spec: DefaultedDataflowSpec, startFrom: string | undefined): V1EnvVar[] {
   const env: V1EnvVar[] = [
     { name: "WAXFLOW_WORKERS_PER_PROCESS", value: String(spec.workersPerProcess) },
     { name: "WAXFLOW_STATEFULSET_NAME", value: ref.name },
@@ -102,15 +106,20 @@ function runtimeEnv(ref: DataflowRef, spec: DefaultedDataflowSpec): V1EnvVar[] {
       { name: "WAXFLOW_RECOVERY_INIT", value: "true" },
     );
     if (spec.recovery.dropRemovedSteps === true) env.push({ name: "WAXFLOW_DROP_REMOVED_STEPS", value: "true" });
-    env.push(...backupEnv(spec.recovery.backup), ...restoreFromEnv(spec.restoreFrom));
+    env.push(...backupEnv(spec.recovery.backup), ...startFromEnv(startFrom, spec.restoreFrom));
   }
   // State is user data: /state answers only when the spec asks, and only with the Secret's token.
   if (spec.stateQuery === true) env.push({ name: "WAXFLOW_STATE_QUERY", value: "true" });
   return [...env, ...(spec.env ?? [])];
 }
 
-/** spec.restoreFrom: each process applies the savepoint once (the runtime's start-from marker). */
-function restoreFromEnv(restoreFrom: DefaultedDataflowSpec["restoreFrom"]): V1EnvVar[] {
+/**
+ * Where processes start from: a start the rollout chose (an upgrade's savepoint, a stateless
+ * roll's fresh start, a rollback) wins over spec.restoreFrom, the savepoint a new Dataflow
+ * starts from. Each process applies a value once (the runtime's start-from marker).
+ */
+function startFromEnv(startFrom: string | undefined, restoreFrom: DefaultedDataflowSpec["restoreFrom"]): V1EnvVar[] {
+  if (startFrom !== undefined) return [{ name: "WAXFLOW_START_FROM", value: startFrom }];
   if (restoreFrom === undefined) return [];
   const env: V1EnvVar[] = [{ name: "WAXFLOW_START_FROM", value: `savepoint:${restoreFrom.savepoint}` }];
   if (restoreFrom.prefix !== undefined) env.push({ name: "WAXFLOW_SAVEPOINT_PREFIX", value: restoreFrom.prefix });
@@ -146,12 +155,12 @@ function backupEnv(backup: DefaultedDataflowSpec["recovery"]["backup"]): V1EnvVa
   return env;
 }
 
-function container(ref: DataflowRef, spec: DefaultedDataflowSpec): V1Container {
+function container(ref: DataflowRef, spec: DefaultedDataflowSpec, startFrom: string | undefined): V1Container {
   return {
     name: CONTAINER,
     image: spec.image,
     args: [spec.module],
-    env: runtimeEnv(ref, spec),
+    env: runtimeEnv(ref, spec, startFrom),
     ...(spec.envFrom === undefined ? {} : { envFrom: spec.envFrom }),
     ...(spec.resources === undefined ? {} : { resources: spec.resources }),
     ports: [
@@ -248,7 +257,7 @@ export function hashOf(value: unknown): string {
 }
 
 /** `spec` is `withDefaults(df.spec)`, computed once by the caller. */
-export function podTemplate(df: Dataflow, spec: DefaultedDataflowSpec): V1PodTemplateSpec {
+export function podTemplate(df: Dataflow, spec: DefaultedDataflowSpec, startFrom?: string): V1PodTemplateSpec {
   const ref = refOf(df);
   const base: V1PodTemplateSpec = {
     // The nonce is part of the template so that changing it changes the hash: a restart.
@@ -257,7 +266,7 @@ export function podTemplate(df: Dataflow, spec: DefaultedDataflowSpec): V1PodTem
       annotations: spec.restartNonce === undefined ? {} : { "waxflow.io/restart-nonce": String(spec.restartNonce) },
     },
     spec: {
-      containers: [container(ref, spec)],
+      containers: [container(ref, spec, startFrom)],
       // The runtime never calls the API server: no token unless the spec names an account to use.
       ...(spec.serviceAccountName === undefined && spec.podTemplate?.spec?.serviceAccountName === undefined
         ? { automountServiceAccountToken: false }
@@ -328,7 +337,12 @@ function recoveryClaim(ref: DataflowRef, spec: DefaultedDataflowSpec): V1Persist
  * every roll scales to zero; the reconciler deletes the claims of removed ordinals itself
  * when the spec asks for it, once their data is handed over.
  */
-export function desiredStatefulSet(df: Dataflow, spec: DefaultedDataflowSpec, replicas: number): V1StatefulSet {
+export function desiredStatefulSet(
+  df: Dataflow,
+  spec: DefaultedDataflowSpec,
+  replicas: number,
+  startFrom?: string,
+): V1StatefulSet {
   const ref = refOf(df);
   return stamped<V1StatefulSet>({
     apiVersion: "apps/v1",
@@ -340,7 +354,7 @@ export function desiredStatefulSet(df: Dataflow, spec: DefaultedDataflowSpec, re
       podManagementPolicy: "Parallel",
       updateStrategy: { type: "OnDelete" },
       selector: { matchLabels: podSelector(ref.name) },
-      template: podTemplate(df, spec),
+      template: podTemplate(df, spec, startFrom),
       ...(spec.recovery.enabled
         ? {
             volumeClaimTemplates: [recoveryClaim(ref, spec)],
@@ -380,9 +394,9 @@ export const preflightPodName = (name: string) => `${name}-preflight`;
  * Services and the PodDisruptionBudget (a pod stuck pulling would use up its one
  * disruption) never take it for a process.
  */
-export function desiredPreflightPod(df: Dataflow, spec: DefaultedDataflowSpec): V1Pod {
+export function desiredPreflightPod(df: Dataflow, spec: DefaultedDataflowSpec, startFrom?: string): V1Pod {
   const ref = refOf(df);
-  const template = podTemplate(df, spec);
+  const template = podTemplate(df, spec, startFrom);
   const podSpec = template.spec ?? { containers: [] };
   const checked = (c: V1Container): V1Container => {
     if (c.name !== CONTAINER) return c;

@@ -134,6 +134,16 @@ export class Kube {
     return (await orUndefined(read)) !== undefined;
   }
 
+  /**
+   * One key of a Secret's data. Read only for the cluster Secret of a Dataflow in savepoint
+   * upgrade mode: its token is what process 0's savepoint endpoint asks for.
+   */
+  async secretData(namespace: string, name: string, key: string): Promise<Buffer | undefined> {
+    const secret = await orUndefined(this.core.readNamespacedSecret({ namespace, name }));
+    const value = secret?.data?.[key];
+    return value === undefined ? undefined : Buffer.from(value, "base64");
+  }
+
   async readNetworkPolicy(namespace: string, name: string): Promise<V1NetworkPolicy | undefined> {
     return orUndefined(this.networking.readNamespacedNetworkPolicy({ namespace, name }));
   }

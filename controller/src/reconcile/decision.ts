@@ -17,6 +17,8 @@ export function describe(action: Action): string {
       return `scale ${action.target.kind}/${action.target.name} to 0`;
     case "delete":
       return `delete ${action.target.kind}/${action.target.name}`;
+    case "triggerSavepoint":
+      return `request savepoint ${action.id}`;
     default:
       return action.type;
   }

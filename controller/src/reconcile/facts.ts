@@ -42,7 +42,8 @@ function handOffFrom(
   spec: DefaultedDataflowSpec,
   leftover: number,
 ): number | undefined {
-  if (!spec.recovery.enabled) return undefined;
+  // Stateless: the new processes start empty, so there is nothing to hand over.
+  if (!spec.recovery.enabled || spec.upgradeMode === "stateless") return undefined;
   // Never started: volumes beyond its size are an earlier Dataflow's of the same name (kept
   // by its delete), whose last cluster had one process per volume.
   const from = last === undefined ? leftover : last.recovery.enabled ? last.processes : 0;
@@ -61,6 +62,8 @@ function leftoverVolumes(claims: readonly V1PersistentVolumeClaim[], name: strin
 /** The spec as validated, and the StatefulSet it asks for. */
 export interface Wanted {
   readonly spec: DefaultedDataflowSpec;
+  /** WAXFLOW_START_FROM of the pods to run (status.rollout's during a roll, else status.startFrom). */
+  readonly startFrom: string | undefined;
   readonly stsWanted: V1StatefulSet;
 }
 

@@ -10,16 +10,17 @@ import type {
   V1Service,
   V1StatefulSet,
 } from "@kubernetes/client-node";
-import { type Dataflow, type DataflowStatus, withDefaults } from "@waxflow/crds";
+import { type Dataflow, type DataflowStatus, isPodReady } from "@waxflow/crds";
 import { type ApiClients, DEFAULT_API_CLIENTS } from "../desired/network-policy.ts";
 import { desiredStatefulSet, durationSeconds, hashOf } from "../desired/objects.ts";
 import { guardPodTemplate } from "../desired/pod-guard.ts";
 import type { Reference } from "../desired/references.ts";
-import { isPreflight, observeCluster, type Wanted } from "./facts.ts";
+import { type ClusterFacts, isPreflight, observeCluster, type Wanted } from "./facts.ts";
 import { finalize, withFinalizer } from "./finalizer.ts";
 import { report } from "./report.ts";
 import { planRollout } from "./rollout.ts";
 import { condition, REJECTED, STATUS_REFRESH_MS, stamped } from "./status.ts";
+import { judge, type SavepointObservation, type Source, sourceOf, type Verdict } from "./upgrade.ts";
 
 export interface Observed {
   readonly dataflow: Dataflow;
@@ -33,6 +34,8 @@ export interface Observed {
   readonly disruptionBudget?: V1PodDisruptionBudget;
   /** Secrets and ConfigMaps the pod template needs that do not exist (looked up while a pod waits). */
   readonly missing?: readonly Reference[];
+  /** The savepoint a roll waits for (stage Savepointing), as process 0 tells it. */
+  readonly savepoint?: SavepointObservation;
 }
 
 /** What the operator was installed with (the chart's values, through the controller's environment). */
@@ -71,6 +74,8 @@ export type Action =
    * if it does not exist; never replaces one. Carried out before the plan's other actions.
    */
   | { readonly type: "ensureClusterSecret" }
+  /** Asks process 0 for savepoint `id` (Savepoints.trigger); recorded in status.rollout first. */
+  | { readonly type: "triggerSavepoint"; readonly id: string }
   | { readonly type: "addFinalizer" }
   | { readonly type: "removeFinalizer" };
 
@@ -185,23 +190,58 @@ export function reconcile(observed: Observed, now: Date, settings: OperatorSetti
 }
 
 /** The spec as the operator can run it, or why not: what the API server's schema cannot check. */
-function validate(df: Dataflow, settings: OperatorSettings): Wanted | { readonly error: unknown } {
+function validate(
+  { spec, startFrom }: Source,
+  settings: OperatorSettings,
+  df: Dataflow,
+): Wanted | { readonly error: unknown } {
   try {
-    const spec = withDefaults(df.spec);
     durationSeconds(spec.recovery.snapshotInterval);
     durationSeconds(spec.recovery.backupInterval);
     guardPodTemplate(spec.podTemplate, spec.allowPrivileged, settings.allowPrivilegedDataflows);
-    return { spec, stsWanted: desiredStatefulSet(df, spec, spec.state === "running" ? spec.processes : 0) };
+    const replicas = spec.state === "running" ? spec.processes : 0;
+    return { spec, startFrom, stsWanted: desiredStatefulSet(df, spec, replicas, startFrom) };
   } catch (error) {
     return { error };
   }
 }
 
-/** validate -> observe -> rollout -> report, each a pure function of the one before. */
+/**
+ * validate -> observe -> (the readiness timer: roll back?) -> rollout -> report, each a
+ * pure function of the one before. A rollback renders status.lastStableSpec instead of the
+ * spec, from this pass on, and goes through the same roll as any change.
+ */
 function converge(observed: Observed, preflight: V1Pod | undefined, now: Date, settings: OperatorSettings): Plan {
-  const wanted = validate(observed.dataflow, settings);
+  const df = observed.dataflow;
+  let source: Source;
+  try {
+    source = sourceOf(df);
+  } catch (error) {
+    return invalid(observed, error, now);
+  }
+  let wanted = validate(source, settings, df);
   if ("error" in wanted) return invalid(observed, wanted.error, now);
-  const facts = observeCluster(observed, wanted);
-  const outcome = planRollout(observed, preflight, wanted, facts, now, settings);
-  return report(observed, wanted.spec, facts, outcome, now);
+  let facts = observeCluster(observed, wanted);
+  const verdict: Verdict = judge(df, source, facts, allReady(facts, wanted), now);
+  if (verdict.kind === "rollBack") {
+    const rolledBack = { ...(df.status ?? {}), rolledBack: verdict.record };
+    source = sourceOf(df, { ...rolledBack, rollout: undefined });
+    const back = validate(source, settings, df);
+    if ("error" in back) return invalid(observed, back.error, now);
+    wanted = back;
+    facts = { ...observeCluster(observed, wanted), prev: rolledBack };
+  }
+  const outcome = planRollout(observed, preflight, wanted, facts, now, settings, source);
+  return report(observed, source, facts, outcome, now, verdict);
+}
+
+/** Every process of the rendered spec is Ready and nothing is rolling: what Ready means. */
+function allReady(facts: ClusterFacts, { spec }: Wanted): boolean {
+  const ready = facts.live.filter((p) => isPodReady(p) && !facts.isHolder(p)).length;
+  return (
+    facts.prev.rollout === undefined &&
+    ready === spec.processes &&
+    facts.live.length === spec.processes &&
+    facts.stalePods.length === 0
+  );
 }

@@ -17,6 +17,7 @@ import { diagnoseFailures, trackFailures } from "./failures.ts";
 import type { Observed, Plan } from "./reconcile.ts";
 import type { RolloutOutcome } from "./rollout.ts";
 import { condition, REJECTED } from "./status.ts";
+import { type Source, stableOf, type Verdict } from "./upgrade.ts";
 
 /**
  * Pod, StatefulSet and Dataflow changes arrive by watch; these requeues are the safety net
@@ -27,14 +28,15 @@ const POLL_MS = 30_000;
 
 export function report(
   observed: Observed,
-  spec: DefaultedDataflowSpec,
+  source: Source,
   facts: ClusterFacts,
   outcome: RolloutOutcome,
   now: Date,
+  verdict: Verdict,
 ): Plan {
+  const { spec } = source;
   const { name, namespace, prev, gen, hashWant, live, stalePods, isHolder, told } = facts;
-  const { actions, events, rollout, lastReconciledSpec, gate, oldImages } = outcome;
-  let { progressing } = outcome;
+  const { actions, events, rollout, lastReconciledSpec } = outcome;
   // observe -> status. Holders hand data over; they are not processes of the cluster.
   const ready = live.filter((p) => isPodReady(p) && !isHolder(p)).length;
   const suspended = spec.state === "suspended";
@@ -55,30 +57,22 @@ export function report(
     ready === spec.processes && live.length === spec.processes && stalePods.length === 0,
     live,
   );
-  if (crashLoop) {
-    progressing = undefined;
-  } else if (progressing === undefined && rollout === undefined) {
-    if (suspended && observed.pods.length > 0) {
-      progressing = { reason: "Suspending", message: `stopping ${observed.pods.length} process(es); volumes are kept` };
-    } else if (!suspended && phase !== "Running") {
-      progressing = { reason: "Starting", message: progressMessage(told, spec.processes, CONTAINER) };
-    }
-  }
   // A failed run first: it is what the restarts and CrashLoopBackOff waits come from.
-  const held =
-    gate.state === "failed"
-      ? {
-          reason: gate.reason,
-          message: `upgrade to image ${spec.image} held back: ${gate.message}; the ${live.length} running process(es) keep image ${oldImages.join(", ")}`,
-        }
-      : undefined;
-  const problem = failure ?? held ?? missingProblem(observed.missing ?? [], live, namespace) ?? diagnosePods(live, now);
+  const held = heldBack(spec, live.length, outcome);
+  const upgrade = upgradeProblem(verdict);
+  const stalled = crashLoop || held !== undefined || upgrade?.reason === "UpgradeStuck";
+  const progressing = stalled
+    ? undefined
+    : (outcome.progressing ?? idleProgress(observed, spec, phase, facts, rollout));
+  const problem =
+    failure ?? held ?? upgrade ?? missingProblem(observed.missing ?? [], live, namespace) ?? diagnosePods(live, now);
   const readyMessage =
     phase === "Running"
       ? `${ready}/${spec.processes} processes ready`
       : suspended
         ? "suspended: no processes run; set spec.state to running to resume from recovery"
         : `${rollout ? `${rollout.kind} in progress: ` : ""}${progressMessage(told, spec.processes, CONTAINER)}`;
+  const stuck = upgrade?.reason === "UpgradeStuck" ? upgrade : undefined;
   const conditions = conditionsOf(prev, gen, now, {
     phase,
     crashLoop,
@@ -86,6 +80,8 @@ export function report(
     rollout,
     readyMessage,
     progressing,
+    stalled: held ?? stuck,
+    rolledBack: stuck === undefined ? upgrade : undefined,
     problem,
   });
   const runningImage = live.flatMap((p) => p.spec?.containers ?? []).find((c) => c.name === CONTAINER)?.image;
@@ -101,8 +97,93 @@ export function report(
     ...(rollout === undefined ? {} : { rollout }),
     ...(failures.length === 0 ? {} : { failures }),
     ...(lastReconciledSpec === undefined ? {} : { lastReconciledSpec }),
+    ...upgradeStatus(source, facts, outcome, verdict, { running: phase === "Running", problem, upgrade }),
   };
-  return planOf(observed, status, { actions, events, readyMessage, problem });
+  const plan = planOf(observed, status, { actions, events, readyMessage, problem });
+  const wake = "wakeInMs" in verdict ? verdict.wakeInMs : undefined;
+  // The readiness timer: look again when it runs out.
+  return wake === undefined ? plan : { ...plan, requeueAfterMs: Math.min(plan.requeueAfterMs ?? wake, wake) };
+}
+
+/** Progressing without a roll: suspending, or processes still starting. */
+function idleProgress(
+  observed: Observed,
+  spec: DefaultedDataflowSpec,
+  phase: DataflowStatus["phase"],
+  { told }: ClusterFacts,
+  rollout: DataflowRollout | undefined,
+): Problem | undefined {
+  if (rollout !== undefined) return undefined;
+  const suspended = spec.state === "suspended";
+  if (suspended && observed.pods.length > 0) {
+    return { reason: "Suspending", message: `stopping ${observed.pods.length} process(es); volumes are kept` };
+  }
+  if (!suspended && phase !== "Running") {
+    return { reason: "Starting", message: progressMessage(told, spec.processes, CONTAINER) };
+  }
+  return undefined;
+}
+
+/** What holds a roll back until something changes: a pre-flight pod that failed, a failed savepoint. */
+function heldBack(spec: DefaultedDataflowSpec, running: number, { gate, oldImages, held }: RolloutOutcome) {
+  if (gate.state !== "failed") return held;
+  return {
+    reason: gate.reason,
+    message: `upgrade to image ${spec.image} held back: ${gate.message}; the ${running} running process(es) keep image ${oldImages.join(", ")}`,
+  };
+}
+
+/**
+ * The status of upgrades: start-from, the last roll and savepoint, the stable spec, the
+ * rollback in effect; and the events that tell a rollback and a roll turning stuck.
+ */
+function upgradeStatus(
+  source: Source,
+  { prev, gen }: ClusterFacts,
+  outcome: RolloutOutcome,
+  verdict: Verdict,
+  { running, problem, upgrade }: { running: boolean; problem: Problem | undefined; upgrade: Problem | undefined },
+): Partial<DataflowStatus> {
+  const { events, startFrom, lastRoll, lastSavepoint } = outcome;
+  // Told once, as it turns stuck (Degraded's own event tells it when it is the problem shown).
+  const stuckBefore = prev.conditions?.find((c) => c.type === "Progressing")?.reason === "UpgradeStuck";
+  if (upgrade?.reason === "UpgradeStuck" && problem !== upgrade && !stuckBefore) {
+    events.push({ type: "Warning", reason: "UpgradeStuck", message: upgrade.message });
+  }
+  if (verdict.kind === "rollBack")
+    events.push({ type: "Warning", reason: "RolledBack", message: verdict.record.message });
+  // Any edit of the spec ends a rollback: the newest spec always wins.
+  const rolledBack =
+    verdict.kind === "rollBack" ? verdict.record : source.rolledBack === undefined ? undefined : prev.rolledBack;
+  return {
+    ...stableOf(prev, source, gen, running),
+    ...(startFrom === undefined ? {} : { startFrom }),
+    ...(lastRoll === undefined ? {} : { lastRoll }),
+    ...(lastSavepoint === undefined ? {} : { lastSavepoint }),
+    ...(rolledBack === undefined ? {} : { rolledBack }),
+  };
+}
+
+interface Problem {
+  readonly reason: string;
+  readonly message: string;
+}
+
+/** What the readiness timer found, as a problem: the rollback in effect, or the stuck roll. */
+function upgradeProblem(verdict: Verdict): Problem | undefined {
+  switch (verdict.kind) {
+    case "rollBack":
+      return {
+        reason: "RolledBack",
+        message: `rolled back to generation ${verdict.record.toGeneration} (status.lastStableSpec): ${verdict.record.message}; edit the spec to roll forward again`,
+      };
+    case "rolledBack":
+      return { reason: verdict.failed ? "RollbackFailed" : "RolledBack", message: verdict.message };
+    case "stuck":
+      return { reason: "UpgradeStuck", message: verdict.message };
+    default:
+      return undefined;
+  }
 }
 
 interface Told {
@@ -112,6 +193,10 @@ interface Told {
   readonly rollout: DataflowRollout | undefined;
   readonly readyMessage: string;
   readonly progressing: { readonly reason: string; readonly message: string } | undefined;
+  /** What holds a roll back (a failed savepoint, a roll not Ready in time): Progressing False with it. */
+  readonly stalled: { readonly reason: string; readonly message: string } | undefined;
+  /** A rollback in effect: Ready is False with it, whatever the processes of the stable spec do. */
+  readonly rolledBack: { readonly reason: string; readonly message: string } | undefined;
   readonly problem: { readonly reason: string; readonly message: string } | undefined;
 }
 
@@ -120,23 +205,27 @@ function conditionsOf(
   prev: DataflowStatus,
   gen: number | undefined,
   now: Date,
-  { phase, crashLoop, suspended, rollout, readyMessage, progressing, problem }: Told,
+  { phase, crashLoop, suspended, rollout, readyMessage, progressing, stalled, rolledBack, problem }: Told,
 ): DataflowCondition[] {
+  // Ready says the spec as written runs: not while a rollback runs the last stable one instead.
+  const ready = phase === "Running" && rolledBack === undefined;
   return [
     condition(
       prev.conditions,
       "Ready",
-      phase === "Running",
-      phase === "Running"
+      ready,
+      ready
         ? "ProcessesReady"
-        : crashLoop
-          ? "CrashLoop"
-          : suspended
-            ? "Suspended"
-            : rollout
-              ? "RollInProgress"
-              : "ProcessesNotReady",
-      readyMessage,
+        : rolledBack !== undefined
+          ? rolledBack.reason
+          : crashLoop
+            ? "CrashLoop"
+            : suspended
+              ? "Suspended"
+              : rollout
+                ? "RollInProgress"
+                : "ProcessesNotReady",
+      rolledBack === undefined ? readyMessage : `${rolledBack.message}; ${readyMessage}`,
       gen,
       now,
     ),
@@ -144,8 +233,9 @@ function conditionsOf(
       prev.conditions,
       "Progressing",
       progressing !== undefined,
-      progressing?.reason ?? (crashLoop ? "CrashLoop" : suspended ? "Suspended" : "Stable"),
+      progressing?.reason ?? stalled?.reason ?? (crashLoop ? "CrashLoop" : suspended ? "Suspended" : "Stable"),
       progressing?.message ??
+        stalled?.message ??
         (crashLoop
           ? "the processes restart with back-off and fail again: fix the cause and deploy again"
           : suspended
@@ -210,7 +300,8 @@ function planOf(
     status,
     actions,
     events,
-    ...(rollout !== undefined
+    // A roll held by a failed savepoint waits for an edit, which its watch brings.
+    ...(rollout !== undefined && rollout.savepoint?.error === undefined
       ? { requeueAfterMs: ROLL_POLL_MS }
       : settled && problem === undefined
         ? {}

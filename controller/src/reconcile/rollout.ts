@@ -4,7 +4,16 @@
 // (HandingOff), then starts the new processes (Starting); each stage is recorded
 // write-ahead in status.rollout. Pure.
 import type { V1NetworkPolicy, V1Pod, V1PodDisruptionBudget, V1Service, V1StatefulSet } from "@kubernetes/client-node";
-import { CONTAINER, type Dataflow, type DataflowRollout, isPodReady } from "@waxflow/crds";
+import {
+  CONTAINER,
+  type Dataflow,
+  type DataflowLastRoll,
+  type DataflowRollout,
+  type DataflowSavepointRef,
+  type DataflowStatus,
+  isPodReady,
+  replacesProcesses,
+} from "@waxflow/crds";
 import { desiredNetworkPolicy } from "../desired/network-policy.ts";
 import {
   appliedHashOf,
@@ -19,8 +28,9 @@ import {
 } from "../desired/objects.ts";
 import { PULL_FAILED, progressMessage, STUCK } from "./diagnosis.ts";
 import { statefulSetDrift } from "./drift.ts";
-import { type ClusterFacts, isTerminating, ordinalOf, type Wanted } from "./facts.ts";
+import { type ClusterFacts, isTerminating, observeCluster, ordinalOf, type Wanted } from "./facts.ts";
 import type { Action, KubeEvent, ObjectRef, Observed, OperatorSettings } from "./reconcile.ts";
+import { type Source, savepointId } from "./upgrade.ts";
 
 /** What the pre-flight pod of the wanted template showed about its image. */
 export type Preflight =
@@ -83,11 +93,17 @@ export interface RolloutOutcome {
   /** The write-ahead record after this step; undefined when no roll runs. */
   readonly rollout: DataflowRollout | undefined;
   readonly progressing: Progress | undefined;
+  /** What holds a roll back until the spec changes (a failed savepoint): Degraded, Progressing False. */
+  readonly held?: Progress;
   readonly lastReconciledSpec: string | undefined;
   /** What the pre-flight pod of a new image showed ("passed" when none was needed). */
   readonly gate: Preflight;
   /** Images of ready processes other than the spec's: what an upgrade would stop. */
   readonly oldImages: readonly string[];
+  /** status.startFrom: the running template's WAXFLOW_START_FROM, set once a roll is complete. */
+  readonly startFrom: string | undefined;
+  readonly lastRoll: DataflowStatus["lastRoll"];
+  readonly lastSavepoint: DataflowStatus["lastSavepoint"];
 }
 
 interface Progress {
@@ -118,6 +134,18 @@ interface Step {
   readonly lastReconciledSpec?: string;
 }
 
+/** Before anything stops: a new roll, or the savepoint one waits for. What the status keeps of it. */
+interface Upgrade {
+  readonly rollout: DataflowRollout | undefined;
+  readonly lastRoll: DataflowStatus["lastRoll"];
+  readonly lastSavepoint: DataflowStatus["lastSavepoint"];
+  readonly progressing?: Progress;
+  readonly held?: Progress;
+  /** The processes run on as they are this pass: nothing but the Services is applied. */
+  readonly waiting: boolean;
+  readonly cancelled: boolean;
+}
+
 export function planRollout(
   observed: Observed,
   preflight: V1Pod | undefined,
@@ -125,7 +153,76 @@ export function planRollout(
   facts: ClusterFacts,
   now: Date,
   settings: OperatorSettings,
+  source: Source,
 ): RolloutOutcome {
+  let stage = stageOf(observed, wanted, facts, settings);
+  const { events, services } = stage;
+  const { replicas, stalePods, stsStale, stsReplicas, holdersFrom, live } = facts;
+
+  // A roll is needed when starting the wanted processes could meet processes of another
+  // spec, or when a smaller cluster must first take over the recovery data of a larger one
+  // (a scale-down decided while suspended).
+  const needsRoll =
+    replicas > 0 &&
+    (stalePods.length > 0 ||
+      (stsStale && stsReplicas > 0) ||
+      (holdersFrom !== undefined && facts.prev.rollout === undefined));
+  const beforeStop = facts.prev.rollout?.stage === "Stopping" || facts.prev.rollout?.stage === "Savepointing";
+  const { gate, oldImages } = checkImage(stage, preflight, needsRoll && !beforeStop);
+  const holding = gate.state !== "passed";
+  const upgrade = holding ? undefined : prepare(stage, needsRoll, now, source);
+  const rollout = holding ? facts.prev.rollout : upgrade?.rollout;
+  const kept = {
+    lastRoll: upgrade?.lastRoll ?? facts.prev.lastRoll,
+    lastSavepoint: upgrade?.lastSavepoint ?? facts.prev.lastSavepoint,
+  };
+  const outcome = { actions: stage.actions, events, gate, oldImages, ...kept };
+  if (holding || upgrade?.waiting === true) {
+    // While the image is checked, or a savepoint taken, the old processes run on as they are.
+    stage.actions.push(...services);
+    const progressing = holding
+      ? {
+          reason: "CheckingImage",
+          message: `${gate.state === "waiting" ? gate.message : "the pre-flight pod failed"}; the ${live.length} running process(es) of ${oldImages.join(", ")} stop only once it has started`,
+        }
+      : upgrade?.progressing;
+    return {
+      ...outcome,
+      rollout,
+      progressing,
+      ...(upgrade?.held === undefined ? {} : { held: upgrade.held }),
+      lastReconciledSpec: facts.prev.lastReconciledSpec,
+      startFrom: facts.prev.startFrom,
+    };
+  }
+  // The record says where the new processes start from: the objects follow it.
+  if (rollout !== undefined && rollout.startFrom !== stage.startFrom) stage = startingFrom(stage, rollout.startFrom);
+  // One reconcile may pass through several stages: each goes on from where the one before left the record.
+  let step: Step = { rollout, lastReconciledSpec: facts.prev.lastReconciledSpec };
+  let progressing: Progress | undefined = upgrade?.progressing;
+  for (const next of [stopping, handingOff]) {
+    if (step.rollout === undefined) break;
+    step = { ...step, ...next(stage, step.rollout) };
+    progressing = step.progressing ?? progressing;
+  }
+  const final =
+    step.rollout?.stage === "Starting"
+      ? starting(stage, step.rollout)
+      : step.rollout === undefined
+        ? steady(stage)
+        : step;
+  const startFrom = final.rollout !== undefined || upgrade?.cancelled === true ? facts.prev.startFrom : stage.startFrom;
+  return {
+    ...outcome,
+    rollout: final.rollout,
+    progressing: final.progressing ?? progressing,
+    lastReconciledSpec: final.lastReconciledSpec ?? step.lastReconciledSpec,
+    startFrom,
+  };
+}
+
+/** What every stage reads: the wanted objects and how to apply them. */
+function stageOf(observed: Observed, wanted: Wanted, facts: ClusterFacts, settings: OperatorSettings): Stage {
   const df = observed.dataflow;
   const events: KubeEvent[] = [];
   const apply = applier(observed, facts, events);
@@ -141,51 +238,159 @@ export function planRollout(
     name: facts.name,
     namespace: facts.namespace,
   };
-  const stage: Stage = { ...wanted, df, observed, facts, actions: [], events, apply, services, stsRef };
-  const { replicas, stalePods, stsStale, stsReplicas, holdersFrom, live } = facts;
+  return { ...wanted, df, observed, facts, actions: [], events, apply, services, stsRef };
+}
 
-  // A roll is needed when starting the wanted processes could meet processes of another
-  // spec, or when a smaller cluster must first take over the recovery data of a larger one
-  // (a scale-down decided while suspended).
+/** The stage with the objects of processes that start from `startFrom` (WAXFLOW_START_FROM). */
+function startingFrom(stage: Stage, startFrom: string | undefined): Stage {
+  const { df, spec, observed, facts } = stage;
+  const stsWanted = desiredStatefulSet(df, spec, facts.replicas, startFrom);
+  const wanted = { spec, startFrom, stsWanted };
+  return { ...stage, ...wanted, facts: { ...observeCluster(observed, wanted), prev: facts.prev } };
+}
+
+/**
+ * What comes before the processes stop: a roll's record (begin), the savepoint it waits for
+ * (savepointing), a record the spec no longer needs (cancel). A newer spec takes over a roll
+ * that has stopped nothing yet.
+ */
+function prepare(stage: Stage, needsRoll: boolean, now: Date, source: Source): Upgrade {
+  const { facts } = stage;
   let rollout = facts.prev.rollout;
-  const needsRoll =
-    replicas > 0 &&
-    (stalePods.length > 0 || (stsStale && stsReplicas > 0) || (holdersFrom !== undefined && rollout === undefined));
-  const { gate, oldImages } = checkImage(stage, preflight, needsRoll && rollout?.stage !== "Stopping");
-  const holding = gate.state !== "passed";
-  if (needsRoll && rollout?.stage !== "Stopping" && !holding) rollout = begin(stage, now);
-  if (rollout?.stage === "Stopping" && !needsRoll && runsWanted(stage)) rollout = cancel(stage);
-  const outcome = { actions: stage.actions, events, gate, oldImages };
-  if (holding) {
-    // While the image is checked the old processes run on as they are: nothing else is applied.
-    stage.actions.push(...services);
-    const progressing = {
-      reason: "CheckingImage",
-      message: `${gate.state === "waiting" ? gate.message : "the pre-flight pod failed"}; the ${live.length} running process(es) of ${oldImages.join(", ")} stop only once it has started`,
-    };
-    return { ...outcome, rollout, progressing, lastReconciledSpec: facts.prev.lastReconciledSpec };
-  }
-  // One reconcile may pass through several stages: each goes on from where the one before left the record.
-  let step: Step = { rollout, lastReconciledSpec: facts.prev.lastReconciledSpec };
+  let lastRoll = facts.prev.lastRoll;
+  let lastSavepoint = facts.prev.lastSavepoint;
   let progressing: Progress | undefined;
-  for (const next of [stopping, handingOff]) {
-    if (step.rollout === undefined) break;
-    step = { ...step, ...next(stage, step.rollout) };
-    progressing = step.progressing ?? progressing;
+  let held: Progress | undefined;
+  let waiting = false;
+  let cancelled = false;
+  const gen = facts.gen ?? 0;
+  // Nothing stopped yet (or the savepoint still pending): the newer spec's timer starts now.
+  const unstopped =
+    rollout?.stage === "Stopping" || (rollout?.stage === "Savepointing" && rollout.savepoint?.error === undefined);
+  if (rollout !== undefined && unstopped && rollout.generation < gen && source.rolledBack === undefined) {
+    rollout = { ...rollout, generation: gen };
+    lastRoll = { generation: gen, startedAt: now.toISOString() };
   }
-  const final =
-    step.rollout?.stage === "Starting"
-      ? starting(stage, step.rollout)
-      : step.rollout === undefined
-        ? steady(stage)
-        : step;
+  // Nothing new started yet: a rollback's start-from replaces the forward roll's.
+  if (rollout?.stage === "Stopping" && source.rolledBack !== undefined)
+    rollout = { ...rollout, startFrom: stage.startFrom };
+  if (rollout?.stage === "Savepointing") {
+    const sp = savepointing(stage, rollout, needsRoll);
+    rollout = sp.rollout;
+    ({ progressing, held } = sp);
+    waiting = rollout?.stage === "Savepointing";
+    cancelled = rollout === undefined && !needsRoll;
+    if (sp.taken !== undefined) {
+      lastSavepoint = sp.taken;
+      if (lastRoll !== undefined) lastRoll = { ...lastRoll, savepoint: sp.taken.id };
+    }
+  }
+  if (needsRoll && (rollout === undefined || rollout.stage === "Starting" || rollout.stage === "HandingOff")) {
+    const begun = begin(stage, now, source);
+    rollout = begun.rollout;
+    lastRoll = begun.lastRoll ?? lastRoll;
+    waiting = rollout.stage === "Savepointing";
+    if (waiting) progressing = { reason: "SavepointInProgress", message: savepointWaitMessage(stage, rollout) };
+  }
+  if (rollout?.stage === "Stopping" && !needsRoll && runsWanted(stage)) {
+    rollout = cancel(stage);
+    cancelled = true;
+  }
   return {
-    ...outcome,
-    rollout: final.rollout,
-    progressing: final.progressing ?? progressing,
-    lastReconciledSpec: final.lastReconciledSpec ?? step.lastReconciledSpec,
+    rollout,
+    lastRoll,
+    lastSavepoint,
+    waiting,
+    cancelled,
+    ...(progressing === undefined ? {} : { progressing }),
+    ...(held === undefined ? {} : { held }),
   };
 }
+
+function savepointWaitMessage({ facts }: Stage, rollout: DataflowRollout): string {
+  return `taking savepoint ${rollout.savepoint?.id ?? "?"} of the ${facts.live.length} running process(es) (through process 0, ${facts.name}-0) before stopping them; they run on until it is complete`;
+}
+
+/**
+ * Savepointing: the roll waits for its savepoint. Complete: the new processes start from it
+ * (stage Stopping). Failed: the roll is held and the running processes run on untouched,
+ * until the spec changes (a new generation asks for a new savepoint).
+ */
+function savepointing(
+  stage: Stage,
+  rollout: DataflowRollout,
+  needsRoll: boolean,
+): { rollout: DataflowRollout | undefined; progressing?: Progress; held?: Progress; taken?: DataflowSavepointRef } {
+  const { facts, observed, actions, events } = stage;
+  const sp = rollout.savepoint;
+  if (!needsRoll) {
+    events.push({
+      type: "Normal",
+      reason: "RollCancelled",
+      message: `the ${facts.live.length} running process(es) already run the spec; nothing to restart${sp === undefined ? "" : ` (savepoint ${sp.id} is not needed)`}`,
+    });
+    return { rollout: undefined };
+  }
+  if (sp === undefined) return { rollout: { ...rollout, stage: "Stopping" } };
+  const gen = facts.gen ?? 0;
+  const heldBack = (error: string): Progress => ({
+    reason: "SavepointFailed",
+    message:
+      `savepoint ${sp.id} of the running processes failed: ${error}; the roll to generation ${rollout.generation} is held and ` +
+      `the ${facts.live.length} running process(es) run on untouched: fix the cause and edit the spec to try again, or set spec.upgradeMode to last-state`,
+  });
+  if (sp.error !== undefined) {
+    // A newer spec asks again, with a new savepoint.
+    return rollout.generation < gen ? { rollout: undefined } : { rollout, held: heldBack(sp.error) };
+  }
+  const waiting = { reason: "SavepointInProgress", message: savepointWaitMessage(stage, rollout) };
+  const current = { ...rollout, generation: Math.max(rollout.generation, gen) };
+  const seen = observed.savepoint;
+  switch (seen?.state) {
+    case undefined:
+      return { rollout: current, progressing: waiting };
+    case "absent":
+      actions.push({ type: "triggerSavepoint", id: sp.id });
+      return { rollout: current, progressing: waiting };
+    case "pending":
+      return {
+        rollout: current,
+        progressing: {
+          reason: "SavepointInProgress",
+          message: `${waiting.message}; requested at ${seen.requestedAt}, it completes with the next complete backup set`,
+        },
+      };
+    case "unreachable":
+      return {
+        rollout: current,
+        progressing: {
+          reason: "SavepointInProgress",
+          message: `${waiting.message}; cannot ask process 0 yet: ${oneLine(seen.error)}`,
+        },
+      };
+    case "failed":
+    case "refused": {
+      const error = oneLine(seen.error ?? "failed");
+      events.push({ type: "Warning", reason: "SavepointFailed", message: heldBack(error).message });
+      return { rollout: { ...current, savepoint: { ...sp, error } }, held: heldBack(error) };
+    }
+    case "complete": {
+      events.push({
+        type: "Normal",
+        reason: "SavepointTaken",
+        message: `savepoint ${sp.id} is complete${seen.epoch === undefined ? "" : ` (epoch ${seen.epoch})`}; stopping all ${facts.live.length} process(es), the new ones start from it`,
+      });
+      const taken = {
+        id: sp.id,
+        ...(seen.epoch === undefined ? {} : { epoch: seen.epoch }),
+        ...(seen.createdAt === undefined ? {} : { createdAt: seen.createdAt }),
+      };
+      return { rollout: { ...current, stage: "Stopping", startFrom: `savepoint:${sp.id}` }, taken };
+    }
+  }
+}
+
+const oneLine = (text: string): string => text.trim().split("\n")[0] ?? "";
 
 /**
  * Server-side apply is idempotent but costly: skip it when the live object carries the
@@ -229,7 +434,7 @@ function applier(observed: Observed, facts: ClusterFacts, events: KubeEvent[]): 
  * Processes that are not ready (crash looping, say) have nothing to keep: no check.
  */
 function checkImage(
-  { df, spec, stsWanted, facts, actions }: Stage,
+  { df, spec, startFrom, stsWanted, facts, actions }: Stage,
   preflight: V1Pod | undefined,
   rollWanted: boolean,
 ): { gate: Preflight; oldImages: string[] } {
@@ -247,7 +452,7 @@ function checkImage(
   const holding = gate.state !== "passed";
   if (holding) {
     if (!shapeChanged) actions.push({ type: "check", object: stsWanted });
-    if (preflight === undefined) actions.push({ type: "apply", object: desiredPreflightPod(df, spec) });
+    if (preflight === undefined) actions.push({ type: "apply", object: desiredPreflightPod(df, spec, startFrom) });
   }
   if (preflight !== undefined && !isTerminating(preflight) && (!holding || templateHashOf(preflight) !== hashWant)) {
     // Done with, or of an older spec: a new one is made once it is gone.
@@ -257,8 +462,13 @@ function checkImage(
   return { gate, oldImages };
 }
 
-/** The write-ahead record of a new roll, checked (a dry run) before anything stops. */
-function begin({ stsWanted, facts, actions, events }: Stage, now: Date): DataflowRollout {
+/**
+ * The write-ahead record of a new roll, checked (a dry run) before anything stops, and
+ * where its new processes start from (spec.upgradeMode): stateless from empty state,
+ * savepoint from a savepoint taken first (stage Savepointing), last-state from their volumes.
+ */
+function begin(stage: Stage, now: Date, source: Source): { rollout: DataflowRollout; lastRoll?: DataflowLastRoll } {
+  const { spec, stsWanted, facts, actions, events, startFrom } = stage;
   const { gen, replicas, last, diff, stsReplicas, shapeChanged, holdersFrom, live, name } = facts;
   const kind = diff.class === "scale" ? "scale" : "upgrade";
   const from = last?.processes ?? stsReplicas;
@@ -271,15 +481,38 @@ function begin({ stsWanted, facts, actions, events }: Stage, now: Date): Dataflo
       : last === undefined
         ? `, with ${holdersFrom - replicas} holder(s) first handing over the recovery data that an earlier Dataflow ${name} left on volumes ${RECOVERY_VOLUME}-${name}-0..${holdersFrom - 1}`
         : `, with ${holdersFrom - replicas} holder(s) handing their recovery data over first`;
+  const record = { kind, generation: gen ?? 0, startedAt: now.toISOString(), from, to: replicas } as const;
+  // A rollback starts from what its record says (the savepoint taken before the upgrade); it
+  // takes no savepoint and starts no readiness timer of its own.
+  const mode = source.rolledBack === undefined && replacesProcesses(diff.class) ? spec.upgradeMode : undefined;
+  const zero = live.find((p) => p.metadata?.name === `${name}-0`);
+  const saving = mode === "savepoint" && zero !== undefined && isPodReady(zero);
+  if (mode === "savepoint" && !saving) {
+    events.push({
+      type: "Normal",
+      reason: "SavepointSkipped",
+      message: `process 0 (${name}-0) is not ready, so no savepoint can be taken: the new processes start from their recovery volumes (last-state)`,
+    });
+  }
   events.push({
     type: "Normal",
-    reason: kind === "scale" ? "Scaling" : "Upgrading",
+    reason: source.rolledBack !== undefined ? "RollingBack" : kind === "scale" ? "Scaling" : "Upgrading",
     message:
-      `${diff.fields.length > 0 ? `changed ${diff.fields.join(", ")}: ` : ""}stopping all ${Math.max(live.length, from)} process(es) ` +
+      `${diff.fields.length > 0 ? `changed ${diff.fields.join(", ")}: ` : ""}${saving ? "taking a savepoint, then " : ""}stopping all ${Math.max(live.length, from)} process(es) ` +
       `before starting ${replicas} new one(s)${handOff}; a worker cluster never mixes old and new processes`,
   });
-  return { kind, stage: "Stopping", generation: gen ?? 0, startedAt: now.toISOString(), from, to: replicas };
+  const lastRoll = mode === undefined ? {} : { lastRoll: { generation: gen ?? 0, startedAt: now.toISOString() } };
+  if (saving) {
+    const id = savepointId(now, gen ?? 0);
+    actions.push({ type: "triggerSavepoint", id });
+    const savepoint = { id };
+    return { rollout: { ...record, stage: "Savepointing", savepoint, ...startFromOf(startFrom) }, ...lastRoll };
+  }
+  const fresh = mode === "stateless" && spec.recovery.enabled ? `fresh:${gen ?? 0}` : startFrom;
+  return { rollout: { ...record, stage: "Stopping", ...startFromOf(fresh) }, ...lastRoll };
 }
+
+const startFromOf = (startFrom: string | undefined) => (startFrom === undefined ? {} : { startFrom });
 
 /** The processes already run what the record's roll was to start (the spec went back, or a refused edit left it). */
 function runsWanted({ observed, facts }: Stage): boolean {
@@ -308,7 +541,7 @@ function cancel({ facts, events }: Stage): undefined {
 /** Stopping: every old process stops (the StatefulSet to 0) before anything new starts. */
 function stopping(stage: Stage, rollout: DataflowRollout): Step {
   if (rollout.stage !== "Stopping") return { rollout };
-  const { df, spec, observed, facts, actions, events, apply, stsRef } = stage;
+  const { df, spec, startFrom, observed, facts, actions, events, apply, stsRef } = stage;
   const { sts, stsReplicas, shapeChanged, holdersFrom, replicas } = facts;
   // The StatefulSet controller must have seen the scale to 0 too, or it could still be
   // creating a pod of the old template that no list shows yet. (No observedGeneration at
@@ -319,7 +552,7 @@ function stopping(stage: Stage, rollout: DataflowRollout): Step {
     (observedGen >= (sts?.metadata?.generation ?? 0) && (sts?.status?.replicas ?? 0) === 0);
   if (observed.pods.length > 0 || stsReplicas > 0 || !stsSettled) {
     if (shapeChanged) actions.push({ type: "scaleToZero", target: stsRef });
-    else actions.push(...apply(desiredStatefulSet(df, spec, 0)));
+    else actions.push(...apply(desiredStatefulSet(df, spec, 0, startFrom)));
     return {
       rollout,
       progressing: {
@@ -352,7 +585,7 @@ function stopping(stage: Stage, rollout: DataflowRollout): Step {
  */
 function handingOff(stage: Stage, rollout: DataflowRollout): Step {
   if (rollout.stage !== "HandingOff") return { rollout };
-  const { df, spec, facts, actions, events, apply, services } = stage;
+  const { df, spec, startFrom, facts, actions, events, apply, services } = stage;
   const { sts, stsStale, stsReplicas, live, stalePods, holdersFrom, replicas } = facts;
   const from = holdersFrom ?? 0;
   const handedOver =
@@ -374,7 +607,7 @@ function handingOff(stage: Stage, rollout: DataflowRollout): Step {
     }
     return { rollout: { ...rollout, stage: "Starting" } };
   }
-  actions.push(...apply(desiredStatefulSet(df, spec, from)), ...services);
+  actions.push(...apply(desiredStatefulSet(df, spec, from, startFrom)), ...services);
   const ready = live.filter(isPodReady).length;
   return {
     rollout,

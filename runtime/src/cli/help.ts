@@ -40,7 +40,8 @@ Options (a flag wins over its environment variable):
       --start-from V            WAXFLOW_START_FROM            fresh:<token>: start with an empty store; savepoint:<id>: start
                                   from that savepoint in the bucket. Once per value: DIR keeps the last one applied in its
                                   \`start-from\` file, so a restart afterwards keeps its newer state (default: DIR, or the
-                                  newest backup set when DIR is empty). A missing or damaged savepoint fails the start
+                                  newest backup set when DIR is empty). A missing or damaged savepoint fails the start.
+                                  savepoint:<id>@<token> applies the savepoint again under a new token (a rollback)
       --savepoint-prefix P      WAXFLOW_SAVEPOINT_PREFIX      the backup prefix the savepoint lives under (a fork reads its
                                   source's; default: --backup-prefix)
       --start-timeout SECS      WAXFLOW_START_TIMEOUT         seconds to wait for peers and for holders (default 60)

@@ -1,6 +1,7 @@
 /**
  * Where a process starts from (WAXFLOW_START_FROM, --start-from): its volume (unset), an
- * empty store (`fresh:<token>`) or a savepoint (`savepoint:<id>`). Applied once per value:
+ * empty store (`fresh:<token>`) or a savepoint (`savepoint:<id>`, or `savepoint:<id>@<token>` to
+ * apply it again under a new token). Applied once per value:
  * the recovery directory keeps the last applied value in the `start-from` marker, so a
  * pod that restarts afterwards keeps its volume's newer state. Applying removes the
  * directory's partitions, restores (or not, for fresh), and the marker is written once
@@ -26,9 +27,17 @@ export function parseStartFrom(value: string): StartFrom | { readonly error: str
   const colon = value.indexOf(":");
   const [kind, rest] = colon < 0 ? [value, ""] : [value.slice(0, colon), value.slice(colon + 1)];
   if (kind === "fresh" && TOKEN.test(rest)) return { kind, token: rest, value };
-  if (kind === "savepoint" && SAVEPOINT_ID.test(rest)) return { kind, id: rest, value };
   if (kind === "savepoint") {
-    return { error: `savepoint id ${JSON.stringify(rest)} is not [a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?` };
+    // `<id>@<token>` applies the same savepoint again under a new token (a rollback to it).
+    const at = rest.indexOf("@");
+    const [id, again] = at < 0 ? [rest, undefined] : [rest.slice(0, at), rest.slice(at + 1)];
+    if (!SAVEPOINT_ID.test(id)) {
+      return { error: `savepoint id ${JSON.stringify(id)} is not [a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?` };
+    }
+    if (again !== undefined && !TOKEN.test(again)) {
+      return { error: `savepoint token ${JSON.stringify(again)} (after @) is not 1-128 of [A-Za-z0-9._-]` };
+    }
+    return { kind, id, value };
   }
   if (kind === "fresh") return { error: `fresh token ${JSON.stringify(rest)} is not 1-128 of [A-Za-z0-9._-]` };
   return { error: `expected fresh:<token> or savepoint:<id>, got ${JSON.stringify(value)}` };
