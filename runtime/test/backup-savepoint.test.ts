@@ -132,7 +132,7 @@ function startOffsets(exits: readonly Exit[]): number[] {
   return exits.flatMap(({ stderr }) => [...stderr.matchAll(/^gen p\d+ from (\d+)$/gm)].map((m) => Number(m[1])));
 }
 
-test("a savepoint taken through process 0's API while 3 processes count; a fork cluster started from it and the source both count exactly once; a restart keeps the fork's newer state; fresh starts empty", async () => {
+test("a savepoint taken through process 0's API while 3 processes count; a fork cluster started from it and the source both count exactly once; a restart keeps the fork's newer state, the savepoint under a new token restores again; fresh starts empty", async () => {
   const source = workspace("source");
   const env = { WAXFLOW_BACKUP_PREFIX: "sp-source", WAXFLOW_BACKUP_KEEP: "2" };
   // Paced over about 12 s: time to take and list savepoints while it runs.
@@ -239,6 +239,17 @@ test("a savepoint taken through process 0's API while 3 processes count; a fork 
   const again = await succeeds((await cluster(3, fork, { ...forkEnv, RF_UNTIL: "900" })).runs);
   expect(startOffsets(again)).toEqual(Array(6).fill(600));
   for (const exit of again) expect(exit.stderr).not.toMatch(/restored the recovery store/);
+  expectExactlyOnce(fork.out, 900);
+
+  // The same savepoint under a new token (the controller's rollback to it) restores it again:
+  // every process goes back to the savepoint's offsets, and the output stays exactly once.
+  const rollback = { ...forkEnv, WAXFLOW_START_FROM: "savepoint:sp-one@rollback-2", RF_UNTIL: "900" };
+  const rolledBack = await succeeds((await cluster(3, fork, rollback)).runs);
+  expect(startOffsets(rolledBack)).toEqual(forkStarts);
+  for (const [i, exit] of rolledBack.entries()) {
+    expect(exit.stderr).toMatch(new RegExp(`process ${i}: restored the recovery store from savepoint sp-one `));
+  }
+  expect(readFileSync(join(fork.store(0), "start-from"), "utf8")).toBe("savepoint:sp-one@rollback-2\n");
   expectExactlyOnce(fork.out, 900);
 
   // fresh:<token> starts empty, once: not from the volume and not from the fork's backups.
