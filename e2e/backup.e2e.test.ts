@@ -3,7 +3,9 @@
 // -p 3 --recovery and backups to its bucket, then every pod AND every recovery claim of
 // the dataflow deleted. The StatefulSet recreates them empty; each process must restore
 // its store from the newest complete backup set, and every sensor's count must still be
-// exactly 1..n: the sink truncates its files back to the backup's positions.
+// exactly 1..n: the sink truncates its files back to the backup's positions. Then a
+// second dataflow with a wrong secret key must stop with one line naming the refused
+// credentials while the first goes on backing up to the same store.
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -11,6 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { expectedCounts, type ReadingsSettings } from "../examples/running-count.ts";
+import { BackupBucket } from "../runtime/src/recovery/backup.ts";
 import {
   CLUSTER,
   eventually,
@@ -38,6 +41,9 @@ const STORE = "seaweedfs";
 const BUCKET = "waxflow-backups";
 const PREFIX = FLOW;
 const CREDENTIALS = "backup-credentials";
+/** B2's dataflow, and its Secret: the right access key id with a wrong secret key. */
+const WRONG = "e2e-wrong-key";
+const WRONG_CREDENTIALS = "wrong-credentials";
 /** Output on a claim of its own, which the loss spares: the recovery claims are what is lost. */
 const OUTPUT_CLAIM = `${FLOW}-output`;
 const OUTPUT_MOUNT = "/var/lib/waxflow/output";
@@ -124,6 +130,46 @@ async function untilReady(processes: number): Promise<Pod[]> {
   );
 }
 
+/** `waxctl df deploy` of the running count with recovery on and backups to the store's bucket under its own name. */
+function deployFlags(name: string, endpoint: string, credentials: string): string[] {
+  return [
+    "df",
+    "deploy",
+    "examples/running-count.ts",
+    "--name",
+    name,
+    "-n",
+    NS,
+    "--recovery",
+    "--recovery-snapshot-interval",
+    "2s",
+    "--recovery-backup-interval",
+    "6s",
+    "--backup-bucket",
+    BUCKET,
+    "--backup-endpoint",
+    endpoint,
+    "--backup-prefix",
+    name,
+    "--backup-credentials-secret",
+    credentials,
+    "-e",
+    `READINGS_PARTITIONS=${READINGS.partitions}`,
+    "-e",
+    `READINGS_PER_PARTITION=${READINGS.perPartition}`,
+    "-e",
+    `READINGS_BATCH=${READINGS.batch}`,
+    "-e",
+    `READINGS_INTERVAL_MS=${READINGS.intervalMs}`,
+    "-e",
+    `READINGS_FOLLOW=${READINGS.follow}`,
+    "--json",
+  ];
+}
+
+/** What B1 leaves running for B2: its pods after the restore and the complete sets then. */
+let running: { readonly pods: readonly Pod[]; readonly sets: readonly string[] } | undefined;
+
 const RESTORED = /process (\d+): restored the recovery store from backup set (\S+) \(execution (\d+), epoch (\d+)/;
 
 describe("restore from a bucket on kind", { timeout: 900_000 }, () => {
@@ -164,48 +210,18 @@ describe("restore from a bucket on kind", { timeout: 900_000 }, () => {
       const storeReady = at();
 
       const deploy = await waxctl([
-        "df",
-        "deploy",
-        "examples/running-count.ts",
-        "--name",
-        FLOW,
-        "-n",
-        NS,
+        ...deployFlags(FLOW, s3Endpoint(store), CREDENTIALS),
         "-p",
         "3",
         "-w",
         "2",
-        "--recovery",
-        "--recovery-snapshot-interval",
-        "2s",
-        "--recovery-backup-interval",
-        "6s",
-        "--backup-bucket",
-        BUCKET,
-        "--backup-endpoint",
-        s3Endpoint(store),
-        "--backup-prefix",
-        PREFIX,
-        "--backup-credentials-secret",
-        CREDENTIALS,
         "--pod-template",
         output.template,
         "-e",
         `OUTPUT_DIR=${OUTPUT_MOUNT}`,
-        "-e",
-        `READINGS_PARTITIONS=${READINGS.partitions}`,
-        "-e",
-        `READINGS_PER_PARTITION=${READINGS.perPartition}`,
-        "-e",
-        `READINGS_BATCH=${READINGS.batch}`,
-        "-e",
-        `READINGS_INTERVAL_MS=${READINGS.intervalMs}`,
-        "-e",
-        `READINGS_FOLLOW=${READINGS.follow}`,
         "--wait",
         "--timeout",
         "5m",
-        "--json",
       ]);
       expect(deploy.stderr).toBe("");
       expect(deploy.code).toBe(0);
@@ -286,11 +302,97 @@ describe("restore from a bucket on kind", { timeout: 900_000 }, () => {
           `  seconds: store ready ${storeReady}, deployed ${deployed}, backed up ${backedUp}, lost ${lost}, Ready again ${readyAgain} s after the loss, complete ${at()}`,
         ].join("\n"),
       );
+      running = { pods: back, sets: setsAfter };
+    } finally {
+      bucket.close();
+    }
+  });
+
+  test("B2. a wrong secret key: deploy stops with one line naming the refused credentials, in the Dataflow's status and df describe; the running dataflow on the same store goes on backing up", async () => {
+    expect(running, "B1 must leave its dataflow running").toBeDefined();
+    const t0 = Date.now();
+    await apply([credentialsSecret(NS, WRONG_CREDENTIALS, accessKeyId, `${secretAccessKey}x`)]);
+    // Without --json: the error line is what the user reads.
+    const deploy = await waxctl([
+      ...deployFlags(WRONG, s3Endpoint({ name: STORE, namespace: NS }), WRONG_CREDENTIALS).filter(
+        (f) => f !== "--json",
+      ),
+      "-p",
+      "1",
+      "-w",
+      "1",
+      "--wait",
+      "--timeout",
+      "5m",
+    ]);
+    const took = Date.now() - t0;
+    const line =
+      `backup credentials refused by ${s3Endpoint({ name: STORE, namespace: NS })} for bucket "${BUCKET}" (SignatureDoesNotMatch): ` +
+      "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or the AWS credentials file)";
+    expect(deploy.code).toBe(1);
+    const errors = deploy.stderr.trimEnd().split("\n");
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatch(
+      new RegExp(`^error: dataflow ${WRONG} failed: process ${WRONG}-0 failed 2 times in a row with exit code 1: `),
+    );
+    expect(errors[0]).toContain(line);
+    // Two runs and the kubelet's first back-off, not the timeout.
+    expect(took).toBeLessThan(120_000);
+
+    const row = (await kubectl("get", "df", "-n", NS, WRONG)).split("\n")[1];
+    expect(row).toMatch(new RegExp(`^${WRONG}\\s+0/1\\s+running\\s+Failed\\s`));
+    expect(row).toContain(line);
+    const df = await kubectlJson<{ status?: { conditions?: { type: string; status: string; message?: string }[] } }>(
+      "get",
+      "dataflow",
+      "-n",
+      NS,
+      WRONG,
+    );
+    expect(df.status?.conditions?.find((c) => c.type === "Degraded" && c.status === "True")?.message).toContain(line);
+    const describe = await waxctl(["df", "describe", WRONG, "-n", NS]);
+    expect(describe.code, describe.stderr).toBe(0);
+    const described = describe.stdout.split("\n").filter((l) => l.includes(line));
+    expect(described.length, describe.stdout).toBeGreaterThan(0);
+
+    // The running dataflow on the same store: the same pods, no restart, and a new
+    // complete set since (the wrong key wrote nothing and refused nothing of its).
+    const bucket = await openBucket(
+      { namespace: NS, name: STORE, bucket: BUCKET },
+      { accessKeyId, secretAccessKey, prefix: PREFIX },
+      { ...process.env, KUBECONFIG },
+    );
+    try {
+      const newest = running?.sets.at(-1) ?? "";
+      const sets = await eventually("a new complete backup set of the running dataflow", async () => {
+        const now = await completeSets(bucket.bucket);
+        return (now.at(-1) ?? "") > newest ? now : undefined;
+      });
+      const now = await pods(NS, FLOW);
+      expect(now.map((p) => p.metadata.uid).sort()).toEqual(running?.pods.map((p) => p.metadata.uid).sort());
+      expect(now.map(restarts)).toEqual([0, 0, 0]);
+      expect(now.every(isReady)).toBe(true);
+      const wrote = new BackupBucket({
+        endpoint: bucket.bucket.config.endpoint,
+        bucket: BUCKET,
+        prefix: WRONG,
+        credentials: { accessKeyId, secretAccessKey },
+      });
+      try {
+        expect(await wrote.list(wrote.setsPrefix)).toEqual([]);
+      } finally {
+        wrote.close();
+      }
+      console.log(
+        `  wrong key: df deploy failed after ${(took / 1000).toFixed(0)} s with: ${errors[0]}\n  running dataflow's sets since: ${sets.join(", ")}`,
+      );
     } finally {
       bucket.close();
     }
 
-    const deleted = await waxctl(["df", "delete", FLOW, "-n", NS, "--purge", "--yes", "--wait"]);
-    expect(deleted.code, deleted.stderr).toBe(0);
+    for (const name of [WRONG, FLOW]) {
+      const deleted = await waxctl(["df", "delete", name, "-n", NS, "--purge", "--yes", "--wait"]);
+      expect(deleted.code, deleted.stderr).toBe(0);
+    }
   });
 });
