@@ -270,7 +270,9 @@ describe("restore from a bucket on kind", { timeout: 900_000 }, () => {
       // newest complete one before the loss.
       const restored = await Promise.all(
         [0, 1, 2].map(async (i) => {
-          const log = await kubectl("logs", "-n", NS, `${FLOW}-${i}`);
+          // The restore is the first container's: a later one finds its volume filled.
+          const previous = await tryKubectl("logs", "-n", NS, `${FLOW}-${i}`, "--previous");
+          const log = `${previous.code === 0 ? previous.stdout : ""}${await kubectl("logs", "-n", NS, `${FLOW}-${i}`)}`;
           const m = RESTORED.exec(log);
           expect(m, `${FLOW}-${i} did not restore:\n${log.slice(-3000)}`).not.toBeNull();
           return { process: Number(m?.[1]), set: m?.[2] ?? "", execution: Number(m?.[3]), epoch: Number(m?.[4]) };
