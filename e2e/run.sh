@@ -3,8 +3,8 @@
 # images (built without a daemon, cached by content), the controller image loaded into
 # the cluster, the Kafka broker image (kafka.e2e.test.ts loads it) and the SeaweedFS image
 # (backup.e2e.test.ts loads it), then every e2e/*.e2e.test.ts (scenarios, security, top,
-# gitops, kafka, backup, ...). Dataflow images are built
-# and loaded by `waxctl df deploy` itself, as a user's would be.
+# gitops, kafka, backup, ...). Dataflow images are built and loaded by `waxctl df deploy`
+# itself, as a user's would be.
 #   E2E_REUSE_CLUSTER=true  keep a running, verified cluster instead of recreating it
 #   E2E_KEEP=true           leave the scenarios' namespace in place for a look afterwards
 source "$(dirname "$0")/toolchain/lib.sh"
