@@ -7,7 +7,7 @@
  * arguments pick `mini` and its flags. Written under
  * `$WAXFLOW_CACHE/images/seaweedfs/<key>`; it does not move `images/current`.
  */
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
@@ -45,11 +45,25 @@ export async function weedBinary(log: (line: string) => void): Promise<{ path: s
     cwd: ROOT,
   });
   log(`weed ${version.trim()}: bash e2e/toolchain/seaweedfs.sh (cached by version)`);
-  const { stdout } = await run("bash", [join(ROOT, "e2e/toolchain/seaweedfs.sh")], {
-    cwd: ROOT,
-    maxBuffer: 16 << 20,
+  // Its progress (a cold build takes minutes) goes to our stderr; stdout is the binary's folder.
+  const dir = await new Promise<string>((resolve, reject) => {
+    const child = spawn("bash", [join(ROOT, "e2e/toolchain/seaweedfs.sh")], {
+      cwd: ROOT,
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => {
+      out += d.toString();
+    });
+    child.once("error", reject);
+    child.once("close", (code) =>
+      code === 0
+        ? resolve(out.trim().split("\n").at(-1) ?? "")
+        : reject(
+            new Error(`bash e2e/toolchain/seaweedfs.sh exited ${code}: building weed failed (its output is above)`),
+          ),
+    );
   });
-  const dir = stdout.trim().split("\n").at(-1) ?? "";
   return { path: join(dir, "weed"), version: version.trim() };
 }
 
