@@ -16,10 +16,11 @@ const needsTools: { name: string; include: string[]; tools: ToolName[] }[] = [
   // Backups to a real S3-compatible object store (SeaweedFS) and restore from it.
   { name: "object-store", include: ["runtime/test/backup*.test.ts"], tools: ["seaweedfs"] },
   {
-    // The runtime and controller images built from runtime/dist, read by skopeo, run in Docker.
+    // The runtime and controller images built from runtime/dist, read by skopeo, run in
+    // Docker; the SeaweedFS image holds the toolchain's weed.
     name: "images",
     include: ["images/test/**/*.test.ts"],
-    tools: ["runtime", "dpkg-deb", "skopeo", "docker"],
+    tools: ["runtime", "dpkg-deb", "skopeo", "docker", "seaweedfs"],
   },
 ];
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # npm run e2e: the kind cluster (built from package registries, cached), the waxflow
 # images (built without a daemon, cached by content), the controller image loaded into
-# the cluster, the Kafka broker image (kafka.e2e.test.ts loads it), then every
-# e2e/*.e2e.test.ts (scenarios, security, top, gitops, kafka, ...). Dataflow images are built
-# and loaded by `waxctl df deploy` itself, as a user's would be.
+# the cluster, the Kafka broker image (kafka.e2e.test.ts loads it) and the SeaweedFS image
+# (backup.e2e.test.ts loads it), then every e2e/*.e2e.test.ts (scenarios, security, top,
+# gitops, kafka, backup, ...). Dataflow images are built and loaded by `waxctl df deploy`
+# itself, as a user's would be.
 #   E2E_REUSE_CLUSTER=true  keep a running, verified cluster instead of recreating it
 #   E2E_KEEP=true           leave the scenarios' namespace in place for a look afterwards
 source "$(dirname "$0")/toolchain/lib.sh"
@@ -36,8 +37,14 @@ read -r WAXFLOW_RUNTIME_IMAGE WAXFLOW_RUNTIME_ARCHIVE < <(node -p \
 kafka_image=$(npm run -s images:kafka -- --json)
 read -r WAXFLOW_KAFKA_IMAGE WAXFLOW_KAFKA_ARCHIVE < <(node -p \
   'const k = JSON.parse(process.argv[1]); `${k.reference} ${k.archive}`' "$kafka_image")
-export WAXFLOW_CONTROLLER_IMAGE WAXFLOW_RUNTIME_IMAGE WAXFLOW_RUNTIME_ARCHIVE WAXFLOW_KAFKA_IMAGE WAXFLOW_KAFKA_ARCHIVE
-step "images built: $WAXFLOW_CONTROLLER_IMAGE $WAXFLOW_KAFKA_IMAGE"
+# The S3-compatible store of backup.e2e.test.ts: the toolchain's `weed` (built from the Go
+# module proxy when missing, cached by version) on the runtime's OS layer; that test loads it.
+seaweedfs_image=$(npm run -s images:seaweedfs -- --json)
+read -r WAXFLOW_SEAWEEDFS_IMAGE WAXFLOW_SEAWEEDFS_ARCHIVE < <(node -p \
+  'const s = JSON.parse(process.argv[1]); `${s.reference} ${s.archive}`' "$seaweedfs_image")
+export WAXFLOW_CONTROLLER_IMAGE WAXFLOW_RUNTIME_IMAGE WAXFLOW_RUNTIME_ARCHIVE WAXFLOW_KAFKA_IMAGE WAXFLOW_KAFKA_ARCHIVE \
+  WAXFLOW_SEAWEEDFS_IMAGE WAXFLOW_SEAWEEDFS_ARCHIVE
+step "images built: $WAXFLOW_CONTROLLER_IMAGE $WAXFLOW_KAFKA_IMAGE $WAXFLOW_SEAWEEDFS_IMAGE"
 "$kind" load image-archive "$controller_archive" --name "$KIND_CLUSTER_NAME"
 step "controller image loaded"
 

@@ -1,6 +1,6 @@
 // Backups of the recovery stores to a real S3-compatible store (SeaweedFS) and restore
 // from them, across real `waxflow run` processes writing real files.
-import { mkdirSync, rmSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { applyRetention, BackupBucket, type BackupManifest, type ListedObject } from "../src/recovery/backup.ts";
@@ -99,11 +99,15 @@ test("3 processes back up while counting; every recovery directory deleted, they
   }
 
   deleteStores(ws, 3);
+  // A restore writes only inside the recovery directory: on Kubernetes it is a volume's
+  // mount point, and beside it is the read-only root filesystem.
+  for (let i = 0; i < 3; i++) writeFileSync(`${ws.store(i)}.restoring`, "not the restore's");
   const exits = await succeeds(await cluster(3, ws, { ...env, RF_UNTIL: "900", RF_PACE_MS: "2" }));
   for (const [i, exit] of exits.entries()) {
     expect(exit.stderr).toMatch(
       new RegExp(`process ${i}: restored the recovery store from backup set ${newest} \\(execution 1, epoch \\d+`),
     );
+    expect(readFileSync(`${ws.store(i)}.restoring`, "utf8")).toBe("not the restore's");
   }
   // Resumed from the backup's positions, not from 0.
   expect(Math.min(...startOffsets(exits))).toBeGreaterThan(0);

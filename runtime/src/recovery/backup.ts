@@ -559,7 +559,11 @@ export async function placeCopies(
   dir: string,
   processId: number,
 ): Promise<"placed" | "not-in-set" | { reason: string }> {
-  const staging = `${dir}.restoring`;
+  // Inside the directory, not beside it: on Kubernetes the directory is a volume's mount
+  // point and its parent the read-only root filesystem; a rename within the volume is also
+  // the only one that cannot cross file systems. The store reads only its part-*.sqlite3
+  // files, so a staging folder left by a crash is ignored (and replaced by the next restore).
+  const staging = join(dir, ".restoring");
   rmSync(staging, { recursive: true, force: true });
   mkdirSync(staging, { recursive: true });
   try {
