@@ -132,6 +132,12 @@ function startOffsets(exits: readonly Exit[]): number[] {
   return exits.flatMap(({ stderr }) => [...stderr.matchAll(/^gen p\d+ from (\d+)$/gm)].map((m) => Number(m[1])));
 }
 
+/** Each partition's start offset, as `p<i>=<offset>` in partition order: which worker runs it may differ. */
+function partitionStarts(exits: readonly Exit[]): string[] {
+  const starts = exits.flatMap(({ stderr }) => [...stderr.matchAll(/^gen (p\d+) from (\d+)$/gm)]);
+  return starts.map((m) => `${m[1]}=${m[2]}`).sort();
+}
+
 test("a savepoint taken through process 0's API while 3 processes count; a fork cluster started from it and the source both count exactly once; a restart keeps the fork's newer state, the savepoint under a new token restores again; fresh starts empty", async () => {
   const source = workspace("source");
   const env = { WAXFLOW_BACKUP_PREFIX: "sp-source", WAXFLOW_BACKUP_KEEP: "2" };
@@ -245,7 +251,7 @@ test("a savepoint taken through process 0's API while 3 processes count; a fork 
   // every process goes back to the savepoint's offsets, and the output stays exactly once.
   const rollback = { ...forkEnv, WAXFLOW_START_FROM: "savepoint:sp-one@rollback-2", RF_UNTIL: "900" };
   const rolledBack = await succeeds((await cluster(3, fork, rollback)).runs);
-  expect(startOffsets(rolledBack)).toEqual(forkStarts);
+  expect(partitionStarts(rolledBack)).toEqual(partitionStarts(b));
   for (const [i, exit] of rolledBack.entries()) {
     expect(exit.stderr).toMatch(new RegExp(`process ${i}: restored the recovery store from savepoint sp-one `));
   }
