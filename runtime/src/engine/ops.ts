@@ -9,6 +9,7 @@ import type {
   FlatMapBatchStep,
   InputStep,
   InspectDebugStep,
+  LogicResult,
   OutputStep,
   StatefulBatchLogic,
   StatefulBatchStep,
@@ -28,6 +29,7 @@ import { slotKey, slotOwner } from "./owners.ts";
 import { Serial } from "./serial.ts";
 import type { StateStore } from "./state-store.ts";
 import { type Consumer, Emitter, MinFrontier } from "./stream.ts";
+import { callUserAsync, failure, InPartition, userFn, WHOLE_STEP } from "./user-code.ts";
 import { buildingFor } from "./worker-scope.ts";
 
 const INF = Number.POSITIVE_INFINITY;
@@ -102,20 +104,19 @@ abstract class Stateless implements Op, Consumer {
 }
 
 export class FlatMapBatchOp extends Stateless {
-  private readonly step: FlatMapBatchStep;
+  readonly #mapper: (batch: unknown[]) => unknown[];
   constructor(step: FlatMapBatchStep, ctx: WorkerContext) {
     super(step.stepId, ctx);
-    this.step = step;
+    const { stepId } = step;
+    this.#mapper = userFn(
+      stepId,
+      (batch: unknown[]) => toBatch(stepId, step.mapper(batch), "mapper"),
+      () => WHOLE_STEP,
+    );
   }
 
   items(epoch: number, batch: unknown[]): void {
-    let out: unknown[];
-    try {
-      out = toBatch(this.stepId, this.step.mapper(batch), "mapper");
-    } catch (err) {
-      throw StepError.wrap(this.stepId, err);
-    }
-    this.down.push(epoch, out);
+    this.down.push(epoch, this.#mapper(batch));
   }
 }
 
@@ -123,10 +124,15 @@ export class BranchOp implements Op, Consumer {
   readonly trues: Emitter;
   readonly falses: Emitter;
   readonly stepId: string;
-  private readonly step: BranchStep;
+  readonly #predicate: (item: unknown) => unknown;
 
   constructor(step: BranchStep, ctx: WorkerContext) {
-    this.step = step;
+    const { predicate } = step;
+    this.#predicate = userFn(
+      step.stepId,
+      (item: unknown): unknown => predicate(item),
+      (item) => item,
+    );
     this.stepId = step.stepId;
     this.trues = new Emitter(ctx.startEpoch);
     this.falses = new Emitter(ctx.startEpoch);
@@ -135,14 +141,9 @@ export class BranchOp implements Op, Consumer {
   items(epoch: number, batch: unknown[]): void {
     const trues: unknown[] = [];
     const falses: unknown[] = [];
-    const predicate = this.step.predicate;
+    const predicate = this.#predicate;
     for (const item of batch) {
-      let verdict: unknown;
-      try {
-        verdict = predicate(item);
-      } catch (err) {
-        throw StepError.wrap(this.stepId, err, item);
-      }
+      const verdict = predicate(item);
       if (verdict === true) trues.push(item);
       else if (verdict === false) falses.push(item);
       else throw typeError(this.stepId, item, `predicate must return a boolean, got ${typeof verdict}`);
@@ -164,23 +165,21 @@ export class BranchOp implements Op, Consumer {
 }
 
 export class InspectDebugOp extends Stateless {
-  private readonly step: InspectDebugStep;
-  private readonly ctx: WorkerContext;
+  readonly #inspector: (item: unknown, epoch: number) => void;
   constructor(step: InspectDebugStep, ctx: WorkerContext) {
     super(step.stepId, ctx);
-    this.step = step;
-    this.ctx = ctx;
+    const { inspector, stepId } = step;
+    const worker = ctx.index;
+    this.#inspector = userFn(
+      stepId,
+      (item: unknown, epoch: number) => inspector(stepId, item, epoch, worker),
+      (item) => item,
+    );
   }
 
   items(epoch: number, batch: unknown[]): void {
-    const { inspector } = this.step;
-    for (const item of batch) {
-      try {
-        inspector(this.stepId, item, epoch, this.ctx.index);
-      } catch (err) {
-        throw StepError.wrap(this.stepId, err, item);
-      }
-    }
+    const inspector = this.#inspector;
+    for (const item of batch) inspector(item, epoch);
     this.down.push(epoch, batch);
   }
 }
@@ -303,6 +302,12 @@ function groupBySort(items: readonly [string, unknown][]): Group[] {
   return groups;
 }
 
+/** Pushes a key's emits as `[key, value]` items; returns whether the logic asked to be discarded. */
+function emitAll(key: string, [emit, discard]: LogicResult<unknown>, out: unknown[]): boolean {
+  for (const value of emit) out.push([key, value]);
+  return discard;
+}
+
 export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
   readonly stepId: string;
   readonly down: Emitter;
@@ -317,14 +322,37 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
   /** The furthest watermark of a windowed step's keys; tracked only when the step reports one. */
   #watermark = Number.NEGATIVE_INFINITY;
   readonly #watermarkOf: ((logic: AnyLogic) => number) | undefined;
+  // The user code of the step's keys, each wrapped once (user-code.ts).
+  readonly #builder: (key: string, state: unknown) => AnyLogic;
+  readonly #onBatch: (entry: KeyState, values: unknown[], out: unknown[]) => boolean;
+  readonly #onSignal: (entry: KeyState, method: "onNotify" | "onEof", out: unknown[]) => boolean;
+  readonly #notifyAt: (entry: KeyState) => Date | undefined;
+  readonly #snapshot: (entry: KeyState) => unknown;
 
-  private readonly step: StatefulBatchStep;
   private readonly ctx: WorkerContext;
 
   /** `trackWatermark`: follow the watermark of a step that reports one (see `StatefulBatchStep.watermarkOf`). */
   constructor(step: StatefulBatchStep, ctx: WorkerContext, trackWatermark = true) {
-    this.step = step;
     this.ctx = ctx;
+    const { stepId } = step;
+    const ofKey = (entry: KeyState): string => entry.key;
+    this.#builder = userFn(
+      stepId,
+      (_key: string, state: unknown) => step.builder(state),
+      (key) => key,
+    );
+    this.#onBatch = userFn(
+      stepId,
+      (entry: KeyState, values: unknown[], out: unknown[]) => emitAll(entry.key, entry.logic.onBatch(values), out),
+      (entry, values) => [entry.key, values],
+    );
+    this.#onSignal = userFn(
+      stepId,
+      (entry: KeyState, method: "onNotify" | "onEof", out: unknown[]) => emitAll(entry.key, entry.logic[method](), out),
+      ofKey,
+    );
+    this.#notifyAt = userFn(stepId, (entry: KeyState) => entry.logic.notifyAt(), ofKey);
+    this.#snapshot = userFn(stepId, (entry: KeyState) => entry.logic.snapshot(), ofKey);
     this.#watermarkOf = trackWatermark ? step.watermarkOf : undefined;
     this.stepId = step.stepId;
     this.down = new Emitter(ctx.startEpoch);
@@ -345,11 +373,7 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
   stateOf(key: string): { found: boolean; state?: unknown } {
     const entry = this.#keys.get(key);
     if (entry === undefined) return { found: false };
-    try {
-      return { found: true, state: entry.logic.snapshot() };
-    } catch (err) {
-      throw StepError.wrap(this.stepId, err, key);
-    }
+    return { found: true, state: this.#snapshot(entry) };
   }
 
   /** The keys this worker holds. */
@@ -421,12 +445,7 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
     // A key discarded and rebuilt within the epoch is listed twice; the later write wins.
     for (const entry of touched) {
       entry.touched = false;
-      let state: unknown;
-      try {
-        state = entry.discarded ? undefined : entry.logic.snapshot();
-      } catch (err) {
-        throw StepError.wrap(this.stepId, err, entry.key);
-      }
+      const state = entry.discarded ? undefined : this.#snapshot(entry);
       store.write(this.stepId, entry.key, epoch, state);
     }
     touched.length = 0;
@@ -442,13 +461,7 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
   }
 
   #build(key: string, state: unknown): KeyState {
-    let logic: AnyLogic;
-    try {
-      logic = this.step.builder(state);
-    } catch (err) {
-      throw StepError.wrap(this.stepId, err, key);
-    }
-    const entry: KeyState = { key, logic, touched: false, discarded: false };
+    const entry: KeyState = { key, logic: this.#builder(key, state), touched: false, discarded: false };
     this.#keys.set(key, entry);
     return entry;
   }
@@ -460,15 +473,8 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
     out: unknown[],
   ): void {
     const { key, logic } = entry;
-    let emit: Iterable<unknown>;
-    let discard: boolean;
-    try {
-      const result = method === "onBatch" ? logic.onBatch(values as unknown[]) : logic[method]();
-      [emit, discard] = result;
-      for (const value of emit) out.push([key, value]);
-    } catch (err) {
-      throw StepError.wrap(this.stepId, err, values === undefined ? key : [key, values]);
-    }
+    const discard =
+      method === "onBatch" ? this.#onBatch(entry, values as unknown[], out) : this.#onSignal(entry, method, out);
     if (this.#touched !== undefined && !entry.touched) {
       entry.touched = true;
       this.#touched.push(entry);
@@ -487,13 +493,9 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
     }
   }
 
-  #schedule({ key, logic }: KeyState): void {
-    let at: Date | undefined;
-    try {
-      at = logic.notifyAt();
-    } catch (err) {
-      throw StepError.wrap(this.stepId, err, key);
-    }
+  #schedule(entry: KeyState): void {
+    const { key } = entry;
+    const at = this.#notifyAt(entry);
     if (at === undefined) {
       if (this.#notify.size > 0) this.#notify.delete(key);
       return;
@@ -522,6 +524,10 @@ export class InputOp implements Op {
   #deferred: number | undefined;
   readonly #closes: Serial;
   #open: number;
+  // The partitions' user code, each wrapped once (user-code.ts).
+  readonly #nextBatch: (slot: SourceSlot) => Iterable<unknown> | null | Promise<Iterable<unknown> | null>;
+  readonly #nextAwake: (slot: SourceSlot) => Date | undefined;
+  readonly #snapshotPart: (slot: SourceSlot) => unknown;
   private readonly ctx: WorkerContext;
   private readonly slots: SourceSlot[];
 
@@ -531,10 +537,18 @@ export class InputOp implements Op {
     this.stepId = step.stepId;
     this.down = new Emitter(ctx.startEpoch);
     this.#closes = new Serial(
-      (err) => ctx.fail(StepError.wrap(this.stepId, err)),
+      (err) => ctx.fail(failure(this.stepId, err, WHOLE_STEP)),
       () => ctx.wake(),
     );
     this.#open = slots.length;
+    const inPart = (slot: SourceSlot): InPartition => new InPartition(slot.name);
+    this.#nextBatch = userFn(this.stepId, (slot: SourceSlot) => slot.part.nextBatch(), inPart);
+    this.#nextAwake = userFn(this.stepId, (slot: SourceSlot) => slot.part.nextAwake?.(), inPart);
+    this.#snapshotPart = userFn(
+      this.stepId,
+      (slot: SourceSlot) => (slot.part as StatefulSourcePartition<unknown, unknown>).snapshot(),
+      inPart,
+    );
   }
 
   static async build(step: InputStep, ctx: WorkerContext): Promise<InputOp> {
@@ -548,7 +562,7 @@ export class InputOp implements Op {
       pending: false,
       eof: false,
     });
-    try {
+    await callUserAsync(stepId, WHOLE_STEP, async () => {
       if (isFixedPartitionedSource(source)) {
         const owners = assignPartitions(await source.listParts(), ctx.count);
         const resume = new Map(ctx.store?.load(stepId, (part) => owners.get(part) === ctx.index) ?? []);
@@ -561,9 +575,7 @@ export class InputOp implements Op {
       } else {
         slots.push(slot(`worker-${ctx.index}`, await source.build(stepId, ctx.index, ctx.count), false));
       }
-    } catch (err) {
-      throw StepError.wrap(stepId, err);
-    }
+    });
     return new InputOp(step, ctx, slots);
   }
 
@@ -578,12 +590,7 @@ export class InputOp implements Op {
     const epoch = this.#deferred ?? workerEpoch;
     for (const slot of this.slots) {
       if (slot.eof || slot.pending || slot.awake > now) continue;
-      let result: ReturnType<SourceSlot["part"]["nextBatch"]>;
-      try {
-        result = slot.part.nextBatch();
-      } catch (err) {
-        throw StepError.inPartition(this.stepId, err, slot.name);
-      }
+      const result = this.#nextBatch(slot);
       worked = true;
       if (result instanceof Promise) {
         slot.pending = true;
@@ -592,7 +599,7 @@ export class InputOp implements Op {
             this.#ready.push([slot, batch]);
             this.ctx.wake();
           },
-          (err: unknown) => this.ctx.fail(StepError.inPartition(this.stepId, err, slot.name)),
+          (err: unknown) => this.ctx.fail(failure(this.stepId, err, new InPartition(slot.name))),
         );
       } else {
         this.#handle(slot, result, epoch, now);
@@ -658,23 +665,12 @@ export class InputOp implements Op {
     }
     const batch = toBatch(this.stepId, result, `nextBatch of partition ${slot.name}`);
     this.down.push(epoch, batch);
-    let awake: Date | undefined;
-    try {
-      awake = slot.part.nextAwake?.();
-    } catch (err) {
-      throw StepError.inPartition(this.stepId, err, slot.name);
-    }
+    const awake = this.#nextAwake(slot);
     slot.awake = awake !== undefined ? awake.getTime() : batch.length > 0 ? now : now + IDLE_POLL_MS;
   }
 
   #snapshot(slot: SourceSlot, epoch: number, store: StateStore): void {
-    let state: unknown;
-    try {
-      state = (slot.part as StatefulSourcePartition<unknown, unknown>).snapshot();
-    } catch (err) {
-      throw StepError.inPartition(this.stepId, err, slot.name);
-    }
-    store.write(this.stepId, slot.name, epoch, state);
+    store.write(this.stepId, slot.name, epoch, this.#snapshotPart(slot));
   }
 }
 
@@ -684,8 +680,9 @@ export class FixedSinkOp implements Op, Consumer, EpochHandler {
   readonly #aligner: EpochAligner;
   readonly #serial: Serial;
   #done: number;
+  /** The index of a key's partition: the sink's `partFn`, wrapped once (user-code.ts), or the key's hash. */
+  readonly #partIndex: (key: string) => number;
   private readonly ctx: WorkerContext;
-  private readonly sink: FixedPartitionedSink<unknown, unknown>;
   private readonly names: readonly string[];
   private readonly parts: Map<string, StatefulSinkPartition<unknown, unknown>>;
 
@@ -697,14 +694,22 @@ export class FixedSinkOp implements Op, Consumer, EpochHandler {
     parts: Map<string, StatefulSinkPartition<unknown, unknown>>,
   ) {
     this.ctx = ctx;
-    this.sink = sink;
+    const { partFn } = sink;
+    this.#partIndex =
+      partFn === undefined
+        ? (key) => stableHash(key) % names.length
+        : userFn(
+            stepId,
+            (key: string) => partFn.call(sink, key),
+            (key) => key,
+          );
     this.names = names;
     this.parts = parts;
     this.stepId = stepId;
     this.#done = ctx.startEpoch;
     this.#aligner = new EpochAligner(ctx.startEpoch, this);
     this.#serial = new Serial(
-      (err) => ctx.fail(StepError.wrap(stepId, err)),
+      (err) => ctx.fail(failure(stepId, err, WHOLE_STEP)),
       () => ctx.wake(),
     );
   }
@@ -720,25 +725,18 @@ export class FixedSinkOp implements Op, Consumer, EpochHandler {
     const owners = assignPartitions(names, ctx.count);
     const resume = new Map(ctx.store?.load(step.stepId, (part) => owners.get(part) === ctx.index) ?? []);
     const parts = new Map<string, StatefulSinkPartition<unknown, unknown>>();
-    try {
+    await callUserAsync(step.stepId, WHOLE_STEP, async () => {
       for (const [name, owner] of owners) {
         if (owner === ctx.index) parts.set(name, await sink.buildPart(step.stepId, name, resume.get(name)));
       }
-    } catch (err) {
-      throw StepError.wrap(step.stepId, err);
-    }
+    });
     const op = new FixedSinkOp(step.stepId, ctx, sink, names, parts);
     const route = (item: unknown): number => owners.get(op.partFor(keyed(step.stepId, item)[0])) as number;
     return { op, route };
   }
 
   partFor(key: string): string {
-    let index: number;
-    try {
-      index = this.sink.partFn === undefined ? stableHash(key) % this.names.length : this.sink.partFn(key);
-    } catch (err) {
-      throw StepError.wrap(this.stepId, err, key);
-    }
+    const index = this.#partIndex(key);
     const name = this.names[index];
     if (name === undefined) {
       throw typeError(
@@ -811,18 +809,16 @@ export class DynamicSinkOp implements Op, Consumer {
     this.stepId = stepId;
     this.#done = ctx.startEpoch;
     this.#serial = new Serial(
-      (err) => ctx.fail(StepError.wrap(stepId, err)),
+      (err) => ctx.fail(failure(stepId, err, WHOLE_STEP)),
       () => ctx.wake(),
     );
   }
 
   static async build(step: OutputStep, ctx: WorkerContext): Promise<DynamicSinkOp> {
     if (isFixedPartitionedSink(step.sink)) throw new Error("not a dynamic sink");
-    try {
-      return new DynamicSinkOp(step.stepId, ctx, await step.sink.build(step.stepId, ctx.index, ctx.count));
-    } catch (err) {
-      throw StepError.wrap(step.stepId, err);
-    }
+    const { sink, stepId } = step;
+    const part = await callUserAsync(stepId, WHOLE_STEP, () => sink.build(stepId, ctx.index, ctx.count));
+    return new DynamicSinkOp(stepId, ctx, part);
   }
 
   items(_epoch: number, batch: unknown[]): void {
@@ -886,7 +882,7 @@ export class TransactionalSinkOp implements Op, Consumer {
     this.#done = ctx.startEpoch;
     this.#frontier = ctx.startEpoch;
     this.#serial = new Serial(
-      (err) => ctx.fail(StepError.wrap(stepId, err)),
+      (err) => ctx.fail(failure(stepId, err, WHOLE_STEP)),
       () => ctx.wake(),
     );
     store.onClusterCommit?.((frontier) => {
@@ -900,18 +896,11 @@ export class TransactionalSinkOp implements Op, Consumer {
     for (const [key, state] of store.load(step.stepId, (key) => slotOwner(key, ctx.count) === ctx.index)) {
       recovered.set(Number(key.slice("slot-".length)), state);
     }
-    try {
-      const part = await step.sink.buildTransactional(
-        step.stepId,
-        ctx.index,
-        ctx.count,
-        recovered,
-        ctx.epochIntervalMs,
-      );
-      return new TransactionalSinkOp(step.stepId, ctx, store, part);
-    } catch (err) {
-      throw StepError.wrap(step.stepId, err);
-    }
+    const { sink, stepId } = step;
+    const part = await callUserAsync(stepId, WHOLE_STEP, () =>
+      sink.buildTransactional(stepId, ctx.index, ctx.count, recovered, ctx.epochIntervalMs),
+    );
+    return new TransactionalSinkOp(stepId, ctx, store, part);
   }
 
   items(epoch: number, batch: unknown[]): void {
@@ -980,7 +969,7 @@ export class TransactionalSinkOp implements Op, Consumer {
       .then(() => this.#part.commit(epoch))
       .then(
         () => this.#ctx.wake(),
-        (err: unknown) => this.#ctx.fail(StepError.wrap(this.stepId, err)),
+        (err: unknown) => this.#ctx.fail(failure(this.stepId, err, WHOLE_STEP)),
       );
   }
 
