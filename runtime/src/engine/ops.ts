@@ -9,7 +9,6 @@ import type {
   FlatMapBatchStep,
   InputStep,
   InspectDebugStep,
-  LogicResult,
   OutputStep,
   StatefulBatchLogic,
   StatefulBatchStep,
@@ -29,7 +28,7 @@ import { slotKey, slotOwner } from "./owners.ts";
 import { Serial } from "./serial.ts";
 import type { StateStore } from "./state-store.ts";
 import { type Consumer, Emitter, MinFrontier } from "./stream.ts";
-import { callUserAsync, failure, InPartition, userFn, WHOLE_STEP } from "./user-code.ts";
+import { callUser, callUserAsync, failure, InPartition, WHOLE_STEP, wholeStep } from "./user-code.ts";
 import { buildingFor } from "./worker-scope.ts";
 
 const INF = Number.POSITIVE_INFINITY;
@@ -104,19 +103,16 @@ abstract class Stateless implements Op, Consumer {
 }
 
 export class FlatMapBatchOp extends Stateless {
-  readonly #mapper: (batch: unknown[]) => unknown[];
+  private readonly step: FlatMapBatchStep;
   constructor(step: FlatMapBatchStep, ctx: WorkerContext) {
     super(step.stepId, ctx);
-    const { stepId } = step;
-    this.#mapper = userFn(
-      stepId,
-      (batch: unknown[]) => toBatch(stepId, step.mapper(batch), "mapper"),
-      () => WHOLE_STEP,
-    );
+    this.step = step;
   }
 
   items(epoch: number, batch: unknown[]): void {
-    this.down.push(epoch, this.#mapper(batch));
+    const { step, stepId } = this;
+    const out = callUser(stepId, () => toBatch(stepId, step.mapper(batch), "mapper"), wholeStep);
+    this.down.push(epoch, out);
   }
 }
 
@@ -124,15 +120,10 @@ export class BranchOp implements Op, Consumer {
   readonly trues: Emitter;
   readonly falses: Emitter;
   readonly stepId: string;
-  readonly #predicate: (item: unknown) => unknown;
+  private readonly step: BranchStep;
 
   constructor(step: BranchStep, ctx: WorkerContext) {
-    const { predicate } = step;
-    this.#predicate = userFn(
-      step.stepId,
-      (item: unknown): unknown => predicate(item),
-      (item) => item,
-    );
+    this.step = step;
     this.stepId = step.stepId;
     this.trues = new Emitter(ctx.startEpoch);
     this.falses = new Emitter(ctx.startEpoch);
@@ -141,13 +132,22 @@ export class BranchOp implements Op, Consumer {
   items(epoch: number, batch: unknown[]): void {
     const trues: unknown[] = [];
     const falses: unknown[] = [];
-    const predicate = this.#predicate;
-    for (const item of batch) {
-      const verdict = predicate(item);
-      if (verdict === true) trues.push(item);
-      else if (verdict === false) falses.push(item);
-      else throw typeError(this.stepId, item, `predicate must return a boolean, got ${typeof verdict}`);
-    }
+    const { predicate } = this.step;
+    const { stepId } = this;
+    let at = 0;
+    callUser(
+      stepId,
+      () => {
+        for (; at < batch.length; at++) {
+          const item = batch[at];
+          const verdict: unknown = predicate(item);
+          if (verdict === true) trues.push(item);
+          else if (verdict === false) falses.push(item);
+          else throw typeError(stepId, item, `predicate must return a boolean, got ${typeof verdict}`);
+        }
+      },
+      () => batch[at],
+    );
     this.trues.push(epoch, trues);
     this.falses.push(epoch, falses);
   }
@@ -165,21 +165,26 @@ export class BranchOp implements Op, Consumer {
 }
 
 export class InspectDebugOp extends Stateless {
-  readonly #inspector: (item: unknown, epoch: number) => void;
+  private readonly step: InspectDebugStep;
+  private readonly ctx: WorkerContext;
   constructor(step: InspectDebugStep, ctx: WorkerContext) {
     super(step.stepId, ctx);
-    const { inspector, stepId } = step;
-    const worker = ctx.index;
-    this.#inspector = userFn(
-      stepId,
-      (item: unknown, epoch: number) => inspector(stepId, item, epoch, worker),
-      (item) => item,
-    );
+    this.step = step;
+    this.ctx = ctx;
   }
 
   items(epoch: number, batch: unknown[]): void {
-    const inspector = this.#inspector;
-    for (const item of batch) inspector(item, epoch);
+    const { inspector } = this.step;
+    const { stepId } = this;
+    const worker = this.ctx.index;
+    let at = 0;
+    callUser(
+      stepId,
+      () => {
+        for (; at < batch.length; at++) inspector(stepId, batch[at], epoch, worker);
+      },
+      () => batch[at],
+    );
     this.down.push(epoch, batch);
   }
 }
@@ -302,12 +307,6 @@ function groupBySort(items: readonly [string, unknown][]): Group[] {
   return groups;
 }
 
-/** Pushes a key's emits as `[key, value]` items; returns whether the logic asked to be discarded. */
-function emitAll(key: string, [emit, discard]: LogicResult<unknown>, out: unknown[]): boolean {
-  for (const value of emit) out.push([key, value]);
-  return discard;
-}
-
 export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
   readonly stepId: string;
   readonly down: Emitter;
@@ -322,45 +321,36 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
   /** The furthest watermark of a windowed step's keys; tracked only when the step reports one. */
   #watermark = Number.NEGATIVE_INFINITY;
   readonly #watermarkOf: ((logic: AnyLogic) => number) | undefined;
-  // The user code of the step's keys, each wrapped once (user-code.ts).
-  readonly #builder: (key: string, state: unknown) => AnyLogic;
-  readonly #onBatch: (entry: KeyState, values: unknown[], out: unknown[]) => boolean;
-  readonly #onSignal: (entry: KeyState, method: "onNotify" | "onEof", out: unknown[]) => boolean;
-  readonly #notifyAt: (entry: KeyState) => Date | undefined;
-  readonly #snapshot: (entry: KeyState) => unknown;
+  /**
+   * Whether the logic being called was given the key's values (onBatch): a failure is
+   * then reported on `[key, values]`, otherwise on the key. A run of keys is wrapped in
+   * one callUser, whose report reads which key from the run's position; only this flag
+   * is stored per call, a boolean, which costs no write barrier (user-code.ts).
+   */
+  #givenValues = false;
+  /** The position in the run of keys being activated (a small integer: no write barrier either). */
+  #at = 0;
 
+  private readonly step: StatefulBatchStep;
   private readonly ctx: WorkerContext;
 
   /** `trackWatermark`: follow the watermark of a step that reports one (see `StatefulBatchStep.watermarkOf`). */
   constructor(step: StatefulBatchStep, ctx: WorkerContext, trackWatermark = true) {
+    this.step = step;
     this.ctx = ctx;
-    const { stepId } = step;
-    const ofKey = (entry: KeyState): string => entry.key;
-    this.#builder = userFn(
-      stepId,
-      (_key: string, state: unknown) => step.builder(state),
-      (key) => key,
-    );
-    this.#onBatch = userFn(
-      stepId,
-      (entry: KeyState, values: unknown[], out: unknown[]) => emitAll(entry.key, entry.logic.onBatch(values), out),
-      (entry, values) => [entry.key, values],
-    );
-    this.#onSignal = userFn(
-      stepId,
-      (entry: KeyState, method: "onNotify" | "onEof", out: unknown[]) => emitAll(entry.key, entry.logic[method](), out),
-      ofKey,
-    );
-    this.#notifyAt = userFn(stepId, (entry: KeyState) => entry.logic.notifyAt(), ofKey);
-    this.#snapshot = userFn(stepId, (entry: KeyState) => entry.logic.snapshot(), ofKey);
     this.#watermarkOf = trackWatermark ? step.watermarkOf : undefined;
     this.stepId = step.stepId;
     this.down = new Emitter(ctx.startEpoch);
     this.#aligner = new EpochAligner(ctx.startEpoch, this);
     this.#touched = ctx.store === undefined ? undefined : [];
     if (ctx.store === undefined) return;
+    // Once per key at start: the store's reads between the keys are not user code.
     for (const [key, state] of ctx.store.load(this.stepId, (key) => workerForKey(key, ctx.count) === ctx.index)) {
-      this.#schedule(this.#build(key, state));
+      callUser(
+        this.stepId,
+        () => this.#schedule(this.#build(key, state)),
+        () => key,
+      );
     }
   }
 
@@ -373,7 +363,14 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
   stateOf(key: string): { found: boolean; state?: unknown } {
     const entry = this.#keys.get(key);
     if (entry === undefined) return { found: false };
-    return { found: true, state: this.#snapshot(entry) };
+    return {
+      found: true,
+      state: callUser(
+        this.stepId,
+        () => entry.logic.snapshot(),
+        () => key,
+      ),
+    };
   }
 
   /** The keys this worker holds. */
@@ -410,9 +407,14 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
     // repeat, a sort of the items when most keys are distinct.
     this.#fewKeys = groups.length * 4 < items.length;
     const out: unknown[] = [];
-    for (const [key, values] of groups) {
-      this.#activate(this.#keys.get(key) ?? this.#build(key, undefined), "onBatch", values, out);
-    }
+    callUser(
+      this.stepId,
+      () => this.#activateGroups(groups, out),
+      () => {
+        const group = groups[this.#at];
+        return this.#givenValues ? group : group?.[0];
+      },
+    );
     this.down.push(epoch, out);
   }
 
@@ -430,11 +432,12 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
     }
     this.#nextNotify = next;
     const out: unknown[] = [];
-    for (const key of due.sort()) {
-      this.#notify.delete(key);
-      const entry = this.#keys.get(key);
-      if (entry !== undefined) this.#activate(entry, "onNotify", undefined, out);
-    }
+    due.sort();
+    callUser(
+      this.stepId,
+      () => this.#signalKeys(due, "onNotify", out),
+      () => due[this.#at],
+    );
     this.down.push(this.#aligner.frontier, out);
   }
 
@@ -443,9 +446,16 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
     if (touched === undefined || touched.length === 0) return;
     const store = this.ctx.store as StateStore;
     // A key discarded and rebuilt within the epoch is listed twice; the later write wins.
+    // Each snapshot is wrapped on its own: the store's writes between them are not user code.
     for (const entry of touched) {
       entry.touched = false;
-      const state = entry.discarded ? undefined : this.#snapshot(entry);
+      const state = entry.discarded
+        ? undefined
+        : callUser(
+            this.stepId,
+            () => entry.logic.snapshot(),
+            () => entry.key,
+          );
       store.write(this.stepId, entry.key, epoch, state);
     }
     touched.length = 0;
@@ -453,15 +463,40 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
 
   end(lastEpoch: number): void {
     const out: unknown[] = [];
-    for (const key of [...this.#keys.keys()].sort()) {
-      this.#activate(this.#keys.get(key) as KeyState, "onEof", undefined, out);
-    }
+    const keys = [...this.#keys.keys()].sort();
+    callUser(
+      this.stepId,
+      () => this.#signalKeys(keys, "onEof", out),
+      () => keys[this.#at],
+    );
     this.down.push(lastEpoch, out);
     this.closeEpoch(lastEpoch);
   }
 
+  /** Activates each group's key with its values; `#at` says which group, for a failure's report. */
+  #activateGroups(groups: Group[], out: unknown[]): void {
+    for (let at = 0; at < groups.length; at++) {
+      this.#at = at;
+      const [key, values] = groups[at] as Group;
+      this.#activate(this.#keys.get(key) ?? this.#build(key, undefined), "onBatch", values, out);
+    }
+  }
+
+  /** Calls `method` of each key of `keys` that still has logic; `#at` says which key, for a failure's report. */
+  #signalKeys(keys: readonly string[], method: "onNotify" | "onEof", out: unknown[]): void {
+    for (let at = 0; at < keys.length; at++) {
+      this.#at = at;
+      const key = keys[at] as string;
+      if (method === "onNotify") this.#notify.delete(key);
+      const entry = this.#keys.get(key);
+      if (entry !== undefined) this.#activate(entry, method, undefined, out);
+    }
+  }
+
+  /** Called inside callUser (see #givenValues), as are #activate and #schedule. */
   #build(key: string, state: unknown): KeyState {
-    const entry: KeyState = { key, logic: this.#builder(key, state), touched: false, discarded: false };
+    this.#givenValues = false;
+    const entry: KeyState = { key, logic: this.step.builder(state), touched: false, discarded: false };
     this.#keys.set(key, entry);
     return entry;
   }
@@ -473,8 +508,10 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
     out: unknown[],
   ): void {
     const { key, logic } = entry;
-    const discard =
-      method === "onBatch" ? this.#onBatch(entry, values as unknown[], out) : this.#onSignal(entry, method, out);
+    this.#givenValues = values !== undefined;
+    const [emit, discard] = method === "onBatch" ? logic.onBatch(values as unknown[]) : logic[method]();
+    for (const value of emit) out.push([key, value]);
+    this.#givenValues = false;
     if (this.#touched !== undefined && !entry.touched) {
       entry.touched = true;
       this.#touched.push(entry);
@@ -493,9 +530,8 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
     }
   }
 
-  #schedule(entry: KeyState): void {
-    const { key } = entry;
-    const at = this.#notifyAt(entry);
+  #schedule({ key, logic }: KeyState): void {
+    const at = logic.notifyAt();
     if (at === undefined) {
       if (this.#notify.size > 0) this.#notify.delete(key);
       return;
@@ -509,6 +545,8 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
 
 interface SourceSlot {
   readonly name: string;
+  /** What a failure of this partition's code is reported on. */
+  readonly on: () => InPartition;
   readonly part: StatefulSourcePartition<unknown, unknown> | StatelessSourcePartition<unknown>;
   readonly stateful: boolean;
   awake: number;
@@ -524,10 +562,6 @@ export class InputOp implements Op {
   #deferred: number | undefined;
   readonly #closes: Serial;
   #open: number;
-  // The partitions' user code, each wrapped once (user-code.ts).
-  readonly #nextBatch: (slot: SourceSlot) => Iterable<unknown> | null | Promise<Iterable<unknown> | null>;
-  readonly #nextAwake: (slot: SourceSlot) => Date | undefined;
-  readonly #snapshotPart: (slot: SourceSlot) => unknown;
   private readonly ctx: WorkerContext;
   private readonly slots: SourceSlot[];
 
@@ -541,14 +575,6 @@ export class InputOp implements Op {
       () => ctx.wake(),
     );
     this.#open = slots.length;
-    const inPart = (slot: SourceSlot): InPartition => new InPartition(slot.name);
-    this.#nextBatch = userFn(this.stepId, (slot: SourceSlot) => slot.part.nextBatch(), inPart);
-    this.#nextAwake = userFn(this.stepId, (slot: SourceSlot) => slot.part.nextAwake?.(), inPart);
-    this.#snapshotPart = userFn(
-      this.stepId,
-      (slot: SourceSlot) => (slot.part as StatefulSourcePartition<unknown, unknown>).snapshot(),
-      inPart,
-    );
   }
 
   static async build(step: InputStep, ctx: WorkerContext): Promise<InputOp> {
@@ -556,26 +582,31 @@ export class InputOp implements Op {
     const slots: SourceSlot[] = [];
     const slot = (name: string, part: SourceSlot["part"], stateful: boolean): SourceSlot => ({
       name,
+      on: () => new InPartition(name),
       part,
       stateful,
       awake: 0,
       pending: false,
       eof: false,
     });
-    await callUserAsync(stepId, WHOLE_STEP, async () => {
-      if (isFixedPartitionedSource(source)) {
-        const owners = assignPartitions(await source.listParts(), ctx.count);
-        const resume = new Map(ctx.store?.load(stepId, (part) => owners.get(part) === ctx.index) ?? []);
-        for (const [name, owner] of owners) {
-          if (owner !== ctx.index) continue;
-          slots.push(
-            slot(name, await buildingFor(ctx.index, () => source.buildPart(stepId, name, resume.get(name))), true),
-          );
+    await callUserAsync(
+      stepId,
+      async () => {
+        if (isFixedPartitionedSource(source)) {
+          const owners = assignPartitions(await source.listParts(), ctx.count);
+          const resume = new Map(ctx.store?.load(stepId, (part) => owners.get(part) === ctx.index) ?? []);
+          for (const [name, owner] of owners) {
+            if (owner !== ctx.index) continue;
+            slots.push(
+              slot(name, await buildingFor(ctx.index, () => source.buildPart(stepId, name, resume.get(name))), true),
+            );
+          }
+        } else {
+          slots.push(slot(`worker-${ctx.index}`, await source.build(stepId, ctx.index, ctx.count), false));
         }
-      } else {
-        slots.push(slot(`worker-${ctx.index}`, await source.build(stepId, ctx.index, ctx.count), false));
-      }
-    });
+      },
+      wholeStep,
+    );
     return new InputOp(step, ctx, slots);
   }
 
@@ -590,7 +621,7 @@ export class InputOp implements Op {
     const epoch = this.#deferred ?? workerEpoch;
     for (const slot of this.slots) {
       if (slot.eof || slot.pending || slot.awake > now) continue;
-      const result = this.#nextBatch(slot);
+      const result = callUser(this.stepId, () => slot.part.nextBatch(), slot.on);
       worked = true;
       if (result instanceof Promise) {
         slot.pending = true;
@@ -599,7 +630,7 @@ export class InputOp implements Op {
             this.#ready.push([slot, batch]);
             this.ctx.wake();
           },
-          (err: unknown) => this.ctx.fail(failure(this.stepId, err, new InPartition(slot.name))),
+          (err: unknown) => this.ctx.fail(failure(this.stepId, err, slot.on())),
         );
       } else {
         this.#handle(slot, result, epoch, now);
@@ -665,12 +696,18 @@ export class InputOp implements Op {
     }
     const batch = toBatch(this.stepId, result, `nextBatch of partition ${slot.name}`);
     this.down.push(epoch, batch);
-    const awake = this.#nextAwake(slot);
+    const awake = callUser(this.stepId, () => slot.part.nextAwake?.(), slot.on);
     slot.awake = awake !== undefined ? awake.getTime() : batch.length > 0 ? now : now + IDLE_POLL_MS;
   }
 
   #snapshot(slot: SourceSlot, epoch: number, store: StateStore): void {
-    store.write(this.stepId, slot.name, epoch, this.#snapshotPart(slot));
+    const part = slot.part as StatefulSourcePartition<unknown, unknown>;
+    store.write(
+      this.stepId,
+      slot.name,
+      epoch,
+      callUser(this.stepId, () => part.snapshot(), slot.on),
+    );
   }
 }
 
@@ -680,9 +717,8 @@ export class FixedSinkOp implements Op, Consumer, EpochHandler {
   readonly #aligner: EpochAligner;
   readonly #serial: Serial;
   #done: number;
-  /** The index of a key's partition: the sink's `partFn`, wrapped once (user-code.ts), or the key's hash. */
-  readonly #partIndex: (key: string) => number;
   private readonly ctx: WorkerContext;
+  private readonly sink: FixedPartitionedSink<unknown, unknown>;
   private readonly names: readonly string[];
   private readonly parts: Map<string, StatefulSinkPartition<unknown, unknown>>;
 
@@ -694,15 +730,7 @@ export class FixedSinkOp implements Op, Consumer, EpochHandler {
     parts: Map<string, StatefulSinkPartition<unknown, unknown>>,
   ) {
     this.ctx = ctx;
-    const { partFn } = sink;
-    this.#partIndex =
-      partFn === undefined
-        ? (key) => stableHash(key) % names.length
-        : userFn(
-            stepId,
-            (key: string) => partFn.call(sink, key),
-            (key) => key,
-          );
+    this.sink = sink;
     this.names = names;
     this.parts = parts;
     this.stepId = stepId;
@@ -725,18 +753,32 @@ export class FixedSinkOp implements Op, Consumer, EpochHandler {
     const owners = assignPartitions(names, ctx.count);
     const resume = new Map(ctx.store?.load(step.stepId, (part) => owners.get(part) === ctx.index) ?? []);
     const parts = new Map<string, StatefulSinkPartition<unknown, unknown>>();
-    await callUserAsync(step.stepId, WHOLE_STEP, async () => {
-      for (const [name, owner] of owners) {
-        if (owner === ctx.index) parts.set(name, await sink.buildPart(step.stepId, name, resume.get(name)));
-      }
-    });
+    await callUserAsync(
+      step.stepId,
+      async () => {
+        for (const [name, owner] of owners) {
+          if (owner === ctx.index) parts.set(name, await sink.buildPart(step.stepId, name, resume.get(name)));
+        }
+      },
+      wholeStep,
+    );
     const op = new FixedSinkOp(step.stepId, ctx, sink, names, parts);
     const route = (item: unknown): number => owners.get(op.partFor(keyed(step.stepId, item)[0])) as number;
     return { op, route };
   }
 
+  /**
+   * The partition of `key`. The exchange routes each item by it, one call per item, so
+   * it keeps its own catch: a wrapper around each call costs what V8 does not inline
+   * (user-code.ts).
+   */
   partFor(key: string): string {
-    const index = this.#partIndex(key);
+    let index: number;
+    try {
+      index = this.sink.partFn === undefined ? stableHash(key) % this.names.length : this.sink.partFn(key);
+    } catch (err) {
+      throw failure(this.stepId, err, key);
+    }
     const name = this.names[index];
     if (name === undefined) {
       throw typeError(
@@ -817,7 +859,7 @@ export class DynamicSinkOp implements Op, Consumer {
   static async build(step: OutputStep, ctx: WorkerContext): Promise<DynamicSinkOp> {
     if (isFixedPartitionedSink(step.sink)) throw new Error("not a dynamic sink");
     const { sink, stepId } = step;
-    const part = await callUserAsync(stepId, WHOLE_STEP, () => sink.build(stepId, ctx.index, ctx.count));
+    const part = await callUserAsync(stepId, () => sink.build(stepId, ctx.index, ctx.count), wholeStep);
     return new DynamicSinkOp(stepId, ctx, part);
   }
 
@@ -897,8 +939,10 @@ export class TransactionalSinkOp implements Op, Consumer {
       recovered.set(Number(key.slice("slot-".length)), state);
     }
     const { sink, stepId } = step;
-    const part = await callUserAsync(stepId, WHOLE_STEP, () =>
-      sink.buildTransactional(stepId, ctx.index, ctx.count, recovered, ctx.epochIntervalMs),
+    const part = await callUserAsync(
+      stepId,
+      () => sink.buildTransactional(stepId, ctx.index, ctx.count, recovered, ctx.epochIntervalMs),
+      wholeStep,
     );
     return new TransactionalSinkOp(stepId, ctx, store, part);
   }
