@@ -23,8 +23,8 @@ import {
   type TransactionalSinkPartition,
 } from "../outputs.ts";
 import { EpochAligner, type EpochHandler } from "./aligner.ts";
-import { assignPartitions, stableHash, workerForKey } from "./hash.ts";
-import { slotKey, slotOwner } from "./owners.ts";
+import { stableHash } from "./hash.ts";
+import { keyOwner, partitionOwners, slotKey, slotOwner } from "./owners.ts";
 import { Serial } from "./serial.ts";
 import type { StateStore } from "./state-store.ts";
 import { type Consumer, Emitter, MinFrontier } from "./stream.ts";
@@ -345,7 +345,7 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
     this.#touched = ctx.store === undefined ? undefined : [];
     if (ctx.store === undefined) return;
     // Once per key at start: the store's reads between the keys are not user code.
-    for (const [key, state] of ctx.store.load(this.stepId, (key) => workerForKey(key, ctx.count) === ctx.index)) {
+    for (const [key, state] of ctx.store.load(this.stepId, (key) => keyOwner(key, ctx.count) === ctx.index)) {
       callUser(
         this.stepId,
         () => this.#schedule(this.#build(key, state)),
@@ -593,7 +593,7 @@ export class InputOp implements Op {
       stepId,
       async () => {
         if (isFixedPartitionedSource(source)) {
-          const owners = assignPartitions(await source.listParts(), ctx.count);
+          const owners = partitionOwners(await source.listParts(), ctx.count);
           const resume = new Map(ctx.store?.load(stepId, (part) => owners.get(part) === ctx.index) ?? []);
           for (const [name, owner] of owners) {
             if (owner !== ctx.index) continue;
@@ -750,7 +750,7 @@ export class FixedSinkOp implements Op, Consumer, EpochHandler {
     const sink = step.sink;
     const names = sink.listParts();
     if (names.length === 0) throw new StepError(step.stepId, new Error("sink has no partitions"));
-    const owners = assignPartitions(names, ctx.count);
+    const owners = partitionOwners(names, ctx.count);
     const resume = new Map(ctx.store?.load(step.stepId, (part) => owners.get(part) === ctx.index) ?? []);
     const parts = new Map<string, StatefulSinkPartition<unknown, unknown>>();
     await callUserAsync(
