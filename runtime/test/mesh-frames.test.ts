@@ -4,7 +4,7 @@
 import { randomBytes } from "node:crypto";
 import { serialize } from "node:v8";
 import { expect, test } from "vitest";
-import { BadFrame, encodeFrame, FrameDecoder } from "../src/cluster/frames.ts";
+import { BadFrame, checkControl, encodeFrame, FrameDecoder, MAX_CONTROL_BYTES } from "../src/cluster/frames.ts";
 import {
   ANSWER_BYTES,
   decodeAnswer,
@@ -61,9 +61,10 @@ test("a MAC changes with the side, the secret, the dataflow, either nonce, index
 
 test("the decoder yields well-formed frames and refuses everything else with BadFrame", () => {
   const decoder = new FrameDecoder();
-  const frame = encodeFrame({ kind: "committed", worker: 1, frontier: 5 });
+  const control = { kind: "control", tag: "recovery", payload: new Uint8Array([1, 2, 3]) } as const;
+  const frame = encodeFrame(control);
   expect(decoder.push(frame.subarray(0, 3))).toEqual([]);
-  expect(decoder.push(frame.subarray(3))).toEqual([{ kind: "committed", worker: 1, frontier: 5 }]);
+  expect(decoder.push(frame.subarray(3))).toEqual([control]);
   const framed = (body: Buffer): Buffer => {
     const header = Buffer.alloc(4);
     header.writeUInt32BE(body.length);
@@ -75,7 +76,14 @@ test("the decoder yields well-formed frames and refuses everything else with Bad
     framed(serialize([])),
     framed(serialize({ kind: "nope" })),
     framed(serialize({ kind: "toString" })),
-    framed(serialize({ kind: "committed", worker: -1, frontier: 1 })),
+    // Recovery's frames travel inside control frames only.
+    framed(serialize({ kind: "committed", worker: 1, frontier: 1 })),
+    // A control frame's tag is a short lowercase name, its payload bytes.
+    framed(serialize({ kind: "control", tag: "Recovery", payload: new Uint8Array(1) })),
+    framed(serialize({ kind: "control", tag: "r".repeat(33), payload: new Uint8Array(1) })),
+    framed(serialize({ kind: "control", tag: "recovery", payload: { kind: "resumed" } })),
+    framed(serialize({ kind: "control", tag: "recovery", payload: "bytes" })),
+    framed(serialize({ kind: "control", tag: "recovery" })),
     framed(
       serialize({
         kind: "exchange",
@@ -84,8 +92,6 @@ test("the decoder yields well-formed frames and refuses everything else with Bad
         messages: [{ kind: "pairs", exchange: 0, epoch: 1, keys: [1], values: [2] }],
       }),
     ),
-    framed(serialize({ kind: "rows", rows: [["s", "k", 1]] })),
-    framed(serialize({ kind: "plan", plan: null })),
     framed(randomBytes(64)),
     Buffer.from([0xff, 0xff, 0xff, 0xff]),
   ];
@@ -99,4 +105,16 @@ test("the decoder yields well-formed frames and refuses everything else with Bad
       expect(err).toBeInstanceOf(BadFrame);
     }
   }
+});
+
+test("a control frame names what is wrong with it, whether sent or received", () => {
+  expect(() =>
+    new FrameDecoder().push(encodeFrame({ kind: "control", tag: "Bad tag", payload: new Uint8Array(1) })),
+  ).toThrow(/^a malformed control frame$/);
+  expect(() => checkControl({ tag: "Bad tag", payload: new Uint8Array(1) })).toThrow(/^control tag "Bad tag" is not /);
+  // A payload one byte over the bound, without allocating it: only its byteLength is read.
+  const huge = Object.create(Uint8Array.prototype, { byteLength: { value: MAX_CONTROL_BYTES + 1 } }) as Uint8Array;
+  expect(() => checkControl({ tag: "recovery", payload: huge })).toThrow(
+    `a recovery control payload of ${MAX_CONTROL_BYTES + 1} bytes exceeds the ${MAX_CONTROL_BYTES} limit`,
+  );
 });

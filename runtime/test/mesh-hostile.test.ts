@@ -10,6 +10,7 @@ import { serialize } from "node:v8";
 import { expect, test } from "vitest";
 import type { Frame } from "../src/cluster/frames.ts";
 import { encodeOffer, newNonce } from "../src/cluster/handshake.ts";
+import { type ControlFrame, encodeControl } from "../src/recovery/control.ts";
 import { KEYS, keyOf, PARTITIONS } from "./fixtures/recovery-flow.ts";
 import { dialAs, openRaw, sendRaw } from "./support/mesh-client.ts";
 import { freePorts } from "./support/ports.ts";
@@ -115,6 +116,9 @@ function expectExactOutput(out: string): void {
   }
 }
 
+/** A recovery frame as it travels: a control frame's payload. */
+const control = (frame: ControlFrame): Frame => ({ kind: "control", ...encodeControl(frame) });
+
 const holderHello = (process: number): Frame => ({
   kind: "hello",
   process,
@@ -203,9 +207,9 @@ test("random, truncated, oversized and replayed bytes, wrong secrets, wrong inde
   // Authenticated holders sending what a holder may not, one connection each.
   const forbidden: Frame[][] = [
     [{ kind: "exchange", from: 0, to: 0, messages: [] }],
-    [{ kind: "committed", worker: 0, frontier: 1_000_000 }],
+    [control({ kind: "committed", worker: 0, frontier: 1_000_000 })],
     [
-      {
+      control({
         kind: "plan",
         plan: {
           execution: 9,
@@ -216,10 +220,10 @@ test("random, truncated, oversized and replayed bytes, wrong secrets, wrong inde
           workersPerProcess: 1,
           stores: [],
         },
-      },
+      }),
     ],
-    [{ kind: "released" }],
-    [{ kind: "rows", rows: [["count", "k1", 1, 1_000_000]] }],
+    [control({ kind: "released" })],
+    [control({ kind: "rows", rows: [["count", "k1", 1, 1_000_000]] })],
     [holderHello(5)],
     // State queries and answers: holders run no workers, so they neither ask nor answer.
     [{ kind: "query", id: 1, query: { kind: "get", stepId: "count.stateful_batch", key: "k1", consistency: "live" } }],
@@ -236,6 +240,8 @@ test("random, truncated, oversized and replayed bytes, wrong secrets, wrong inde
     serialize(null),
     serialize({ kind: "hello" }),
     serialize({ kind: "rows", rows: 1 }),
+    // A well-formed control frame whose recovery payload is not: refused by recovery, which reads it.
+    serialize({ kind: "control", tag: "recovery", payload: serialize({ kind: "rows", rows: 1 }) }),
     // A state query past its bounds (a page of a billion keys, a 5000-character key), an answer without an id.
     serialize({
       kind: "query",
@@ -264,8 +270,9 @@ test("random, truncated, oversized and replayed bytes, wrong secrets, wrong inde
   expect(counted.handshake).toBeGreaterThanOrEqual(11);
   // exchange, committed, plan, released, rows, a second hello, a state query and an answer from a holder.
   expect(counted.role).toBeGreaterThanOrEqual(8);
-  // Random bytes, a null, a hello without its fields, rows that are not a list, two unbounded queries, an answer without id.
-  expect(counted.frame).toBeGreaterThanOrEqual(7);
+  // Random bytes, a null, a hello without its fields, rows that are not a list (bare, and as a recovery payload),
+  // two unbounded queries, an answer without id.
+  expect(counted.frame).toBeGreaterThanOrEqual(8);
   expect((await http(api0, "/readyz")).status).toBe(200);
 
   const exits = await Promise.all(c.runs.map((r) => r.exit));
@@ -276,6 +283,9 @@ test("random, truncated, oversized and replayed bytes, wrong secrets, wrong inde
   );
   expect(first?.stderr).toMatch(/failed authentication: wrong cluster secret or dataflow$/m);
   expect(first?.stderr).toMatch(/^warning: cluster port: refused holder 5 sent snapshot rows it does not hold/m);
+  expect(first?.stderr).toMatch(
+    /^warning: cluster port: refused holder 6 sent a malformed recovery control frame "rows"$/m,
+  );
   expect(first?.stderr).not.toMatch(/TypeError|\n\s+at /);
   expectExactOutput(c.out);
 }, 120_000);

@@ -91,6 +91,65 @@ describe("a user function that throws names the full step id and the item", () =
     expect(err.message).toMatch(/"flow\.step[.a-z_]*" failed on item 'k': Error: boom/);
   });
 
+  // branch and inspectDebug wrap a whole batch at once (engine/user-code.ts): the report names the item being handled.
+  test.each([
+    ["branch", (s: Stream<number>) => op.branch("step", s, (x) => (x === 2 ? boom() : true)).trues],
+    ["inspectDebug", (s: Stream<number>) => op.inspectDebug("step", s, (_id, x) => (x === 2 ? boom() : undefined))],
+  ])("%s names the item of its batch that failed", async (_name, body) => {
+    const flow = new Dataflow("flow");
+    op.output("out", body(op.input("inp", flow, new TestingSource([1, 2, 3], 3))), new TestingSink());
+    const err = await runMain(flow).then(
+      () => expect.unreachable("the run should fail"),
+      (e: unknown) => e as StepError,
+    );
+    expect(err.message).toBe(`step "flow.step" failed on item 2: Error: boom`);
+  });
+
+  // statefulBatch wraps a whole run of keys at once (engine/user-code.ts): the report
+  // must still name the key being handled, with its values when the logic was given them.
+  describe("statefulBatch reports the key it was handling", () => {
+    type Logic = op.StatefulBatchLogic<number, number, number>;
+    /** Keys a (1, 2), b (3, 4) and c (5) in one batch; `override` sees the values its key was given. */
+    const run = async (override: (seen: number[]) => Partial<Logic>) => {
+      const flow = new Dataflow("flow");
+      const items = op.input("inp", flow, new TestingSource([1, 2, 3, 4, 5], 5));
+      const byKey = op.keyOn("key", items, (x) => (x < 3 ? "a" : x < 5 ? "b" : "c"));
+      const logic = (): Logic => {
+        const seen: number[] = [];
+        return {
+          onBatch: (values) => {
+            seen.push(...values);
+            return [values, op.RETAIN];
+          },
+          onNotify: () => [[], op.RETAIN],
+          onEof: () => [[], op.RETAIN],
+          notifyAt: () => undefined,
+          snapshot: () => 0,
+          ...override(seen),
+        };
+      };
+      op.output("out", op.statefulBatch("sb", byKey, logic), new TestingSink());
+      return runMain(flow).then(
+        () => expect.unreachable("the run should fail"),
+        (e: unknown) => e as StepError,
+      );
+    };
+    test("onBatch: the key and its values", async () => {
+      const err = await run(() => ({ onBatch: (values) => (values.includes(3) ? boom() : [values, op.RETAIN]) }));
+      expect(err.message).toBe(`step "flow.sb" failed on item [ 'b', [ 3, 4 ] ]: Error: boom`);
+    });
+    test("notifyAt, after onBatch: the key alone", async () => {
+      const err = await run((seen) => ({
+        notifyAt: () => (seen.includes(3) ? boom() : undefined),
+      }));
+      expect(err.message).toBe(`step "flow.sb" failed on item 'b': Error: boom`);
+    });
+    test("onEof: the key alone", async () => {
+      const err = await run((seen) => ({ onEof: () => (seen.includes(5) ? boom() : [[], op.RETAIN]) }));
+      expect(err.message).toBe(`step "flow.sb" failed on item 'c': Error: boom`);
+    });
+  });
+
   test("a nested failure is reported once, by the innermost step", async () => {
     const err = await failure([1], (s) => op.mapValue("outer", keyed(s), boom));
     expect(err.message.match(/failed/g)).toHaveLength(1);

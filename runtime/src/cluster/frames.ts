@@ -3,11 +3,14 @@
  * each frame is a 4-byte big-endian length and a V8-serialized message (the structured
  * clone format, so items keep Dates, Maps and typed arrays exactly as they do between
  * workers in one process). Every frame's shape is checked before it is used.
+ *
+ * The mesh knows no protocol above it: the resume protocol and recovery's bookkeeping
+ * travel as control frames, a tag and an opaque, bounded payload that recovery encodes,
+ * decodes and checks (recovery/control.ts).
  */
 import { deserialize, serialize } from "node:v8";
 import { MAX_KEY_BYTES, MAX_LIST_LIMIT, type StateAnswer, type StateQuery } from "../engine/state-query.ts";
 import type { ExchangeMessage } from "../engine/transport.ts";
-import type { ResumePlan, SnapshotRow, StoreRecords } from "../recovery/plan.ts";
 
 export interface Hello {
   readonly kind: "hello";
@@ -20,20 +23,21 @@ export interface Hello {
   readonly holder: boolean;
 }
 
-/** The resume protocol and recovery bookkeeping (recovery/handoff.ts), passed through the mesh as is. */
-export type ControlFrame =
-  /** A store's execution records: to process 0, which plans the resume. */
-  | { readonly kind: "records"; readonly records: StoreRecords }
-  /** Process 0's decision, to every process and holder. */
-  | { readonly kind: "plan"; readonly plan: ResumePlan }
-  /** Snapshots for the receiving process's workers. */
-  | { readonly kind: "rows"; readonly rows: SnapshotRow[] }
-  /** The sender has sent every row it holds for the receiver. */
-  | { readonly kind: "resumed" }
-  /** To a holder: the cluster no longer needs its store. */
-  | { readonly kind: "released" }
-  /** A worker's committed frontier, so every store collects garbage against the cluster's minimum. */
-  | { readonly kind: "committed"; readonly worker: number; readonly frontier: number };
+/**
+ * A message of a layer above the mesh: `tag` says whose (a short lowercase name), and
+ * `payload` is that layer's encoding, which the mesh neither reads nor decodes.
+ */
+export interface ControlMessage {
+  readonly tag: string;
+  readonly payload: Uint8Array;
+}
+
+/** Room in a frame for everything around a control payload (the frame's kind, the tag). */
+const CONTROL_OVERHEAD_BYTES = 256;
+/** A control payload must fit in one frame. */
+export const MAX_CONTROL_BYTES = 256 * 1024 * 1024 - CONTROL_OVERHEAD_BYTES;
+/** Tags are names, not data: short, lowercase, checked before the payload is handed on. */
+const CONTROL_TAG = /^[a-z][a-z0-9-]{0,31}$/;
 
 /** State queries (api/state.ts): to the process whose worker owns the key, and its answer. */
 export type StateFrame =
@@ -42,7 +46,7 @@ export type StateFrame =
 
 export type Frame =
   | Hello
-  | ControlFrame
+  | ({ readonly kind: "control" } & ControlMessage)
   | StateFrame
   | { readonly kind: "exchange"; readonly from: number; readonly to: number; readonly messages: ExchangeMessage[] }
   | { readonly kind: "heartbeat" }
@@ -55,7 +59,7 @@ export type Frame =
 
 const HEADER = 4;
 /** Larger frames mean a bug or a foreign client: refuse rather than buffer them. */
-export const MAX_FRAME_BYTES = 256 * 1024 * 1024;
+export const MAX_FRAME_BYTES = MAX_CONTROL_BYTES + CONTROL_OVERHEAD_BYTES;
 
 export function encodeFrame(frame: Frame): Buffer {
   const body = serialize(frame);
@@ -97,57 +101,30 @@ export class FrameDecoder {
   }
 }
 
-type Shape = Readonly<Record<string, (v: unknown) => boolean>>;
+// The shape checks, shared with the layers that decode control payloads.
+export type Shape = Readonly<Record<string, (v: unknown) => boolean>>;
 
-const isString = (v: unknown): v is string => typeof v === "string";
+export const isString = (v: unknown): v is string => typeof v === "string";
 const isBoolean = (v: unknown): v is boolean => typeof v === "boolean";
-const isIndex = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+export const isIndex = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 /** Epochs and frontiers: whole numbers, or Infinity for the end of the stream. */
-const isEpoch = (v: unknown): v is number => isIndex(v) || v === Number.POSITIVE_INFINITY;
-const isRecord = (v: unknown): v is Record<string, unknown> =>
+export const isEpoch = (v: unknown): v is number => isIndex(v) || v === Number.POSITIVE_INFINITY;
+export const isRecord = (v: unknown): v is Record<string, unknown> =>
   v !== null && typeof v === "object" && !Array.isArray(v) && !ArrayBuffer.isView(v);
-const arrayOf =
+export const arrayOf =
   (item: (v: unknown) => boolean) =>
   (v: unknown): boolean =>
     Array.isArray(v) && v.every(item);
 
-function fits(v: unknown, shape: Shape): boolean {
+/** Whether `v` is a record whose fields pass `shape`'s checks; fields not in `shape` are not read. */
+export function fits(v: unknown, shape: Shape): boolean {
   if (!isRecord(v)) return false;
   for (const [field, check] of Object.entries(shape)) if (!check(v[field])) return false;
   return true;
 }
 
-const storedState = (v: unknown): boolean =>
-  v === null || typeof v === "number" || typeof v === "string" || v instanceof Uint8Array;
-const snapshotRow = (v: unknown): boolean =>
-  Array.isArray(v) && v.length === 4 && isString(v[0]) && isString(v[1]) && isEpoch(v[2]) && storedState(v[3]);
-const execution = (v: unknown): boolean =>
-  fits(v, {
-    execution: isIndex,
-    processIndex: isIndex,
-    processCount: isIndex,
-    workersPerProcess: isIndex,
-    resumeEpoch: isEpoch,
-    stores: arrayOf(isString),
-  });
-const workerFrontier = (v: unknown): boolean => fits(v, { execution: isIndex, worker: isIndex, frontier: isEpoch });
-const storeRecords = (v: unknown): boolean =>
-  fits(v, {
-    process: isIndex,
-    storeId: isString,
-    executions: arrayOf(execution),
-    frontiers: arrayOf(workerFrontier),
-  });
-const resumePlan = (v: unknown): boolean =>
-  fits(v, {
-    execution: isIndex,
-    resumeEpoch: isEpoch,
-    resumedFrom: isIndex,
-    sources: isIndex,
-    processCount: isIndex,
-    workersPerProcess: isIndex,
-    stores: arrayOf(isString),
-  });
+const isControlTag = (v: unknown): boolean => isString(v) && CONTROL_TAG.test(v);
+const isControlPayload = (v: unknown): boolean => v instanceof Uint8Array && v.byteLength <= MAX_CONTROL_BYTES;
 const exchangeMessage = (v: unknown): boolean => {
   if (!isRecord(v)) return false;
   switch (v.kind) {
@@ -213,12 +190,7 @@ const SHAPES: Readonly<Record<Frame["kind"], Shape>> = {
     recovery: isBoolean,
     holder: isBoolean,
   },
-  records: { records: storeRecords },
-  plan: { plan: resumePlan },
-  rows: { rows: arrayOf(snapshotRow) },
-  resumed: {},
-  released: {},
-  committed: { worker: isIndex, frontier: isEpoch },
+  control: { tag: isControlTag, payload: isControlPayload },
   exchange: { from: isIndex, to: isIndex, messages: arrayOf(exchangeMessage) },
   query: { id: isIndex, query: stateQuery },
   answer: { id: isIndex, answer: stateAnswer },
@@ -227,6 +199,16 @@ const SHAPES: Readonly<Record<Frame["kind"], Shape>> = {
   reject: { reason: isString, retry: isBoolean },
   abort: { reason: isString },
 };
+
+/** Checks a control message before it is sent, as its receiver will: a RangeError naming what is wrong. */
+export function checkControl(message: ControlMessage): void {
+  if (!isControlTag(message.tag))
+    throw new RangeError(`control tag ${JSON.stringify(message.tag)} is not ${CONTROL_TAG}`);
+  if (!isControlPayload(message.payload))
+    throw new RangeError(
+      `a ${message.tag} control payload of ${message.payload.byteLength} bytes exceeds the ${MAX_CONTROL_BYTES} limit`,
+    );
+}
 
 /** `value` as a Frame if it has a frame's shape; BadFrame naming the kind otherwise. */
 export function checkFrame(value: unknown): Frame {

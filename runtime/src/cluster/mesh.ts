@@ -11,12 +11,25 @@
  * process that is no longer in it) dial every cluster process too. They carry control
  * frames only, and losing one is reported to the recovery layer instead of failing the
  * cluster: only it knows whether that holder's store was still needed.
+ *
+ * Control frames carry the messages of the layer above (recovery's resume protocol) as
+ * opaque, tagged, bounded payloads: the mesh checks their envelope and who sent them
+ * (an authenticated process or holder), and the handler decodes them, checks them, and
+ * refuses a sender (`refuse`) whose message it may not take.
  */
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import * as tls from "node:tls";
 import { type ExchangeMessage, packMessages, type Transport } from "../engine/transport.ts";
-import { type ControlFrame, encodeFrame, type Frame, FrameDecoder, type Hello, type StateFrame } from "./frames.ts";
+import {
+  type ControlMessage,
+  checkControl,
+  encodeFrame,
+  type Frame,
+  FrameDecoder,
+  type Hello,
+  type StateFrame,
+} from "./frames.ts";
 import {
   ANSWER_BYTES,
   type ClusterKeys,
@@ -146,9 +159,12 @@ interface Peer {
   readonly holder: boolean;
   lastSeen: number;
   done: boolean;
+  /** Closed for what it sent: nothing else it sent is handled. */
+  refused: boolean;
 }
 
-type ControlHandler = (from: number, frame: ControlFrame) => void;
+/** Told each control message, with its sender's index and whether the sender authenticated as a holder. */
+export type ControlHandler = (from: number, message: ControlMessage, holder: boolean) => void;
 type StateHandler = (from: number, frame: StateFrame) => void;
 
 export class ProcessMesh {
@@ -163,7 +179,7 @@ export class ProcessMesh {
   #control: ControlHandler | undefined;
   #state: StateHandler | undefined;
   /** Control frames that arrived before a handler was set. */
-  readonly #earlyControl: Array<[number, ControlFrame]> = [];
+  readonly #earlyControl: Array<[number, ControlMessage, Peer]> = [];
   #server: Server | undefined;
   #derived: ClusterKeys | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
@@ -211,10 +227,15 @@ export class ProcessMesh {
     else this.#failureListeners.push(listener);
   }
 
-  /** Receives every control frame; frames that came before the handler are replayed to it. */
+  /**
+   * Receives every control message; those that came before the handler are replayed to
+   * it, but none from a peer refused since.
+   */
   setControlHandler(handler: ControlHandler): void {
     this.#control = handler;
-    for (const [from, frame] of this.#earlyControl.splice(0)) handler(from, frame);
+    for (const [from, message, peer] of this.#earlyControl.splice(0)) {
+      if (!peer.refused) handler(from, message, peer.holder);
+    }
   }
 
   /**
@@ -234,12 +255,16 @@ export class ProcessMesh {
     this.#holderLostListeners.push(listener);
   }
 
-  sendControl(process: number, frame: ControlFrame): void {
-    this.#send(process, frame);
+  /** Sends a control message; a RangeError if its tag or size would be refused. */
+  sendControl(process: number, message: ControlMessage): void {
+    checkControl(message);
+    this.#send(process, { kind: "control", tag: message.tag, payload: message.payload });
   }
 
-  /** Sends `frame` to every cluster process but this one. */
-  broadcast(frame: ControlFrame): void {
+  /** Sends a control message to every cluster process but this one. */
+  broadcast(message: ControlMessage): void {
+    checkControl(message);
+    const frame: Frame = { kind: "control", tag: message.tag, payload: message.payload };
     for (const [process, peer] of this.#peers) if (!peer.holder) this.#send(process, frame);
   }
 
@@ -817,20 +842,9 @@ export class ProcessMesh {
         const toMine = Math.floor(frame.to / w) === me;
         return fromOwn && toMine ? undefined : `exchange from worker ${frame.from} to worker ${frame.to}`;
       }
-      case "committed":
-        if (peer.holder || mineHolder) return "a commit involving a holder";
-        return Math.floor(frame.worker / w) === process ? undefined : `a commit for worker ${frame.worker}`;
-      case "records":
-        // Process 0 plans; every process hears holders, to release them.
-        if (mineHolder) return "records sent to a holder";
-        return peer.holder || me === 0 ? undefined : "records sent to a process other than 0";
-      case "plan":
-        return process === 0 && !peer.holder ? undefined : "a resume plan not from process 0";
-      case "rows":
-      case "resumed":
-        return mineHolder ? `${frame.kind} sent to a holder` : undefined;
-      case "released":
-        return mineHolder && !peer.holder ? undefined : "released sent to a cluster process";
+      case "control":
+        // Who may send which message is the handler's to check: it can read them.
+        return undefined;
       case "query":
       case "answer":
         // Holders run no workers: they hold no live state and ask for none.
@@ -840,7 +854,7 @@ export class ProcessMesh {
 
   #adopt(process: number, socket: Socket, early: Frame[], holder: boolean, given?: FrameDecoder): void {
     const decoder = given ?? new FrameDecoder();
-    const peer: Peer = { socket, holder, lastSeen: Date.now(), done: false };
+    const peer: Peer = { socket, holder, lastSeen: Date.now(), done: false, refused: false };
     this.#peers.set(process, peer);
     const address = this.#show(process);
     const name = holder ? `holder ${process}` : `process ${process} (${address})`;
@@ -858,15 +872,12 @@ export class ProcessMesh {
         case "abort":
           this.#lost(process, peer, `process ${process} (${address}) stopped: ${frame.reason}`);
           break;
-        case "records":
-        case "plan":
-        case "rows":
-        case "resumed":
-        case "released":
-        case "committed":
-          if (this.#control === undefined) this.#earlyControl.push([process, frame]);
-          else this.#control(process, frame);
+        case "control": {
+          const message: ControlMessage = { tag: frame.tag, payload: frame.payload };
+          if (this.#control === undefined) this.#earlyControl.push([process, message, peer]);
+          else this.#control(process, message, holder);
           break;
+        }
         case "query":
         case "answer":
           if (this.#state !== undefined) this.#state(process, frame);
@@ -887,7 +898,8 @@ export class ProcessMesh {
     };
     const handleAll = (frames: readonly Frame[]): void => {
       try {
-        for (const frame of frames) handle(frame);
+        // A handler may have refused the peer: what else it sent is not read.
+        for (const frame of frames) if (!peer.refused) handle(frame);
       } catch (err) {
         this.refuse(process, err instanceof RoleViolation ? "role" : "frame", (err as Error).message);
       }
@@ -931,6 +943,7 @@ export class ProcessMesh {
     const peer = this.#peers.get(process);
     this.#refused({ kind, detail });
     if (peer === undefined) return;
+    peer.refused = true;
     this.#lost(process, peer, `closed the connection to process ${process} (${this.#show(process)}): ${detail}`);
     peer.socket.destroy();
   }

@@ -23,11 +23,12 @@ import {
   type TransactionalSinkPartition,
 } from "../outputs.ts";
 import { EpochAligner, type EpochHandler } from "./aligner.ts";
-import { assignPartitions, stableHash, workerForKey } from "./hash.ts";
-import { slotKey, slotOwner } from "./owners.ts";
+import { stableHash } from "./hash.ts";
+import { keyOwner, partitionOwners, slotKey, slotOwner } from "./owners.ts";
 import { Serial } from "./serial.ts";
 import type { StateStore } from "./state-store.ts";
 import { type Consumer, Emitter, MinFrontier } from "./stream.ts";
+import { callUser, callUserAsync, failure, InPartition, WHOLE_STEP, wholeStep } from "./user-code.ts";
 import { buildingFor } from "./worker-scope.ts";
 
 const INF = Number.POSITIVE_INFINITY;
@@ -109,12 +110,8 @@ export class FlatMapBatchOp extends Stateless {
   }
 
   items(epoch: number, batch: unknown[]): void {
-    let out: unknown[];
-    try {
-      out = toBatch(this.stepId, this.step.mapper(batch), "mapper");
-    } catch (err) {
-      throw StepError.wrap(this.stepId, err);
-    }
+    const { step, stepId } = this;
+    const out = callUser(stepId, () => toBatch(stepId, step.mapper(batch), "mapper"), wholeStep);
     this.down.push(epoch, out);
   }
 }
@@ -135,18 +132,22 @@ export class BranchOp implements Op, Consumer {
   items(epoch: number, batch: unknown[]): void {
     const trues: unknown[] = [];
     const falses: unknown[] = [];
-    const predicate = this.step.predicate;
-    for (const item of batch) {
-      let verdict: unknown;
-      try {
-        verdict = predicate(item);
-      } catch (err) {
-        throw StepError.wrap(this.stepId, err, item);
-      }
-      if (verdict === true) trues.push(item);
-      else if (verdict === false) falses.push(item);
-      else throw typeError(this.stepId, item, `predicate must return a boolean, got ${typeof verdict}`);
-    }
+    const { predicate } = this.step;
+    const { stepId } = this;
+    let at = 0;
+    callUser(
+      stepId,
+      () => {
+        for (; at < batch.length; at++) {
+          const item = batch[at];
+          const verdict: unknown = predicate(item);
+          if (verdict === true) trues.push(item);
+          else if (verdict === false) falses.push(item);
+          else throw typeError(stepId, item, `predicate must return a boolean, got ${typeof verdict}`);
+        }
+      },
+      () => batch[at],
+    );
     this.trues.push(epoch, trues);
     this.falses.push(epoch, falses);
   }
@@ -174,13 +175,16 @@ export class InspectDebugOp extends Stateless {
 
   items(epoch: number, batch: unknown[]): void {
     const { inspector } = this.step;
-    for (const item of batch) {
-      try {
-        inspector(this.stepId, item, epoch, this.ctx.index);
-      } catch (err) {
-        throw StepError.wrap(this.stepId, err, item);
-      }
-    }
+    const { stepId } = this;
+    const worker = this.ctx.index;
+    let at = 0;
+    callUser(
+      stepId,
+      () => {
+        for (; at < batch.length; at++) inspector(stepId, batch[at], epoch, worker);
+      },
+      () => batch[at],
+    );
     this.down.push(epoch, batch);
   }
 }
@@ -317,6 +321,15 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
   /** The furthest watermark of a windowed step's keys; tracked only when the step reports one. */
   #watermark = Number.NEGATIVE_INFINITY;
   readonly #watermarkOf: ((logic: AnyLogic) => number) | undefined;
+  /**
+   * Whether the logic being called was given the key's values (onBatch): a failure is
+   * then reported on `[key, values]`, otherwise on the key. A run of keys is wrapped in
+   * one callUser, whose report reads which key from the run's position; only this flag
+   * is stored per call, a boolean, which costs no write barrier (user-code.ts).
+   */
+  #givenValues = false;
+  /** The position in the run of keys being activated (a small integer: no write barrier either). */
+  #at = 0;
 
   private readonly step: StatefulBatchStep;
   private readonly ctx: WorkerContext;
@@ -331,8 +344,13 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
     this.#aligner = new EpochAligner(ctx.startEpoch, this);
     this.#touched = ctx.store === undefined ? undefined : [];
     if (ctx.store === undefined) return;
-    for (const [key, state] of ctx.store.load(this.stepId, (key) => workerForKey(key, ctx.count) === ctx.index)) {
-      this.#schedule(this.#build(key, state));
+    // Once per key at start: the store's reads between the keys are not user code.
+    for (const [key, state] of ctx.store.load(this.stepId, (key) => keyOwner(key, ctx.count) === ctx.index)) {
+      callUser(
+        this.stepId,
+        () => this.#schedule(this.#build(key, state)),
+        () => key,
+      );
     }
   }
 
@@ -345,11 +363,14 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
   stateOf(key: string): { found: boolean; state?: unknown } {
     const entry = this.#keys.get(key);
     if (entry === undefined) return { found: false };
-    try {
-      return { found: true, state: entry.logic.snapshot() };
-    } catch (err) {
-      throw StepError.wrap(this.stepId, err, key);
-    }
+    return {
+      found: true,
+      state: callUser(
+        this.stepId,
+        () => entry.logic.snapshot(),
+        () => key,
+      ),
+    };
   }
 
   /** The keys this worker holds. */
@@ -386,9 +407,14 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
     // repeat, a sort of the items when most keys are distinct.
     this.#fewKeys = groups.length * 4 < items.length;
     const out: unknown[] = [];
-    for (const [key, values] of groups) {
-      this.#activate(this.#keys.get(key) ?? this.#build(key, undefined), "onBatch", values, out);
-    }
+    callUser(
+      this.stepId,
+      () => this.#activateGroups(groups, out),
+      () => {
+        const group = groups[this.#at];
+        return this.#givenValues ? group : group?.[0];
+      },
+    );
     this.down.push(epoch, out);
   }
 
@@ -406,11 +432,12 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
     }
     this.#nextNotify = next;
     const out: unknown[] = [];
-    for (const key of due.sort()) {
-      this.#notify.delete(key);
-      const entry = this.#keys.get(key);
-      if (entry !== undefined) this.#activate(entry, "onNotify", undefined, out);
-    }
+    due.sort();
+    callUser(
+      this.stepId,
+      () => this.#signalKeys(due, "onNotify", out),
+      () => due[this.#at],
+    );
     this.down.push(this.#aligner.frontier, out);
   }
 
@@ -419,14 +446,16 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
     if (touched === undefined || touched.length === 0) return;
     const store = this.ctx.store as StateStore;
     // A key discarded and rebuilt within the epoch is listed twice; the later write wins.
+    // Each snapshot is wrapped on its own: the store's writes between them are not user code.
     for (const entry of touched) {
       entry.touched = false;
-      let state: unknown;
-      try {
-        state = entry.discarded ? undefined : entry.logic.snapshot();
-      } catch (err) {
-        throw StepError.wrap(this.stepId, err, entry.key);
-      }
+      const state = entry.discarded
+        ? undefined
+        : callUser(
+            this.stepId,
+            () => entry.logic.snapshot(),
+            () => entry.key,
+          );
       store.write(this.stepId, entry.key, epoch, state);
     }
     touched.length = 0;
@@ -434,21 +463,40 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
 
   end(lastEpoch: number): void {
     const out: unknown[] = [];
-    for (const key of [...this.#keys.keys()].sort()) {
-      this.#activate(this.#keys.get(key) as KeyState, "onEof", undefined, out);
-    }
+    const keys = [...this.#keys.keys()].sort();
+    callUser(
+      this.stepId,
+      () => this.#signalKeys(keys, "onEof", out),
+      () => keys[this.#at],
+    );
     this.down.push(lastEpoch, out);
     this.closeEpoch(lastEpoch);
   }
 
-  #build(key: string, state: unknown): KeyState {
-    let logic: AnyLogic;
-    try {
-      logic = this.step.builder(state);
-    } catch (err) {
-      throw StepError.wrap(this.stepId, err, key);
+  /** Activates each group's key with its values; `#at` says which group, for a failure's report. */
+  #activateGroups(groups: Group[], out: unknown[]): void {
+    for (let at = 0; at < groups.length; at++) {
+      this.#at = at;
+      const [key, values] = groups[at] as Group;
+      this.#activate(this.#keys.get(key) ?? this.#build(key, undefined), "onBatch", values, out);
     }
-    const entry: KeyState = { key, logic, touched: false, discarded: false };
+  }
+
+  /** Calls `method` of each key of `keys` that still has logic; `#at` says which key, for a failure's report. */
+  #signalKeys(keys: readonly string[], method: "onNotify" | "onEof", out: unknown[]): void {
+    for (let at = 0; at < keys.length; at++) {
+      this.#at = at;
+      const key = keys[at] as string;
+      if (method === "onNotify") this.#notify.delete(key);
+      const entry = this.#keys.get(key);
+      if (entry !== undefined) this.#activate(entry, method, undefined, out);
+    }
+  }
+
+  /** Called inside callUser (see #givenValues), as are #activate and #schedule. */
+  #build(key: string, state: unknown): KeyState {
+    this.#givenValues = false;
+    const entry: KeyState = { key, logic: this.step.builder(state), touched: false, discarded: false };
     this.#keys.set(key, entry);
     return entry;
   }
@@ -460,15 +508,10 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
     out: unknown[],
   ): void {
     const { key, logic } = entry;
-    let emit: Iterable<unknown>;
-    let discard: boolean;
-    try {
-      const result = method === "onBatch" ? logic.onBatch(values as unknown[]) : logic[method]();
-      [emit, discard] = result;
-      for (const value of emit) out.push([key, value]);
-    } catch (err) {
-      throw StepError.wrap(this.stepId, err, values === undefined ? key : [key, values]);
-    }
+    this.#givenValues = values !== undefined;
+    const [emit, discard] = method === "onBatch" ? logic.onBatch(values as unknown[]) : logic[method]();
+    for (const value of emit) out.push([key, value]);
+    this.#givenValues = false;
     if (this.#touched !== undefined && !entry.touched) {
       entry.touched = true;
       this.#touched.push(entry);
@@ -488,12 +531,7 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
   }
 
   #schedule({ key, logic }: KeyState): void {
-    let at: Date | undefined;
-    try {
-      at = logic.notifyAt();
-    } catch (err) {
-      throw StepError.wrap(this.stepId, err, key);
-    }
+    const at = logic.notifyAt();
     if (at === undefined) {
       if (this.#notify.size > 0) this.#notify.delete(key);
       return;
@@ -507,6 +545,8 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
 
 interface SourceSlot {
   readonly name: string;
+  /** What a failure of this partition's code is reported on. */
+  readonly on: () => InPartition;
   readonly part: StatefulSourcePartition<unknown, unknown> | StatelessSourcePartition<unknown>;
   readonly stateful: boolean;
   awake: number;
@@ -531,7 +571,7 @@ export class InputOp implements Op {
     this.stepId = step.stepId;
     this.down = new Emitter(ctx.startEpoch);
     this.#closes = new Serial(
-      (err) => ctx.fail(StepError.wrap(this.stepId, err)),
+      (err) => ctx.fail(failure(this.stepId, err, WHOLE_STEP)),
       () => ctx.wake(),
     );
     this.#open = slots.length;
@@ -542,28 +582,31 @@ export class InputOp implements Op {
     const slots: SourceSlot[] = [];
     const slot = (name: string, part: SourceSlot["part"], stateful: boolean): SourceSlot => ({
       name,
+      on: () => new InPartition(name),
       part,
       stateful,
       awake: 0,
       pending: false,
       eof: false,
     });
-    try {
-      if (isFixedPartitionedSource(source)) {
-        const owners = assignPartitions(await source.listParts(), ctx.count);
-        const resume = new Map(ctx.store?.load(stepId, (part) => owners.get(part) === ctx.index) ?? []);
-        for (const [name, owner] of owners) {
-          if (owner !== ctx.index) continue;
-          slots.push(
-            slot(name, await buildingFor(ctx.index, () => source.buildPart(stepId, name, resume.get(name))), true),
-          );
+    await callUserAsync(
+      stepId,
+      async () => {
+        if (isFixedPartitionedSource(source)) {
+          const owners = partitionOwners(await source.listParts(), ctx.count);
+          const resume = new Map(ctx.store?.load(stepId, (part) => owners.get(part) === ctx.index) ?? []);
+          for (const [name, owner] of owners) {
+            if (owner !== ctx.index) continue;
+            slots.push(
+              slot(name, await buildingFor(ctx.index, () => source.buildPart(stepId, name, resume.get(name))), true),
+            );
+          }
+        } else {
+          slots.push(slot(`worker-${ctx.index}`, await source.build(stepId, ctx.index, ctx.count), false));
         }
-      } else {
-        slots.push(slot(`worker-${ctx.index}`, await source.build(stepId, ctx.index, ctx.count), false));
-      }
-    } catch (err) {
-      throw StepError.wrap(stepId, err);
-    }
+      },
+      wholeStep,
+    );
     return new InputOp(step, ctx, slots);
   }
 
@@ -578,12 +621,7 @@ export class InputOp implements Op {
     const epoch = this.#deferred ?? workerEpoch;
     for (const slot of this.slots) {
       if (slot.eof || slot.pending || slot.awake > now) continue;
-      let result: ReturnType<SourceSlot["part"]["nextBatch"]>;
-      try {
-        result = slot.part.nextBatch();
-      } catch (err) {
-        throw StepError.inPartition(this.stepId, err, slot.name);
-      }
+      const result = callUser(this.stepId, () => slot.part.nextBatch(), slot.on);
       worked = true;
       if (result instanceof Promise) {
         slot.pending = true;
@@ -592,7 +630,7 @@ export class InputOp implements Op {
             this.#ready.push([slot, batch]);
             this.ctx.wake();
           },
-          (err: unknown) => this.ctx.fail(StepError.inPartition(this.stepId, err, slot.name)),
+          (err: unknown) => this.ctx.fail(failure(this.stepId, err, slot.on())),
         );
       } else {
         this.#handle(slot, result, epoch, now);
@@ -658,23 +696,18 @@ export class InputOp implements Op {
     }
     const batch = toBatch(this.stepId, result, `nextBatch of partition ${slot.name}`);
     this.down.push(epoch, batch);
-    let awake: Date | undefined;
-    try {
-      awake = slot.part.nextAwake?.();
-    } catch (err) {
-      throw StepError.inPartition(this.stepId, err, slot.name);
-    }
+    const awake = callUser(this.stepId, () => slot.part.nextAwake?.(), slot.on);
     slot.awake = awake !== undefined ? awake.getTime() : batch.length > 0 ? now : now + IDLE_POLL_MS;
   }
 
   #snapshot(slot: SourceSlot, epoch: number, store: StateStore): void {
-    let state: unknown;
-    try {
-      state = (slot.part as StatefulSourcePartition<unknown, unknown>).snapshot();
-    } catch (err) {
-      throw StepError.inPartition(this.stepId, err, slot.name);
-    }
-    store.write(this.stepId, slot.name, epoch, state);
+    const part = slot.part as StatefulSourcePartition<unknown, unknown>;
+    store.write(
+      this.stepId,
+      slot.name,
+      epoch,
+      callUser(this.stepId, () => part.snapshot(), slot.on),
+    );
   }
 }
 
@@ -704,7 +737,7 @@ export class FixedSinkOp implements Op, Consumer, EpochHandler {
     this.#done = ctx.startEpoch;
     this.#aligner = new EpochAligner(ctx.startEpoch, this);
     this.#serial = new Serial(
-      (err) => ctx.fail(StepError.wrap(stepId, err)),
+      (err) => ctx.fail(failure(stepId, err, WHOLE_STEP)),
       () => ctx.wake(),
     );
   }
@@ -717,27 +750,34 @@ export class FixedSinkOp implements Op, Consumer, EpochHandler {
     const sink = step.sink;
     const names = sink.listParts();
     if (names.length === 0) throw new StepError(step.stepId, new Error("sink has no partitions"));
-    const owners = assignPartitions(names, ctx.count);
+    const owners = partitionOwners(names, ctx.count);
     const resume = new Map(ctx.store?.load(step.stepId, (part) => owners.get(part) === ctx.index) ?? []);
     const parts = new Map<string, StatefulSinkPartition<unknown, unknown>>();
-    try {
-      for (const [name, owner] of owners) {
-        if (owner === ctx.index) parts.set(name, await sink.buildPart(step.stepId, name, resume.get(name)));
-      }
-    } catch (err) {
-      throw StepError.wrap(step.stepId, err);
-    }
+    await callUserAsync(
+      step.stepId,
+      async () => {
+        for (const [name, owner] of owners) {
+          if (owner === ctx.index) parts.set(name, await sink.buildPart(step.stepId, name, resume.get(name)));
+        }
+      },
+      wholeStep,
+    );
     const op = new FixedSinkOp(step.stepId, ctx, sink, names, parts);
     const route = (item: unknown): number => owners.get(op.partFor(keyed(step.stepId, item)[0])) as number;
     return { op, route };
   }
 
+  /**
+   * The partition of `key`. The exchange routes each item by it, one call per item, so
+   * it keeps its own catch: a wrapper around each call costs what V8 does not inline
+   * (user-code.ts).
+   */
   partFor(key: string): string {
     let index: number;
     try {
       index = this.sink.partFn === undefined ? stableHash(key) % this.names.length : this.sink.partFn(key);
     } catch (err) {
-      throw StepError.wrap(this.stepId, err, key);
+      throw failure(this.stepId, err, key);
     }
     const name = this.names[index];
     if (name === undefined) {
@@ -811,18 +851,16 @@ export class DynamicSinkOp implements Op, Consumer {
     this.stepId = stepId;
     this.#done = ctx.startEpoch;
     this.#serial = new Serial(
-      (err) => ctx.fail(StepError.wrap(stepId, err)),
+      (err) => ctx.fail(failure(stepId, err, WHOLE_STEP)),
       () => ctx.wake(),
     );
   }
 
   static async build(step: OutputStep, ctx: WorkerContext): Promise<DynamicSinkOp> {
     if (isFixedPartitionedSink(step.sink)) throw new Error("not a dynamic sink");
-    try {
-      return new DynamicSinkOp(step.stepId, ctx, await step.sink.build(step.stepId, ctx.index, ctx.count));
-    } catch (err) {
-      throw StepError.wrap(step.stepId, err);
-    }
+    const { sink, stepId } = step;
+    const part = await callUserAsync(stepId, () => sink.build(stepId, ctx.index, ctx.count), wholeStep);
+    return new DynamicSinkOp(stepId, ctx, part);
   }
 
   items(_epoch: number, batch: unknown[]): void {
@@ -886,7 +924,7 @@ export class TransactionalSinkOp implements Op, Consumer {
     this.#done = ctx.startEpoch;
     this.#frontier = ctx.startEpoch;
     this.#serial = new Serial(
-      (err) => ctx.fail(StepError.wrap(stepId, err)),
+      (err) => ctx.fail(failure(stepId, err, WHOLE_STEP)),
       () => ctx.wake(),
     );
     store.onClusterCommit?.((frontier) => {
@@ -900,18 +938,13 @@ export class TransactionalSinkOp implements Op, Consumer {
     for (const [key, state] of store.load(step.stepId, (key) => slotOwner(key, ctx.count) === ctx.index)) {
       recovered.set(Number(key.slice("slot-".length)), state);
     }
-    try {
-      const part = await step.sink.buildTransactional(
-        step.stepId,
-        ctx.index,
-        ctx.count,
-        recovered,
-        ctx.epochIntervalMs,
-      );
-      return new TransactionalSinkOp(step.stepId, ctx, store, part);
-    } catch (err) {
-      throw StepError.wrap(step.stepId, err);
-    }
+    const { sink, stepId } = step;
+    const part = await callUserAsync(
+      stepId,
+      () => sink.buildTransactional(stepId, ctx.index, ctx.count, recovered, ctx.epochIntervalMs),
+      wholeStep,
+    );
+    return new TransactionalSinkOp(stepId, ctx, store, part);
   }
 
   items(epoch: number, batch: unknown[]): void {
@@ -980,7 +1013,7 @@ export class TransactionalSinkOp implements Op, Consumer {
       .then(() => this.#part.commit(epoch))
       .then(
         () => this.#ctx.wake(),
-        (err: unknown) => this.#ctx.fail(StepError.wrap(this.stepId, err)),
+        (err: unknown) => this.#ctx.fail(failure(this.stepId, err, WHOLE_STEP)),
       );
   }
 

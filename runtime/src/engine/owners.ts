@@ -1,16 +1,64 @@
 /**
- * Which worker owns each piece of recovered state, computed from the dataflow the way
- * the steps route it while running: keyed state by the key's hash, source and sink
- * positions by the partition's primary worker, a transactional sink's slot by its
- * worker index (slots beyond the worker count go to `slot mod count`, which settles
- * them). A resume sends every snapshot to the process of its owner, so this must agree
- * with ops.ts.
+ * Which worker owns each piece of a step's state: the one place routing is decided.
+ * Keyed state goes by the key's hash, source and sink positions by the partition's
+ * primary worker, a transactional sink's slot by its worker index (slots beyond the
+ * worker count go to `slot mod count`, which settles them). The steps route items and
+ * load their state with these rules (`keyOwner`, `partitionOwners`, `slotOwner`: ops.ts,
+ * worker.ts), and a resume sends every snapshot to the process of the owner the same
+ * rules give for its step's kind (`routingOf`, `stateOwners`).
  */
 import type { Dataflow } from "../dataflow.ts";
 import { StepError } from "../errors.ts";
+import type { CoreStep } from "../graph.ts";
 import { isFixedPartitionedSource } from "../inputs.ts";
 import { isFixedPartitionedSink, isTransactionalSink } from "../outputs.ts";
 import { assignPartitions, workerForKey } from "./hash.ts";
+
+/** How a step's state is routed to workers; undefined for a step that keeps none. */
+export type Routing = "key" | "partition" | "slot" | undefined;
+
+export function routingOf(step: CoreStep): Routing {
+  if (step.kind === "statefulBatch") return "key";
+  if (step.kind === "input") return isFixedPartitionedSource(step.source) ? "partition" : undefined;
+  if (step.kind !== "output") return undefined;
+  // A transactional sink keeps a slot per worker, whether or not it is partitioned too.
+  if (isTransactionalSink(step.sink)) return "slot";
+  return isFixedPartitionedSink(step.sink) ? "partition" : undefined;
+}
+
+/** The worker that owns keyed state, and receives the items, of `key` among `workerCount` workers. */
+export function keyOwner(key: string, workerCount: number): number {
+  return workerForKey(key, workerCount);
+}
+
+/** The worker of each partition among `workerCount`: sorted names dealt round-robin, one primary each. */
+export function partitionOwners(names: readonly string[], workerCount: number): Map<string, number> {
+  return assignPartitions(names, workerCount);
+}
+
+/**
+ * The owner among `workerCount` workers of each key of `step`'s state; undefined for a
+ * key no worker reads (a partition no longer listed, state of a step that keeps none).
+ * `partitions`: the step's partition names, for a partitioned source or sink.
+ */
+export function stateOwner(
+  step: CoreStep,
+  workerCount: number,
+  partitions?: readonly string[],
+): (key: string) => number | undefined {
+  switch (routingOf(step)) {
+    case "key":
+      return (key) => keyOwner(key, workerCount);
+    case "slot":
+      return (key) => slotOwner(key, workerCount);
+    case "partition": {
+      const owners = partitionOwners(partitions ?? [], workerCount);
+      return (key) => owners.get(key);
+    }
+    case undefined:
+      return () => undefined;
+  }
+}
 
 /** The partition names of every partitioned source and sink, by step id. */
 export type PartitionLists = ReadonlyMap<string, readonly string[]>;
@@ -49,19 +97,9 @@ export function stateOwners(
   partitions: PartitionLists,
   workerCount: number,
 ): (stepId: string, key: string) => number | undefined {
-  const keyed = new Set<string>();
-  const slotted = new Set<string>();
-  const dealt = new Map<string, Map<string, number>>();
-  for (const [stepId, names] of partitions) dealt.set(stepId, assignPartitions(names, workerCount));
-  for (const step of flow.steps) {
-    if (step.kind === "statefulBatch") keyed.add(step.stepId);
-    else if (step.kind === "output" && isTransactionalSink(step.sink)) slotted.add(step.stepId);
-  }
-  return (stepId, key) => {
-    if (keyed.has(stepId)) return workerForKey(key, workerCount);
-    if (slotted.has(stepId)) return slotOwner(key, workerCount);
-    return dealt.get(stepId)?.get(key);
-  };
+  const owners = new Map<string, (key: string) => number | undefined>();
+  for (const step of flow.steps) owners.set(step.stepId, stateOwner(step, workerCount, partitions.get(step.stepId)));
+  return (stepId, key) => owners.get(stepId)?.(key);
 }
 
 /**
@@ -69,15 +107,5 @@ export function stateOwners(
  * sinks, and transactional sinks (their slots' pending transactions).
  */
 export function statefulSteps(flow: Dataflow): Set<string> {
-  const steps = new Set<string>();
-  for (const step of flow.steps) {
-    if (
-      step.kind === "statefulBatch" ||
-      (step.kind === "input" && isFixedPartitionedSource(step.source)) ||
-      (step.kind === "output" && (isFixedPartitionedSink(step.sink) || isTransactionalSink(step.sink)))
-    ) {
-      steps.add(step.stepId);
-    }
-  }
-  return steps;
+  return new Set(flow.steps.flatMap((step) => (routingOf(step) === undefined ? [] : [step.stepId])));
 }

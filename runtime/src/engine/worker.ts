@@ -9,7 +9,6 @@ import { BuildError } from "../errors.ts";
 import type { CoreStep } from "../graph.ts";
 import { isFixedPartitionedSink, isTransactionalSink } from "../outputs.ts";
 import { Exchange } from "./exchange.ts";
-import { workerForKey } from "./hash.ts";
 import {
   BranchOp,
   DynamicSinkOp,
@@ -25,6 +24,7 @@ import {
   TransactionalSinkOp,
   type WorkerContext,
 } from "./ops.ts";
+import { keyOwner } from "./owners.ts";
 import { pageOf, type StateAnswer, type StateQuery, valueAnswer } from "./state-query.ts";
 import type { StateStore } from "./state-store.ts";
 import type { Consumer, Emitter } from "./stream.ts";
@@ -309,7 +309,7 @@ export class Worker {
       case "statefulBatch": {
         const op = new StatefulBatchOp(step, ctx, this.#opts.stepMetrics !== false);
         const route = (item: unknown): number =>
-          Array.isArray(item) && typeof item[0] === "string" ? workerForKey(item[0], this.count) : this.index;
+          Array.isArray(item) && typeof item[0] === "string" ? keyOwner(item[0], this.count) : this.index;
         this.#connect(step.stepId, step.up, this.#exchange(route, op));
         this.#emitters.set(step.down, op.down);
         this.#timed.push(op);

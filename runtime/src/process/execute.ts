@@ -26,6 +26,7 @@ import {
 } from "../log.ts";
 import type { BackupBucket, Backups } from "../recovery/backup.ts";
 import { type BackupConfig, DEFAULT_BACKUP_INTERVAL_MS } from "../recovery/backup-config.ts";
+import { committedMessage } from "../recovery/control.ts";
 import { resumeProcess } from "../recovery/handoff.ts";
 import { checkOutputFiles } from "../recovery/output-files.ts";
 import type { Savepoints } from "../recovery/savepoint.ts";
@@ -263,13 +264,13 @@ export async function execute(flow: Dataflow, opts: ExecuteOptions = {}): Promis
       }
       stores = () =>
         recovery.workerView({
-          committed: (worker, frontier) => connected.broadcast({ kind: "committed", worker, frontier }),
+          committed: (worker, frontier) => connected.broadcast(committedMessage(worker, frontier)),
           snapshotted: opts.onSnapshot,
         });
     }
     // Peers collect garbage, and settle transactions, against the slowest worker of the whole cluster.
     const broadcastCommit = (worker: number, frontier: number): void =>
-      connected.broadcast({ kind: "committed", worker, frontier });
+      connected.broadcast(committedMessage(worker, frontier));
     let first: unknown;
     const failed = (err: unknown): void => {
       if (first !== undefined) return;

@@ -9,10 +9,10 @@
  * new execution: from then on its own volume holds everything it needs.
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import type { ControlFrame } from "../cluster/frames.ts";
 import { type MeshSecurity, type PeerAddress, PeerLostError, ProcessMesh } from "../cluster/mesh.ts";
 import type { Dataflow } from "../dataflow.ts";
 import { listPartitions, type PartitionLists, statefulSteps, stateOwners } from "../engine/owners.ts";
+import { type ControlFrame, encodeControl, receiveControl } from "./control.ts";
 import { MissingProcessStoreError, RemovedStepsError, ReplacedProcessStoreError } from "./errors.ts";
 import { type PlanOutcome, planResume, type ResumePlan, type SnapshotRow, type StoreRecords } from "./plan.ts";
 import type { RecoveryStore } from "./store.ts";
@@ -115,7 +115,8 @@ class ProcessResume {
     const onAbort = (): void => this.#done.reject(signal.reason);
     signal.addEventListener("abort", onAbort, { once: true });
     mesh.onHolderLost((holder, reason) => this.#holderLost(holder, reason));
-    mesh.setControlHandler((from, frame) => {
+    const role = { processId: this.#me, holder: false, workersPerProcess: this.#opts.workersPerProcess };
+    receiveControl(mesh, role, (from, frame) => {
       try {
         this.#receive(from, frame);
       } catch (err) {
@@ -127,7 +128,7 @@ class ProcessResume {
     try {
       const records = store.records(this.#me);
       if (this.#me === LEADER) this.#receive(LEADER, { kind: "records", records });
-      else mesh.sendControl(LEADER, { kind: "records", records });
+      else mesh.sendControl(LEADER, encodeControl({ kind: "records", records }));
       return await this.#done.promise;
     } finally {
       clearTimeout(timer);
@@ -207,9 +208,9 @@ class ProcessResume {
       mesh.acceptHolders();
       return;
     }
-    const frame: ControlFrame = { kind: "plan", plan: outcome.plan };
-    mesh.broadcast(frame);
-    for (const holder of this.#holders) if (holder < outcome.plan.sources) mesh.sendControl(holder, frame);
+    const message = encodeControl({ kind: "plan", plan: outcome.plan });
+    mesh.broadcast(message);
+    for (const holder of this.#holders) if (holder < outcome.plan.sources) mesh.sendControl(holder, message);
     this.#apply(outcome.plan);
   }
 
@@ -229,7 +230,7 @@ class ProcessResume {
     for (const rows of byProcess.values()) this.#rowsSent += rows.length;
     sendRows(this.#opts.mesh, byProcess).then(
       () => {
-        this.#opts.mesh.broadcast({ kind: "resumed" });
+        this.#opts.mesh.broadcast(encodeControl({ kind: "resumed" }));
         this.#sent = true;
         this.#finishIfComplete();
       },
@@ -288,7 +289,7 @@ class ProcessResume {
   }
 
   #release(holder: number): void {
-    this.#opts.mesh.sendControl(holder, { kind: "released" });
+    this.#opts.mesh.sendControl(holder, encodeControl({ kind: "released" }));
   }
 
   #holderLost(holder: number, reason: string): void {
@@ -399,7 +400,7 @@ function collectRows(
 async function sendRows(mesh: ResumeMesh, byProcess: ReadonlyMap<number, SnapshotRow[]>): Promise<void> {
   for (const [process, rows] of byProcess) {
     for (let i = 0; i < rows.length; i += ROWS_PER_FRAME) {
-      mesh.sendControl(process, { kind: "rows", rows: rows.slice(i, i + ROWS_PER_FRAME) });
+      mesh.sendControl(process, encodeControl({ kind: "rows", rows: rows.slice(i, i + ROWS_PER_FRAME) }));
       await mesh.writable(process);
     }
   }
@@ -470,7 +471,7 @@ function holdSession(opts: HoldOptions, partitions: PartitionLists, mesh: Proces
   mesh.onFailure(reject);
   const onAbort = (): void => reject(opts.signal.reason);
   opts.signal.addEventListener("abort", onAbort, { once: true });
-  mesh.setControlHandler((from, frame) => {
+  receiveControl(mesh, { processId: opts.processId, holder: true, workersPerProcess: 0 }, (from, frame) => {
     if (frame.kind === "released") {
       released.add(from);
       if (released.size === processes) resolve();
@@ -487,7 +488,8 @@ function holdSession(opts: HoldOptions, partitions: PartitionLists, mesh: Proces
         return;
       }
       sendRows(mesh, rows).then(() => {
-        for (let p = 0; p < processes; p++) mesh.sendControl(p, { kind: "resumed" });
+        const resumed = encodeControl({ kind: "resumed" });
+        for (let p = 0; p < processes; p++) mesh.sendControl(p, resumed);
         const sent = [...rows.values()].reduce((n, r) => n + r.length, 0);
         opts.log?.(
           `handed ${sent} snapshot(s) over to process(es) ${[...rows.keys()].join(", ") || "none"} for execution ${frame.plan.execution}`,
@@ -496,6 +498,7 @@ function holdSession(opts: HoldOptions, partitions: PartitionLists, mesh: Proces
     }
   });
   const records = opts.store.records(opts.processId);
-  for (let p = 0; p < processes; p++) mesh.sendControl(p, { kind: "records", records });
+  const offer = encodeControl({ kind: "records", records });
+  for (let p = 0; p < processes; p++) mesh.sendControl(p, offer);
   return promise.finally(() => opts.signal.removeEventListener("abort", onAbort));
 }

@@ -8,7 +8,7 @@
 import { statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import type { Dataflow } from "../dataflow.ts";
-import { assignPartitions } from "../engine/hash.ts";
+import { partitionOwners } from "../engine/owners.ts";
 import type { StateStore } from "../engine/state-store.ts";
 import { StepError } from "../errors.ts";
 import { isFixedPartitionedSink } from "../outputs.ts";
@@ -68,7 +68,7 @@ export function checkOutputFiles(check: OutputFilesCheck): void {
   for (const step of check.flow.steps) {
     if (step.kind !== "output" || !isFileOutput(step.sink)) continue;
     const sink = step.sink;
-    const owners = assignPartitions(sink.listParts(), workers);
+    const owners = partitionOwners(sink.listParts(), workers);
     for (const [part, position] of check.store.load(step.stepId, (p) => mine(owners.get(p)))) {
       if (typeof position !== "number" || position === 0) continue;
       const path = sink.outputFile(part);
