@@ -43,6 +43,10 @@ test.each([
   [["-N", "ok", "-w", "-2"], /^error: --workers must be a whole number/],
   [["-N", "ok", "-e", "JUSTKEY"], /^error: -e\/--env takes KEY=VALUE/],
   [["-N", "ok", "--recovery-size", "2Gi"], /^error: --recovery-size only applies with --recovery; add --recovery/],
+  [
+    ["-N", "ok", "--upgrade-mode", "latest"],
+    /^error: Expected --upgrade-mode=latest to be one of: stateless, last-state, savepoint; see `waxctl df deploy --help`/,
+  ],
 ])("df deploy %j fails with one line naming the flag, exit 2", async (flags, message) => {
   const { stderr, error } = await waxctl(["df", "deploy", wordcount, ...flags, "--dry-run"]);
   expect(stderr).toMatch(message);

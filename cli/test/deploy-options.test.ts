@@ -64,6 +64,8 @@ test.each([
   [{ recovery: true, backupPrefix: "p" }, /^--backup-prefix only applies with --backup-bucket; add --backup-bucket$/],
   [{ recovery: true, backupBucket: "b", backupEndpoint: "seaweedfs:8333" }, /^--backup-endpoint must be an http/],
   [{ recovery: true, backupBucket: "b", backupCredentialsSecret: "S3_Keys" }, /^--backup-credentials-secret "S3_Keys"/],
+  [{ upgradeMode: "savepoint" }, /^--upgrade-mode savepoint takes its savepoints in the backup bucket; add --recovery/],
+  [{ rollbackAfter: "5" }, /^--rollback-after must be a duration/],
 ] as [Partial<DeployFlags>, RegExp][])("rejects %o with one line naming the flag", (flags, message) => {
   let error: unknown;
   try {
@@ -74,6 +76,17 @@ test.each([
   expect(error).toBeInstanceOf(Error);
   expect((error as Error).message).toMatch(message);
   expect((error as Error).message).not.toContain("\n");
+});
+
+test("--upgrade-mode and --rollback-after set spec.upgradeMode and spec.rollback; left out, both are absent", () => {
+  const backups = { recovery: true, backupBucket: "b" };
+  expect(deployOptions({ ...base, ...backups, upgradeMode: "savepoint", rollbackAfter: "90s" })).toMatchObject({
+    upgradeMode: "savepoint",
+    rollback: { enabled: true, readyTimeout: "90s" },
+  });
+  expect(deployOptions({ ...base, upgradeMode: "stateless" }).upgradeMode).toBe("stateless");
+  const plain = deployOptions(base);
+  expect("upgradeMode" in plain || "rollback" in plain).toBe(false);
 });
 
 test("--state-query sets stateQuery; left out, the option is absent (the CRD defaults it off)", () => {

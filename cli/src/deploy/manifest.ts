@@ -65,6 +65,8 @@ export function dataflowManifest(input: ManifestInput): Dataflow {
           : options.envFromSecrets.map((name) => ({ secretRef: { name } })),
       recovery,
       restoreFrom: options.restoreFrom,
+      upgradeMode: options.upgradeMode,
+      rollback: options.rollback,
       stateQuery: options.stateQuery === true ? true : undefined,
       podTemplate: withSecretFiles(options.podTemplate, options.secretFiles),
     },

@@ -3,7 +3,14 @@
 // flag and says what to type instead.
 
 import type { V1PodTemplateSpec } from "@kubernetes/client-node";
-import { durationMs, IMAGE_BY_DIGEST_PATTERN, MAX_NAME_LENGTH, MIN_SNAPSHOT_INTERVAL, specSchema } from "@waxflow/crds";
+import {
+  durationMs,
+  IMAGE_BY_DIGEST_PATTERN,
+  MAX_NAME_LENGTH,
+  MIN_SNAPSHOT_INTERVAL,
+  specSchema,
+  type UPGRADE_MODES,
+} from "@waxflow/crds";
 import { load, YAMLException } from "js-yaml";
 import { UsageError } from "../errors.ts";
 
@@ -36,7 +43,13 @@ export interface DeployFlags {
   /** --from-savepoint ID and --savepoint-prefix P: spec.restoreFrom. */
   readonly fromSavepoint?: string;
   readonly savepointPrefix?: string;
+  /** --upgrade-mode: spec.upgradeMode (oclif checks the value is one of UPGRADE_MODES). */
+  readonly upgradeMode?: UpgradeMode;
+  /** --rollback-after DURATION: spec.rollback {enabled: true, readyTimeout}. */
+  readonly rollbackAfter?: string;
 }
+
+export type UpgradeMode = (typeof UPGRADE_MODES)[number];
 
 export interface DeployOptions {
   readonly name: string;
@@ -65,6 +78,9 @@ export interface DeployOptions {
   readonly stateQuery?: boolean;
   /** Where the Dataflow starts: a savepoint, under its own backup prefix or `prefix`. */
   readonly restoreFrom?: { readonly savepoint: string; readonly prefix?: string };
+  readonly upgradeMode?: UpgradeMode;
+  /** Roll back to the last spec that became Ready when a roll is not Ready within readyTimeout. */
+  readonly rollback?: { readonly enabled: true; readonly readyTimeout: string };
 }
 
 /** One Secret key, mounted read-only as the file `path`. */
@@ -237,6 +253,7 @@ export function deployOptions(flags: DeployFlags): DeployOptions {
     image: flags.image,
     podTemplate: overlay,
     ...(flags.stateQuery === true ? { stateQuery: true } : {}),
+    ...upgradeOptions(flags),
   };
   if (!flags.recovery) {
     const stray = Object.entries(recoveryFlags).find(([, v]) => v !== undefined);
@@ -281,6 +298,21 @@ export function deployOptions(flags: DeployFlags): DeployOptions {
       backup: backupOptions(flags),
     },
     ...restoreFromOptions(flags),
+  };
+}
+
+/** --upgrade-mode and --rollback-after; savepoint mode takes its savepoints in the backup bucket. */
+function upgradeOptions(flags: DeployFlags): Pick<DeployOptions, "upgradeMode" | "rollback"> {
+  if (flags.upgradeMode === "savepoint" && flags.backupBucket === undefined) {
+    throw new UsageError(
+      "--upgrade-mode savepoint takes its savepoints in the backup bucket; add --recovery --backup-bucket, or use last-state",
+    );
+  }
+  return {
+    ...(flags.upgradeMode === undefined ? {} : { upgradeMode: flags.upgradeMode }),
+    ...(flags.rollbackAfter === undefined
+      ? {}
+      : { rollback: { enabled: true, readyTimeout: duration("rollback-after", flags.rollbackAfter) } }),
   };
 }
 

@@ -1,13 +1,13 @@
 import { readFile } from "node:fs/promises";
 import { Args, Flags, type Interfaces } from "@oclif/core";
-import { type Dataflow, durationMs } from "@waxflow/crds";
+import { type Dataflow, durationMs, UPGRADE_MODES } from "@waxflow/crds";
 import { APP_DIR, parseRegistryPrefix } from "@waxflow/oci";
 import { dump } from "js-yaml";
 import { ClusterCommand } from "../../base.ts";
 import { buildAndDeliver, type Destination, kindClusterOf } from "../../deploy/build.ts";
 import { bundledModule, type DeployResult, deploy, loadCheck } from "../../deploy/deploy.ts";
 import { dataflowManifest } from "../../deploy/manifest.ts";
-import { type DeployOptions, deployOptions, duration, namespaceName } from "../../deploy/options.ts";
+import { type DeployOptions, deployOptions, duration, namespaceName, type UpgradeMode } from "../../deploy/options.ts";
 import { UsageError } from "../../errors.ts";
 import { connect } from "../../kube.ts";
 import { createProgress, outputMode } from "../../ui/progress.ts";
@@ -193,6 +193,19 @@ Deploying again with the same image and flags changes nothing. A change to a run
       helpGroup: "RECOVERY",
       helpValue: "PREFIX",
     }),
+    "upgrade-mode": Flags.string({
+      description:
+        "Where the new processes of an upgrade or scale take their state from (spec.upgradeMode): stateless (empty), last-state (their volumes; the default) or savepoint (the operator takes a savepoint first and starts them from it; needs --backup-bucket).",
+      options: [...UPGRADE_MODES],
+      helpGroup: "UPGRADES",
+      helpValue: "MODE",
+    }),
+    "rollback-after": Flags.string({
+      description:
+        "Roll back to the last spec that became Ready when a roll is not Ready this long after it started (spec.rollback), e.g. 5m; the Dataflow's spec stays as written.",
+      helpGroup: "UPGRADES",
+      helpValue: "DURATION",
+    }),
     "pod-template": Flags.file({
       description:
         "YAML or JSON PodTemplateSpec merged over the generated pods: extra volumes and mounts, node selectors, tolerations, sidecars.",
@@ -327,6 +340,8 @@ type SharedFlags = Pick<
   | "backup-credentials-secret"
   | "from-savepoint"
   | "savepoint-prefix"
+  | "upgrade-mode"
+  | "rollback-after"
   | "pod-template"
   | "state-query"
   | "base"
@@ -357,6 +372,8 @@ export async function optionsOf(flags: SharedFlags, command: "deploy" | "render"
     backupCredentialsSecret: flags["backup-credentials-secret"],
     fromSavepoint: flags["from-savepoint"],
     savepointPrefix: flags["savepoint-prefix"],
+    upgradeMode: flags["upgrade-mode"] as UpgradeMode | undefined,
+    rollbackAfter: flags["rollback-after"],
     podTemplate:
       flags["pod-template"] === undefined
         ? undefined
