@@ -1,6 +1,6 @@
 // The operator's install manifests as pure functions of a few options: what `waxctl
 // install` applies and what charts/waxflow-operator renders (a test holds the two equal).
-// RBAC is derived from what the controller calls (controller/src/kube/*, controller.ts).
+// RBAC is derived from what the controller calls (controller/src/kube/*, dataflow-reconciler.ts).
 import type {
   KubernetesObject,
   V1ClusterRole,

@@ -26,7 +26,9 @@ export interface WatchOptions {
   readonly onRestart?: (reason: string) => void;
 }
 
-type Handler = (type: "ADDED" | "MODIFIED" | "DELETED" | "SYNC", obj: KubernetesObject) => void;
+/** What happened to an object; SYNC hands a cached one over again (resync). */
+export type WatchEvent = "ADDED" | "MODIFIED" | "DELETED" | "SYNC";
+type Handler = (type: WatchEvent, obj: KubernetesObject) => void;
 
 function pathOf(t: WatchTarget): string {
   const base = t.apiVersion.includes("/") ? `/apis/${t.apiVersion}` : `/api/${t.apiVersion}`;

@@ -1,5 +1,5 @@
 // The operator's log line for one reconcile: what it decided for which Dataflow and why.
-// Pure, so its format is tested without a cluster; controller.ts writes it.
+// Pure, so its format is tested without a cluster; dataflow-reconciler.ts writes it.
 import type { DataflowStatus } from "@waxflow/crds";
 import { hashOf } from "../desired/objects.ts";
 import type { Action, Plan } from "./reconcile.ts";

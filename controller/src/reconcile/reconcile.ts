@@ -1,5 +1,5 @@
 // reconcile(observed, now) -> plan: one pure function of what was observed. It never
-// talks to the API server; the executor (controller.ts) carries out the actions and writes
+// talks to the API server; the executor (dataflow-reconciler.ts) carries out the actions and writes
 // the status, before them when it records a step they start (see statusFirst).
 import type {
   KubernetesObject,
