@@ -40,7 +40,7 @@ function tally(): { observe: (item: WindowCount) => void; totals: { windows: num
 
 export const countWindow: BenchCase = {
   title: "10 s tumbling countWindow, 1M events, 1k keys",
-  targets: { minItemsPerSec: 1_000_000, minRatio: 0.2 },
+  targets: { minRatio: 0.6 }, // issue 18: countWindow >= 0.6 of its plain loop
   async prepare() {
     return {
       async engine(): Promise<number> {

@@ -25,7 +25,7 @@ const EXPECTED_LAST_COUNT = N / KEYS;
 
 export const statefulCount: BenchCase = {
   title: "keyOn + statefulMap count, 1M items, 10k keys",
-  targets: { minItemsPerSec: 1_000_000, minRatio: 0.2 },
+  targets: { minRatio: 0.8 }, // issue 18: keyed statefulMap >= 0.8 of its plain loop
   async prepare() {
     return {
       async engine(): Promise<number> {
