@@ -27,7 +27,7 @@ import {
 } from "@waxflow/oci";
 import { build } from "esbuild";
 import { NODE_FLAGS } from "../controller/src/node-flags.ts";
-import { type DebianLock, fetchDebs, LOCK_FILE, readLock, resolveLock, rootfsEntries } from "./debian.ts";
+import { type DebianLock, fetchDebs, LOCK_FILE, osLayer, readLock, resolveLock } from "./debian.ts";
 
 const ROOT = join(import.meta.dirname, "..");
 const NODE_BIN = join(ROOT, "node_modules", "node", "bin", "node");
@@ -201,6 +201,18 @@ export async function writeImage(
 }
 
 /** Builds both images unless a build of the same inputs is in `cache` (default $WAXFLOW_CACHE/images). */
+/** Each build in `dir` holds its image twice (layout and archive): older ones beyond the newest two go. */
+export async function pruneBuilds(dir: string, key: string): Promise<void> {
+  const builds = await readdir(dir, { withFileTypes: true });
+  const dated = await Promise.all(
+    builds
+      .filter((d) => d.isDirectory() && /^[0-9a-f]{32}$/.test(d.name) && d.name !== key)
+      .map(async (d) => ({ name: d.name, mtime: (await stat(join(dir, d.name))).mtimeMs })),
+  );
+  for (const old of dated.sort((a, b) => b.mtime - a.mtime).slice(1))
+    await rm(join(dir, old.name), { recursive: true, force: true });
+}
+
 export async function buildImages(options: { log?: (line: string) => void; cache?: string } = {}): Promise<Images> {
   const log = options.log ?? (() => {});
   const t0 = performance.now();
@@ -230,10 +242,7 @@ export async function buildImages(options: { log?: (line: string) => void; cache
     log("fetching Debian packages");
     const debs = await fetchDebs(lock, join(cache, "debs"), log);
     log("writing layers");
-    const os = {
-      layer: await tarLayer(await rootfsEntries(debs)),
-      createdBy: `debian ${lock.suite}: ${lock.packages.map((p) => p.file).join(" ")}`,
-    };
+    const os = await osLayer(lock, debs);
     const nodeLayer = {
       layer: await tarLayer([{ path: "usr/local/bin/node", type: "file", contents: node, mode: 0o755 }]),
       createdBy: `node ${await version("node_modules/node")} from the npm registry`,

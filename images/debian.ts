@@ -6,7 +6,7 @@ import { execFile, spawn } from "node:child_process";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { GID, sha256, type TarEntry, UID } from "@waxflow/oci";
+import { GID, sha256, type TarEntry, tarLayer, UID } from "@waxflow/oci";
 import { extract } from "tar-stream";
 
 const run = promisify(execFile);
@@ -160,4 +160,12 @@ export async function rootfsEntries(debs: readonly string[]): Promise<TarEntry[]
 
 export async function readLock(): Promise<DebianLock> {
   return JSON.parse(await readFile(LOCK_FILE, "utf8")) as DebianLock;
+}
+
+/** The OS layer every image starts with, byte for byte the same: a node that holds one image holds it for all. */
+export async function osLayer(lock: DebianLock, debs: readonly string[]) {
+  return {
+    layer: await tarLayer(await rootfsEntries(debs)),
+    createdBy: `debian ${lock.suite}: ${lock.packages.map((p) => p.file).join(" ")}`,
+  };
 }

@@ -9,13 +9,13 @@
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { parseArgs, promisify } from "node:util";
 import { cacheDir, tarLayer } from "@waxflow/oci";
-import { type BaseImage, writeImage } from "./build.ts";
-import { type DebianLock, fetchDebs, packageEntries, readLock, resolveLock, rootfsEntries } from "./debian.ts";
+import { type BaseImage, pruneBuilds, writeImage } from "./build.ts";
+import { type DebianLock, fetchDebs, osLayer, packageEntries, readLock, resolveLock } from "./debian.ts";
 
 const run = promisify(execFile);
 const ROOT = join(import.meta.dirname, "..");
@@ -196,10 +196,7 @@ export async function buildKafkaImage(
     const jars = await fetchJars(lock.jars, join(cache, "jars"), log);
     log("writing layers");
     // The runtime's OS layer, byte for byte: a node that holds one image holds it for both.
-    const os = {
-      layer: await tarLayer(await rootfsEntries(baseDebs)),
-      createdBy: `debian ${base.suite}: ${base.packages.map((p) => p.file).join(" ")}`,
-    };
+    const os = await osLayer(base, baseDebs);
     const jre = {
       layer: await tarLayer(await packageEntries(jreDebs)),
       createdBy: `debian ${lock.debian.suite}: ${lock.debian.packages.map((p) => p.file).join(" ")}`,
@@ -227,18 +224,6 @@ export async function buildKafkaImage(
   await pruneBuilds(join(cache, "kafka"), key);
   const image = JSON.parse(await readFile(summary, "utf8")) as BaseImage;
   return { ...image, key, cached, ms: performance.now() - t0 };
-}
-
-/** Each build holds the image twice (layout and archive, ~0.5 GB): older ones beyond the newest two go. */
-async function pruneBuilds(dir: string, key: string): Promise<void> {
-  const builds = await readdir(dir, { withFileTypes: true });
-  const dated = await Promise.all(
-    builds
-      .filter((d) => d.isDirectory() && /^[0-9a-f]{32}$/.test(d.name) && d.name !== key)
-      .map(async (d) => ({ name: d.name, mtime: (await stat(join(dir, d.name))).mtimeMs })),
-  );
-  for (const old of dated.sort((a, b) => b.mtime - a.mtime).slice(1))
-    await rm(join(dir, old.name), { recursive: true, force: true });
 }
 
 if (import.meta.main) {

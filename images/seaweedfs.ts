@@ -10,12 +10,12 @@
 import { execFile, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parseArgs, promisify } from "node:util";
 import { cacheDir, tarLayer } from "@waxflow/oci";
-import { type BaseImage, writeImage } from "./build.ts";
-import { fetchDebs, readLock, rootfsEntries } from "./debian.ts";
+import { type BaseImage, pruneBuilds, writeImage } from "./build.ts";
+import { fetchDebs, osLayer, readLock } from "./debian.ts";
 
 const run = promisify(execFile);
 const ROOT = join(import.meta.dirname, "..");
@@ -100,10 +100,7 @@ export async function buildSeaweedfsImage(
     const debs = await fetchDebs(base, join(cache, "debs"), log);
     log("writing layers");
     // The runtime's OS layer, byte for byte: a node that holds one image holds it for both.
-    const os = {
-      layer: await tarLayer(await rootfsEntries(debs)),
-      createdBy: `debian ${base.suite}: ${base.packages.map((p) => p.file).join(" ")}`,
-    };
+    const os = await osLayer(base, debs);
     const store = {
       layer: await tarLayer([
         { path: WEED.slice(1), type: "file", contents: binary, mode: 0o755 },
@@ -129,18 +126,6 @@ export async function buildSeaweedfsImage(
   await pruneBuilds(join(cache, "seaweedfs"), key);
   const image = JSON.parse(await readFile(summary, "utf8")) as BaseImage & { version: string };
   return { ...image, key, cached, ms: performance.now() - t0 };
-}
-
-/** Each build holds the image twice (layout and archive, ~0.35 GB): older ones beyond the newest two go. */
-async function pruneBuilds(dir: string, key: string): Promise<void> {
-  const builds = await readdir(dir, { withFileTypes: true });
-  const dated = await Promise.all(
-    builds
-      .filter((d) => d.isDirectory() && /^[0-9a-f]{32}$/.test(d.name) && d.name !== key)
-      .map(async (d) => ({ name: d.name, mtime: (await stat(join(dir, d.name))).mtimeMs })),
-  );
-  for (const old of dated.sort((a, b) => b.mtime - a.mtime).slice(1))
-    await rm(join(dir, old.name), { recursive: true, force: true });
 }
 
 if (import.meta.main) {
