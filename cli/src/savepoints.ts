@@ -1,27 +1,13 @@
 // A Dataflow's savepoints, through process 0's HTTP API (POST/GET/DELETE /savepoints) on
 // the API server's pod proxy, with the state token derived from the cluster Secret, as
 // `df state` reaches its processes. The runtime serves savepoints from process 0 only.
-import { CONTAINER, type Dataflow } from "@waxflow/crds";
+import { CONTAINER, type Dataflow, SAVEPOINT_ID, type SavepointRecord } from "@waxflow/crds";
 import { STATE_TOKEN_HEADER } from "waxflow/state-token";
 import { refusal, stateToken } from "./commands/df/state.ts";
 import { UsageError, UserError } from "./errors.ts";
 import type { Cluster, ProxySend } from "./kube.ts";
 
-/** What the runtime answers for a savepoint (runtime/src/recovery/savepoint.ts). */
-export interface SavepointRecord {
-  readonly id: string;
-  readonly state: "pending" | "complete" | "failed";
-  readonly requestedAt: string;
-  readonly createdAt?: string;
-  readonly execution?: number;
-  readonly epoch?: number;
-  readonly processCount?: number;
-  readonly bytes?: number;
-  readonly sourceSet?: string;
-  readonly error?: string;
-}
-
-const SAVEPOINT_ID = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+export type { SavepointRecord };
 
 /** A savepoint id as `label` (the flag or argument) gave it. */
 export function savepointId(label: string, id: string): string {

@@ -4,9 +4,11 @@
 // every WAXFLOW_* variable the operator sets is one the runtime reads, so a renamed variable
 // cannot be set and silently ignored.
 import type { V1EnvVar } from "@kubernetes/client-node";
-import { withDefaults } from "@waxflow/crds";
-import { expect, test } from "vitest";
+import { SAVEPOINT_ID, type SavepointRecord, withDefaults } from "@waxflow/crds";
+import { expect, expectTypeOf, test } from "vitest";
 import { type Env, resolveCommand } from "../../runtime/src/cli/config.ts";
+import type { SavepointRecord as RuntimeSavepointRecord } from "../../runtime/src/recovery/savepoint.ts";
+import { SAVEPOINT_ID as RUNTIME_SAVEPOINT_ID } from "../../runtime/src/recovery/start-from.ts";
 import { desiredStatefulSet } from "../src/desired/objects.ts";
 import { dataflow } from "./fixtures.ts";
 
@@ -130,3 +132,9 @@ test.each(["fresh:7", "savepoint:sp-20261205-103500-g7", "savepoint:sp-20261205-
     expect([...Object.keys(env)].filter((n) => n.startsWith("WAXFLOW_") && !read.has(n))).toEqual([]);
   },
 );
+
+// The runtime may not import @waxflow/crds, so it writes the savepoint API's shapes itself.
+test("a savepoint id and record mean the same to the runtime as to waxctl and the operator", () => {
+  expect(RUNTIME_SAVEPOINT_ID.source).toBe(SAVEPOINT_ID.source);
+  expectTypeOf<RuntimeSavepointRecord>().toEqualTypeOf<SavepointRecord>();
+});

@@ -51,3 +51,22 @@ export const isPodReady = (pod: WithConditions): boolean => holds(pod, "Ready");
 
 /** The API server serves the CRD's resources once it is Established. */
 export const isCrdEstablished = (crd: WithConditions): boolean => holds(crd, "Established");
+
+/** A savepoint's id: what its bucket keys, `spec.restoreFrom.savepoint` and the CLI's arguments hold. */
+export const SAVEPOINT_ID_PATTERN = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$";
+export const SAVEPOINT_ID = new RegExp(SAVEPOINT_ID_PATTERN);
+
+/** A savepoint as process 0's `/savepoints` answers it (runtime/src/recovery/savepoint.ts). */
+export interface SavepointRecord {
+  readonly id: string;
+  readonly state: "pending" | "complete" | "failed";
+  readonly requestedAt: string;
+  readonly createdAt?: string;
+  readonly execution?: number;
+  readonly epoch?: number;
+  readonly processCount?: number;
+  readonly bytes?: number;
+  readonly sourceSet?: string;
+  /** One line, when failed. */
+  readonly error?: string;
+}

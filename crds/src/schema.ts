@@ -1,6 +1,7 @@
 // The Dataflow resource, written once. The CRD YAML (../dataflows.waxflow.io.yaml) and the
 // TypeScript types (types.gen.ts) are generated from these objects by `npm run gen -w crds`.
 // `tsType` is a hint for the type generator only; it is stripped from the YAML.
+import { SAVEPOINT_ID_PATTERN } from "./contract.ts";
 
 export const GROUP = "waxflow.io";
 export const VERSION = "v1alpha1";
@@ -411,7 +412,7 @@ export const specSchema = {
           type: "string",
           minLength: 1,
           maxLength: 63,
-          pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
+          pattern: SAVEPOINT_ID_PATTERN,
           description: "The savepoint's id, as `waxctl df savepoint list` shows it.",
         },
         prefix: {

@@ -8,6 +8,7 @@ import {
   IMAGE_BY_DIGEST_PATTERN,
   MAX_NAME_LENGTH,
   MIN_SNAPSHOT_INTERVAL,
+  SAVEPOINT_ID,
   specSchema,
   type UPGRADE_MODES,
 } from "@waxflow/crds";
@@ -315,8 +316,6 @@ function upgradeOptions(flags: DeployFlags): Pick<DeployOptions, "upgradeMode" |
       : { rollback: { enabled: true, readyTimeout: duration("rollback-after", flags.rollbackAfter) } }),
   };
 }
-
-const SAVEPOINT_ID = new RegExp(specSchema.properties.restoreFrom.properties.savepoint.pattern);
 
 /** --from-savepoint reads the savepoint from the backup bucket, as the CRD's rule says. */
 function restoreFromOptions(flags: DeployFlags): Pick<DeployOptions, "restoreFrom"> {

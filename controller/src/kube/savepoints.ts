@@ -4,24 +4,19 @@
 import type { IncomingMessage } from "node:http";
 import type { RequestOptions } from "node:https";
 import type { KubeConfig } from "@kubernetes/client-node";
-import { API_PORT, CLUSTER_SECRET_KEY, type Dataflow, STATE_TOKEN_HEADER, stateQueryToken } from "@waxflow/crds";
+import {
+  API_PORT,
+  CLUSTER_SECRET_KEY,
+  type Dataflow,
+  type SavepointRecord,
+  STATE_TOKEN_HEADER,
+  stateQueryToken,
+} from "@waxflow/crds";
+
+export type { SavepointRecord };
+
 import { clusterSecretName, refOf } from "../desired/objects.ts";
 import type { Kube } from "./client.ts";
-
-/** A savepoint as process 0 tells it (the runtime's API contract). */
-export interface SavepointRecord {
-  readonly id: string;
-  readonly state: "pending" | "complete" | "failed";
-  readonly requestedAt: string;
-  readonly createdAt?: string;
-  readonly execution?: number;
-  readonly epoch?: number;
-  readonly processCount?: number;
-  readonly bytes?: number;
-  readonly sourceSet?: string;
-  /** One line, when failed. */
-  readonly error?: string;
-}
 
 export interface Savepoints {
   /**

@@ -1,9 +1,10 @@
 import { Flags } from "@oclif/core";
+import type { SavepointRecord } from "@waxflow/crds";
 import { durationMs } from "@waxflow/crds";
 import { ClusterCommand, nameArg } from "../../../base.ts";
 import { dataflowName, duration } from "../../../deploy/options.ts";
 import { connect } from "../../../kube.ts";
-import { SavepointClient, type SavepointRecord, savepointId, waitForSavepoint } from "../../../savepoints.ts";
+import { SavepointClient, savepointId, waitForSavepoint } from "../../../savepoints.ts";
 import { bytes, seconds } from "../../../ui/format.ts";
 import { createProgress, outputMode } from "../../../ui/progress.ts";
 

@@ -1,7 +1,8 @@
+import type { SavepointRecord } from "@waxflow/crds";
 import { ClusterCommand, nameArg } from "../../../base.ts";
 import { dataflowName } from "../../../deploy/options.ts";
 import { connect } from "../../../kube.ts";
-import { SavepointClient, type SavepointRecord } from "../../../savepoints.ts";
+import { SavepointClient } from "../../../savepoints.ts";
 import { age, bytes, table } from "../../../ui/format.ts";
 
 export const SAVEPOINT_HEADERS = ["ID", "STATE", "EPOCH", "CREATED", "SIZE", "PROCESSES"] as const;
