@@ -67,8 +67,6 @@ const READINGS: ReadingsSettings = {
   follow: true,
 };
 
-/** B4's input lasts about 2 minutes, so every roll lands mid-stream. */
-const SLOW_READINGS: ReadingsSettings = { ...READINGS, intervalMs: 250 };
 const controllerImage = process.env.WAXFLOW_CONTROLLER_IMAGE;
 const storeImage = process.env.WAXFLOW_SEAWEEDFS_IMAGE;
 const work = mkdtempSync(join(tmpdir(), "waxflow-e2e-backup-"));
@@ -529,7 +527,7 @@ describe("restore from a bucket on kind", { timeout: 900_000 }, () => {
     const output = outputOverlay(UPGRADED_OUTPUT);
     await apply([output.claim]);
     const deploy = await waxctl([
-      ...deployFlags(UPGRADED, s3Endpoint(STORE_SETTINGS), CREDENTIALS, SLOW_READINGS),
+      ...deployFlags(UPGRADED, s3Endpoint(STORE_SETTINGS), CREDENTIALS),
       "-p",
       "3",
       "-w",
@@ -543,30 +541,30 @@ describe("restore from a bucket on kind", { timeout: 900_000 }, () => {
       "5m",
     ]);
     expect(deploy.code, deploy.stderr).toBe(0);
-    const expected = expectedCounts(SLOW_READINGS);
-    const total = SLOW_READINGS.partitions * SLOW_READINGS.perPartition;
+    const expected = expectedCounts(READINGS);
+    const total = READINGS.partitions * READINGS.perPartition;
     const upgradedCounts = async () => checkCounts(await volumeLines(NS, UPGRADED_OUTPUT, ""), expected);
     const df = `dataflow/${UPGRADED}`;
-    // No waxctl flag for it: set as a GitOps user would, in the spec. It restarts nothing.
+    // No waxctl flag for it: set as a GitOps user would, in the spec.
     const first = await pods(NS, UPGRADED);
     await kubectl("patch", df, "-n", NS, "--type=merge", "-p", '{"spec":{"upgradeMode":"savepoint"}}');
     const deployed = at();
 
-    // 1. An edit that replaces the processes: a savepoint first, the new processes start from it.
-    await eventually("a tenth of the readings counted", async () =>
-      (await upgradedCounts()).counted >= total / 10 ? true : undefined,
-    );
-    expect((await pods(NS, UPGRADED)).map((p) => p.metadata.uid).sort()).toEqual(
-      first.map((p) => p.metadata.uid).sort(),
-    );
+    // 1. An edit that replaces the processes: a savepoint first (the first complete backup
+    // set after the request, so mid-stream), the new processes start from it.
     await kubectl("patch", df, "-n", NS, "--type=json", "-p", addEnv("UPGRADE", "1"));
+    const generation = (await kubectlJson<{ metadata: { generation: number } }>("get", df, "-n", NS)).metadata
+      .generation;
     const upgraded = await untilRolled(first, (env) => env.UPGRADE === "1");
     const savepoint = (await dataflowStatus(UPGRADED)).lastSavepoint;
-    expect(savepoint?.id).toMatch(/^sp-\d{8}-\d{6}-g\d+$/);
+    // Taken for this edit's roll (the controller names it after the generation).
+    expect(savepoint?.id).toMatch(new RegExp(`^sp-\\d{8}-\\d{6}-g${generation}$`));
     expect(await eventReasons(UPGRADED)).toContain("SavepointTaken");
     await expectStartedFrom(savepoint?.id ?? "");
     expect((await tryKubectl("wait", "--for=condition=Ready", df, "-n", NS, "--timeout=60s")).code).toBe(0);
-    expectOnce(await upgradedCounts());
+    const mid = await upgradedCounts();
+    expectOnce(mid);
+    expect(mid.complete, "the upgrade must land mid-stream").toBeLessThan(READINGS.sensors);
     const upgradeDone = at();
 
     // 2. A broken edit (the module throws as it loads) with rollback on: a savepoint, the
@@ -580,7 +578,7 @@ describe("restore from a bucket on kind", { timeout: 900_000 }, () => {
       "-p",
       '{"spec":{"rollback":{"enabled":true,"readyTimeout":"40s"}}}',
     );
-    await kubectl("patch", df, "-n", NS, "--type=json", "-p", addEnv("READINGS_BATCH", "0"));
+    await kubectl("patch", df, "-n", NS, "--type=json", "-p", await setEnv({ READINGS_BATCH: "0" }));
     const broken = await untilRolled(upgraded, (env) => env.READINGS_BATCH === "0", false);
     const rolledBack = await eventually(
       "the rollback to the last Ready spec",
@@ -596,16 +594,14 @@ describe("restore from a bucket on kind", { timeout: 900_000 }, () => {
     expect(brokenSavepoint).not.toBe(savepoint?.id);
     expect(await eventReasons(UPGRADED)).toContain("RolledBack");
     // The old spec's pods (UPGRADE=1, no READINGS_BATCH=0), from the savepoint taken before the broken edit.
-    await untilRolled(broken, (env) => env.UPGRADE === "1" && env.READINGS_BATCH === String(SLOW_READINGS.batch));
+    await untilRolled(broken, (env) => env.UPGRADE === "1" && env.READINGS_BATCH === String(READINGS.batch));
     await expectStartedFrom(brokenSavepoint);
     const wait = await tryKubectl("wait", "--for=condition=Ready", df, "-n", NS, "--timeout=5s");
     expect(wait.code, "kubectl wait must not pass while rolled back").not.toBe(0);
     expectOnce(await upgradedCounts());
     const rolledBackAt = at();
 
-    // 3. A good edit rolls forward: the broken variable gone, another value for UPGRADE.
-    const env = (await kubectlJson<{ spec: { env: { name: string }[] } }>("get", df, "-n", NS)).spec.env;
-    const index = (name: string) => env.findLastIndex((e) => e.name === name);
+    // 3. A good edit rolls forward: the batch size back, another value for UPGRADE.
     await kubectl(
       "patch",
       df,
@@ -613,13 +609,10 @@ describe("restore from a bucket on kind", { timeout: 900_000 }, () => {
       NS,
       "--type=json",
       "-p",
-      JSON.stringify([
-        { op: "remove", path: `/spec/env/${index("READINGS_BATCH")}` },
-        { op: "replace", path: `/spec/env/${index("UPGRADE")}/value`, value: "2" },
-      ]),
+      await setEnv({ READINGS_BATCH: String(READINGS.batch), UPGRADE: "2" }),
     );
     const forward = await pods(NS, UPGRADED);
-    await untilRolled(forward, (e) => e.UPGRADE === "2" && e.READINGS_BATCH === String(SLOW_READINGS.batch));
+    await untilRolled(forward, (e) => e.UPGRADE === "2" && e.READINGS_BATCH === String(READINGS.batch));
     expect((await tryKubectl("wait", "--for=condition=Ready", df, "-n", NS, "--timeout=120s")).code).toBe(0);
     expect((await dataflowStatus(UPGRADED)).rolledBack).toBeUndefined();
     const forwardAt = at();
@@ -629,11 +622,11 @@ describe("restore from a bucket on kind", { timeout: 900_000 }, () => {
       async () => {
         const report = await upgradedCounts();
         if (report.duplicates.length > 0 || report.malformed.length > 0) return report;
-        return report.complete === SLOW_READINGS.sensors ? report : undefined;
+        return report.complete === READINGS.sensors ? report : undefined;
       },
       { timeoutMs: 240_000, everyMs: 3_000 },
     );
-    expect(after).toMatchObject({ complete: SLOW_READINGS.sensors, duplicates: [], gaps: [], malformed: [] });
+    expect(after).toMatchObject({ complete: READINGS.sensors, duplicates: [], gaps: [], malformed: [] });
     console.log(
       [
         `upgrade e2e: savepoints ${savepoint?.id} (upgrade), ${brokenSavepoint} (broken upgrade, rolled back); ${total} readings exactly once`,
@@ -665,6 +658,19 @@ function expectOnce(report: ReturnType<typeof checkCounts>): void {
 /** A JSON patch appending an env var to spec.env, as `kubectl patch --type=json` takes it. */
 function addEnv(name: string, value: string): string {
   return JSON.stringify([{ op: "add", path: "/spec/env/-", value: { name, value } }]);
+}
+
+/** A JSON patch replacing the values of variables B4's dataflow has in spec.env (names are unique there). */
+async function setEnv(values: Readonly<Record<string, string>>): Promise<string> {
+  const env = (await kubectlJson<{ spec: { env: { name: string }[] } }>("get", "dataflow", "-n", NS, UPGRADED)).spec
+    .env;
+  return JSON.stringify(
+    Object.entries(values).map(([name, value]) => {
+      const i = env.findIndex((e) => e.name === name);
+      if (i < 0) throw new Error(`${UPGRADED} has no spec.env ${name}`);
+      return { op: "replace", path: `/spec/env/${i}/value`, value };
+    }),
+  );
 }
 
 interface DataflowStatus {
