@@ -5,7 +5,10 @@
 // its store from the newest complete backup set, and every sensor's count must still be
 // exactly 1..n: the sink truncates its files back to the backup's positions. Then a
 // second dataflow with a wrong secret key must stop with one line naming the refused
-// credentials while the first goes on backing up to the same store.
+// credentials while the first goes on backing up to the same store. B3 takes a savepoint
+// of another running count, forks it under a new name (the fork resumes from the
+// savepoint's counts) and deletes the savepoint; B4 upgrades a third one through
+// savepoints (upgradeMode: savepoint), rolls a broken edit back and a good one forward.
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
