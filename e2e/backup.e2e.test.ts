@@ -5,7 +5,10 @@
 // its store from the newest complete backup set, and every sensor's count must still be
 // exactly 1..n: the sink truncates its files back to the backup's positions. Then a
 // second dataflow with a wrong secret key must stop with one line naming the refused
-// credentials while the first goes on backing up to the same store.
+// credentials while the first goes on backing up to the same store. B3 takes a savepoint
+// of another running count, forks it under a new name (the fork resumes from the
+// savepoint's counts) and deletes the savepoint; B4 upgrades a third one through
+// savepoints (upgradeMode: savepoint), rolls a broken edit back and a good one forward.
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -31,7 +34,7 @@ import {
   volumeLines,
   waxctl,
 } from "./lib/cluster.ts";
-import { checkCounts } from "./lib/counts.ts";
+import { checkCounts, checkResumedCounts } from "./lib/counts.ts";
 import type { Manifest } from "./lib/kafka.ts";
 import { completeSets, credentialsSecret, objectStoreManifests, openBucket, s3Endpoint } from "./lib/s3.ts";
 
@@ -47,6 +50,12 @@ const WRONG_CREDENTIALS = "wrong-credentials";
 /** Output on a claim of its own, which the loss spares: the recovery claims are what is lost. */
 const OUTPUT_CLAIM = `${FLOW}-output`;
 const OUTPUT_MOUNT = "/var/lib/waxflow/output";
+/** B3's source dataflow and its fork: output on stdout, read with kubectl logs (no process restarts). */
+const SOURCE = "e2e-sp";
+const FORK = `${SOURCE}-fork`;
+/** B4's dataflow, its output on a claim of its own (its processes are replaced three times). */
+const UPGRADED = "e2e-upgrade";
+const UPGRADED_OUTPUT = `${UPGRADED}-output`;
 /** The recovery claims of the dataflow (the StatefulSet's volumeClaimTemplate labels them). */
 const RECOVERY_CLAIMS = `waxflow.io/dataflow=${FLOW}`;
 const PROCESSES = ["app.kubernetes.io/name=waxflow", `waxflow.io/dataflow=${FLOW}`].join(",");
@@ -79,20 +88,58 @@ beforeAll(() => {
 }, 300_000);
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
+const STORE_SETTINGS = { namespace: NS, name: STORE, bucket: BUCKET } as const;
+const testEnv = { ...process.env, KUBECONFIG };
+let store: Promise<void> | undefined;
+
+/**
+ * The operator and the object store every scenario here uses, set up by the first scenario
+ * that runs (so `-t B3` alone works too): `waxctl install`, the SeaweedFS Deployment with
+ * the test keys, the credentials Secret, and a bucket that lists with those keys.
+ */
+function storeUp(): Promise<void> {
+  store ??= (async () => {
+    expect(controllerImage, "run through `npm run e2e`, which builds the images").toBeDefined();
+    expect(storeImage, "run through `npm run e2e`, which builds the SeaweedFS image").toBeDefined();
+    const install = await waxctl(["install", "--image", controllerImage ?? "", "--wait", "--json"]);
+    expect(install.code, install.stderr).toBe(0);
+    await apply([
+      ...objectStoreManifests({ ...STORE_SETTINGS, image: storeImage ?? "", keys: { [accessKeyId]: secretAccessKey } }),
+      credentialsSecret(NS, CREDENTIALS, accessKeyId, secretAccessKey),
+    ]);
+    const rollout = await tryKubectl("rollout", "status", `deployment/${STORE}`, "-n", NS, "--timeout=180s");
+    if (rollout.code !== 0) {
+      const log = await tryKubectl("logs", "-n", NS, `deployment/${STORE}`);
+      throw new Error(`object store not ready: ${rollout.stderr.trim()}\n${log.stdout}${log.stderr}`);
+    }
+    const bucket = await openBucket(STORE_SETTINGS, { accessKeyId, secretAccessKey, prefix: PREFIX }, testEnv);
+    try {
+      // The gateway answers before its filer is up: ready once the bucket lists with the keys.
+      await eventually("the bucket to list with the test keys", async () => {
+        await bucket.bucket.check();
+        return true;
+      });
+    } finally {
+      bucket.close();
+    }
+  })();
+  return store;
+}
+
 async function apply(manifests: readonly Manifest[]): Promise<void> {
   const file = join(work, `apply-${Date.now()}.json`);
   writeFileSync(file, JSON.stringify({ apiVersion: "v1", kind: "List", items: manifests }));
   await kubectl("apply", "-f", file);
 }
 
-/** The claim the output goes to and the pod template overlay that mounts it in every process. */
-function outputOverlay(): { claim: Manifest; template: string } {
-  const template = join(work, "pod-template.json");
+/** The claim `claimName` and the pod template overlay that mounts it at OUTPUT_MOUNT in every process. */
+function outputOverlay(claimName = OUTPUT_CLAIM): { claim: Manifest; template: string } {
+  const template = join(work, `pod-template-${claimName}.json`);
   writeFileSync(
     template,
     JSON.stringify({
       spec: {
-        volumes: [{ name: "output", persistentVolumeClaim: { claimName: OUTPUT_CLAIM } }],
+        volumes: [{ name: "output", persistentVolumeClaim: { claimName } }],
         containers: [{ name: "waxflow", volumeMounts: [{ name: "output", mountPath: OUTPUT_MOUNT }] }],
       },
     }),
@@ -100,7 +147,7 @@ function outputOverlay(): { claim: Manifest; template: string } {
   const claim = {
     apiVersion: "v1",
     kind: "PersistentVolumeClaim",
-    metadata: { name: OUTPUT_CLAIM, namespace: NS },
+    metadata: { name: claimName, namespace: NS },
     spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "100Mi" } } },
   };
   return { claim, template };
@@ -119,11 +166,11 @@ async function recoveryClaims(): Promise<Claim[]> {
   return (await kubectlJson<{ items: Claim[] }>("get", "pvc", "-n", NS, "-l", RECOVERY_CLAIMS)).items;
 }
 
-async function untilReady(processes: number): Promise<Pod[]> {
+async function untilReady(processes: number, flow = FLOW): Promise<Pod[]> {
   return eventually(
-    `${processes} pods of ${FLOW} Ready`,
+    `${processes} pods of ${flow} Ready`,
     async () => {
-      const now = await pods(NS, FLOW);
+      const now = await pods(NS, flow);
       return now.length === processes && now.every(isReady) ? now : undefined;
     },
     { timeoutMs: 240_000 },
@@ -131,7 +178,7 @@ async function untilReady(processes: number): Promise<Pod[]> {
 }
 
 /** `waxctl df deploy` of the running count with recovery on and backups to the store's bucket under its own name. */
-function deployFlags(name: string, endpoint: string, credentials: string): string[] {
+function deployFlags(name: string, endpoint: string, credentials: string, readings = READINGS): string[] {
   return [
     "df",
     "deploy",
@@ -154,15 +201,15 @@ function deployFlags(name: string, endpoint: string, credentials: string): strin
     "--backup-credentials-secret",
     credentials,
     "-e",
-    `READINGS_PARTITIONS=${READINGS.partitions}`,
+    `READINGS_PARTITIONS=${readings.partitions}`,
     "-e",
-    `READINGS_PER_PARTITION=${READINGS.perPartition}`,
+    `READINGS_PER_PARTITION=${readings.perPartition}`,
     "-e",
-    `READINGS_BATCH=${READINGS.batch}`,
+    `READINGS_BATCH=${readings.batch}`,
     "-e",
-    `READINGS_INTERVAL_MS=${READINGS.intervalMs}`,
+    `READINGS_INTERVAL_MS=${readings.intervalMs}`,
     "-e",
-    `READINGS_FOLLOW=${READINGS.follow}`,
+    `READINGS_FOLLOW=${readings.follow}`,
     "--json",
   ];
 }
@@ -174,43 +221,17 @@ const RESTORED = /process (\d+): restored the recovery store from backup set (\S
 
 describe("restore from a bucket on kind", { timeout: 900_000 }, () => {
   test("B1. every pod and every recovery claim of a -p 3 running count deleted: it restores from the bucket and counts on exactly once", async () => {
-    expect(controllerImage, "run through `npm run e2e`, which builds the images").toBeDefined();
-    expect(storeImage, "run through `npm run e2e`, which builds the SeaweedFS image").toBeDefined();
     const t0 = Date.now();
     const at = (): string => `${((Date.now() - t0) / 1000).toFixed(0)} s`;
-    const install = await waxctl(["install", "--image", controllerImage ?? "", "--wait", "--json"]);
-    expect(install.code, install.stderr).toBe(0);
-
-    const store = { namespace: NS, name: STORE, image: storeImage ?? "", bucket: BUCKET };
+    await storeUp();
     const output = outputOverlay();
-    await apply([
-      ...objectStoreManifests({ ...store, keys: { [accessKeyId]: secretAccessKey } }),
-      credentialsSecret(NS, CREDENTIALS, accessKeyId, secretAccessKey),
-      output.claim,
-    ]);
-    const rollout = await tryKubectl("rollout", "status", `deployment/${STORE}`, "-n", NS, "--timeout=180s");
-    if (rollout.code !== 0) {
-      const log = await tryKubectl("logs", "-n", NS, `deployment/${STORE}`);
-      throw new Error(`object store not ready: ${rollout.stderr.trim()}\n${log.stdout}${log.stderr}`);
-    }
-    const bucket = await openBucket(
-      store,
-      { accessKeyId, secretAccessKey, prefix: PREFIX },
-      {
-        ...process.env,
-        KUBECONFIG,
-      },
-    );
+    await apply([output.claim]);
+    const bucket = await openBucket(STORE_SETTINGS, { accessKeyId, secretAccessKey, prefix: PREFIX }, testEnv);
     try {
-      // The gateway answers before its filer is up: ready once the bucket lists with the keys.
-      await eventually("the bucket to list with the test keys", async () => {
-        await bucket.bucket.check();
-        return true;
-      });
       const storeReady = at();
 
       const deploy = await waxctl([
-        ...deployFlags(FLOW, s3Endpoint(store), CREDENTIALS),
+        ...deployFlags(FLOW, s3Endpoint(STORE_SETTINGS), CREDENTIALS),
         "-p",
         "3",
         "-w",
@@ -397,4 +418,318 @@ describe("restore from a bucket on kind", { timeout: 900_000 }, () => {
       expect(deleted.code, deleted.stderr).toBe(0);
     }
   });
+  test("B3. savepoint create, list, fork from it, delete: the fork resumes from the savepoint's counts, both count on exactly once, the bucket keeps nothing of the deleted savepoint", async () => {
+    const t0 = Date.now();
+    const at = (): string => `${((Date.now() - t0) / 1000).toFixed(0)} s`;
+    await storeUp();
+    const deploy = await waxctl([
+      ...deployFlags(SOURCE, s3Endpoint(STORE_SETTINGS), CREDENTIALS),
+      "-p",
+      "3",
+      "-w",
+      "2",
+      "--wait",
+      "--timeout",
+      "5m",
+    ]);
+    expect(deploy.code, deploy.stderr).toBe(0);
+    const deployed = at();
+    const total = READINGS.partitions * READINGS.perPartition;
+    const expected = expectedCounts(READINGS);
+    const counted = await eventually(
+      `${SOURCE} to count a sixth of the readings`,
+      async () => {
+        const report = checkCounts(await stdoutCounts(SOURCE), expected);
+        return report.counted >= total / 6 ? report.counted : undefined;
+      },
+      { timeoutMs: 120_000 },
+    );
+
+    // Waits until complete by default: the first complete backup set after the request.
+    const create = await waxctl(["df", "savepoint", "create", SOURCE, "-n", NS, "--json"]);
+    expect(create.code, create.stderr).toBe(0);
+    const taken = JSON.parse(create.stdout) as Savepoint;
+    expect(taken).toMatchObject({ state: "complete", processCount: 3 });
+    expect(taken.epoch).toBeGreaterThan(0);
+    const savepointAt = at();
+    const list = await waxctl(["df", "savepoint", "list", SOURCE, "-n", NS, "--json"]);
+    expect(list.code, list.stderr).toBe(0);
+    const listed = (JSON.parse(list.stdout) as { savepoints: Savepoint[] }).savepoints;
+    expect(listed.find((r) => r.id === taken.id)).toMatchObject({
+      id: taken.id,
+      state: "complete",
+      epoch: taken.epoch,
+      processCount: 3,
+    });
+
+    const fork = await waxctl(["df", "fork", SOURCE, "--name", FORK, "-n", NS, "--from-savepoint", taken.id]);
+    expect(fork.code, fork.stderr).toBe(0);
+    expect(fork.stdout).toContain(
+      `dataflow ${FORK} created in namespace ${NS} from savepoint ${taken.id} of ${SOURCE}`,
+    );
+    await untilReady(3, FORK);
+    const forkReady = at();
+    for (const i of [0, 1, 2]) {
+      const log = await kubectl("logs", "-n", NS, `${FORK}-${i}`);
+      expect(log, `${FORK}-${i} did not start from the savepoint:\n${log.slice(-3000)}`).toMatch(
+        new RegExp(
+          `process ${i}: restored the recovery store from savepoint ${taken.id} \\(backup set \\S+, execution \\d+, epoch ${taken.epoch},`,
+        ),
+      );
+    }
+
+    // Both count every reading: the source 1..n, the fork from the savepoint's count of
+    // each sensor to n, each once. The savepoint was taken after `counted` readings were.
+    const done = await eventually(
+      `${SOURCE} and ${FORK} to count every reading`,
+      async () => {
+        const source = checkCounts(await stdoutCounts(SOURCE), expected);
+        const forked = checkResumedCounts(await stdoutCounts(FORK), expected);
+        if ([source, forked].some((r) => r.duplicates.length > 0 || r.malformed.length > 0)) return { source, forked };
+        return source.complete === READINGS.sensors && forked.complete === READINGS.sensors
+          ? { source, forked }
+          : undefined;
+      },
+      { timeoutMs: 180_000, everyMs: 3_000 },
+    );
+    expect(done.source).toMatchObject({ complete: READINGS.sensors, duplicates: [], gaps: [], malformed: [] });
+    expect(done.forked).toMatchObject({ complete: READINGS.sensors, duplicates: [], gaps: [], malformed: [] });
+    const resumed = [...done.forked.resumedAt.values()].reduce((a, b) => a + b, 0);
+    expect(resumed, "the fork resumed from the savepoint, not from the start").toBeGreaterThanOrEqual(counted);
+    expect(resumed, "the savepoint was taken mid-stream").toBeLessThan(total);
+
+    const deleted = await waxctl(["df", "savepoint", "delete", SOURCE, taken.id, "-n", NS, "--json"]);
+    expect(deleted.code, deleted.stderr).toBe(0);
+    expect(JSON.parse(deleted.stdout)).toEqual({ deleted: taken.id });
+    const bucket = await openBucket(STORE_SETTINGS, { accessKeyId, secretAccessKey, prefix: SOURCE }, testEnv);
+    try {
+      expect(await bucket.bucket.list(bucket.bucket.savepointPrefix(taken.id))).toEqual([]);
+    } finally {
+      bucket.close();
+    }
+    const after = await waxctl(["df", "savepoint", "list", SOURCE, "-n", NS, "--json"]);
+    expect((JSON.parse(after.stdout) as { savepoints: Savepoint[] }).savepoints.map((r) => r.id)).not.toContain(
+      taken.id,
+    );
+    console.log(
+      [
+        `savepoint e2e: savepoint ${taken.id} (epoch ${taken.epoch}) of ${SOURCE} after ${counted} of ${total} readings; the fork resumed after ${resumed}`,
+        `  seconds: deployed ${deployed}, savepoint complete ${savepointAt}, fork Ready ${forkReady}, both complete and savepoint deleted ${at()}`,
+      ].join("\n"),
+    );
+    for (const name of [FORK, SOURCE]) {
+      const gone = await waxctl(["df", "delete", name, "-n", NS, "--purge", "--yes", "--wait"]);
+      expect(gone.code, gone.stderr).toBe(0);
+    }
+  });
+
+  test("B4. upgradeMode savepoint: an edit takes a savepoint and the new processes start from it; a broken edit rolls back to the last Ready spec; a good edit rolls forward; counts exactly once throughout", async () => {
+    const t0 = Date.now();
+    const at = (): string => `${((Date.now() - t0) / 1000).toFixed(0)} s`;
+    await storeUp();
+    const output = outputOverlay(UPGRADED_OUTPUT);
+    await apply([output.claim]);
+    const deploy = await waxctl([
+      ...deployFlags(UPGRADED, s3Endpoint(STORE_SETTINGS), CREDENTIALS),
+      "-p",
+      "3",
+      "-w",
+      "2",
+      "--pod-template",
+      output.template,
+      "-e",
+      `OUTPUT_DIR=${OUTPUT_MOUNT}`,
+      "--wait",
+      "--timeout",
+      "5m",
+    ]);
+    expect(deploy.code, deploy.stderr).toBe(0);
+    const expected = expectedCounts(READINGS);
+    const total = READINGS.partitions * READINGS.perPartition;
+    const upgradedCounts = async () => checkCounts(await volumeLines(NS, UPGRADED_OUTPUT, ""), expected);
+    const df = `dataflow/${UPGRADED}`;
+    // No waxctl flag for it: set as a GitOps user would, in the spec.
+    const first = await pods(NS, UPGRADED);
+    await kubectl("patch", df, "-n", NS, "--type=merge", "-p", '{"spec":{"upgradeMode":"savepoint"}}');
+    const deployed = at();
+
+    // 1. An edit that replaces the processes: a savepoint first (the first complete backup
+    // set after the request, so mid-stream), the new processes start from it.
+    await kubectl("patch", df, "-n", NS, "--type=json", "-p", addEnv("UPGRADE", "1"));
+    const generation = (await kubectlJson<{ metadata: { generation: number } }>("get", df, "-n", NS)).metadata
+      .generation;
+    const upgraded = await untilRolled(first, (env) => env.UPGRADE === "1");
+    const savepoint = (await dataflowStatus(UPGRADED)).lastSavepoint;
+    // Taken for this edit's roll (the controller names it after the generation).
+    expect(savepoint?.id).toMatch(new RegExp(`^sp-\\d{8}-\\d{6}-g${generation}$`));
+    expect(await eventReasons(UPGRADED)).toContain("SavepointTaken");
+    await expectStartedFrom(savepoint?.id ?? "");
+    expect((await tryKubectl("wait", "--for=condition=Ready", df, "-n", NS, "--timeout=60s")).code).toBe(0);
+    const mid = await upgradedCounts();
+    expectOnce(mid);
+    expect(mid.complete, "the upgrade must land mid-stream").toBeLessThan(READINGS.sensors);
+    const upgradeDone = at();
+
+    // 2. A broken edit (the module throws as it loads) with rollback on: a savepoint, the
+    // new processes fail, and after readyTimeout the last Ready spec runs again from it.
+    await kubectl(
+      "patch",
+      df,
+      "-n",
+      NS,
+      "--type=merge",
+      "-p",
+      '{"spec":{"rollback":{"enabled":true,"readyTimeout":"40s"}}}',
+    );
+    await kubectl("patch", df, "-n", NS, "--type=json", "-p", await setEnv({ READINGS_BATCH: "0" }));
+    const broken = await untilRolled(upgraded, (env) => env.READINGS_BATCH === "0", false);
+    const rolledBack = await eventually(
+      "the rollback to the last Ready spec",
+      async () => {
+        const status = await dataflowStatus(UPGRADED);
+        const ready = status.conditions?.find((c) => c.type === "Ready");
+        return ready?.reason === "RolledBack" ? { status, ready } : undefined;
+      },
+      { timeoutMs: 150_000 },
+    );
+    expect(rolledBack.ready.status).toBe("False");
+    const brokenSavepoint = rolledBack.status.lastSavepoint?.id ?? "";
+    expect(brokenSavepoint).not.toBe(savepoint?.id);
+    expect(await eventReasons(UPGRADED)).toContain("RolledBack");
+    // The old spec's pods (UPGRADE=1, no READINGS_BATCH=0), from the savepoint taken before the broken edit.
+    await untilRolled(broken, (env) => env.UPGRADE === "1" && env.READINGS_BATCH === String(READINGS.batch));
+    await expectStartedFrom(brokenSavepoint);
+    const wait = await tryKubectl("wait", "--for=condition=Ready", df, "-n", NS, "--timeout=5s");
+    expect(wait.code, "kubectl wait must not pass while rolled back").not.toBe(0);
+    expectOnce(await upgradedCounts());
+    const rolledBackAt = at();
+
+    // 3. A good edit rolls forward: the batch size back, another value for UPGRADE.
+    await kubectl(
+      "patch",
+      df,
+      "-n",
+      NS,
+      "--type=json",
+      "-p",
+      await setEnv({ READINGS_BATCH: String(READINGS.batch), UPGRADE: "2" }),
+    );
+    const forward = await pods(NS, UPGRADED);
+    await untilRolled(forward, (e) => e.UPGRADE === "2" && e.READINGS_BATCH === String(READINGS.batch));
+    expect((await tryKubectl("wait", "--for=condition=Ready", df, "-n", NS, "--timeout=120s")).code).toBe(0);
+    expect((await dataflowStatus(UPGRADED)).rolledBack).toBeUndefined();
+    const forwardAt = at();
+
+    const after = await eventually(
+      `${UPGRADED} to count every reading`,
+      async () => {
+        const report = await upgradedCounts();
+        if (report.duplicates.length > 0 || report.malformed.length > 0) return report;
+        return report.complete === READINGS.sensors ? report : undefined;
+      },
+      { timeoutMs: 240_000, everyMs: 3_000 },
+    );
+    expect(after).toMatchObject({ complete: READINGS.sensors, duplicates: [], gaps: [], malformed: [] });
+    console.log(
+      [
+        `upgrade e2e: savepoints ${savepoint?.id} (upgrade), ${brokenSavepoint} (broken upgrade, rolled back); ${total} readings exactly once`,
+        `  seconds: deployed ${deployed}, upgraded ${upgradeDone}, rolled back ${rolledBackAt}, rolled forward ${forwardAt}, complete ${at()}`,
+      ].join("\n"),
+    );
+    const gone = await waxctl(["df", "delete", UPGRADED, "-n", NS, "--purge", "--yes", "--wait"]);
+    expect(gone.code, gone.stderr).toBe(0);
+  });
 });
+
+interface Savepoint {
+  readonly id: string;
+  readonly state: string;
+  readonly epoch?: number;
+  readonly processCount?: number;
+}
+
+/** The `sensor,count` lines every process of `name` printed (stdout, beside its log lines). */
+async function stdoutCounts(name: string): Promise<string[]> {
+  const logs = await Promise.all((await pods(NS, name)).map((p) => kubectl("logs", "-n", NS, p.metadata.name)));
+  return logs.flatMap((l) => l.split("\n")).filter((l) => /^sensor-\d+,\d+$/.test(l));
+}
+
+function expectOnce(report: ReturnType<typeof checkCounts>): void {
+  expect(report).toMatchObject({ duplicates: [], gaps: [], malformed: [] });
+}
+
+/** A JSON patch appending an env var to spec.env, as `kubectl patch --type=json` takes it. */
+function addEnv(name: string, value: string): string {
+  return JSON.stringify([{ op: "add", path: "/spec/env/-", value: { name, value } }]);
+}
+
+/** A JSON patch replacing the values of variables B4's dataflow has in spec.env (names are unique there). */
+async function setEnv(values: Readonly<Record<string, string>>): Promise<string> {
+  const env = (await kubectlJson<{ spec: { env: { name: string }[] } }>("get", "dataflow", "-n", NS, UPGRADED)).spec
+    .env;
+  return JSON.stringify(
+    Object.entries(values).map(([name, value]) => {
+      const i = env.findIndex((e) => e.name === name);
+      if (i < 0) throw new Error(`${UPGRADED} has no spec.env ${name}`);
+      return { op: "replace", path: `/spec/env/${i}/value`, value };
+    }),
+  );
+}
+
+interface DataflowStatus {
+  lastSavepoint?: { id: string; epoch?: number };
+  rolledBack?: { generation: number };
+  conditions?: { type: string; status: string; reason?: string; message?: string }[];
+}
+
+async function dataflowStatus(name: string): Promise<DataflowStatus> {
+  return (await kubectlJson<{ status?: DataflowStatus }>("get", "dataflow", "-n", NS, name)).status ?? {};
+}
+
+async function eventReasons(name: string): Promise<string[]> {
+  const events = await kubectlJson<{ items: { reason?: string }[] }>(
+    "get",
+    "events",
+    "-n",
+    NS,
+    "--field-selector",
+    `involvedObject.name=${name},involvedObject.kind=Dataflow`,
+  );
+  return events.items.map((e) => e.reason ?? "");
+}
+
+interface EnvPod extends Pod {
+  spec?: { containers?: { name: string; env?: { name: string; value?: string }[] }[] };
+}
+
+const podEnv = (pod: EnvPod): Record<string, string> =>
+  Object.fromEntries(
+    (pod.spec?.containers?.find((c) => c.name === "waxflow")?.env ?? []).map((e) => [e.name, e.value ?? ""]),
+  );
+
+/**
+ * Until every process of B4's dataflow is a new pod (none of `before`'s UIDs) whose env
+ * passes `wanted`, all Ready (or, `ready` false, merely there: a broken spec never is).
+ */
+async function untilRolled(before: readonly Pod[], wanted: (env: Record<string, string>) => boolean, ready = true) {
+  const old = new Set(before.map((p) => p.metadata.uid));
+  return eventually(
+    "the processes of the new spec",
+    async () => {
+      const now = (await pods(NS, UPGRADED)) as EnvPod[];
+      const fresh = now.filter((p) => !old.has(p.metadata.uid) && wanted(podEnv(p)));
+      return fresh.length === 3 && now.length === 3 && (!ready || now.every(isReady)) ? now : undefined;
+    },
+    { timeoutMs: 180_000 },
+  );
+}
+
+/** Every process of B4's dataflow logged that it started from savepoint `id`. */
+async function expectStartedFrom(id: string): Promise<void> {
+  for (const i of [0, 1, 2]) {
+    const log = await kubectl("logs", "-n", NS, `${UPGRADED}-${i}`);
+    expect(log, `${UPGRADED}-${i} did not start from savepoint ${id}:\n${log.slice(-3000)}`).toContain(
+      `process ${i}: restored the recovery store from savepoint ${id} `,
+    );
+  }
+}

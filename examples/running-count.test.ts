@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { expect, test } from "vitest";
-import { checkCounts } from "../e2e/lib/counts.ts";
+import { checkCounts, checkResumedCounts } from "../e2e/lib/counts.ts";
 import { expectedCounts, type ReadingsSettings } from "./running-count.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
@@ -106,4 +106,26 @@ test("running-count: SIGKILL mid-stream, then resume, still counts every reading
     malformed: [],
     counted: 1600,
   });
+});
+
+test("checkResumedCounts: a run that resumed from another's state counts each sensor on from where it resumed, once", () => {
+  const expected = new Map([
+    ["sensor-0", 4],
+    ["sensor-1", 3],
+  ]);
+  const resumed = ["sensor-0,3", "sensor-1,1", "sensor-0,4", "sensor-1,2", "sensor-1,3"];
+  expect(checkResumedCounts(resumed, expected)).toEqual({
+    resumedAt: new Map([
+      ["sensor-0", 2],
+      ["sensor-1", 0],
+    ]),
+    complete: 2,
+    duplicates: [],
+    gaps: [],
+    malformed: [],
+  });
+  // A replayed count, a lost one and a line of another sensor are each named.
+  const broken = checkResumedCounts(["sensor-0,2", "sensor-0,4", "sensor-0,4", "sensor-9,1"], expected);
+  expect(broken).toMatchObject({ complete: 0, duplicates: ["sensor-0: 4 (2x)"], gaps: ["sensor-0: 3"] });
+  expect(broken.malformed).toEqual(["sensor-9,1"]);
 });

@@ -48,3 +48,54 @@ export function checkCounts(lines: Iterable<string>, expected: ReadonlyMap<strin
   }
   return { complete, duplicates, gaps, malformed, counted };
 }
+
+export interface ResumedReport {
+  /** Per sensor, the count it resumed after: one below the lowest count written (0: from the start). */
+  readonly resumedAt: ReadonlyMap<string, number>;
+  /** Sensors whose lines are exactly resumedAt+1..expected. */
+  readonly complete: number;
+  readonly duplicates: string[];
+  /** Counts missing between a sensor's lowest and highest count written. */
+  readonly gaps: string[];
+  readonly malformed: string[];
+}
+
+/**
+ * Exactly once for a dataflow that started from another's state (a fork from a savepoint):
+ * per sensor the counts written are one unbroken run, each once, from where it resumed to
+ * the expected total. A sensor with no line yet resumed at nothing known (absent).
+ */
+export function checkResumedCounts(lines: Iterable<string>, expected: ReadonlyMap<string, number>): ResumedReport {
+  const seen = new Map<string, Map<number, number>>();
+  const malformed: string[] = [];
+  for (const line of lines) {
+    const match = /^([^,]+),(\d+)$/.exec(line);
+    const sensor = match?.[1];
+    if (match === null || sensor === undefined || !expected.has(sensor)) {
+      if (line !== "") malformed.push(line);
+      continue;
+    }
+    const times = seen.get(sensor) ?? new Map<number, number>();
+    times.set(Number(match[2]), (times.get(Number(match[2])) ?? 0) + 1);
+    seen.set(sensor, times);
+  }
+  const resumedAt = new Map<string, number>();
+  const duplicates: string[] = [];
+  const gaps: string[] = [];
+  let complete = 0;
+  for (const [sensor, n] of expected) {
+    const times = seen.get(sensor);
+    if (times === undefined) continue;
+    const low = Math.min(...times.keys());
+    const top = Math.max(...times.keys());
+    resumedAt.set(sensor, low - 1);
+    for (let c = low; c <= top; c++) {
+      const t = times.get(c) ?? 0;
+      if (t === 0) gaps.push(`${sensor}: ${c}`);
+      if (t > 1) duplicates.push(`${sensor}: ${c} (${t}x)`);
+    }
+    if (top > n) duplicates.push(`${sensor}: counted to ${top}, only ${n} readings`);
+    if (top === n && times.size === n - low + 1 && [...times.values()].every((t) => t === 1)) complete++;
+  }
+  return { resumedAt, complete, duplicates, gaps, malformed };
+}
