@@ -1,15 +1,3 @@
-// Restore after losing every volume, on kind: an S3-compatible store in the cluster (the
-// waxflow-seaweedfs image, e2e/lib/s3.ts), a running count deployed by waxctl with
-// -p 3 --recovery and backups to its bucket, then every pod AND every recovery claim of
-// the dataflow deleted. The StatefulSet recreates them empty; each process must restore
-// its store from the newest complete backup set, and every sensor's count must still be
-// exactly 1..n: the sink truncates its files back to the backup's positions. Then a
-// second dataflow with a wrong secret key must stop with one line naming the refused
-// credentials while the first goes on backing up to the same store. B3 takes a savepoint
-// of another running count, forks it under a new name (the fork resumes from the
-// savepoint's counts) and deletes the savepoint; B4 upgrades a third one through
-// savepoints (upgradeMode: savepoint), rolls a broken edit back and a good one forward.
-import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -18,13 +6,14 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { expectedCounts, type ReadingsSettings } from "../examples/running-count.ts";
 import { BackupBucket } from "../runtime/src/recovery/backup.ts";
 import {
-  CLUSTER,
+  applyList,
   eventually,
   isReady,
   KUBECONFIG,
   killPods,
   kubectl,
   kubectlJson,
+  loadImageArchives,
   type Pod,
   pods,
   replaced,
@@ -79,13 +68,7 @@ const secretAccessKey = randomBytes(18).toString("hex");
 restrictedNamespace(NS);
 
 // The store's image goes into the node here, not in run.sh: only this file needs it.
-beforeAll(() => {
-  const archive = process.env.WAXFLOW_SEAWEEDFS_ARCHIVE;
-  if (archive === undefined) return;
-  const t0 = Date.now();
-  execFileSync("kind", ["load", "image-archive", archive, "--name", CLUSTER], { stdio: "pipe" });
-  console.log(`kind load image-archive ${archive}: ${((Date.now() - t0) / 1000).toFixed(0)} s`);
-}, 300_000);
+beforeAll(() => loadImageArchives(process.env.WAXFLOW_SEAWEEDFS_ARCHIVE), 300_000);
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 const STORE_SETTINGS = { namespace: NS, name: STORE, bucket: BUCKET } as const;
@@ -126,11 +109,7 @@ function storeUp(): Promise<void> {
   return store;
 }
 
-async function apply(manifests: readonly Manifest[]): Promise<void> {
-  const file = join(work, `apply-${Date.now()}.json`);
-  writeFileSync(file, JSON.stringify({ apiVersion: "v1", kind: "List", items: manifests }));
-  await kubectl("apply", "-f", file);
-}
+const apply = (manifests: readonly Manifest[]): Promise<void> => applyList(work, manifests);
 
 /** The claim `claimName` and the pod template overlay that mounts it at OUTPUT_MOUNT in every process. */
 function outputOverlay(claimName = OUTPUT_CLAIM): { claim: Manifest; template: string } {

@@ -1,21 +1,16 @@
-// Exactly-once from Kafka to Kafka on kind, across a pod kill and a rescale: a one-node
-// KRaft broker (the waxflow-kafka image) with SASL PLAIN, examples/kafka-anonymize.ts
-// deployed by waxctl with -p 3 -w 2 --recovery and its credentials from a Secret, a
-// producer pod writing while one process is killed and the dataflow is scaled 3 -> 2, and
-// a read_committed consumer pod that must find every expected output once and nothing else.
-import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import {
-  CLUSTER,
+  applyList,
   eventually,
   isReady,
   killPods,
   kubectl,
   kubectlJson,
+  loadImageArchives,
   type Pod,
   podGet,
   podNamed,
@@ -66,21 +61,10 @@ restrictedNamespace(NS);
 
 // The broker image and the runtime image (for the client pods) go into the node here, not
 // in run.sh: only this file needs them.
-beforeAll(async () => {
-  for (const archive of [process.env.WAXFLOW_KAFKA_ARCHIVE, process.env.WAXFLOW_RUNTIME_ARCHIVE]) {
-    if (archive === undefined) continue;
-    const t0 = Date.now();
-    execFileSync("kind", ["load", "image-archive", archive, "--name", CLUSTER], { stdio: "pipe" });
-    console.log(`kind load image-archive ${archive}: ${((Date.now() - t0) / 1000).toFixed(0)} s`);
-  }
-}, 600_000);
+beforeAll(() => loadImageArchives(process.env.WAXFLOW_KAFKA_ARCHIVE, process.env.WAXFLOW_RUNTIME_ARCHIVE), 600_000);
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-async function apply(manifests: readonly Manifest[]): Promise<void> {
-  const file = join(work, `apply-${Date.now()}.json`);
-  writeFileSync(file, JSON.stringify({ apiVersion: "v1", kind: "List", items: manifests }));
-  await kubectl("apply", "-f", file);
-}
+const apply = (manifests: readonly Manifest[]): Promise<void> => applyList(work, manifests);
 
 function client(name: string, script: string, env: Record<string, string> = {}): Manifest {
   return clientPod({ namespace: NS, name, image: runtimeImage ?? "", secret: SECRET, script, env });

@@ -1,6 +1,7 @@
 // The e2e suite's handles on the kind cluster: kubectl and waxctl as a user runs them, and
 // the recovery volumes read straight from the node (the runtime image has no shell).
-import { execFile } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
@@ -206,4 +207,21 @@ export function restrictedNamespace(namespace: string): void {
   afterAll(async () => {
     if (process.env.E2E_KEEP !== "true") await tryKubectl("delete", "namespace", namespace, "--wait=false");
   });
+}
+
+/** Loads image archives (built by run.sh for the one file that needs them) into the kind node; undefined ones are skipped. */
+export function loadImageArchives(...archives: readonly (string | undefined)[]): void {
+  for (const archive of archives) {
+    if (archive === undefined) continue;
+    const t0 = Date.now();
+    execFileSync("kind", ["load", "image-archive", archive, "--name", CLUSTER], { stdio: "pipe" });
+    console.log(`kind load image-archive ${archive}: ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  }
+}
+
+/** `kubectl apply` of objects as one List, through a file in `dir`. */
+export async function applyList(dir: string, items: readonly object[]): Promise<void> {
+  const file = join(dir, `apply-${Date.now()}.json`);
+  writeFileSync(file, JSON.stringify({ apiVersion: "v1", kind: "List", items }));
+  await kubectl("apply", "-f", file);
 }
