@@ -3,10 +3,11 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { expectedCounts, type ReadingsSettings } from "../examples/running-count.ts";
+import { expectedCounts, type ReadingsSettings, settingsEnv } from "../examples/running-count.ts";
 import { BackupBucket } from "../runtime/src/recovery/backup.ts";
 import {
   applyList,
+  envFlags,
   eventually,
   isReady,
   KUBECONFIG,
@@ -179,16 +180,7 @@ function deployFlags(name: string, endpoint: string, credentials: string, readin
     name,
     "--backup-credentials-secret",
     credentials,
-    "-e",
-    `READINGS_PARTITIONS=${readings.partitions}`,
-    "-e",
-    `READINGS_PER_PARTITION=${readings.perPartition}`,
-    "-e",
-    `READINGS_BATCH=${readings.batch}`,
-    "-e",
-    `READINGS_INTERVAL_MS=${readings.intervalMs}`,
-    "-e",
-    `READINGS_FOLLOW=${readings.follow}`,
+    ...envFlags(settingsEnv(readings)),
     "--json",
   ];
 }

@@ -9,8 +9,9 @@ import { describe, expect, test } from "vitest";
 import { SELECTOR as OPERATOR_SELECTOR } from "../cli/src/install/manifests.ts";
 import { startRegistry } from "../cli/test/registry-server.ts";
 import { registryBinary } from "../cli/test/tools.ts";
-import { expectedCounts, type ReadingsSettings } from "../examples/running-count.ts";
+import { expectedCounts, type ReadingsSettings, settingsEnv } from "../examples/running-count.ts";
 import {
+  envFlags,
   eventually,
   isReady,
   killPods,
@@ -56,16 +57,7 @@ function deployFlags(name: string, settings: ReadingsSettings, ...more: string[]
     "2s",
     "-e",
     `OUTPUT_DIR=${SHARED_OUTPUT.has(name) ? SHARED_MOUNT : `/var/lib/waxflow/recovery/${OUTPUT}`}`,
-    "-e",
-    `READINGS_PARTITIONS=${settings.partitions}`,
-    "-e",
-    `READINGS_PER_PARTITION=${settings.perPartition}`,
-    "-e",
-    `READINGS_BATCH=${settings.batch}`,
-    "-e",
-    `READINGS_INTERVAL_MS=${settings.intervalMs}`,
-    "-e",
-    `READINGS_FOLLOW=${settings.follow}`,
+    ...envFlags(settingsEnv(settings)),
     "--json",
     ...more,
   ];

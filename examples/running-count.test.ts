@@ -2,9 +2,9 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { expect, test } from "vitest";
+import { expect, test, vi } from "vitest";
 import { checkCounts, checkResumedCounts } from "../e2e/lib/counts.ts";
-import { expectedCounts, type ReadingsSettings } from "./running-count.ts";
+import { expectedCounts, type ReadingsSettings, settingsEnv, settingsFromEnv } from "./running-count.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const SETTINGS: ReadingsSettings = {
@@ -128,4 +128,15 @@ test("checkResumedCounts: a run that resumed from another's state counts each se
   const broken = checkResumedCounts(["sensor-0,2", "sensor-0,4", "sensor-0,4", "sensor-9,1"], expected);
   expect(broken).toMatchObject({ complete: 0, duplicates: ["sensor-0: 4 (2x)"], gaps: ["sensor-0: 3"] });
   expect(broken.malformed).toEqual(["sensor-9,1"]);
+});
+
+test("settingsEnv gives the variables settingsFromEnv reads back as the same settings", () => {
+  const settings: ReadingsSettings = { ...SETTINGS, partitions: 3, batch: 7, intervalMs: 0, follow: true };
+  for (const [name, value] of Object.entries(settingsEnv(settings))) vi.stubEnv(name, value);
+  vi.stubEnv("SENSORS", String(settings.sensors));
+  try {
+    expect(settingsFromEnv()).toEqual(settings);
+  } finally {
+    vi.unstubAllEnvs();
+  }
 });

@@ -53,6 +53,17 @@ export function settingsFromEnv(): ReadingsSettings {
   };
 }
 
+/** The variables settingsFromEnv reads back as `settings` (sensors aside): what a deploy passes with -e. */
+export function settingsEnv(settings: ReadingsSettings): Record<string, string> {
+  return {
+    READINGS_PARTITIONS: String(settings.partitions),
+    READINGS_PER_PARTITION: String(settings.perPartition),
+    READINGS_BATCH: String(settings.batch),
+    READINGS_INTERVAL_MS: String(settings.intervalMs),
+    READINGS_FOLLOW: String(settings.follow),
+  };
+}
+
 /** The sensor of reading `offset` of feed `feed`: a pure function, so a replay is identical. */
 export function sensorOf(settings: ReadingsSettings, feed: number, offset: number): string {
   return `sensor-${(feed * 7 + offset * 5) % settings.sensors}`;

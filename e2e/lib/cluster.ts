@@ -225,3 +225,8 @@ export async function applyList(dir: string, items: readonly object[]): Promise<
   writeFileSync(file, JSON.stringify({ apiVersion: "v1", kind: "List", items }));
   await kubectl("apply", "-f", file);
 }
+
+/** `-e NAME=VALUE` for each variable, as `waxctl df deploy` takes them. */
+export function envFlags(env: Readonly<Record<string, string>>): string[] {
+  return Object.entries(env).flatMap(([name, value]) => ["-e", `${name}=${value}`]);
+}
