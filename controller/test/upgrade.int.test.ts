@@ -22,7 +22,7 @@ import { type Dataflow, type DataflowSpec, GROUP, PLURAL, stateQueryToken, VERSI
 import { afterAll, beforeAll, describe, expect, test, vi } from "vitest";
 import { Controller } from "../src/controller.ts";
 import { installCrd } from "../src/kube/crd.ts";
-import { PodProxySavepoints, type SavepointRecord, type Savepoints } from "../src/kube/savepoints.ts";
+import { MAX_ANSWER_CHARS, PodProxySavepoints, type SavepointRecord, type Savepoints } from "../src/kube/savepoints.ts";
 import { setQuiet } from "../src/log.ts";
 import { IMAGE } from "./fixtures.ts";
 import { createDataflow, startCluster, type TestCluster, waitFor } from "./harness/apiserver.ts";
@@ -363,6 +363,16 @@ describe("the Savepoints seam through the API server's pod proxy", () => {
           if (id === "sp-nobackup") return send(409, { error: "savepoints need spec.recovery.backup (a bucket)" });
           return send(202, { id, state: "pending", requestedAt: "2026-12-05T10:35:00Z" });
         }
+        if (req.method === "GET" && req.url === "/savepoints/sp-huge") {
+          // A hostile process: an answer without end.
+          res.writeHead(200, { "content-type": "application/json" });
+          const chunk = "x".repeat(64 * 1024);
+          const more = (): void => {
+            while (!res.destroyed && res.write(chunk));
+            if (!res.destroyed) res.once("drain", more);
+          };
+          return more();
+        }
         if (req.method === "GET" && req.url === "/savepoints/sp-taken") {
           return send(200, { id: "sp-taken", state: "complete", requestedAt: "2026-12-05T10:35:00Z", epoch: 9 });
         }
@@ -412,6 +422,10 @@ describe("the Savepoints seam through the API server's pod proxy", () => {
     // Refused: the process's line, naming the savepoint and the pod.
     await expect(real.trigger(px, "sp-nobackup")).rejects.toThrow(
       "savepoint sp-nobackup: POST /savepoints on pod px-0 answered 409: savepoints need spec.recovery.backup (a bucket)",
+    );
+    // An answer past the bound is cut off with one line, not held in memory.
+    await expect(real.get(px, "sp-huge")).rejects.toThrow(
+      `pod px-0 answered GET /savepoints/sp-huge with more than ${MAX_ANSWER_CHARS} characters`,
     );
     // No pod of that name: the API server's own 404 is an error, not "no such savepoint".
     const gone = { metadata: { name: "gone", namespace: NS, uid: "uid-gone" } } as Dataflow;

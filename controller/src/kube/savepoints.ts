@@ -29,6 +29,9 @@ export interface Savepoints {
   get(dataflow: Dataflow, id: string): Promise<SavepointRecord | undefined>;
 }
 
+/** A savepoint record is a few hundred bytes; an API server's refusal a few kilobytes. */
+export const MAX_ANSWER_CHARS = 64 * 1024;
+
 interface Answer {
   readonly status: number;
   readonly body: string;
@@ -131,6 +134,12 @@ export class PodProxySavepoints implements Savepoints {
         res.setEncoding("utf8");
         res.on("data", (chunk: string) => {
           text += chunk;
+          // The pod runs user code: an answer is read only up to a bound, or the operator could be made to hold any amount.
+          if (text.length > MAX_ANSWER_CHARS) {
+            req.destroy(
+              new Error(`pod ${name}-0 answered ${method} /${path} with more than ${MAX_ANSWER_CHARS} characters`),
+            );
+          }
         });
         res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
         res.on("error", reject);
