@@ -23,6 +23,8 @@ import { networkReason } from "@waxflow/oci";
 import { namespaceName } from "./deploy/options.ts";
 import { UsageError, UserError } from "./errors.ts";
 
+/** The most of a process's answer (a page of /state, /metrics) waxctl holds: a page of 1000 large values fits. */
+export const MAX_POD_ANSWER_CHARS = 32 * 1024 * 1024;
 export interface ClusterFlags {
   readonly kubeconfig?: string;
   readonly context?: string;
@@ -460,6 +462,10 @@ export class Cluster {
           res.setEncoding("utf8");
           res.on("data", (chunk: string) => {
             body += chunk;
+            // The pod runs the dataflow's code: its answer is read only up to a bound.
+            if (body.length > MAX_POD_ANSWER_CHARS) {
+              req.destroy(new Error(`pod ${name} answered with more than ${MAX_POD_ANSWER_CHARS} characters`));
+            }
           });
           res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
           res.on("error", reject);
