@@ -282,11 +282,11 @@ type Group = [key: string, values: unknown[]];
 
 // The per-item loops here index rather than use for-of: for-of allocated an iterator
 // result per item in this operator (seen in a sampling allocation profile).
-function groupByMap(items: readonly [string, unknown][]): Group[] {
+function groupByMap(stepId: string, items: readonly unknown[]): Group[] {
   const groups = new Map<string, unknown[]>();
   const order: Group[] = [];
   for (let i = 0; i < items.length; i++) {
-    const [key, value] = items[i] as [string, unknown];
+    const [key, value] = keyed(stepId, items[i]);
     const values = groups.get(key);
     if (values === undefined) {
       const fresh = [value];
@@ -298,8 +298,9 @@ function groupByMap(items: readonly [string, unknown][]): Group[] {
 }
 
 /** A stable sort of the items and one pass over its runs: no map when keys are distinct. */
-function groupBySort(items: readonly [string, unknown][]): Group[] {
-  const sorted = items.slice().sort(byKey);
+function groupBySort(stepId: string, items: readonly unknown[]): Group[] {
+  for (let i = 0; i < items.length; i++) keyed(stepId, items[i]);
+  const sorted = (items as [string, unknown][]).slice().sort(byKey);
   const groups: Group[] = [];
   let start = 0;
   while (start < sorted.length) {
@@ -407,12 +408,11 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
 
   /** Groups the batch by key (keys sorted, values in arrival order) and activates each key once. */
   process(epoch: number, batch: unknown[]): void {
-    for (let i = 0; i < batch.length; i++) keyed(this.stepId, batch[i]);
-    const items = batch as [string, unknown][];
-    const groups = this.#fewKeys ? groupByMap(items) : groupBySort(items);
+    // Both groupings check each item is a [key, value] pair before any key is activated.
+    const groups = this.#fewKeys ? groupByMap(this.stepId, batch) : groupBySort(this.stepId, batch);
     // The next batch likely looks like this one: a map of per-key arrays wins when keys
     // repeat, a sort of the items when most keys are distinct.
-    this.#fewKeys = groups.length * 4 < items.length;
+    this.#fewKeys = groups.length * 4 < batch.length;
     const out: unknown[] = [];
     callUser(
       this.stepId,
