@@ -8,7 +8,7 @@ import { BuildError } from "../errors.ts";
 import type { LogicResult, StatefulBatchLogic } from "../graph.ts";
 import { filterMapValue, statefulBatch } from "../operators/index.ts";
 import type { Clock, ClockLogic } from "./clock.ts";
-import { toMetadata, type Windower, type WindowerLogic, type WindowMetadata } from "./windower.ts";
+import { toMetadata, type WindowBounds, type Windower, type WindowerLogic, type WindowMetadata } from "./windower.ts";
 
 /** The logic of one window of one key. */
 export interface WindowLogic<V, W, S> {
@@ -48,6 +48,18 @@ type WindowEvent<V, W> =
 
 type Events<V, W> = WindowEvent<V, W>[];
 
+/**
+ * Pushes what a window's logic emitted as events. The per-item loops of this file index
+ * arrays rather than use for-of, which allocated an iterator result per item here.
+ */
+function pushEmits<V, W>(events: Events<V, W>, id: number, emitted: Iterable<W>): void {
+  if (!Array.isArray(emitted)) {
+    for (const w of emitted) events.push([id, "emit", w]);
+    return;
+  }
+  for (let i = 0; i < emitted.length; i++) events.push([id, "emit", emitted[i] as W]);
+}
+
 /** The windows of one key. */
 class KeyWindows<V, W, S> implements StatefulBatchLogic<V, WindowEvent<V, W>, WindowSnapshot<S>> {
   #watermark = Number.NEGATIVE_INFINITY;
@@ -77,11 +89,13 @@ class KeyWindows<V, W, S> implements StatefulBatchLogic<V, WindowEvent<V, W>, Wi
   onBatch(values: V[]): LogicResult<WindowEvent<V, W>> {
     this.clock.beforeBatch();
     const events: Events<V, W> = [];
-    for (const value of values) {
+    for (let i = 0; i < values.length; i++) {
+      const value = values[i] as V;
       const timestamp = this.clock.onItem(value);
       this.#advance(this.clock.watermark());
       if (timestamp < this.#watermark) {
-        for (const id of this.windower.lateFor(timestamp)) events.push([id, "late", value]);
+        const ids = this.windower.lateFor(timestamp);
+        for (let j = 0; j < ids.length; j++) events.push([ids[j] as number, "late", value]);
       } else if (this.ordered) {
         this.#queue.push([value, timestamp]);
       } else {
@@ -152,36 +166,45 @@ class KeyWindows<V, W, S> implements StatefulBatchLogic<V, WindowEvent<V, W>, Wi
         due = this.#queue;
         this.#queue = [];
       }
-      for (const [value, timestamp] of due) this.#apply(value, timestamp, events);
+      for (let i = 0; i < due.length; i++) {
+        const [value, timestamp] = due[i] as [V, number];
+        this.#apply(value, timestamp, events);
+      }
     }
-    for (const [id, bounds] of this.windower.closeFor(this.#watermark)) {
+    const closed = this.windower.closeFor(this.#watermark);
+    for (let i = 0; i < closed.length; i++) {
+      const [id, bounds] = closed[i] as [number, WindowBounds];
       const logic = this.#logics.get(id) as WindowLogic<V, W, S>;
       this.#logics.delete(id);
-      for (const w of logic.onClose()) events.push([id, "emit", w]);
+      pushEmits(events, id, logic.onClose());
       events.push([id, "meta", toMetadata(bounds)]);
     }
   }
 
   /** Adds an on-time item to its windows, opening them as needed. */
   #apply(value: V, timestamp: number, events: Events<V, W>): void {
-    for (const id of this.windower.openFor(timestamp)) {
+    const ids = this.windower.openFor(timestamp);
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i] as number;
       let logic = this.#logics.get(id);
       if (logic === undefined) {
         logic = this.builder(undefined);
         this.#logics.set(id, logic);
       }
-      for (const w of logic.onValue(value)) events.push([id, "emit", w]);
+      pushEmits(events, id, logic.onValue(value));
     }
     this.#merge(events);
   }
 
   #merge(events: Events<V, W>): void {
-    for (const [original, target] of this.windower.merged()) {
+    const merged = this.windower.merged();
+    for (let i = 0; i < merged.length; i++) {
+      const [original, target] = merged[i] as readonly [number, number];
       if (original === target) continue;
       const from = this.#logics.get(original) as WindowLogic<V, W, S>;
       this.#logics.delete(original);
       const into = this.#logics.get(target) as WindowLogic<V, W, S>;
-      for (const w of into.onMerge(from)) events.push([target, "emit", w]);
+      pushEmits(events, target, into.onMerge(from));
     }
   }
 
