@@ -20,6 +20,7 @@
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import * as tls from "node:tls";
+import { DEFAULT_PEER_TIMEOUT_MS } from "../defaults.ts";
 import { type ExchangeMessage, packMessages, type Transport } from "../engine/transport.ts";
 import {
   type ControlMessage,
@@ -99,11 +100,8 @@ export interface Refusal {
   readonly detail: string;
 }
 
-/**
- * A crashed process is noticed at once, by its closed connection; this only catches a peer
- * that hangs or becomes unreachable, so it leaves room for a process starved of CPU.
- */
-export const DEFAULT_PEER_TIMEOUT_MS = 15_000;
+export { DEFAULT_PEER_TIMEOUT_MS };
+
 const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** Holders are numbered after the cluster's processes; no real cluster shrinks by more. */
 const MAX_PROCESS_INDEX = 0xffff;
