@@ -49,6 +49,7 @@ import {
   PROOF_BYTES,
   startsWithMagic,
 } from "./handshake.ts";
+import { PeerError, PeerLostError } from "./peer-errors.ts";
 
 export interface PeerAddress {
   readonly host: string;
@@ -109,18 +110,7 @@ const PSK_IDENTITY = "waxflow";
 /** ECDHE: forward secrecy on top of the pre-shared key. Node offers PSK with TLS 1.2 only. */
 const TLS_OPTIONS = { ciphers: "ECDHE-PSK-CHACHA20-POLY1305", minVersion: "TLSv1.2", maxVersion: "TLSv1.2" } as const;
 
-/** A peer process was lost or refused us; the cluster cannot go on. */
-export class PeerError extends Error {
-  override name = "PeerError";
-}
-
-/**
- * The cluster lost a peer, or could not form in time: nothing about this process or its
- * configuration is wrong, so re-forming the cluster (a restart) can cure it.
- */
-export class PeerLostError extends PeerError {
-  override name = "PeerLostError";
-}
+export { PeerError, PeerLostError };
 
 /** A well-formed frame its sender's role does not allow. */
 class RoleViolation extends Error {
