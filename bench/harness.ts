@@ -75,7 +75,8 @@ export interface Figure {
  * that reports figures instead of a throughput.
  */
 export interface Measurement {
-  measure(): Promise<readonly Figure[]>;
+  /** `opts`: the bench's --runs and --warmup, for a measurement that repeats itself. */
+  measure(opts?: MeasureOptions): Promise<readonly Figure[]>;
 }
 
 export interface BenchCase {
@@ -213,7 +214,7 @@ export async function measure(entry: CaseEntry, opts: MeasureOptions): Promise<C
     const runners = await bench.prepare();
     if ("skipped" in runners) return { ...base, verdict: "SKIP", reason: runners.skipped };
     if ("measure" in runners) {
-      const figures = await runners.measure();
+      const figures = await runners.measure(opts);
       const misses = figures
         .filter((f) => f.below !== undefined && !(f.value < f.below))
         .map((f) => `${f.name} ${formatFigure(f.value)} ${f.unit} >= ${formatFigure(f.below ?? 0)} ${f.unit}`);

@@ -12,6 +12,7 @@ export const cases: readonly CaseEntry[] = [
   { name: "step-metrics-keyed", load: async () => (await import("./step-metrics.ts")).stepMetricsKeyed },
   { name: "recovery-overhead", load: async () => (await import("./recovery.ts")).recoveryOverhead },
   { name: "resume-100k", load: async () => (await import("./recovery.ts")).resume100k },
+  { name: "thread-start", load: async () => (await import("./thread-start.ts")).threadStart },
   { name: "scale-workers-2", load: async () => (await import("./scale.ts")).workers2 },
   { name: "scale-workers-2-cpu", load: async () => (await import("./scale.ts")).workers2Cpu },
   { name: "scale-processes-2", load: async () => (await import("./scale.ts")).processes2 },

@@ -4,6 +4,8 @@
  * configuration (flags, then environment), loads the dataflow, runs it to the end of its
  * inputs and turns the outcome into an exit code and, on failure, one line on stderr.
  */
+// First: starts the worker threads before the rest of the runtime is evaluated.
+import "./cli/prestart.ts";
 import { readFileSync } from "node:fs";
 import type { Server } from "node:http";
 import { fileURLToPath } from "node:url";
@@ -13,6 +15,7 @@ import { stateQueryToken } from "./api/state-token.ts";
 import { enableCompileCacheFor } from "./cli/compile-cache.ts";
 import { type Command, type Env, type RunConfig, resolveCommand, unsupported } from "./cli/config.ts";
 import { HELP } from "./cli/help.ts";
+import { takePrestarted } from "./cli/prestart.ts";
 import { dieWithSupervisor, requestRestart, supervise, supervised } from "./cli/supervise.ts";
 import { type MeshSecurity, parseAddresses } from "./cluster/mesh.ts";
 import type { Dataflow } from "./dataflow.ts";
@@ -108,6 +111,8 @@ export async function main(argv: readonly string[], env: Env, cwd: string): Prom
     config.holder ? "holder" : "process",
   );
   let api: Server | undefined;
+  const module = { path: config.modulePath, exportName: config.exportName, cwd };
+  const threads = takePrestarted(config, module);
   try {
     // Served before peers connect, so probes see live-but-not-ready while the cluster forms.
     const { secret } = config.mesh;
@@ -134,7 +139,8 @@ export async function main(argv: readonly string[], env: Env, cwd: string): Prom
     }
     await execute(flow, {
       workers: config.workersPerProcess,
-      module: { path: config.modulePath, exportName: config.exportName, cwd },
+      module,
+      threads,
       epochIntervalMs: config.epochIntervalMs,
       cluster: {
         processId: config.processId,
@@ -170,6 +176,8 @@ export async function main(argv: readonly string[], env: Env, cwd: string): Prom
       return EXIT_FAILURE;
     }
   } finally {
+    // Threads the run did not get to use (it failed before its workers started).
+    for (const thread of threads ?? []) thread.release();
     api?.close();
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);

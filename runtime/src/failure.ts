@@ -4,7 +4,7 @@
  * threads, which send their failure to the process as this line.
  */
 
-import { PeerError, PeerLostError } from "./cluster/mesh.ts";
+import { PeerError, PeerLostError } from "./cluster/peer-errors.ts";
 import { BuildError, StepError, UsageError } from "./errors.ts";
 import { LoadError } from "./process/load.ts";
 import { RecoveryError } from "./recovery/errors.ts";

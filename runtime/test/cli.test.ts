@@ -109,6 +109,15 @@ describe("failures: one line on stderr", () => {
     ]);
   });
 
+  test("with -w 2 the threads, started while the process loads, end with it: the same one line", async () => {
+    const r = await waxflow(["run", `${FIXTURES}/no-flow.ts`, "-w", "2"]);
+    expect(r.code).toBe(1);
+    expect(lines(r.stderr)).toEqual([
+      `error: ${FIXTURES}/no-flow.ts exports no Dataflow as \`flow\` or default ` +
+        `(name another export with ${FIXTURES}/no-flow.ts:<name>); exports found: answer (number), helper (function)`,
+    ]);
+  });
+
   test("a named export that is not a factory", async () => {
     const r = await waxflow(["run", `${FIXTURES}/no-flow.ts:helper`]);
     expect(r.stderr).toBe(`error: ${FIXTURES}/no-flow.ts:helper() returned string, not a Dataflow\n`);

@@ -6,10 +6,9 @@
 import { isIP } from "node:net";
 import { parseArgs } from "node:util";
 import type { ClusterSecret } from "../cluster/handshake.ts";
-import { DEFAULT_PEER_TIMEOUT_MS } from "../cluster/mesh.ts";
+import { DEFAULT_EPOCH_INTERVAL_MS, DEFAULT_PEER_TIMEOUT_MS, DEFAULT_START_TIMEOUT_MS } from "../defaults.ts";
 import { UsageError } from "../errors.ts";
 import { DEFAULT_PROGRESS_INTERVAL_MS } from "../log.ts";
-import { DEFAULT_EPOCH_INTERVAL_MS, DEFAULT_START_TIMEOUT_MS } from "../process/execute.ts";
 import { DEFAULT_BACKUP_KEEP } from "../recovery/backup-config.ts";
 import { parseStartFrom, type StartFrom } from "../recovery/start-from.ts";
 

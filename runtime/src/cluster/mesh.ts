@@ -20,6 +20,7 @@
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import * as tls from "node:tls";
+import { DEFAULT_PEER_TIMEOUT_MS } from "../defaults.ts";
 import { type ExchangeMessage, packMessages, type Transport } from "../engine/transport.ts";
 import {
   type ControlMessage,
@@ -48,6 +49,7 @@ import {
   PROOF_BYTES,
   startsWithMagic,
 } from "./handshake.ts";
+import { PeerError, PeerLostError } from "./peer-errors.ts";
 
 export interface PeerAddress {
   readonly host: string;
@@ -99,11 +101,8 @@ export interface Refusal {
   readonly detail: string;
 }
 
-/**
- * A crashed process is noticed at once, by its closed connection; this only catches a peer
- * that hangs or becomes unreachable, so it leaves room for a process starved of CPU.
- */
-export const DEFAULT_PEER_TIMEOUT_MS = 15_000;
+export { DEFAULT_PEER_TIMEOUT_MS };
+
 const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** Holders are numbered after the cluster's processes; no real cluster shrinks by more. */
 const MAX_PROCESS_INDEX = 0xffff;
@@ -111,18 +110,7 @@ const PSK_IDENTITY = "waxflow";
 /** ECDHE: forward secrecy on top of the pre-shared key. Node offers PSK with TLS 1.2 only. */
 const TLS_OPTIONS = { ciphers: "ECDHE-PSK-CHACHA20-POLY1305", minVersion: "TLSv1.2", maxVersion: "TLSv1.2" } as const;
 
-/** A peer process was lost or refused us; the cluster cannot go on. */
-export class PeerError extends Error {
-  override name = "PeerError";
-}
-
-/**
- * The cluster lost a peer, or could not form in time: nothing about this process or its
- * configuration is wrong, so re-forming the cluster (a restart) can cure it.
- */
-export class PeerLostError extends PeerError {
-  override name = "PeerLostError";
-}
+export { PeerError, PeerLostError };
 
 /** A well-formed frame its sender's role does not allow. */
 class RoleViolation extends Error {

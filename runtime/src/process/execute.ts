@@ -11,6 +11,7 @@
 import { StateRouter } from "../api/state.ts";
 import { type MeshSecurity, type PeerAddress, ProcessMesh } from "../cluster/mesh.ts";
 import type { Dataflow } from "../dataflow.ts";
+import { DEFAULT_EPOCH_INTERVAL_MS, DEFAULT_START_TIMEOUT_MS } from "../defaults.ts";
 import type { StateStore } from "../engine/state-store.ts";
 import { Worker } from "../engine/worker.ts";
 import {
@@ -32,10 +33,10 @@ import { checkOutputFiles } from "../recovery/output-files.ts";
 import type { Savepoints } from "../recovery/savepoint.ts";
 import { appliedStartFrom, clearPartitions, markStartFrom, type StartFrom } from "../recovery/start-from.ts";
 import { RecoveryStore, type SnapshotStats } from "../recovery/store.ts";
-import { type RegistryJson, runThreads, type ThreadData, type WorkerView } from "./threads.ts";
+import type { StartingThread, ThreadModule } from "./thread-start.ts";
+import { type RegistryJson, runThreads, type WorkerView } from "./threads.ts";
 
-/** Bytewax's default epoch length when recovery is off. */
-export const DEFAULT_EPOCH_INTERVAL_MS = 10_000;
+export { DEFAULT_EPOCH_INTERVAL_MS, DEFAULT_START_TIMEOUT_MS };
 
 /** Where snapshots go and how long they are kept (Bytewax's RecoveryConfig). */
 export interface RecoveryConfig {
@@ -88,7 +89,9 @@ export interface ExecuteOptions {
    * Where `flow` comes from, so that each worker thread can load it: with more than one
    * worker, workers then run as threads. `waxflow run` passes it.
    */
-  readonly module?: ThreadData["module"];
+  readonly module?: ThreadModule;
+  /** Worker threads started already, loading `module` (cli/prestart.ts): used instead of starting new ones. */
+  readonly threads?: readonly StartingThread[];
   readonly signal?: AbortSignal;
   /** Called once the cluster is connected and the workers are built. */
   readonly onStart?: (run: RunningProcess) => void;
@@ -117,8 +120,6 @@ export interface RunningProcess {
 }
 
 const SINGLE: ClusterConfig = { processId: 0, addresses: [{ host: "127.0.0.1", port: 0 }] };
-/** How long a start waits for peers, and for holders of missing recovery stores. */
-export const DEFAULT_START_TIMEOUT_MS = 60_000;
 
 export async function execute(flow: Dataflow, opts: ExecuteOptions = {}): Promise<void> {
   const perProcess = opts.workers ?? 1;
@@ -282,6 +283,7 @@ export async function execute(flow: Dataflow, opts: ExecuteOptions = {}): Promis
     if (opts.module !== undefined && (perProcess > 1 || cluster.addresses.length > 1)) {
       const threads = runThreads({
         module: opts.module,
+        threads: opts.threads,
         processId: cluster.processId,
         workersPerProcess: perProcess,
         count,

@@ -1,26 +1,48 @@
 /**
  * A worker thread (threads.ts): loads the dataflow module itself (a Dataflow holds
- * functions, which cannot be sent between threads), runs one Worker over ThreadLinks and
- * reports to the process's thread until its inputs end or it fails.
+ * functions, which cannot be sent between threads) as soon as it starts, waits for its
+ * ThreadData (thread-start.ts), then runs one Worker over ThreadLinks and reports to the
+ * process's thread until its inputs end or it fails.
  */
+import { createRequire } from "node:module";
 import { inspect } from "node:util";
-import { workerData } from "node:worker_threads";
-import { register } from "prom-client";
+import { parentPort, workerData } from "node:worker_threads";
 import { Worker } from "../engine/worker.ts";
 import { describeFailure } from "../failure.ts";
-import { RecoveryStore } from "../recovery/store.ts";
+import type { RecoveryStore } from "../recovery/store.ts";
 import { loadDataflow } from "./load.ts";
-import { type ThreadData, ThreadLinks } from "./threads.ts";
+import type { ThreadStart } from "./thread-start.ts";
+import { type RegistryJson, type ThreadData, ThreadLinks } from "./threads.ts";
 
-const data = workerData as ThreadData;
+const { module } = workerData as ThreadStart;
+// Loaded while the process connects and resumes; a failure is reported once there is a link to report it on.
+const loading = loadDataflow(module.path, module.exportName, module.cwd);
+loading.catch(() => {});
+const data = await new Promise<ThreadData>((resolve) => parentPort?.once("message", resolve));
+const require = createRequire(import.meta.url);
+const PROM_CLIENT = require.resolve("prom-client");
+
+/**
+ * What connectors registered on this thread's default registry. prom-client is most of
+ * what a thread would import at its start, and only a connector with metrics loads it:
+ * until one has, the registry is empty and prom-client stays unloaded.
+ */
+async function connectorMetrics(): Promise<RegistryJson> {
+  if (!(PROM_CLIENT in require.cache)) return [];
+  const { register } = await import("prom-client");
+  return register.getMetricsAsJSON();
+}
+
 const abort = new AbortController();
 const links = new ThreadLinks(data, (reason) => abort.abort(new Error(reason)));
 let store: RecoveryStore | undefined;
 let stats: NodeJS.Timeout | undefined;
 try {
-  const flow = await loadDataflow(data.module.path, data.module.exportName, data.module.cwd);
+  const flow = await loading;
   const r = data.recovery;
   if (r !== undefined) {
+    // Loaded only with recovery: every thread of a start pays for what it imports.
+    const { RecoveryStore } = await import("../recovery/store.ts");
     // The process's own connection holds the directory's lock.
     store = RecoveryStore.open(r.dbDir, { snapshotIntervalMs: r.snapshotIntervalMs, backupIntervalMs: 0, lock: false });
     store.joinExecution(r.execution, r.resumeEpoch);
@@ -48,7 +70,7 @@ try {
   links.answerQueries((query) => worker.query(query));
   // Connectors register their metrics on this thread's default registry, which no server reads: it travels here.
   const report = async (): Promise<void> => {
-    const metrics = await register.getMetricsAsJSON();
+    const metrics = await connectorMetrics();
     links.post({ k: "stats", epoch: worker.epoch, steps: worker.stepCounts(), lastCommit: worker.lastCommit, metrics });
   };
   stats = setInterval(() => void report(), data.statsMs);

@@ -11,9 +11,7 @@
  * than MAX_IN_FLIGHT of its batches unacknowledged, or while a mesh socket is full; the
  * process stops reading the mesh while a thread is behind on items from other processes.
  */
-import { extname } from "node:path";
-import { fileURLToPath } from "node:url";
-import { MessageChannel, type MessagePort, Worker as NodeWorker, receiveMessageOnPort } from "node:worker_threads";
+import { MessageChannel, type MessagePort, receiveMessageOnPort } from "node:worker_threads";
 import type { MetricObjectWithValues, MetricValue } from "prom-client";
 import type { ProcessMesh } from "../cluster/mesh.ts";
 import type { StateAnswer, StateQuery } from "../engine/state-query.ts";
@@ -21,6 +19,7 @@ import { type ExchangeMessage, packMessages, type Transport } from "../engine/tr
 import type { Commit, StepCount } from "../engine/worker.ts";
 import { WorkerThreadError } from "../failure.ts";
 import type { SnapshotStats } from "../recovery/store.ts";
+import { StartingThread, type ThreadModule } from "./thread-start.ts";
 
 /** Batches a link may have unacknowledged before its sender pauses. */
 export const MAX_IN_FLIGHT = 64;
@@ -34,9 +33,8 @@ const STATS_MS = 500;
 /** How long an aborted thread has to stop before it is terminated. */
 const TERMINATE_AFTER_MS = 10_000;
 
-/** What a worker thread is started with. */
+/** What a worker thread runs with, posted to it once it has started (thread-start.ts). */
 export interface ThreadData {
-  readonly module: { readonly path: string; readonly exportName?: string; readonly cwd: string };
   readonly index: number;
   readonly count: number;
   readonly processId: number;
@@ -257,7 +255,9 @@ class ThreadView implements WorkerView {
 }
 
 export interface ThreadRunOptions {
-  readonly module: ThreadData["module"];
+  readonly module: ThreadModule;
+  /** Threads started already (cli/prestart.ts), loading `module`, by local worker index; the rest are started here. */
+  readonly threads?: readonly StartingThread[];
   readonly processId: number;
   readonly workersPerProcess: number;
   readonly count: number;
@@ -276,9 +276,6 @@ export interface ThreadRunOptions {
   /** A worker ran to the end of its inputs, after its last commit. */
   readonly ended?: (worker: number) => void;
 }
-
-/** The thread entry, beside this file: .ts when run from source, .js when built. */
-const ENTRY = new URL(`./thread-entry${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
 
 /**
  * Starts this process's workers as threads. `views` are ready at once (for the API);
@@ -312,7 +309,7 @@ export function runThreads(opts: ThreadRunOptions): {
     opts.fail(failure);
   };
   const ports: MessagePort[] = [];
-  const threads: NodeWorker[] = [];
+  const threads: StartingThread[] = [];
   const started = Promise.withResolvers<void>();
   let starting = w;
   const credits = views.map(() => new Credits());
@@ -336,7 +333,6 @@ export function runThreads(opts: ThreadRunOptions): {
     const peers = peerPorts[local] as Map<number, MessagePort>;
     const link = credits[local] as Credits;
     const data: ThreadData = {
-      module: opts.module,
       index: view.index,
       count: opts.count,
       processId: opts.processId,
@@ -348,7 +344,7 @@ export function runThreads(opts: ThreadRunOptions): {
       process: theirs,
       peers,
     };
-    const thread = new NodeWorker(ENTRY, { workerData: data, transferList: [theirs, ...peers.values()] });
+    const thread = opts.threads?.[local] ?? new StartingThread(opts.module);
     threads.push(thread);
     const mesh = opts.mesh.transport(local);
     mesh.listen((from, messages) => {
@@ -396,8 +392,7 @@ export function runThreads(opts: ThreadRunOptions): {
     };
     mine.on("message", handle);
     return new Promise<void>((resolve) => {
-      thread.on("error", (err) => fail(err));
-      thread.on("exit", (code) => {
+      const exit = (code: number): void => {
         // The thread's last messages may not have been handled yet: the exit comes another way.
         for (let m = receiveMessageOnPort(mine); m !== undefined; m = receiveMessageOnPort(mine)) {
           handle(m.message as ThreadToProcess);
@@ -409,7 +404,8 @@ export function runThreads(opts: ThreadRunOptions): {
         view.ended();
         mine.close();
         resolve();
-      });
+      };
+      thread.run(data, [theirs, ...peers.values()], { error: (err) => fail(err), exit });
     });
   });
   const abort = (): void => {
