@@ -11,20 +11,20 @@ import { readFileSync, realpathSync } from "node:fs";
 import { extname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isMainThread } from "node:worker_threads";
-import { StartingThread, type ThreadModule } from "../process/thread-start.ts";
+import { StartingThread, type ThreadModule, workersInThreads } from "../process/thread-start.ts";
 import { enableCompileCacheFor } from "./compile-cache.ts";
 import { type RunConfig, resolveCommand, unsupported } from "./config.ts";
 
 /** cli.ts or cli.js, beside this directory: the program this module starts threads for. */
 const CLI = fileURLToPath(new URL(`../cli${extname(fileURLToPath(import.meta.url))}`, import.meta.url));
 
-/** Whether `config` runs its workers as threads (execute.ts makes the same choice). */
+/** Whether `config` runs its workers as threads, as execute.ts will run them. */
 export function runsThreads(config: RunConfig): boolean {
   return (
     !config.supervise &&
     !config.holder &&
     unsupported(config) === undefined &&
-    (config.workersPerProcess > 1 || config.addresses.length > 1)
+    workersInThreads(config.workersPerProcess, config.addresses.length)
   );
 }
 

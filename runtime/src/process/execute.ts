@@ -33,7 +33,7 @@ import { checkOutputFiles } from "../recovery/output-files.ts";
 import type { Savepoints } from "../recovery/savepoint.ts";
 import { appliedStartFrom, clearPartitions, markStartFrom, type StartFrom } from "../recovery/start-from.ts";
 import { RecoveryStore, type SnapshotStats } from "../recovery/store.ts";
-import type { StartingThread, ThreadModule } from "./thread-start.ts";
+import { type StartingThread, type ThreadModule, workersInThreads } from "./thread-start.ts";
 import { type RegistryJson, runThreads, type WorkerView } from "./threads.ts";
 
 export { DEFAULT_EPOCH_INTERVAL_MS, DEFAULT_START_TIMEOUT_MS };
@@ -278,9 +278,7 @@ export async function execute(flow: Dataflow, opts: ExecuteOptions = {}): Promis
       first = err;
       abort.abort(err);
     };
-    // In a cluster even one worker gets its own thread: its snapshots and user code then
-    // never hold up this thread's heartbeats, or peers would take it for lost.
-    if (opts.module !== undefined && (perProcess > 1 || cluster.addresses.length > 1)) {
+    if (opts.module !== undefined && workersInThreads(perProcess, cluster.addresses.length)) {
       const threads = runThreads({
         module: opts.module,
         threads: opts.threads,

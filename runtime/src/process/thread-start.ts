@@ -16,6 +16,15 @@ export interface ThreadModule {
   readonly cwd: string;
 }
 
+/**
+ * Whether a process runs its workers in threads: with more than one, and in a cluster even
+ * one (its snapshots and user code then never hold up the process's heartbeats, or peers
+ * would take it for lost).
+ */
+export function workersInThreads(workersPerProcess: number, processCount: number): boolean {
+  return workersPerProcess > 1 || processCount > 1;
+}
+
 /** A worker thread's `workerData`: what it loads while it waits for its ThreadData. */
 export interface ThreadStart {
   readonly module: ThreadModule;
