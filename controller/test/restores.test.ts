@@ -97,6 +97,7 @@ test("an answer of the wrong shape tells nothing but counts as asked", () => {
     { from: "backup set a", epoch: 1, fellBack: "one line" },
     { from: "backup set a", epoch: 1, fellBack: [long] },
     { from: "backup set a", epoch: 1, fellBack: [7] },
+    { from: "backup set a", epoch: 1, fellBack: ["backup set b is unusable\nRestored: all is well"] },
     { from: "backup set a", epoch: 1, fellBack: Array(MAX_FELL_BACK_LINES + 1).fill("backup set b is unusable") },
   ];
   for (const restore of refused) expect(restoreReportOf(restore)).toHaveProperty("refused");

@@ -27,7 +27,9 @@ export const RESTORE_ASK_AGAIN_MS = 10_000;
 /** What status.restoresReported may hold (the schema's maxItems). */
 export const MAX_RESTORES_REPORTED = 2000;
 
-const boundedText = (v: unknown): v is string => typeof v === "string" && v.length > 0 && v.length <= MAX_RESTORE_TEXT;
+/** One line (an event message tells it as such), not empty, within the bound. */
+const boundedText = (v: unknown): v is string =>
+  typeof v === "string" && v.length > 0 && v.length <= MAX_RESTORE_TEXT && !/[\r\n]/.test(v);
 
 /** The answer's `restore` when it has the runtime's shape within the bounds; else why not. */
 export function restoreReportOf(value: unknown): RestoreReport | { readonly refused: string } {
@@ -40,7 +42,7 @@ export function restoreReportOf(value: unknown): RestoreReport | { readonly refu
     return { refused: "epoch is not a non-negative integer" };
   }
   if (!Array.isArray(fellBack) || fellBack.length > MAX_FELL_BACK_LINES || !fellBack.every(boundedText)) {
-    return { refused: `fellBack is not at most ${MAX_FELL_BACK_LINES} lines of ${MAX_RESTORE_TEXT} characters` };
+    return { refused: `fellBack is not at most ${MAX_FELL_BACK_LINES} single lines of ${MAX_RESTORE_TEXT} characters` };
   }
   return { from, epoch, fellBack };
 }
