@@ -4,6 +4,7 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import { DataflowReconciler, dataflowErrorPolicy } from "./dataflow-reconciler.ts";
 import { Kube, PooledKubeConfig } from "./kube/client.ts";
+import { PodProxyProcessStatuses, type ProcessStatuses } from "./kube/process-status.ts";
 import type { WorkQueue } from "./kube/queue.ts";
 import { Runner } from "./kube/runner.ts";
 import { PodProxySavepoints, type Savepoints } from "./kube/savepoints.ts";
@@ -22,6 +23,8 @@ export interface ControllerOptions {
   readonly settings?: OperatorSettings;
   /** How savepoints are asked for (upgradeMode savepoint); default: process 0's API through the pod proxy. */
   readonly savepoints?: Savepoints;
+  /** How a process's /status is read (what it restored from); default: its API through the pod proxy. */
+  readonly processStatuses?: ProcessStatuses;
 }
 
 export class Controller {
@@ -32,12 +35,13 @@ export class Controller {
   readonly #dataflows: DataflowReconciler;
 
   constructor(kc: KubeConfig, options: ControllerOptions = {}) {
-    const { settings, savepoints, ...loop } = options;
+    const { settings, savepoints, processStatuses, ...loop } = options;
     const pooled = PooledKubeConfig.of(kc);
     this.kube = new Kube(pooled);
     this.#dataflows = new DataflowReconciler(this.kube, {
       ...(settings === undefined ? {} : { settings }),
       savepoints: savepoints ?? new PodProxySavepoints(pooled, this.kube),
+      processStatuses: processStatuses ?? new PodProxyProcessStatuses(pooled),
     });
     this.#runner = new Runner(pooled, this.#dataflows, {
       ...loop,

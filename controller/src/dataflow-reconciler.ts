@@ -22,6 +22,7 @@ import {
 } from "./desired/objects.ts";
 import { type Reference, referencesOf } from "./desired/references.ts";
 import type { Kube } from "./kube/client.ts";
+import type { ProcessStatuses } from "./kube/process-status.ts";
 import type { Caches, ErrorPolicy, Reconciler, Watched } from "./kube/runner.ts";
 import type { Savepoints } from "./kube/savepoints.ts";
 import { ownerKeyOf, trimPod, trimStatefulSet, trimToMetadata, withoutManagedFields } from "./kube/trim.ts";
@@ -39,6 +40,7 @@ import {
   rejected,
   statusFirst,
 } from "./reconcile/reconcile.ts";
+import { type ObservedRestore, podsToAsk } from "./reconcile/restores.ts";
 import { REJECTED } from "./reconcile/status.ts";
 import type { SavepointObservation } from "./reconcile/upgrade.ts";
 
@@ -47,6 +49,8 @@ export interface DataflowReconcilerOptions {
   readonly settings?: OperatorSettings;
   /** How savepoints are asked for (upgradeMode savepoint). */
   readonly savepoints: Savepoints;
+  /** How a process's /status is read (what it restored from); none: nobody is asked. */
+  readonly processStatuses?: ProcessStatuses;
 }
 
 /** A failed reconcile: a conflict (someone wrote in between) is just another look, not worth a warning. */
@@ -87,6 +91,7 @@ export class DataflowReconciler implements Reconciler {
    */
   readonly #written = new Map<string, { readonly replaced: Set<string>; readonly latest: Dataflow }>();
   readonly #savepoints: Savepoints;
+  readonly #processStatuses: ProcessStatuses | undefined;
   /** Savepoint requests process 0 refused, by `<uid>/<id>`: the next reconcile records them in status. */
   readonly #refused = new Map<string, string>();
 
@@ -94,6 +99,7 @@ export class DataflowReconciler implements Reconciler {
     this.#kube = kube;
     this.#settings = options.settings ?? DEFAULT_SETTINGS;
     this.#savepoints = options.savepoints;
+    this.#processStatuses = options.processStatuses;
     this.watches = dataflowWatches((type, obj) => this.#keyFor(type, obj));
   }
 
@@ -170,7 +176,9 @@ export class DataflowReconciler implements Reconciler {
           cached<V1PodDisruptionBudget>("PodDisruptionBudget").find((p) => p.metadata?.name === name),
         ];
     const missing = await this.#missingReferences(namespace, name, statefulSet, pods);
-    const savepoint = await this.#savepointOf(dataflow);
+    const [savepoint, asked] = await Promise.all([this.#savepointOf(dataflow), this.#restoresOf(dataflow, pods)]);
+    const restores = asked.filter((a) => a !== undefined);
+    const unanswered = asked.length - restores.length;
     return {
       dataflow,
       statefulSet,
@@ -181,7 +189,36 @@ export class DataflowReconciler implements Reconciler {
       disruptionBudget,
       missing,
       ...(savepoint === undefined ? {} : { savepoint }),
+      ...(restores.length === 0 ? {} : { restores }),
+      ...(unanswered === 0 ? {} : { restoresUnanswered: unanswered }),
     };
+  }
+
+  /**
+   * What each Ready pod not asked before restored from, as its /status tells it (only with
+   * a bucket to restore from). A pod that cannot be asked now is undefined: not recorded as
+   * asked, so a later reconcile asks again.
+   */
+  async #restoresOf(df: Dataflow, pods: readonly V1Pod[]): Promise<(ObservedRestore | undefined)[]> {
+    const statuses = this.#processStatuses;
+    const namespace = df.metadata?.namespace ?? "";
+    if (statuses === undefined) return [];
+    const answers = await Promise.all(
+      podsToAsk(df, pods).map(async ({ pod, uid }): Promise<ObservedRestore | undefined> => {
+        try {
+          const restore = await statuses.restoreOf(namespace, pod);
+          return restore === undefined ? { pod, uid } : { pod, uid, restore };
+        } catch (err) {
+          log("debug", "could not read a process's /status; asked again later", {
+            dataflow: keyOf(df),
+            pod,
+            error: errorText(err),
+          });
+          return undefined;
+        }
+      }),
+    );
+    return answers;
   }
 
   /** The savepoint a roll waits for (stage Savepointing), as process 0 tells it; asked only then. */

@@ -632,6 +632,13 @@ const statusSchema = {
         },
       },
     },
+    restoresReported: {
+      type: "array",
+      description:
+        "UIDs of the current pods the operator has asked (through /status) what they restored their recovery store from, told in Restored and RestoreFellBack events: each pod is asked once.",
+      maxItems: 2000,
+      items: { type: "string", maxLength: 64, description: "A pod's metadata.uid." },
+    },
     lastStableSpec: {
       type: "string",
       description: "JSON of the last spec whose processes all became Ready: what spec.rollback rolls back to.",

@@ -251,6 +251,14 @@ rollout?: DataflowRollout
  */
 failures?: DataflowProcessFailure[]
 /**
+ * UIDs of the current pods the operator has asked (through /status) what they restored their recovery store from, told in Restored and RestoreFellBack events: each pod is asked once.
+ * 
+ * @maxItems 2000
+ * 
+ * Items: A pod's metadata.uid.
+ */
+restoresReported?: string[]
+/**
  * JSON of the last spec whose processes all became Ready: what spec.rollback rolls back to.
  */
 lastStableSpec?: string

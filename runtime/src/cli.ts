@@ -165,6 +165,7 @@ export async function main(argv: readonly string[], env: Env, cwd: string): Prom
       onSavepoints: (savepoints) => view.servesSavepoints(savepoints),
       onStart: (run) => view.started(run),
       onSnapshot: (stats) => view.snapshotted(stats),
+      onRestore: (report) => view.restored(report),
       log: config.quiet ? undefined : stderrLog(config.processId),
       progressIntervalMs: config.progressIntervalMs,
     });

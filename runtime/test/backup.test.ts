@@ -3,7 +3,13 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { applyRetention, BackupBucket, type BackupManifest, type ListedObject } from "../src/recovery/backup.ts";
+import {
+  applyRetention,
+  BackupBucket,
+  type BackupManifest,
+  type ListedObject,
+  restoreIfEmpty,
+} from "../src/recovery/backup.ts";
 import { freePorts } from "./support/ports.ts";
 import { childProcesses, type Exit, type Run } from "./support/processes.ts";
 import { countsByKey, expectExactlyOnce, succeeds } from "./support/recovery-counts.ts";
@@ -148,6 +154,28 @@ test("a truncated object in the newest set: every process falls back to the prev
   const body = Buffer.concat(chunks);
   expect(body.length).toBe(damaged.bytes);
   await bucket.put(damaged.key, body.subarray(0, Math.floor(body.length / 2)));
+
+  // The outcome carries the fallback line (what /status serves and the operator turns into
+  // a RestoreFellBack event), the same line the log has.
+  const direct = join(ws.root, "direct-restore");
+  mkdirSync(direct);
+  const logged: string[] = [];
+  const restored = await restoreIfEmpty({
+    bucket,
+    dir: direct,
+    processId: 0,
+    processCount: 3,
+    log: (l) => logged.push(l),
+  });
+  expect(restored?.set).toBe(previous);
+  expect(restored?.fellBack).toEqual([
+    expect.stringMatching(
+      new RegExp(
+        `^backup set ${newest} is unusable: .*process-1/part-0\\.sqlite3 is truncated or padded .*; falling back to set ${previous}$`,
+      ),
+    ),
+  ]);
+  expect(restored?.fellBack).toEqual(logged);
 
   deleteStores(ws, 3);
   const exits = await succeeds(await cluster(3, ws, { ...env, RF_UNTIL: "900", RF_PACE_MS: "2" }));

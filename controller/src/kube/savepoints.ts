@@ -1,8 +1,6 @@
 // The Savepoints seam: the operator asks process 0 of a Dataflow for a savepoint through the
 // API server's pod proxy (POST/GET /savepoints on pod <name>-0, port api), with the token
 // derived from the Dataflow's cluster Secret. reconcile/ decides when; this only talks.
-import type { IncomingMessage } from "node:http";
-import type { RequestOptions } from "node:https";
 import type { KubeConfig } from "@kubernetes/client-node";
 import {
   API_PORT,
@@ -17,6 +15,7 @@ export type { SavepointRecord };
 
 import { clusterSecretName, refOf } from "../desired/objects.ts";
 import type { Kube } from "./client.ts";
+import { type Answer, MAX_ANSWER_CHARS, podProxyRequest } from "./pod-proxy.ts";
 
 export interface Savepoints {
   /**
@@ -29,13 +28,7 @@ export interface Savepoints {
   get(dataflow: Dataflow, id: string): Promise<SavepointRecord | undefined>;
 }
 
-/** A savepoint record is a few hundred bytes; an API server's refusal a few kilobytes. */
-export const MAX_ANSWER_CHARS = 64 * 1024;
-
-interface Answer {
-  readonly status: number;
-  readonly body: string;
-}
+export { MAX_ANSWER_CHARS };
 
 /** The process's one line, or the API server's own refusal (no pod, no access to pods/proxy). */
 function refusal({ status, body }: Answer): string {
@@ -110,43 +103,14 @@ export class PodProxySavepoints implements Savepoints {
   async #request(dataflow: Dataflow, method: "GET" | "POST", path: string, body?: string): Promise<Answer> {
     const { name, namespace } = refOf(dataflow);
     const token = await this.#token(dataflow);
-    const cluster = this.#kc.getCurrentCluster();
-    if (cluster === null) throw new Error("the operator's kubeconfig names no cluster");
-    const base = new URL(cluster.server);
-    const pod = encodeURIComponent(`${name}-0:${this.#port}`);
-    const options: RequestOptions = {
-      protocol: base.protocol,
-      hostname: base.hostname.replace(/^\[(.*)\]$/, "$1"),
-      port: base.port,
+    return podProxyRequest(this.#kc, {
+      namespace,
+      pod: `${name}-0`,
+      port: this.#port,
       method,
-      path: `${base.pathname.replace(/\/$/, "")}/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${pod}/proxy/${path}`,
-      headers: {
-        [STATE_TOKEN_HEADER]: token,
-        ...(body === undefined ? {} : { "content-type": "application/json" }),
-      },
-      timeout: 10_000,
-    };
-    await this.#kc.applyToHTTPSOptions(options);
-    const { request } = base.protocol === "https:" ? await import("node:https") : await import("node:http");
-    return new Promise((resolve, reject) => {
-      const req = request(options, (res: IncomingMessage) => {
-        let text = "";
-        res.setEncoding("utf8");
-        res.on("data", (chunk: string) => {
-          text += chunk;
-          // The pod runs user code: an answer is read only up to a bound, or the operator could be made to hold any amount.
-          if (text.length > MAX_ANSWER_CHARS) {
-            req.destroy(
-              new Error(`pod ${name}-0 answered ${method} /${path} with more than ${MAX_ANSWER_CHARS} characters`),
-            );
-          }
-        });
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
-        res.on("error", reject);
-      });
-      req.on("timeout", () => req.destroy(new Error(`no answer from pod ${name}-0 within 10s`)));
-      req.on("error", reject);
-      req.end(body);
+      path,
+      headers: { [STATE_TOKEN_HEADER]: token },
+      ...(body === undefined ? {} : { body }),
     });
   }
 }

@@ -18,6 +18,7 @@ import type { Reference } from "../desired/references.ts";
 import { type ClusterFacts, isPreflight, observeCluster, type Wanted } from "./facts.ts";
 import { finalize, withFinalizer } from "./finalizer.ts";
 import { report } from "./report.ts";
+import { type ObservedRestore, withRestores } from "./restores.ts";
 import { planRollout } from "./rollout.ts";
 import { condition, REJECTED, STATUS_REFRESH_MS, stamped } from "./status.ts";
 import { judge, type SavepointObservation, type Source, sourceOf, type Verdict } from "./upgrade.ts";
@@ -36,6 +37,10 @@ export interface Observed {
   readonly missing?: readonly Reference[];
   /** The savepoint a roll waits for (stage Savepointing), as process 0 tells it. */
   readonly savepoint?: SavepointObservation;
+  /** The /status answers of the Ready pods not asked before (restores.ts podsToAsk); a failed request is left out. */
+  readonly restores?: readonly ObservedRestore[];
+  /** Pods asked for /status that gave no answer: asked again soon (RESTORE_ASK_AGAIN_MS). */
+  readonly restoresUnanswered?: number;
 }
 
 /** What the operator was installed with (the chart's values, through the controller's environment). */
@@ -172,7 +177,14 @@ export function reconcile(observed: Observed, now: Date, settings: OperatorSetti
   }
   const preflight = observed.pods.find(isPreflight);
   const processes = { ...observed, pods: observed.pods.filter((p) => !isPreflight(p)) };
-  const plan = refreshed(converge(processes, preflight, now, settings), df, now);
+  const converged = withRestores(
+    converge(processes, preflight, now, settings),
+    df,
+    observed.pods,
+    observed.restores ?? [],
+    observed.restoresUnanswered,
+  );
+  const plan = refreshed(converged, df, now);
   // A StatefulSet is what a new Dataflow's pods wait for: create it alone (with the
   // cluster Secret its pods mount and the NetworkPolicy that fences them from their start)
   // and look again (at the back of the queue). A burst of new Dataflows then gets every

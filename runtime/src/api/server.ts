@@ -12,6 +12,7 @@ import { partitionLags } from "../connectors/kafka/metrics.ts";
 import type { Dataflow } from "../dataflow.ts";
 import type { RunningProcess } from "../process/execute.ts";
 import type { RegistryJson } from "../process/threads.ts";
+import type { RestoreReport } from "../recovery/backup.ts";
 import type { StepFiles } from "../recovery/output-files.ts";
 import type { SnapshotStats } from "../recovery/store.ts";
 import { type DataflowGraph, dataflowGraph } from "../visualize.ts";
@@ -39,6 +40,8 @@ export interface ProcessStatus {
   readonly stepsIn: Readonly<Record<string, number>>;
   /** Directories the file sinks write to: `waxctl df scale` checks that every pod shares them. */
   readonly fileOutputs: readonly StepFiles[];
+  /** What the empty recovery directory was restored from at this start; absent when nothing was. */
+  readonly restore?: RestoreReport;
 }
 
 /** Reads the state of a run that may not have started yet (peers still connecting). */
@@ -52,6 +55,7 @@ export class ProcessView {
   #graph: DataflowGraph | undefined;
   #flow: Dataflow | undefined;
   #savepoints: SavepointService | undefined;
+  #restore: RestoreReport | undefined;
   /** Oldest first, none older than RATE_WINDOW_MS. */
   #samples: CountSample[] = [];
   /** Connections the cluster port turned away, by why (see Refusal in cluster/mesh.ts). */
@@ -82,6 +86,11 @@ export class ProcessView {
   /** Process 0 with a bucket, once the cluster has resumed: what /savepoints serves. */
   servesSavepoints(savepoints: SavepointService): void {
     this.#savepoints = savepoints;
+  }
+
+  /** Known before the store opens, when an empty recovery directory was restored. */
+  restored(report: RestoreReport): void {
+    this.#restore = report;
   }
 
   get savepoints(): SavepointService | undefined {
@@ -178,6 +187,7 @@ export class ProcessView {
       steps,
       stepsIn,
       fileOutputs: this.#fileOutputs,
+      ...(this.#restore === undefined ? {} : { restore: this.#restore }),
     };
   }
 

@@ -25,7 +25,7 @@ import {
   resumeLine,
   startLine,
 } from "../log.ts";
-import type { BackupBucket, Backups } from "../recovery/backup.ts";
+import type { BackupBucket, Backups, RestoreReport } from "../recovery/backup.ts";
 import { type BackupConfig, DEFAULT_BACKUP_INTERVAL_MS } from "../recovery/backup-config.ts";
 import { committedMessage } from "../recovery/control.ts";
 import { resumeProcess } from "../recovery/handoff.ts";
@@ -99,6 +99,8 @@ export interface ExecuteOptions {
   readonly onSavepoints?: (savepoints: Savepoints) => void;
   /** Told what each worker's commit of an epoch cost, with recovery on. */
   readonly onSnapshot?: (stats: SnapshotStats) => void;
+  /** Told what an empty recovery directory was restored from (a backup set or a savepoint), before the store opens. */
+  readonly onRestore?: (report: RestoreReport) => void;
   /** Where the start, the cluster formed, the resume and progress are told, a line each (`waxflow run`: stderr). */
   readonly log?: LogLine;
   /** Milliseconds between progress lines on `log`; 0 for none (default 30 s). */
@@ -146,7 +148,8 @@ export async function execute(flow: Dataflow, opts: ExecuteOptions = {}): Promis
     backupModule !== undefined && opts.recovery?.backup !== undefined
       ? new backupModule.BackupBucket(opts.recovery.backup)
       : undefined;
-  const startFrom = opts.recovery === undefined ? undefined : await restoreBeforeOpen(opts.recovery, bucket, cluster);
+  const startFrom =
+    opts.recovery === undefined ? undefined : await restoreBeforeOpen(opts.recovery, bucket, cluster, opts.onRestore);
   const recovery =
     opts.recovery === undefined
       ? undefined
@@ -381,6 +384,7 @@ async function restoreBeforeOpen(
   recovery: RecoveryConfig,
   bucket: BackupBucket | undefined,
   cluster: ClusterConfig,
+  onRestore?: (report: RestoreReport) => void,
 ): Promise<string | undefined> {
   const log = (line: string): void => {
     process.stderr.write(`${line}\n`);
@@ -405,6 +409,7 @@ async function restoreBeforeOpen(
         const { restoreSavepoint } = await import("../recovery/savepoint.ts");
         const restored = await restoreSavepoint({ bucket: source, id: applying.id, dir, processId, processCount, log });
         if (restored !== undefined) {
+          onRestore?.({ from: `savepoint ${applying.id}`, epoch: restored.epoch, fellBack: restored.fellBack });
           log(
             `process ${processId}: restored the recovery store from savepoint ${applying.id} (backup set ${restored.set}, ` +
               `execution ${restored.execution}, epoch ${restored.epoch}, ${restored.bytes} bytes, ${restored.seconds.toFixed(2)} s)`,
@@ -417,6 +422,7 @@ async function restoreBeforeOpen(
     }
     const restored = await backup.restoreIfEmpty({ bucket, dir, processId, processCount, log });
     if (restored !== undefined) {
+      onRestore?.({ from: `backup set ${restored.set}`, epoch: restored.epoch, fellBack: restored.fellBack });
       log(
         `process ${processId}: restored the recovery store from backup set ${restored.set} ` +
           `(execution ${restored.execution}, epoch ${restored.epoch}, ${restored.bytes} bytes, ${restored.seconds.toFixed(2)} s)`,

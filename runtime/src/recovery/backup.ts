@@ -590,7 +590,12 @@ export function checkProcessCount(what: string, taken: number, processCount: num
   }
 }
 
-export function outcome(manifest: BackupManifest, processId: number, started: number): RestoreOutcome {
+export function outcome(
+  manifest: BackupManifest,
+  processId: number,
+  started: number,
+  fellBack: readonly string[] = [],
+): RestoreOutcome {
   const bytes = manifest.objects.filter((o) => o.process === processId).reduce((n, o) => n + o.bytes, 0);
   return {
     set: manifest.set,
@@ -598,6 +603,7 @@ export function outcome(manifest: BackupManifest, processId: number, started: nu
     execution: manifest.execution,
     bytes,
     seconds: (performance.now() - started) / 1000,
+    fellBack,
   };
 }
 
@@ -607,6 +613,20 @@ export interface RestoreOutcome {
   readonly execution: number;
   readonly bytes: number;
   readonly seconds: number;
+  /** The `backup set X is unusable: …` lines of the newer sets passed over, oldest decision first. */
+  readonly fellBack: readonly string[];
+}
+
+/**
+ * What a process restored its empty recovery directory from: served in /status so the
+ * operator can tell it as events on the Dataflow (`Restored`, `RestoreFellBack`).
+ */
+export interface RestoreReport {
+  /** `backup set <name>` or `savepoint <id>`. */
+  readonly from: string;
+  readonly epoch: number;
+  /** The `backup set X is unusable: …` lines, in order. */
+  readonly fellBack: readonly string[];
 }
 
 /**
@@ -633,6 +653,7 @@ export async function restoreIfEmpty(opts: {
     .reverse();
   if (manifests.length === 0) return undefined;
   const refused: string[] = [];
+  const fellBack: string[] = [];
   for (const [i, key] of manifests.entries()) {
     const text = await bucket.getText(key);
     let reason: string | undefined;
@@ -654,16 +675,17 @@ export async function restoreIfEmpty(opts: {
           );
           return undefined;
         }
-        return outcome(manifest, processId, started);
+        return outcome(manifest, processId, started, fellBack);
       }
       reason = placed.reason;
     }
     const next = manifests[i + 1];
     const name = (k: string) => k.slice(bucket.setsPrefix.length).split("/")[0] ?? k;
-    log(
+    const line =
       `backup set ${name(key)} is unusable: ${reason}; ` +
-        (next === undefined ? "no older complete set is left" : `falling back to set ${name(next)}`),
-    );
+      (next === undefined ? "no older complete set is left" : `falling back to set ${name(next)}`);
+    log(line);
+    fellBack.push(line);
     refused.push(name(key));
   }
   throw new BackupError(
