@@ -31,6 +31,22 @@ test("a typed flag's bad value is its own line once, without oclif's wrapping", 
   expect(error?.oclif?.exit).toBe(2);
 });
 
+test("--recovery-snapshot-interval below the runtime's floor is refused while oclif parses it", async () => {
+  const { stderr, error } = await waxctl([
+    "df",
+    "deploy",
+    wordcount,
+    "-N",
+    "ok",
+    "--recovery",
+    "--recovery-snapshot-interval",
+    "50ms",
+    "--dry-run",
+  ]);
+  expect(stderr.trimEnd()).toBe('error: --recovery-snapshot-interval must be at least 100ms, got "50ms"');
+  expect(error?.oclif?.exit).toBe(2);
+});
+
 test("two stray flags are refused one at a time", async () => {
   const { stderr } = await waxctl([
     "df",

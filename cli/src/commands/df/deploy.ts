@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { Args, Flags, type Interfaces } from "@oclif/core";
-import { type Dataflow, durationMs, specSchema, UPGRADE_MODES } from "@waxflow/crds";
+import { type Dataflow, durationMs, MIN_SNAPSHOT_INTERVAL, specSchema, UPGRADE_MODES } from "@waxflow/crds";
 import { APP_DIR, parseRegistryPrefix } from "@waxflow/oci";
 import { dump } from "js-yaml";
 import { ClusterCommand } from "../../base.ts";
@@ -158,6 +158,7 @@ Deploying again with the same image and flags changes nothing. A change to a run
     }),
     "recovery-snapshot-interval": duration({
       relationships: [{ type: "all", flags: ["recovery"] }],
+      minMs: durationMs(MIN_SNAPSHOT_INTERVAL),
       description: "Time between snapshots, e.g. 10s (the default).",
       helpGroup: "RECOVERY",
       helpValue: "DURATION",
