@@ -37,16 +37,19 @@ export abstract class WaxctlCommand extends Command {
     if (err instanceof DetailedError) for (const line of err.details) toStderr(line);
     // Before parsing succeeded every error is oclif's own about the flags and arguments.
     const [line, exitCode] =
-      err instanceof UserError
-        ? [err.message, err.exitCode]
-        : err instanceof OciError
-          ? [err.message, err.usage ? 2 : 1]
-          : !this.parsed
-            ? [`${parseErrorLine(err)}; see \`waxctl ${this.id?.replaceAll(":", " ") ?? ""} --help\``, 2]
-            : [
-                `${err.name}: ${oneLine(err.message)} (a failure waxctl did not expect; WAXFLOW_DEBUG=1 shows where)`,
-                1,
-              ];
+      // A typed flag's own check (src/flags.ts) already says what to type.
+      err instanceof UserError && !this.parsed
+        ? [parseErrorLine(err), err.exitCode]
+        : err instanceof UserError
+          ? [err.message, err.exitCode]
+          : err instanceof OciError
+            ? [err.message, err.usage ? 2 : 1]
+            : !this.parsed
+              ? [parseErrorLine(err, `; see \`waxctl ${this.id?.replaceAll(":", " ") ?? ""} --help\``), 2]
+              : [
+                  `${err.name}: ${oneLine(err.message)} (a failure waxctl did not expect; WAXFLOW_DEBUG=1 shows where)`,
+                  1,
+                ];
     toStderr(`error: ${line}`);
     if (debug()) toStderr(inspect(err, { depth: 6 }));
     return this.exit(exitCode);
@@ -59,28 +62,38 @@ interface ParseError extends Error {
   readonly args?: readonly (string | { readonly name: string; readonly description?: string })[];
 }
 
-/** What oclif says over several lines (and then the whole usage), in one. */
-function parseErrorLine(err: ParseError): string {
+/**
+ * What oclif says over several lines (and then the whole usage), in one; `help` (where to
+ * read more) ends a line that does not already say what to type.
+ */
+function parseErrorLine(err: ParseError, help = ""): string {
   const names = (err.args ?? []).map((a) => (typeof a === "string" ? JSON.stringify(a) : a.name.toUpperCase()));
   switch (err.constructor.name) {
     case "NonExistentFlagsError":
-      return `unknown flag ${(err.flags ?? []).join(", ")}`;
+      return `unknown flag ${(err.flags ?? []).join(", ")}${help}`;
     case "UnexpectedArgsError":
-      return `unexpected argument ${names.join(", ")}`;
+      return `unexpected argument ${names.join(", ")}${help}`;
     case "RequiredArgsError": {
       const first = err.args?.[0];
       const what = typeof first === "object" && first.description ? ` (${first.description.replace(/\.$/, "")})` : "";
-      return `missing argument ${names.join(", ")}${what}`;
+      return `missing argument ${names.join(", ")}${what}${help}`;
     }
   }
+  // Of several failed flag relations, the first: one line, one thing to fix.
   const text = oneLine(
     stripVTControlCharacters(err.message)
       .replace(/\nSee more help with --help$/, "")
-      .replace(/^The following errors? occurred:/, ""),
+      .replace(/^The following errors? occurred:\s*\n\s*([^\n]*)[\s\S]*$/, "$1"),
   );
-  return text
+  // A declared dependsOn, as deployOptions used to say it by hand.
+  const relation = /^All of the following must be provided when using (--\S+): (--\S+)$/.exec(text);
+  if (relation !== null) return `${relation[1]} only applies with ${relation[2]}; add ${relation[2]}`;
+  // A typed flag's check (src/flags.ts) names the flag itself and says what to type.
+  const own = /^Parsing (--\S+) (\1 .*)$/.exec(text);
+  if (own?.[2] !== undefined) return own[2];
+  return `${text
     .replace(/^Missing required flag (\S+)/, "missing required flag --$1")
-    .replace(/^Parsing (--\S+) /, "$1: ");
+    .replace(/^Parsing (--\S+) /, "$1: ")}${help}`;
 }
 
 function oneLine(text: string): string {

@@ -3,14 +3,14 @@ import { describe, expect, test } from "vitest";
 import { withSecretFiles } from "../src/deploy/manifest.ts";
 import { type DeployFlags, deployOptions, podTemplate } from "../src/deploy/options.ts";
 
-const base: DeployFlags = { name: "orders", processes: "1", workers: "1", env: [], recovery: false };
+const base: DeployFlags = { name: "orders", processes: 1, workers: 1, env: [], recovery: false };
 const digest = `sha256:${"a".repeat(64)}`;
 
 test("a valid set of flags becomes numbers, env pairs and recovery settings", () => {
   const options = deployOptions({
     ...base,
-    processes: "3",
-    workers: "2",
+    processes: 3,
+    workers: 2,
     env: ["LOG_LEVEL=debug", "URL=http://x/?a=b"],
     image: `registry.example/orders@${digest}`,
     recovery: true,
@@ -38,9 +38,6 @@ test.each([
   [{ name: "Orders" }, /^--name "Orders" is not a DNS-1123 label/],
   [{ name: "-orders" }, /--name/],
   [{ name: "a".repeat(53) }, /at most 52/],
-  [{ processes: "0" }, /^--processes must be a whole number from 1 to 1000, got "0"/],
-  [{ processes: "-1" }, /^--processes/],
-  [{ workers: "1.5" }, /^--workers must be a whole number/],
   [{ env: ["NOEQUALS"] }, /^-e\/--env takes KEY=VALUE/],
   [{ env: ["1X=2"] }, /^-e\/--env takes KEY=VALUE/],
   [{ env: ["WAXFLOW_WORKERS_PER_PROCESS=4"] }, /^-e WAXFLOW_WORKERS_PER_PROCESS: WAXFLOW_\* variables/],
@@ -52,7 +49,6 @@ test.each([
   [{ secretFile: ["kafka:pass word=/p"] }, /^--secret-file kafka:pass word=\/p: "pass word" is not a Secret key/],
   [{ secretFile: ["kafka:password=etc/p"] }, /^--secret-file kafka:password=etc\/p: the file must be an absolute path/],
   [{ secretFile: ["a:x=/p", "b:y=/p"] }, /^--secret-file: two files at \/p/],
-  [{ recoverySize: "5Gi" }, /^--recovery-size only applies with --recovery; add --recovery$/],
   [{ recovery: true, recoverySize: "lots" }, /^--recovery-size must be a Kubernetes quantity/],
   [{ recovery: true, recoverySnapshotInterval: "10" }, /^--recovery-snapshot-interval must be a duration/],
   [{ recovery: true, recoverySnapshotInterval: "50ms" }, /at least 100ms/],
@@ -60,8 +56,6 @@ test.each([
     { recovery: true, recoveryBackupInterval: "5s" },
     /^--recovery-backup-interval must be at least the snapshot interval \(10s\)/,
   ],
-  [{ backupBucket: "b" }, /^--backup-bucket only applies with --recovery; add --recovery$/],
-  [{ recovery: true, backupPrefix: "p" }, /^--backup-prefix only applies with --backup-bucket; add --backup-bucket$/],
   [{ recovery: true, backupBucket: "b", backupEndpoint: "seaweedfs:8333" }, /^--backup-endpoint must be an http/],
   [{ recovery: true, backupBucket: "b", backupCredentialsSecret: "S3_Keys" }, /^--backup-credentials-secret "S3_Keys"/],
   [{ upgradeMode: "savepoint" }, /^--upgrade-mode savepoint takes its savepoints in the backup bucket; add --recovery/],

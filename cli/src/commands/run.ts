@@ -1,7 +1,7 @@
-import { Args, Flags } from "@oclif/core";
+import { Args } from "@oclif/core";
 import { specSchema } from "@waxflow/crds";
 import { WaxctlCommand } from "../base.ts";
-import { wholeNumber } from "../deploy/options.ts";
+import { count } from "../flags.ts";
 
 /**
  * The runtime's own CLI (`waxflow/cli`): its TypeScript sources in this repository, its
@@ -39,12 +39,12 @@ Use it to try a dataflow before \`waxctl df deploy\` sends it to Kubernetes.`;
   };
 
   static override flags = {
-    workers: Flags.string({ char: "w", description: "Workers in this process.", default: "1", helpValue: "N" }),
+    workers: count({ char: "w", description: "Workers in this process.", default: 1, min: 1, max: MAX_WORKERS }),
   };
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Run);
-    const workers = wholeNumber("workers", flags.workers, 1, MAX_WORKERS);
+    const workers = flags.workers;
     const main = await runtimeMain();
     const code = await main(["run", args.path, "-w", String(workers)], process.env, process.cwd());
     // The runtime has already printed the one-line cause.

@@ -17,8 +17,9 @@ import { UsageError } from "../errors.ts";
 
 export interface DeployFlags {
   readonly name: string;
-  readonly processes: string;
-  readonly workers: string;
+  /** -p and -w, counts oclif has checked (src/flags.ts). */
+  readonly processes: number;
+  readonly workers: number;
   readonly env: readonly string[];
   /** --env-from-secret NAME, repeatable. */
   readonly envFromSecret?: readonly string[];
@@ -204,8 +205,8 @@ export function podTemplate(file: string, text: string): V1PodTemplateSpec {
 
 export function deployOptions(flags: DeployFlags): DeployOptions {
   dataflowName("--name", flags.name);
-  const processes = wholeNumber("processes", flags.processes, 1, specSchema.properties.processes.maximum);
-  const workersPerProcess = wholeNumber("workers", flags.workers, 1, specSchema.properties.workersPerProcess.maximum);
+  const processes = flags.processes;
+  const workersPerProcess = flags.workers;
 
   const env = flags.env.map(envVar);
   const seen = new Set<string>();
@@ -231,19 +232,6 @@ export function deployOptions(flags: DeployFlags): DeployOptions {
   const overlay =
     flags.podTemplate === undefined ? undefined : podTemplate(flags.podTemplate.file, flags.podTemplate.text);
 
-  const recoveryFlags = {
-    "recovery-size": flags.recoverySize,
-    "recovery-storageclass": flags.recoveryStorageclass,
-    "recovery-snapshot-interval": flags.recoverySnapshotInterval,
-    "recovery-backup-interval": flags.recoveryBackupInterval,
-    "backup-bucket": flags.backupBucket,
-    "backup-endpoint": flags.backupEndpoint,
-    "backup-prefix": flags.backupPrefix,
-    "backup-region": flags.backupRegion,
-    "backup-credentials-secret": flags.backupCredentialsSecret,
-    "from-savepoint": flags.fromSavepoint,
-    "savepoint-prefix": flags.savepointPrefix,
-  };
   const options = {
     name: flags.name,
     processes,
@@ -256,11 +244,9 @@ export function deployOptions(flags: DeployFlags): DeployOptions {
     ...(flags.stateQuery === true ? { stateQuery: true } : {}),
     ...upgradeOptions(flags),
   };
-  if (!flags.recovery) {
-    const stray = Object.entries(recoveryFlags).find(([, v]) => v !== undefined);
-    if (stray !== undefined) throw new UsageError(`--${stray[0]} only applies with --recovery; add --recovery`);
-    return options;
-  }
+  // Which flags need --recovery, --backup-bucket or --from-savepoint is declared on the
+  // flags (dependsOn in df deploy); oclif refuses a stray one before this runs.
+  if (!flags.recovery) return options;
 
   if (flags.recoverySize !== undefined && !QUANTITY.test(flags.recoverySize)) {
     throw new UsageError(
@@ -319,12 +305,7 @@ function upgradeOptions(flags: DeployFlags): Pick<DeployOptions, "upgradeMode" |
 
 /** --from-savepoint reads the savepoint from the backup bucket, as the CRD's rule says. */
 function restoreFromOptions(flags: DeployFlags): Pick<DeployOptions, "restoreFrom"> {
-  if (flags.fromSavepoint === undefined) {
-    if (flags.savepointPrefix !== undefined) {
-      throw new UsageError("--savepoint-prefix only applies with --from-savepoint; add --from-savepoint ID");
-    }
-    return {};
-  }
+  if (flags.fromSavepoint === undefined) return {};
   if (flags.backupBucket === undefined) {
     throw new UsageError("--from-savepoint reads the savepoint from the backup bucket; add --backup-bucket");
   }
@@ -342,14 +323,7 @@ function restoreFromOptions(flags: DeployFlags): Pick<DeployOptions, "restoreFro
 }
 
 function backupOptions(flags: DeployFlags): NonNullable<DeployOptions["recovery"]>["backup"] {
-  if (flags.backupBucket === undefined) {
-    const stray = (["backupEndpoint", "backupPrefix", "backupRegion", "backupCredentialsSecret"] as const).find(
-      (f) => flags[f] !== undefined,
-    );
-    if (stray === undefined) return undefined;
-    const flag = `--${stray.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
-    throw new UsageError(`${flag} only applies with --backup-bucket; add --backup-bucket`);
-  }
+  if (flags.backupBucket === undefined) return undefined;
   if (flags.backupEndpoint !== undefined && !/^https?:\/\/[^\s/]+/.test(flags.backupEndpoint)) {
     throw new UsageError(
       `--backup-endpoint must be an http:// or https:// URL such as http://seaweedfs.storage:8333, got "${flags.backupEndpoint}"`,

@@ -2,8 +2,9 @@ import { setTimeout as delay } from "node:timers/promises";
 import { Flags } from "@oclif/core";
 import { durationMs } from "@waxflow/crds";
 import { ClusterCommand, nameArg } from "../../base.ts";
-import { dataflowName, duration } from "../../deploy/options.ts";
+import { dataflowName } from "../../deploy/options.ts";
 import { UserError } from "../../errors.ts";
+import { duration } from "../../flags.ts";
 import { type Cluster, connect, notFound } from "../../kube.ts";
 
 export interface DeleteResult {
@@ -50,13 +51,13 @@ export default class DfDelete extends ClusterCommand {
         "Delete the recovery volumes too, whatever spec.recovery.retention.whenDeleted says; works after the Dataflow is gone.",
     }),
     wait: Flags.boolean({ description: "Wait until the Dataflow is gone (the operator has released its volumes)." }),
-    timeout: Flags.string({ description: "How long --wait waits.", default: "2m", helpValue: "DURATION" }),
+    timeout: duration({ description: "How long --wait waits.", default: "2m" }),
   };
 
   async run(): Promise<DeleteResult> {
     const { args, flags } = await this.parse(DfDelete);
     const name = dataflowName("NAME", args.name);
-    const timeoutMs = durationMs(duration("timeout", flags.timeout));
+    const timeoutMs = durationMs(flags.timeout);
     const { cluster, namespace } = await connect(flags);
     const df = await cluster.getDataflow(namespace, name);
     const { objects, volumes } = await cluster.owned(namespace, name);

@@ -1,14 +1,15 @@
 import { readFile } from "node:fs/promises";
 import { Args, Flags, type Interfaces } from "@oclif/core";
-import { type Dataflow, durationMs, UPGRADE_MODES } from "@waxflow/crds";
+import { type Dataflow, durationMs, MIN_SNAPSHOT_INTERVAL, specSchema, UPGRADE_MODES } from "@waxflow/crds";
 import { APP_DIR, parseRegistryPrefix } from "@waxflow/oci";
 import { dump } from "js-yaml";
 import { ClusterCommand } from "../../base.ts";
 import { buildAndDeliver, type Destination, kindClusterOf } from "../../deploy/build.ts";
 import { bundledModule, type DeployResult, deploy, loadCheck } from "../../deploy/deploy.ts";
 import { dataflowManifest } from "../../deploy/manifest.ts";
-import { type DeployOptions, deployOptions, duration, namespaceName, type UpgradeMode } from "../../deploy/options.ts";
+import { type DeployOptions, deployOptions, namespaceName, type UpgradeMode } from "../../deploy/options.ts";
 import { UsageError } from "../../errors.ts";
+import { count, dataflowName, duration } from "../../flags.ts";
 import { connect } from "../../kube.ts";
 import { createProgress, outputMode } from "../../ui/progress.ts";
 
@@ -77,14 +78,25 @@ Deploying again with the same image and flags changes nothing. A change to a run
   };
 
   static override flags = {
-    name: Flags.string({
+    name: dataflowName({
       char: "N",
       description: "Name of the Dataflow: lowercase letters, digits and '-', at most 52 characters.",
       required: true,
-      helpValue: "NAME",
     }),
-    processes: Flags.string({ char: "p", description: "Processes (pods), at least 1.", default: "1", helpValue: "N" }),
-    workers: Flags.string({ char: "w", description: "Workers per process, at least 1.", default: "1", helpValue: "N" }),
+    processes: count({
+      char: "p",
+      description: "Processes (pods), at least 1.",
+      default: 1,
+      min: 1,
+      max: specSchema.properties.processes.maximum,
+    }),
+    workers: count({
+      char: "w",
+      description: "Workers per process, at least 1.",
+      default: 1,
+      min: 1,
+      max: specSchema.properties.workersPerProcess.maximum,
+    }),
     env: Flags.string({
       char: "e",
       description: "Environment variable for every process; repeat for more.",
@@ -133,21 +145,26 @@ Deploying again with the same image and flags changes nothing. A change to a run
       helpGroup: "RECOVERY",
     }),
     "recovery-size": Flags.string({
+      relationships: [{ type: "all", flags: ["recovery"] }],
       description: "Size of each recovery volume (default 1Gi).",
       helpGroup: "RECOVERY",
       helpValue: "QUANTITY",
     }),
     "recovery-storageclass": Flags.string({
+      relationships: [{ type: "all", flags: ["recovery"] }],
       description: "Storage class of the recovery volumes (default: the cluster's).",
       helpGroup: "RECOVERY",
       helpValue: "NAME",
     }),
-    "recovery-snapshot-interval": Flags.string({
+    "recovery-snapshot-interval": duration({
+      relationships: [{ type: "all", flags: ["recovery"] }],
+      minMs: durationMs(MIN_SNAPSHOT_INTERVAL),
       description: "Time between snapshots, e.g. 10s (the default).",
       helpGroup: "RECOVERY",
       helpValue: "DURATION",
     }),
-    "recovery-backup-interval": Flags.string({
+    "recovery-backup-interval": duration({
+      relationships: [{ type: "all", flags: ["recovery"] }],
       description: "How long old snapshots are kept, at least the snapshot interval (default 30s).",
       helpGroup: "RECOVERY",
       helpValue: "DURATION",
@@ -157,38 +174,45 @@ Deploying again with the same image and flags changes nothing. A change to a run
         "Answer per-key state queries (waxctl df state) on the processes' API port. Off by default: state is user data; queries need the token derived from the Dataflow's cluster Secret.",
     }),
     "backup-bucket": Flags.string({
+      relationships: [{ type: "all", flags: ["recovery"] }],
       description:
         "Back the recovery stores up to this S3-compatible bucket every backup interval; an empty volume restores from it.",
       helpGroup: "RECOVERY",
       helpValue: "BUCKET",
     }),
     "backup-endpoint": Flags.string({
+      relationships: [{ type: "all", flags: ["backup-bucket"] }],
       description: "The bucket's S3 endpoint URL (default: AWS S3).",
       helpGroup: "RECOVERY",
       helpValue: "URL",
     }),
     "backup-prefix": Flags.string({
+      relationships: [{ type: "all", flags: ["backup-bucket"] }],
       description: "Key prefix of this dataflow's backups in the bucket.",
       helpGroup: "RECOVERY",
       helpValue: "PREFIX",
     }),
     "backup-region": Flags.string({
+      relationships: [{ type: "all", flags: ["backup-bucket"] }],
       description: "The bucket's region (default us-east-1).",
       helpGroup: "RECOVERY",
       helpValue: "REGION",
     }),
     "backup-credentials-secret": Flags.string({
+      relationships: [{ type: "all", flags: ["backup-bucket"] }],
       description: "A Secret with keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for the bucket.",
       helpGroup: "RECOVERY",
       helpValue: "NAME",
     }),
     "from-savepoint": Flags.string({
+      relationships: [{ type: "all", flags: ["recovery"] }],
       description:
         "Start from this savepoint (spec.restoreFrom): each process applies it once, then keeps its own newer state. Needs --backup-bucket.",
       helpGroup: "RECOVERY",
       helpValue: "ID",
     }),
     "savepoint-prefix": Flags.string({
+      relationships: [{ type: "all", flags: ["from-savepoint"] }],
       description: "The backup prefix the savepoint lives under, e.g. another Dataflow's (default: --backup-prefix).",
       helpGroup: "RECOVERY",
       helpValue: "PREFIX",
@@ -200,7 +224,7 @@ Deploying again with the same image and flags changes nothing. A change to a run
       helpGroup: "UPGRADES",
       helpValue: "MODE",
     }),
-    "rollback-after": Flags.string({
+    "rollback-after": duration({
       description:
         "Roll back to the last spec that became Ready when a roll is not Ready this long after it started (spec.rollback), e.g. 5m; the Dataflow's spec stays as written.",
       helpGroup: "UPGRADES",
@@ -224,7 +248,7 @@ Deploying again with the same image and flags changes nothing. A change to a run
       allowNo: true,
       default: true,
     }),
-    timeout: Flags.string({ description: "How long --wait waits.", default: "5m", helpValue: "DURATION" }),
+    timeout: duration({ description: "How long --wait waits.", default: "5m" }),
     yes: Flags.boolean({ char: "y", description: "Replace a running dataflow whose processes this deploy changes." }),
     "dry-run": Flags.boolean({ description: "Print the Dataflow that would be applied; change nothing." }),
     output: Flags.option({
@@ -237,7 +261,7 @@ Deploying again with the same image and flags changes nothing. A change to a run
   async run(): Promise<Dataflow | DeployResult> {
     const { args, flags } = await this.parse(DfDeploy);
     const options = await optionsOf(flags, "deploy");
-    const waitMs = durationMs(duration("timeout", flags.timeout));
+    const waitMs = durationMs(flags.timeout);
     if (args.path === undefined && (flags.image === undefined || flags["dry-run"])) {
       throw new UsageError(
         flags.image === undefined

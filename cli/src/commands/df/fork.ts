@@ -2,8 +2,9 @@ import { Args, Flags } from "@oclif/core";
 import { type Dataflow, durationMs } from "@waxflow/crds";
 import { ClusterCommand } from "../../base.ts";
 import { forkedDataflow, sourcePrefix } from "../../deploy/fork.ts";
-import { dataflowName, duration } from "../../deploy/options.ts";
+import { dataflowName } from "../../deploy/options.ts";
 import { UserError } from "../../errors.ts";
+import { duration } from "../../flags.ts";
 import { connect } from "../../kube.ts";
 import { SavepointClient, savepointId, waitForSavepoint } from "../../savepoints.ts";
 import { seconds } from "../../ui/format.ts";
@@ -39,11 +40,7 @@ export default class DfFork extends ClusterCommand {
       description: "The fork's backup prefix in the bucket (default: <namespace>/<NEW>); never SRC's.",
       helpValue: "PREFIX",
     }),
-    timeout: Flags.string({
-      description: "How long to wait for the savepoint fork takes.",
-      default: "5m",
-      helpValue: "DURATION",
-    }),
+    timeout: duration({ description: "How long to wait for the savepoint fork takes.", default: "5m" }),
   };
 
   async run(): Promise<Dataflow> {
@@ -53,7 +50,7 @@ export default class DfFork extends ClusterCommand {
     if (name === source) throw new UserError(`--name ${name} is the source's own name; a fork needs a new one`);
     const given =
       flags["from-savepoint"] === undefined ? undefined : savepointId("--from-savepoint", flags["from-savepoint"]);
-    const timeoutMs = durationMs(duration("timeout", flags.timeout));
+    const timeoutMs = durationMs(flags.timeout);
     const { cluster, namespace } = await connect(flags);
     const src = await cluster.mustGetDataflow(namespace, source);
     sourcePrefix(src);

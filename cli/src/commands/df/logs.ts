@@ -5,9 +5,10 @@ import type { V1Pod } from "@kubernetes/client-node";
 import { Flags } from "@oclif/core";
 import { CONTAINER } from "@waxflow/crds";
 import { ClusterCommand, nameArg } from "../../base.ts";
-import { dataflowName, wholeNumber } from "../../deploy/options.ts";
+import { dataflowName } from "../../deploy/options.ts";
 import { podStatus } from "../../deploy/status.ts";
 import { UserError } from "../../errors.ts";
+import { count } from "../../flags.ts";
 import { type Cluster, connect } from "../../kube.ts";
 import { prefixedLines } from "../../ui/format.ts";
 
@@ -63,13 +64,13 @@ export default class DfLogs extends ClusterCommand {
       char: "f",
       description: "Keep printing new lines, and follow pods that start later, until interrupted (Ctrl-C).",
     }),
-    tail: Flags.string({ description: "Lines to show from the end of each log (default: all).", helpValue: "N" }),
+    tail: count({ description: "Lines to show from the end of each log (default: all).", min: 0, max: 1_000_000 }),
   };
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(DfLogs);
     const name = dataflowName("NAME", args.name);
-    const tailLines = flags.tail === undefined ? undefined : wholeNumber("tail", flags.tail, 0, 1_000_000);
+    const tailLines = flags.tail;
     const { cluster, namespace } = await connect(flags);
     const df = await cluster.mustGetDataflow(namespace, name);
     const pods = await cluster.pods(namespace, name);

@@ -4,9 +4,10 @@ import { Flags } from "@oclif/core";
 import { CONTAINER, type Dataflow, durationMs, specSchema } from "@waxflow/crds";
 import { ClusterCommand, nameArg } from "../../base.ts";
 import { restart, scale } from "../../deploy/lifecycle.ts";
-import { dataflowName, duration, wholeNumber } from "../../deploy/options.ts";
+import { dataflowName } from "../../deploy/options.ts";
 import { waitUntilFormed } from "../../deploy/wait.ts";
 import { UserError } from "../../errors.ts";
+import { count, duration } from "../../flags.ts";
 import { type Cluster, connect } from "../../kube.ts";
 import { createProgress, outputMode } from "../../ui/progress.ts";
 
@@ -98,22 +99,23 @@ export default class DfScale extends ClusterCommand {
   static override args = { name: nameArg };
 
   static override flags = {
-    processes: Flags.string({
+    processes: count({
       char: "p",
       description: "Processes (pods), at least 1.",
       required: true,
-      helpValue: "N",
+      min: 1,
+      max: specSchema.properties.processes.maximum,
     }),
     force: Flags.boolean({ description: "Scale even though file output is on each pod's own storage." }),
     wait: Flags.boolean({ description: "Wait until the new processes are ready and the worker cluster has formed." }),
-    timeout: Flags.string({ description: "How long --wait waits.", default: "5m", helpValue: "DURATION" }),
+    timeout: duration({ description: "How long --wait waits.", default: "5m" }),
   };
 
   async run(): Promise<Dataflow> {
     const { args, flags } = await this.parse(DfScale);
     const name = dataflowName("NAME", args.name);
-    const processes = wholeNumber("processes", flags.processes, 1, specSchema.properties.processes.maximum);
-    const timeoutMs = durationMs(duration("timeout", flags.timeout));
+    const processes = flags.processes;
+    const timeoutMs = durationMs(flags.timeout);
     const { cluster, namespace } = await connect(flags);
     const live = await cluster.mustGetDataflow(namespace, name);
     const previous = live.spec.processes ?? 1;

@@ -2,7 +2,8 @@ import { Flags } from "@oclif/core";
 import type { SavepointRecord } from "@waxflow/crds";
 import { durationMs } from "@waxflow/crds";
 import { ClusterCommand, nameArg } from "../../../base.ts";
-import { dataflowName, duration } from "../../../deploy/options.ts";
+import { dataflowName } from "../../../deploy/options.ts";
+import { duration } from "../../../flags.ts";
 import { connect } from "../../../kube.ts";
 import { SavepointClient, savepointId, waitForSavepoint } from "../../../savepoints.ts";
 import { bytes, seconds } from "../../../ui/format.ts";
@@ -29,14 +30,14 @@ export default class DfSavepointCreate extends ClusterCommand {
       helpValue: "ID",
     }),
     wait: Flags.boolean({ description: "Wait until the savepoint is complete.", allowNo: true, default: true }),
-    timeout: Flags.string({ description: "How long --wait waits.", default: "5m", helpValue: "DURATION" }),
+    timeout: duration({ description: "How long --wait waits.", default: "5m" }),
   };
 
   async run(): Promise<SavepointRecord> {
     const { args, flags } = await this.parse(DfSavepointCreate);
     const name = dataflowName("NAME", args.name);
     const id = flags.id === undefined ? undefined : savepointId("--id", flags.id);
-    const timeoutMs = durationMs(duration("timeout", flags.timeout));
+    const timeoutMs = durationMs(flags.timeout);
     const { cluster, namespace } = await connect(flags);
     const client = await SavepointClient.connect(cluster, namespace, await cluster.mustGetDataflow(namespace, name));
     const requested = await client.create(id);
