@@ -308,6 +308,30 @@ describe("statefulBatch", () => {
     ]);
   });
 
+  test("batches after one with few keys group known and new keys alike, each batch on its own", async () => {
+    // A batch with under a quarter as many keys as items is followed by batches grouped
+    // through the keys' states: here the second (known a, new c) and the third.
+    const calls: string[] = [];
+    const batch = (keys: string, from: number) => pairs(...[...keys].map((k, i): [string, number] => [k, from + i]));
+    await run(
+      batch("baabaabaa", 1).concat(batch("caacaacaa", 10)).concat(batch("abcaaaaaa", 19)),
+      (s) => op.statefulBatch("sb", s, recorder(calls)),
+      9,
+    );
+    expect(calls).toEqual([
+      "a:batch:2,3,5,6,8,9",
+      "b:batch:1,4,7",
+      "a:batch:11,12,14,15,17,18",
+      "c:batch:10,13,16",
+      "a:batch:19,22,23,24,25,26,27",
+      "b:batch:20",
+      "c:batch:21",
+      "a:eof",
+      "b:eof",
+      "c:eof",
+    ]);
+  });
+
   test("a notification fires once when notifyAt stays in the past", async () => {
     const calls: string[] = [];
     const past = new Date(0);

@@ -272,27 +272,50 @@ interface KeyState {
   touched: boolean;
   /** The logic asked to be discarded: the snapshot records a deletion. */
   discarded: boolean;
+  /** The key's group while a batch is grouped by map (groupByMap), else undefined. */
+  grouping: Group | undefined;
 }
 
-function byKey(a: readonly [string, unknown], b: readonly [string, unknown]): number {
+function byKey(a: readonly [string, ...unknown[]], b: readonly [string, ...unknown[]]): number {
   return a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0;
 }
 
-type Group = [key: string, values: unknown[]];
+/** A key's values in a batch; `entry` is the key's state when it had one before the batch. */
+type Group = [key: string, values: unknown[], entry?: KeyState];
 
 // The per-item loops here index rather than use for-of: for-of allocated an iterator
 // result per item in this operator (seen in a sampling allocation profile).
-function groupByMap(stepId: string, items: readonly unknown[]): Group[] {
-  const groups = new Map<string, unknown[]>();
+/**
+ * Groups through the keys' own states (their `grouping`), so a batch of known keys
+ * needs no map of its own and no second lookup to activate them; keys new in the
+ * batch go into a map made only when one comes.
+ */
+function groupByMap(stepId: string, items: readonly unknown[], keys: ReadonlyMap<string, KeyState>): Group[] {
   const order: Group[] = [];
-  for (let i = 0; i < items.length; i++) {
-    const [key, value] = keyed(stepId, items[i]);
-    const values = groups.get(key);
-    if (values === undefined) {
-      const fresh = [value];
-      groups.set(key, fresh);
-      order.push([key, fresh]);
-    } else values.push(value);
+  let fresh: Map<string, Group> | undefined;
+  try {
+    for (let i = 0; i < items.length; i++) {
+      const [key, value] = keyed(stepId, items[i]);
+      const entry = keys.get(key);
+      const group = entry === undefined ? fresh?.get(key) : entry.grouping;
+      if (group !== undefined) {
+        group[1].push(value);
+      } else if (entry !== undefined) {
+        entry.grouping = [key, [value], entry];
+        order.push(entry.grouping);
+      } else {
+        const added: Group = [key, [value]];
+        if (fresh === undefined) fresh = new Map();
+        fresh.set(key, added);
+        order.push(added);
+      }
+    }
+  } finally {
+    // Also when an item is rejected: no state may keep a group into the next batch.
+    for (let i = 0; i < order.length; i++) {
+      const entry = (order[i] as Group)[2];
+      if (entry !== undefined) entry.grouping = undefined;
+    }
   }
   return order.sort(byKey);
 }
@@ -409,7 +432,7 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
   /** Groups the batch by key (keys sorted, values in arrival order) and activates each key once. */
   process(epoch: number, batch: unknown[]): void {
     // Both groupings check each item is a [key, value] pair before any key is activated.
-    const groups = this.#fewKeys ? groupByMap(this.stepId, batch) : groupBySort(this.stepId, batch);
+    const groups = this.#fewKeys ? groupByMap(this.stepId, batch, this.#keys) : groupBySort(this.stepId, batch);
     // The next batch likely looks like this one: a map of per-key arrays wins when keys
     // repeat, a sort of the items when most keys are distinct.
     this.#fewKeys = groups.length * 4 < batch.length;
@@ -419,7 +442,8 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
       () => this.#activateGroups(groups, out),
       () => {
         const group = groups[this.#at];
-        return this.#givenValues ? group : group?.[0];
+        if (group === undefined) return undefined;
+        return this.#givenValues ? [group[0], group[1]] : group[0];
       },
     );
     this.down.push(epoch, out);
@@ -484,8 +508,8 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
   #activateGroups(groups: Group[], out: unknown[]): void {
     for (let at = 0; at < groups.length; at++) {
       this.#at = at;
-      const [key, values] = groups[at] as Group;
-      this.#activate(this.#keys.get(key) ?? this.#build(key, undefined), "onBatch", values, out);
+      const [key, values, known] = groups[at] as Group;
+      this.#activate(known ?? this.#keys.get(key) ?? this.#build(key, undefined), "onBatch", values, out);
     }
   }
 
@@ -503,7 +527,13 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
   /** Called inside callUser (see #givenValues), as are #activate and #schedule. */
   #build(key: string, state: unknown): KeyState {
     this.#givenValues = false;
-    const entry: KeyState = { key, logic: this.step.builder(state), touched: false, discarded: false };
+    const entry: KeyState = {
+      key,
+      logic: this.step.builder(state),
+      touched: false,
+      discarded: false,
+      grouping: undefined,
+    };
     this.#keys.set(key, entry);
     return entry;
   }

@@ -135,7 +135,10 @@ export class SlidingWindower implements Windower<SlidingWindowerState> {
       // Items mostly open the newest window, so search from the end.
       let at = opened.length;
       while (at > 0 && (opened[at - 1] as number) > id) at--;
-      if (opened[at - 1] !== id) opened.splice(at, 0, id);
+      if (opened[at - 1] === id) return;
+      // push when appending, the usual case: splice would allocate the (empty) array it removed.
+      if (at === opened.length) opened.push(id);
+      else opened.splice(at, 0, id);
     };
     // A key's consecutive items mostly fall in the same windows, so the last item's
     // ids are handed out again, already open, rather than built and opened per item.
@@ -154,10 +157,13 @@ export class SlidingWindower implements Windower<SlidingWindowerState> {
       merged: () => NONE,
       closeFor: (watermark) => {
         if (opened.length === 0 || this.#closeOf(opened[0] as number) > watermark) return NONE;
-        const closed: [number, WindowBounds][] = [];
-        while (opened.length > 0 && this.#closeOf(opened[0] as number) <= watermark) {
+        // Sized before it is filled: a first push would reserve room for 16 windows.
+        let count = 1;
+        while (count < opened.length && this.#closeOf(opened[count] as number) <= watermark) count++;
+        const closed = new Array<[number, WindowBounds]>(count);
+        for (let i = 0; i < count; i++) {
           const id = opened.shift() as number;
-          closed.push([id, this.boundsOf(id)]);
+          closed[i] = [id, this.boundsOf(id)];
         }
         // The next item's windows must be opened again even if they are the same ids.
         current = NONE;
