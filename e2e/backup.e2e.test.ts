@@ -24,7 +24,7 @@ import {
   volumeLines,
   waxctl,
 } from "./lib/cluster.ts";
-import { checkCounts, checkResumedCounts } from "./lib/counts.ts";
+import { checkCounts, checkResumedCounts, runningCountDeploy } from "./lib/counts.ts";
 import type { Manifest } from "./lib/kafka.ts";
 import { completeSets, credentialsSecret, objectStoreManifests, openBucket, s3Endpoint } from "./lib/s3.ts";
 
@@ -157,19 +157,18 @@ async function untilReady(processes: number, flow = FLOW): Promise<Pod[]> {
   );
 }
 
+/** -p 3 -w 2, its output on the claim `template` mounts, waiting until Ready: the flags B1 and B4 deploy with. */
+function countingOnClaim(template: string): string[] {
+  return [
+    ...["-p", "3", "-w", "2", "--pod-template", template, "-e", `OUTPUT_DIR=${OUTPUT_MOUNT}`],
+    ...["--wait", "--timeout", "5m"],
+  ];
+}
+
 /** `waxctl df deploy` of the running count with recovery on and backups to the store's bucket under its own name. */
 function deployFlags(name: string, endpoint: string, credentials: string, readings = READINGS): string[] {
   return [
-    "df",
-    "deploy",
-    "examples/running-count.ts",
-    "--name",
-    name,
-    "-n",
-    NS,
-    "--recovery",
-    "--recovery-snapshot-interval",
-    "2s",
+    ...runningCountDeploy(name, NS),
     "--recovery-backup-interval",
     "6s",
     "--backup-bucket",
@@ -203,17 +202,7 @@ describe("restore from a bucket on kind", { timeout: 900_000 }, () => {
 
       const deploy = await waxctl([
         ...deployFlags(FLOW, s3Endpoint(STORE_SETTINGS), CREDENTIALS),
-        "-p",
-        "3",
-        "-w",
-        "2",
-        "--pod-template",
-        output.template,
-        "-e",
-        `OUTPUT_DIR=${OUTPUT_MOUNT}`,
-        "--wait",
-        "--timeout",
-        "5m",
+        ...countingOnClaim(output.template),
       ]);
       expect(deploy.stderr).toBe("");
       expect(deploy.code).toBe(0);
@@ -502,17 +491,7 @@ describe("restore from a bucket on kind", { timeout: 900_000 }, () => {
     await apply([output.claim]);
     const deploy = await waxctl([
       ...deployFlags(UPGRADED, s3Endpoint(STORE_SETTINGS), CREDENTIALS),
-      "-p",
-      "3",
-      "-w",
-      "2",
-      "--pod-template",
-      output.template,
-      "-e",
-      `OUTPUT_DIR=${OUTPUT_MOUNT}`,
-      "--wait",
-      "--timeout",
-      "5m",
+      ...countingOnClaim(output.template),
     ]);
     expect(deploy.code, deploy.stderr).toBe(0);
     const expected = expectedCounts(READINGS);

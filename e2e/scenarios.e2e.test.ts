@@ -31,7 +31,7 @@ import {
   volumeLines,
   waxctl,
 } from "./lib/cluster.ts";
-import { checkCounts } from "./lib/counts.ts";
+import { checkCounts, runningCountDeploy } from "./lib/counts.ts";
 
 const NS = "waxflow-e2e";
 const OPERATOR_NS = "waxflow-system";
@@ -45,16 +45,7 @@ function readings(perPartition: number): ReadingsSettings {
 
 function deployFlags(name: string, settings: ReadingsSettings, ...more: string[]): string[] {
   return [
-    "df",
-    "deploy",
-    "examples/running-count.ts",
-    "--name",
-    name,
-    "-n",
-    NS,
-    "--recovery",
-    "--recovery-snapshot-interval",
-    "2s",
+    ...runningCountDeploy(name, NS),
     "-e",
     `OUTPUT_DIR=${SHARED_OUTPUT.has(name) ? SHARED_MOUNT : `/var/lib/waxflow/recovery/${OUTPUT}`}`,
     ...envFlags(settingsEnv(settings)),

@@ -201,6 +201,38 @@ export async function writeImage(
 }
 
 /** Builds both images unless a build of the same inputs is in `cache` (default $WAXFLOW_CACHE/images). */
+/**
+ * One image of `kind` built into `<cache>/<kind>/<key>` unless a build of that key is there:
+ * `build(tmp)` writes it into a private temporary directory, which becomes the build's
+ * directory by one rename (a concurrent build of the same inputs gives the same result), with
+ * its summary in image.json; older builds are pruned. Returns the summary and whether it was cached.
+ */
+export async function cachedImage<T extends BaseImage>(
+  cache: string,
+  kind: string,
+  key: string,
+  build: (tmp: string) => Promise<T>,
+): Promise<{ readonly image: T; readonly cached: boolean }> {
+  const dir = join(cache, kind, key);
+  const summary = join(dir, "image.json");
+  let cached = existsSync(summary);
+  if (!cached) {
+    const tmp = `${dir}.${process.pid}.tmp`;
+    await rm(tmp, { recursive: true, force: true });
+    await mkdir(tmp, { recursive: true });
+    const image = await build(tmp);
+    await writeFile(join(tmp, "image.json"), JSON.stringify(image, null, 2).replaceAll(tmp, dir));
+    await rename(tmp, dir).catch(async (err: NodeJS.ErrnoException) => {
+      // Another build of the same inputs finished first: its result is the same.
+      if (err.code !== "ENOTEMPTY" && err.code !== "EEXIST") throw err;
+      await rm(tmp, { recursive: true, force: true });
+      cached = true;
+    });
+  }
+  await pruneBuilds(join(cache, kind), key);
+  return { image: JSON.parse(await readFile(summary, "utf8")) as T, cached };
+}
+
 /** Each build in `dir` holds its image twice (layout and archive): older ones beyond the newest two go. */
 export async function pruneBuilds(dir: string, key: string): Promise<void> {
   const builds = await readdir(dir, { withFileTypes: true });

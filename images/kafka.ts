@@ -8,13 +8,12 @@
  */
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { parseArgs, promisify } from "node:util";
 import { cacheDir, tarLayer } from "@waxflow/oci";
-import { type BaseImage, pruneBuilds, writeImage } from "./build.ts";
+import { type BaseImage, cachedImage, writeImage } from "./build.ts";
 import { type DebianLock, fetchDebs, osLayer, packageEntries, readLock, resolveLock } from "./debian.ts";
 
 const run = promisify(execFile);
@@ -181,13 +180,7 @@ export async function buildKafkaImage(
   const lock = await readKafkaLock();
   const builder = await Promise.all(BUILDER_SOURCES.map(async (f) => `${f}:${hash(await readFile(join(ROOT, f)))}`));
   const key = hash(JSON.stringify({ builder, base, lock })).slice(0, 32);
-  const dir = join(cache, "kafka", key);
-  const summary = join(dir, "image.json");
-  let cached = existsSync(summary);
-  if (!cached) {
-    const tmp = `${dir}.${process.pid}.tmp`;
-    await rm(tmp, { recursive: true, force: true });
-    await mkdir(tmp, { recursive: true });
+  const { image, cached } = await cachedImage(cache, "kafka", key, async (tmp) => {
     const debs = join(cache, "debs");
     log("fetching Debian packages");
     const baseDebs = await fetchDebs(base, debs, log);
@@ -212,17 +205,8 @@ export async function buildKafkaImage(
       ]),
       createdBy: `kafka ${lock.kafka}: ${lock.jars.length} jars from Maven Central`,
     };
-    const image = await writeImage(tmp, "waxflow-kafka", lock.kafka, [os, jre, kafka], kafkaImageConfig());
-    await writeFile(join(tmp, "image.json"), JSON.stringify(image, null, 2).replaceAll(tmp, dir));
-    await rename(tmp, dir).catch(async (err: NodeJS.ErrnoException) => {
-      // Another build of the same inputs finished first: its result is the same.
-      if (err.code !== "ENOTEMPTY" && err.code !== "EEXIST") throw err;
-      await rm(tmp, { recursive: true, force: true });
-      cached = true;
-    });
-  }
-  await pruneBuilds(join(cache, "kafka"), key);
-  const image = JSON.parse(await readFile(summary, "utf8")) as BaseImage;
+    return writeImage(tmp, "waxflow-kafka", lock.kafka, [os, jre, kafka], kafkaImageConfig());
+  });
   return { ...image, key, cached, ms: performance.now() - t0 };
 }
 

@@ -9,12 +9,11 @@
  */
 import { execFile, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync } from "node:fs";
-import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parseArgs, promisify } from "node:util";
 import { cacheDir, tarLayer } from "@waxflow/oci";
-import { type BaseImage, pruneBuilds, writeImage } from "./build.ts";
+import { type BaseImage, cachedImage, writeImage } from "./build.ts";
 import { fetchDebs, osLayer, readLock } from "./debian.ts";
 
 const run = promisify(execFile);
@@ -89,13 +88,7 @@ export async function buildSeaweedfsImage(
   const binary = await readFile(weed.path);
   const builder = await Promise.all(BUILDER_SOURCES.map(async (f) => `${f}:${hash(await readFile(join(ROOT, f)))}`));
   const key = hash(JSON.stringify({ builder, base, version: weed.version, weed: hash(binary) })).slice(0, 32);
-  const dir = join(cache, "seaweedfs", key);
-  const summary = join(dir, "image.json");
-  let cached = existsSync(summary);
-  if (!cached) {
-    const tmp = `${dir}.${process.pid}.tmp`;
-    await rm(tmp, { recursive: true, force: true });
-    await mkdir(tmp, { recursive: true });
+  const { image, cached } = await cachedImage(cache, "seaweedfs", key, async (tmp) => {
     log("fetching Debian packages");
     const debs = await fetchDebs(base, join(cache, "debs"), log);
     log("writing layers");
@@ -111,20 +104,9 @@ export async function buildSeaweedfsImage(
     };
     // The tag is the module's pseudo-version's date and commit: a tag allows no "+" and at most 128 characters.
     const tag = weed.version.replace(/^v0\.0\.0-/, "").replace(/[^\w.-]/g, "_");
-    const image = await writeImage(tmp, "waxflow-seaweedfs", tag, [os, store], seaweedfsImageConfig());
-    await writeFile(
-      join(tmp, "image.json"),
-      JSON.stringify({ ...image, version: weed.version }, null, 2).replaceAll(tmp, dir),
-    );
-    await rename(tmp, dir).catch(async (err: NodeJS.ErrnoException) => {
-      // Another build of the same inputs finished first: its result is the same.
-      if (err.code !== "ENOTEMPTY" && err.code !== "EEXIST") throw err;
-      await rm(tmp, { recursive: true, force: true });
-      cached = true;
-    });
-  }
-  await pruneBuilds(join(cache, "seaweedfs"), key);
-  const image = JSON.parse(await readFile(summary, "utf8")) as BaseImage & { version: string };
+    const written = await writeImage(tmp, "waxflow-seaweedfs", tag, [os, store], seaweedfsImageConfig());
+    return { ...written, version: weed.version };
+  });
   return { ...image, key, cached, ms: performance.now() - t0 };
 }
 

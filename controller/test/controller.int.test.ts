@@ -25,7 +25,14 @@ import { LeaderElector } from "../src/kube/leader.ts";
 import { setQuiet } from "../src/log.ts";
 import { serveProbes } from "../src/metrics.ts";
 import { IMAGE } from "./fixtures.ts";
-import { createDataflow, startCluster, type TestCluster, waitFor } from "./harness/apiserver.ts";
+import {
+  createDataflow,
+  markProcessesReady,
+  processPods,
+  startCluster,
+  type TestCluster,
+  waitFor,
+} from "./harness/apiserver.ts";
 
 // Real API server round trips on a shared 2-core machine: generous, the waits inside are bounded.
 vi.setConfig({ testTimeout: 60_000 });
@@ -88,10 +95,7 @@ async function patchSpec(name: string, spec: Partial<DataflowSpec>): Promise<voi
 }
 
 /** The Dataflow's processes: the pods its StatefulSet selects (not the pre-flight pod). */
-async function pods(name: string): Promise<V1Pod[]> {
-  const labelSelector = `app.kubernetes.io/name=waxflow,waxflow.io/dataflow=${name}`;
-  return (await core.listNamespacedPod({ namespace: NS, labelSelector })).items;
-}
+const pods = (name: string): Promise<V1Pod[]> => processPods(core, NS, name);
 
 /** The kubelet's part for the pre-flight pod of an image change: its container `state`, once the pod exists. */
 async function preflight(name: string, state: V1ContainerState, phase = "Pending"): Promise<V1Pod> {
@@ -124,28 +128,7 @@ async function preflight(name: string, state: V1ContainerState, phase = "Pending
 }
 
 /** The kubelet's part: report every live pod of the Dataflow Running and Ready. */
-async function markReady(name: string): Promise<void> {
-  for (const pod of await pods(name)) {
-    if (pod.metadata?.deletionTimestamp) continue;
-    await core.patchNamespacedPodStatus(
-      {
-        namespace: NS,
-        name: pod.metadata?.name ?? "",
-        body: {
-          status: {
-            phase: "Running",
-            startTime: new Date(),
-            conditions: [
-              { type: "PodScheduled", status: "True" },
-              { type: "Ready", status: "True" },
-            ],
-          },
-        },
-      },
-      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
-    );
-  }
-}
+const markReady = (name: string): Promise<void> => markProcessesReady(core, NS, name);
 
 async function phaseOf(name: string) {
   return (await get(name))?.status?.phase;

@@ -25,7 +25,14 @@ import { installCrd } from "../src/kube/crd.ts";
 import { MAX_ANSWER_CHARS, PodProxySavepoints, type SavepointRecord, type Savepoints } from "../src/kube/savepoints.ts";
 import { setQuiet } from "../src/log.ts";
 import { IMAGE } from "./fixtures.ts";
-import { createDataflow, startCluster, type TestCluster, waitFor } from "./harness/apiserver.ts";
+import {
+  createDataflow,
+  markProcessesReady,
+  processPods,
+  startCluster,
+  type TestCluster,
+  waitFor,
+} from "./harness/apiserver.ts";
 
 vi.setConfig({ testTimeout: 90_000 });
 
@@ -101,34 +108,11 @@ async function patchSpec(name: string, spec: Partial<DataflowSpec>): Promise<voi
 }
 
 async function pods(name: string): Promise<V1Pod[]> {
-  const labelSelector = `app.kubernetes.io/name=waxflow,waxflow.io/dataflow=${name}`;
-  return (await core.listNamespacedPod({ namespace: NS, labelSelector })).items.filter(
-    (p) => p.metadata?.deletionTimestamp === undefined,
-  );
+  return (await processPods(core, NS, name)).filter((p) => p.metadata?.deletionTimestamp === undefined);
 }
 
 /** The kubelet's part: every live pod of the Dataflow Running and Ready. */
-async function markReady(name: string): Promise<void> {
-  for (const pod of await pods(name)) {
-    await core.patchNamespacedPodStatus(
-      {
-        namespace: NS,
-        name: pod.metadata?.name ?? "",
-        body: {
-          status: {
-            phase: "Running",
-            startTime: new Date(),
-            conditions: [
-              { type: "PodScheduled", status: "True" },
-              { type: "Ready", status: "True" },
-            ],
-          },
-        },
-      },
-      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
-    );
-  }
-}
+const markReady = (name: string): Promise<void> => markProcessesReady(core, NS, name);
 
 const condition = (df: Dataflow, type: string) => df.status?.conditions?.find((c) => c.type === type);
 

@@ -99,3 +99,9 @@ export function checkResumedCounts(lines: Iterable<string>, expected: ReadonlyMa
   }
   return { resumedAt, complete, duplicates, gaps, malformed };
 }
+
+/** `waxctl df deploy` of examples/running-count.ts as `name` in `namespace`, with recovery and 2 s snapshots: what each scenario adds to. */
+export function runningCountDeploy(name: string, namespace: string): string[] {
+  const flags = ["--name", name, "-n", namespace, "--recovery", "--recovery-snapshot-interval", "2s"];
+  return ["df", "deploy", "examples/running-count.ts", ...flags];
+}
