@@ -204,7 +204,13 @@ describe("kubectl, Helm and GitOps", () => {
     expect(Date.now() - t0).toBeLessThan(240_000);
     expect((await tryKubectl("get", "crd", "dataflows.waxflow.io")).code).not.toBe(0);
     expect((await tryKubectl("get", "deployment", "-n", OPERATOR_NS, "waxflow-controller")).code).not.toBe(0);
-    expect((await kubectl("get", "statefulsets,pods", "-n", NS, "-o", "name")).trim()).toBe("");
+    // The StatefulSets and pods go by background garbage collection after their Dataflow: a
+    // pod may still be in its termination grace period when the commands return.
+    await eventually(
+      "the Dataflows' StatefulSets and pods to be gone",
+      async () => ((await kubectl("get", "statefulsets,pods", "-n", NS, "-o", "name")).trim() === "" ? true : undefined),
+      { timeoutMs: 60_000 },
+    );
     // whenDeleted: Delete took counts-shared's volumes along; Retain kept counts-recovery's.
     const claims = (await kubectl("get", "pvc", "-n", NS, "-o", "name")).trim().split("\n").sort();
     expect(claims.some((c) => c.startsWith("persistentvolumeclaim/recovery-counts-shared-"))).toBe(false);
