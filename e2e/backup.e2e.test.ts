@@ -7,6 +7,7 @@ import { expectedCounts, type ReadingsSettings, settingsEnv } from "../examples/
 import { BackupBucket } from "../runtime/src/recovery/backup.ts";
 import {
   applyList,
+  CLUSTER,
   envFlags,
   eventually,
   isReady,
@@ -483,7 +484,7 @@ describe("restore from a bucket on kind", { timeout: 900_000 }, () => {
     }
   });
 
-  test("B4. upgradeMode savepoint: an edit takes a savepoint and the new processes start from it; a broken edit rolls back to the last Ready spec; a good edit rolls forward; counts exactly once throughout", async () => {
+  test("B4. upgradeMode savepoint: a new image takes a savepoint and its processes start from it; a broken image rolls back to the last Ready spec; a good one rolls forward; counts exactly once throughout", async () => {
     const t0 = Date.now();
     const at = (): string => `${((Date.now() - t0) / 1000).toFixed(0)} s`;
     await storeUp();
@@ -498,17 +499,24 @@ describe("restore from a bucket on kind", { timeout: 900_000 }, () => {
     const total = READINGS.partitions * READINGS.perPartition;
     const upgradedCounts = async () => checkCounts(await volumeLines(NS, UPGRADED_OUTPUT, ""), expected);
     const df = `dataflow/${UPGRADED}`;
+    const original = (await kubectlJson<{ spec: Release }>("get", df, "-n", NS)).spec;
+    // Two more releases, built and loaded into the node while the first runs.
+    const [v2, broken] = await Promise.all([
+      release("e2e/fixtures/running-count-v2.ts"),
+      release("e2e/fixtures/running-count-broken.ts", "--no-check"),
+    ]);
+    expect(new Set([original.image, v2.image, broken.image]).size).toBe(3);
     // No waxctl flag for it: set as a GitOps user would, in the spec.
     const first = await pods(NS, UPGRADED);
     await kubectl("patch", df, "-n", NS, "--type=merge", "-p", '{"spec":{"upgradeMode":"savepoint"}}');
     const deployed = at();
 
-    // 1. An edit that replaces the processes: a savepoint first (the first complete backup
-    // set after the request, so mid-stream), the new processes start from it.
-    await kubectl("patch", df, "-n", NS, "--type=json", "-p", addEnv("UPGRADE", "1"));
+    // 1. A new image, as a GitOps pipeline would set it: a savepoint first (the first
+    // complete backup set after the request, so mid-stream), the new processes start from it.
+    await kubectl("patch", df, "-n", NS, "--type=merge", "-p", JSON.stringify({ spec: v2 }));
     const generation = (await kubectlJson<{ metadata: { generation: number } }>("get", df, "-n", NS)).metadata
       .generation;
-    const upgraded = await untilRolled(first, (env) => env.UPGRADE === "1");
+    const upgraded = await untilRolled(first, v2);
     const savepoint = (await dataflowStatus(UPGRADED)).lastSavepoint;
     // Taken for this edit's roll (the controller names it after the generation).
     expect(savepoint?.id).toMatch(new RegExp(`^sp-\\d{8}-\\d{6}-g${generation}$`));
@@ -520,7 +528,7 @@ describe("restore from a bucket on kind", { timeout: 900_000 }, () => {
     expect(mid.complete, "the upgrade must land mid-stream").toBeLessThan(READINGS.sensors);
     const upgradeDone = at();
 
-    // 2. A broken edit (the module throws as it loads) with rollback on: a savepoint, the
+    // 2. A broken image (its module throws as it loads) with rollback on: a savepoint, the
     // new processes fail, and after readyTimeout the last Ready spec runs again from it.
     await kubectl(
       "patch",
@@ -531,8 +539,8 @@ describe("restore from a bucket on kind", { timeout: 900_000 }, () => {
       "-p",
       '{"spec":{"rollback":{"enabled":true,"readyTimeout":"40s"}}}',
     );
-    await kubectl("patch", df, "-n", NS, "--type=json", "-p", await setEnv({ READINGS_BATCH: "0" }));
-    const broken = await untilRolled(upgraded, (env) => env.READINGS_BATCH === "0", false);
+    await kubectl("patch", df, "-n", NS, "--type=merge", "-p", JSON.stringify({ spec: broken }));
+    const failing = await untilRolled(upgraded, broken, false);
     const rolledBack = await eventually(
       "the rollback to the last Ready spec",
       async () => {
@@ -546,26 +554,19 @@ describe("restore from a bucket on kind", { timeout: 900_000 }, () => {
     const brokenSavepoint = rolledBack.status.lastSavepoint?.id ?? "";
     expect(brokenSavepoint).not.toBe(savepoint?.id);
     expect(await eventReasons(UPGRADED)).toContain("RolledBack");
-    // The old spec's pods (UPGRADE=1, no READINGS_BATCH=0), from the savepoint taken before the broken edit.
-    await untilRolled(broken, (env) => env.UPGRADE === "1" && env.READINGS_BATCH === String(READINGS.batch));
+    // The last Ready spec's pods (v2), from the savepoint taken before the broken image.
+    await untilRolled(failing, v2);
     await expectStartedFrom(brokenSavepoint);
     const wait = await tryKubectl("wait", "--for=condition=Ready", df, "-n", NS, "--timeout=5s");
     expect(wait.code, "kubectl wait must not pass while rolled back").not.toBe(0);
     expectOnce(await upgradedCounts());
     const rolledBackAt = at();
 
-    // 3. A good edit rolls forward: the batch size back, another value for UPGRADE.
-    await kubectl(
-      "patch",
-      df,
-      "-n",
-      NS,
-      "--type=json",
-      "-p",
-      await setEnv({ READINGS_BATCH: String(READINGS.batch), UPGRADE: "2" }),
-    );
+    // 3. A good image rolls forward: the first release again.
     const forward = await pods(NS, UPGRADED);
-    await untilRolled(forward, (e) => e.UPGRADE === "2" && e.READINGS_BATCH === String(READINGS.batch));
+    const again = { image: original.image, module: original.module };
+    await kubectl("patch", df, "-n", NS, "--type=merge", "-p", JSON.stringify({ spec: again }));
+    await untilRolled(forward, again);
     expect((await tryKubectl("wait", "--for=condition=Ready", df, "-n", NS, "--timeout=120s")).code).toBe(0);
     expect((await dataflowStatus(UPGRADED)).rolledBack).toBeUndefined();
     const forwardAt = at();
@@ -582,7 +583,7 @@ describe("restore from a bucket on kind", { timeout: 900_000 }, () => {
     expect(after).toMatchObject({ complete: READINGS.sensors, duplicates: [], gaps: [], malformed: [] });
     console.log(
       [
-        `upgrade e2e: savepoints ${savepoint?.id} (upgrade), ${brokenSavepoint} (broken upgrade, rolled back); ${total} readings exactly once`,
+        `upgrade e2e: savepoints ${savepoint?.id} (upgrade to ${v2.image}), ${brokenSavepoint} (broken image, rolled back); ${total} readings exactly once`,
         `  seconds: deployed ${deployed}, upgraded ${upgradeDone}, rolled back ${rolledBackAt}, rolled forward ${forwardAt}, complete ${at()}`,
       ].join("\n"),
     );
@@ -608,22 +609,28 @@ function expectOnce(report: ReturnType<typeof checkCounts>): void {
   expect(report).toMatchObject({ duplicates: [], gaps: [], malformed: [] });
 }
 
-/** A JSON patch appending an env var to spec.env, as `kubectl patch --type=json` takes it. */
-function addEnv(name: string, value: string): string {
-  return JSON.stringify([{ op: "add", path: "/spec/env/-", value: { name, value } }]);
+/** A release of B4's dataflow: what a GitOps pipeline sets in its spec. */
+interface Release {
+  readonly image: string;
+  readonly module: string;
 }
 
-/** A JSON patch replacing the values of variables B4's dataflow has in spec.env (names are unique there). */
-async function setEnv(values: Readonly<Record<string, string>>): Promise<string> {
-  const env = (await kubectlJson<{ spec: { env: { name: string }[] } }>("get", "dataflow", "-n", NS, UPGRADED)).spec
-    .env;
-  return JSON.stringify(
-    Object.entries(values).map(([name, value]) => {
-      const i = env.findIndex((e) => e.name === name);
-      if (i < 0) throw new Error(`${UPGRADED} has no spec.env ${name}`);
-      return { op: "replace", path: `/spec/env/${i}/value`, value };
-    }),
-  );
+/** `waxctl image build FILE -o kind:CLUSTER`: the image by digest, loaded into the node, and its module. */
+async function release(file: string, ...flags: string[]): Promise<Release> {
+  const built = await waxctl([
+    "image",
+    "build",
+    file,
+    "-N",
+    "running-count",
+    "-o",
+    `kind:${CLUSTER}`,
+    "--json",
+    ...flags,
+  ]);
+  expect(built.code, built.stderr).toBe(0);
+  const { reference, module } = JSON.parse(built.stdout) as { reference: string; module: string };
+  return { image: reference, module };
 }
 
 interface DataflowStatus {
@@ -648,26 +655,24 @@ async function eventReasons(name: string): Promise<string[]> {
   return events.items.map((e) => e.reason ?? "");
 }
 
-interface EnvPod extends Pod {
-  spec?: { containers?: { name: string; env?: { name: string; value?: string }[] }[] };
+interface ReleasePod extends Pod {
+  spec?: { containers?: { name: string; image?: string }[] };
 }
 
-const podEnv = (pod: EnvPod): Record<string, string> =>
-  Object.fromEntries(
-    (pod.spec?.containers?.find((c) => c.name === "waxflow")?.env ?? []).map((e) => [e.name, e.value ?? ""]),
-  );
+const podImage = (pod: ReleasePod): string | undefined =>
+  pod.spec?.containers?.find((c) => c.name === "waxflow")?.image;
 
 /**
- * Until every process of B4's dataflow is a new pod (none of `before`'s UIDs) whose env
- * passes `wanted`, all Ready (or, `ready` false, merely there: a broken spec never is).
+ * Until every process of B4's dataflow is a new pod (none of `before`'s UIDs) running
+ * `wanted`'s image, all Ready (or, `ready` false, merely there: a broken release never is).
  */
-async function untilRolled(before: readonly Pod[], wanted: (env: Record<string, string>) => boolean, ready = true) {
+async function untilRolled(before: readonly Pod[], wanted: Release, ready = true) {
   const old = new Set(before.map((p) => p.metadata.uid));
   return eventually(
-    "the processes of the new spec",
+    `the processes of ${wanted.image}`,
     async () => {
-      const now = (await pods(NS, UPGRADED)) as EnvPod[];
-      const fresh = now.filter((p) => !old.has(p.metadata.uid) && wanted(podEnv(p)));
+      const now = (await pods(NS, UPGRADED)) as ReleasePod[];
+      const fresh = now.filter((p) => !old.has(p.metadata.uid) && podImage(p) === wanted.image);
       return fresh.length === 3 && now.length === 3 && (!ready || now.every(isReady)) ? now : undefined;
     },
     { timeoutMs: 180_000 },

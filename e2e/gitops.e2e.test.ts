@@ -208,7 +208,8 @@ describe("kubectl, Helm and GitOps", () => {
     // pod may still be in its termination grace period when the commands return.
     await eventually(
       "the Dataflows' StatefulSets and pods to be gone",
-      async () => ((await kubectl("get", "statefulsets,pods", "-n", NS, "-o", "name")).trim() === "" ? true : undefined),
+      async () =>
+        (await kubectl("get", "statefulsets,pods", "-n", NS, "-o", "name")).trim() === "" ? true : undefined,
       { timeoutMs: 60_000 },
     );
     // whenDeleted: Delete took counts-shared's volumes along; Retain kept counts-recovery's.
