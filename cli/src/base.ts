@@ -1,7 +1,8 @@
 import { inspect, stripVTControlCharacters } from "node:util";
-import { Args, Command, Errors, Flags } from "@oclif/core";
+import { Command, Errors, Flags } from "@oclif/core";
 import { OciError } from "@waxflow/oci";
 import { UserError } from "./errors.ts";
+import { dataflowNameArg } from "./flags.ts";
 
 /** A failure with lines that explain it (pod events, log lines), printed before the error line. */
 export class DetailedError extends UserError {
@@ -14,8 +15,8 @@ export class DetailedError extends UserError {
   }
 }
 
-/** The NAME argument of every command that acts on one Dataflow. */
-export const nameArg = Args.string({ description: "Name of the Dataflow.", required: true });
+/** The NAME argument of every command that acts on one Dataflow, checked while oclif parses. */
+export const nameArg = dataflowNameArg({ description: "Name of the Dataflow.", required: true });
 
 /** `WAXFLOW_DEBUG=1` adds the stack (and causes) after the one line, as the runtime does. */
 const debug = (): boolean => process.env.WAXFLOW_DEBUG === "1";

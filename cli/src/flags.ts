@@ -1,10 +1,11 @@
-// Typed oclif flags for the values every command checks the same way: counts, Go durations
-// and Dataflow names. oclif runs the check while it parses, so `flags.processes` is a number
-// and a bad value fails before run() does any work. A failure is the UsageError of
-// deploy/options.ts (one line naming the flag and what to type); oclif wraps its message as
-// "Parsing --x \n\t<message>", which WaxctlCommand.catch unwraps again.
+// Typed oclif flags and arguments for the values every command checks the same way: counts,
+// Go durations and Dataflow names. oclif runs the check while it parses, so `flags.processes`
+// is a number and a bad value fails before run() does any work. A failure is the UsageError
+// of deploy/options.ts (one line naming the flag or argument and what to type); oclif wraps
+// a flag's message as "Parsing --x \n\t<message>", which WaxctlCommand.catch unwraps again,
+// and passes an argument's through as it is.
 
-import { Flags } from "@oclif/core";
+import { Args, Flags } from "@oclif/core";
 import { durationMs } from "@waxflow/crds";
 import { duration as checkedDuration, dataflowName as checkedName, wholeNumber } from "./deploy/options.ts";
 import { UsageError } from "./errors.ts";
@@ -31,4 +32,9 @@ export const duration = Flags.custom<string, { minMs?: number }>({
 export const dataflowName = Flags.custom<string>({
   helpValue: "NAME",
   parse: async (input, _ctx, opts) => checkedName(`--${opts.name}`, input),
+});
+
+/** A Dataflow's name as a positional argument (NAME, SRC), checked as `dataflowName` checks the flag. */
+export const dataflowNameArg = Args.custom<string>({
+  parse: async (input, _ctx, opts) => checkedName(opts.name.toUpperCase(), input),
 });

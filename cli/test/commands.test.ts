@@ -54,6 +54,39 @@ test.each([
   expect(error?.oclif?.exit).toBe(2);
 });
 
+const dns1123 = (label: string): string =>
+  `error: ${label} "Bad_Name" is not a DNS-1123 label: use at most 52 lowercase letters, digits and '-', starting and ending with a letter or digit`;
+
+// Checked while oclif parses (flags.ts dataflowNameArg): no kubeconfig is read, no cluster asked,
+// and a bad name is told before a missing required flag (scale's -p, fork's --name), which
+// oclif checks only once everything given has parsed.
+test.each([
+  [["describe", "Bad_Name"], "NAME"],
+  [["logs", "Bad_Name"], "NAME"],
+  [["delete", "Bad_Name", "--yes"], "NAME"],
+  [["scale", "Bad_Name"], "NAME"],
+  [["suspend", "Bad_Name"], "NAME"],
+  [["resume", "Bad_Name"], "NAME"],
+  [["restart", "Bad_Name"], "NAME"],
+  [["top", "Bad_Name"], "NAME"],
+  [["state", "Bad_Name", "count"], "NAME"],
+  [["savepoint", "create", "Bad_Name"], "NAME"],
+  [["savepoint", "list", "Bad_Name"], "NAME"],
+  [["savepoint", "delete", "Bad_Name", "before-v2"], "NAME"],
+  [["fork", "Bad_Name"], "SRC"],
+  [["fork", "orders", "--name", "Bad_Name"], "--name"],
+])("df %j fails at parse time with one line naming %s and the rule, exit 2", async (args, label) => {
+  const { stdout, stderr, error } = await waxctl([
+    "df",
+    ...args,
+    "--kubeconfig",
+    join(tmpdir(), "waxctl-no-such-kubeconfig"),
+  ]);
+  expect(stderr).toBe(`${dns1123(label)}\n`);
+  expect(stdout).toBe("");
+  expect(error?.oclif?.exit).toBe(2);
+});
+
 test("df deploy of a missing file says so before anything else", async () => {
   const { stderr, error } = await waxctl(["df", "deploy", "no-such-flow.ts", "-N", "ok", "--dry-run"]);
   expect(stderr).toMatch(/^error: no-such-flow\.ts: no such file/);

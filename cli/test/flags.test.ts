@@ -2,7 +2,7 @@
 // name are checked, and a bad value fails with the one line WaxctlCommand prints.
 import { Parser } from "@oclif/core";
 import { expect, test } from "vitest";
-import { count, dataflowName, duration } from "../src/flags.ts";
+import { count, dataflowName, dataflowNameArg, duration } from "../src/flags.ts";
 
 const flags = {
   processes: count({ char: "p", min: 1, max: 1000, default: 1 }),
@@ -38,4 +38,19 @@ test.each([
   const line = failure?.split("\n\t")[1]?.split("\n")[0];
   if (typeof message === "string") expect(line).toBe(message);
   else expect(line).toMatch(message);
+});
+
+test("a Dataflow name argument passes as typed, or fails with the rule naming the argument, unwrapped", async () => {
+  const args = { name: dataflowNameArg({ required: true }), src: dataflowNameArg() };
+  expect((await Parser.parse(["orders", "orders-canary"], { args })).args).toEqual({
+    name: "orders",
+    src: "orders-canary",
+  });
+  const failure = (argv: string[]) =>
+    Parser.parse(argv, { args }).then(
+      () => undefined,
+      (err: Error) => err.message,
+    );
+  expect(await failure(["Bad_Name"])).toMatch(/^NAME "Bad_Name" is not a DNS-1123 label: use at most 52 [^\n]*$/);
+  expect(await failure(["orders", `a${"b".repeat(52)}`])).toMatch(/^SRC "ab+" is not a DNS-1123 label/);
 });

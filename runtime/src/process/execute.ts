@@ -13,7 +13,6 @@ import { type MeshSecurity, type PeerAddress, ProcessMesh } from "../cluster/mes
 import type { Dataflow } from "../dataflow.ts";
 import { DEFAULT_EPOCH_INTERVAL_MS, DEFAULT_START_TIMEOUT_MS } from "../defaults.ts";
 import type { StateStore } from "../engine/state-store.ts";
-import { Worker } from "../engine/worker.ts";
 import {
   clusterFormedLine,
   DEFAULT_PROGRESS_INTERVAL_MS,
@@ -35,6 +34,7 @@ import { appliedStartFrom, clearPartitions, markStartFrom, type StartFrom } from
 import { RecoveryStore, type SnapshotStats } from "../recovery/store.ts";
 import { type StartingThread, type ThreadModule, workersInThreads } from "./thread-start.ts";
 import { type RegistryJson, runThreads, type WorkerView } from "./threads.ts";
+import { startWorker } from "./worker-start.ts";
 
 export { DEFAULT_EPOCH_INTERVAL_MS, DEFAULT_START_TIMEOUT_MS };
 
@@ -320,30 +320,31 @@ export async function execute(flow: Dataflow, opts: ExecuteOptions = {}): Promis
       }
       await threads.done.catch(failed);
     } else {
-      const workers = Array.from({ length: perProcess }, (_, local) => {
-        return new Worker(flow, {
-          index: cluster.processId * perProcess + local,
-          count,
-          epochIntervalMs,
-          transport: connected.transport(local),
-          backpressure: connected,
-          store: stores(local),
-          signal,
-          stepMetrics,
-        });
-      });
+      // Every worker is built, and the API told of them, before any runs.
+      const built = Promise.withResolvers<void>();
+      const started = Array.from({ length: perProcess }, (_, local) =>
+        startWorker(
+          flow,
+          {
+            index: cluster.processId * perProcess + local,
+            count,
+            epochIntervalMs,
+            transport: connected.transport(local),
+            backpressure: connected,
+            store: stores(local),
+            signal,
+            stepMetrics,
+          },
+          { runAfter: built.promise, ended: (w) => recovery?.follow(w.index, broadcastCommit), failed },
+        ),
+      );
+      const workers = started.map((s) => s.worker);
       const state = route(workers, connected);
       opts.onStart?.({ workers, mesh: connected, threadMetrics: () => [], state });
       running = workers;
       progress = reportProgress(log, opts.progressIntervalMs, current);
-      await Promise.all(
-        workers.map((w) =>
-          w
-            .run()
-            .then(() => recovery?.follow(w.index, broadcastCommit))
-            .catch(failed),
-        ),
-      );
+      built.resolve();
+      await Promise.all(started.map((s) => s.done));
     }
     if (first !== undefined) {
       connected.abort(first instanceof Error ? first.message : String(first));

@@ -1,18 +1,19 @@
 /**
  * A worker thread (threads.ts): loads the dataflow module itself (a Dataflow holds
  * functions, which cannot be sent between threads) as soon as it starts, waits for its
- * ThreadData (thread-start.ts), then runs one Worker over ThreadLinks and reports to the
- * process's thread until its inputs end or it fails.
+ * ThreadData (thread-start.ts), then starts one worker over ThreadLinks (worker-start.ts)
+ * and reports to the process's thread until its inputs end or it fails.
  */
 import { createRequire } from "node:module";
 import { inspect } from "node:util";
 import { parentPort, workerData } from "node:worker_threads";
-import { Worker } from "../engine/worker.ts";
+import type { Worker } from "../engine/worker.ts";
 import { describeFailure } from "../failure.ts";
 import type { RecoveryStore } from "../recovery/store.ts";
 import { loadDataflow } from "./load.ts";
 import type { ThreadStart } from "./thread-start.ts";
 import { type RegistryJson, type ThreadData, ThreadLinks } from "./threads.ts";
+import { startWorker, type WorkerPlace } from "./worker-start.ts";
 
 const { module } = workerData as ThreadStart;
 // Loaded while the process connects and resumes; a failure is reported once there is a link to report it on.
@@ -35,6 +36,9 @@ async function connectorMetrics(): Promise<RegistryJson> {
 
 const abort = new AbortController();
 const links = new ThreadLinks(data, (reason) => abort.abort(new Error(reason)));
+const fail = (err: unknown): void => {
+  links.post({ k: "failed", line: describeFailure(err), detail: inspect(err, { depth: 6 }) });
+};
 let store: RecoveryStore | undefined;
 let stats: NodeJS.Timeout | undefined;
 try {
@@ -47,7 +51,12 @@ try {
     store = RecoveryStore.open(r.dbDir, { snapshotIntervalMs: r.snapshotIntervalMs, backupIntervalMs: 0, lock: false });
     store.joinExecution(r.execution, r.resumeEpoch);
   }
-  const worker = new Worker(flow, {
+  // Connectors register their metrics on this thread's default registry, which no server reads: it travels here.
+  const report = async (worker: Worker): Promise<void> => {
+    const metrics = await connectorMetrics();
+    links.post({ k: "stats", epoch: worker.epoch, steps: worker.stepCounts(), lastCommit: worker.lastCommit, metrics });
+  };
+  const place: WorkerPlace = {
     index: data.index,
     count: data.count,
     epochIntervalMs: data.epochIntervalMs,
@@ -66,20 +75,21 @@ try {
           },
     signal: abort.signal,
     stepMetrics: data.stepMetrics,
-  });
-  links.answerQueries((query) => worker.query(query));
-  // Connectors register their metrics on this thread's default registry, which no server reads: it travels here.
-  const report = async (): Promise<void> => {
-    const metrics = await connectorMetrics();
-    links.post({ k: "stats", epoch: worker.epoch, steps: worker.stepCounts(), lastCommit: worker.lastCommit, metrics });
   };
-  stats = setInterval(() => void report(), data.statsMs);
-  links.post({ k: "started" });
-  await worker.run();
-  await report();
-  links.post({ k: "done" });
+  await startWorker(flow, place, {
+    started: (worker) => {
+      links.answerQueries((query) => worker.query(query));
+      stats = setInterval(() => void report(worker), data.statsMs);
+      links.post({ k: "started" });
+    },
+    ended: async (worker) => {
+      await report(worker);
+      links.post({ k: "done" });
+    },
+    failed: fail,
+  }).done;
 } catch (err) {
-  links.post({ k: "failed", line: describeFailure(err), detail: inspect(err, { depth: 6 }) });
+  fail(err);
 } finally {
   clearInterval(stats);
   store?.close();

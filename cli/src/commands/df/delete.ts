@@ -2,7 +2,6 @@ import { setTimeout as delay } from "node:timers/promises";
 import { Flags } from "@oclif/core";
 import { durationMs } from "@waxflow/crds";
 import { ClusterCommand, nameArg } from "../../base.ts";
-import { dataflowName } from "../../deploy/options.ts";
 import { UserError } from "../../errors.ts";
 import { duration } from "../../flags.ts";
 import { type Cluster, connect, notFound } from "../../kube.ts";
@@ -56,7 +55,7 @@ export default class DfDelete extends ClusterCommand {
 
   async run(): Promise<DeleteResult> {
     const { args, flags } = await this.parse(DfDelete);
-    const name = dataflowName("NAME", args.name);
+    const name = args.name;
     const timeoutMs = durationMs(flags.timeout);
     const { cluster, namespace } = await connect(flags);
     const df = await cluster.getDataflow(namespace, name);

@@ -1,7 +1,6 @@
 import type { CoreV1Event, V1Pod } from "@kubernetes/client-node";
 import type { Dataflow } from "@waxflow/crds";
 import { ClusterCommand, nameArg } from "../../base.ts";
-import { dataflowName } from "../../deploy/options.ts";
 import { connect } from "../../kube.ts";
 import { readProcesses } from "../../processes.ts";
 import { describeText } from "../../ui/describe.ts";
@@ -37,7 +36,7 @@ export default class DfDescribe extends ClusterCommand {
 
   async run(): Promise<Description> {
     const { args, flags } = await this.parse(DfDescribe);
-    const name = dataflowName("NAME", args.name);
+    const name = args.name;
     const { cluster, namespace } = await connect(flags);
     const dataflow = await cluster.mustGetDataflow(namespace, name);
     const [readings, events] = await Promise.all([

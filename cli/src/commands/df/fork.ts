@@ -1,10 +1,9 @@
-import { Args, Flags } from "@oclif/core";
+import { Flags } from "@oclif/core";
 import { type Dataflow, durationMs } from "@waxflow/crds";
 import { ClusterCommand } from "../../base.ts";
 import { forkedDataflow, sourcePrefix } from "../../deploy/fork.ts";
-import { dataflowName } from "../../deploy/options.ts";
 import { UserError } from "../../errors.ts";
-import { duration } from "../../flags.ts";
+import { dataflowName, dataflowNameArg, duration } from "../../flags.ts";
 import { connect } from "../../kube.ts";
 import { SavepointClient, savepointId, waitForSavepoint } from "../../savepoints.ts";
 import { seconds } from "../../ui/format.ts";
@@ -27,11 +26,12 @@ export default class DfFork extends ClusterCommand {
   ];
 
   static override args = {
-    source: Args.string({ description: "The Dataflow to fork.", required: true }),
+    // SRC in the usage line, as the description and flags call it.
+    src: dataflowNameArg({ description: "The Dataflow to fork.", required: true }),
   };
 
   static override flags = {
-    name: Flags.string({ char: "N", description: "Name of the new Dataflow.", required: true, helpValue: "NEW" }),
+    name: dataflowName({ char: "N", description: "Name of the new Dataflow.", required: true, helpValue: "NEW" }),
     "from-savepoint": Flags.string({
       description: "Start from this savepoint of SRC (default: take one now).",
       helpValue: "ID",
@@ -45,8 +45,8 @@ export default class DfFork extends ClusterCommand {
 
   async run(): Promise<Dataflow> {
     const { args, flags } = await this.parse(DfFork);
-    const source = dataflowName("SRC", args.source);
-    const name = dataflowName("--name", flags.name);
+    const source = args.src;
+    const name = flags.name;
     if (name === source) throw new UserError(`--name ${name} is the source's own name; a fork needs a new one`);
     const given =
       flags["from-savepoint"] === undefined ? undefined : savepointId("--from-savepoint", flags["from-savepoint"]);

@@ -5,7 +5,6 @@ import type { V1Pod } from "@kubernetes/client-node";
 import { Flags } from "@oclif/core";
 import { CONTAINER } from "@waxflow/crds";
 import { ClusterCommand, nameArg } from "../../base.ts";
-import { dataflowName } from "../../deploy/options.ts";
 import { podStatus } from "../../deploy/status.ts";
 import { UserError } from "../../errors.ts";
 import { count } from "../../flags.ts";
@@ -69,7 +68,7 @@ export default class DfLogs extends ClusterCommand {
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(DfLogs);
-    const name = dataflowName("NAME", args.name);
+    const name = args.name;
     const tailLines = flags.tail;
     const { cluster, namespace } = await connect(flags);
     const df = await cluster.mustGetDataflow(namespace, name);

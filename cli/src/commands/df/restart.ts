@@ -1,7 +1,6 @@
 import type { Dataflow } from "@waxflow/crds";
 import { ClusterCommand, nameArg } from "../../base.ts";
 import { restart } from "../../deploy/lifecycle.ts";
-import { dataflowName } from "../../deploy/options.ts";
 import { connect } from "../../kube.ts";
 
 export default class DfRestart extends ClusterCommand {
@@ -17,7 +16,7 @@ export default class DfRestart extends ClusterCommand {
 
   async run(): Promise<Dataflow> {
     const { args, flags } = await this.parse(DfRestart);
-    const name = dataflowName("NAME", args.name);
+    const name = args.name;
     const { cluster, namespace } = await connect(flags);
     const dataflow = await restart(cluster, namespace, name);
     this.log(

@@ -4,7 +4,6 @@ import { Flags } from "@oclif/core";
 import { CONTAINER, type Dataflow, durationMs, specSchema } from "@waxflow/crds";
 import { ClusterCommand, nameArg } from "../../base.ts";
 import { restart, scale } from "../../deploy/lifecycle.ts";
-import { dataflowName } from "../../deploy/options.ts";
 import { waitUntilFormed } from "../../deploy/wait.ts";
 import { UserError } from "../../errors.ts";
 import { count, duration } from "../../flags.ts";
@@ -113,7 +112,7 @@ export default class DfScale extends ClusterCommand {
 
   async run(): Promise<Dataflow> {
     const { args, flags } = await this.parse(DfScale);
-    const name = dataflowName("NAME", args.name);
+    const name = args.name;
     const processes = flags.processes;
     const timeoutMs = durationMs(flags.timeout);
     const { cluster, namespace } = await connect(flags);

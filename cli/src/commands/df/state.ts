@@ -2,7 +2,6 @@ import { Args, Flags } from "@oclif/core";
 import { CONTAINER } from "@waxflow/crds";
 import { STATE_TOKEN_HEADER, stateQueryToken } from "waxflow/state-token";
 import { ClusterCommand, nameArg } from "../../base.ts";
-import { dataflowName } from "../../deploy/options.ts";
 import { UserError } from "../../errors.ts";
 import { type Cluster, connect } from "../../kube.ts";
 
@@ -58,7 +57,7 @@ export default class DfState extends ClusterCommand {
 
   async run(): Promise<StateAnswer> {
     const { args, flags } = await this.parse(DfState);
-    const name = dataflowName("NAME", args.name);
+    const name = args.name;
     const { cluster, namespace } = await connect(flags);
     const df = await cluster.mustGetDataflow(namespace, name);
     if (df.spec.stateQuery !== true) {

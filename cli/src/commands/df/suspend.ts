@@ -1,7 +1,6 @@
 import type { Dataflow } from "@waxflow/crds";
 import { ClusterCommand, nameArg } from "../../base.ts";
 import { setState } from "../../deploy/lifecycle.ts";
-import { dataflowName } from "../../deploy/options.ts";
 import { connect } from "../../kube.ts";
 
 export default class DfSuspend extends ClusterCommand {
@@ -15,7 +14,7 @@ export default class DfSuspend extends ClusterCommand {
 
   async run(): Promise<Dataflow> {
     const { args, flags } = await this.parse(DfSuspend);
-    const name = dataflowName("NAME", args.name);
+    const name = args.name;
     const { cluster, namespace } = await connect(flags);
     const { dataflow, changed } = await setState(cluster, namespace, name, "suspended");
     this.log(

@@ -1,7 +1,6 @@
 import { setTimeout as delay } from "node:timers/promises";
 import { Flags } from "@oclif/core";
 import { ClusterCommand, nameArg } from "../../base.ts";
-import { dataflowName } from "../../deploy/options.ts";
 import { UsageError } from "../../errors.ts";
 import { connect } from "../../kube.ts";
 import { readProcesses } from "../../processes.ts";
@@ -50,7 +49,7 @@ export default class DfTop extends ClusterCommand {
 
   async run(): Promise<TopNumbers> {
     const { args, flags } = await this.parse(DfTop);
-    const name = dataflowName("NAME", args.name);
+    const name = args.name;
     const { cluster, namespace } = await connect(flags);
     await cluster.mustGetDataflow(namespace, name);
     const read = () => readProcesses(cluster, namespace, name, { resources: true });

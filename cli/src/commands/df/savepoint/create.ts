@@ -2,7 +2,6 @@ import { Flags } from "@oclif/core";
 import type { SavepointRecord } from "@waxflow/crds";
 import { durationMs } from "@waxflow/crds";
 import { ClusterCommand, nameArg } from "../../../base.ts";
-import { dataflowName } from "../../../deploy/options.ts";
 import { duration } from "../../../flags.ts";
 import { connect } from "../../../kube.ts";
 import { SavepointClient, savepointId, waitForSavepoint } from "../../../savepoints.ts";
@@ -35,7 +34,7 @@ export default class DfSavepointCreate extends ClusterCommand {
 
   async run(): Promise<SavepointRecord> {
     const { args, flags } = await this.parse(DfSavepointCreate);
-    const name = dataflowName("NAME", args.name);
+    const name = args.name;
     const id = flags.id === undefined ? undefined : savepointId("--id", flags.id);
     const timeoutMs = durationMs(flags.timeout);
     const { cluster, namespace } = await connect(flags);

@@ -1,6 +1,5 @@
 import { Args } from "@oclif/core";
 import { ClusterCommand, nameArg } from "../../../base.ts";
-import { dataflowName } from "../../../deploy/options.ts";
 import { connect } from "../../../kube.ts";
 import { SavepointClient, savepointId } from "../../../savepoints.ts";
 
@@ -20,7 +19,7 @@ export default class DfSavepointDelete extends ClusterCommand {
 
   async run(): Promise<{ deleted: string }> {
     const { args, flags } = await this.parse(DfSavepointDelete);
-    const name = dataflowName("NAME", args.name);
+    const name = args.name;
     const id = savepointId("ID", args.id);
     const { cluster, namespace } = await connect(flags);
     const client = await SavepointClient.connect(cluster, namespace, await cluster.mustGetDataflow(namespace, name));

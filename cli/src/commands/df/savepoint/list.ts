@@ -1,6 +1,5 @@
 import type { SavepointRecord } from "@waxflow/crds";
 import { ClusterCommand, nameArg } from "../../../base.ts";
-import { dataflowName } from "../../../deploy/options.ts";
 import { connect } from "../../../kube.ts";
 import { SavepointClient } from "../../../savepoints.ts";
 import { age, bytes, table } from "../../../ui/format.ts";
@@ -28,7 +27,7 @@ export default class DfSavepointList extends ClusterCommand {
 
   async run(): Promise<{ savepoints: SavepointRecord[] }> {
     const { args, flags } = await this.parse(DfSavepointList);
-    const name = dataflowName("NAME", args.name);
+    const name = args.name;
     const { cluster, namespace } = await connect(flags);
     const client = await SavepointClient.connect(cluster, namespace, await cluster.mustGetDataflow(namespace, name));
     const savepoints = await client.list();
