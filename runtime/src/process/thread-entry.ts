@@ -8,11 +8,10 @@ import { createRequire } from "node:module";
 import { inspect } from "node:util";
 import { parentPort, workerData } from "node:worker_threads";
 import { Worker } from "../engine/worker.ts";
-import { describeFailure } from "../failure.ts";
 import type { RecoveryStore } from "../recovery/store.ts";
 import { loadDataflow } from "./load.ts";
+import { type RegistryJson, type ThreadData, ThreadLinks } from "./thread-links.ts";
 import type { ThreadStart } from "./thread-start.ts";
-import { type RegistryJson, type ThreadData, ThreadLinks } from "./threads.ts";
 
 const { module } = workerData as ThreadStart;
 // Loaded while the process connects and resumes; a failure is reported once there is a link to report it on.
@@ -79,6 +78,8 @@ try {
   await report();
   links.post({ k: "done" });
 } catch (err) {
+  // Loaded only on failure: every thread of a start pays for what it imports.
+  const { describeFailure } = await import("../failure.ts");
   links.post({ k: "failed", line: describeFailure(err), detail: inspect(err, { depth: 6 }) });
 } finally {
   clearInterval(stats);
