@@ -4,7 +4,7 @@
  * Node reads and compiles a module's whole static import graph before it runs any of it, so
  * this file imports the rest of the runtime only once the compile cache is on and the worker
  * threads have started (issue 18: behind a static graph, the threads started only after
- * ~90 ms of the process's CPU, most of it compiling the API server, the mesh, recovery and
+ * ~75 ms of the process's CPU, most of it compiling the API server, the mesh, recovery and
  * prom-client, none of which a thread needs; now after ~35 ms).
  */
 import { enableCompileCacheFor } from "./cli/compile-cache.ts";
