@@ -4,7 +4,7 @@ import { setImmediate as tick } from "node:timers/promises";
 import { MessageChannel } from "node:worker_threads";
 import { expect, test } from "vitest";
 import { type ExchangeMessage, itemsOf, packMessages } from "../src/engine/transport.ts";
-import { ACK_EVERY, MAX_IN_FLIGHT, ThreadLinks, type ThreadToProcess } from "../src/process/threads.ts";
+import { ACK_EVERY, MAX_IN_FLIGHT, ThreadLinks, type ThreadToProcess } from "../src/process/thread-links.ts";
 
 function pair() {
   const peer = new MessageChannel();

@@ -6,7 +6,7 @@
  * cluster from a stuck one, and a holder it may remove. With state queries on,
  * /state/STEP answers keys' state (api/state.ts) to requests that carry the token.
  */
-import { createServer, type Server } from "node:http";
+import type { Server } from "node:http";
 import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, register } from "prom-client";
 import { partitionLags } from "../connectors/kafka/metrics.ts";
 import type { Dataflow } from "../dataflow.ts";
@@ -20,6 +20,11 @@ import { answerSavepoints, type SavepointService } from "./savepoints.ts";
 import { parseStateRequest, stateResponse } from "./state.ts";
 import { STATE_TOKEN_HEADER, tokenMatches } from "./state-token.ts";
 import { type CountSample, type StepsReport, sampleCounts, stepsReport, type WorkerReport } from "./steps.ts";
+
+// Not `import ... from "node:http"`: Node's ES module wrapper of a builtin reads every
+// export, and http's WebSocket export loads undici, ~20 ms of CPU at each start
+// (nodejs/node#59686); the CommonJS module is the same one without that.
+const { createServer } = process.getBuiltinModule("node:http");
 
 /** How often the counts are sampled for the rates of /steps, and how far back a rate looks. */
 const SAMPLE_EVERY_MS = 1_000;

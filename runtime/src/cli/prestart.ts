@@ -1,6 +1,6 @@
 /**
- * Starts `waxflow run`'s worker threads first thing. cli.ts imports this module before any
- * other, so its body runs before the rest of the runtime is evaluated: the threads boot and
+ * Starts `waxflow run`'s worker threads first thing. cli.ts imports this module before the
+ * rest of the runtime, so its body runs before that is even compiled: the threads boot and
  * load the dataflow module while the process's thread loads the runtime, serves its API and
  * connects, instead of after (issue 18: with threads' start after the process's own, `-w 4`
  * took 2-4x as long as `-w 1` to its first output). It resolves the configuration as
@@ -12,11 +12,10 @@ import { extname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isMainThread } from "node:worker_threads";
 import { StartingThread, type ThreadModule, workersInThreads } from "../process/thread-start.ts";
-import { enableCompileCacheFor } from "./compile-cache.ts";
 import { type RunConfig, resolveCommand, unsupported } from "./config.ts";
 
-/** cli.ts or cli.js, beside this directory: the program this module starts threads for. */
-const CLI = fileURLToPath(new URL(`../cli${extname(fileURLToPath(import.meta.url))}`, import.meta.url));
+/** cli.ts or cli.js, beside this directory: the program (which a supervisor runs again as its child). */
+export const CLI = fileURLToPath(new URL(`../cli${extname(fileURLToPath(import.meta.url))}`, import.meta.url));
 
 /** Whether `config` runs its workers as threads, as execute.ts will run them. */
 export function runsThreads(config: RunConfig): boolean {
@@ -52,8 +51,6 @@ function prestart(): StartingThread[] {
     });
     if (command.kind !== "run" || !runsThreads(command.config)) return [];
     const { config } = command;
-    // Before the threads start, which find the cache through the environment.
-    enableCompileCacheFor(process.env);
     const module: ThreadModule = { path: config.modulePath, exportName: config.exportName, cwd: process.cwd() };
     return Array.from({ length: config.workersPerProcess }, () => new StartingThread(module));
   } catch {

@@ -8,11 +8,10 @@ import { createRequire } from "node:module";
 import { inspect } from "node:util";
 import { parentPort, workerData } from "node:worker_threads";
 import type { Worker } from "../engine/worker.ts";
-import { describeFailure } from "../failure.ts";
 import type { RecoveryStore } from "../recovery/store.ts";
 import { loadDataflow } from "./load.ts";
+import { type RegistryJson, type ThreadData, ThreadLinks } from "./thread-links.ts";
 import type { ThreadStart } from "./thread-start.ts";
-import { type RegistryJson, type ThreadData, ThreadLinks } from "./threads.ts";
 import { startWorker, type WorkerPlace } from "./worker-start.ts";
 
 const { module } = workerData as ThreadStart;
@@ -36,7 +35,9 @@ async function connectorMetrics(): Promise<RegistryJson> {
 
 const abort = new AbortController();
 const links = new ThreadLinks(data, (reason) => abort.abort(new Error(reason)));
-const fail = (err: unknown): void => {
+const fail = async (err: unknown): Promise<void> => {
+  // Loaded only on failure: every thread of a start pays for what it imports.
+  const { describeFailure } = await import("../failure.ts");
   links.post({ k: "failed", line: describeFailure(err), detail: inspect(err, { depth: 6 }) });
 };
 let store: RecoveryStore | undefined;
@@ -89,7 +90,7 @@ try {
     failed: fail,
   }).done;
 } catch (err) {
-  fail(err);
+  await fail(err);
 } finally {
   clearInterval(stats);
   store?.close();

@@ -16,8 +16,8 @@ export interface WorkerLifecycle {
   readonly runAfter?: Promise<void>;
   /** Its inputs ended and its last epoch is committed: hand its frontier on, report it done. */
   readonly ended?: (worker: Worker) => void | Promise<void>;
-  /** It, or a hook, failed: told once, with the cause. */
-  readonly failed: (err: unknown) => void;
+  /** It, or a hook, failed: told once, with the cause; `done` waits for what it returns. */
+  readonly failed: (err: unknown) => void | Promise<void>;
 }
 
 export interface StartedWorker {
