@@ -13,8 +13,9 @@
  * (bench/README.md), it took about 40% less CPU per copy in one step of every page (one
  * read transaction; a backup of many steps restarts whenever another connection writes),
  * but copies the live file's half-empty pages where `VACUUM INTO` rebuilds them full:
- * 9% more bytes mid-run, twice as many after a collection, and the upload, whose cost
- * follows the bytes, costs more than the copy. The throughput with backups was no better.
+ * 8–10% more bytes mid-run, more than twice as many after a collection, and the upload,
+ * whose cost follows the bytes, costs more than the copy. The throughput with backups
+ * was no better.
  */
 import { DatabaseSync } from "node:sqlite";
 
