@@ -1,18 +1,18 @@
 /**
  * The helper thread of a process's backups (recovery/backup.ts), started once so the S3
- * client loads once; for each job it copies each partition with
- * `VACUUM INTO` from its own connection, lowers the copies' frontiers to the ones pinned
- * before the copy started, hashes and uploads them, then uploads this process's record
- * of the set. Off the process's thread, whose event loop may be busy running a worker:
- * there an upload would crawl, here it does not slow the dataflow.
+ * client loads once; for each job it copies each partition (backup-copy.ts: `VACUUM
+ * INTO` from its own connection, frontiers pinned), hashes and uploads the copies, then
+ * uploads this process's record of the set. Off the process's thread, whose event loop
+ * may be busy running a worker: there an upload would crawl, here it does not slow the
+ * dataflow.
  */
 import { createHash } from "node:crypto";
 import { createReadStream, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { DatabaseSync } from "node:sqlite";
 import { Transform } from "node:stream";
 import { parentPort } from "node:worker_threads";
 import { BackupBucket, type BackupObject, type CopyJob } from "./backup.ts";
+import { copyPartition } from "./backup-copy.ts";
 
 let bucket: BackupBucket | undefined;
 
@@ -23,20 +23,7 @@ async function run(job: CopyJob): Promise<BackupObject[]> {
     for (const file of job.files) {
       const path = join(job.out, file);
       rmSync(path, { force: true });
-      const live = new DatabaseSync(join(job.dir, file), { readOnly: true });
-      try {
-        live.exec("PRAGMA busy_timeout = 5000");
-        live.prepare("VACUUM INTO ?").run(path);
-      } finally {
-        live.close();
-      }
-      const copy = new DatabaseSync(path);
-      try {
-        const pin = copy.prepare("UPDATE fronts SET frontier = MIN(frontier, ?) WHERE ex_num = ? AND worker_index = ?");
-        for (const f of job.frontiers) pin.run(f.frontier, f.execution, f.worker);
-      } finally {
-        copy.close();
-      }
+      copyPartition(join(job.dir, file), path, job.frontiers);
       if (file === job.files.at(-1)) parentPort?.postMessage({ copied: true });
       const bytes = statSync(path).size;
       // Hashed as it is uploaded: one read of the copy, never all of it in memory.
