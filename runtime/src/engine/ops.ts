@@ -457,10 +457,12 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
     if (now < this.#nextNotify || this.#aligner.frontier === INF) return;
     const due: string[] = [];
     let next = INF;
-    for (const [key, at] of this.#notify) {
+    // forEach rather than for-of: iterating the entries made a [key, time] array per key
+    // and call, and a windowed step's keys are often due every few milliseconds.
+    this.#notify.forEach((at, key) => {
       if (at <= now) due.push(key);
       else if (at < next) next = at;
-    }
+    });
     this.#nextNotify = next;
     const out: unknown[] = [];
     due.sort();

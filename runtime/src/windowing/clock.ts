@@ -126,8 +126,11 @@ export class EventClock<V> implements Clock<V, EventClockState> {
  * are doubles, which a closure would box anew on every item that moves them.
  */
 class EventClockLogic<V> implements ClockLogic<V, EventClockState> {
-  #base: number;
-  #systemTimeOfMax: number;
+  // Declared with a double, not left undefined until the constructor: a field that first
+  // holds undefined is stored tagged, so every later write of a double boxes a new
+  // heap number (two per item that raises the watermark).
+  #base = Number.NEGATIVE_INFINITY;
+  #systemTimeOfMax = Number.NEGATIVE_INFINITY;
   private readonly tsGetter: (value: V) => Date;
   private readonly wait: number;
   private readonly now: MonotonicNow;

@@ -6,7 +6,7 @@
 import { type KeyedStream, nest } from "../dataflow.ts";
 import { BuildError } from "../errors.ts";
 import type { LogicResult, StatefulBatchLogic } from "../graph.ts";
-import { filterMapValue, statefulBatch } from "../operators/index.ts";
+import { filterMap, filterMapValue, statefulBatch } from "../operators/index.ts";
 import type { Clock, ClockLogic } from "./clock.ts";
 import { toMetadata, type WindowBounds, type Windower, type WindowerLogic, type WindowMetadata } from "./windower.ts";
 
@@ -41,10 +41,16 @@ export interface WindowSnapshot<S> {
   readonly queue: [unknown, number][];
 }
 
+/**
+ * What a key's windows emit, one stream for the three outputs. An emitted value is the
+ * pair `down` carries, `[windowId, value]`, so its keyed item passes through unwrap_down
+ * as it is (no two arrays more per value); late items and metadata carry a third
+ * element, their kind, and are unwrapped into new pairs.
+ */
 type WindowEvent<V, W> =
-  | readonly [number, "emit", W]
-  | readonly [number, "late", V]
-  | readonly [number, "meta", WindowMetadata];
+  | readonly [windowId: number, value: W]
+  | readonly [windowId: number, value: V, kind: "late"]
+  | readonly [windowId: number, meta: WindowMetadata, kind: "meta"];
 
 type Events<V, W> = WindowEvent<V, W>[];
 
@@ -54,10 +60,10 @@ type Events<V, W> = WindowEvent<V, W>[];
  */
 function pushEmits<V, W>(events: Events<V, W>, id: number, emitted: Iterable<W>): void {
   if (!Array.isArray(emitted)) {
-    for (const w of emitted) events.push([id, "emit", w]);
+    for (const w of emitted) events.push([id, w]);
     return;
   }
-  for (let i = 0; i < emitted.length; i++) events.push([id, "emit", emitted[i] as W]);
+  for (let i = 0; i < emitted.length; i++) events.push([id, emitted[i] as W]);
 }
 
 /**
@@ -114,7 +120,7 @@ class KeyWindows<V, W, S> implements StatefulBatchLogic<V, WindowEvent<V, W>, Wi
       this.#advance(this.clock.watermark());
       if (timestamp < this.#watermark) {
         const ids = this.windower.lateFor(timestamp);
-        for (let j = 0; j < ids.length; j++) events.push([ids[j] as number, "late", value]);
+        for (let j = 0; j < ids.length; j++) events.push([ids[j] as number, value, "late"]);
       } else if (this.ordered) {
         this.#queue.push([value, timestamp]);
       } else {
@@ -201,7 +207,7 @@ class KeyWindows<V, W, S> implements StatefulBatchLogic<V, WindowEvent<V, W>, Wi
       this.#logics.delete(id);
       this.#forget(id);
       pushEmits(events, id, logic.onClose());
-      events.push([id, "meta", toMetadata(bounds)]);
+      events.push([id, toMetadata(bounds), "meta"]);
     }
   }
 
@@ -283,14 +289,17 @@ export function window<V, W, S>(
       (logic) => (logic instanceof KeyWindows ? logic.watermark : Number.NEGATIVE_INFINITY),
     );
     return {
-      down: filterMapValue("unwrap_down", events, ([id, kind, x]): [number, W] | undefined =>
-        kind === "emit" ? [id, x] : undefined,
+      // The same steps filterMapValue would make (so the same step ids), keeping the item itself.
+      down: nest("filterMapValue", "unwrap_down", [events], (_id, _, events) =>
+        filterMap("filter_map", events, (item): [string, [number, W]] | undefined =>
+          item[1].length === 2 ? (item as [string, [number, W]]) : undefined,
+        ),
       ),
-      late: filterMapValue("unwrap_late", events, ([id, kind, x]): [number, V] | undefined =>
-        kind === "late" ? [id, x] : undefined,
+      late: filterMapValue("unwrap_late", events, (event): [number, V] | undefined =>
+        event.length === 3 && event[2] === "late" ? [event[0], event[1]] : undefined,
       ),
-      meta: filterMapValue("unwrap_meta", events, ([id, kind, x]): [number, WindowMetadata] | undefined =>
-        kind === "meta" ? [id, x] : undefined,
+      meta: filterMapValue("unwrap_meta", events, (event): [number, WindowMetadata] | undefined =>
+        event.length === 3 && event[2] === "meta" ? [event[0], event[1]] : undefined,
       ),
     };
   });
