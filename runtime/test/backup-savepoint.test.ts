@@ -215,6 +215,13 @@ test("a savepoint taken through process 0's API while 3 processes count; a fork 
   expect(spKeys).toEqual(
     [...savepoint.objects.map((o) => o.key), `${bucket.savepointPrefix("sp-one")}savepoint.json`].sort(),
   );
+  // Copied as they were uploaded: compressed, and the records say so.
+  const spObjects = await bucket.list(bucket.savepointPrefix("sp-one"));
+  for (const o of savepoint.objects) {
+    expect(o).toMatchObject({ encoding: "zstd", key: expect.stringMatching(/\/process-\d\/part-\d+\.sqlite3\.zst$/) });
+    expect(o.fileBytes).toBeGreaterThan(o.bytes);
+    expect(spObjects.find((l) => l.key === o.key)?.bytes).toBe(o.bytes);
+  }
   expect(aExits[0]?.stderr).toMatch(/savepoint sp-one complete: backup set \S+ \(epoch \d+, \d+ bytes\)/);
 
   // The fork: its own directories and prefix, the source's files as its sink saw them
@@ -327,13 +334,13 @@ test("a savepoint of 2 processes starts 3; a missing savepoint, a truncated save
     (await fork("fewer", 1, "savepoint:sp-two")).runs,
     /^error: savepoint sp-two was taken with 2 processes; restoring onto 1 is not supported .*: start 2 processes, then scale down$/,
   );
-  const damaged = `${bucket.savepointPrefix("sp-two")}process-1/part-0.sqlite3`;
+  const damaged = `${bucket.savepointPrefix("sp-two")}process-1/part-0.sqlite3.zst`;
   const chunks: Buffer[] = [];
   for await (const chunk of (await bucket.get(damaged)) ?? []) chunks.push(chunk as Buffer);
   await bucket.put(damaged, Buffer.concat(chunks).subarray(0, 100));
   await failEach(
     (await fork("truncated", 2, "savepoint:sp-two")).runs,
-    /^error: savepoint sp-two is unusable: sp-damaged\/savepoints\/sp-two\/process-1\/part-0\.sqlite3 is truncated or padded \(100 bytes, the manifest says \d+\); no other savepoint is tried/,
+    /^error: savepoint sp-two is unusable: sp-damaged\/savepoints\/sp-two\/process-1\/part-0\.sqlite3\.zst is truncated or padded \(100 bytes, the manifest says \d+\); no other savepoint is tried/,
   );
   bucket.close();
 }, 180_000);

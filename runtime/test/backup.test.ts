@@ -1,14 +1,19 @@
 // Backups of the recovery stores to a real S3-compatible store (SeaweedFS) and restore
-// from them, across real `waxflow run` processes writing real files.
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+// from them, across real `waxflow run` processes writing real files: compressed sets,
+// sets written before compression, and damaged or hostile objects and records.
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { zstdDecompressSync } from "node:zlib";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import {
   applyRetention,
   BackupBucket,
   type BackupManifest,
+  type BackupObject,
   type ListedObject,
   restoreIfEmpty,
+  setName,
 } from "../src/recovery/backup.ts";
 import { freePorts } from "./support/ports.ts";
 import { childProcesses, type Exit, type Run } from "./support/processes.ts";
@@ -102,6 +107,9 @@ test("3 processes back up while counting; every recovery directory deleted, they
   for (const o of m.objects) {
     expect(o.sha256).toMatch(/^[0-9a-f]{64}$/);
     expect(first.objects.find((l) => l.key === o.key)?.bytes).toBe(o.bytes);
+    // Compressed: the key and the record say so, and the record keeps the file's length.
+    expect(o).toMatchObject({ encoding: "zstd", key: `${bucket.setPrefix(newest)}process-${o.process}/${o.file}.zst` });
+    expect(o.fileBytes).toBeGreaterThan(o.bytes);
   }
 
   deleteStores(ws, 3);
@@ -171,7 +179,7 @@ test("a truncated object in the newest set: every process falls back to the prev
   expect(restored?.fellBack).toEqual([
     expect.stringMatching(
       new RegExp(
-        `^backup set ${newest} is unusable: .*process-1/part-0\\.sqlite3 is truncated or padded .*; falling back to set ${previous}$`,
+        `^backup set ${newest} is unusable: .*process-1/part-0\\.sqlite3\\.zst is truncated or padded .*; falling back to set ${previous}$`,
       ),
     ),
   ]);
@@ -184,7 +192,7 @@ test("a truncated object in the newest set: every process falls back to the prev
     expect(fallback).toEqual([
       expect.stringMatching(
         new RegExp(
-          `^backup set ${newest} is unusable: .*process-1/part-0\\.sqlite3 is truncated or padded \\(\\d+ bytes, the manifest says ${damaged.bytes}\\); falling back to set ${previous}$`,
+          `^backup set ${newest} is unusable: .*process-1/part-0\\.sqlite3\\.zst is truncated or padded \\(\\d+ bytes, the manifest says ${damaged.bytes}\\); falling back to set ${previous}$`,
         ),
       ),
     ]);
@@ -252,3 +260,139 @@ test("a wrong key, a wrong bucket or an unreachable endpoint fails the start wit
   );
   expect(S3_BUCKET).toBe("waxflow-backups");
 }, 60_000);
+
+async function download(bucket: BackupBucket, key: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of (await bucket.get(key)) ?? []) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+
+test("a set written before compression (raw objects, records with no encoding) still restores, and counts continue exactly once", async () => {
+  const ws = workspace();
+  const prefix = "raw-set";
+  const bucket = new BackupBucket(backupConfig(store.endpoint, prefix));
+  const env = { WAXFLOW_BACKUP_PREFIX: prefix, WAXFLOW_BACKUP_KEEP: "5" };
+  await succeeds(await cluster(2, ws, { ...env, RF_UNTIL: "400", RF_PACE_MS: "25" }));
+  const { complete } = await sets(bucket);
+  const newest = complete.at(-1) as string;
+  // Rewritten as the previous version wrote it: each file itself under part-<j>.sqlite3,
+  // the records and the manifest without encoding or fileBytes; the newer sets go.
+  const m = await manifest(bucket, newest);
+  const raw: BackupObject[] = [];
+  for (const o of m.objects) {
+    const file = zstdDecompressSync(await download(bucket, o.key));
+    expect(file.length).toBe(o.fileBytes);
+    const key = `${bucket.setPrefix(newest)}process-${o.process}/${o.file}`;
+    await bucket.put(key, file);
+    raw.push({ key, process: o.process, file: o.file, bytes: file.length, sha256: sha256(file) });
+  }
+  await bucket.delete(m.objects.map((o) => o.key));
+  for (let i = 0; i < 2; i++) {
+    const record = raw.filter((o) => o.process === i);
+    await bucket.put(`${bucket.setPrefix(newest)}process-${i}.json`, JSON.stringify(record));
+  }
+  await bucket.put(`${bucket.setPrefix(newest)}manifest.json`, JSON.stringify({ ...m, objects: raw }));
+  const newer = (await bucket.list(bucket.setsPrefix)).filter((o) => o.key > `${bucket.setPrefix(newest)}~`);
+  await bucket.delete(newer.map((o) => o.key));
+
+  deleteStores(ws, 2);
+  const exits = await succeeds(await cluster(2, ws, { ...env, RF_UNTIL: "600", RF_PACE_MS: "2" }));
+  for (const [i, exit] of exits.entries()) {
+    expect(exit.stderr).not.toMatch(/is unusable/);
+    expect(exit.stderr).toMatch(new RegExp(`process ${i}: restored the recovery store from backup set ${newest} `));
+  }
+  expect(Math.min(...startOffsets(exits))).toBeGreaterThan(0);
+  expectExactlyOnce(ws.out, 600);
+  bucket.close();
+}, 120_000);
+
+test("a compressed object flipped, undecodable, decoding longer than recorded, or a record with an unknown encoding or a hostile file: the set is unusable in one line naming it and the object, and restore falls back", async () => {
+  const ws = workspace();
+  const prefix = "damaged-zstd";
+  const bucket = new BackupBucket(backupConfig(store.endpoint, prefix));
+  await succeeds(await cluster(1, ws, { WAXFLOW_BACKUP_PREFIX: prefix, RF_UNTIL: "200", RF_PACE_MS: "25" }));
+  const good = (await sets(bucket)).complete.at(-1) as string;
+  const m = await manifest(bucket, good);
+  const victim = m.objects.find((o) => o.file === "part-0.sqlite3") as BackupObject;
+  const packed = await download(bucket, victim.key);
+  const unpacked = zstdDecompressSync(packed);
+
+  /** A newer set: the good one's objects, with part-0's object and record changed by `damage`. */
+  const newerSet = async (
+    name: string,
+    damage: (o: BackupObject) => { record: Record<string, unknown>; body: Buffer },
+  ): Promise<string> => {
+    const objects: Record<string, unknown>[] = [];
+    for (const o of m.objects) {
+      const key = `${bucket.setPrefix(name)}process-${o.process}/${o.key.split("/").at(-1)}`;
+      if (o !== victim) {
+        await bucket.copy(o.key, key);
+        objects.push({ ...o, key });
+        continue;
+      }
+      const { record, body } = damage({ ...o, key });
+      await bucket.put(key, body);
+      objects.push(record);
+    }
+    await bucket.put(`${bucket.setPrefix(name)}manifest.json`, JSON.stringify({ ...m, set: name, objects }));
+    return `${bucket.setPrefix(name)}process-0/part-0.sqlite3.zst`;
+  };
+  const notZstd = Buffer.from("not a zstd frame, though the manifest's hash matches it");
+  const cases: [string, (o: BackupObject) => { record: Record<string, unknown>; body: Buffer }, RegExp][] = [
+    [
+      "flipped",
+      (o) => {
+        const body = Buffer.from(packed);
+        body[body.length >> 1] = (body[body.length >> 1] as number) ^ 0xff;
+        return { record: { ...o }, body };
+      },
+      /is damaged \(SHA-256 differs from the manifest\)/,
+    ],
+    [
+      "undecodable",
+      (o) => ({ record: { ...o, bytes: notZstd.length, sha256: sha256(notZstd) }, body: notZstd }),
+      /does not decode as zstd: /,
+    ],
+    [
+      "longer",
+      (o) => ({ record: { ...o, fileBytes: 1000 }, body: packed }),
+      /decodes to more than the 1000 bytes the manifest says/,
+    ],
+    [
+      "unknown-encoding",
+      (o) => ({ record: { ...o, encoding: "br" }, body: packed }),
+      /manifest\.json object \d+ \(\S+part-0\.sqlite3\.zst\): encoding "br" is not one this version reads \(zstd, or none\): restore with the version that wrote it/,
+    ],
+    [
+      "encoding-shape",
+      (o) => ({ record: { ...o, encoding: { name: "zstd" } }, body: packed }),
+      /\(\S+part-0\.sqlite3\.zst\): encoding \{"name":"zstd"\} is not one this version reads/,
+    ],
+    [
+      "hostile-file",
+      (o) => ({ record: { ...o, file: "../../escaped.sqlite3" }, body: packed }),
+      /\(\S+part-0\.sqlite3\.zst\): file is not part-<n>\.sqlite3/,
+    ],
+  ];
+  for (const [i, [what, damage, reason]] of cases.entries()) {
+    const name = setName(99, 0, i);
+    const key = await newerSet(name, damage);
+    const dir = join(ws.root, `restore-${what}`);
+    mkdirSync(dir);
+    const restored = await restoreIfEmpty({ bucket, dir, processId: 0, processCount: 1, log: () => {} });
+    expect(restored?.set, what).toBe(good);
+    expect(restored?.fellBack, what).toEqual([
+      expect.stringMatching(
+        new RegExp(`^backup set ${name} is unusable: .*${reason.source}.*; falling back to set ${good}$`),
+      ),
+    ]);
+    expect(restored?.fellBack[0], what).toContain(key.split("/").slice(-2).join("/"));
+    // What was placed is the good set's file, decoded; nothing escaped the directory.
+    expect(readFileSync(join(dir, "part-0.sqlite3")).equals(unpacked), what).toBe(true);
+    expect(existsSync(join(ws.root, "escaped.sqlite3"))).toBe(false);
+    await bucket.delete((await bucket.list(bucket.setPrefix(name))).map((o) => o.key));
+  }
+  bucket.close();
+}, 120_000);

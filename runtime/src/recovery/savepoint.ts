@@ -2,7 +2,8 @@
  * Savepoints: named, kept copies of a complete backup set, to start a Dataflow (or a
  * fork of it) from. A savepoint is a consistent cut taken on request: the first complete
  * set whose copies were all taken after the request, copied server-side (CopyObject) to
- * savepoints/<id>/process-<i>/part-<j>.sqlite3, then savepoint.json (written last, so a
+ * savepoints/<id>/process-<i>/part-<j>.sqlite3.zst (the set's objects as they are, with their
+ * encoding in the records), then savepoint.json (written last, so a
  * savepoint without it is incomplete and never restored from). Retention lists sets/
  * only, so it never deletes a savepoint; a delete removes savepoint.json first.
  *
@@ -18,6 +19,7 @@ import {
   type BackupManifest,
   type BackupObject,
   checkProcessCount,
+  objectName,
   outcome,
   parseManifest,
   placeCopies,
@@ -207,7 +209,8 @@ export class Savepoints {
     const bucket = this.#bucket;
     const objects: BackupObject[] = [];
     for (const o of manifest.objects) {
-      const key = `${bucket.savepointPrefix(record.id)}process-${o.process}/${o.file}`;
+      // Copied as they are: the record keeps the encoding, length and hash of the bytes copied.
+      const key = `${bucket.savepointPrefix(record.id)}process-${o.process}/${objectName(o)}`;
       await bucket.copy(o.key, key);
       objects.push({ ...o, key });
     }
