@@ -120,9 +120,10 @@ export function filterMapValue<V, W>(
   mapper: (value: V) => W | null | undefined,
 ): KeyedStream<W> {
   return nest("filterMapValue", stepId, [up], (_id, _, up) =>
-    filterMap("filter_map", up, ([k, v]): [string, W] | undefined => {
-      const w = mapper(v);
-      return w == null ? undefined : [k, w];
+    filterMap("filter_map", up, (item): [string, W] | undefined => {
+      const w = mapper(item[1]);
+      // A value passed on as it is keeps its item: no new pair per item.
+      return w == null ? undefined : (w as unknown) === item[1] ? (item as unknown as [string, W]) : [item[0], w];
     }),
   );
 }

@@ -6,7 +6,7 @@
 import { type KeyedStream, nest } from "../dataflow.ts";
 import { BuildError } from "../errors.ts";
 import type { LogicResult, StatefulBatchLogic } from "../graph.ts";
-import { filterMap, filterMapValue, statefulBatch } from "../operators/index.ts";
+import { filterMapValue, statefulBatch } from "../operators/index.ts";
 import type { Clock, ClockLogic } from "./clock.ts";
 import { toMetadata, type WindowBounds, type Windower, type WindowerLogic, type WindowMetadata } from "./windower.ts";
 
@@ -289,11 +289,9 @@ export function window<V, W, S>(
       (logic) => (logic instanceof KeyWindows ? logic.watermark : Number.NEGATIVE_INFINITY),
     );
     return {
-      // The same steps filterMapValue would make (so the same step ids), keeping the item itself.
-      down: nest("filterMapValue", "unwrap_down", [events], (_id, _, events) =>
-        filterMap("filter_map", events, (item): [string, [number, W]] | undefined =>
-          item[1].length === 2 ? (item as [string, [number, W]]) : undefined,
-        ),
+      // An emitted value's event is the pair down carries: passed on as it is, with its item.
+      down: filterMapValue("unwrap_down", events, (event): [number, W] | undefined =>
+        event.length === 2 ? (event as [number, W]) : undefined,
       ),
       late: filterMapValue("unwrap_late", events, (event): [number, V] | undefined =>
         event.length === 3 && event[2] === "late" ? [event[0], event[1]] : undefined,
