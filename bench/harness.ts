@@ -134,7 +134,7 @@ export interface MeasureOptions {
 // Run with --expose-gc so each run starts from a collected heap; without it figures are noisier.
 const collect: () => void = typeof globalThis.gc === "function" ? globalThis.gc : () => {};
 
-function median(values: number[]): number {
+export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
   return sorted.length % 2 === 1

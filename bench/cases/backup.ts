@@ -21,7 +21,7 @@ import * as op from "waxflow/operators";
 import { runMain } from "waxflow/testing";
 import { BackupBucket, type BackupManifest, fileBytes, restoreIfEmpty } from "../../runtime/src/recovery/backup.ts";
 import { backupConfig, startObjectStore } from "../../runtime/test/support/seaweedfs.ts";
-import { type BenchCase, expectEqual, type Figure } from "../harness.ts";
+import { type BenchCase, expectEqual, type Figure, median } from "../harness.ts";
 import { CountingSink } from "../io.ts";
 
 /** The backup at epoch 10 starts about 10 s into a run: the window holds it and one interval. */
@@ -32,14 +32,6 @@ const PAIRS = 3;
 const KEYS = 200_000;
 const RESTORE_KEYS = 1_000_000;
 const MIN_RATIO = 0.95;
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1
-    ? (sorted[mid] as number)
-    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-}
 
 const count = (state: number | undefined): readonly [number, number] => {
   const next = (state ?? 0) + 1;
