@@ -26,6 +26,17 @@ export interface StatefulBatchLogic<V, W, S> {
   snapshot(): S;
 }
 
+/**
+ * A logic that can also take its key's values where they lie in the engine's sorted batch,
+ * `items[from..to)` of `[key, value]` pairs, and push its `[key, emit]` pairs to `out`
+ * itself: no array of values per key, no array of emits, no result pair (statefulMap's, when a
+ * batch's keys are mostly distinct: those were most of what the engine allocated per item).
+ * Equivalent to `onBatch` on those values; returns whether to discard the key.
+ */
+export interface InPlaceLogic {
+  onItems(items: readonly (readonly [string, unknown])[], from: number, to: number, out: unknown[]): boolean;
+}
+
 export type Inspector<X> = (stepId: string, item: X, epoch: number, worker: number) => void;
 
 interface Base {
@@ -79,6 +90,8 @@ export interface StatefulBatchStep extends Base {
   readonly builder: (resumeState: unknown) => StatefulBatchLogic<unknown, unknown, unknown>;
   /** A windowed step's key's watermark (ms since the Unix epoch), read after each activation for the metrics. */
   readonly watermarkOf?: (logic: StatefulBatchLogic<unknown, unknown, unknown>) => number;
+  /** Every logic `builder` makes is also an InPlaceLogic. */
+  readonly inPlace?: boolean;
 }
 
 export type CoreStep =

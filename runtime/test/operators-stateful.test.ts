@@ -79,6 +79,80 @@ describe("statefulMap, statefulFlatMap", () => {
     expect(seen).toEqual([undefined, 1, 3, undefined, 3, 7, undefined]);
   });
 
+  test("batches of distinct keys (values taken in place) and of repeated keys (grouped by map) give the same running state", async () => {
+    // The engine picks its grouping from the previous batch: the first batch here is
+    // sorted, its keys distinct; the second's one key then groups the third by map; a
+    // 0 discards the key wherever it falls. Expected: each batch's items in a stable sort
+    // by key, each key's state running on.
+    const batches: [string, number][][] = [
+      [
+        ["k3", 1],
+        ["k1", 2],
+        ["k2", 3],
+        ["k0", 4],
+        ["k5", 5],
+        ["k4", 0],
+        ["k7", 7],
+        ["k6", 8],
+      ],
+      [
+        ["k1", 1],
+        ["k1", 2],
+        ["k1", 0],
+        ["k1", 4],
+        ["k1", 5],
+        ["k1", 6],
+        ["k1", 7],
+        ["k1", 8],
+      ],
+      [
+        ["k2", 1],
+        ["k4", 2],
+        ["k2", 3],
+        ["k1", 0],
+        ["k2", 5],
+        ["k4", 6],
+        ["k2", 7],
+        ["k9", 8],
+      ],
+    ];
+    const sum = (acc: number | undefined, x: number): [number | undefined, number] =>
+      x === 0 ? [undefined, -1] : [(acc ?? 0) + x, (acc ?? 0) + x];
+    const state = new Map<string, number | undefined>();
+    const expected = batches.flatMap((batch) =>
+      [...batch]
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+        .map(([key, x]): [string, number] => {
+          const [next, emit] = sum(state.get(key), x);
+          state.set(key, next);
+          return [key, emit];
+        }),
+    );
+    const out = await run(batches.flat(), (s: Stream<[string, number]>) => op.statefulMap("sum", s, sum), 8);
+    expect(out).toEqual(expected);
+    expect(out.filter(([key]) => key === "k1").map(([, v]) => v)).toEqual([2, 3, 5, -1, 4, 9, 15, 22, 30, -1]);
+  });
+
+  test("a mapper failing on a batch of distinct keys names its value; the keys before it were updated", async () => {
+    const seen: string[] = [];
+    const flow = new Dataflow("flow");
+    const items: [string, number][] = [
+      ["b", 1],
+      ["a", 2],
+      ["d", 3],
+      ["c", 4],
+    ];
+    const s = op.input("inp", flow, new TestingSource(items, 4));
+    const mapped = op.statefulMap("sm", s, (acc: number | undefined, x: number): [number, number] => {
+      seen.push(String(x));
+      if (x === 4) throw new Error("boom");
+      return [(acc ?? 0) + x, x];
+    });
+    op.output("out", mapped, new TestingSink());
+    await expect(runMain(flow)).rejects.toThrow(/^step "flow\.sm" failed on item 4: Error: boom/);
+    expect(seen).toEqual(["2", "1", "4"]);
+  });
+
   test("a null state is kept and passed back; only undefined discards (Python's None)", async () => {
     const seen: (string | null | undefined)[] = [];
     await run([1, 2, 3], (s) =>

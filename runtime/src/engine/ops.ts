@@ -7,6 +7,7 @@ import { isIterable, StepError, typeError } from "../errors.ts";
 import type {
   BranchStep,
   FlatMapBatchStep,
+  InPlaceLogic,
   InputStep,
   InspectDebugStep,
   OutputStep,
@@ -280,6 +281,8 @@ function byKey(a: readonly [string, ...unknown[]], b: readonly [string, ...unkno
   return a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0;
 }
 
+type Pair = readonly [string, unknown];
+
 /** A key's values in a batch; `entry` is the key's state when it had one before the batch. */
 type Group = [key: string, values: unknown[], entry?: KeyState];
 
@@ -320,22 +323,18 @@ function groupByMap(stepId: string, items: readonly unknown[], keys: ReadonlyMap
   return order.sort(byKey);
 }
 
-/** A stable sort of the items and one pass over its runs: no map when keys are distinct. */
-function groupBySort(stepId: string, items: readonly unknown[]): Group[] {
+/** The batch's `[key, value]` items, checked, in a stable sort by key: a key's values are a run, in arrival order. */
+function sortByKey(stepId: string, items: readonly unknown[]): readonly Pair[] {
   for (let i = 0; i < items.length; i++) keyed(stepId, items[i]);
-  const sorted = (items as [string, unknown][]).slice().sort(byKey);
-  const groups: Group[] = [];
-  let start = 0;
-  while (start < sorted.length) {
-    const key = (sorted[start] as [string, unknown])[0];
-    let end = start + 1;
-    while (end < sorted.length && (sorted[end] as [string, unknown])[0] === key) end++;
-    const values = new Array<unknown>(end - start);
-    for (let i = start; i < end; i++) values[i - start] = (sorted[i] as [string, unknown])[1];
-    groups.push([key, values]);
-    start = end;
-  }
-  return groups;
+  return (items as Pair[]).slice().sort(byKey);
+}
+
+/** The end of the run of `sorted[start]`'s key. */
+function runEnd(sorted: readonly Pair[], start: number): number {
+  const key = (sorted[start] as Pair)[0];
+  let end = start + 1;
+  while (end < sorted.length && (sorted[end] as Pair)[0] === key) end++;
+  return end;
 }
 
 export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
@@ -431,21 +430,36 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
 
   /** Groups the batch by key (keys sorted, values in arrival order) and activates each key once. */
   process(epoch: number, batch: unknown[]): void {
+    const out: unknown[] = [];
     // Both groupings check each item is a [key, value] pair before any key is activated.
-    const groups = this.#fewKeys ? groupByMap(this.stepId, batch, this.#keys) : groupBySort(this.stepId, batch);
     // The next batch likely looks like this one: a map of per-key arrays wins when keys
     // repeat, a sort of the items when most keys are distinct.
-    this.#fewKeys = groups.length * 4 < batch.length;
-    const out: unknown[] = [];
-    callUser(
-      this.stepId,
-      () => this.#activateGroups(groups, out),
-      () => {
-        const group = groups[this.#at];
-        if (group === undefined) return undefined;
-        return this.#givenValues ? [group[0], group[1]] : group[0];
-      },
-    );
+    if (this.#fewKeys) {
+      const groups = groupByMap(this.stepId, batch, this.#keys);
+      this.#fewKeys = groups.length * 4 < batch.length;
+      callUser(
+        this.stepId,
+        () => this.#activateGroups(groups, out),
+        () => {
+          const group = groups[this.#at];
+          if (group === undefined) return undefined;
+          return this.#givenValues ? [group[0], group[1]] : group[0];
+        },
+      );
+    } else {
+      const sorted = sortByKey(this.stepId, batch);
+      const runs = callUser(
+        this.stepId,
+        () => this.#activateRuns(sorted, out),
+        () => {
+          // #at is the run's start here.
+          const end = runEnd(sorted, this.#at);
+          const key = (sorted[this.#at] as Pair)[0];
+          return this.#givenValues ? [key, sorted.slice(this.#at, end).map(([, value]) => value)] : key;
+        },
+      );
+      this.#fewKeys = runs * 4 < batch.length;
+    }
     this.down.push(epoch, out);
   }
 
@@ -515,6 +529,32 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
     }
   }
 
+  /**
+   * Activates the key of each run of `sorted` with its values, in place when the step's
+   * logics take them so; `#at` says which run (its start), for a failure's report. Returns the number of runs.
+   */
+  #activateRuns(sorted: readonly Pair[], out: unknown[]): number {
+    let runs = 0;
+    for (let start = 0; start < sorted.length; runs++) {
+      this.#at = start;
+      const end = runEnd(sorted, start);
+      const key = (sorted[start] as Pair)[0];
+      const entry = this.#keys.get(key) ?? this.#build(key, undefined);
+      if (this.step.inPlace === true) {
+        this.#givenValues = true;
+        const discard = (entry.logic as AnyLogic & InPlaceLogic).onItems(sorted, start, end, out);
+        this.#givenValues = false;
+        this.#activated(entry, discard);
+      } else {
+        const values = new Array<unknown>(end - start);
+        for (let i = start; i < end; i++) values[i - start] = (sorted[i] as Pair)[1];
+        this.#activate(entry, "onBatch", values, out);
+      }
+      start = end;
+    }
+    return runs;
+  }
+
   /** Calls `method` of each key of `keys` that still has logic; `#at` says which key, for a failure's report. */
   #signalKeys(keys: readonly string[], method: "onNotify" | "onEof", out: unknown[]): void {
     for (let at = 0; at < keys.length; at++) {
@@ -552,6 +592,12 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
     if (Array.isArray(emit)) for (let i = 0; i < emit.length; i++) out.push([key, emit[i]]);
     else for (const value of emit) out.push([key, value]);
     this.#givenValues = false;
+    this.#activated(entry, discard);
+  }
+
+  /** After a key's logic ran: its snapshot, the watermark, its discard or its next notification. */
+  #activated(entry: KeyState, discard: boolean): void {
+    const { key, logic } = entry;
     if (this.#touched !== undefined && !entry.touched) {
       entry.touched = true;
       this.#touched.push(entry);

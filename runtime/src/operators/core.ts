@@ -4,7 +4,7 @@
  */
 import { commonScope, type Dataflow, type KeyedStream, type Scope, Stream } from "../dataflow.ts";
 import { BuildError } from "../errors.ts";
-import type { CoreStep, Inspector, StatefulBatchLogic } from "../graph.ts";
+import type { CoreStep, InPlaceLogic, Inspector, StatefulBatchLogic, StatefulBatchStep } from "../graph.ts";
 import type { Source } from "../inputs.ts";
 import type { DynamicSink, FixedPartitionedSink } from "../outputs.ts";
 import { formatInspect } from "./format.ts";
@@ -153,6 +153,25 @@ export function statefulBatch<V, W, S>(
   /** For the metrics of a windowed step: the watermark of one key's logic. */
   watermarkOf?: (logic: StatefulBatchLogic<V, W, S>) => number,
 ): KeyedStream<W> {
+  const watermark = watermarkOf as StatefulBatchStep["watermarkOf"];
+  return addStatefulBatch(stepId, up, builder, watermark === undefined ? {} : { watermarkOf: watermark });
+}
+
+/** `statefulBatch` whose logics also take a key's values in place (InPlaceLogic): statefulMap's. */
+export function statefulBatchInPlace<V, W, S>(
+  stepId: string,
+  up: KeyedStream<V>,
+  builder: (resumeState: NoInfer<S> | undefined) => StatefulBatchLogic<V, W, S> & InPlaceLogic,
+): KeyedStream<W> {
+  return addStatefulBatch(stepId, up, builder, { inPlace: true });
+}
+
+function addStatefulBatch<V, W, S>(
+  stepId: string,
+  up: KeyedStream<V>,
+  builder: (resumeState: NoInfer<S> | undefined) => StatefulBatchLogic<V, W, S>,
+  extras: Pick<StatefulBatchStep, "watermarkOf" | "inPlace">,
+): KeyedStream<W> {
   const scope = commonScope([up], stepId);
   requireFunction(stepId, builder, "builder");
   const id = add(scope, stepId, (fullId) => ({
@@ -160,10 +179,8 @@ export function statefulBatch<V, W, S>(
     stepId: fullId,
     up: up.streamId,
     down: `${fullId}.down`,
-    builder: builder as (resumeState: unknown) => StatefulBatchLogic<unknown, unknown, unknown>,
-    ...(watermarkOf === undefined
-      ? {}
-      : { watermarkOf: watermarkOf as (logic: StatefulBatchLogic<unknown, unknown, unknown>) => number }),
+    builder: builder as StatefulBatchStep["builder"],
+    ...extras,
   }));
   return new Stream<[string, W]>(`${id}.down`, scope);
 }

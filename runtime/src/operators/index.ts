@@ -5,9 +5,9 @@
  */
 import { type KeyedStream, nest, Stream } from "../dataflow.ts";
 import { BuildError, isIterable, StepError, typeError } from "../errors.ts";
-import { DISCARD, type LogicResult, RETAIN, type StatefulBatchLogic } from "../graph.ts";
+import { DISCARD, type InPlaceLogic, type LogicResult, RETAIN, type StatefulBatchLogic } from "../graph.ts";
 import { keepMax, keepMin } from "./compare.ts";
-import { flatMapBatch, inspectDebug, merge as mergeCore, statefulBatch } from "./core.ts";
+import { flatMapBatch, inspectDebug, merge as mergeCore, statefulBatch, statefulBatchInPlace } from "./core.ts";
 import { formatInspect } from "./format.ts";
 import { EMIT_MODES, type EmitMode, INSERT_MODES, type InsertMode, JoinState } from "./join-state.ts";
 
@@ -307,7 +307,7 @@ export function statefulMap<V, S, W>(
 ): KeyedStream<W> {
   return nest("statefulMap", stepId, [up], (id, _, up) => {
     const step: MapStep<V, S, W> = { id, mapper };
-    return statefulBatch("stateful_batch", up, (resume: S | undefined) => new MapLogic(step, resume));
+    return statefulBatchInPlace("stateful_batch", up, (resume: S | undefined) => new MapLogic(step, resume));
   });
 }
 
@@ -323,7 +323,7 @@ interface MapStep<V, S, W> {
   readonly mapper: (state: S | undefined, value: V) => readonly [S | undefined, W];
 }
 
-class MapLogic<V, S, W> implements StatefulBatchLogic<V, W, S | undefined> {
+class MapLogic<V, S, W> implements StatefulBatchLogic<V, W, S | undefined>, InPlaceLogic {
   readonly step: MapStep<V, S, W>;
   state: S | undefined;
 
@@ -333,27 +333,31 @@ class MapLogic<V, S, W> implements StatefulBatchLogic<V, W, S | undefined> {
   }
 
   onBatch(values: V[]): LogicResult<W> {
-    const { id, mapper } = this.step;
     const out = new Array<W>(values.length);
-    let state = this.state;
-    for (let i = 0; i < values.length; i++) {
-      const value = values[i] as V;
-      let result: unknown;
-      try {
-        result = mapper(state, value);
-      } catch (err) {
-        this.state = state;
-        throw StepError.wrap(id, err, value);
-      }
-      if (!Array.isArray(result) || result.length !== 2) {
-        this.state = state;
-        throw typeError(id, value, "mapper must return [state, emit]");
-      }
-      state = result[0] as S | undefined;
-      out[i] = result[1] as W;
+    for (let i = 0; i < values.length; i++) out[i] = this.#apply(values[i] as V);
+    return [out, this.state === undefined];
+  }
+
+  onItems(items: readonly (readonly [string, unknown])[], from: number, to: number, out: unknown[]): boolean {
+    for (let i = from; i < to; i++) {
+      const [key, value] = items[i] as readonly [string, V];
+      out.push([key, this.#apply(value)]);
     }
-    this.state = state;
-    return [out, state === undefined];
+    return this.state === undefined;
+  }
+
+  /** One value: the state becomes the mapper's; if the mapper fails, it stays the state before the value. */
+  #apply(value: V): W {
+    const { id, mapper } = this.step;
+    let result: unknown;
+    try {
+      result = mapper(this.state, value);
+    } catch (err) {
+      throw StepError.wrap(id, err, value);
+    }
+    if (!Array.isArray(result) || result.length !== 2) throw typeError(id, value, "mapper must return [state, emit]");
+    this.state = result[0] as S | undefined;
+    return result[1] as W;
   }
 
   onNotify(): LogicResult<W> {
