@@ -133,7 +133,7 @@ describe("statefulMap, statefulFlatMap", () => {
     expect(out.filter(([key]) => key === "k1").map(([, v]) => v)).toEqual([2, 3, 5, -1, 4, 9, 15, 22, 30, -1]);
   });
 
-  test("a mapper failing on a batch of distinct keys names its value; the keys before it were updated", async () => {
+  test("a mapper failing on a batch of distinct keys names its value; the keys sorted before it ran first, the rest not at all", async () => {
     const seen: string[] = [];
     const flow = new Dataflow("flow");
     const items: [string, number][] = [

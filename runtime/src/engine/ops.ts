@@ -329,6 +329,13 @@ function sortByKey(stepId: string, items: readonly unknown[]): readonly Pair[] {
   return (items as Pair[]).slice().sort(byKey);
 }
 
+/** The values of the run `sorted[start..end)`, in arrival order. */
+function runValues(sorted: readonly Pair[], start: number, end: number): unknown[] {
+  const values = new Array<unknown>(end - start);
+  for (let i = start; i < end; i++) values[i - start] = (sorted[i] as Pair)[1];
+  return values;
+}
+
 /** The end of the run of `sorted[start]`'s key. */
 function runEnd(sorted: readonly Pair[], start: number): number {
   const key = (sorted[start] as Pair)[0];
@@ -453,9 +460,8 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
         () => this.#activateRuns(sorted, out),
         () => {
           // #at is the run's start here.
-          const end = runEnd(sorted, this.#at);
           const key = (sorted[this.#at] as Pair)[0];
-          return this.#givenValues ? [key, sorted.slice(this.#at, end).map(([, value]) => value)] : key;
+          return this.#givenValues ? [key, runValues(sorted, this.#at, runEnd(sorted, this.#at))] : key;
         },
       );
       this.#fewKeys = runs * 4 < batch.length;
@@ -546,9 +552,7 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
         this.#givenValues = false;
         this.#activated(entry, discard);
       } else {
-        const values = new Array<unknown>(end - start);
-        for (let i = start; i < end; i++) values[i - start] = (sorted[i] as Pair)[1];
-        this.#activate(entry, "onBatch", values, out);
+        this.#activate(entry, "onBatch", runValues(sorted, start, end), out);
       }
       start = end;
     }
