@@ -65,6 +65,17 @@ export class Dataflow {
 export interface Scope {
   readonly flow: Dataflow;
   readonly id: string;
+  /** The flatMapBatch steps added here run only the engine's own effect-free code (see `pure`). */
+  readonly pure?: boolean;
+}
+
+/**
+ * `up` as seen by steps of the engine's own that only compute their output (unwrapping a
+ * window's events, say): the flatMapBatch steps built on it are marked pure, and the engine
+ * does not run one whose output nothing reads. Never for user functions, which may have effects.
+ */
+export function pure<T>(up: Stream<T>): Stream<T> {
+  return up.inScope({ ...up.scope, pure: true });
 }
 
 /**
@@ -158,7 +169,8 @@ export function nest<U extends readonly Stream<unknown>[], R>(
   const outer = commonScope(ups, stepId);
   const fullId = outer.flow.addStepId(outer.id, stepId);
   outer.flow.addComposite(fullId, kind);
-  const inner: Scope = { flow: outer.flow, id: fullId };
+  const inner: Scope =
+    outer.pure === true ? { flow: outer.flow, id: fullId, pure: true } : { flow: outer.flow, id: fullId };
   const scoped = ups.map((u) => u.inScope(inner)) as unknown as U;
   return rescope(body(fullId, inner, ...scoped), outer);
 }

@@ -59,6 +59,8 @@ export interface FlatMapBatchStep extends Base {
   readonly up: string;
   readonly down: string;
   readonly mapper: (batch: unknown[]) => Iterable<unknown>;
+  /** The mapper is the engine's own and has no effects: the step is not run when nothing reads its output. */
+  readonly pure?: boolean;
 }
 export interface BranchStep extends Base {
   readonly kind: "branch";
@@ -103,3 +105,45 @@ export type CoreStep =
   | MergeStep
   | RedistributeStep
   | StatefulBatchStep;
+
+/** The streams a step reads. */
+export function inputsOf(step: CoreStep): readonly string[] {
+  switch (step.kind) {
+    case "input":
+      return [];
+    case "merge":
+      return step.ups;
+    default:
+      return [step.up];
+  }
+}
+
+/** The streams a step writes. */
+export function outputsOf(step: CoreStep): readonly string[] {
+  switch (step.kind) {
+    case "output":
+      return [];
+    case "branch":
+      return [step.trues, step.falses];
+    default:
+      return [step.down];
+  }
+}
+
+/**
+ * The steps a worker runs, in order: all of them but pure steps (`FlatMapBatchStep.pure`)
+ * whose output no step that runs reads, such as the unwrapping of a window's metadata that
+ * nothing consumes. Steps are in topological order, so one pass from the end decides each
+ * step after everything that could read it.
+ */
+export function stepsToRun(steps: readonly CoreStep[]): CoreStep[] {
+  const read = new Set<string>();
+  const run: CoreStep[] = [];
+  for (let i = steps.length - 1; i >= 0; i--) {
+    const step = steps[i] as CoreStep;
+    if (step.kind === "flatMapBatch" && step.pure === true && !read.has(step.down)) continue;
+    for (const stream of inputsOf(step)) read.add(stream);
+    run.push(step);
+  }
+  return run.reverse();
+}

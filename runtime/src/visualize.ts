@@ -5,7 +5,7 @@
  * Mermaid or DOT; a running process reports the same steps on its API.
  */
 import type { Dataflow } from "./dataflow.ts";
-import type { CoreStep } from "./graph.ts";
+import { type CoreStep, inputsOf, outputsOf } from "./graph.ts";
 
 export interface StepNode {
   /** Full id, `flow.step.sub`. */
@@ -92,28 +92,6 @@ function streamsOf(steps: readonly CoreStep[]): StreamEdge[] {
     }
   }
   return edges;
-}
-
-function outputsOf(step: CoreStep): string[] {
-  switch (step.kind) {
-    case "output":
-      return [];
-    case "branch":
-      return [step.trues, step.falses];
-    default:
-      return [step.down];
-  }
-}
-
-function inputsOf(step: CoreStep): readonly string[] {
-  switch (step.kind) {
-    case "input":
-      return [];
-    case "merge":
-      return step.ups;
-    default:
-      return [step.up];
-  }
 }
 
 /** Every step of the tree, depth first, in the order added. */

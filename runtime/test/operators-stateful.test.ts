@@ -431,6 +431,43 @@ describe("statefulBatch", () => {
     expect(calls).toEqual(["a:batch:1", "a:notify", "a:notify", "a:notify", "a:eof"]);
   });
 
+  // A key already waiting keeps its place in the step's wake-ups; only its time changes.
+  test("a wake-up moved later, or withdrawn, by the next activation does not fire at the old time", async () => {
+    for (const next of ["later", "withdrawn"] as const) {
+      const calls: string[] = [];
+      let batches = 0;
+      await run(pairs(["a", 1], ["a", 2]).concat([new PAUSE(80) as never]), (s) =>
+        op.statefulBatch(
+          "sb",
+          s,
+          recorder(calls, () => {
+            batches += 1;
+            if (batches === 1) return new Date(Date.now() + 20);
+            return next === "later" ? new Date(Date.now() + 60_000) : undefined;
+          }),
+        ),
+      );
+      expect(calls, next).toEqual(["a:batch:1", "a:batch:2", "a:eof"]);
+    }
+  });
+
+  test("a wake-up moved earlier fires at the new time", async () => {
+    const calls: string[] = [];
+    let asked = 0;
+    await run(pairs(["a", 1], ["a", 2]).concat([new PAUSE(80) as never]), (s) =>
+      op.statefulBatch(
+        "sb",
+        s,
+        recorder(calls, (_k, notifies) => {
+          asked += 1;
+          if (notifies > 0) return undefined;
+          return new Date(Date.now() + (asked === 1 ? 60_000 : 10));
+        }),
+      ),
+    );
+    expect(calls).toEqual(["a:batch:1", "a:batch:2", "a:notify", "a:eof"]);
+  });
+
   test("notifications for several keys fire in key order", async () => {
     const calls: string[] = [];
     const at = new Date(Date.now() + 10);

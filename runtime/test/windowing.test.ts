@@ -234,7 +234,7 @@ test("EventClock watermark arithmetic with an injected clock", () => {
   const clock = new win.EventClock((x: Date) => x, 5_000, { now: () => new Date(now) });
   const logic = clock.build(undefined);
   expect(logic.onNotify()).toBe(Number.NEGATIVE_INFINITY);
-  expect(logic.untilWatermark(t(100))).toBeUndefined();
+  expect(logic.toSystemTime(t(100))).toBeUndefined();
 
   logic.beforeBatch();
   expect(stamp(logic, new Date(t(7)))).toEqual([t(7), t(2)]);
@@ -244,7 +244,8 @@ test("EventClock watermark arithmetic with an injected clock", () => {
   // Advances with system time.
   now += 2_000;
   expect(logic.onNotify()).toBe(t(7));
-  expect(logic.untilWatermark(t(10))).toBe(3_000);
+  // The watermark (t(7)) reaches t(10) three seconds from now.
+  expect(logic.toSystemTime(t(10))).toBe(now + 3_000);
   // An item whose ts - wait is behind the advanced watermark leaves it alone.
   logic.beforeBatch();
   expect(stamp(logic, new Date(t(11)))[1]).toBe(t(7));

@@ -269,12 +269,26 @@ type AnyLogic = StatefulBatchLogic<unknown, unknown, unknown>;
 interface KeyState {
   readonly key: string;
   readonly logic: AnyLogic;
-  /** Listed in the open epoch's touched keys: marked here, so no second lookup per activation. */
-  touched: boolean;
-  /** The logic asked to be discarded: the snapshot records a deletion. */
-  discarded: boolean;
+  /**
+   * What the open epoch's snapshot writes for the key when snapshots are kept: nothing (the
+   * key is not in the step's touched list: marked here, so no second lookup per activation),
+   * its state, or its deletion (its logic asked to be discarded). One field, not two
+   * booleans: with `wake` the object would otherwise grow by 8 B, on every key.
+   */
+  written: "nothing" | "state" | "deletion";
   /** The key's group while a batch is grouped by map (groupByMap), else undefined. */
   grouping: Group | undefined;
+  /** The key's notification while it waits for one, as in the step's `#notify`; else undefined. */
+  wake: Wake | undefined;
+}
+
+/**
+ * When a key asked to be notified (ms). One object per waiting key whose time is rewritten
+ * in place: windows ask anew after every activation, and a Map of times boxed a new number
+ * each time. Not a field of every key's state, which a double would make 24 B larger.
+ */
+interface Wake {
+  at: number;
 }
 
 function byKey(a: readonly [string, ...unknown[]], b: readonly [string, ...unknown[]]): number {
@@ -348,7 +362,8 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
   readonly stepId: string;
   readonly down: Emitter;
   readonly #keys = new Map<string, KeyState>();
-  readonly #notify = new Map<string, number>();
+  /** The keys waiting for a notification. */
+  readonly #notify = new Map<string, Wake>();
   #nextNotify = INF;
   /** Keys whose state changed in the open epoch; tracked only when snapshots are kept. */
   readonly #touched: KeyState[] | undefined;
@@ -479,7 +494,7 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
     let next = INF;
     // forEach rather than for-of: iterating the entries made a [key, time] array per key
     // and call, and a windowed step's keys are often due every few milliseconds.
-    this.#notify.forEach((at, key) => {
+    this.#notify.forEach(({ at }, key) => {
       if (at <= now) due.push(key);
       else if (at < next) next = at;
     });
@@ -501,8 +516,9 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
     // A key discarded and rebuilt within the epoch is listed twice; the later write wins.
     // Each snapshot is wrapped on its own: the store's writes between them are not user code.
     for (const entry of touched) {
-      entry.touched = false;
-      const state = entry.discarded
+      const deleted = entry.written === "deletion";
+      entry.written = "nothing";
+      const state = deleted
         ? undefined
         : callUser(
             this.stepId,
@@ -564,8 +580,8 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
     for (let at = 0; at < keys.length; at++) {
       this.#at = at;
       const key = keys[at] as string;
-      if (method === "onNotify") this.#notify.delete(key);
       const entry = this.#keys.get(key);
+      if (method === "onNotify") this.#unschedule(key, entry);
       if (entry !== undefined) this.#activate(entry, method, undefined, out);
     }
   }
@@ -576,9 +592,9 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
     const entry: KeyState = {
       key,
       logic: this.step.builder(state),
-      touched: false,
-      discarded: false,
+      written: "nothing",
       grouping: undefined,
+      wake: undefined,
     };
     this.#keys.set(key, entry);
     return entry;
@@ -602,9 +618,9 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
   /** After a key's logic ran: its snapshot, the watermark, its discard or its next notification. */
   #activated(entry: KeyState, discard: boolean): void {
     const { key, logic } = entry;
-    if (this.#touched !== undefined && !entry.touched) {
-      entry.touched = true;
-      this.#touched.push(entry);
+    if (this.#touched !== undefined) {
+      if (entry.written === "nothing") this.#touched.push(entry);
+      entry.written = discard ? "deletion" : "state";
     }
     if (this.#watermarkOf !== undefined) {
       const w = this.#watermarkOf(logic);
@@ -612,24 +628,35 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
       if (w > this.#watermark && w !== Number.POSITIVE_INFINITY) this.#watermark = w;
     }
     if (discard) {
-      entry.discarded = true;
       this.#keys.delete(key);
-      this.#notify.delete(key);
+      this.#unschedule(key, entry);
     } else {
       this.#schedule(entry);
     }
   }
 
-  #schedule({ key, logic }: KeyState): void {
+  #schedule(entry: KeyState): void {
+    const { key, logic } = entry;
     const at = logic.notifyAt();
     if (at === undefined) {
-      if (this.#notify.size > 0) this.#notify.delete(key);
+      this.#unschedule(key, entry);
       return;
     }
     if (!(at instanceof Date)) throw typeError(this.stepId, key, "notifyAt must return a Date or undefined");
     const t = at.getTime();
-    this.#notify.set(key, t);
+    if (entry.wake === undefined) {
+      entry.wake = { at: t };
+      this.#notify.set(key, entry.wake);
+    } else {
+      entry.wake.at = t;
+    }
     if (t < this.#nextNotify) this.#nextNotify = t;
+  }
+
+  #unschedule(key: string, entry: KeyState | undefined): void {
+    if (entry?.wake === undefined) return;
+    entry.wake = undefined;
+    this.#notify.delete(key);
   }
 }
 

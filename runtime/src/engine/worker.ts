@@ -6,7 +6,7 @@
 import { setImmediate as yieldToEventLoop } from "node:timers/promises";
 import type { Dataflow } from "../dataflow.ts";
 import { BuildError } from "../errors.ts";
-import type { CoreStep } from "../graph.ts";
+import { type CoreStep, stepsToRun } from "../graph.ts";
 import { isFixedPartitionedSink, isTransactionalSink } from "../outputs.ts";
 import { Exchange } from "./exchange.ts";
 import {
@@ -222,7 +222,7 @@ export class Worker {
     if (this.#flow.steps.filter((s) => s.kind === "input").length === 0) {
       throw new BuildError(`dataflow ${JSON.stringify(this.#flow.flowId)} has no input steps`);
     }
-    for (const step of this.#flow.steps) await this.#place(step);
+    for (const step of stepsToRun(this.#flow.steps)) await this.#place(step);
   }
 
   /** Routes a step's items to `target` through a new exchange: to the worker `route` names. */

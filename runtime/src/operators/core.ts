@@ -66,6 +66,7 @@ export function flatMapBatch<X, Y>(stepId: string, up: Stream<X>, mapper: (batch
     up: up.streamId,
     down: `${fullId}.down`,
     mapper: mapper as (batch: unknown[]) => Iterable<unknown>,
+    ...(scope.pure === true ? { pure: true } : {}),
   }));
   return new Stream<Y>(`${id}.down`, scope);
 }

@@ -24,10 +24,12 @@ export interface ClockLogic<V, S> {
   /** The watermark once the upstream has ended. */
   onEof(): number;
   /**
-   * How much system time must pass for the watermark to reach `watermark`, or
-   * `undefined` if the passing of system time alone never gets it there.
+   * The system time (ms since the Unix epoch) at which the watermark reaches `watermark`,
+   * or `undefined` if the passing of system time alone never gets it there; it may have
+   * passed already. Bytewax's `to_system_utc`. Reads no clock: the windows ask it after every
+   * activation of every key, and the answer does not depend on the time it is asked.
    */
-  untilWatermark(watermark: number): number | undefined;
+  toSystemTime(watermark: number): number | undefined;
   /** State to resume from; structured-cloneable. */
   snapshot(): S;
 }
@@ -69,7 +71,8 @@ export class SystemClock implements Clock<unknown, null> {
       watermark: () => now.last,
       onNotify: () => now.tick(),
       onEof: () => Number.POSITIVE_INFINITY,
-      untilWatermark: (watermark) => watermark - now.tick(),
+      // The watermark is the system time.
+      toSystemTime: (watermark) => (Number.isFinite(watermark) ? watermark : undefined),
       snapshot: () => null,
     };
   }
@@ -171,10 +174,10 @@ class EventClockLogic<V> implements ClockLogic<V, EventClockState> {
     return Number.POSITIVE_INFINITY;
   }
 
-  untilWatermark(target: number): number | undefined {
-    this.now.tick();
-    const wait = target - this.watermark();
-    return Number.isFinite(wait) ? wait : undefined;
+  /** The watermark is `#base` at `#systemTimeOfMax` and rises with system time from there. */
+  toSystemTime(target: number): number | undefined {
+    const at = this.#systemTimeOfMax + (target - this.#base);
+    return Number.isFinite(at) ? at : undefined;
   }
 
   snapshot(): EventClockState {
@@ -199,7 +202,7 @@ export function projectClock<U, V, S>(clock: Clock<V, S>, project: (value: U) =>
         watermark: () => logic.watermark(),
         onNotify: () => logic.onNotify(),
         onEof: () => logic.onEof(),
-        untilWatermark: (watermark) => logic.untilWatermark(watermark),
+        toSystemTime: (watermark) => logic.toSystemTime(watermark),
         snapshot: () => logic.snapshot(),
       };
     },

@@ -3,7 +3,7 @@
  * watermark, a windower assigns items to windows and closes them, and a `WindowLogic`
  * per open window accumulates its values. Every other windowing operator is built on it.
  */
-import { type KeyedStream, nest } from "../dataflow.ts";
+import { type KeyedStream, nest, pure } from "../dataflow.ts";
 import { BuildError } from "../errors.ts";
 import type { LogicResult, StatefulBatchLogic } from "../graph.ts";
 import { filterMapValue, statefulBatch } from "../operators/index.ts";
@@ -45,12 +45,14 @@ export interface WindowSnapshot<S> {
  * What a key's windows emit, one stream for the three outputs. An emitted value is the
  * pair `down` carries, `[windowId, value]`, so its keyed item passes through unwrap_down
  * as it is (no two arrays more per value); late items and metadata carry a third
- * element, their kind, and are unwrapped into new pairs.
+ * element, their kind, and are unwrapped into new pairs. A closed window's event holds its
+ * bounds, made into metadata only by unwrap_meta: which does not run when nothing reads
+ * `meta` (the unwraps are pure steps), as in most dataflows.
  */
 type WindowEvent<V, W> =
   | readonly [windowId: number, value: W]
   | readonly [windowId: number, value: V, kind: "late"]
-  | readonly [windowId: number, meta: WindowMetadata, kind: "meta"];
+  | readonly [windowId: number, bounds: WindowBounds, kind: "meta"];
 
 type Events<V, W> = WindowEvent<V, W>[];
 
@@ -150,10 +152,10 @@ class KeyWindows<V, W, S> implements StatefulBatchLogic<V, WindowEvent<V, W>, Wi
     let target = this.windower.nextClose() ?? Number.POSITIVE_INFINITY;
     if (this.ordered) for (const [, ts] of this.#queue) target = Math.min(target, ts);
     if (target === Number.POSITIVE_INFINITY) return undefined;
-    const wait = this.clock.untilWatermark(target);
-    if (wait === undefined) return undefined;
     // The watermark advances with system time, so the engine's clock times the wake-up.
-    WAKE_UP.setTime(Date.now() + Math.max(0, wait));
+    const at = this.clock.toSystemTime(target);
+    if (at === undefined) return undefined;
+    WAKE_UP.setTime(at);
     return WAKE_UP;
   }
 
@@ -207,7 +209,7 @@ class KeyWindows<V, W, S> implements StatefulBatchLogic<V, WindowEvent<V, W>, Wi
       this.#logics.delete(id);
       this.#forget(id);
       pushEmits(events, id, logic.onClose());
-      events.push([id, toMetadata(bounds), "meta"]);
+      events.push([id, bounds, "meta"]);
     }
   }
 
@@ -282,11 +284,13 @@ export function window<V, W, S>(
   checkWindowing(stepId, clock, windower, ordered);
   if (typeof builder !== "function") throw new BuildError(`step ${JSON.stringify(stepId)}: builder must be a function`);
   return nest("window", stepId, [up], (_id, _, up) => {
-    const events = statefulBatch(
-      "stateful_batch",
-      up,
-      (resume: WindowSnapshot<S> | undefined) => new KeyWindows(clock, windower, builder, ordered, resume),
-      (logic) => (logic instanceof KeyWindows ? logic.watermark : Number.NEGATIVE_INFINITY),
+    const events = pure(
+      statefulBatch(
+        "stateful_batch",
+        up,
+        (resume: WindowSnapshot<S> | undefined) => new KeyWindows(clock, windower, builder, ordered, resume),
+        (logic) => (logic instanceof KeyWindows ? logic.watermark : Number.NEGATIVE_INFINITY),
+      ),
     );
     return {
       // An emitted value's event is the pair down carries: passed on as it is, with its item.
@@ -297,7 +301,7 @@ export function window<V, W, S>(
         event.length === 3 && event[2] === "late" ? [event[0], event[1]] : undefined,
       ),
       meta: filterMapValue("unwrap_meta", events, (event): [number, WindowMetadata] | undefined =>
-        event.length === 3 && event[2] === "meta" ? [event[0], event[1]] : undefined,
+        event.length === 3 && event[2] === "meta" ? [event[0], toMetadata(event[1])] : undefined,
       ),
     };
   });
