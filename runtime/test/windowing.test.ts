@@ -276,6 +276,9 @@ test("SystemClock stamps items with now and ends at +infinity", () => {
   const [ts, wm] = stamp(logic, "x");
   expect(ts).toBe(wm);
   expect(ts).toBeGreaterThanOrEqual(before);
+  // Its watermark is the system time, so it reaches any finite time at that time.
+  expect(logic.toSystemTime(ts + 50)).toBe(ts + 50);
+  expect(logic.toSystemTime(Number.POSITIVE_INFINITY)).toBeUndefined();
   expect(logic.onEof()).toBe(Number.POSITIVE_INFINITY);
   expect(logic.snapshot()).toBeNull();
 });
