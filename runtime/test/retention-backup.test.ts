@@ -1,7 +1,7 @@
 // The retention rule of backups (recovery/backup.ts), a pure decision over a bucket listing;
 // savepoint ids and start-from values.
 import { expect, test } from "vitest";
-import { boundaryOf, type ListedObject, retentionVictims, setName } from "../src/recovery/backup.ts";
+import { boundaryOf, type ListedObject, movedPast, retentionVictims, setName } from "../src/recovery/backup.ts";
 import { generateSavepointId, SAVEPOINT_ID } from "../src/recovery/savepoint.ts";
 import { parseStartFrom } from "../src/recovery/start-from.ts";
 
@@ -59,6 +59,28 @@ test("set names order by execution, then epoch; boundaries are multiples of the 
     setName(2, 5, 10),
   ]);
   expect([boundaryOf(9, 5), boundaryOf(10, 5), boundaryOf(14, 5)]).toEqual([5, 10, 10]);
+});
+
+test("a process has moved past a set once it has objects in a newer one (process 0 then stops waiting for its record)", () => {
+  const [older, waited, newer] = [setName(1, 0, 5), setName(1, 0, 10), setName(1, 0, 15)];
+  const listed = (...keys: string[]): ListedObject[] => keys.map((key) => ({ key, bytes: 1, modified: now }));
+  const objects = listed(
+    `${PREFIX}${older}/process-1.json`,
+    `${PREFIX}${waited}/process-0.json`,
+    `${PREFIX}${waited}/process-2/part-0.sqlite3.zst`,
+    `${PREFIX}${newer}/process-1/part-0.sqlite3.zst`,
+    `${PREFIX}${newer}/process-10.json`,
+  );
+  // Process 1 skipped the set: its partition of the newer one is up.
+  expect(movedPast(objects, PREFIX, waited, 1)).toBe(true);
+  // Process 2 is still uploading this set; process 3 has nothing anywhere yet.
+  expect(movedPast(objects, PREFIX, waited, 2)).toBe(false);
+  expect(movedPast(objects, PREFIX, waited, 3)).toBe(false);
+  // Process 10's record is not process 1's; a record alone in a newer set counts.
+  expect(movedPast(listed(`${PREFIX}${newer}/process-10.json`), PREFIX, waited, 1)).toBe(false);
+  expect(movedPast(listed(`${PREFIX}${newer}/process-10.json`), PREFIX, waited, 10)).toBe(true);
+  // An older set says nothing about this one.
+  expect(movedPast(objects, PREFIX, newer, 1)).toBe(false);
 });
 
 test("generated savepoint ids are UTC time and 4 hex digits, and valid ids; start-from values parse or say what they should be", () => {

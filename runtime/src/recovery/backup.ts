@@ -10,7 +10,8 @@
  * the workers' frontiers pinned to the values read before the copy started, so
  * partitions copied a moment apart still agree. Each process uploads its partitions and
  * then a small record of their sizes and SHA-256; process 0 waits for every process's
- * record and writes the manifest. A set is complete only when its manifest is there.
+ * record and writes the manifest (or gives up on the set once a process that skipped it has
+ * moved past it). A set is complete only when its manifest is there.
  *
  * Layout under the prefix: sets/<execution>-<resume epoch>-<epoch>/ holding
  * process-<i>/part-<j>.sqlite3.zst, process-<i>.json and manifest.json.
@@ -108,6 +109,24 @@ export interface BackupManifest {
 export function setName(execution: number, resumeEpoch: number, epoch: number): string {
   const pad = (n: number, width: number) => String(n).padStart(width, "0");
   return `${pad(execution, 8)}-${pad(resumeEpoch, 12)}-${pad(epoch, 12)}`;
+}
+
+/**
+ * Whether process `processId` is done with `set` without recording it: it has objects in a
+ * newer set. Each process backs up one set at a time, in order, its record last; one busy
+ * with the set before skips a boundary, and its record of that set never comes.
+ */
+export function movedPast(
+  objects: readonly ListedObject[],
+  setsPrefix: string,
+  set: string,
+  processId: number,
+): boolean {
+  const own = `process-${processId}`;
+  return objects.some((o) => {
+    const [name = "", rest = ""] = o.key.slice(setsPrefix.length).split("/", 2);
+    return name > set && (rest === own || rest === `${own}.json`);
+  });
 }
 
 /** The boundary a cluster frontier has crossed: the newest multiple of `lag` at or below it. */
@@ -494,14 +513,22 @@ export class Backups {
     }
   }
 
-  /** Process 0: waits for every process's record of the set, writes the manifest, applies retention. */
+  /**
+   * Process 0: waits for every process's record of the set, writes the manifest, applies
+   * retention. Gives up on a set that cannot complete, at the deadline or as soon as every
+   * process whose record is missing has moved past it: process 0 takes no set while it waits,
+   * so waiting out the deadline for a skipped set made it skip the sets after it in turn.
+   */
   async #complete(set: string, execution: number, epoch: number, processCount: number): Promise<void> {
     const { bucket } = this.#o;
     const deadline = Date.now() + Math.max(this.#o.intervalMs * 2, 10_000);
     const records = Array.from({ length: processCount }, (_, i) => `${bucket.setPrefix(set)}process-${i}.json`);
     for (;;) {
-      const present = new Set((await bucket.list(bucket.setPrefix(set))).map((o) => o.key));
-      if (records.every((k) => present.has(k))) break;
+      const listed = await bucket.list(bucket.setsPrefix);
+      const present = new Set(listed.map((o) => o.key));
+      const missing = records.flatMap((k, i) => (present.has(k) ? [] : [i]));
+      if (missing.length === 0) break;
+      if (missing.every((i) => movedPast(listed, bucket.setsPrefix, set, i))) return;
       if (Date.now() > deadline || this.#stop.signal.aborted) return;
       await new Promise((r) => setTimeout(r, 200));
     }
