@@ -169,8 +169,8 @@ export function nest<U extends readonly Stream<unknown>[], R>(
   const outer = commonScope(ups, stepId);
   const fullId = outer.flow.addStepId(outer.id, stepId);
   outer.flow.addComposite(fullId, kind);
-  const inner: Scope =
-    outer.pure === true ? { flow: outer.flow, id: fullId, pure: true } : { flow: outer.flow, id: fullId };
+  // A pure scope stays pure inside the steps nested in it.
+  const inner: Scope = { ...outer, id: fullId };
   const scoped = ups.map((u) => u.inScope(inner)) as unknown as U;
   return rescope(body(fullId, inner, ...scoped), outer);
 }

@@ -581,7 +581,7 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
       this.#at = at;
       const key = keys[at] as string;
       const entry = this.#keys.get(key);
-      if (method === "onNotify") this.#unschedule(key, entry);
+      if (method === "onNotify") this.#unschedule(entry);
       if (entry !== undefined) this.#activate(entry, method, undefined, out);
     }
   }
@@ -629,7 +629,7 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
     }
     if (discard) {
       this.#keys.delete(key);
-      this.#unschedule(key, entry);
+      this.#unschedule(entry);
     } else {
       this.#schedule(entry);
     }
@@ -639,7 +639,7 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
     const { key, logic } = entry;
     const at = logic.notifyAt();
     if (at === undefined) {
-      this.#unschedule(key, entry);
+      this.#unschedule(entry);
       return;
     }
     if (!(at instanceof Date)) throw typeError(this.stepId, key, "notifyAt must return a Date or undefined");
@@ -653,10 +653,10 @@ export class StatefulBatchOp implements Op, Consumer, TimedOp, EpochHandler {
     if (t < this.#nextNotify) this.#nextNotify = t;
   }
 
-  #unschedule(key: string, entry: KeyState | undefined): void {
+  #unschedule(entry: KeyState | undefined): void {
     if (entry?.wake === undefined) return;
     entry.wake = undefined;
-    this.#notify.delete(key);
+    this.#notify.delete(entry.key);
   }
 }
 
