@@ -82,6 +82,12 @@ export interface Measurement {
 export interface BenchCase {
   readonly title: string;
   readonly targets: Targets;
+  /**
+   * The engine's runs take at least this long in all, when more than the bench's
+   * --min-seconds: a target within a few percent of its baseline needs more runs than one
+   * with room, for the medians to move less than its margin.
+   */
+  readonly minSeconds?: number;
   /** Loads what the case needs, or says why it cannot run in this checkout. */
   prepare(): Promise<Runners | Measurement | Skip>;
 }
@@ -127,9 +133,19 @@ export interface CaseResult {
 }
 
 export interface MeasureOptions {
+  /** At least this many runs of each side. */
   readonly runs: number;
   readonly warmup: number;
+  /**
+   * And runs until the engine's side has run this long in all: a case whose runs take a
+   * fraction of a second moves by more than its target's margin from run to run on a busy
+   * machine, and a median of 5 such runs does too.
+   */
+  readonly minSeconds?: number;
 }
+
+/** The most runs a side gets, however short its runs. */
+const MAX_RUNS = 200;
 
 // Run with --expose-gc so each run starts from a collected heap; without it figures are noisier.
 const collect: () => void = typeof globalThis.gc === "function" ? globalThis.gc : () => {};
@@ -143,6 +159,8 @@ export function median(values: readonly number[]): number {
 }
 
 interface Run {
+  /** Wall-clock time of the run. */
+  readonly seconds: number;
   readonly itemsPerSec: number;
   readonly itemsPerCpuSec: number;
 }
@@ -160,9 +178,13 @@ async function timed(
     const wall = (performance.now() - t0) / 1000;
     const cpu = process.cpuUsage(cpu0);
     if (typeof result !== "number") {
-      return { itemsPerSec: result.items / result.seconds, itemsPerCpuSec: result.items / result.cpuSeconds };
+      return {
+        seconds: result.seconds,
+        itemsPerSec: result.items / result.seconds,
+        itemsPerCpuSec: result.items / result.cpuSeconds,
+      };
     }
-    return { itemsPerSec: result / wall, itemsPerCpuSec: result / ((cpu.user + cpu.system) / 1e6) };
+    return { seconds: wall, itemsPerSec: result / wall, itemsPerCpuSec: result / ((cpu.user + cpu.system) / 1e6) };
   } finally {
     probe.stop();
   }
@@ -196,7 +218,10 @@ function describe(err: unknown): string {
   return err instanceof Error ? (err.stack ?? err.message) : String(err);
 }
 
-/** Warms up, then alternates engine and loop runs so drift hits both alike; reports medians. */
+/**
+ * Warms up, then alternates engine and loop runs so drift hits both alike, `opts.runs` of
+ * each and more until the engine's have taken `opts.minSeconds`; reports medians.
+ */
 export async function measure(entry: CaseEntry, opts: MeasureOptions): Promise<CaseResult> {
   let bench: BenchCase;
   try {
@@ -235,8 +260,12 @@ export async function measure(entry: CaseEntry, opts: MeasureOptions): Promise<C
     const loopProbe = new MemoryProbe();
     const engineRuns: Run[] = [];
     const loopRuns: Run[] = [];
-    for (let i = 0; i < opts.runs; i++) {
-      engineRuns.push(await timed(engine, engineProbe));
+    let engineSeconds = 0;
+    const minSeconds = Math.max(opts.minSeconds ?? 0, bench.minSeconds ?? 0);
+    for (let i = 0; i < MAX_RUNS && (i < opts.runs || engineSeconds < minSeconds); i++) {
+      const run = await timed(engine, engineProbe);
+      engineRuns.push(run);
+      engineSeconds += run.seconds;
       if (loop !== undefined) loopRuns.push(await timed(loop, loopProbe));
     }
     const engineSide = side(engineRuns, engineProbe);

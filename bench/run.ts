@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --filter <text> --json --runs N --warmup N]`: runs the benchmark
+ * `npm run bench [-- --filter <text> --json --runs N --min-seconds S --warmup N]`: runs the benchmark
  * cases in this process and prints, per case, engine and plain-loop throughput, their
  * ratio, peak memory and the verdict against the case's targets. Exits 1 if any case
  * fails its targets or its output check.
@@ -14,6 +14,7 @@ const { values: args } = parseArgs({
     filter: { type: "string", short: "f" },
     json: { type: "boolean", default: false },
     runs: { type: "string", default: "5" },
+    "min-seconds": { type: "string", default: "5" },
     warmup: { type: "string", default: "2" },
   },
 });
@@ -25,6 +26,8 @@ function count(flag: string, value: string): number {
 }
 
 const runs = Math.max(1, count("runs", args.runs));
+const minSeconds = Number(args["min-seconds"]);
+if (!(minSeconds >= 0)) throw new RangeError(`--min-seconds must be a number of seconds, got ${args["min-seconds"]}`);
 const warmup = count("warmup", args.warmup);
 const filter = args.filter;
 const selected = cases.filter((c) => filter === undefined || c.name.includes(filter));
@@ -81,20 +84,23 @@ const environment = {
   loadAverage1mStart: loadavg()[0] ?? 0,
   gcExposed: typeof globalThis.gc === "function",
   runs,
+  minSeconds,
   warmup,
 };
 const log = (line: string): void => {
   if (!args.json) console.log(line);
 };
 log(`waxflow bench: Node ${environment.node} (V8 ${environment.v8}), ${environment.platform}`);
-log(`median of ${runs} runs after ${warmup} warm-up${environment.gcExposed ? "" : " (no --expose-gc: noisier)"}`);
+log(
+  `median of at least ${runs} runs and ${minSeconds} s of the engine's, after ${warmup} warm-up${environment.gcExposed ? "" : " (no --expose-gc: noisier)"}`,
+);
 log(`${environment.cpus} CPUs, load average ${environment.loadAverage1mStart.toFixed(2)}\n`);
 
 const results: CaseResult[] = [];
 const started = performance.now();
 for (const bench of selected) {
   if (!args.json) process.stderr.write(`  ${bench.name} ...\n`);
-  results.push(await measure(bench, { runs, warmup }));
+  results.push(await measure(bench, { runs, warmup, minSeconds }));
 }
 const seconds = (performance.now() - started) / 1000;
 // Other work on the machine slows both sides of a case alike; absolute rates suffer more than ratios.

@@ -2,6 +2,10 @@
  * What the per-step metrics cost: the same dataflow with them on (the default) and off
  * (`stepMetrics: false`, what WAXFLOW_STEP_METRICS=false sets), in one bench run. The
  * "engine" side is on, the "loop" side off, so the ratio is on / off.
+ *
+ * The target (at most 3% slower) is within the machine's spread from run to run (±5% on
+ * the 2-CPU machine; medians of 17 keyed runs of each side: 0.98–1.04 with the true ratio
+ * 1.00, measured over 133 runs), so each side runs for 15 s: ~50 keyed runs.
  */
 import { Dataflow } from "waxflow";
 import * as op from "waxflow/operators";
@@ -9,6 +13,8 @@ import { runMain } from "waxflow/testing";
 import { type BenchCase, expectEqual } from "../harness.ts";
 import { ArraySource, CountingSink } from "../io.ts";
 
+/** What each side's runs take in all, at least. */
+const MIN_SECONDS = 15;
 const N = 1_000_000;
 const KEYS = 10_000;
 
@@ -45,6 +51,7 @@ async function keyedRun(stepMetrics: boolean): Promise<number> {
 export const stepMetricsMap: BenchCase = {
   title: "map + filter, 1M items: per-step metrics on vs off",
   targets: { minRatio: 0.97 },
+  minSeconds: MIN_SECONDS,
   async prepare() {
     return { engine: () => mapRun(true), loop: () => mapRun(false) };
   },
@@ -53,6 +60,7 @@ export const stepMetricsMap: BenchCase = {
 export const stepMetricsKeyed: BenchCase = {
   title: "keyOn + statefulMap count, 1M items, 10k keys: per-step metrics on vs off",
   targets: { minRatio: 0.97 },
+  minSeconds: MIN_SECONDS,
   async prepare() {
     return { engine: () => keyedRun(true), loop: () => keyedRun(false) };
   },
