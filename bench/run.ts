@@ -9,31 +9,47 @@ import { parseArgs } from "node:util";
 import { cases } from "./cases/index.ts";
 import { type CaseResult, formatFigure, formatRate, measure, type Targets } from "./harness.ts";
 
-const { values: args } = parseArgs({
-  options: {
-    filter: { type: "string", short: "f" },
-    json: { type: "boolean", default: false },
-    runs: { type: "string", default: "5" },
-    "min-seconds": { type: "string", default: "5" },
-    warmup: { type: "string", default: "2" },
-  },
-});
+const USAGE = "npm run bench -- [--filter TEXT] [--json] [--runs N] [--min-seconds S] [--warmup N]";
+
+/** A wrong flag ends the bench with one line that names it, and the usage. */
+function usage(problem: string): never {
+  console.error(`bench: ${problem}\nusage: ${USAGE}`);
+  process.exit(2);
+}
+
+/** The flags; a wrong one ends the bench (parseArgs names it). */
+function parse() {
+  try {
+    return parseArgs({
+      options: {
+        filter: { type: "string", short: "f" },
+        json: { type: "boolean", default: false },
+        runs: { type: "string", default: "5" },
+        "min-seconds": { type: "string", default: "5" },
+        warmup: { type: "string", default: "2" },
+      },
+    }).values;
+  } catch (err) {
+    return usage(err instanceof Error ? err.message : String(err));
+  }
+}
+
+const args = parse();
 
 function count(flag: string, value: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new RangeError(`--${flag} must be a whole number, got ${value}`);
+  if (!Number.isInteger(n) || n < 0) usage(`--${flag} must be a whole number, got ${JSON.stringify(value)}`);
   return n;
 }
 
 const runs = Math.max(1, count("runs", args.runs));
 const minSeconds = Number(args["min-seconds"]);
-if (!(minSeconds >= 0)) throw new RangeError(`--min-seconds must be a number of seconds, got ${args["min-seconds"]}`);
+if (!(minSeconds >= 0)) usage(`--min-seconds must be a number of seconds, got ${JSON.stringify(args["min-seconds"])}`);
 const warmup = count("warmup", args.warmup);
 const filter = args.filter;
 const selected = cases.filter((c) => filter === undefined || c.name.includes(filter));
 if (selected.length === 0) {
-  console.error(`no case matches --filter ${filter}; cases: ${cases.map((c) => c.name).join(", ")}`);
-  process.exit(2);
+  usage(`no case matches --filter ${filter}; cases: ${cases.map((c) => c.name).join(", ")}`);
 }
 
 const mb = (bytes: number | undefined): string => (bytes === undefined ? "-" : `${(bytes / 2 ** 20).toFixed(0)}`);
