@@ -1,7 +1,7 @@
 // The retention rule of backups (recovery/backup.ts), a pure decision over a bucket listing;
 // savepoint ids and start-from values.
 import { expect, test } from "vitest";
-import { boundaryOf, type ListedObject, movedPast, retentionVictims, setName } from "../src/recovery/backup.ts";
+import { boundaryOf, type ListedObject, retentionVictims, setName, setProgress } from "../src/recovery/backup.ts";
 import { generateSavepointId, SAVEPOINT_ID } from "../src/recovery/savepoint.ts";
 import { parseStartFrom } from "../src/recovery/start-from.ts";
 
@@ -61,9 +61,11 @@ test("set names order by execution, then epoch; boundaries are multiples of the 
   expect([boundaryOf(9, 5), boundaryOf(10, 5), boundaryOf(14, 5)]).toEqual([5, 10, 10]);
 });
 
-test("a process has moved past a set once it has objects in a newer one (process 0 then stops waiting for its record)", () => {
+test("process 0 stops waiting for a set's records once each missing process has objects in a newer set", () => {
   const [older, waited, newer] = [setName(1, 0, 5), setName(1, 0, 10), setName(1, 0, 15)];
   const listed = (...keys: string[]): ListedObject[] => keys.map((key) => ({ key, bytes: 1, modified: now }));
+  const records = (set: string, count: number): string[] =>
+    Array.from({ length: count }, (_, i) => `${PREFIX}${set}/process-${i}.json`);
   const objects = listed(
     `${PREFIX}${older}/process-1.json`,
     `${PREFIX}${waited}/process-0.json`,
@@ -71,16 +73,19 @@ test("a process has moved past a set once it has objects in a newer one (process
     `${PREFIX}${newer}/process-1/part-0.sqlite3.zst`,
     `${PREFIX}${newer}/process-10.json`,
   );
+  // Every record there: complete.
+  expect(setProgress(listed(...records(waited, 3)), PREFIX, waited, 3)).toBe("complete");
   // Process 1 skipped the set: its partition of the newer one is up.
-  expect(movedPast(objects, PREFIX, waited, 1)).toBe(true);
+  expect(setProgress(objects, PREFIX, waited, 2)).toBe("skipped");
   // Process 2 is still uploading this set; process 3 has nothing anywhere yet.
-  expect(movedPast(objects, PREFIX, waited, 2)).toBe(false);
-  expect(movedPast(objects, PREFIX, waited, 3)).toBe(false);
+  expect(setProgress(objects, PREFIX, waited, 3)).toBe("waiting");
+  expect(setProgress([...objects, ...listed(`${PREFIX}${waited}/process-2.json`)], PREFIX, waited, 4)).toBe("waiting");
   // Process 10's record is not process 1's; a record alone in a newer set counts.
-  expect(movedPast(listed(`${PREFIX}${newer}/process-10.json`), PREFIX, waited, 1)).toBe(false);
-  expect(movedPast(listed(`${PREFIX}${newer}/process-10.json`), PREFIX, waited, 10)).toBe(true);
+  const onlyTen = listed(`${PREFIX}${waited}/process-0.json`, `${PREFIX}${newer}/process-10.json`);
+  expect(setProgress(onlyTen, PREFIX, waited, 2)).toBe("waiting");
+  expect(setProgress([...listed(...records(waited, 10)), ...onlyTen], PREFIX, waited, 11)).toBe("skipped");
   // An older set says nothing about this one.
-  expect(movedPast(objects, PREFIX, newer, 1)).toBe(false);
+  expect(setProgress(objects, PREFIX, newer, 2)).toBe("waiting");
 });
 
 test("generated savepoint ids are UTC time and 4 hex digits, and valid ids; start-from values parse or say what they should be", () => {

@@ -13,7 +13,14 @@ import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { parentPort } from "node:worker_threads";
 import { constants, createZstdCompress } from "node:zlib";
-import { BackupBucket, type BackupEncoding, type BackupObject, type CopyJob, objectName } from "./backup.ts";
+import {
+  BackupBucket,
+  type BackupEncoding,
+  type BackupObject,
+  type CopyJob,
+  objectName,
+  recordName,
+} from "./backup.ts";
 import { copyPartition } from "./backup-copy.ts";
 
 /**
@@ -63,7 +70,7 @@ async function run(job: CopyJob): Promise<BackupObject[]> {
     const sha256 = hash.digest("hex");
     objects.push({ key, process: job.processId, file, bytes, sha256, encoding: ENCODING, fileBytes });
   }
-  await bucket.put(`${job.setPrefix}process-${job.processId}.json`, JSON.stringify(objects));
+  await bucket.put(`${job.setPrefix}${recordName(job.processId)}`, JSON.stringify(objects));
   return objects;
 }
 

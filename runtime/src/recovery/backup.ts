@@ -111,22 +111,40 @@ export function setName(execution: number, resumeEpoch: number, epoch: number): 
   return `${pad(execution, 8)}-${pad(resumeEpoch, 12)}-${pad(epoch, 12)}`;
 }
 
+/** A process's record of a set, beside its partitions: written last, so its presence says the process is done. */
+export function recordName(processId: number): string {
+  return `process-${processId}.json`;
+}
+
+/** Where a listed key sits under sets/: its set and its first entry there (`process-1.json`, `process-1`, `manifest.json`). */
+export function placeOf(key: string, setsPrefix: string): { readonly set: string; readonly entry: string } {
+  const [set = "", entry = ""] = key.slice(setsPrefix.length).split("/", 2);
+  return { set, entry };
+}
+
 /**
- * Whether process `processId` is done with `set` without recording it: it has objects in a
- * newer set. Each process backs up one set at a time, in order, its record last; one busy
- * with the set before skips a boundary, and its record of that set never comes.
+ * What process 0 reads, in a listing of the sets, of the set whose records it waits for:
+ * complete once every process's record is there; skipped once every process whose record is
+ * missing has objects in a newer set (each process backs up one set at a time, in order, its
+ * record last: one busy with the set before skips a boundary, and its record never comes).
  */
-export function movedPast(
+export function setProgress(
   objects: readonly ListedObject[],
   setsPrefix: string,
   set: string,
-  processId: number,
-): boolean {
-  const own = `process-${processId}`;
-  return objects.some((o) => {
-    const [name = "", rest = ""] = o.key.slice(setsPrefix.length).split("/", 2);
-    return name > set && (rest === own || rest === `${own}.json`);
-  });
+  processCount: number,
+): "complete" | "skipped" | "waiting" {
+  const inSet = new Set<string>();
+  const inNewer = new Set<string>();
+  for (const o of objects) {
+    const place = placeOf(o.key, setsPrefix);
+    if (place.set === set) inSet.add(place.entry);
+    else if (place.set > set) inNewer.add(place.entry);
+  }
+  const missing = Array.from({ length: processCount }, (_, p) => p).filter((p) => !inSet.has(recordName(p)));
+  if (missing.length === 0) return "complete";
+  const movedPast = (p: number): boolean => inNewer.has(`process-${p}`) || inNewer.has(recordName(p));
+  return missing.every(movedPast) ? "skipped" : "waiting";
 }
 
 /** The boundary a cluster frontier has crossed: the newest multiple of `lag` at or below it. */
@@ -148,7 +166,7 @@ export function retentionVictims(
 ): string[] {
   const sets = new Map<string, ListedObject[]>();
   for (const o of objects) {
-    const name = o.key.slice(setsPrefix.length).split("/")[0] ?? "";
+    const name = placeOf(o.key, setsPrefix).set;
     sets.set(name, [...(sets.get(name) ?? []), o]);
   }
   const complete = [...sets.keys()].filter((s) => sets.get(s)?.some((o) => o.key.endsWith("/manifest.json"))).sort();
@@ -522,18 +540,16 @@ export class Backups {
   async #complete(set: string, execution: number, epoch: number, processCount: number): Promise<void> {
     const { bucket } = this.#o;
     const deadline = Date.now() + Math.max(this.#o.intervalMs * 2, 10_000);
-    const records = Array.from({ length: processCount }, (_, i) => `${bucket.setPrefix(set)}process-${i}.json`);
     for (;;) {
-      const listed = await bucket.list(bucket.setsPrefix);
-      const present = new Set(listed.map((o) => o.key));
-      const missing = records.flatMap((k, i) => (present.has(k) ? [] : [i]));
-      if (missing.length === 0) break;
-      if (missing.every((i) => movedPast(listed, bucket.setsPrefix, set, i))) return;
+      const progress = setProgress(await bucket.list(bucket.setsPrefix), bucket.setsPrefix, set, processCount);
+      if (progress === "complete") break;
+      if (progress === "skipped") return;
       if (Date.now() > deadline || this.#stop.signal.aborted) return;
       await new Promise((r) => setTimeout(r, 200));
     }
     const objects: BackupObject[] = [];
-    for (const key of records) {
+    for (let p = 0; p < processCount; p++) {
+      const key = `${bucket.setPrefix(set)}${recordName(p)}`;
       const record: unknown = JSON.parse((await bucket.getText(key)) ?? "[]");
       if (!Array.isArray(record)) throw new BackupError(`${key} is not a list of backup objects`);
       for (const [i, o] of record.entries()) {
@@ -839,7 +855,7 @@ export async function restoreIfEmpty(opts: {
       reason = placed.reason;
     }
     const next = manifests[i + 1];
-    const name = (k: string) => k.slice(bucket.setsPrefix.length).split("/")[0] ?? k;
+    const name = (k: string) => placeOf(k, bucket.setsPrefix).set;
     const line =
       `backup set ${name(key)} is unusable: ${reason}; ` +
       (next === undefined ? "no older complete set is left" : `falling back to set ${name(next)}`);
