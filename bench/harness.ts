@@ -141,7 +141,7 @@ export interface MeasureOptions {
    * fraction of a second moves by more than its target's margin from run to run on a busy
    * machine, and a median of 5 such runs does too.
    */
-  readonly minSeconds?: number;
+  readonly minSeconds: number;
 }
 
 /** The most runs a side gets, however short its runs. */
@@ -261,7 +261,7 @@ export async function measure(entry: CaseEntry, opts: MeasureOptions): Promise<C
     const engineRuns: Run[] = [];
     const loopRuns: Run[] = [];
     let engineSeconds = 0;
-    const minSeconds = Math.max(opts.minSeconds ?? 0, bench.minSeconds ?? 0);
+    const minSeconds = Math.max(opts.minSeconds, bench.minSeconds ?? 0);
     for (let i = 0; i < MAX_RUNS && (i < opts.runs || engineSeconds < minSeconds); i++) {
       const run = await timed(engine, engineProbe);
       engineRuns.push(run);

@@ -1,8 +1,8 @@
 /**
- * `npm run bench [-- --filter <text> --json --runs N --min-seconds S --warmup N]`: runs the benchmark
- * cases in this process and prints, per case, engine and plain-loop throughput, their
- * ratio, peak memory and the verdict against the case's targets. Exits 1 if any case
- * fails its targets or its output check.
+ * `npm run bench` (its flags: USAGE below): runs the benchmark cases in this process and
+ * prints, per case, engine and plain-loop throughput, their ratio, peak memory and the
+ * verdict against the case's targets. Exits 1 if any case fails its targets or its output
+ * check, 2 on a wrong flag.
  */
 import { availableParallelism, loadavg } from "node:os";
 import { parseArgs } from "node:util";

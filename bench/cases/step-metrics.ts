@@ -3,9 +3,10 @@
  * (`stepMetrics: false`, what WAXFLOW_STEP_METRICS=false sets), in one bench run. The
  * "engine" side is on, the "loop" side off, so the ratio is on / off.
  *
- * The target (at most 3% slower) is within the machine's spread from run to run (±5% on
- * the 2-CPU machine; medians of 17 keyed runs of each side: 0.98–1.04 with the true ratio
- * 1.00, measured over 133 runs), so each side runs for 15 s: ~50 keyed runs.
+ * The target (at most 3% slower) is within the machine's spread from run to run: on the
+ * 2-CPU machine a tenth of the keyed runs came 5% or more under their median and a tenth
+ * 5% over, and medians of 17 runs of each side gave ratios of 0.98–1.04 where 133 runs
+ * gave 1.005. So each side runs for 15 s: ~50 keyed runs.
  */
 import { Dataflow } from "waxflow";
 import * as op from "waxflow/operators";
